@@ -1,0 +1,124 @@
+// pumptwind: the pumptwin server. See `pumptwind --help` and docs/operations.md.
+#include <malloc.h>
+#include <signal.h>
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "server/logging.h"
+#include "server/server_app.h"
+
+#ifndef PUMPTWIN_VERSION
+#define PUMPTWIN_VERSION "dev"
+#endif
+
+ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
+          "gRPC listen address host:port (port 0 = ephemeral). Plaintext is refused on a "
+          "non-loopback address unless TLS is configured or --insecure is given.");
+ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9464",
+          "Prometheus /metrics HTTP listen address host:port (port 0 = ephemeral).");
+ABSL_FLAG(std::string, data_dir, "./data", "Directory of the embedded store (created if missing).");
+ABSL_FLAG(std::string, config, "",
+          "Optional config file: one --flag=value per line (absl flagfile format); "
+          "flags on the command line override it.");
+ABSL_FLAG(std::string, tls_cert_file, "", "PEM server certificate chain (enables TLS).");
+ABSL_FLAG(std::string, tls_key_file, "", "PEM private key of --tls_cert_file.");
+ABSL_FLAG(std::string, tls_client_ca_file, "",
+          "PEM CA bundle that signs gateway client certificates (enables gateway mTLS).");
+ABSL_FLAG(bool, insecure, false, "Allow plaintext gRPC on a non-loopback address.");
+ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
+          "On SIGTERM/SIGINT: how long in-flight calls may take to finish.");
+ABSL_FLAG(std::string, port_file, "",
+          "If set, the bound ports are written here (grpc_port=N, metrics_port=M) once serving.");
+
+namespace {
+
+// --config=FILE is an alias of absl's --flagfile=FILE, inserted before the other
+// arguments so that flags given on the command line win.
+std::vector<char*> ExpandConfig(int argc, char** argv, std::vector<std::string>* storage) {
+  std::vector<char*> args(argv, argv + argc);
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    std::string path;
+    if (absl::StartsWith(a, "--config=")) path = a.substr(9);
+    else if (a == "--config" && i + 1 < argc) path = argv[i + 1];
+    if (!path.empty()) {
+      storage->push_back("--flagfile=" + path);
+      args.insert(args.begin() + 1, storage->back().data());
+      break;
+    }
+  }
+  return args;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // glibc returning freed gRPC buffers to the kernel costs 2-5x throughput (docs/building.md).
+  mallopt(M_TRIM_THRESHOLD, 256 * 1024 * 1024);
+
+  absl::FlagsUsageConfig usage;
+  usage.contains_help_flags = [](absl::string_view file) {
+    return !absl::StrContains(file, "absl/");
+  };
+  usage.version_string = [] { return std::string("pumptwind " PUMPTWIN_VERSION "\n"); };
+  absl::SetFlagsUsageConfig(usage);
+  absl::SetProgramUsageMessage(
+      "pumptwin server: live digital twins of implanted intrathecal drug pumps.\n"
+      "Decision support for clinicians; not a medical device.\n"
+      "Usage: pumptwind [--listen=127.0.0.1:50051] [--data_dir=./data] [flags]");
+  std::vector<std::string> storage;
+  storage.reserve(1);
+  std::vector<char*> args = ExpandConfig(argc, argv, &storage);
+  absl::ParseCommandLine(static_cast<int>(args.size()), args.data());
+
+  // Block the shutdown signals in every thread; main waits for them with sigwait.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  using pumptwin::server::Log;
+  using pumptwin::server::LogLevel;
+  pumptwin::server::ServerOptions options;
+  options.listen = absl::GetFlag(FLAGS_listen);
+  options.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
+  options.data_dir = absl::GetFlag(FLAGS_data_dir);
+  options.tls_cert_file = absl::GetFlag(FLAGS_tls_cert_file);
+  options.tls_key_file = absl::GetFlag(FLAGS_tls_key_file);
+  options.tls_client_ca_file = absl::GetFlag(FLAGS_tls_client_ca_file);
+  options.insecure = absl::GetFlag(FLAGS_insecure);
+  options.port_file = absl::GetFlag(FLAGS_port_file);
+
+  pumptwin::server::ServerApp app(options);
+  if (absl::Status s = app.Start(); !s.ok()) {
+    Log(LogLevel::kError, "startup_failed",
+        {{"code", absl::StatusCodeToString(s.code())}, {"error", std::string(s.message())}});
+    return s.code() == absl::StatusCode::kInvalidArgument ||
+                   s.code() == absl::StatusCode::kFailedPrecondition
+               ? 2
+               : 1;
+  }
+  for (;;) {
+    int sig = 0;
+    if (sigwait(&signals, &sig) != 0) continue;
+    if (sig == SIGHUP) {
+      Log(LogLevel::kInfo, "sighup", {{"action", "reload"}});
+      continue;  // reloadable files (drug library, tokens) hook in here
+    }
+    Log(LogLevel::kInfo, "shutdown_requested", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
+    break;
+  }
+  app.Shutdown(absl::GetFlag(FLAGS_shutdown_grace));
+  return 0;
+}

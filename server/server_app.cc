@@ -1,0 +1,180 @@
+#include "server/server_app.h"
+
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/security/server_credentials.h"
+#include "grpcpp/server_builder.h"
+#include "server/logging.h"
+#include "server/twin_service_stub.h"
+
+#ifndef PUMPTWIN_VERSION
+#define PUMPTWIN_VERSION "dev"
+#endif
+
+namespace pumptwin::server {
+namespace {
+
+absl::StatusOr<std::string> ReadFile(const std::string& path, const char* what) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::InvalidArgumentError(absl::StrCat("cannot read ", what, " file '", path, "'"));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeCredentials(
+    const ServerOptions& o) {
+  if (o.tls_cert_file.empty()) return grpc::InsecureServerCredentials();
+  auto cert = ReadFile(o.tls_cert_file, "--tls_cert_file");
+  if (!cert.ok()) return cert.status();
+  auto key = ReadFile(o.tls_key_file, "--tls_key_file");
+  if (!key.ok()) return key.status();
+  grpc::SslServerCredentialsOptions ssl;
+  ssl.pem_key_cert_pairs.push_back({*key, *cert});
+  if (!o.tls_client_ca_file.empty()) {
+    auto ca = ReadFile(o.tls_client_ca_file, "--tls_client_ca_file");
+    if (!ca.ok()) return ca.status();
+    ssl.pem_root_certs = *ca;
+    // Gateways present certificates (verified against the CA); dashboards use bearer
+    // tokens over plain TLS, so a certificate is requested but not required here: the
+    // DeviceGateway service refuses a session without one.
+    ssl.client_certificate_request = GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY;
+  }
+  return grpc::SslServerCredentials(ssl);
+}
+
+}  // namespace
+
+bool IsLoopbackHost(const std::string& host) {
+  std::string h = host;
+  if (h.size() >= 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
+  if (h == "localhost" || h == "::1") return true;
+  if (!absl::StartsWith(h, "127.")) return false;
+  // Must be a dotted quad inside 127.0.0.0/8.
+  int parts = 0;
+  for (absl::string_view p : absl::StrSplit(h, '.')) {
+    int v;
+    if (!absl::SimpleAtoi(p, &v) || v < 0 || v > 255) return false;
+    ++parts;
+  }
+  return parts == 4;
+}
+
+absl::StatusOr<std::pair<std::string, int>> SplitHostPort(const std::string& address) {
+  if (absl::StartsWith(address, "unix:")) return std::make_pair(address, 0);
+  auto colon = address.rfind(':');
+  if (colon == std::string::npos || colon == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("address '", address, "' is not host:port (e.g. 127.0.0.1:50051)"));
+  }
+  int port;
+  if (!absl::SimpleAtoi(address.substr(colon + 1), &port) || port < 0 || port > 65535) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("address '", address, "' has no valid port (0..65535)"));
+  }
+  return std::make_pair(address.substr(0, colon), port);
+}
+
+absl::Status ValidateOptions(const ServerOptions& o) {
+  for (const auto& [flag, addr] : {std::pair<const char*, const std::string*>{"--listen", &o.listen},
+                                   {"--metrics_listen", &o.metrics_listen}}) {
+    auto hp = SplitHostPort(*addr);
+    if (!hp.ok()) return absl::InvalidArgumentError(absl::StrCat(flag, ": ", hp.status().message()));
+  }
+  if (o.tls_cert_file.empty() != o.tls_key_file.empty()) {
+    return absl::InvalidArgumentError("--tls_cert_file and --tls_key_file go together");
+  }
+  if (!o.tls_client_ca_file.empty() && o.tls_cert_file.empty()) {
+    return absl::InvalidArgumentError("--tls_client_ca_file needs --tls_cert_file/--tls_key_file");
+  }
+  auto host = SplitHostPort(o.listen)->first;
+  bool unix_socket = absl::StartsWith(o.listen, "unix:");
+  if (o.tls_cert_file.empty() && !unix_socket && !IsLoopbackHost(host) && !o.insecure) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "refusing to serve plaintext gRPC on non-loopback address '", o.listen,
+        "': give --tls_cert_file/--tls_key_file, or --insecure if you really mean it"));
+  }
+  return absl::OkStatus();
+}
+
+ServerApp::ServerApp(ServerOptions options) : options_(std::move(options)) {}
+
+ServerApp::~ServerApp() { Shutdown(absl::ZeroDuration()); }
+
+absl::Status ServerApp::Start() {
+  if (absl::Status s = ValidateOptions(options_); !s.ok()) return s;
+  absl::Time t0 = absl::Now();
+  metrics_ = std::make_unique<ServerMetrics>(PUMPTWIN_VERSION);
+  auto metrics_port = metrics_->StartExposer(options_.metrics_listen);
+  if (!metrics_port.ok()) return metrics_port.status();
+  metrics_port_ = *metrics_port;
+
+  auto creds = MakeCredentials(options_);
+  if (!creds.ok()) return creds.status();
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(options_.listen, *creds, &grpc_port_);
+  twin_service_ = std::make_unique<TwinServiceStub>();
+  builder.RegisterService(twin_service_.get());
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> icpt;
+  icpt.push_back(metrics_->InterceptorFactory());
+  builder.experimental().SetInterceptorCreators(std::move(icpt));
+  server_ = builder.BuildAndStart();
+  if (server_ == nullptr || grpc_port_ == 0) {
+    server_.reset();
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", options_.listen,
+                                               " (address in use or not local?)"));
+  }
+  // Not serving until recovery has finished.
+  server_->GetHealthCheckService()->SetServingStatus(false);
+  Log(LogLevel::kInfo, "listening",
+      {{"grpc_port", grpc_port_}, {"metrics_port", metrics_port_}, {"listen", options_.listen},
+       {"tls", options_.tls_cert_file.empty() ? "off" : "on"}});
+
+  // (Recovery of the store and the twins runs here as the ingest work lands.)
+
+  if (absl::Status s = WritePortFile(); !s.ok()) return s;
+  server_->GetHealthCheckService()->SetServingStatus(true);
+  metrics_->ready().Set(1);
+  Log(LogLevel::kInfo, "serving",
+      {{"startup_ms", absl::ToInt64Milliseconds(absl::Now() - t0)},
+       {"version", PUMPTWIN_VERSION}});
+  return absl::OkStatus();
+}
+
+absl::Status ServerApp::WritePortFile() const {
+  if (options_.port_file.empty()) return absl::OkStatus();
+  std::string tmp = options_.port_file + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << "grpc_port=" << grpc_port_ << "\nmetrics_port=" << metrics_port_ << "\n";
+    if (!out) return absl::UnavailableError(absl::StrCat("cannot write --port_file ", tmp));
+  }
+  if (std::rename(tmp.c_str(), options_.port_file.c_str()) != 0) {
+    return absl::UnavailableError(absl::StrCat("cannot rename ", tmp, " to ", options_.port_file));
+  }
+  return absl::OkStatus();
+}
+
+void ServerApp::Shutdown(absl::Duration grace) {
+  if (shut_down_ || server_ == nullptr) return;
+  shut_down_ = true;
+  metrics_->ready().Set(0);
+  server_->GetHealthCheckService()->SetServingStatus(false);
+  absl::Time t0 = absl::Now();
+  server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
+  server_->Wait();
+  Log(LogLevel::kInfo, "stopped", {{"shutdown_ms", absl::ToInt64Milliseconds(absl::Now() - t0)}});
+}
+
+}  // namespace pumptwin::server

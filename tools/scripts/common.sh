@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Shared by run.sh and test.sh: install missing Debian packages, configure and build.
+set -euo pipefail
+
+PUMPTWIN_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+PUMPTWIN_BUILD="${PUMPTWIN_BUILD:-$PUMPTWIN_ROOT/build}"
+
+# Everything the build, the tests and the tools need (Debian 12 names).
+PUMPTWIN_PACKAGES=(
+  build-essential cmake pkg-config ccache
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
+  prometheus-cpp-dev libgtest-dev libgmock-dev libbenchmark-dev librocksdb-dev libssl-dev
+  python3 python3-grpcio python3-protobuf prometheus openssl curl
+)
+
+log() { printf '[pumptwin] %s\n' "$*" >&2; }
+
+ensure_packages() {
+  local missing=()
+  for p in "${PUMPTWIN_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if [ ${#missing[@]} -eq 0 ]; then
+    return 0
+  fi
+  log "installing missing Debian packages: ${missing[*]}"
+  local sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -q
+  $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+}
+
+# build [extra cmake args...]: configure (once) and build everything in $PUMPTWIN_BUILD.
+build() {
+  local launcher=()
+  if command -v ccache >/dev/null 2>&1; then
+    launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
+  fi
+  log "configuring $PUMPTWIN_BUILD (Release)"
+  cmake -S "$PUMPTWIN_ROOT" -B "$PUMPTWIN_BUILD" -DCMAKE_BUILD_TYPE=Release "${launcher[@]}" "$@" >/dev/null
+  log "building with $(nproc) jobs"
+  cmake --build "$PUMPTWIN_BUILD" -j"$(nproc)"
+}
