@@ -1,0 +1,402 @@
+#include "device_link/gateway_service.h"
+
+#include <algorithm>
+#include <deque>
+#include <optional>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "grpc/grpc_security_constants.h"
+
+namespace pumptwin::device_link {
+
+using v1::GatewayMessage;
+using v1::ServerMessage;
+
+namespace {
+
+grpc::Status ToGrpc(const absl::Status& s) {
+  return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
+}
+
+constexpr size_t kMaxGatewayIdBytes = 128;
+
+}  // namespace
+
+std::string PeerGatewayIdentity(const grpc::CallbackServerContext& context) {
+  std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();
+  if (auth == nullptr || !auth->IsPeerAuthenticated()) return "";
+  for (const grpc::string_ref& cn : auth->FindPropertyValues(GRPC_X509_CN_PROPERTY_NAME)) {
+    return std::string(cn.data(), cn.size());
+  }
+  return "";
+}
+
+// One Connect stream. Life: created by Connect, deleted when both gRPC is done with it
+// (OnDone) and every Submit callback has run (refs_ reaches 0), so a sink completing after
+// cancellation never touches freed memory. gRPC operations (Start*, Finish) are issued
+// outside mu_ by Drive(), which decides them under mu_; Finish waits until no Start* call
+// is between decision and issue (starting_ops_), so no op is started after Finish.
+class GatewayStream final : public grpc::ServerBidiReactor<GatewayMessage, ServerMessage> {
+ public:
+  GatewayStream(GatewayService* service, grpc::CallbackServerContext* context)
+      : service_(service),
+        opts_(service->options()),
+        context_(context),
+        tokens_(BucketSize()),
+        last_refill_(service->Now()) {
+    service_->active_streams_.fetch_add(1);
+    if (opts_.metrics.stream_opened) opts_.metrics.stream_opened();
+    {
+      absl::MutexLock l(&mu_);
+      want_first_read_ = true;
+    }
+    Drive();
+  }
+
+  void OnReadDone(bool ok) override {
+    // reading_ stays true while read_msg_ is being consumed, so a concurrent Drive (from a
+    // sink completion) cannot start the next read into it.
+    if (ok) HandleMessage();
+    {
+      absl::MutexLock l(&mu_);
+      reading_ = false;
+      if (!ok) read_closed_ = true;  // half-close by the gateway, or the stream broke
+    }
+    Drive();
+  }
+
+  void OnWriteDone(bool ok) override {
+    {
+      absl::MutexLock l(&mu_);
+      writing_ = false;
+      if (!ok) {
+        write_queue_.clear();
+        SetFinishLocked(grpc::Status(grpc::StatusCode::UNAVAILABLE, "write to gateway failed"));
+      }
+    }
+    Drive();
+  }
+
+  void OnCancel() override {
+    {
+      absl::MutexLock l(&mu_);
+      cancelled_ = true;
+      write_queue_.clear();
+      SetFinishLocked(grpc::Status(grpc::StatusCode::CANCELLED, "stream cancelled"));
+    }
+    Drive();
+  }
+
+  void OnDone() override {
+    if (opts_.metrics.stream_closed) opts_.metrics.stream_closed(final_code_);
+    service_->active_streams_.fetch_sub(1);
+    Unref();
+  }
+
+ private:
+  struct Actions {
+    bool write = false;
+    bool read = false;
+    std::optional<grpc::Status> finish;
+  };
+
+  double BucketSize() const {
+    if (opts_.max_samples_per_second <= 0) return 0;
+    return opts_.rate_burst_samples > 0 ? opts_.rate_burst_samples
+                                        : opts_.max_samples_per_second;
+  }
+
+  // Records the status to finish with (first one wins); Drive issues Finish when allowed.
+  void SetFinishLocked(grpc::Status s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (!finish_status_) finish_status_ = std::move(s);
+  }
+
+  void QueueLocked(ServerMessage m) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (finish_called_ || cancelled_) return;
+    write_queue_.push_back(std::move(m));
+  }
+
+  bool WantReadLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (want_first_read_) return true;
+    if (!hello_done_) return false;  // the Hello is still being processed
+    return in_flight_ < opts_.max_unacked_frames &&
+           write_queue_.size() < opts_.max_queued_messages;
+  }
+
+  // Decides and issues the next gRPC operations. Called after every state change.
+  void Drive() {
+    Actions a;
+    {
+      absl::MutexLock l(&mu_);
+      if (finish_called_) return;
+      if (!writing_ && !write_queue_.empty() && !cancelled_) {
+        write_msg_ = std::move(write_queue_.front());
+        write_queue_.pop_front();
+        writing_ = true;
+        a.write = true;
+      }
+      const bool read_needed = !reading_ && !read_closed_ && !finish_status_ && WantReadLocked();
+      if (read_needed) {
+        reading_ = true;
+        want_first_read_ = false;
+        a.read = true;
+      } else if (!reading_ && !read_closed_ && !finish_status_ && hello_done_ && !paused_) {
+        paused_ = true;  // back-pressure: reading stops until the sink catches up
+        if (opts_.metrics.read_paused) opts_.metrics.read_paused();
+      }
+      if (a.read) paused_ = false;
+      if (read_closed_ && in_flight_ == 0 && !finish_status_) {
+        SetFinishLocked(grpc::Status::OK);  // gateway half-closed and everything answered
+      }
+      const bool drained = cancelled_ || (!writing_ && write_queue_.empty());
+      if (finish_status_ && drained && starting_ops_ == 0 && !a.write && !a.read) {
+        finish_called_ = true;
+        final_code_ = static_cast<absl::StatusCode>(finish_status_->error_code());
+        a.finish = *finish_status_;
+      }
+      if (a.write) ++starting_ops_;
+      if (a.read) ++starting_ops_;
+    }
+    if (a.write) StartWrite(&write_msg_);
+    if (a.read) StartRead(&read_msg_);
+    if (a.finish) {
+      Finish(*a.finish);
+      return;
+    }
+    if (a.write || a.read) {
+      bool again;
+      {
+        absl::MutexLock l(&mu_);
+        starting_ops_ -= (a.write ? 1 : 0) + (a.read ? 1 : 0);
+        again = starting_ops_ == 0 && finish_status_.has_value();
+      }
+      if (again) Drive();
+    }
+  }
+
+  void HandleMessage() {
+    bool hello_done;
+    {
+      absl::MutexLock l(&mu_);
+      hello_done = hello_done_;
+    }
+    if (!hello_done) {
+      HandleHello();
+    } else if (read_msg_.has_frame()) {
+      HandleFrame();
+    } else {
+      absl::MutexLock l(&mu_);
+      SetFinishLocked(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                                   read_msg_.has_hello() ? "Hello sent twice on one stream"
+                                                         : "empty GatewayMessage"));
+    }
+  }
+
+  void HandleHello() {
+    auto fail = [this](grpc::StatusCode code, std::string msg) {
+      absl::MutexLock l(&mu_);
+      SetFinishLocked(grpc::Status(code, std::move(msg)));
+    };
+    if (!read_msg_.has_hello()) {
+      return fail(grpc::StatusCode::FAILED_PRECONDITION,
+                  "the first message of a DeviceGateway.Connect stream must be a Hello");
+    }
+    const v1::Hello& hello = read_msg_.hello();
+    if (hello.gateway_id().empty() || hello.gateway_id().size() > kMaxGatewayIdBytes) {
+      return fail(grpc::StatusCode::INVALID_ARGUMENT,
+                  absl::StrCat("hello.gateway_id must be 1..", kMaxGatewayIdBytes, " bytes"));
+    }
+    const std::string peer = PeerGatewayIdentity(*context_);
+    if (peer.empty() && opts_.require_peer_identity) {
+      return fail(grpc::StatusCode::UNAUTHENTICATED,
+                  "a client certificate naming the gateway is required");
+    }
+    if (!peer.empty() && peer != hello.gateway_id()) {
+      return fail(grpc::StatusCode::PERMISSION_DENIED,
+                  absl::StrCat("hello.gateway_id=", hello.gateway_id(),
+                               " does not match the client certificate's common name ", peer));
+    }
+    std::vector<std::string> pumps(hello.pump_ids().begin(), hello.pump_ids().end());
+    absl::StatusOr<std::vector<ResumePoint>> points =
+        service_->sink()->ResumePoints(hello.gateway_id(), pumps);
+    if (!points.ok()) {
+      return fail(static_cast<grpc::StatusCode>(points.status().code()),
+                  std::string(points.status().message()));
+    }
+    ServerMessage m;
+    v1::Welcome* w = m.mutable_welcome();
+    w->set_server_version(opts_.server_version);
+    w->set_max_samples_per_frame(opts_.frame_limits.max_samples_per_frame);
+    w->set_max_unacked_frames(opts_.max_unacked_frames);
+    for (const ResumePoint& p : *points) {
+      v1::PumpResumePoint* rp = w->add_resume_points();
+      rp->set_pump_id(p.pump_id);
+      rp->set_highest_durable_seq(p.highest_durable_seq);
+    }
+    absl::MutexLock l(&mu_);
+    gateway_id_ = hello.gateway_id();
+    hello_done_ = true;
+    QueueLocked(std::move(m));
+  }
+
+  // Token bucket; returns 0 if the frame fits, else how long the gateway should wait.
+  absl::Duration TakeTokens(size_t samples) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (opts_.max_samples_per_second <= 0) return absl::ZeroDuration();
+    const absl::Time now = service_->Now();
+    const double elapsed_s = std::max(0.0, absl::ToDoubleSeconds(now - last_refill_));
+    last_refill_ = now;
+    tokens_ = std::min(BucketSize(), tokens_ + elapsed_s * opts_.max_samples_per_second);
+    const double need = static_cast<double>(samples);
+    if (need <= tokens_) {
+      tokens_ -= need;
+      return absl::ZeroDuration();
+    }
+    return absl::Seconds((need - tokens_) / opts_.max_samples_per_second) +
+           absl::Milliseconds(1);
+  }
+
+  void HandleFrame() {
+    const absl::Time received = service_->Now();
+    const v1::TelemetryFrame& frame = read_msg_.frame();
+    if (opts_.metrics.frame_received) opts_.metrics.frame_received(frame.samples_size());
+    std::string gateway_id;
+    {
+      absl::MutexLock l(&mu_);
+      const absl::Duration wait = TakeTokens(frame.samples_size());
+      if (wait > absl::ZeroDuration()) {
+        const int64_t wait_ms = absl::ToInt64Milliseconds(absl::Ceil(wait, absl::Milliseconds(1)));
+        ServerMessage m;
+        m.mutable_flow_control()->set_max_unacked_frames(opts_.max_unacked_frames);
+        m.mutable_flow_control()->set_retry_after_ms(wait_ms);
+        QueueLocked(std::move(m));
+        SetFinishLocked(grpc::Status(
+            grpc::StatusCode::RESOURCE_EXHAUSTED,
+            absl::StrCat("gateway ", gateway_id_, " exceeds its rate limit of ",
+                         opts_.max_samples_per_second,
+                         " samples/s (max_samples_per_second); retry after ", wait_ms, " ms")));
+        if (opts_.metrics.rate_limited) opts_.metrics.rate_limited();
+        return;
+      }
+      gateway_id = gateway_id_;
+    }
+    IngestSink* sink = service_->sink();
+    DecodedFrame decoded;
+    absl::Status st = DecodeFrame(
+        frame, gateway_id, received, opts_.frame_limits,
+        [&](absl::string_view pump) { return sink->Authorize(gateway_id, pump); }, &decoded);
+    if (!st.ok()) {
+      absl::MutexLock l(&mu_);
+      SetFinishLocked(ToGrpc(st));
+      return;
+    }
+    {
+      absl::MutexLock l(&mu_);
+      ++in_flight_;
+      ++refs_;
+    }
+    const uint64_t frame_id = frame.frame_id();
+    const uint64_t accepted = decoded.accepted_samples;
+    sink->Submit(std::move(decoded.batch),
+                 [this, frame_id, accepted, received, nacks = std::move(decoded.nacks)](
+                     IngestResult r) mutable {
+                   OnSinkDone(frame_id, accepted, received, std::move(nacks), std::move(r));
+                 });
+  }
+
+  void OnSinkDone(uint64_t frame_id, uint64_t accepted, absl::Time received,
+                  std::vector<v1::Nack> nacks, IngestResult r) {
+    bool live;
+    {
+      absl::MutexLock l(&mu_);
+      --in_flight_;
+      live = !finish_called_ && !cancelled_;
+      if (live && !r.status.ok()) {
+        SetFinishLocked(ToGrpc(r.status));  // nothing of the frame is durable
+      } else if (live) {
+        for (v1::Nack& n : nacks) {
+          if (opts_.metrics.nack) opts_.metrics.nack(n.reason());
+          ServerMessage m;
+          *m.mutable_nack() = std::move(n);
+          QueueLocked(std::move(m));
+        }
+        for (SinkNack& n : r.nacks) {
+          if (opts_.metrics.nack) opts_.metrics.nack(n.reason);
+          ServerMessage m;
+          *m.mutable_nack() = MakeNack(frame_id, n.pump_id, n.seq, n.reason, n.message);
+          QueueLocked(std::move(m));
+        }
+        ServerMessage m;
+        v1::Ack* ack = m.mutable_ack();
+        ack->set_frame_id(frame_id);
+        for (ResumePoint& p : r.durable) {
+          v1::PumpResumePoint* rp = ack->add_pumps();
+          rp->set_pump_id(std::move(p.pump_id));
+          rp->set_highest_durable_seq(p.highest_durable_seq);
+        }
+        QueueLocked(std::move(m));
+        // Under mu_: while Finish has not been called the service is alive.
+        if (opts_.metrics.samples_accepted) opts_.metrics.samples_accepted(accepted);
+        if (opts_.metrics.frame_ack_latency) {
+          opts_.metrics.frame_ack_latency(service_->Now() - received);
+        }
+      }
+    }
+    if (live) Drive();
+    Unref();
+  }
+
+  void Unref() {
+    bool last;
+    {
+      absl::MutexLock l(&mu_);
+      last = --refs_ == 0;
+    }
+    if (last) delete this;
+  }
+
+  GatewayService* const service_;
+  const GatewayServiceOptions& opts_;
+  grpc::CallbackServerContext* const context_;
+  GatewayMessage read_msg_;   // owned by the outstanding read (reading_)
+  ServerMessage write_msg_;   // owned by the outstanding write (writing_)
+  absl::StatusCode final_code_ = absl::StatusCode::kUnknown;  // set before Finish
+
+  absl::Mutex mu_;
+  int refs_ ABSL_GUARDED_BY(mu_) = 1;  // gRPC's (dropped in OnDone) + one per Submit
+  bool want_first_read_ ABSL_GUARDED_BY(mu_) = false;
+  bool hello_done_ ABSL_GUARDED_BY(mu_) = false;
+  bool reading_ ABSL_GUARDED_BY(mu_) = false;
+  bool read_closed_ ABSL_GUARDED_BY(mu_) = false;
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool paused_ ABSL_GUARDED_BY(mu_) = false;
+  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+  bool finish_called_ ABSL_GUARDED_BY(mu_) = false;
+  int starting_ops_ ABSL_GUARDED_BY(mu_) = 0;
+  uint32_t in_flight_ ABSL_GUARDED_BY(mu_) = 0;
+  std::optional<grpc::Status> finish_status_ ABSL_GUARDED_BY(mu_);
+  std::deque<ServerMessage> write_queue_ ABSL_GUARDED_BY(mu_);
+  std::string gateway_id_ ABSL_GUARDED_BY(mu_);
+  double tokens_ ABSL_GUARDED_BY(mu_);
+  absl::Time last_refill_ ABSL_GUARDED_BY(mu_);
+};
+
+GatewayService::GatewayService(IngestSink* sink, GatewayServiceOptions options)
+    : sink_(sink), options_([&] {
+        if (!options.clock) options.clock = [] { return absl::Now(); };
+        if (options.max_unacked_frames == 0) options.max_unacked_frames = 1;
+        if (options.max_queued_messages == 0) options.max_queued_messages = 1;
+        return std::move(options);
+      }()) {}
+
+GatewayService::~GatewayService() = default;
+
+grpc::ServerBidiReactor<GatewayMessage, ServerMessage>* GatewayService::Connect(
+    grpc::CallbackServerContext* context) {
+  return new GatewayStream(this, context);
+}
+
+}  // namespace pumptwin::device_link

@@ -1,0 +1,85 @@
+// GatewayService: the server side of pumptwin.v1.DeviceGateway.Connect (gRPC callback API,
+// one reactor per stream, no thread per stream). It checks the Hello (and the mTLS peer
+// identity), decodes and validates frames, hands them to an IngestSink, and Acks each frame
+// once the sink reports it durable. It borrows the sink, which must outlive the grpc::Server
+// and every pending Submit callback. Thread-safe; see docs/gateway_protocol.md.
+#ifndef PUMPTWIN_DEVICE_LINK_GATEWAY_SERVICE_H_
+#define PUMPTWIN_DEVICE_LINK_GATEWAY_SERVICE_H_
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "device_link/frame_decoder.h"
+#include "device_link/ingest_sink.h"
+#include "pumptwin/v1/gateway.grpc.pb.h"
+
+namespace pumptwin::device_link {
+
+// Metric hooks (all optional; unset = not counted). Called on gRPC or sink threads, so the
+// callees must be thread-safe (prometheus-cpp counters are). No label explosion: reasons are
+// the bounded NackReason enum.
+struct GatewayMetrics {
+  std::function<void()> stream_opened;
+  std::function<void(absl::StatusCode)> stream_closed;   // the status the stream ended with
+  std::function<void(uint64_t samples)> frame_received;  // per frame: its sample count
+  std::function<void(uint64_t samples)> samples_accepted;  // valid samples in acked frames
+  std::function<void(pumptwin::v1::NackReason)> nack;  // per Nack sent (NOT_BOUND included)
+  std::function<void()> rate_limited;                  // a stream ended RESOURCE_EXHAUSTED
+  std::function<void()> read_paused;                   // back-pressure engaged on a stream
+  std::function<void(absl::Duration)> frame_ack_latency;  // frame read -> Ack queued
+};
+
+struct GatewayServiceOptions {
+  FrameLimits frame_limits;
+  // Frames of one stream handed to the sink and not yet answered. At the limit the reactor
+  // stops reading (back-pressure through HTTP/2 flow control). Announced in Welcome.
+  uint32_t max_unacked_frames = 32;
+  // Server messages (Acks/Nacks) queued for writing on one stream before reading pauses.
+  uint32_t max_queued_messages = 1024;
+  // Per-stream (= per-gateway session) rate limit in samples per second; 0 = unlimited.
+  // Over it, the stream gets FlowControl{retry_after_ms} and ends RESOURCE_EXHAUSTED.
+  double max_samples_per_second = 0;
+  double rate_burst_samples = 0;  // bucket size; 0 = one second's worth
+  // Refuse peers without an authenticated TLS identity (set whenever mTLS is on).
+  bool require_peer_identity = false;
+  std::string server_version = "pumptwin";
+  // Server time for device-time validation and rate limiting. Default: absl::Now.
+  std::function<absl::Time()> clock;
+  GatewayMetrics metrics;
+};
+
+class GatewayService final : public pumptwin::v1::DeviceGateway::CallbackService {
+ public:
+  GatewayService(IngestSink* sink, GatewayServiceOptions options);
+  GatewayService(const GatewayService&) = delete;
+  GatewayService& operator=(const GatewayService&) = delete;
+  ~GatewayService() override;
+
+  grpc::ServerBidiReactor<pumptwin::v1::GatewayMessage, pumptwin::v1::ServerMessage>* Connect(
+      grpc::CallbackServerContext* context) override;
+
+  // Streams whose reactor has not yet finished (OnDone pending).
+  int64_t active_streams() const { return active_streams_.load(); }
+
+  const GatewayServiceOptions& options() const { return options_; }
+  IngestSink* sink() const { return sink_; }
+  absl::Time Now() const { return options_.clock(); }
+
+ private:
+  friend class GatewayStream;
+  IngestSink* const sink_;
+  const GatewayServiceOptions options_;
+  std::atomic<int64_t> active_streams_{0};
+};
+
+// The gateway id a TLS peer is allowed to claim: the x509 common name of its client
+// certificate; empty when the peer is not authenticated (insecure channel).
+std::string PeerGatewayIdentity(const grpc::CallbackServerContext& context);
+
+}  // namespace pumptwin::device_link
+
+#endif  // PUMPTWIN_DEVICE_LINK_GATEWAY_SERVICE_H_
