@@ -10,7 +10,7 @@ PUMPTWIN_PACKAGES=(
   build-essential cmake pkg-config ccache
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
   prometheus-cpp-dev libgtest-dev libgmock-dev libbenchmark-dev librocksdb-dev libssl-dev
-  python3 python3-grpcio python3-protobuf prometheus openssl curl
+  libcli11-dev python3 python3-grpcio python3-protobuf python3-yaml prometheus openssl curl
 )
 
 log() { printf '[pumptwin] %s\n' "$*" >&2; }
