@@ -1,0 +1,33 @@
+// TwinCodec: the byte format of a Twin (used by Twin::Serialize/Deserialize).
+// Layout (format version 1), all integers and IEEE-754 doubles/floats little-endian:
+//   u8 version | setup (config, current plan, optional pending plan, titration base,
+//   phase) | model state fields in ModelState::Visit order | u32 CRC-32 of all before.
+// Strings are u32 length + bytes. Deterministic: equal twins give equal bytes.
+// Stateless; thread-safe.
+#ifndef PUMPTWIN_TWIN_CODEC_H_
+#define PUMPTWIN_TWIN_CODEC_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "twin/twin.h"
+
+namespace pumptwin::twin {
+
+inline constexpr uint8_t kTwinFormatVersion = 1;
+
+class TwinCodec {
+ public:
+  static std::string Encode(const Twin& twin);
+  static absl::StatusOr<Twin> Decode(absl::string_view bytes);
+};
+
+// CRC-32 (IEEE 802.3 polynomial, reflected). Hand-written: this Abseil release has no
+// CRC and the twin library must not pull in zlib for four lines.
+uint32_t Crc32(absl::string_view data);
+
+}  // namespace pumptwin::twin
+
+#endif  // PUMPTWIN_TWIN_CODEC_H_

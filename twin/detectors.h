@@ -1,0 +1,80 @@
+// The detectors of model.md §4: small state machines with hysteresis over a ModelState,
+// emitting alert transitions through an AlertSink (one active alert per type).
+// Internal to twin/ (the facade is twin/twin.h). Pure functions; thread-compatible.
+#ifndef PUMPTWIN_TWIN_DETECTORS_H_
+#define PUMPTWIN_TWIN_DETECTORS_H_
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "twin/alert_types.h"
+#include "twin/model_state.h"
+#include "twin/sample.h"
+
+namespace pumptwin::twin {
+
+// Applies raise/update/resolve to the per-type alert slots of a ModelState and appends
+// the transitions to `out` (which may be null: transitions are then only applied).
+class AlertSink {
+ public:
+  // `now`: device time stamped on the transitions.
+  AlertSink(ModelState& s, TimeNs now, std::vector<AlertTransition>* out)
+      : s_(s), now_(now), out_(out) {}
+  void set_now(TimeNs now) { now_ = now; }
+  // Raises `type` at `severity`, or updates it when active at a lower severity (an active
+  // alert never downgrades).
+  void Raise(AlertType type, Severity severity, std::vector<Evidence> evidence,
+             std::string summary);
+  // Emits an update of an active alert (no-op when inactive).
+  void Update(AlertType type, std::vector<Evidence> evidence, std::string summary);
+  // Resolves `type` if active.
+  void Resolve(AlertType type, std::string summary, std::vector<Evidence> evidence = {});
+
+ private:
+  void Emit(AlertType type, Severity sev, TransitionKind kind, std::vector<Evidence> evidence,
+            std::string summary);
+  ModelState& s_;
+  TimeNs now_;
+  std::vector<AlertTransition>* out_;
+};
+
+Evidence Ev(std::string signal, double observed, double predicted, double threshold,
+            std::string unit, std::string note = "");
+
+// Whether `spec` reports the signals `type` needs (model.md §1: a detector without its
+// signals is "not observable", never healthy).
+bool Observable(AlertType type, const PumpSpec& spec);
+// Observable and enough data seen; `detail` explains the state.
+DetectorState ComputeDetectorState(AlertType type, const ModelState& s, const Setup& su,
+                                   const Tuning& tu, std::string* detail);
+
+// --- flow & catheter (detectors_flow.cc) ---
+// One observation of the delivery ratio (true/programmed) with its standard deviation.
+void ObserveRatio(ModelState& s, const Tuning& tu, double ratio, double sd, const char* source,
+                  AlertSink& sink);
+void ObserveMeasuredReservoir(ModelState& s, const Setup& su, const Tuning& tu, double measured_ul,
+                              bool drive_advanced, AlertSink& sink);
+void ObserveStrokePressure(ModelState& s, const Setup& su, const Tuning& tu, double peak_mmhg,
+                           std::optional<double> pulsation_mmhg, AlertSink& sink);
+
+// --- events, battery, time (detectors_events.cc) ---
+void ApplyDeviceEvent(ModelState& s, const Setup& su, const Tuning& tu, const DeviceEvent& e,
+                      AlertSink& sink);
+void ApplyAlarmFlags(ModelState& s, const Setup& su, uint32_t flags, AlertSink& sink);
+void ObserveDriveUnits(ModelState& s, uint64_t units, bool* advanced, AlertSink& sink);
+void ObserveBattery(ModelState& s, const Setup& su, const Tuning& tu, std::optional<Volts> voltage,
+                    std::optional<double> current_ua, AlertSink& sink);
+void ObserveSkew(ModelState& s, const Tuning& tu, TimeNs server_ns, AlertSink& sink);
+double SkewEstimateMs(const ModelState& s);
+// Checks that depend on time and state only, evaluated at `now` (device time).
+// `low_reservoir_flag`: the current sample carries the pump's low-reservoir alarm.
+void TimeChecks(ModelState& s, const Setup& su, const Tuning& tu, TimeNs now,
+                bool low_reservoir_flag, AlertSink& sink);
+// Battery ERI / EOS instants at the current drain (kNeverNs for pumps without battery).
+TimeNs BatteryEriTime(const ModelState& s, const Setup& su, const Tuning& tu);
+TimeNs BatteryEosTime(const ModelState& s, const Setup& su, const Tuning& tu);
+
+}  // namespace pumptwin::twin
+
+#endif  // PUMPTWIN_TWIN_DETECTORS_H_

@@ -1,0 +1,403 @@
+// Event-log, alarm-flag, battery, clock-skew and time-driven detectors, and the
+// detector-state summary.
+#include <algorithm>
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "twin/detectors.h"
+#include "twin/integrator.h"
+
+namespace pumptwin::twin {
+namespace {
+
+double Hours(TimeNs dt) { return static_cast<double>(dt) / kNsPerHour; }
+double Days(TimeNs dt) { return static_cast<double>(dt) / kNsPerDayD; }
+
+void StartStall(ModelState& s, const Setup& su, AlertSink& sink, const char* how) {
+  if (!su.spec->has_motor) return;
+  if (!s.Has(kFlagStalled)) {
+    s.Set(kFlagStalled, true);
+    s.Set(kFlagStallLong, false);
+    s.stall_since = s.t;
+    ++s.n_stalls;
+  }
+  sink.Raise(AlertType::kMotorStall, Severity::kCritical,
+             {Ev("motor_stall", 1, 0, 0, "flag", how)}, "motor stall: pump not delivering");
+}
+
+void Resume(ModelState& s, AlertSink& sink, const char* how) {
+  if (s.Has(kFlagStalled)) {
+    s.Set(kFlagStalled, false);
+    sink.Resolve(AlertType::kMotorStall, absl::StrCat("delivery resumed (", how, ")"),
+                 {Ev("stall_hours", Hours(s.t - s.stall_since), 0, 0, "h", how)});
+    s.stall_since = kNoTime;
+  }
+  if (s.Has(kFlagMriSuspended)) {
+    s.Set(kFlagMriSuspended, false);
+    sink.Resolve(AlertType::kNoResumptionAfterMri, absl::StrCat("delivery resumed (", how, ")"),
+                 {Ev("hours_since_mri", Hours(s.t - s.mri_since), 0, 0, "h", how)});
+    s.mri_since = kNoTime;
+  }
+}
+
+void PatientBolusGranted(ModelState& s, const Setup& su, const Tuning& tu, const DeviceEvent& e,
+                         AlertSink& sink) {
+  ++s.n_grants;
+  const auto& pb = su.current.rx.patient_bolus;
+  std::vector<Evidence> ev;
+  if (!pb.has_value()) {
+    ev.push_back(Ev("patient_bolus_configured", 0, 0, 0, "flag", "no patient bolus prescribed"));
+  } else {
+    const TimeNs lockout = absl::ToInt64Nanoseconds(pb->lockout - tu.lockout_tolerance);
+    if (s.ptm_last_grant != kNoTime && s.t - s.ptm_last_grant < lockout) {
+      ev.push_back(Ev("minutes_since_last_grant", static_cast<double>(s.t - s.ptm_last_grant) / 6e10,
+                      0, absl::ToDoubleMinutes(pb->lockout), "min", "granted inside lockout"));
+    }
+    // A day without grants empties the ring, so stamps never alias (they wrap at 45 days).
+    if (s.ptm_last_grant == kNoTime || s.t - s.ptm_last_grant >= kNsPerDay) {
+      for (uint16_t& g : s.ptm_grants) g = kPtmEmpty;
+    }
+    const uint32_t in_window = s.GrantsIn24h(s.t);
+    if (in_window >= pb->max_per_24h) {
+      ev.push_back(Ev("grants_in_24h", in_window + 1.0, 0, pb->max_per_24h, "count",
+                      "granted over the daily maximum"));
+    }
+    // Remember this grant in place of the oldest (or an empty slot).
+    const uint16_t now = PtmStamp(s.t);
+    uint16_t* slot = &s.ptm_grants[0];
+    for (uint16_t& g : s.ptm_grants) {
+      if (g == kPtmEmpty) { slot = &g; break; }
+      if (PtmAgeMinutes(now, g) > PtmAgeMinutes(now, *slot)) slot = &g;
+    }
+    *slot = now;
+    const Microliters v = e.volume.value_or(pb->volume);
+    StartBolus(s, su, v, pb->duration, /*counts_as_dose=*/true);
+  }
+  s.ptm_last_grant = s.t;
+  if (!ev.empty()) {
+    s.ptm_violation = s.t;
+    sink.Raise(AlertType::kPatientBolusLockout, Severity::kCritical, std::move(ev),
+               "pump granted a patient bolus it should have denied: pump fault");
+  }
+}
+
+}  // namespace
+
+void ApplyDeviceEvent(ModelState& s, const Setup& su, const Tuning& tu, const DeviceEvent& e,
+                      AlertSink& sink) {
+  switch (e.type) {
+    case DeviceEventType::kPatientBolusGranted:
+      PatientBolusGranted(s, su, tu, e, sink);
+      break;
+    case DeviceEventType::kPatientBolusDenied:
+      ++s.n_denials;
+      break;
+    case DeviceEventType::kMotorStall:
+      StartStall(s, su, sink, "event log");
+      break;
+    case DeviceEventType::kMotorStallRecovery:
+      Resume(s, sink, "stall recovery event");
+      break;
+    case DeviceEventType::kDeliveryResumed:
+      Resume(s, sink, "delivery resumed event");
+      break;
+    case DeviceEventType::kElectiveReplacement:
+      s.Set(kFlagEriReported, true);
+      break;
+    case DeviceEventType::kEndOfService:
+      s.Set(kFlagEriReported, true);
+      s.Set(kFlagEos, su.spec->has_battery);
+      break;
+    case DeviceEventType::kMagneticField:
+      if (su.spec->has_motor) {
+        s.Set(kFlagMriSuspended, true);
+        if (s.mri_since == kNoTime) s.mri_since = s.t;
+        ++s.n_mri;
+      }
+      break;
+    case DeviceEventType::kTelemetrySession:
+      if (su.spec->has_battery) s.battery_used_mah += su.spec->telemetry_session_charge.value();
+      break;
+    case DeviceEventType::kLowReservoirAlarm:
+      sink.Raise(AlertType::kLowReservoir, Severity::kWarning,
+                 {Ev("calculated_reservoir", s.calc_ul, s.calc_ul,
+                     su.spec->low_reservoir_alarm.value(), "uL", "pump's own alarm (event log)")},
+                 "low reservoir: pump alarm");
+      break;
+    case DeviceEventType::kBolusStart:     // the clinical record (RecordEvent) drives the model
+    case DeviceEventType::kBolusEnd:
+    case DeviceEventType::kMemoryError:    // no model effect; kept in telemetry
+    case DeviceEventType::kUnspecified:
+      break;
+  }
+}
+
+void ApplyAlarmFlags(ModelState& s, const Setup& su, uint32_t flags, AlertSink& sink) {
+  if ((flags & kAlarmMotorStall) != 0 && !s.Has(kFlagStalled)) StartStall(s, su, sink, "alarm flag");
+  if ((flags & kAlarmEri) != 0) s.Set(kFlagEriReported, true);
+  if ((flags & kAlarmEos) != 0) {
+    s.Set(kFlagEriReported, true);
+    s.Set(kFlagEos, su.spec->has_battery);
+  }
+  if ((flags & kAlarmLowReservoir) != 0) {
+    sink.Raise(AlertType::kLowReservoir, Severity::kWarning,
+               {Ev("calculated_reservoir", s.calc_ul, s.calc_ul,
+                   su.spec->low_reservoir_alarm.value(), "uL", "pump's own alarm (flag)")},
+               "low reservoir: pump alarm");
+  }
+}
+
+void ObserveDriveUnits(ModelState& s, uint64_t units, bool* advanced, AlertSink& sink) {
+  *advanced = s.last_drive_units != kNoDriveUnits && units > s.last_drive_units;
+  if (*advanced && (s.Has(kFlagStalled) || s.Has(kFlagMriSuspended))) {
+    Resume(s, sink, "drive units advancing");
+  }
+  s.last_drive_units = units;  // a decrease (counter reset) re-anchors
+}
+
+void ObserveBattery(ModelState& s, const Setup& su, const Tuning& tu, std::optional<Volts> voltage,
+                    std::optional<double> current_ua, AlertSink& sink) {
+  const PumpSpec& spec = *su.spec;
+  if (!spec.has_battery) return;
+  (void)sink;
+  if (voltage.has_value() && (spec.signals & kSigBatteryVoltage) != 0) {
+    s.last_voltage = static_cast<float>(voltage->value());
+    if (spec.eri_voltage.value() > 0 && *voltage <= spec.eri_voltage) s.Set(kFlagEriReported, true);
+  }
+  if (current_ua.has_value() && (spec.signals & kSigBatteryCurrent) != 0) {
+    const double model_ua =
+        spec.idle_current_ua +
+        spec.motor_mah_per_ul * su.current.mean_daily_rate.value() * 1000.0 / 24.0;
+    const double ratio = model_ua > 0 ? *current_ua / model_ua : 1.0;
+    s.current_ratio = static_cast<float>(s.current_ratio +
+                                         tu.current_learning_rate * (ratio - s.current_ratio));
+    if (s.n_current < UINT16_MAX) ++s.n_current;
+    if (s.n_current >= tu.current_warmup_samples) {
+      if (s.current_ratio > tu.early_depletion_factor) s.Set(kFlagEarlyDepletion, true);
+      if (s.current_ratio < 0.8 * tu.early_depletion_factor) s.Set(kFlagEarlyDepletion, false);
+    }
+  }
+}
+
+double SkewEstimateMs(const ModelState& s) {
+  if (std::isnan(s.skew_prev_ms)) return std::isnan(s.skew_cur_ms) ? 0.0 : s.skew_cur_ms;
+  if (std::isnan(s.skew_cur_ms)) return s.skew_prev_ms;
+  return std::max(s.skew_cur_ms, s.skew_prev_ms);
+}
+
+void ObserveSkew(ModelState& s, const Tuning& tu, TimeNs server_ns, AlertSink& sink) {
+  // Transport delays only make device - server smaller, so the windowed maximum is the
+  // best estimate of the true offset (buffered, late samples cannot fake a skew).
+  const double sample_ms = static_cast<double>(s.t - server_ns) / 1e6;
+  const TimeNs window = absl::ToInt64Nanoseconds(tu.skew_window);
+  if (s.skew_window_start == kNoTime) {
+    s.skew_window_start = server_ns;
+    s.skew_cur_ms = sample_ms;
+  } else if (server_ns - s.skew_window_start >= window) {
+    s.skew_prev_ms = s.skew_cur_ms;
+    s.skew_cur_ms = sample_ms;
+    s.skew_window_start = server_ns;
+    s.Set(kFlagSkewReady, true);
+  } else {
+    s.skew_cur_ms = std::isnan(s.skew_cur_ms) ? sample_ms : std::max(s.skew_cur_ms, sample_ms);
+  }
+  if (!s.Has(kFlagSkewReady)) return;
+  const double est = SkewEstimateMs(s);
+  const double thr = absl::ToDoubleMilliseconds(tu.skew_threshold);
+  if (std::abs(est) > thr) {
+    sink.Raise(AlertType::kClockSkew, Severity::kInfo,
+               {Ev("clock_skew", est, 0, thr, "ms", "device minus server, windowed maximum")},
+               absl::StrFormat("pump clock off by %.1f min", est / 60000.0));
+  } else if (std::abs(est) < tu.skew_resolve_fraction * thr) {
+    sink.Resolve(AlertType::kClockSkew, "pump clock back in sync",
+                 {Ev("clock_skew", est, 0, thr, "ms")});
+  }
+}
+
+TimeNs BatteryEriTime(const ModelState& s, const Setup& su, const Tuning& tu) {
+  const PumpSpec& spec = *su.spec;
+  if (!spec.has_battery) return kNeverNs;
+  const TimeNs implant = ToNs(su.cfg.implant_time);
+  const TimeNs cap = implant + absl::ToInt64Nanoseconds(spec.max_service_life - spec.eri_to_eos);
+  if (s.Has(kFlagEriReported)) return std::min(s.t, cap);
+  const double factor = s.n_current >= tu.current_warmup_samples ? std::max(1.0, static_cast<double>(s.current_ratio)) : 1.0;
+  const double per_day = factor * (spec.idle_current_ua * 24e-3 +
+                                   spec.motor_mah_per_ul * su.current.mean_daily_rate.value());
+  const double left = spec.battery_capacity.value() * (1.0 - spec.eri_fraction) - s.battery_used_mah;
+  if (left <= 0) return std::min(s.t, cap);
+  const double days = left / per_day;
+  const TimeNs t = days * kNsPerDayD > 1e18 ? kNeverNs : s.t + static_cast<TimeNs>(days * kNsPerDayD);
+  return std::min(t, cap);
+}
+
+TimeNs BatteryEosTime(const ModelState& s, const Setup& su, const Tuning& tu) {
+  const PumpSpec& spec = *su.spec;
+  if (!spec.has_battery) return kNeverNs;
+  const TimeNs cap = ToNs(su.cfg.implant_time) + absl::ToInt64Nanoseconds(spec.max_service_life);
+  if (s.Has(kFlagEos)) return s.t;
+  const double factor = s.n_current >= tu.current_warmup_samples ? std::max(1.0, static_cast<double>(s.current_ratio)) : 1.0;
+  const double per_day = factor * (spec.idle_current_ua * 24e-3 +
+                                   spec.motor_mah_per_ul * su.current.mean_daily_rate.value());
+  const double left = spec.battery_capacity.value() * (1.0 - spec.eos_fraction) - s.battery_used_mah;
+  if (left <= 0) return std::min(s.t, cap);
+  const double days = left / per_day;
+  const TimeNs t = days * kNsPerDayD > 1e18 ? kNeverNs : s.t + static_cast<TimeNs>(days * kNsPerDayD);
+  // After a reported ERI the label gives 90 days to EOS.
+  const TimeNs after_eri = s.Has(kFlagEriReported) ? BatteryEriTime(s, su, tu) +
+                                                         absl::ToInt64Nanoseconds(spec.eri_to_eos)
+                                                   : kNeverNs;
+  return std::min({t, cap, after_eri});
+}
+
+void TimeChecks(ModelState& s, const Setup& su, const Tuning& tu, TimeNs now,
+                bool low_reservoir_flag, AlertSink& sink) {
+  const PumpSpec& spec = *su.spec;
+  // Motor stall lasting beyond 48 h: overinfusion risk on restart (label).
+  if (s.Has(kFlagStalled) && !s.Has(kFlagStallLong) &&
+      now - s.stall_since > absl::ToInt64Nanoseconds(tu.stall_overinfusion_after)) {
+    s.Set(kFlagStallLong, true);
+    sink.Update(AlertType::kMotorStall,
+                {Ev("stall_hours", Hours(now - s.stall_since), 0,
+                    absl::ToDoubleHours(tu.stall_overinfusion_after), "h", "label: overinfusion risk")},
+                "motor stall > 48 h: risk of overinfusion when it restarts");
+  }
+  // No resumption after MRI.
+  if (s.Has(kFlagMriSuspended) && s.mri_since != kNoTime &&
+      now - s.mri_since > absl::ToInt64Nanoseconds(tu.mri_resume_deadline)) {
+    sink.Raise(AlertType::kNoResumptionAfterMri, Severity::kCritical,
+               {Ev("hours_since_mri", Hours(now - s.mri_since), 0,
+                   absl::ToDoubleHours(tu.mri_resume_deadline), "h", "no delivery evidence")},
+               "delivery has not resumed after MRI");
+  }
+  // Drug past its stability window.
+  const double age_days = Days(now - s.refill_time);
+  const double stab_days = absl::ToDoubleHours(su.current.drug.stability) / 24.0;
+  if (age_days > stab_days) {
+    sink.Raise(AlertType::kDrugStability, Severity::kWarning,
+               {Ev("days_since_refill", age_days, 0, stab_days, "days", su.current.drug.key)},
+               absl::StrFormat("%s in the reservoir for %.0f days, beyond its %.0f-day stability",
+                               su.current.drug.key, age_days, stab_days));
+  }
+  // Patient-bolus fault clears after a quiet day.
+  if (s.ptm_violation != kNoTime &&
+      now - s.ptm_violation > absl::ToInt64Nanoseconds(tu.bolus_violation_clear)) {
+    sink.Resolve(AlertType::kPatientBolusLockout, "no further out-of-limit grants for 24 h");
+    s.ptm_violation = kNoTime;
+  }
+  if (now != s.t) return;  // the rest needs the model at `now` (not from Tick)
+
+  const double alarm = spec.low_reservoir_alarm.value();
+  if (s.calc_ul < alarm) {
+    sink.Raise(AlertType::kLowReservoir, Severity::kWarning,
+               {Ev("calculated_reservoir", s.calc_ul, s.calc_ul, alarm, "uL")},
+               absl::StrFormat("low reservoir: %.1f mL calculated", s.calc_ul / 1000.0));
+  } else if (!low_reservoir_flag && s.calc_ul > alarm + tu.low_reservoir_hysteresis.value()) {
+    sink.Resolve(AlertType::kLowReservoir, "reservoir above alarm volume");
+  }
+  // Runs dry before its alarm: the estimated content, delivered at ratio r, runs out
+  // before the pump's calculated reservoir reaches its alarm volume. Both are driven by the
+  // same programmed volume, so this compares est/r with calc - alarm, exactly.
+  if (s.n_ratio_obs > 0 && s.ratio > 0) {
+    const double est_prog = s.est_ul / s.ratio;
+    const double to_alarm = s.calc_ul - alarm;
+    if (to_alarm > 0 && est_prog < to_alarm) {
+      sink.Raise(AlertType::kRunsDryBeforeAlarm, Severity::kCritical,
+                 {Ev("estimated_reservoir", s.est_ul, s.calc_ul, alarm, "uL",
+                     "predicted = calculated"),
+                  Ev("delivery_ratio", s.ratio, 1.0, 1.0, "ratio"),
+                  Ev("programmed_volume_to_empty", est_prog, to_alarm, to_alarm, "uL",
+                     "threshold = programmed volume to the pump's alarm")},
+                 "pump will run dry before its low-reservoir alarm");
+    } else if (est_prog > to_alarm + tu.runs_dry_hysteresis.value()) {
+      sink.Resolve(AlertType::kRunsDryBeforeAlarm, "estimated empty date after the pump's alarm");
+    }
+  }
+  // Daily dose above the drug library maximum (estimated delivery, rolling 24 h).
+  const double d24 = Delivered24hUg(s);
+  const double max_daily = su.current.drug.max_daily_dose.value();
+  if (d24 > max_daily) {
+    sink.Raise(AlertType::kDailyDoseLimit, Severity::kCritical,
+               {Ev("delivered_24h", d24, 0, max_daily, "ug", su.current.drug.key)},
+               absl::StrFormat("%.1f ug delivered in 24 h, above the %s maximum of %.1f ug",
+                               d24, su.current.drug.key, max_daily));
+  } else if (d24 < tu.daily_dose_resolve_fraction * max_daily) {
+    sink.Resolve(AlertType::kDailyDoseLimit, "24 h dose back below the daily maximum");
+  }
+  // Battery depletion.
+  if (spec.has_battery) {
+    const TimeNs eri = BatteryEriTime(s, su, tu);
+    const double days_to_eri = eri == kNeverNs ? 1e9 : Days(eri - s.t);
+    const double frac = BatteryFraction(s, spec);
+    std::vector<Evidence> ev{
+        Ev("days_to_eri", days_to_eri, 0, absl::ToDoubleHours(tu.eri_warning_horizon) / 24.0,
+           "days"),
+        Ev("battery_charge_fraction", frac, frac, spec.eri_fraction, "fraction")};
+    if (s.n_current > 0) {
+      ev.push_back(Ev("battery_current_ratio", s.current_ratio, 1.0, tu.early_depletion_factor,
+                      "ratio", "measured / modelled drain"));
+    }
+    if (s.Has(kFlagEos)) {
+      sink.Raise(AlertType::kBatteryDepletion, Severity::kCritical, ev,
+                 "end of service: pump has stopped");
+    } else if (s.Has(kFlagEriReported) || frac <= spec.eri_fraction) {
+      sink.Raise(AlertType::kBatteryDepletion, Severity::kCritical, ev,
+                 "elective replacement indicator: pump stops within about 90 days");
+    } else if (days_to_eri <= absl::ToDoubleHours(tu.eri_warning_horizon) / 24.0) {
+      sink.Raise(AlertType::kBatteryDepletion, Severity::kWarning, ev,
+                 absl::StrFormat("battery ERI forecast in %.0f days: schedule replacement",
+                                 days_to_eri));
+    } else if (s.Has(kFlagEarlyDepletion)) {
+      sink.Raise(AlertType::kBatteryDepletion, Severity::kWarning, ev,
+                 "battery draining faster than its model (early depletion)");
+    } else {
+      sink.Resolve(AlertType::kBatteryDepletion, "battery within model", ev);
+    }
+  }
+}
+
+DetectorState ComputeDetectorState(AlertType type, const ModelState& s, const Setup& su,
+                                   const Tuning& tu, std::string* detail) {
+  if (!Observable(type, *su.spec)) {
+    *detail = absl::StrCat(su.spec->name, " pumps do not report the signals this detector needs");
+    return DetectorState::kNotObservable;
+  }
+  if (s.active(type) != Severity::kUnspecified) {
+    *detail = absl::StrCat("alert active (", SeverityName(s.active(type)), ")");
+    return DetectorState::kAlerting;
+  }
+  if (s.Has(kFlagSilent) && type != AlertType::kSilentPump) {
+    *detail = "pump silent: no recent data";
+    return DetectorState::kUnknown;
+  }
+  switch (type) {
+    case AlertType::kFlowDriftOver:
+    case AlertType::kFlowDriftUnder:
+    case AlertType::kRunsDryBeforeAlarm:
+      if (s.n_ratio_obs < std::max(1, tu.drift_warmup_observations)) {
+        *detail = absl::StrCat(s.n_ratio_obs, " delivery-ratio observations so far");
+        return DetectorState::kWarmingUp;
+      }
+      break;
+    case AlertType::kCatheterBlockage:
+    case AlertType::kCatheterLeak:
+      if (s.n_pressure <= tu.pressure_warmup_samples) {
+        *detail = absl::StrCat(s.n_pressure, " of ", tu.pressure_warmup_samples,
+                               " stroke-pressure samples for the baseline");
+        return DetectorState::kWarmingUp;
+      }
+      break;
+    case AlertType::kClockSkew:
+      if (!s.Has(kFlagSkewReady)) {
+        *detail = "first skew window not complete";
+        return DetectorState::kWarmingUp;
+      }
+      break;
+    default:
+      break;
+  }
+  detail->clear();
+  return DetectorState::kOk;
+}
+
+}  // namespace pumptwin::twin

@@ -1,0 +1,270 @@
+// Flow drift, pocket fill, catheter blockage and leak detectors, and the shared alert
+// bookkeeping (AlertSink, observability).
+#include <algorithm>
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "twin/detectors.h"
+
+namespace pumptwin::twin {
+
+Evidence Ev(std::string signal, double observed, double predicted, double threshold,
+            std::string unit, std::string note) {
+  return Evidence{std::move(signal), observed, predicted, threshold, std::move(unit),
+                  std::move(note)};
+}
+
+void AlertSink::Emit(AlertType type, Severity sev, TransitionKind kind,
+                     std::vector<Evidence> evidence, std::string summary) {
+  if (out_ == nullptr) return;
+  out_->push_back(AlertTransition{type, sev, kind, FromNs(now_), std::move(evidence),
+                                  std::move(summary)});
+}
+
+void AlertSink::Raise(AlertType type, Severity severity, std::vector<Evidence> evidence,
+                      std::string summary) {
+  uint8_t& slot = s_.alert[static_cast<int>(type)];
+  if (slot >= static_cast<uint8_t>(severity)) return;
+  const TransitionKind kind = slot == 0 ? TransitionKind::kRaised : TransitionKind::kUpdated;
+  slot = static_cast<uint8_t>(severity);
+  Emit(type, severity, kind, std::move(evidence), std::move(summary));
+}
+
+void AlertSink::Update(AlertType type, std::vector<Evidence> evidence, std::string summary) {
+  const uint8_t slot = s_.alert[static_cast<int>(type)];
+  if (slot == 0) return;
+  Emit(type, static_cast<Severity>(slot), TransitionKind::kUpdated, std::move(evidence),
+       std::move(summary));
+}
+
+void AlertSink::Resolve(AlertType type, std::string summary, std::vector<Evidence> evidence) {
+  uint8_t& slot = s_.alert[static_cast<int>(type)];
+  if (slot == 0) return;
+  const Severity sev = static_cast<Severity>(slot);
+  slot = 0;
+  Emit(type, sev, TransitionKind::kResolved, std::move(evidence), std::move(summary));
+}
+
+bool Observable(AlertType type, const PumpSpec& spec) {
+  const uint32_t sig = spec.signals;
+  switch (type) {
+    case AlertType::kFlowDriftOver:
+    case AlertType::kFlowDriftUnder:
+    case AlertType::kLowReservoir:
+    case AlertType::kRunsDryBeforeAlarm:
+    case AlertType::kRefillDiscrepancy:
+    case AlertType::kDailyDoseLimit:
+    case AlertType::kSilentPump:
+    case AlertType::kDrugStability:
+      return true;  // from the model, refills and reporting alone
+    case AlertType::kCatheterBlockage:
+    case AlertType::kCatheterLeak:
+      return (sig & kSigStrokePressure) != 0;
+    case AlertType::kBatteryDepletion:
+      return spec.has_battery;
+    case AlertType::kPocketFill:
+      return (sig & kSigMeasuredReservoir) != 0;
+    case AlertType::kMotorStall:
+    case AlertType::kNoResumptionAfterMri:
+      return spec.has_motor && (sig & kSigEventLog) != 0;
+    case AlertType::kPatientBolusLockout:
+      return spec.programmable && (sig & kSigEventLog) != 0;
+    case AlertType::kClockSkew:
+      return (sig & kSigClock) != 0;
+    case AlertType::kUnspecified:
+      break;
+  }
+  return false;
+}
+
+void ObserveRatio(ModelState& s, const Tuning& tu, double ratio, double sd, const char* source,
+                  AlertSink& sink) {
+  // Scalar Kalman filter on a random-walk ratio.
+  const double prior = s.ratio_var + tu.ratio_process_sd * tu.ratio_process_sd;
+  const double gain = prior / (prior + sd * sd);
+  s.ratio = std::clamp(s.ratio + gain * (ratio - s.ratio), 0.0, 5.0);
+  s.ratio_var = (1.0 - gain) * prior;
+  if (s.n_ratio_obs < UINT16_MAX) ++s.n_ratio_obs;
+  // Two-sided CUSUM on normalised residuals against the nominal ratio 1.
+  const double cap = tu.cusum_cap;
+  s.cusum_hi = static_cast<float>(
+      std::clamp(s.cusum_hi + (ratio - 1.0 - tu.cusum_slack) / sd, 0.0, cap));
+  s.cusum_lo = static_cast<float>(
+      std::clamp(s.cusum_lo + (1.0 - ratio - tu.cusum_slack) / sd, 0.0, cap));
+  if (s.n_ratio_obs < tu.drift_warmup_observations) return;
+
+  const double sd_hat = std::sqrt(s.ratio_var);
+  auto evidence = [&](double threshold, double cusum) {
+    return std::vector<Evidence>{
+        Ev("delivery_ratio", s.ratio, 1.0, threshold, "ratio",
+           absl::StrFormat("learned true/programmed, sd %.3f", sd_hat)),
+        Ev("flow_cusum", cusum, 0.0, tu.cusum_threshold, "sd",
+           absl::StrCat("CUSUM of normalised ratio residuals; last from ", source)),
+        Ev("observed_ratio", ratio, 1.0, sd, "ratio", absl::StrCat("last observation (", source,
+                                                                   "), threshold column = its sd")),
+    };
+  };
+  // Over-infusion: critical beyond labelled accuracy, warning beyond the warning band.
+  if (s.cusum_hi > tu.cusum_threshold && s.ratio > 1.0 + tu.drift_warning_band) {
+    const bool crit = s.ratio > 1.0 + tu.drift_critical_band;
+    sink.Raise(AlertType::kFlowDriftOver, crit ? Severity::kCritical : Severity::kWarning,
+               evidence(1.0 + (crit ? tu.drift_critical_band : tu.drift_warning_band), s.cusum_hi),
+               absl::StrFormat("over-infusion: pump delivers %.0f %% of programmed volume",
+                               100.0 * s.ratio));
+  } else if (s.ratio < 1.0 + tu.drift_resolve_band && s.cusum_hi < tu.cusum_threshold) {
+    sink.Resolve(AlertType::kFlowDriftOver, "delivery ratio back within band",
+                 evidence(1.0 + tu.drift_resolve_band, s.cusum_hi));
+  }
+  if (s.cusum_lo > tu.cusum_threshold && s.ratio < 1.0 - tu.drift_warning_band) {
+    sink.Raise(AlertType::kFlowDriftUnder, Severity::kWarning,
+               evidence(1.0 - tu.drift_warning_band, s.cusum_lo),
+               absl::StrFormat("under-infusion: pump delivers %.0f %% of programmed volume",
+                               100.0 * s.ratio));
+  } else if (s.ratio > 1.0 - tu.drift_resolve_band && s.cusum_lo < tu.cusum_threshold) {
+    sink.Resolve(AlertType::kFlowDriftUnder, "delivery ratio back within band",
+                 evidence(1.0 - tu.drift_resolve_band, s.cusum_lo));
+  }
+}
+
+void ObserveMeasuredReservoir(ModelState& s, const Setup& su, const Tuning& tu, double measured,
+                              bool drive_advanced, AlertSink& sink) {
+  const double residual = measured - s.est_ul;
+  s.last_meas_res = static_cast<float>(measured);
+  s.res_residual = static_cast<float>(residual);
+  const bool pocket_window = s.pocket_until != kNoTime && s.t <= s.pocket_until;
+  if (pocket_window) {
+    const double thr = su.cfg.reservoir_capacity <= tu.pocket_fill_small_capacity
+                           ? tu.pocket_fill_small.value()
+                           : tu.pocket_fill_large.value();
+    if (residual < -thr) {
+      if (++s.pocket_run >= tu.pocket_fill_run) {
+        sink.Raise(AlertType::kPocketFill, Severity::kCritical,
+                   {Ev("measured_reservoir", measured, s.est_ul, s.est_ul - thr, "uL",
+                       "measured after refill vs expected")},
+                   absl::StrFormat("possible pocket fill: reservoir %.2f mL below expected",
+                                   -residual / 1000.0));
+        s.est_ul = std::max(0.0, measured);  // the drug is not in the reservoir
+        s.pocket_until = kNoTime;
+        s.pocket_run = 0;
+      }
+    } else {
+      s.pocket_run = 0;
+    }
+  } else {
+    s.pocket_until = kNoTime;
+    s.est_ul = std::clamp(s.est_ul + tu.measured_fusion_gain * residual, 0.0,
+                          su.cfg.reservoir_capacity.value());
+  }
+
+  if (std::isnan(s.seg_prog_ul)) {
+    s.seg_meas_ul = measured;
+    s.seg_prog_ul = s.prog_total_ul;
+    return;
+  }
+  const double dp = s.prog_total_ul - s.seg_prog_ul;
+  if (dp < tu.ratio_segment.value()) return;
+  const double r = (s.seg_meas_ul - measured) / dp;
+  const double sd = std::max(0.01, std::sqrt(2.0) * su.spec->measured_reservoir_sd.value() / dp);
+  s.last_segment_ratio = static_cast<float>(r);
+  s.seg_meas_ul = measured;
+  s.seg_prog_ul = s.prog_total_ul;
+  ObserveRatio(s, tu, r, sd, "measured reservoir", sink);
+  if (drive_advanced && Observable(AlertType::kCatheterBlockage, *su.spec) &&
+      r < tu.no_flow_segment_ratio) {
+    sink.Raise(AlertType::kCatheterBlockage, Severity::kCritical,
+               {Ev("segment_ratio", r, 1.0, tu.no_flow_segment_ratio, "ratio",
+                   absl::StrFormat("drive advanced %.0f uL programmed, reservoir dropped %.0f uL",
+                                   dp, r * dp))},
+               "complete blockage: drive advances but reservoir does not drop");
+  }
+}
+
+void ObserveStrokePressure(ModelState& s, const Setup& su, const Tuning& tu, double p,
+                           std::optional<double> pulsation, AlertSink& sink) {
+  const double expected = su.expected_stroke.value();
+  const double floor = tu.pressure_sd_floor.value();
+  if (std::isnan(s.p_base)) {
+    s.p_base = static_cast<float>(expected);
+    s.p_var = static_cast<float>(floor * floor);
+    s.n_pressure = 0;
+  }
+  const double base = s.p_base;
+  const double sd = std::max(std::sqrt(static_cast<double>(s.p_var)), floor);
+  const double z = (p - base) / sd;
+  s.last_stroke = static_cast<float>(p);
+  s.p_residual = static_cast<float>(p - base);
+  if (s.n_pressure < UINT16_MAX) ++s.n_pressure;
+  const bool warm = s.n_pressure > tu.pressure_warmup_samples;
+  const bool blocked = s.active(AlertType::kCatheterBlockage) != Severity::kUnspecified;
+  const bool leaking = s.active(AlertType::kCatheterLeak) != Severity::kUnspecified;
+  const double limit = su.spec->pressure_limit.value();
+  const bool pulsation_lost = !pulsation.has_value() || *pulsation < tu.csf_pulsation_min.value();
+
+  auto evidence = [&](double threshold, const char* note) {
+    std::vector<Evidence> ev{Ev("stroke_pressure_peak", p, base, threshold, "mmHg", note),
+                             Ev("pressure_z", z, 0.0, threshold == limit ? 0.0 : tu.blockage_k_sd,
+                                "sd", "residual over learned sd")};
+    if (pulsation.has_value()) {
+      ev.push_back(Ev("csf_pulsation", *pulsation, 0.0, tu.csf_pulsation_min.value(), "mmHg"));
+    }
+    return ev;
+  };
+
+  // Blockage: complete at the pump's pressure limit, partial when sustained above k sd.
+  if (p >= limit) {
+    sink.Raise(AlertType::kCatheterBlockage, Severity::kCritical, evidence(limit, "at pump limit"),
+               "complete catheter blockage: stroke pressure at the pump's limit");
+    s.high_run = 0;
+  } else if (!blocked) {
+    s.high_run = (warm && z > tu.blockage_k_sd) ? s.high_run + 1 : 0;
+    if (s.high_run >= tu.blockage_run) {
+      sink.Raise(AlertType::kCatheterBlockage, Severity::kCritical,
+                 evidence(base + tu.blockage_k_sd * sd, "sustained above baseline"),
+                 absl::StrFormat("partial catheter blockage: stroke pressure %.1f mmHg vs "
+                                 "baseline %.1f mmHg", p, base));
+      s.high_run = 0;
+    }
+  } else {
+    s.high_run = z < tu.blockage_resolve_k_sd ? s.high_run + 1 : 0;
+    if (s.high_run >= tu.blockage_run) {
+      sink.Resolve(AlertType::kCatheterBlockage, "stroke pressure back at baseline",
+                   evidence(base + tu.blockage_resolve_k_sd * sd, "resolved"));
+      s.high_run = 0;
+    }
+  }
+  // Leak / disconnection: stroke pressure collapses to the no-resistance level and the CSF
+  // pulsation is gone, while the reservoir drops normally.
+  const bool under = s.active(AlertType::kFlowDriftUnder) != Severity::kUnspecified;
+  const bool low = p < tu.leak_fraction * base && z < -tu.leak_k_sd && pulsation_lost && !under;
+  if (!leaking) {
+    s.low_run = (warm && low) ? s.low_run + 1 : 0;
+    if (s.low_run >= tu.leak_run) {
+      sink.Raise(AlertType::kCatheterLeak, Severity::kCritical,
+                 evidence(tu.leak_fraction * base, "collapsed to no-resistance level"),
+                 absl::StrFormat("catheter leak or disconnection: stroke pressure %.1f mmHg vs "
+                                 "baseline %.1f mmHg, CSF pulsation lost", p, base));
+      s.low_run = 0;
+    }
+  } else {
+    s.low_run = !low && z > -tu.blockage_resolve_k_sd ? s.low_run + 1 : 0;
+    if (s.low_run >= tu.leak_run) {
+      sink.Resolve(AlertType::kCatheterLeak, "stroke pressure and pulsation restored",
+                   evidence(base - tu.blockage_resolve_k_sd * sd, "resolved"));
+      s.low_run = 0;
+    }
+  }
+  // Learn the baseline from samples that look healthy (all of them while warming up).
+  const bool healthy = !blocked && !leaking && s.high_run == 0 && s.low_run == 0 &&
+                       std::abs(z) < tu.pressure_learn_gate_sd;
+  if (!warm || healthy) {
+    const double a = std::max(tu.pressure_learning_rate, 1.0 / s.n_pressure);
+    const double d = p - base;
+    double mean = base + a * d;
+    mean = std::clamp(mean, tu.baseline_min_factor * expected, tu.baseline_max_factor * expected);
+    s.p_base = static_cast<float>(mean);
+    s.p_var = static_cast<float>((1.0 - a) * (s.p_var + a * d * d));
+  }
+}
+
+}  // namespace pumptwin::twin

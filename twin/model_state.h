@@ -1,0 +1,158 @@
+// Internal state of one twin (not part of the public API; use twin/twin.h).
+// Setup: the immutable, shared part (pump config, therapy plan) - copied on write.
+// ModelState: the compact per-twin numbers the integrator and detectors mutate.
+// Both are plain data; thread-compatible. Field lists are visited by the codec, so
+// adding a field here and in Visit() is all serialisation needs (bump the version).
+#ifndef PUMPTWIN_TWIN_MODEL_STATE_H_
+#define PUMPTWIN_TWIN_MODEL_STATE_H_
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <memory>
+#include <optional>
+
+#include "twin/alert_types.h"
+#include "twin/drug_library.h"
+#include "twin/pump_profile.h"
+#include "twin/therapy.h"
+#include "twin/tuning.h"
+
+namespace pumptwin::twin {
+
+inline constexpr TimeNs kNoTime = INT64_MIN;
+inline constexpr uint64_t kNoDriveUnits = UINT64_MAX;
+inline constexpr int kDoseBuckets = 25;  // hourly, rolling 24 h + the partly-expired hour
+inline constexpr int kPtmRing = 24;      // granted patient boluses remembered (max/24 h)
+inline constexpr uint16_t kPtmEmpty = 0xFFFF;
+// Minute stamp of a grant, modulo 65535 (45 days): ages are only compared within 48 h.
+inline uint16_t PtmStamp(TimeNs t) { return static_cast<uint16_t>((t / 60'000'000'000) % 65535); }
+inline int PtmAgeMinutes(uint16_t now, uint16_t then) { return (now - then + 65535) % 65535; }
+
+// Mirrors pumptwin.v1.PumpLifecycle-ish phase of the twin (model.md §1).
+enum class TwinPhase : uint8_t { kImplanted = 0, kTrial = 1, kTrialEnded = 2 };
+
+struct TherapyPlan {
+  Prescription rx;
+  DrugLimits drug;
+  // Derived (not serialised): recomputed from rx.
+  MicrolitersPerDay mean_daily_rate;
+};
+
+struct Setup {
+  PumpConfig cfg;
+  TherapyPlan current;
+  std::optional<TherapyPlan> pending;
+  TimeNs pending_at = kNoTime;
+  MicrogramsPerDay titration_base;  // daily dose at the start of the titration window
+  TimeNs titration_base_time = kNoTime;
+  TwinPhase phase = TwinPhase::kImplanted;
+  // Derived (not serialised).
+  const PumpSpec* spec = nullptr;
+  Mmhg expected_stroke;
+};
+
+// Recomputes the derived fields of `s` and `plan`.
+void DeriveSetup(Setup& s, const Tuning& tuning);
+void DerivePlan(TherapyPlan& plan);
+
+enum StateFlags : uint16_t {
+  kFlagStalled = 1u << 0,
+  kFlagMriSuspended = 1u << 1,
+  kFlagEos = 1u << 2,
+  kFlagEriReported = 1u << 3,
+  kFlagSilent = 1u << 4,
+  kFlagStallLong = 1u << 5,      // stall > 48 h update sent
+  kFlagBolusNoDose = 1u << 6,    // active bolus is priming (fills catheter, no patient dose)
+  kFlagSkewReady = 1u << 7,      // a full skew window has been observed
+  kFlagEarlyDepletion = 1u << 8,
+};
+
+inline constexpr float kNaNf = std::numeric_limits<float>::quiet_NaN();
+inline constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+struct ModelState {
+  TimeNs t = 0;                     // model device time
+  TimeNs last_server = kNoTime;     // server time of the last sample
+  uint64_t last_seq = 0;
+  TimeNs refill_time = 0;           // last refill (or twin start)
+  double calc_ul = 0;               // pump's calculated reservoir (floors at 0)
+  double est_ul = 0;                // twin's estimated reservoir (floors at 0)
+  double prog_total_ul = 0;         // programmed volume pumped, lifetime (unclamped)
+  double est_total_ul = 0;          // estimated delivered volume, lifetime (== est drops)
+  double prog_at_refill_ul = 0;
+  double fill_ul = 0;               // reservoir content right after the last refill
+  double dose_today_ug = 0;         // since 00:00 UTC of the model day
+  double bolus_rate = 0;            // µL/day on top of basal until bolus_end
+  TimeNs bolus_end = 0;
+  double battery_used_mah = 0;
+  double ratio = 1.0;               // learned true/programmed
+  double ratio_var = 0;
+  double seg_meas_ul = kNaN;        // flow segment anchor: measured reservoir
+  double seg_prog_ul = kNaN;        //                      programmed total
+  double skew_cur_ms = kNaN;        // max(device - server) in the current window
+  double skew_prev_ms = kNaN;       // ... in the previous window
+  TimeNs skew_window_start = kNoTime;
+  uint64_t last_drive_units = kNoDriveUnits;
+  TimeNs stall_since = kNoTime;
+  TimeNs mri_since = kNoTime;
+  TimeNs ptm_last_grant = kNoTime;
+  TimeNs ptm_violation = kNoTime;
+  TimeNs pocket_until = kNoTime;
+  float dose_hour_ug[kDoseBuckets] = {};
+  int32_t hour_index = 0;           // floor(t / 1 h)
+  float cusum_hi = 0, cusum_lo = 0;
+  float p_base = kNaNf, p_var = 0;  // stroke-pressure baseline (mmHg, mmHg²)
+  float current_ratio = 1.0f;       // EWMA measured/modelled battery current
+  float last_meas_res = kNaNf, res_residual = kNaNf;
+  float last_stroke = kNaNf, p_residual = kNaNf;
+  float last_voltage = kNaNf;
+  float last_segment_ratio = kNaNf;
+  uint16_t ptm_grants[kPtmRing];      // PtmStamp of granted activations (kPtmEmpty: none)
+  uint32_t n_grants = 0, n_denials = 0, n_stalls = 0, n_mri = 0;
+  uint16_t n_ratio_obs = 0, n_pressure = 0, n_current = 0;
+  uint16_t high_run = 0, low_run = 0, pocket_run = 0;
+  uint16_t flags = 0;
+  uint8_t alert[kNumAlertTypes] = {};  // active severity per AlertType (0: none)
+
+  ModelState() { for (uint16_t& g : ptm_grants) g = kPtmEmpty; }
+  // Granted activations in the 24 h before `t` (minute resolution).
+  uint32_t GrantsIn24h(TimeNs t) const {
+    const uint16_t now = PtmStamp(t);
+    uint32_t n = 0;
+    for (uint16_t g : ptm_grants) n += (g != kPtmEmpty && PtmAgeMinutes(now, g) < 24 * 60) ? 1 : 0;
+    return n;
+  }
+
+  bool Has(uint16_t f) const { return (flags & f) != 0; }
+  void Set(uint16_t f, bool on) { flags = on ? (flags | f) : (flags & ~f); }
+  Severity active(AlertType a) const { return static_cast<Severity>(alert[static_cast<int>(a)]); }
+
+  // Calls v(field) for every field, in serialisation order.
+  template <typename V>
+  void Visit(V&& v) {
+    v(t); v(last_server); v(last_seq); v(refill_time); v(calc_ul); v(est_ul);
+    v(prog_total_ul); v(est_total_ul); v(prog_at_refill_ul); v(fill_ul); v(dose_today_ug);
+    v(bolus_rate); v(bolus_end); v(battery_used_mah); v(ratio); v(ratio_var);
+    v(seg_meas_ul); v(seg_prog_ul); v(skew_cur_ms); v(skew_prev_ms); v(skew_window_start);
+    v(last_drive_units); v(stall_since); v(mri_since); v(ptm_last_grant); v(ptm_violation);
+    v(pocket_until);
+    for (float& f : dose_hour_ug) v(f);
+    v(hour_index); v(cusum_hi); v(cusum_lo); v(p_base); v(p_var); v(current_ratio);
+    v(last_meas_res); v(res_residual); v(last_stroke); v(p_residual); v(last_voltage);
+    v(last_segment_ratio);
+    for (uint16_t& g : ptm_grants) v(g);
+    v(n_grants); v(n_denials); v(n_stalls); v(n_mri);
+    v(n_ratio_obs); v(n_pressure); v(n_current); v(high_run); v(low_run); v(pocket_run);
+    v(flags);
+    for (uint8_t& a : alert) v(a);
+  }
+};
+
+inline std::optional<double> OptF(float f) {
+  return std::isnan(f) ? std::nullopt : std::optional<double>(f);
+}
+
+}  // namespace pumptwin::twin
+
+#endif  // PUMPTWIN_TWIN_MODEL_STATE_H_

@@ -1,0 +1,105 @@
+// Tuning of the twin: detector thresholds, learning rates and sample plausibility limits.
+// Every default below is documented in docs/model.md with its source: (label), (paper),
+// (practice) or (assumed). Plain value type; thread-compatible. The twin keeps one
+// process-wide default instance; nothing here is per pump.
+#ifndef PUMPTWIN_TWIN_TUNING_H_
+#define PUMPTWIN_TWIN_TUNING_H_
+
+#include <cstdint>
+
+#include "absl/time/time.h"
+#include "twin/pump_profile.h"
+#include "twin/units.h"
+
+namespace pumptwin::twin {
+
+struct Tuning {
+  // --- delivery ratio learning (scalar Kalman filter on true/programmed) ---
+  double ratio_prior_sd = 0.0725;         // labelled ±14.5 % read as 2 sd (assumed)
+  double ratio_process_sd = 0.02;         // random walk per observation (assumed)
+  Microliters ratio_segment = Microliters(1000);  // programmed volume per measured segment (assumed)
+  Microliters refill_withdrawal_sd = Microliters(500);  // syringe read-out (assumed)
+  Microliters min_refill_ratio_volume = Microliters(2000);  // below: refill gives no ratio (assumed)
+  double measured_fusion_gain = 0.02;     // pull of the estimate toward a measurement (assumed)
+
+  // --- flow drift (model.md §4) ---
+  double drift_critical_band = 0.145;     // labelled accuracy (label)
+  double drift_warning_band = 0.10;       // (model.md)
+  double drift_resolve_band = 0.07;       // hysteresis (assumed)
+  double cusum_slack = 0.05;              // k, in ratio units: half the warning band (assumed)
+  double cusum_threshold = 5.0;           // h, in sd units (assumed; ARL0 >> 1 pump-year)
+  double cusum_cap = 20.0;                // keeps recovery time bounded (assumed)
+  int drift_warmup_observations = 2;      // (assumed)
+
+  // --- catheter blockage / leak (stroke pressure) ---
+  double pressure_learning_rate = 0.02;   // EWMA of baseline mean and variance (assumed)
+  Mmhg pressure_sd_floor = Mmhg(1.0);     // (assumed)
+  double pressure_learn_gate_sd = 3.0;    // learn only from samples within this (assumed)
+  double baseline_min_factor = 0.5;       // learned baseline stays within [min,max] x model
+  double baseline_max_factor = 2.0;       // (assumed)
+  int pressure_warmup_samples = 24;       // (assumed: a day of hourly samples)
+  double blockage_k_sd = 4.0;             // partial: above baseline + k sd (assumed)
+  int blockage_run = 6;                   // sustained for this many samples (assumed)
+  double blockage_resolve_k_sd = 2.0;     // (assumed)
+  double no_flow_segment_ratio = 0.3;     // drive advancing, reservoir not dropping (assumed)
+  double leak_fraction = 0.5;             // stroke pressure below this x baseline (assumed)
+  double leak_k_sd = 4.0;                 // and below baseline - k sd (assumed)
+  Mmhg csf_pulsation_min = Mmhg(0.5);     // below: catheter tip out of CSF (assumed)
+  int leak_run = 6;                       // (assumed)
+
+  // --- battery ---
+  absl::Duration eri_warning_horizon = absl::Hours(24 * 180);  // ~6 months advised (label)
+  double early_depletion_factor = 1.5;    // measured drain / modelled drain (assumed)
+  double current_learning_rate = 0.05;    // EWMA of the measured/model current ratio (assumed)
+  int current_warmup_samples = 24;        // (assumed)
+
+  // --- reservoir ---
+  Microliters low_reservoir_hysteresis = Microliters(500);  // (assumed)
+  Microliters runs_dry_hysteresis = Microliters(500);       // (assumed)
+  Microliters refill_discrepancy_min = Microliters(2000);   // (practice guidance)
+  double refill_discrepancy_fraction = 0.145;               // of volume delivered (practice)
+  absl::Duration pocket_fill_window = absl::Hours(24);      // checks after a refill (assumed)
+  Microliters pocket_fill_small = Microliters(1000);        // 20 mL pump (paper)
+  Microliters pocket_fill_large = Microliters(2000);        // 40 mL pump (paper)
+  Microliters pocket_fill_small_capacity = Microliters(20000);  // <= this: "small" (paper)
+  int pocket_fill_run = 2;                                  // consecutive samples (assumed)
+
+  // --- events ---
+  absl::Duration stall_overinfusion_after = absl::Hours(48);   // (label)
+  absl::Duration mri_resume_deadline = absl::Hours(24);        // (label: 2-24 h delay)
+  absl::Duration lockout_tolerance = absl::Seconds(60);        // pump clock granularity (assumed)
+  absl::Duration bolus_violation_clear = absl::Hours(24);      // (assumed)
+  double daily_dose_resolve_fraction = 0.95;                   // (assumed)
+
+  // --- silence and clock ---
+  double silent_after_intervals = 3.0;    // k x reporting interval (assumed)
+  absl::Duration skew_window = absl::Hours(24);  // windowed max of device - server (assumed)
+  absl::Duration skew_threshold = absl::Minutes(5);  // (assumed)
+  double skew_resolve_fraction = 0.8;     // (assumed)
+
+  HydraulicsConfig hydraulics;
+};
+
+// Plausibility limits of one telemetry sample: values outside are rejected with
+// INVALID_ARGUMENT naming the field and the limit (assumed, deliberately generous).
+struct SampleLimits {
+  double reservoir_over_capacity = 1.10;  // reservoir readings up to capacity x this
+  Mmhg min_pressure = Mmhg(-50);
+  Mmhg max_pressure = Mmhg(1000);
+  Mmhg max_pulsation = Mmhg(200);
+  Volts max_voltage = Volts(10);
+  double max_battery_current_ua = 1e6;
+  double max_motor_current_ma = 5000;
+  double min_temperature_c = -40;
+  double max_temperature_c = 100;
+  absl::Duration max_gap = absl::Hours(24 * 366 * 10);  // one sample jump (10 years)
+  size_t max_events = 10000;
+  uint64_t max_drive_units_per_ul = 100;  // drive-unit jump vs capacity (assumed)
+};
+
+const Tuning& DefaultTuning();
+const SampleLimits& DefaultSampleLimits();
+
+}  // namespace pumptwin::twin
+
+#endif  // PUMPTWIN_TWIN_TUNING_H_

@@ -1,0 +1,316 @@
+// Twin: creation, telemetry (Observe/Tick/Advance), forecasts, serialisation, accessors.
+// Clinical calls (prescription, refill, events, predictions) are in twin_clinical.cc.
+#include "twin/twin.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "twin/codec.h"
+#include "twin/detectors.h"
+#include "twin/integrator.h"
+#include "twin/sample_check.h"
+
+namespace pumptwin::twin {
+
+const Tuning& DefaultTuning() {
+  static const Tuning kTuning;
+  return kTuning;
+}
+
+const SampleLimits& DefaultSampleLimits() {
+  static const SampleLimits kLimits;
+  return kLimits;
+}
+
+void DerivePlan(TherapyPlan& plan) { plan.mean_daily_rate = MeanDailyRate(plan.rx); }
+
+void DeriveSetup(Setup& s, const Tuning& tuning) {
+  s.spec = FindPumpSpec(s.cfg.profile);
+  s.expected_stroke = ExpectedStrokePressure(*s.spec, s.cfg, tuning.hydraulics);
+  DerivePlan(s.current);
+  if (s.pending.has_value()) DerivePlan(*s.pending);
+}
+
+absl::string_view AlertTypeName(AlertType type) {
+  static constexpr absl::string_view kNames[kNumAlertTypes] = {
+      "unspecified",       "flow_drift_over",     "flow_drift_under",     "catheter_blockage",
+      "catheter_leak",     "battery_depletion",   "low_reservoir",        "runs_dry_before_alarm",
+      "refill_discrepancy", "pocket_fill",        "motor_stall",          "no_resumption_after_mri",
+      "patient_bolus_lockout", "daily_dose_limit", "silent_pump",         "clock_skew",
+      "drug_stability"};
+  const int i = static_cast<int>(type);
+  return (i >= 0 && i < kNumAlertTypes) ? kNames[i] : kNames[0];
+}
+
+absl::string_view SeverityName(Severity severity) {
+  switch (severity) {
+    case Severity::kInfo: return "info";
+    case Severity::kWarning: return "warning";
+    case Severity::kCritical: return "critical";
+    default: return "unspecified";
+  }
+}
+
+std::string JoinViolations(const std::vector<LimitViolation>& v, bool hard) {
+  std::vector<std::string> parts;
+  for (const LimitViolation& x : v) {
+    if (x.hard == hard) parts.push_back(absl::StrCat(x.code, " ", x.field, ": ", x.message));
+  }
+  return absl::StrJoin(parts, "; ");
+}
+
+absl::StatusOr<Twin> Twin::Create(const PumpConfig& cfg, const Prescription& rx,
+                                  Microliters initial_reservoir, absl::Time start_device_time,
+                                  const DrugLibrary& library) {
+  if (absl::Status st = ValidatePumpConfig(cfg); !st.ok()) return st;
+  if (!TimeInRange(start_device_time)) {
+    return absl::InvalidArgumentError("start_device_time outside [1970, 2200)");
+  }
+  const double init = initial_reservoir.value();
+  if (!std::isfinite(init) || init < 0 || init > cfg.reservoir_capacity.value()) {
+    return absl::InvalidArgumentError(absl::StrCat("initial_reservoir_ul ", init, " outside [0, ",
+                                                   cfg.reservoir_capacity.value(), "]"));
+  }
+  const PumpSpec& spec = *FindPumpSpec(cfg.profile);
+  const std::vector<LimitViolation> v =
+      twin::ValidatePrescription(rx, spec, library, std::nullopt);
+  if (HasHardViolation(v)) {
+    return absl::InvalidArgumentError(absl::StrCat("prescription rejected: ", JoinViolations(v, true)));
+  }
+  auto su = std::make_shared<Setup>();
+  su->cfg = cfg;
+  su->current = TherapyPlan{rx, *library.Find(rx.drug), {}};
+  const TimeNs t0 = ToNs(start_device_time);
+  su->titration_base = MaxDailyDose(rx);
+  su->titration_base_time = t0;
+  DeriveSetup(*su, DefaultTuning());
+
+  ModelState s;
+  s.t = t0;
+  s.hour_index = static_cast<int32_t>(FloorDiv(t0, kNsPerHour));
+  s.refill_time = t0;
+  s.calc_ul = s.est_ul = s.fill_ul = init;
+  const double prior_sd = DefaultTuning().ratio_prior_sd;
+  s.ratio_var = prior_sd * prior_sd;
+  // A twin created for a pump implanted earlier starts with the modelled battery use.
+  if (spec.has_battery && cfg.implant_time < start_device_time) {
+    const double days = absl::ToDoubleHours(start_device_time - cfg.implant_time) / 24.0;
+    s.battery_used_mah = std::min(
+        spec.battery_capacity.value(),
+        days * (spec.idle_current_ua * 24e-3 +
+                spec.motor_mah_per_ul * su->current.mean_daily_rate.value()));
+  }
+  return Twin(std::move(su), s);
+}
+
+void Twin::CatchUp(TimeNs t) {
+  if (t > s_.t) twin::Advance(s_, setup_, t);
+}
+
+absl::Status Twin::Advance(absl::Time device_time) {
+  if (!TimeInRange(device_time)) return absl::InvalidArgumentError("device_time outside [1970, 2200)");
+  const TimeNs t = ToNs(device_time);
+  if (t < s_.t) {
+    return absl::FailedPreconditionError(absl::StrCat("device_time ", absl::FormatTime(device_time),
+                                                      " is before the model time ",
+                                                      absl::FormatTime(FromNs(s_.t))));
+  }
+  twin::Advance(s_, setup_, t);
+  return absl::OkStatus();
+}
+
+void Twin::ApplySignals(const Sample& sample, std::vector<AlertTransition>* out) {
+  const Tuning& tu = DefaultTuning();
+  const Setup& su = *setup_;
+  const uint32_t sig = su.spec->signals;
+  AlertSink sink(s_, s_.t, out);
+  bool advanced = false;
+  if ((sig & kSigDriveUnits) != 0 && sample.cumulative_drive_units.has_value()) {
+    ObserveDriveUnits(s_, *sample.cumulative_drive_units, &advanced, sink);
+  }
+  if ((sig & kSigAlarms) != 0) ApplyAlarmFlags(s_, su, sample.alarm_flags, sink);
+  if ((sig & kSigMeasuredReservoir) != 0 && sample.measured_reservoir.has_value()) {
+    ObserveMeasuredReservoir(s_, su, tu, sample.measured_reservoir->value(), advanced, sink);
+  }
+  if ((sig & kSigStrokePressure) != 0 && sample.stroke_pressure_peak.has_value()) {
+    std::optional<double> puls;
+    if (sample.csf_pulsation.has_value()) puls = sample.csf_pulsation->value();
+    ObserveStrokePressure(s_, su, tu, sample.stroke_pressure_peak->value(), puls, sink);
+  }
+  ObserveBattery(s_, su, tu, sample.battery_voltage, sample.battery_current_ua, sink);
+}
+
+absl::Status Twin::Observe(const Sample& sample, absl::Time server_time,
+                           std::vector<AlertTransition>* out) {
+  if (absl::Status st = CheckSample(sample, server_time, setup_->cfg, s_.t, DefaultSampleLimits());
+      !st.ok()) {
+    return st;
+  }
+  const Tuning& tu = DefaultTuning();
+  AlertSink sink(s_, ToNs(sample.device_time), out);
+  if (s_.Has(kFlagSilent)) {
+    s_.Set(kFlagSilent, false);
+    sink.Resolve(AlertType::kSilentPump, "pump reporting again");
+  }
+  if ((setup_->spec->signals & kSigEventLog) != 0 && !sample.events.empty()) {
+    // Event-log entries in time order (stable for equal times); an entry stamped before
+    // the model time (pump clock jitter) is applied at the model time.
+    std::vector<uint32_t> order(sample.events.size());
+    std::iota(order.begin(), order.end(), 0u);
+    std::stable_sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
+      return sample.events[a].device_time < sample.events[b].device_time;
+    });
+    for (uint32_t i : order) {
+      const DeviceEvent& e = sample.events[i];
+      CatchUp(ToNs(e.device_time));
+      sink.set_now(s_.t);
+      TimeChecks(s_, *setup_, tu, s_.t, false, sink);
+      ApplyDeviceEvent(s_, *setup_, tu, e, sink);
+    }
+  }
+  CatchUp(ToNs(sample.device_time));
+  ApplySignals(sample, out);
+  sink.set_now(s_.t);
+  const bool low_flag = (setup_->spec->signals & kSigAlarms) != 0 &&
+                        (sample.alarm_flags & kAlarmLowReservoir) != 0;
+  TimeChecks(s_, *setup_, tu, s_.t, low_flag, sink);
+  if ((setup_->spec->signals & kSigClock) != 0) ObserveSkew(s_, tu, ToNs(server_time), sink);
+  s_.last_server = ToNs(server_time);
+  s_.last_seq = sample.seq;
+  return absl::OkStatus();
+}
+
+void Twin::Tick(absl::Time server_time, std::vector<AlertTransition>* out) {
+  if (!TimeInRange(server_time) || s_.last_server == kNoTime) return;
+  const Tuning& tu = DefaultTuning();
+  const TimeNs server = ToNs(server_time);
+  const TimeNs silent_for = std::max<TimeNs>(0, server - s_.last_server);
+  const TimeNs now = s_.t + silent_for;  // estimated device time
+  AlertSink sink(s_, now, out);
+  const absl::Duration interval = setup_->cfg.reporting_interval;
+  if (interval > absl::ZeroDuration()) {
+    const double limit_h = absl::ToDoubleHours(interval) * tu.silent_after_intervals;
+    const double silent_h = static_cast<double>(silent_for) / kNsPerHour;
+    if (silent_h > limit_h && !s_.Has(kFlagSilent)) {
+      s_.Set(kFlagSilent, true);
+      sink.Raise(AlertType::kSilentPump, Severity::kWarning,
+                 {Ev("hours_since_last_sample", silent_h, absl::ToDoubleHours(interval), limit_h,
+                     "h", "server time; detectors now UNKNOWN")},
+                 absl::StrCat("no telemetry for ", absl::FormatDuration(absl::Nanoseconds(silent_for))));
+    }
+  }
+  TimeChecks(s_, *setup_, tu, now, false, sink);
+}
+
+PatientBolusDecision Twin::CheckPatientBolus(absl::Time device_time) const {
+  const auto& pb = setup_->current.rx.patient_bolus;
+  if (!pb.has_value()) return PatientBolusDecision::kNotConfigured;
+  const TimeNs t = std::max(ToNs(device_time), s_.t);
+  if (s_.ptm_last_grant != kNoTime && t - s_.ptm_last_grant < absl::ToInt64Nanoseconds(pb->lockout)) {
+    return PatientBolusDecision::kDenyLockout;
+  }
+  const bool stale = s_.ptm_last_grant == kNoTime || t - s_.ptm_last_grant >= kNsPerDay;
+  const uint32_t n = stale ? 0 : s_.GrantsIn24h(t);
+  return n >= pb->max_per_24h ? PatientBolusDecision::kDenyDailyMax : PatientBolusDecision::kGrant;
+}
+
+Forecast Twin::ForecastAt(absl::Time device_time) const {
+  Twin copy = *this;
+  if (TimeInRange(device_time)) copy.CatchUp(ToNs(device_time));
+  return ComputeForecast(copy.s_, *copy.setup_, DefaultTuning());
+}
+
+std::string Twin::Serialize() const { return TwinCodec::Encode(*this); }
+
+absl::StatusOr<Twin> Twin::Deserialize(absl::string_view bytes) { return TwinCodec::Decode(bytes); }
+
+size_t Twin::StateBytes() const { return sizeof(Twin); }
+
+size_t Twin::SharedBytes() const {
+  auto str = [](const std::string& s) { return s.capacity() > 15 ? s.capacity() + 1 : 0; };
+  auto plan = [&](const TherapyPlan& p) {
+    return str(p.rx.drug) + p.rx.flex.steps.capacity() * sizeof(ScheduleStep) + str(p.drug.key) +
+           str(p.drug.display_name) + str(p.drug.source);
+  };
+  const Setup& su = *setup_;
+  size_t n = sizeof(Setup) + str(su.cfg.pump_id) + plan(su.current);
+  if (su.pending.has_value()) n += plan(*su.pending);
+  return n;
+}
+
+// ---- accessors ----
+const PumpConfig& Twin::config() const { return setup_->cfg; }
+const PumpSpec& Twin::spec() const { return *setup_->spec; }
+const Prescription& Twin::prescription() const { return setup_->current.rx; }
+const DrugLimits& Twin::drug() const { return setup_->current.drug; }
+std::optional<Prescription> Twin::pending_prescription() const {
+  if (!setup_->pending.has_value()) return std::nullopt;
+  return setup_->pending->rx;
+}
+absl::Time Twin::device_time() const { return FromNs(s_.t); }
+std::optional<absl::Time> Twin::last_sample_server_time() const {
+  if (s_.last_server == kNoTime) return std::nullopt;
+  return FromNs(s_.last_server);
+}
+uint64_t Twin::last_seq() const { return s_.last_seq; }
+Microliters Twin::calculated_reservoir() const { return Microliters(s_.calc_ul); }
+Microliters Twin::estimated_reservoir() const { return Microliters(s_.est_ul); }
+double Twin::delivery_ratio() const { return s_.ratio; }
+double Twin::delivery_ratio_stddev() const { return std::sqrt(s_.ratio_var); }
+Micrograms Twin::delivered_today() const { return Micrograms(s_.dose_today_ug); }
+Micrograms Twin::delivered_24h() const { return Micrograms(Delivered24hUg(s_)); }
+Microliters Twin::delivered_total() const { return Microliters(s_.est_total_ul); }
+Microliters Twin::programmed_total() const { return Microliters(s_.prog_total_ul); }
+double Twin::battery_charge_fraction() const { return BatteryFraction(s_, *setup_->spec); }
+Mmhg Twin::expected_stroke_pressure() const { return setup_->expected_stroke; }
+Mmhg Twin::pressure_baseline() const {
+  return std::isnan(s_.p_base) ? setup_->expected_stroke : Mmhg(s_.p_base);
+}
+absl::Duration Twin::clock_skew() const {
+  return absl::Microseconds(std::llround(SkewEstimateMs(s_) * 1000.0));
+}
+std::optional<Microliters> Twin::last_measured_reservoir() const {
+  auto v = OptF(s_.last_meas_res);
+  return v ? std::optional<Microliters>(Microliters(*v)) : std::nullopt;
+}
+std::optional<Microliters> Twin::reservoir_residual() const {
+  auto v = OptF(s_.res_residual);
+  return v ? std::optional<Microliters>(Microliters(*v)) : std::nullopt;
+}
+std::optional<Mmhg> Twin::last_stroke_pressure() const {
+  auto v = OptF(s_.last_stroke);
+  return v ? std::optional<Mmhg>(Mmhg(*v)) : std::nullopt;
+}
+std::optional<Mmhg> Twin::pressure_residual() const {
+  auto v = OptF(s_.p_residual);
+  return v ? std::optional<Mmhg>(Mmhg(*v)) : std::nullopt;
+}
+std::optional<Volts> Twin::last_battery_voltage() const {
+  auto v = OptF(s_.last_voltage);
+  return v ? std::optional<Volts>(Volts(*v)) : std::nullopt;
+}
+absl::Time Twin::last_refill_time() const { return FromNs(s_.refill_time); }
+bool Twin::delivery_suspended() const { return Suspended(s_); }
+uint32_t Twin::patient_boluses_granted() const { return s_.n_grants; }
+uint32_t Twin::patient_boluses_denied() const { return s_.n_denials; }
+uint32_t Twin::motor_stalls() const { return s_.n_stalls; }
+Severity Twin::active_alert(AlertType type) const {
+  const int i = static_cast<int>(type);
+  return (i > 0 && i < kNumAlertTypes) ? s_.active(type) : Severity::kUnspecified;
+}
+std::vector<DetectorStatus> Twin::detectors() const {
+  std::vector<DetectorStatus> v;
+  v.reserve(kNumAlertTypes - 1);
+  for (int i = 1; i < kNumAlertTypes; ++i) {
+    DetectorStatus d;
+    d.type = static_cast<AlertType>(i);
+    d.state = ComputeDetectorState(d.type, s_, *setup_, DefaultTuning(), &d.detail);
+    v.push_back(std::move(d));
+  }
+  return v;
+}
+
+}  // namespace pumptwin::twin
