@@ -1,0 +1,108 @@
+// GroupCommitter: one writer thread, many producers, one fsync per drained batch.
+#include "server/store/group_committer.h"
+
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+
+namespace pumptwin::store {
+
+GroupCommitter::GroupCommitter(Store* store, GroupCommitterOptions options)
+    : store_(store), options_(std::move(options)), writer_([this] { Run(); }) {}
+
+GroupCommitter::~GroupCommitter() { Shutdown(); }
+
+absl::Status GroupCommitter::Submit(WriteGroup group, DoneFn done) {
+  return Enqueue(std::move(group), std::move(done), /*block=*/false);
+}
+
+absl::Status GroupCommitter::SubmitBlocking(WriteGroup group, DoneFn done) {
+  return Enqueue(std::move(group), std::move(done), /*block=*/true);
+}
+
+bool GroupCommitter::HasRoom(size_t bytes) const {
+  if (queue_.empty()) return true;  // a single oversized group is still accepted alone
+  return queue_.size() < options_.max_queued_groups &&
+         queued_bytes_ + bytes <= options_.max_queued_bytes;
+}
+
+absl::Status GroupCommitter::Enqueue(WriteGroup group, DoneFn done, bool block) {
+  // A malformed group is refused here so that it cannot fail the groups merged with it.
+  if (absl::Status s = ValidateWriteGroup(group); !s.ok()) return s;
+  const size_t bytes = group.ByteSize();
+  {
+    absl::MutexLock lock(&mu_);
+    if (block) {
+      auto ready = [this, bytes]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return stopping_ || HasRoom(bytes);
+      };
+      mu_.Await(absl::Condition(&ready));
+    }
+    if (stopping_) return absl::UnavailableError("store writer is shut down");
+    if (HasRoom(bytes)) {
+      queue_.push_back(Pending{std::move(group), std::move(done), bytes, options_.now()});
+      queued_bytes_ += bytes;
+      return absl::OkStatus();
+    }
+  }
+  if (options_.metrics.on_rejected) options_.metrics.on_rejected(bytes);
+  return absl::ResourceExhaustedError(
+      absl::StrCat("store write queue full (max ", options_.max_queued_groups, " groups, ",
+                   options_.max_queued_bytes, " bytes); retry later"));
+}
+
+void GroupCommitter::Run() {
+  std::vector<Pending> batch;
+  for (;;) {
+    batch.clear();
+    {
+      absl::MutexLock lock(&mu_);
+      auto has_work = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return stopping_ || !queue_.empty();
+      };
+      mu_.Await(absl::Condition(&has_work));
+      if (queue_.empty()) return;  // stopping and drained
+      size_t bytes = 0;
+      while (!queue_.empty() &&
+             (batch.empty() || bytes + queue_.front().bytes <= options_.max_commit_bytes)) {
+        bytes += queue_.front().bytes;
+        batch.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+      queued_bytes_ -= bytes;
+    }
+    CommitStats stats;
+    stats.groups = batch.size();
+    WriteGroup merged;
+    for (Pending& p : batch) {
+      stats.bytes += p.bytes;
+      merged.Append(std::move(p.group));
+    }
+    const absl::Time start = options_.now();
+    stats.status = store_->Commit(merged);
+    const absl::Time end = options_.now();
+    stats.commit_latency = end - start;
+    stats.oldest_wait = end - batch.front().submitted;
+    if (options_.metrics.on_commit) options_.metrics.on_commit(stats);
+    for (Pending& p : batch) {
+      if (p.done) p.done(stats.status);
+    }
+  }
+}
+
+void GroupCommitter::Shutdown() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  absl::MutexLock join_lock(&join_mu_);
+  if (writer_.joinable()) writer_.join();
+}
+
+size_t GroupCommitter::queued_groups() const {
+  absl::MutexLock lock(&mu_);
+  return queue_.size();
+}
+
+}  // namespace pumptwin::store

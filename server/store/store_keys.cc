@@ -1,0 +1,154 @@
+// Key and value byte layouts of docs/storage.md ("Column families").
+#include "server/store/store_keys.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace pumptwin::store::keys {
+namespace {
+constexpr uint64_t kSignBit = uint64_t{1} << 63;
+}  // namespace
+
+absl::StatusOr<int64_t> TimeToUnixNanos(absl::Time t) {
+  if (t == absl::InfinitePast() || t == absl::InfiniteFuture()) {
+    return absl::InvalidArgumentError("infinite time cannot be stored");
+  }
+  const int64_t ns = absl::ToUnixNanos(t);
+  if (absl::FromUnixNanos(ns) != t) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("time ", absl::FormatTime(t), " is not a whole int64 nanosecond"));
+  }
+  return ns;
+}
+
+void PutBigEndian64(std::string* dst, uint64_t v) {
+  char buf[8];
+  for (int i = 7; i >= 0; --i) {
+    buf[i] = static_cast<char>(v & 0xff);
+    v >>= 8;
+  }
+  dst->append(buf, 8);
+}
+
+uint64_t GetBigEndian64(const char* p) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<uint8_t>(p[i]);
+  return v;
+}
+
+void PutOrderedTime(std::string* dst, int64_t unix_ns) {
+  PutBigEndian64(dst, static_cast<uint64_t>(unix_ns) ^ kSignBit);
+}
+
+int64_t GetOrderedTime(const char* p) {
+  return static_cast<int64_t>(GetBigEndian64(p) ^ kSignBit);
+}
+
+std::string TelemetryPrefix(absl::string_view pump_id) {
+  std::string k;
+  k.reserve(1 + pump_id.size() + 16);
+  k.push_back(static_cast<char>(pump_id.size()));
+  k.append(pump_id.data(), pump_id.size());
+  return k;
+}
+
+std::string TelemetryPrefixEnd(absl::string_view pump_id) {
+  // Every key of the pump is prefix + 16 bytes; prefix + 16 x 0xff + anything sorts after.
+  std::string k = TelemetryPrefix(pump_id);
+  k.append(17, '\xff');
+  return k;
+}
+
+std::string TelemetryKey(absl::string_view pump_id, int64_t first_unix_ns, uint64_t first_seq) {
+  std::string k = TelemetryPrefix(pump_id);
+  PutOrderedTime(&k, first_unix_ns);
+  PutBigEndian64(&k, first_seq);
+  return k;
+}
+
+absl::StatusOr<TelemetryKeyParts> ParseTelemetryKey(absl::string_view key) {
+  if (key.empty()) return absl::DataLossError("empty telemetry key");
+  const size_t len = static_cast<uint8_t>(key[0]);
+  if (len == 0 || key.size() != 1 + len + 16) {
+    return absl::DataLossError(absl::StrCat("malformed telemetry key of ", key.size(), " bytes"));
+  }
+  TelemetryKeyParts parts;
+  parts.pump_id = key.substr(1, len);
+  parts.first_unix_ns = GetOrderedTime(key.data() + 1 + len);
+  parts.first_seq = GetBigEndian64(key.data() + 1 + len + 8);
+  return parts;
+}
+
+std::string TelemetryEnvelope(uint64_t last_seq, int64_t last_unix_ns,
+                              absl::string_view encoded) {
+  std::string v;
+  v.reserve(kEnvelopeHeaderBytes + encoded.size());
+  v.push_back(static_cast<char>(kEnvelopeVersion));
+  PutBigEndian64(&v, last_seq);
+  PutOrderedTime(&v, last_unix_ns);
+  v.append(encoded.data(), encoded.size());
+  return v;
+}
+
+absl::StatusOr<EnvelopeParts> ParseTelemetryEnvelope(absl::string_view value) {
+  if (value.size() < kEnvelopeHeaderBytes) {
+    return absl::DataLossError(absl::StrCat("telemetry envelope too short: ", value.size()));
+  }
+  if (static_cast<uint8_t>(value[0]) != kEnvelopeVersion) {
+    return absl::DataLossError(absl::StrCat("unknown telemetry envelope version ",
+                                            static_cast<int>(static_cast<uint8_t>(value[0]))));
+  }
+  EnvelopeParts parts;
+  parts.last_seq = GetBigEndian64(value.data() + 1);
+  parts.last_unix_ns = GetOrderedTime(value.data() + 9);
+  parts.encoded = value.substr(kEnvelopeHeaderBytes);
+  return parts;
+}
+
+absl::StatusOr<TelemetryChunk> ChunkFromKeyValue(absl::string_view key, absl::string_view value) {
+  absl::StatusOr<TelemetryKeyParts> k = ParseTelemetryKey(key);
+  if (!k.ok()) return k.status();
+  absl::StatusOr<EnvelopeParts> v = ParseTelemetryEnvelope(value);
+  if (!v.ok()) return v.status();
+  TelemetryChunk c;
+  c.pump_id = std::string(k->pump_id);
+  c.first_seq = k->first_seq;
+  c.last_seq = v->last_seq;
+  c.first_device_time = absl::FromUnixNanos(k->first_unix_ns);
+  c.last_device_time = absl::FromUnixNanos(v->last_unix_ns);
+  c.encoded = std::string(v->encoded);
+  return c;
+}
+
+std::string HeadValue(uint64_t last_seq, int64_t last_unix_ns) {
+  std::string v;
+  v.push_back(static_cast<char>(kHeadVersion));
+  PutBigEndian64(&v, last_seq);
+  PutOrderedTime(&v, last_unix_ns);
+  return v;
+}
+
+absl::StatusOr<PumpHead> ParseHead(absl::string_view pump_id, absl::string_view value) {
+  if (value.size() != kHeadBytes || static_cast<uint8_t>(value[0]) != kHeadVersion) {
+    return absl::DataLossError(absl::StrCat("malformed head record of pump ", pump_id));
+  }
+  PumpHead h;
+  h.pump_id = std::string(pump_id);
+  h.last_seq = GetBigEndian64(value.data() + 1);
+  h.last_device_time = absl::FromUnixNanos(GetOrderedTime(value.data() + 9));
+  return h;
+}
+
+std::string CursorKey(uint64_t cursor) {
+  std::string k;
+  PutBigEndian64(&k, cursor);
+  return k;
+}
+
+absl::StatusOr<uint64_t> ParseCursorKey(absl::string_view key) {
+  if (key.size() != 8) {
+    return absl::DataLossError(absl::StrCat("malformed cursor key of ", key.size(), " bytes"));
+  }
+  return GetBigEndian64(key.data());
+}
+
+}  // namespace pumptwin::store::keys

@@ -1,0 +1,68 @@
+// Byte-level key and value layouts shared by the store backends (docs/storage.md is the spec).
+// Pure functions on bytes; thread-safe. Times are int64 nanoseconds since the Unix epoch,
+// stored sign-flipped big-endian so that bytewise order equals numeric order.
+#ifndef PUMPTWIN_SERVER_STORE_STORE_KEYS_H_
+#define PUMPTWIN_SERVER_STORE_STORE_KEYS_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "server/store/store.h"
+
+namespace pumptwin::store::keys {
+
+inline constexpr uint8_t kEnvelopeVersion = 1;
+inline constexpr uint8_t kHeadVersion = 1;
+inline constexpr size_t kEnvelopeHeaderBytes = 17;
+inline constexpr size_t kHeadBytes = 17;
+inline constexpr char kFormatVersionKey[] = "pumptwin.store.format_version";
+inline constexpr char kFormatVersion[] = "1";
+
+// absl::Time <-> ns; INVALID_ARGUMENT when not representable exactly as int64 ns.
+absl::StatusOr<int64_t> TimeToUnixNanos(absl::Time t);
+
+void PutBigEndian64(std::string* dst, uint64_t v);
+uint64_t GetBigEndian64(const char* p);
+void PutOrderedTime(std::string* dst, int64_t unix_ns);  // sign-flipped big-endian
+int64_t GetOrderedTime(const char* p);
+
+// Telemetry key: u8 len | pump id | ordered first time | BE first seq.
+std::string TelemetryKey(absl::string_view pump_id, int64_t first_unix_ns, uint64_t first_seq);
+// u8 len | pump id: every key of the pump starts with it.
+std::string TelemetryPrefix(absl::string_view pump_id);
+// The smallest key greater than every key of the pump (for upper bounds / SeekForPrev).
+std::string TelemetryPrefixEnd(absl::string_view pump_id);
+
+struct TelemetryKeyParts {
+  absl::string_view pump_id;
+  int64_t first_unix_ns = 0;
+  uint64_t first_seq = 0;
+};
+absl::StatusOr<TelemetryKeyParts> ParseTelemetryKey(absl::string_view key);
+
+// Envelope: u8 version | BE last seq | ordered last time | encoded chunk.
+std::string TelemetryEnvelope(uint64_t last_seq, int64_t last_unix_ns, absl::string_view encoded);
+struct EnvelopeParts {
+  uint64_t last_seq = 0;
+  int64_t last_unix_ns = 0;
+  absl::string_view encoded;
+};
+absl::StatusOr<EnvelopeParts> ParseTelemetryEnvelope(absl::string_view value);
+
+// Rebuilds the chunk from a stored key + envelope (DATA_LOSS when malformed).
+absl::StatusOr<TelemetryChunk> ChunkFromKeyValue(absl::string_view key, absl::string_view value);
+
+// Head: u8 version | BE last seq | ordered last time.
+std::string HeadValue(uint64_t last_seq, int64_t last_unix_ns);
+absl::StatusOr<PumpHead> ParseHead(absl::string_view pump_id, absl::string_view value);
+
+// 8-byte big-endian cursor keys (alerts, audit).
+std::string CursorKey(uint64_t cursor);
+absl::StatusOr<uint64_t> ParseCursorKey(absl::string_view key);
+
+}  // namespace pumptwin::store::keys
+
+#endif  // PUMPTWIN_SERVER_STORE_STORE_KEYS_H_
