@@ -181,6 +181,12 @@ absl::Status RocksDbStore::OpenDb() {
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s =
       rocksdb::DB::Open(config_->db_options, config_->path, config_->cfs, &db->handles, &raw);
+  if (s.IsCorruption()) {
+    return absl::DataLossError(absl::StrCat(
+        "opening store ", config_->path, ": ", s.ToString(),
+        " (damaged WAL, MANIFEST or table file; refusing to start rather than serve or drop "
+        "acknowledged data; see docs/storage.md, Failure behaviour)"));
+  }
   if (!s.ok()) return FromRocksDb(s, absl::StrCat("opening store ", config_->path));
   db->db.reset(raw);
   if (config_->verify_checksums_on_open) {
@@ -218,7 +224,10 @@ absl::Status RocksDbStore::RecoverFromWriteError() {
     if (absl::Status s = lease.status(); !s.ok()) return s;
     // NoSpace and other recoverable errors: flush memtables to a fresh WAL and go on.
     rocksdb::Status resumed = lease.db()->Resume();
-    if (resumed.ok()) return absl::OkStatus();
+    if (resumed.ok()) {
+      resumes_.fetch_add(1);
+      return absl::OkStatus();
+    }
     if (resumed.IsBusy()) return FromRocksDb(resumed, "recovering from a write error");
   }
   // A fatal error (e.g. EIO on the WAL): close and reopen, which replays the WAL.
@@ -232,6 +241,7 @@ absl::Status RocksDbStore::RecoverFromWriteError() {
   }
   old.reset();  // closes the failed instance (releases the LOCK file)
   absl::Status reopened = OpenDb();
+  if (reopened.ok()) reopens_.fetch_add(1);
   absl::MutexLock lock(&mu_);
   reopening_ = false;
   return reopened;

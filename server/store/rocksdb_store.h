@@ -73,6 +73,9 @@ class RocksDbStore final : public Store {
   // Flushes memtables and compacts every column family down to the bottom level, which runs
   // the retention filter over all telemetry (operators, tests).
   absl::Status CompactAll();
+  // Recoveries from write errors so far: in place (DB::Resume) and by close + reopen.
+  int64_t resume_count() const { return resumes_.load(); }
+  int64_t reopen_count() const { return reopens_.load(); }
   // Human-readable compression in use per column family, e.g. "telemetry=LZ4+ZSTD".
   const std::string& compression_description() const { return compression_description_; }
 
@@ -100,6 +103,8 @@ class RocksDbStore final : public Store {
   bool reopening_ ABSL_GUARDED_BY(mu_) = false;
   // Set after a failed write: the next Commit first recovers (Resume or reopen).
   std::atomic<bool> needs_recovery_{false};
+  std::atomic<int64_t> resumes_{0};
+  std::atomic<int64_t> reopens_{0};
 };
 
 // RocksDB status -> absl::Status with `context` prefixed (mapping table in docs/storage.md).
