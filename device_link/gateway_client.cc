@@ -77,8 +77,11 @@ class GatewayClient::Stream final : public grpc::ClientBidiReactor<GatewayMessag
 
   void OnDone(const grpc::Status& s) override {
     absl::MutexLock l(&client_->mu_);
-    client_->stats_.last_stream_status =
-        absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
+    // A cancellation we asked for (Stop) says nothing about the server: keep the previous.
+    if (!client_->stopping_) {
+      client_->stats_.last_stream_status =
+          absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
+    }
     client_->session_done_ = true;  // last touch of `this`: the supervisor may delete it now
   }
 

@@ -79,7 +79,7 @@ struct GatewayClientStats {
   uint64_t sessions_welcomed = 0;
   size_t buffered_frames = 0;
   bool connected = false;                   // a session has been welcomed and is open
-  absl::Status last_stream_status;
+  absl::Status last_stream_status;  // how the last session ended (Stop's cancel excluded)
 };
 
 class GatewayClient {

@@ -45,9 +45,7 @@ class GatewayStream final : public grpc::ServerBidiReactor<GatewayMessage, Serve
   GatewayStream(GatewayService* service, grpc::CallbackServerContext* context)
       : service_(service),
         opts_(service->options()),
-        context_(context),
-        tokens_(BucketSize()),
-        last_refill_(service->Now()) {
+        context_(context) {
     service_->active_streams_.fetch_add(1);
     if (opts_.metrics.stream_opened) opts_.metrics.stream_opened();
     {
@@ -103,12 +101,6 @@ class GatewayStream final : public grpc::ServerBidiReactor<GatewayMessage, Serve
     bool read = false;
     std::optional<grpc::Status> finish;
   };
-
-  double BucketSize() const {
-    if (opts_.max_samples_per_second <= 0) return 0;
-    return opts_.rate_burst_samples > 0 ? opts_.rate_burst_samples
-                                        : opts_.max_samples_per_second;
-  }
 
   // Records the status to finish with (first one wins); Drive issues Finish when allowed.
   void SetFinishLocked(grpc::Status s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -243,22 +235,6 @@ class GatewayStream final : public grpc::ServerBidiReactor<GatewayMessage, Serve
     QueueLocked(std::move(m));
   }
 
-  // Token bucket; returns 0 if the frame fits, else how long the gateway should wait.
-  absl::Duration TakeTokens(size_t samples) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (opts_.max_samples_per_second <= 0) return absl::ZeroDuration();
-    const absl::Time now = service_->Now();
-    const double elapsed_s = std::max(0.0, absl::ToDoubleSeconds(now - last_refill_));
-    last_refill_ = now;
-    tokens_ = std::min(BucketSize(), tokens_ + elapsed_s * opts_.max_samples_per_second);
-    const double need = static_cast<double>(samples);
-    if (need <= tokens_) {
-      tokens_ -= need;
-      return absl::ZeroDuration();
-    }
-    return absl::Seconds((need - tokens_) / opts_.max_samples_per_second) +
-           absl::Milliseconds(1);
-  }
-
   void HandleFrame() {
     const absl::Time received = service_->Now();
     const v1::TelemetryFrame& frame = read_msg_.frame();
@@ -266,7 +242,7 @@ class GatewayStream final : public grpc::ServerBidiReactor<GatewayMessage, Serve
     std::string gateway_id;
     {
       absl::MutexLock l(&mu_);
-      const absl::Duration wait = TakeTokens(frame.samples_size());
+      const absl::Duration wait = service_->TakeRateTokens(gateway_id_, frame.samples_size());
       if (wait > absl::ZeroDuration()) {
         const int64_t wait_ms = absl::ToInt64Milliseconds(absl::Ceil(wait, absl::Milliseconds(1)));
         ServerMessage m;
@@ -380,8 +356,6 @@ class GatewayStream final : public grpc::ServerBidiReactor<GatewayMessage, Serve
   std::optional<grpc::Status> finish_status_ ABSL_GUARDED_BY(mu_);
   std::deque<ServerMessage> write_queue_ ABSL_GUARDED_BY(mu_);
   std::string gateway_id_ ABSL_GUARDED_BY(mu_);
-  double tokens_ ABSL_GUARDED_BY(mu_);
-  absl::Time last_refill_ ABSL_GUARDED_BY(mu_);
 };
 
 GatewayService::GatewayService(IngestSink* sink, GatewayServiceOptions options)
@@ -393,6 +367,30 @@ GatewayService::GatewayService(IngestSink* sink, GatewayServiceOptions options)
       }()) {}
 
 GatewayService::~GatewayService() = default;
+
+absl::Duration GatewayService::TakeRateTokens(const std::string& gateway_id, size_t samples) {
+  const double rate = options_.max_samples_per_second;
+  if (rate <= 0) return absl::ZeroDuration();
+  const double size = options_.rate_burst_samples > 0 ? options_.rate_burst_samples : rate;
+  const absl::Time now = Now();
+  absl::MutexLock l(&rate_mu_);
+  auto [it, inserted] = buckets_.try_emplace(gateway_id);
+  Bucket& b = it->second;
+  if (inserted) {
+    b.tokens = size;
+  } else {
+    const double elapsed_s = std::max(0.0, absl::ToDoubleSeconds(now - b.last_refill));
+    b.tokens = std::min(size, b.tokens + elapsed_s * rate);
+  }
+  b.last_refill = now;
+  // A frame larger than the bucket passes once the bucket is full (never starves).
+  const double need = std::min(size, static_cast<double>(samples));
+  if (need <= b.tokens) {
+    b.tokens -= need;
+    return absl::ZeroDuration();
+  }
+  return absl::Seconds((need - b.tokens) / rate) + absl::Milliseconds(1);
+}
 
 grpc::ServerBidiReactor<GatewayMessage, ServerMessage>* GatewayService::Connect(
     grpc::CallbackServerContext* context) {

@@ -11,7 +11,9 @@
 #include <functional>
 #include <string>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "device_link/frame_decoder.h"
 #include "device_link/ingest_sink.h"
@@ -40,8 +42,9 @@ struct GatewayServiceOptions {
   uint32_t max_unacked_frames = 32;
   // Server messages (Acks/Nacks) queued for writing on one stream before reading pauses.
   uint32_t max_queued_messages = 1024;
-  // Per-stream (= per-gateway session) rate limit in samples per second; 0 = unlimited.
-  // Over it, the stream gets FlowControl{retry_after_ms} and ends RESOURCE_EXHAUSTED.
+  // Per-gateway rate limit in samples per second (one token bucket per gateway id, shared
+  // by its streams, so reconnecting does not refill it); 0 = unlimited. Over it, the stream
+  // gets FlowControl{retry_after_ms} and ends RESOURCE_EXHAUSTED.
   double max_samples_per_second = 0;
   double rate_burst_samples = 0;  // bucket size; 0 = one second's worth
   // Refuse peers without an authenticated TLS identity (set whenever mTLS is on).
@@ -69,11 +72,21 @@ class GatewayService final : public pumptwin::v1::DeviceGateway::CallbackService
   IngestSink* sink() const { return sink_; }
   absl::Time Now() const { return options_.clock(); }
 
+  // Takes `samples` tokens from the gateway's bucket: zero if allowed, else how long the
+  // gateway should wait before retrying.
+  absl::Duration TakeRateTokens(const std::string& gateway_id, size_t samples);
+
  private:
   friend class GatewayStream;
+  struct Bucket {
+    double tokens = 0;
+    absl::Time last_refill;
+  };
   IngestSink* const sink_;
   const GatewayServiceOptions options_;
   std::atomic<int64_t> active_streams_{0};
+  absl::Mutex rate_mu_;
+  absl::flat_hash_map<std::string, Bucket> buckets_ ABSL_GUARDED_BY(rate_mu_);
 };
 
 // The gateway id a TLS peer is allowed to claim: the x509 common name of its client
