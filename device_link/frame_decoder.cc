@@ -59,19 +59,33 @@ absl::Status DecodeFrame(const v1::TelemetryFrame& frame, absl::string_view gate
     std::string message;
   };
   absl::flat_hash_map<absl::string_view, PumpSlot> slots;  // keys point into `frame`
+  PumpSlot* last_slot = nullptr;
+  absl::string_view last_pump;
+  bool last_inserted = false;
   for (int i = 0; i < frame.samples_size(); ++i) {
     const v1::TelemetrySample& s = frame.samples(i);
     if (auto r = ValidatePumpId(s.pump_id(), i, limits.sample)) {
       out->nacks.push_back(MakeNack(frame_id, s.pump_id(), s.seq(), r->reason, r->message));
       continue;
     }
-    auto [it, inserted] = slots.try_emplace(s.pump_id());
-    PumpSlot& slot = it->second;
-    if (inserted) {
+    // Frames usually carry runs of one pump: skip the hash lookup within a run.
+    if (last_slot == nullptr || last_pump != s.pump_id()) {
+      auto [it, inserted] = slots.try_emplace(s.pump_id());
+      last_slot = &it->second;
+      last_pump = s.pump_id();
+      last_inserted = inserted;
+    } else {
+      last_inserted = false;
+    }
+    PumpSlot& slot = *last_slot;
+    if (last_inserted) {
       absl::Status auth = authorize(s.pump_id());
       if (auth.ok()) {
         slot.index = static_cast<int>(out->batch.pumps.size());
-        out->batch.pumps.emplace_back().pump_id = s.pump_id();
+        PumpSamples& ps = out->batch.pumps.emplace_back();
+        ps.pump_id = s.pump_id();
+        // Typical frames carry one pump: size its vector once (not every pump: memory).
+        if (slot.index == 0) ps.samples.reserve(frame.samples_size() - i);
       } else {
         slot.reason = AuthorizeStatusToNackReason(auth);
         slot.message = absl::StrCat("samples[", i, "].pump_id=", s.pump_id(), ": ",

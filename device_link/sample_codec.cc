@@ -46,15 +46,18 @@ std::optional<SampleRejection> CheckRange(int index, absl::string_view name, dou
   return std::nullopt;
 }
 
-std::optional<SampleRejection> CheckTime(absl::string_view field, int64_t device_time_ms,
+// `field` is only called to build a rejection message (the hot path allocates nothing).
+template <typename FieldName>
+std::optional<SampleRejection> CheckTime(const FieldName& field, int64_t device_time_ms,
                                          absl::Time server_now,
                                          const ValidationLimits& limits) {
   const absl::Time t = absl::FromUnixMillis(device_time_ms);
   const absl::Time earliest = server_now - limits.max_device_time_in_past;
   const absl::Time latest = server_now + limits.max_device_time_in_future;
+  if (t >= earliest && t <= latest) return std::nullopt;
   if (t < earliest) {
     return Reject(v1::NACK_REASON_TIME_ABSURD, true,
-                  absl::StrCat(field, "=", device_time_ms, " (", absl::FormatTime(t),
+                  absl::StrCat(field(), "=", device_time_ms, " (", absl::FormatTime(t),
                                ") is more than ", absl::FormatDuration(
                                    limits.max_device_time_in_past),
                                " before server time ", absl::FormatTime(server_now),
@@ -62,7 +65,7 @@ std::optional<SampleRejection> CheckTime(absl::string_view field, int64_t device
   }
   if (t > latest) {
     return Reject(v1::NACK_REASON_TIME_ABSURD, true,
-                  absl::StrCat(field, "=", device_time_ms, " (", absl::FormatTime(t),
+                  absl::StrCat(field(), "=", device_time_ms, " (", absl::FormatTime(t),
                                ") is more than ", absl::FormatDuration(
                                    limits.max_device_time_in_future),
                                " after server time ", absl::FormatTime(server_now),
@@ -127,7 +130,8 @@ std::optional<SampleRejection> ValidateSample(const v1::TelemetrySample& in, int
     return Reject(v1::NACK_REASON_INVALID_FIELD, false,
                   absl::StrCat(Field(index, "seq"), "=0 is invalid: seqs start at 1"));
   }
-  if (auto r = CheckTime(Field(index, "device_time_ms"), in.device_time_ms(), server_now, l)) {
+  if (auto r = CheckTime([&] { return Field(index, "device_time_ms"); }, in.device_time_ms(),
+                         server_now, l)) {
     return r;
   }
   if (in.has_calculated_reservoir_ul()) {
@@ -214,19 +218,19 @@ std::optional<SampleRejection> ValidateSample(const v1::TelemetrySample& in, int
   }
   for (int e = 0; e < in.events_size(); ++e) {
     const v1::DeviceEvent& ev = in.events(e);
-    const std::string name = absl::StrCat("events[", e, "]");
+    auto name = [e] { return absl::StrCat("events[", e, "]"); };
     if (ev.type() <= 0 || ev.type() > twin::kMaxDeviceEventType) {
       return Reject(v1::NACK_REASON_INVALID_FIELD, true,
-                    absl::StrCat(Field(index, name), ".type=", static_cast<int>(ev.type()),
+                    absl::StrCat(Field(index, name()), ".type=", static_cast<int>(ev.type()),
                                  " is not a known DeviceEventType (1..",
                                  twin::kMaxDeviceEventType, ")"));
     }
-    if (auto r = CheckTime(Field(index, absl::StrCat(name, ".device_time_ms")),
+    if (auto r = CheckTime([&] { return Field(index, absl::StrCat(name(), ".device_time_ms")); },
                            ev.device_time_ms(), server_now, l)) {
       return r;
     }
     if (ev.has_value_ul()) {
-      if (auto r = CheckRange(index, absl::StrCat(name, ".value_ul"), ev.value_ul(), 0.0,
+      if (auto r = CheckRange(index, absl::StrCat(name(), ".value_ul"), ev.value_ul(), 0.0,
                               l.max_event_volume_ul, "volumes are non-negative",
                               "max_event_volume_ul")) {
         return r;

@@ -1,0 +1,162 @@
+// pumptwin_loadgen: drives N gateway streams (one GatewayClient each, one producer thread
+// each) at a batch size against a DeviceGateway, for a bounded frame count and time, and
+// reports acknowledged samples/s and per-frame ack latency percentiles.
+#include <malloc.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "device_link/gateway_client.h"
+#include "grpcpp/grpcpp.h"
+
+ABSL_FLAG(std::string, target, "", "server address, e.g. 127.0.0.1:50051 (required)");
+ABSL_FLAG(int, streams, 1, "concurrent gateway streams (one client + producer thread each)");
+ABSL_FLAG(int, batch, 100, "samples per frame");
+ABSL_FLAG(int, pumps_per_stream, 1, "pumps per gateway (frames go round-robin over them)");
+ABSL_FLAG(int64_t, frames_per_stream, 20000, "frames each stream sends");
+ABSL_FLAG(double, duration_s, 30, "hard time bound for the run");
+ABSL_FLAG(uint32_t, max_unacked_frames, 32, "client in-flight window");
+ABSL_FLAG(std::string, gateway_prefix, "loadgw", "gateway ids are <prefix>-<i>");
+
+namespace {
+
+using pumptwin::device_link::GatewayClient;
+using pumptwin::device_link::GatewayClientOptions;
+using pumptwin::v1::TelemetrySample;
+
+struct Latencies {
+  absl::Mutex mu;
+  std::vector<int64_t> ns ABSL_GUARDED_BY(mu);
+};
+
+TelemetrySample Template(const std::string& pump) {
+  TelemetrySample s;
+  s.set_pump_id(pump);
+  s.set_device_time_ms(absl::ToUnixMillis(absl::Now()));
+  s.set_calculated_reservoir_ul(18'000.0);
+  s.set_measured_reservoir_ul(17'950.0);
+  s.set_cumulative_drive_units(123'456);
+  s.set_outlet_pressure_mmhg(12.5);
+  s.set_stroke_pressure_peak_mmhg(40.0);
+  s.set_csf_pulsation_mmhg(3.0);
+  s.set_battery_voltage_v(3.1);
+  s.set_battery_current_ua(15.0);
+  s.set_motor_current_ma(20.0);
+  s.set_temperature_c(37.0);
+  return s;
+}
+
+double Percentile(const std::vector<int64_t>& sorted, double q) {
+  if (sorted.empty()) return 0;
+  const size_t i = std::min(sorted.size() - 1, static_cast<size_t>(q * sorted.size()));
+  return static_cast<double>(sorted[i]) / 1e6;  // ms
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "Gateway load generator.\n"
+      "Usage: pumptwin_loadgen --target=127.0.0.1:50051 --streams=1 --batch=100");
+  absl::ParseCommandLine(argc, argv);
+  mallopt(M_TRIM_THRESHOLD, 256 * 1024 * 1024);  // see docs/toolchain: glibc trim hurts gRPC
+  const std::string target = absl::GetFlag(FLAGS_target);
+  if (target.empty()) {
+    std::fprintf(stderr, "--target is required (see --help)\n");
+    return 2;
+  }
+  const int streams = std::max(1, absl::GetFlag(FLAGS_streams));
+  const int batch = std::max(1, absl::GetFlag(FLAGS_batch));
+  const int pumps = std::max(1, absl::GetFlag(FLAGS_pumps_per_stream));
+  const int64_t frames = absl::GetFlag(FLAGS_frames_per_stream);
+  const absl::Time deadline = absl::Now() + absl::Seconds(absl::GetFlag(FLAGS_duration_s));
+
+  Latencies lat;
+  std::vector<std::unique_ptr<GatewayClient>> clients;
+  for (int i = 0; i < streams; ++i) {
+    GatewayClientOptions o;
+    o.target = target;
+    o.credentials = grpc::InsecureChannelCredentials();
+    o.gateway_id = absl::StrCat(absl::GetFlag(FLAGS_gateway_prefix), "-", i);
+    o.max_unacked_frames = absl::GetFlag(FLAGS_max_unacked_frames);
+    o.max_buffered_frames = 2 * o.max_unacked_frames;
+    o.max_samples_per_frame = batch;
+    o.when_full = GatewayClientOptions::WhenFull::kBlock;
+    o.block_timeout = absl::GetFlag(FLAGS_duration_s) * absl::Seconds(1);
+    // A fresh channel per stream (distinct subchannel / TCP connection per gateway).
+    o.channel_args.SetInt("pumptwin.loadgen.stream", i);
+    o.on_frame_done = [&lat](uint64_t, absl::Duration d) {
+      absl::MutexLock l(&lat.mu);
+      lat.ns.push_back(absl::ToInt64Nanoseconds(d));
+    };
+    clients.push_back(std::make_unique<GatewayClient>(std::move(o)));
+  }
+  for (auto& c : clients) c->Start();
+  for (auto& c : clients) {
+    if (!c->WaitUntilWelcomed(1, absl::Seconds(10))) {
+      std::fprintf(stderr, "no Welcome from %s within 10 s\n", target.c_str());
+      return 1;
+    }
+  }
+
+  const absl::Time start = absl::Now();
+  std::atomic<int64_t> send_errors{0};
+  std::vector<std::thread> producers;
+  for (int i = 0; i < streams; ++i) {
+    producers.emplace_back([&, i] {
+      std::vector<TelemetrySample> templates;
+      for (int p = 0; p < pumps; ++p) templates.push_back(Template(absl::StrCat("s", i, "p", p)));
+      std::vector<uint64_t> next_seq(pumps, 1);
+      for (int64_t f = 0; f < frames && absl::Now() < deadline; ++f) {
+        const int p = static_cast<int>(f % pumps);
+        std::vector<TelemetrySample> samples(batch, templates[p]);
+        for (TelemetrySample& s : samples) s.set_seq(next_seq[p]++);
+        if (!clients[i]->Send(std::move(samples)).ok()) {
+          ++send_errors;
+          break;
+        }
+      }
+    });
+  }
+  for (auto& t : producers) t.join();
+  for (auto& c : clients) c->WaitUntilAllDone(std::max(absl::ZeroDuration(), deadline - absl::Now()));
+  const absl::Duration elapsed = absl::Now() - start;
+
+  uint64_t acked = 0, nacked = 0, reconnects = 0, buffered = 0;
+  for (auto& c : clients) {
+    c->Stop();
+    auto st = c->stats();
+    acked += st.samples_acked;
+    nacked += st.samples_nacked;
+    reconnects += st.reconnects;
+    buffered += st.buffered_frames;
+  }
+  std::vector<int64_t> ns;
+  {
+    absl::MutexLock l(&lat.mu);
+    ns.swap(lat.ns);
+  }
+  std::sort(ns.begin(), ns.end());
+  const double secs = absl::ToDoubleSeconds(elapsed);
+  std::printf(
+      "streams=%d batch=%d frames_acked=%zu samples_acked=%llu elapsed_s=%.3f "
+      "samples_per_s=%.0f frames_per_s=%.0f ack_latency_ms_p50=%.3f p99=%.3f max=%.3f "
+      "nacked=%llu reconnects=%llu unfinished_frames=%llu send_errors=%lld\n",
+      streams, batch, ns.size(), static_cast<unsigned long long>(acked), secs, acked / secs,
+      ns.size() / secs, Percentile(ns, 0.50), Percentile(ns, 0.99),
+      ns.empty() ? 0.0 : ns.back() / 1e6, static_cast<unsigned long long>(nacked),
+      static_cast<unsigned long long>(reconnects), static_cast<unsigned long long>(buffered),
+      static_cast<long long>(send_errors.load()));
+  return buffered == 0 && send_errors.load() == 0 ? 0 : 1;
+}
