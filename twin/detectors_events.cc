@@ -140,7 +140,8 @@ void ApplyAlarmFlags(ModelState& s, const Setup& su, uint32_t flags, AlertSink& 
     s.Set(kFlagEriReported, true);
     s.Set(kFlagEos, su.spec->has_battery);
   }
-  if ((flags & kAlarmLowReservoir) != 0) {
+  if ((flags & kAlarmLowReservoir) != 0 &&
+      s.active(AlertType::kLowReservoir) == Severity::kUnspecified) {
     sink.Raise(AlertType::kLowReservoir, Severity::kWarning,
                {Ev("calculated_reservoir", s.calc_ul, s.calc_ul,
                    su.spec->low_reservoir_alarm.value(), "uL", "pump's own alarm (flag)")},
@@ -205,11 +206,12 @@ void ObserveSkew(ModelState& s, const Tuning& tu, TimeNs server_ns, AlertSink& s
   if (!s.Has(kFlagSkewReady)) return;
   const double est = SkewEstimateMs(s);
   const double thr = absl::ToDoubleMilliseconds(tu.skew_threshold);
-  if (std::abs(est) > thr) {
+  const bool active = s.active(AlertType::kClockSkew) != Severity::kUnspecified;
+  if (std::abs(est) > thr && !active) {
     sink.Raise(AlertType::kClockSkew, Severity::kInfo,
                {Ev("clock_skew", est, 0, thr, "ms", "device minus server, windowed maximum")},
                absl::StrFormat("pump clock off by %.1f min", est / 60000.0));
-  } else if (std::abs(est) < tu.skew_resolve_fraction * thr) {
+  } else if (active && std::abs(est) < tu.skew_resolve_fraction * thr) {
     sink.Resolve(AlertType::kClockSkew, "pump clock back in sync",
                  {Ev("clock_skew", est, 0, thr, "ms")});
   }
@@ -218,8 +220,7 @@ void ObserveSkew(ModelState& s, const Tuning& tu, TimeNs server_ns, AlertSink& s
 TimeNs BatteryEriTime(const ModelState& s, const Setup& su, const Tuning& tu) {
   const PumpSpec& spec = *su.spec;
   if (!spec.has_battery) return kNeverNs;
-  const TimeNs implant = ToNs(su.cfg.implant_time);
-  const TimeNs cap = implant + absl::ToInt64Nanoseconds(spec.max_service_life - spec.eri_to_eos);
+  const TimeNs cap = su.eri_cap_ns;
   if (s.Has(kFlagEriReported)) return std::min(s.t, cap);
   const double factor = s.n_current >= tu.current_warmup_samples ? std::max(1.0, static_cast<double>(s.current_ratio)) : 1.0;
   const double per_day = factor * (spec.idle_current_ua * 24e-3 +
@@ -234,7 +235,7 @@ TimeNs BatteryEriTime(const ModelState& s, const Setup& su, const Tuning& tu) {
 TimeNs BatteryEosTime(const ModelState& s, const Setup& su, const Tuning& tu) {
   const PumpSpec& spec = *su.spec;
   if (!spec.has_battery) return kNeverNs;
-  const TimeNs cap = ToNs(su.cfg.implant_time) + absl::ToInt64Nanoseconds(spec.max_service_life);
+  const TimeNs cap = su.eos_cap_ns;
   if (s.Has(kFlagEos)) return s.t;
   const double factor = s.n_current >= tu.current_warmup_samples ? std::max(1.0, static_cast<double>(s.current_ratio)) : 1.0;
   const double per_day = factor * (spec.idle_current_ua * 24e-3 +
@@ -264,6 +265,7 @@ void TimeChecks(ModelState& s, const Setup& su, const Tuning& tu, TimeNs now,
   }
   // No resumption after MRI.
   if (s.Has(kFlagMriSuspended) && s.mri_since != kNoTime &&
+      s.active(AlertType::kNoResumptionAfterMri) == Severity::kUnspecified &&
       now - s.mri_since > absl::ToInt64Nanoseconds(tu.mri_resume_deadline)) {
     sink.Raise(AlertType::kNoResumptionAfterMri, Severity::kCritical,
                {Ev("hours_since_mri", Hours(now - s.mri_since), 0,
@@ -272,27 +274,31 @@ void TimeChecks(ModelState& s, const Setup& su, const Tuning& tu, TimeNs now,
   }
   // Drug past its stability window.
   const double age_days = Days(now - s.refill_time);
-  const double stab_days = absl::ToDoubleHours(su.current.drug.stability) / 24.0;
-  if (age_days > stab_days) {
+  const double stab_days = static_cast<double>(su.current.stability_ns) / kNsPerDayD;
+  if (age_days > stab_days && s.active(AlertType::kDrugStability) == Severity::kUnspecified) {
     sink.Raise(AlertType::kDrugStability, Severity::kWarning,
                {Ev("days_since_refill", age_days, 0, stab_days, "days", su.current.drug.key)},
                absl::StrFormat("%s in the reservoir for %.0f days, beyond its %.0f-day stability",
                                su.current.drug.key, age_days, stab_days));
   }
   // Patient-bolus fault clears after a quiet day.
-  if (s.ptm_violation != kNoTime &&
+  if (s.ptm_violation != kNoTime && s.active(AlertType::kPatientBolusLockout) != Severity::kUnspecified &&
       now - s.ptm_violation > absl::ToInt64Nanoseconds(tu.bolus_violation_clear)) {
     sink.Resolve(AlertType::kPatientBolusLockout, "no further out-of-limit grants for 24 h");
     s.ptm_violation = kNoTime;
   }
   if (now != s.t) return;  // the rest needs the model at `now` (not from Tick)
 
+  // Arguments of Raise/Resolve (strings, evidence) are only built when the alert state
+  // changes: this runs on every sample.
   const double alarm = spec.low_reservoir_alarm.value();
-  if (s.calc_ul < alarm) {
+  const auto none = Severity::kUnspecified;
+  if (s.calc_ul < alarm && s.active(AlertType::kLowReservoir) == none) {
     sink.Raise(AlertType::kLowReservoir, Severity::kWarning,
                {Ev("calculated_reservoir", s.calc_ul, s.calc_ul, alarm, "uL")},
                absl::StrFormat("low reservoir: %.1f mL calculated", s.calc_ul / 1000.0));
-  } else if (!low_reservoir_flag && s.calc_ul > alarm + tu.low_reservoir_hysteresis.value()) {
+  } else if (s.active(AlertType::kLowReservoir) != none && !low_reservoir_flag &&
+             s.calc_ul > alarm + tu.low_reservoir_hysteresis.value()) {
     sink.Resolve(AlertType::kLowReservoir, "reservoir above alarm volume");
   }
   // Runs dry before its alarm: the estimated content, delivered at ratio r, runs out
@@ -301,7 +307,8 @@ void TimeChecks(ModelState& s, const Setup& su, const Tuning& tu, TimeNs now,
   if (s.n_ratio_obs > 0 && s.ratio > 0) {
     const double est_prog = s.est_ul / s.ratio;
     const double to_alarm = s.calc_ul - alarm;
-    if (to_alarm > 0 && est_prog < to_alarm) {
+    const bool active = s.active(AlertType::kRunsDryBeforeAlarm) != none;
+    if (to_alarm > 0 && est_prog < to_alarm && !active) {
       sink.Raise(AlertType::kRunsDryBeforeAlarm, Severity::kCritical,
                  {Ev("estimated_reservoir", s.est_ul, s.calc_ul, alarm, "uL",
                      "predicted = calculated"),
@@ -309,19 +316,20 @@ void TimeChecks(ModelState& s, const Setup& su, const Tuning& tu, TimeNs now,
                   Ev("programmed_volume_to_empty", est_prog, to_alarm, to_alarm, "uL",
                      "threshold = programmed volume to the pump's alarm")},
                  "pump will run dry before its low-reservoir alarm");
-    } else if (est_prog > to_alarm + tu.runs_dry_hysteresis.value()) {
+    } else if (active && est_prog > to_alarm + tu.runs_dry_hysteresis.value()) {
       sink.Resolve(AlertType::kRunsDryBeforeAlarm, "estimated empty date after the pump's alarm");
     }
   }
   // Daily dose above the drug library maximum (estimated delivery, rolling 24 h).
   const double d24 = Delivered24hUg(s);
   const double max_daily = su.current.drug.max_daily_dose.value();
-  if (d24 > max_daily) {
+  const bool dose_active = s.active(AlertType::kDailyDoseLimit) != none;
+  if (d24 > max_daily && !dose_active) {
     sink.Raise(AlertType::kDailyDoseLimit, Severity::kCritical,
                {Ev("delivered_24h", d24, 0, max_daily, "ug", su.current.drug.key)},
                absl::StrFormat("%.1f ug delivered in 24 h, above the %s maximum of %.1f ug",
                                d24, su.current.drug.key, max_daily));
-  } else if (d24 < tu.daily_dose_resolve_fraction * max_daily) {
+  } else if (dose_active && d24 < tu.daily_dose_resolve_fraction * max_daily) {
     sink.Resolve(AlertType::kDailyDoseLimit, "24 h dose back below the daily maximum");
   }
   // Battery depletion.
@@ -329,29 +337,36 @@ void TimeChecks(ModelState& s, const Setup& su, const Tuning& tu, TimeNs now,
     const TimeNs eri = BatteryEriTime(s, su, tu);
     const double days_to_eri = eri == kNeverNs ? 1e9 : Days(eri - s.t);
     const double frac = BatteryFraction(s, spec);
-    std::vector<Evidence> ev{
-        Ev("days_to_eri", days_to_eri, 0, absl::ToDoubleHours(tu.eri_warning_horizon) / 24.0,
-           "days"),
-        Ev("battery_charge_fraction", frac, frac, spec.eri_fraction, "fraction")};
-    if (s.n_current > 0) {
-      ev.push_back(Ev("battery_current_ratio", s.current_ratio, 1.0, tu.early_depletion_factor,
-                      "ratio", "measured / modelled drain"));
-    }
+    const double horizon_days = absl::ToDoubleHours(tu.eri_warning_horizon) / 24.0;
+    Severity sev = none;
+    const char* summary = "battery within model";
     if (s.Has(kFlagEos)) {
-      sink.Raise(AlertType::kBatteryDepletion, Severity::kCritical, ev,
-                 "end of service: pump has stopped");
+      sev = Severity::kCritical;
+      summary = "end of service: pump has stopped";
     } else if (s.Has(kFlagEriReported) || frac <= spec.eri_fraction) {
-      sink.Raise(AlertType::kBatteryDepletion, Severity::kCritical, ev,
-                 "elective replacement indicator: pump stops within about 90 days");
-    } else if (days_to_eri <= absl::ToDoubleHours(tu.eri_warning_horizon) / 24.0) {
-      sink.Raise(AlertType::kBatteryDepletion, Severity::kWarning, ev,
-                 absl::StrFormat("battery ERI forecast in %.0f days: schedule replacement",
-                                 days_to_eri));
+      sev = Severity::kCritical;
+      summary = "elective replacement indicator: pump stops within about 90 days";
+    } else if (days_to_eri <= horizon_days) {
+      sev = Severity::kWarning;
+      summary = "battery ERI forecast within 180 days: schedule replacement";
     } else if (s.Has(kFlagEarlyDepletion)) {
-      sink.Raise(AlertType::kBatteryDepletion, Severity::kWarning, ev,
-                 "battery draining faster than its model (early depletion)");
-    } else {
-      sink.Resolve(AlertType::kBatteryDepletion, "battery within model", ev);
+      sev = Severity::kWarning;
+      summary = "battery draining faster than its model (early depletion)";
+    }
+    const Severity active = s.active(AlertType::kBatteryDepletion);
+    if (sev > active || (sev == none && active != none)) {
+      std::vector<Evidence> ev{Ev("days_to_eri", days_to_eri, 0, horizon_days, "days"),
+                               Ev("battery_charge_fraction", frac, frac, spec.eri_fraction,
+                                  "fraction")};
+      if (s.n_current > 0) {
+        ev.push_back(Ev("battery_current_ratio", s.current_ratio, 1.0, tu.early_depletion_factor,
+                        "ratio", "measured / modelled drain"));
+      }
+      if (sev == none) {
+        sink.Resolve(AlertType::kBatteryDepletion, summary, std::move(ev));
+      } else {
+        sink.Raise(AlertType::kBatteryDepletion, sev, std::move(ev), summary);
+      }
     }
   }
 }

@@ -112,7 +112,8 @@ void ObserveRatio(ModelState& s, const Tuning& tu, double ratio, double sd, cons
                evidence(1.0 + (crit ? tu.drift_critical_band : tu.drift_warning_band), s.cusum_hi),
                absl::StrFormat("over-infusion: pump delivers %.0f %% of programmed volume",
                                100.0 * s.ratio));
-  } else if (s.ratio < 1.0 + tu.drift_resolve_band && s.cusum_hi < tu.cusum_threshold) {
+  } else if (s.active(AlertType::kFlowDriftOver) != Severity::kUnspecified &&
+             s.ratio < 1.0 + tu.drift_resolve_band && s.cusum_hi < tu.cusum_threshold) {
     sink.Resolve(AlertType::kFlowDriftOver, "delivery ratio back within band",
                  evidence(1.0 + tu.drift_resolve_band, s.cusum_hi));
   }
@@ -121,7 +122,8 @@ void ObserveRatio(ModelState& s, const Tuning& tu, double ratio, double sd, cons
                evidence(1.0 - tu.drift_warning_band, s.cusum_lo),
                absl::StrFormat("under-infusion: pump delivers %.0f %% of programmed volume",
                                100.0 * s.ratio));
-  } else if (s.ratio > 1.0 - tu.drift_resolve_band && s.cusum_lo < tu.cusum_threshold) {
+  } else if (s.active(AlertType::kFlowDriftUnder) != Severity::kUnspecified &&
+             s.ratio > 1.0 - tu.drift_resolve_band && s.cusum_lo < tu.cusum_threshold) {
     sink.Resolve(AlertType::kFlowDriftUnder, "delivery ratio back within band",
                  evidence(1.0 - tu.drift_resolve_band, s.cusum_lo));
   }
@@ -212,9 +214,11 @@ void ObserveStrokePressure(ModelState& s, const Setup& su, const Tuning& tu, dou
   };
 
   // Blockage: complete at the pump's pressure limit, partial when sustained above k sd.
-  if (p >= limit) {
+  if (p >= limit && !blocked) {
     sink.Raise(AlertType::kCatheterBlockage, Severity::kCritical, evidence(limit, "at pump limit"),
                "complete catheter blockage: stroke pressure at the pump's limit");
+    s.high_run = 0;
+  } else if (p >= limit) {
     s.high_run = 0;
   } else if (!blocked) {
     s.high_run = (warm && z > tu.blockage_k_sd) ? s.high_run + 1 : 0;

@@ -44,7 +44,7 @@ void Advance(ModelState& s, std::shared_ptr<const Setup>& setup, TimeNs to) {
     if (su.pending.has_value()) end = std::min(end, su.pending_at);
     const TimeNs next_hour = (static_cast<TimeNs>(s.hour_index) + 1) * kNsPerHour;
     end = std::min(end, next_hour);
-    const BasalPiece basal = BasalAt(su.current.rx, s.t);
+    const BasalPiece basal = PlanBasalAt(su.current, s.t);
     end = std::min(end, basal.next_edge);
     const bool bolus = s.bolus_end > s.t;
     if (bolus) end = std::min(end, s.bolus_end);
@@ -96,17 +96,18 @@ void StartBolus(ModelState& s, const Setup& setup, Microliters volume, absl::Dur
 }
 
 double Delivered24hUg(const ModelState& s) {
+  // All 25 buckets = the current hour, the 23 before it and the hour 24 h ago, of which
+  // only the part after t - 24 h counts (uniform within the hour).
   const int h = s.hour_index;
   double sum = 0;
-  for (int k = 0; k < 24; ++k) sum += s.dose_hour_ug[(h - k + 10 * kDoseBuckets) % kDoseBuckets];
+  for (float b : s.dose_hour_ug) sum += b;
   const double into = static_cast<double>(s.t - static_cast<TimeNs>(h) * kNsPerHour) / kNsPerHour;
-  sum += (1.0 - into) * s.dose_hour_ug[(h - 24 + 10 * kDoseBuckets) % kDoseBuckets];
-  return sum;
+  return sum - into * s.dose_hour_ug[(h + 1) % kDoseBuckets];
 }
 
 MicrolitersPerDay ProgrammedRateNow(const ModelState& s, const Setup& setup) {
   if (Suspended(s)) return MicrolitersPerDay(0);
-  double r = BasalAt(setup.current.rx, s.t).rate.value();
+  double r = PlanBasalAt(setup.current, s.t).rate.value();
   if (s.bolus_end > s.t) r += s.bolus_rate;
   return MicrolitersPerDay(r);
 }

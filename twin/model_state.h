@@ -11,6 +11,7 @@
 #include <limits>
 #include <memory>
 #include <optional>
+#include <vector>
 
 #include "twin/alert_types.h"
 #include "twin/drug_library.h"
@@ -35,9 +36,16 @@ enum class TwinPhase : uint8_t { kImplanted = 0, kTrial = 1, kTrialEnded = 2 };
 struct TherapyPlan {
   Prescription rx;
   DrugLimits drug;
-  // Derived (not serialised): recomputed from rx.
+  // Derived (not serialised): recomputed from rx by DerivePlan.
   MicrolitersPerDay mean_daily_rate;
+  TimeNs stability_ns = 0;
+  TimeNs period_ns = kNsPerDay;        // schedule period and origin (flex)
+  TimeNs origin_ns = 0;
+  std::vector<TimeNs> step_start_ns;   // flex step offsets, ns
 };
+
+// BasalAt on the compiled plan (no Duration conversions: the integrator's hot path).
+BasalPiece PlanBasalAt(const TherapyPlan& plan, TimeNs t);
 
 struct Setup {
   PumpConfig cfg;
@@ -47,9 +55,11 @@ struct Setup {
   MicrogramsPerDay titration_base;  // daily dose at the start of the titration window
   TimeNs titration_base_time = kNoTime;
   TwinPhase phase = TwinPhase::kImplanted;
-  // Derived (not serialised).
+  // Derived (not serialised): recomputed by DeriveSetup.
   const PumpSpec* spec = nullptr;
   Mmhg expected_stroke;
+  TimeNs eri_cap_ns = kNeverNs;  // implant + service life - ERI-to-EOS
+  TimeNs eos_cap_ns = kNeverNs;  // implant + service life
 };
 
 // Recomputes the derived fields of `s` and `plan`.

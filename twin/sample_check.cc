@@ -7,7 +7,7 @@
 namespace pumptwin::twin {
 namespace {
 
-absl::Status Range(const char* field, double v, double lo, double hi, const char* unit) {
+absl::Status RangeSlow(const char* field, double v, double lo, double hi, const char* unit) {
   if (std::isnan(v)) return absl::InvalidArgumentError(absl::StrCat(field, " is NaN"));
   if (!std::isfinite(v)) return absl::InvalidArgumentError(absl::StrCat(field, " is infinite"));
   if (v < lo) {
@@ -17,6 +17,12 @@ absl::Status Range(const char* field, double v, double lo, double hi, const char
     return absl::InvalidArgumentError(absl::StrCat(field, " ", v, " ", unit, " above the limit ", hi, " ", unit));
   }
   return absl::OkStatus();
+}
+
+// Fast path for the common, valid case (NaN fails both comparisons).
+inline absl::Status Range(const char* field, double v, double lo, double hi, const char* unit) {
+  if (v >= lo && v <= hi) [[likely]] return absl::OkStatus();
+  return RangeSlow(field, v, lo, hi, unit);
 }
 
 #define PT_RETURN_IF_ERROR(expr)          \

@@ -25,11 +25,41 @@ const SampleLimits& DefaultSampleLimits() {
   return kLimits;
 }
 
-void DerivePlan(TherapyPlan& plan) { plan.mean_daily_rate = MeanDailyRate(plan.rx); }
+void DerivePlan(TherapyPlan& plan) {
+  plan.mean_daily_rate = MeanDailyRate(plan.rx);
+  plan.stability_ns = absl::ToInt64Nanoseconds(plan.drug.stability);
+  plan.period_ns = SchedulePeriodNs(plan.rx);
+  plan.origin_ns = (plan.rx.mode == TherapyMode::kFlex && plan.rx.flex.weekly) ? kMondayOriginNs : 0;
+  plan.step_start_ns.clear();
+  if (plan.rx.mode == TherapyMode::kFlex) {
+    for (const ScheduleStep& st : plan.rx.flex.steps) {
+      plan.step_start_ns.push_back(absl::ToInt64Nanoseconds(st.start_offset));
+    }
+  }
+}
+
+BasalPiece PlanBasalAt(const TherapyPlan& plan, TimeNs t) {
+  if (plan.rx.mode != TherapyMode::kFlex) return BasalAt(plan.rx, t);
+  const auto& starts = plan.step_start_ns;
+  if (starts.empty()) return {MicrolitersPerDay(0), kNeverNs};
+  TimeNs off = (t - plan.origin_ns) % plan.period_ns;
+  if (off < 0) off += plan.period_ns;
+  const auto it = std::upper_bound(starts.begin(), starts.end(), off);
+  const size_t i = static_cast<size_t>(it - starts.begin()) - (it == starts.begin() ? 0 : 1);
+  const TimeNs next = it == starts.end() ? plan.period_ns : *it;
+  return {plan.rx.flex.steps[i].rate, t + (next - off)};
+}
 
 void DeriveSetup(Setup& s, const Tuning& tuning) {
   s.spec = FindPumpSpec(s.cfg.profile);
   s.expected_stroke = ExpectedStrokePressure(*s.spec, s.cfg, tuning.hydraulics);
+  if (s.spec->has_battery) {
+    const TimeNs implant = ToNs(s.cfg.implant_time);
+    s.eos_cap_ns = implant + absl::ToInt64Nanoseconds(s.spec->max_service_life);
+    s.eri_cap_ns = s.eos_cap_ns - absl::ToInt64Nanoseconds(s.spec->eri_to_eos);
+  } else {
+    s.eri_cap_ns = s.eos_cap_ns = kNeverNs;
+  }
   DerivePlan(s.current);
   if (s.pending.has_value()) DerivePlan(*s.pending);
 }
@@ -82,7 +112,7 @@ absl::StatusOr<Twin> Twin::Create(const PumpConfig& cfg, const Prescription& rx,
   }
   auto su = std::make_shared<Setup>();
   su->cfg = cfg;
-  su->current = TherapyPlan{rx, *library.Find(rx.drug), {}};
+  su->current = TherapyPlan{rx, *library.Find(rx.drug), {}, 0, kNsPerDay, 0, {}};
   const TimeNs t0 = ToNs(start_device_time);
   su->titration_base = MaxDailyDose(rx);
   su->titration_base_time = t0;

@@ -61,7 +61,7 @@ absl::StatusOr<std::vector<LimitViolation>> Twin::SetPrescription(
     next->titration_base = MaxDailyDose(next->current.rx);
     next->titration_base_time = s_.t;
   }
-  TherapyPlan plan{rx, *library.Find(rx.drug), {}};
+  TherapyPlan plan{rx, *library.Find(rx.drug), {}, 0, kNsPerDay, 0, {}};
   DerivePlan(plan);
   const TimeNs eff = ToNs(effective_device_time);
   if (eff <= s_.t) {
@@ -155,6 +155,7 @@ absl::StatusOr<RefillResult> Twin::RecordRefill(const Refill& r, std::vector<Ale
     next->current.drug = *drug;
     next->current.rx.drug = drug->key;
     if (conc > 0) next->current.rx.concentration = MicrogramsPerMilliliter(conc);
+    DerivePlan(next->current);
     setup_ = std::move(next);
   }
   TimeChecks(s_, *setup_, tu, s_.t, false, sink);
@@ -234,6 +235,7 @@ absl::Status Twin::RecordEvent(const ClinicalEvent& e, std::vector<AlertTransiti
     case ClinicalEventType::kPumpReplacement: {
       auto next = std::make_shared<Setup>(*setup_);
       next->cfg.implant_time = FromNs(s_.t);
+      DeriveSetup(*next, DefaultTuning());
       setup_ = std::move(next);
       s_.battery_used_mah = 0;
       s_.last_drive_units = kNoDriveUnits;
@@ -280,7 +282,7 @@ absl::StatusOr<std::vector<TrajectoryPoint>> Twin::Predict(absl::Time until, abs
       return absl::InvalidArgumentError(absl::StrCat("proposed prescription rejected: ", JoinViolations(v, true)));
     }
     auto next = std::make_shared<Setup>(*setup_);
-    next->current = TherapyPlan{*proposed, *library.Find(proposed->drug), {}};
+    next->current = TherapyPlan{*proposed, *library.Find(proposed->drug), {}, 0, kNsPerDay, 0, {}};
     next->pending.reset();
     DerivePlan(next->current);
     copy.setup_ = std::move(next);
