@@ -36,6 +36,17 @@ ABSL_FLAG(std::string, tls_client_ca_file, "",
 ABSL_FLAG(bool, insecure, false, "Allow plaintext gRPC on a non-loopback address.");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
           "On SIGTERM/SIGINT: how long in-flight calls may take to finish.");
+ABSL_FLAG(int, shards, 0, "Shard worker threads (0 = one per core).");
+ABSL_FLAG(uint32_t, snapshot_every_samples, 256,
+          "Twin snapshot cadence per pump (samples); recovery replays at most this many.");
+ABSL_FLAG(absl::Duration, retention, absl::InfiniteDuration(),
+          "Keep telemetry this long (e.g. 400d); older chunks are dropped by compaction.");
+ABSL_FLAG(absl::Duration, tick_interval, absl::Seconds(5),
+          "Period of server-time checks (silent pumps), store revival and fleet gauges.");
+ABSL_FLAG(double, gateway_max_samples_per_second, 0,
+          "Per-gateway ingest rate limit in samples/s (0 = unlimited).");
+ABSL_FLAG(uint32_t, reorder_window, 64,
+          "Per-pump reorder window in seqs; a gap beyond it is refused (OUT_OF_ORDER).");
 ABSL_FLAG(std::string, port_file, "",
           "If set, the bound ports are written here (grpc_port=N, metrics_port=M) once serving.");
 
@@ -99,6 +110,12 @@ int main(int argc, char** argv) {
   options.tls_client_ca_file = absl::GetFlag(FLAGS_tls_client_ca_file);
   options.insecure = absl::GetFlag(FLAGS_insecure);
   options.port_file = absl::GetFlag(FLAGS_port_file);
+  options.shards = absl::GetFlag(FLAGS_shards);
+  options.snapshot_every_samples = absl::GetFlag(FLAGS_snapshot_every_samples);
+  options.telemetry_retention = absl::GetFlag(FLAGS_retention);
+  options.tick_interval = absl::GetFlag(FLAGS_tick_interval);
+  options.gateway_max_samples_per_second = absl::GetFlag(FLAGS_gateway_max_samples_per_second);
+  options.reorder_window_seqs = absl::GetFlag(FLAGS_reorder_window);
 
   pumptwin::server::ServerApp app(options);
   if (absl::Status s = app.Start(); !s.ok()) {

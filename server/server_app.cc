@@ -12,7 +12,13 @@
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
+#include "device_link/gateway_service.h"
+#include "server/commit_gate.h"
+#include "server/ingest_metrics.h"
 #include "server/logging.h"
+#include "server/store/group_committer.h"
+#include "server/store/rocksdb_store.h"
+#include "server/twin_registry.h"
 #include "server/twin_service_stub.h"
 
 #ifndef PUMPTWIN_VERSION
@@ -120,12 +126,22 @@ absl::Status ServerApp::Start() {
   auto creds = MakeCredentials(options_);
   if (!creds.ok()) return creds.status();
 
+  ingest_metrics_ = std::make_unique<IngestMetrics>(metrics_->registry());
+  device_link::GatewayServiceOptions gw;
+  gw.max_samples_per_second = options_.gateway_max_samples_per_second;
+  gw.require_peer_identity = !options_.tls_client_ca_file.empty();
+  gw.server_version = absl::StrCat("pumptwind ", PUMPTWIN_VERSION);
+  gw.metrics = ingest_metrics_->GatewayHooks();
+  if (absl::Status s = OpenStoreAndRecover(); !s.ok()) return s;
+  gateway_service_ = std::make_unique<device_link::GatewayService>(registry_.get(), gw);
+
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options_.listen, *creds, &grpc_port_);
   twin_service_ = std::make_unique<TwinServiceStub>();
   builder.RegisterService(twin_service_.get());
+  builder.RegisterService(gateway_service_.get());
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> icpt;
   icpt.push_back(metrics_->InterceptorFactory());
   builder.experimental().SetInterceptorCreators(std::move(icpt));
@@ -141,7 +157,8 @@ absl::Status ServerApp::Start() {
       {{"grpc_port", grpc_port_}, {"metrics_port", metrics_port_}, {"listen", options_.listen},
        {"tls", options_.tls_cert_file.empty() ? "off" : "on"}});
 
-  // (Recovery of the store and the twins runs here as the ingest work lands.)
+  // Recovery ran before binding (OpenStoreAndRecover): Health was never SERVING before.
+  ticker_ = std::thread([this] { RunTicker(); });
 
   if (absl::Status s = WritePortFile(); !s.ok()) return s;
   server_->GetHealthCheckService()->SetServingStatus(true);
@@ -166,14 +183,79 @@ absl::Status ServerApp::WritePortFile() const {
   return absl::OkStatus();
 }
 
+absl::Status ServerApp::OpenStoreAndRecover() {
+  absl::Time t0 = absl::Now();
+  store::RocksDbStoreOptions so;
+  so.path = options_.data_dir;
+  so.now = [] { return absl::Now(); };
+  so.telemetry_retention = options_.telemetry_retention;
+  auto store = store::RocksDbStore::Open(so);
+  if (!store.ok()) {
+    return absl::Status(store.status().code(),
+                        absl::StrCat("cannot open the store in --data_dir=", options_.data_dir,
+                                     ": ", store.status().message()));
+  }
+  store_ = *std::move(store);
+  store::GroupCommitterOptions co;
+  co.metrics = ingest_metrics_->CommitHooks();
+  committer_ = std::make_unique<store::GroupCommitter>(store_.get(), co);
+  gate_ = std::make_unique<CommitGate>(store_.get(), committer_.get());
+  gate_->add_listener(ingest_metrics_.get());
+  RegistryOptions ro;
+  ro.shards = options_.shards;
+  ro.shard.snapshot_every_samples = options_.snapshot_every_samples;
+  ro.shard.sequencer.reorder_window_seqs = options_.reorder_window_seqs;
+  IngestMetrics* im = ingest_metrics_.get();
+  ro.shard.on_alert_latency = [im](double s) { im->ObserveAlertLatency(s); };
+  registry_ = std::make_unique<TwinRegistry>(store_.get(), gate_.get(), ro);
+  auto stats = registry_->Recover();
+  if (!stats.ok()) {
+    return absl::Status(stats.status().code(),
+                        absl::StrCat("recovery failed: ", stats.status().message()));
+  }
+  ingest_metrics_->SetRecovery(absl::Now() - t0, stats->twins);
+  Log(LogLevel::kInfo, "recovered",
+      {{"pumps", stats->pumps}, {"twins", stats->twins},
+       {"replayed_samples", stats->replayed_samples},
+       {"recovery_ms", absl::ToInt64Milliseconds(absl::Now() - t0)},
+       {"shards", registry_->shard_count()}});
+  return absl::OkStatus();
+}
+
+void ServerApp::RunTicker() {
+  absl::MutexLock lock(&ticker_mu_);
+  for (;;) {
+    auto stop = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(ticker_mu_) { return ticker_stop_; };
+    if (ticker_mu_.AwaitWithTimeout(absl::Condition(&stop), options_.tick_interval)) return;
+    ticker_mu_.Unlock();
+    absl::Time now = absl::Now();
+    if (registry_->degraded()) {
+      if (absl::Status s = registry_->TryRevive(); !s.ok()) {
+        Log(LogLevel::kWarning, "store_still_failing", {{"error", std::string(s.message())}});
+      }
+    }
+    registry_->Tick(now);
+    ingest_metrics_->RefreshFleet(*registry_, *gate_, now);
+    ticker_mu_.Lock();
+  }
+}
+
 void ServerApp::Shutdown(absl::Duration grace) {
   if (shut_down_ || server_ == nullptr) return;
   shut_down_ = true;
   metrics_->ready().Set(0);
   server_->GetHealthCheckService()->SetServingStatus(false);
   absl::Time t0 = absl::Now();
+  {
+    absl::MutexLock lock(&ticker_mu_);
+    ticker_stop_ = true;
+  }
+  if (ticker_.joinable()) ticker_.join();
   server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
   server_->Wait();
+  // Flush: dirty twins are snapshotted, the last groups commit, the store closes.
+  registry_->Stop();
+  committer_->Shutdown();
   Log(LogLevel::kInfo, "stopped", {{"shutdown_ms", absl::ToInt64Milliseconds(absl::Now() - t0)}});
 }
 

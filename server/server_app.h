@@ -7,12 +7,22 @@
 
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "grpcpp/server.h"
 #include "server/metrics.h"
+
+namespace pumptwin::store {
+class Store;
+class GroupCommitter;
+}  // namespace pumptwin::store
+namespace pumptwin::device_link {
+class GatewayService;
+}  // namespace pumptwin::device_link
 
 namespace pumptwin::server {
 
@@ -25,6 +35,12 @@ struct ServerOptions {
   std::string tls_client_ca_file;  // PEM CA that signs gateway client certificates (mTLS)
   bool insecure = false;           // allow plaintext on a non-loopback address
   std::string port_file;           // if set, "grpc_port=N\nmetrics_port=M\n" is written here
+  int shards = 0;                  // 0: one per core
+  uint32_t snapshot_every_samples = 256;
+  absl::Duration telemetry_retention = absl::InfiniteDuration();
+  absl::Duration tick_interval = absl::Seconds(5);
+  double gateway_max_samples_per_second = 0;   // per gateway; 0 = unlimited
+  uint32_t reorder_window_seqs = 64;
 };
 
 // Returns true for "localhost", 127.0.0.0/8 and ::1 (with or without brackets).
@@ -52,14 +68,27 @@ class ServerApp {
   void Shutdown(absl::Duration grace);
 
   int grpc_port() const { return grpc_port_; }
+  class TwinRegistry* registry() { return registry_.get(); }
   int metrics_port() const { return metrics_port_; }
 
  private:
   absl::Status WritePortFile() const;
 
   ServerOptions options_;
+  absl::Status OpenStoreAndRecover();
+  void RunTicker();
+
   std::unique_ptr<ServerMetrics> metrics_;
+  std::unique_ptr<class IngestMetrics> ingest_metrics_;
+  std::unique_ptr<store::Store> store_;
+  std::unique_ptr<store::GroupCommitter> committer_;
+  std::unique_ptr<class CommitGate> gate_;
+  std::unique_ptr<class TwinRegistry> registry_;
+  std::unique_ptr<device_link::GatewayService> gateway_service_;
   std::unique_ptr<grpc::Service> twin_service_;
+  std::thread ticker_;
+  absl::Mutex ticker_mu_;
+  bool ticker_stop_ ABSL_GUARDED_BY(ticker_mu_) = false;
   std::unique_ptr<grpc::Server> server_;
   int grpc_port_ = 0;
   int metrics_port_ = 0;

@@ -262,8 +262,9 @@ absl::Status RocksDbStore::Commit(const WriteGroup& group) {
   for (const TelemetryChunk& c : group.telemetry) {
     const int64_t first_ns = *keys::TimeToUnixNanos(c.first_device_time);  // validated above
     const int64_t last_ns = *keys::TimeToUnixNanos(c.last_device_time);
+    const int64_t server_ns = *keys::TimeToUnixNanos(c.server_time);
     batch.Put(lease.cf(kTelemetry), keys::TelemetryKey(c.pump_id, first_ns, c.first_seq),
-              keys::TelemetryEnvelope(c.last_seq, last_ns, c.encoded));
+              keys::TelemetryEnvelope(c.last_seq, last_ns, server_ns, c.encoded));
     batch.Put(lease.cf(kHeads), c.pump_id, keys::HeadValue(c.last_seq, last_ns));
   }
   for (const auto& [k, v] : group.snapshots) batch.Put(lease.cf(kState), k, v);

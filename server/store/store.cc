@@ -65,6 +65,7 @@ absl::Status ValidateWriteGroup(const WriteGroup& group) {
     }
     if (!keys::TimeToUnixNanos(c.first_device_time).ok() ||
         !keys::TimeToUnixNanos(c.last_device_time).ok() ||
+        !keys::TimeToUnixNanos(c.server_time).ok() ||
         c.first_device_time > c.last_device_time) {
       return absl::InvalidArgumentError(
           absl::StrCat("telemetry chunk of ", c.pump_id, ": bad device time range"));

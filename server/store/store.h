@@ -30,6 +30,9 @@ struct TelemetryChunk {
   uint64_t last_seq = 0;
   absl::Time first_device_time = absl::UnixEpoch();
   absl::Time last_device_time = absl::UnixEpoch();
+  // Server time the samples were applied to the twin with (one per committed group):
+  // recovery replays with it, so the replayed twin is byte-identical.
+  absl::Time server_time = absl::UnixEpoch();
   std::string encoded;
 
   bool operator==(const TelemetryChunk&) const = default;

@@ -78,13 +78,14 @@ absl::StatusOr<TelemetryKeyParts> ParseTelemetryKey(absl::string_view key) {
   return parts;
 }
 
-std::string TelemetryEnvelope(uint64_t last_seq, int64_t last_unix_ns,
+std::string TelemetryEnvelope(uint64_t last_seq, int64_t last_unix_ns, int64_t server_unix_ns,
                               absl::string_view encoded) {
   std::string v;
   v.reserve(kEnvelopeHeaderBytes + encoded.size());
   v.push_back(static_cast<char>(kEnvelopeVersion));
   PutBigEndian64(&v, last_seq);
   PutOrderedTime(&v, last_unix_ns);
+  PutOrderedTime(&v, server_unix_ns);
   v.append(encoded.data(), encoded.size());
   return v;
 }
@@ -100,6 +101,7 @@ absl::StatusOr<EnvelopeParts> ParseTelemetryEnvelope(absl::string_view value) {
   EnvelopeParts parts;
   parts.last_seq = GetBigEndian64(value.data() + 1);
   parts.last_unix_ns = GetOrderedTime(value.data() + 9);
+  parts.server_unix_ns = GetOrderedTime(value.data() + 17);
   parts.encoded = value.substr(kEnvelopeHeaderBytes);
   return parts;
 }
@@ -115,6 +117,7 @@ absl::StatusOr<TelemetryChunk> ChunkFromKeyValue(absl::string_view key, absl::st
   c.last_seq = v->last_seq;
   c.first_device_time = absl::FromUnixNanos(k->first_unix_ns);
   c.last_device_time = absl::FromUnixNanos(v->last_unix_ns);
+  c.server_time = absl::FromUnixNanos(v->server_unix_ns);
   c.encoded = std::string(v->encoded);
   return c;
 }

@@ -16,7 +16,7 @@ namespace pumptwin::store::keys {
 
 inline constexpr uint8_t kEnvelopeVersion = 1;
 inline constexpr uint8_t kHeadVersion = 1;
-inline constexpr size_t kEnvelopeHeaderBytes = 17;
+inline constexpr size_t kEnvelopeHeaderBytes = 25;
 inline constexpr size_t kHeadBytes = 17;
 inline constexpr char kFormatVersionKey[] = "pumptwin.store.format_version";
 inline constexpr char kFormatVersion[] = "1";
@@ -43,11 +43,13 @@ struct TelemetryKeyParts {
 };
 absl::StatusOr<TelemetryKeyParts> ParseTelemetryKey(absl::string_view key);
 
-// Envelope: u8 version | BE last seq | ordered last time | encoded chunk.
-std::string TelemetryEnvelope(uint64_t last_seq, int64_t last_unix_ns, absl::string_view encoded);
+// Envelope: u8 version | BE last seq | ordered last time | ordered server time | chunk.
+std::string TelemetryEnvelope(uint64_t last_seq, int64_t last_unix_ns, int64_t server_unix_ns,
+                              absl::string_view encoded);
 struct EnvelopeParts {
   uint64_t last_seq = 0;
   int64_t last_unix_ns = 0;
+  int64_t server_unix_ns = 0;
   absl::string_view encoded;
 };
 absl::StatusOr<EnvelopeParts> ParseTelemetryEnvelope(absl::string_view value);

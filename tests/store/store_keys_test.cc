@@ -69,13 +69,16 @@ TEST(StoreKeys, TelemetryKeyParsesBack) {
   EXPECT_EQ(ParseTelemetryKey(k.substr(1)).status().code(), absl::StatusCode::kDataLoss);
 }
 
-TEST(StoreKeys, EnvelopeCarriesLastSeqAndTimeAtFixedOffsets) {
-  const std::string v = TelemetryEnvelope(99, 1700000000000000000, "chunk");
+TEST(StoreKeys, EnvelopeCarriesLastSeqAndTimesAtFixedOffsets) {
+  const std::string v =
+      TelemetryEnvelope(99, 1700000000000000000, 1700000000123000000, "chunk");
   ASSERT_EQ(v.size(), kEnvelopeHeaderBytes + 5);
   EXPECT_EQ(GetOrderedTime(v.data() + 9), 1700000000000000000);
+  EXPECT_EQ(GetOrderedTime(v.data() + 17), 1700000000123000000);
   absl::StatusOr<EnvelopeParts> p = ParseTelemetryEnvelope(v);
   ASSERT_TRUE(p.ok());
   EXPECT_EQ(p->last_seq, 99u);
+  EXPECT_EQ(p->server_unix_ns, 1700000000123000000);
   EXPECT_EQ(p->encoded, "chunk");
   std::string future = v;
   future[0] = '\x02';  // an envelope version this build does not know

@@ -1,0 +1,44 @@
+// The one place mapping pumptwin.v1 protobuf messages to twin/ types and back (telemetry
+// samples are mapped in device_link/sample_codec). Validation errors name the proto field.
+// Stateless free functions; thread-safe.
+#ifndef PUMPTWIN_SERVER_CONVERT_H_
+#define PUMPTWIN_SERVER_CONVERT_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "pumptwin/v1/resources.pb.h"
+#include "twin/alert_types.h"
+#include "twin/pump_profile.h"
+#include "twin/therapy.h"
+#include "twin/twin.h"
+
+namespace pumptwin::server {
+
+int64_t ToUnixMs(absl::Time t);  // InfiniteFuture/Past -> 0 ("not within horizon")
+absl::Time FromUnixMs(int64_t ms);
+
+// Pump registration -> model config. INVALID_ARGUMENT naming `pump.<field>`.
+absl::StatusOr<twin::PumpConfig> ToPumpConfig(const v1::Pump& pump);
+
+absl::StatusOr<twin::Prescription> ToPrescription(const v1::Prescription& rx);
+v1::Prescription FromPrescription(const twin::Prescription& rx);
+
+v1::LimitViolation FromViolation(const twin::LimitViolation& v);
+v1::Forecast FromForecast(const twin::Forecast& f, const twin::Twin& twin);
+// Live twin -> TwinState (detectors, forecast at the model time).
+v1::TwinState FromTwin(const twin::Twin& twin);
+
+// "flow_drift_over" style names of the proto enums (for metric labels and alert ids).
+std::string AlertTypeLabel(v1::AlertType type);
+std::string SeverityLabel(v1::Severity severity);
+
+// Pump resource names: "pumps/{id}" <-> id. INVALID_ARGUMENT with the expected form.
+absl::StatusOr<std::string> PumpIdFromName(const std::string& name);
+std::string PumpName(const std::string& pump_id);
+
+}  // namespace pumptwin::server
+
+#endif  // PUMPTWIN_SERVER_CONVERT_H_

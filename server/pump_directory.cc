@@ -1,0 +1,137 @@
+#include "server/pump_directory.h"
+
+#include <algorithm>
+
+#include "absl/hash/hash.h"
+#include "absl/strings/str_cat.h"
+
+namespace pumptwin::server {
+namespace {
+
+// FNV-1a: stable across processes and versions (absl::Hash is seeded per process).
+uint64_t StableHash(absl::string_view s) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+}  // namespace
+
+PumpDirectory::PumpDirectory(int stripes) {
+  stripes_.reserve(std::max(1, stripes));
+  for (int i = 0; i < std::max(1, stripes); ++i) stripes_.push_back(std::make_unique<Stripe>());
+  clinic_names_.push_back("");  // id 0 = no clinic
+  clinic_ids_[""] = 0;
+}
+
+int PumpDirectory::StripeOf(absl::string_view pump_id) const {
+  return static_cast<int>(StableHash(pump_id) % stripes_.size());
+}
+
+uint32_t PumpDirectory::InternClinic(const std::string& clinic) {
+  absl::MutexLock lock(&clinic_mu_);
+  auto [it, inserted] = clinic_ids_.try_emplace(clinic, clinic_names_.size());
+  if (inserted) clinic_names_.push_back(clinic);
+  return it->second;
+}
+
+std::string PumpDirectory::ClinicName(uint32_t id) const {
+  absl::MutexLock lock(&clinic_mu_);
+  return id < clinic_names_.size() ? clinic_names_[id] : "";
+}
+
+void PumpDirectory::Put(const v1::Pump& pump) {
+  PumpEntry e;
+  for (const auto& g : pump.gateway_ids()) e.gateways.push_back(g);
+  e.clinic_id = InternClinic(pump.clinic());
+  e.lifecycle = static_cast<uint8_t>(pump.lifecycle());
+  e.profile = static_cast<uint8_t>(pump.profile());
+  Stripe& s = *stripes_[StripeOf(pump.pump_id())];
+  absl::MutexLock lock(&s.mu);
+  auto it = s.pumps.find(pump.pump_id());
+  if (it != s.pumps.end()) e.summary = it->second.summary;
+  s.pumps.insert_or_assign(pump.pump_id(), std::move(e));
+}
+
+void PumpDirectory::Clear() {
+  for (auto& stripe : stripes_) {
+    absl::MutexLock lock(&stripe->mu);
+    stripe->pumps.clear();
+  }
+}
+
+bool PumpDirectory::Contains(absl::string_view pump_id) const {
+  const Stripe& s = *stripes_[StripeOf(pump_id)];
+  absl::MutexLock lock(&s.mu);
+  return s.pumps.contains(pump_id);
+}
+
+std::optional<PumpEntry> PumpDirectory::Get(absl::string_view pump_id) const {
+  const Stripe& s = *stripes_[StripeOf(pump_id)];
+  absl::MutexLock lock(&s.mu);
+  auto it = s.pumps.find(pump_id);
+  if (it == s.pumps.end()) return std::nullopt;
+  return it->second;
+}
+
+void PumpDirectory::UpdateSummary(absl::string_view pump_id, const PumpSummary& summary) {
+  Stripe& s = *stripes_[StripeOf(pump_id)];
+  absl::MutexLock lock(&s.mu);
+  auto it = s.pumps.find(pump_id);
+  if (it != s.pumps.end()) it->second.summary = summary;
+}
+
+absl::Status PumpDirectory::Authorize(absl::string_view gateway_id,
+                                      absl::string_view pump_id) const {
+  const Stripe& s = *stripes_[StripeOf(pump_id)];
+  absl::MutexLock lock(&s.mu);
+  auto it = s.pumps.find(pump_id);
+  if (it == s.pumps.end()) {
+    return absl::NotFoundError(absl::StrCat("pump '", pump_id, "' is not registered"));
+  }
+  if (it->second.lifecycle == v1::PUMP_LIFECYCLE_DECOMMISSIONED) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("pump '", pump_id, "' is decommissioned; its twin is archived"));
+  }
+  for (const std::string& g : it->second.gateways) {
+    if (g == gateway_id) return absl::OkStatus();
+  }
+  return absl::PermissionDeniedError(
+      absl::StrCat("pump '", pump_id, "' is not bound to gateway '", gateway_id, "'"));
+}
+
+std::vector<std::string> PumpDirectory::PumpsOfGateway(absl::string_view gateway_id) const {
+  std::vector<std::string> out;
+  for (const auto& stripe : stripes_) {
+    absl::MutexLock lock(&stripe->mu);
+    for (const auto& [id, e] : stripe->pumps) {
+      if (std::find(e.gateways.begin(), e.gateways.end(), gateway_id) != e.gateways.end()) {
+        out.push_back(id);
+      }
+    }
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+void PumpDirectory::ForEach(
+    const std::function<void(const std::string&, const PumpEntry&)>& fn) const {
+  for (const auto& stripe : stripes_) {
+    absl::MutexLock lock(&stripe->mu);
+    for (const auto& [id, e] : stripe->pumps) fn(id, e);
+  }
+}
+
+size_t PumpDirectory::size() const {
+  size_t n = 0;
+  for (const auto& stripe : stripes_) {
+    absl::MutexLock lock(&stripe->mu);
+    n += stripe->pumps.size();
+  }
+  return n;
+}
+
+}  // namespace pumptwin::server

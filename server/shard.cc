@@ -1,0 +1,314 @@
+#include "server/shard.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "server/convert.h"
+#include "server/logging.h"
+#include "server/store/telemetry_codec.h"
+
+namespace pumptwin::server {
+
+void BatchState::Complete(absl::Status status, std::vector<device_link::ResumePoint> durable,
+                          std::vector<device_link::SinkNack> nacks) {
+  std::function<void(device_link::IngestResult)> done;
+  device_link::IngestResult result;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!status.ok() && result_.status.ok()) result_.status = status;
+    for (auto& d : durable) result_.durable.push_back(std::move(d));
+    for (auto& n : nacks) result_.nacks.push_back(std::move(n));
+    if (--remaining_ > 0) return;
+    done = std::move(done_);
+    result = std::move(result_);
+  }
+  done(std::move(result));
+}
+
+Shard::Shard(int index, CommitGate* gate, PumpDirectory* directory, ShardOptions options)
+    : index_(index), gate_(gate), directory_(directory), options_(std::move(options)) {
+  thread_ = std::thread([this] { Run(); });
+}
+
+Shard::~Shard() { Stop(); }
+
+bool Shard::Post(Task task, bool block) {
+  absl::MutexLock lock(&mu_);
+  if (stopping_) return false;
+  if (queue_.size() >= options_.max_tasks) {
+    if (!block) return false;
+    auto has_room = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return stopping_ || queue_.size() < options_.max_tasks;
+    };
+    mu_.Await(absl::Condition(&has_room));
+    if (stopping_) return false;
+  }
+  queue_.push_back(std::move(task));
+  depth_.store(queue_.size(), std::memory_order_relaxed);
+  cv_.Signal();
+  return true;
+}
+
+void Shard::Stop() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_ && !thread_.joinable()) return;
+    stopping_ = true;
+    cv_.SignalAll();
+  }
+  if (thread_.joinable()) thread_.join();
+}
+
+size_t Shard::queue_depth() const { return depth_.load(std::memory_order_relaxed); }
+
+void Shard::Run() {
+  std::vector<Task> batch;
+  for (;;) {
+    {
+      absl::MutexLock lock(&mu_);
+      while (queue_.empty() && !(stopping_ && !in_flight_)) cv_.Wait(&mu_);
+      if (queue_.empty() && stopping_ && !in_flight_) break;
+      // Take everything queued: one flush per burst, not per task.
+      while (!queue_.empty()) {
+        batch.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+      depth_.store(0, std::memory_order_relaxed);
+    }
+    for (Task& t : batch) t();
+    batch.clear();
+    MaybeFlush();
+  }
+}
+
+void Shard::AddTransitions(const std::string& pump_id, absl::Time server_time,
+                           std::vector<twin::AlertTransition>& transitions) {
+  if (transitions.empty()) return;
+  std::string clinic;
+  if (auto e = directory_->Get(pump_id)) clinic = directory_->ClinicName(e->clinic_id);
+  for (twin::AlertTransition& t : transitions) {
+    forming_.alerts.push_back(AlertDraft{pump_id, clinic, std::move(t), server_time});
+  }
+  transitions.clear();
+}
+
+void Shard::AddSnapshot(const std::string& pump_id, PumpSlot& slot) {
+  forming_.group.snapshots.emplace_back(pump_id, slot.twin.Serialize());
+  slot.since_snapshot = 0;
+}
+
+void Shard::PublishSummary(const std::string& pump_id, const PumpSlot& slot) {
+  PumpSummary s;
+  for (int t = 1; t < twin::kNumAlertTypes; ++t) {
+    auto sev = static_cast<uint8_t>(slot.twin.active_alert(static_cast<twin::AlertType>(t)));
+    if (sev > s.worst_severity) s.worst_severity = sev;
+  }
+  s.silent = slot.twin.active_alert(twin::AlertType::kSilentPump) != twin::Severity::kUnspecified;
+  twin::Forecast f = slot.twin.ForecastAt(slot.twin.device_time());
+  s.next_refill_due_ms = ToUnixMs(f.next_refill_due);
+  s.battery_eri_ms = ToUnixMs(f.battery_eri);
+  if (auto t = slot.twin.last_sample_server_time()) s.last_sample_server_ms = ToUnixMs(*t);
+  directory_->UpdateSummary(pump_id, s);
+}
+
+void Shard::ApplyIngest(const std::string& gateway_id, device_link::PumpSamples part,
+                        std::shared_ptr<BatchState> batch) {
+  (void)gateway_id;
+  std::vector<device_link::SinkNack> nacks;
+  auto it = slots_.find(part.pump_id);
+  if (it == slots_.end()) {
+    for (const twin::Sample& s : part.samples) {
+      nacks.push_back({part.pump_id, s.seq, v1::NACK_REASON_UNKNOWN_PUMP,
+                       absl::StrCat("pump '", part.pump_id, "' has no twin on this server")});
+    }
+    batch->Complete(absl::OkStatus(), {}, std::move(nacks));
+    return;
+  }
+  PumpSlot& slot = *it->second;
+  if (!group_time_) group_time_ = options_.now();
+  const absl::Time server_time = *group_time_;
+  std::vector<device_link::SequencedEntry> released;
+  auto offer = [&](device_link::SequencedEntry entry) {
+    uint64_t seq = entry.seq;
+    device_link::SeqVerdict v = slot.seq.Offer(options_.sequencer, std::move(entry), &released);
+    if (v == device_link::SeqVerdict::kBeyondWindow) {
+      nacks.push_back({part.pump_id, seq, v1::NACK_REASON_OUT_OF_ORDER,
+                       device_link::BeyondWindowMessage(part.pump_id, seq,
+                                                        slot.seq.applied_seq(),
+                                                        options_.sequencer)});
+    }
+  };
+  for (twin::Sample& s : part.samples) offer({s.seq, std::move(s)});
+  for (uint64_t seq : part.rejected_seqs) offer({seq, std::nullopt});
+
+  std::vector<twin::AlertTransition> transitions;
+  bool changed = false;
+  for (device_link::SequencedEntry& e : released) {
+    if (!e.sample) continue;  // consumed by an upstream rejection
+    absl::Status st = slot.twin.Observe(*e.sample, server_time, &transitions);
+    if (!st.ok()) {
+      nacks.push_back({part.pump_id, e.seq,
+                       st.code() == absl::StatusCode::kFailedPrecondition
+                           ? v1::NACK_REASON_TIME_ABSURD
+                           : v1::NACK_REASON_INVALID_FIELD,
+                       std::string(st.message())});
+      continue;
+    }
+    slot.forming.push_back(std::move(*e.sample));
+    ++slot.since_snapshot;
+    ++forming_samples_;
+    changed = true;
+  }
+  if (changed) forming_pumps_.insert(part.pump_id);
+  bool alerted = !transitions.empty();
+  AddTransitions(part.pump_id, server_time, transitions);
+  if (alerted) {
+    // Alert-raising state changes are snapshotted at once (recovery stays exact and
+    // cheap), and the summary the list calls use is refreshed.
+    AddSnapshot(part.pump_id, slot);
+    PublishSummary(part.pump_id, slot);
+    if (options_.on_alert_latency) {
+      options_.on_alert_latency(absl::ToDoubleSeconds(options_.now() - server_time));
+    }
+  } else if (slot.since_snapshot >= options_.snapshot_every_samples) {
+    AddSnapshot(part.pump_id, slot);
+    PublishSummary(part.pump_id, slot);
+  }
+  // The ack covers everything the sequencer released so far: it is durable once the
+  // forming group (or an earlier one) commits.
+  std::vector<device_link::ResumePoint> durable = {{part.pump_id, slot.seq.applied_seq()}};
+  forming_done_.push_back(
+      [batch, durable = std::move(durable), nacks = std::move(nacks)](absl::Status s) mutable {
+        if (!s.ok()) {
+          batch->Complete(absl::UnavailableError(absl::StrCat(
+                              "telemetry not stored: ", s.message(), "; resend later")),
+                          {}, {});
+          return;
+        }
+        batch->Complete(absl::OkStatus(), std::move(durable), std::move(nacks));
+      });
+  if (forming_samples_ >= options_.max_group_samples) MaybeFlush();
+}
+
+void Shard::Mutate(const std::string& pump_id, MutateFn fn,
+                   std::function<void(absl::Status)> done) {
+  auto it = slots_.find(pump_id);
+  if (it == slots_.end()) {
+    done(absl::NotFoundError(absl::StrCat("pump '", pump_id, "' is not registered")));
+    return;
+  }
+  PumpSlot& slot = *it->second;
+  // Work on a copy: a failing call leaves the live twin untouched.
+  twin::Twin before = slot.twin;
+  MutationContext ctx;
+  ctx.server_time = options_.now();
+  absl::Status st = fn(slot, ctx);
+  if (!st.ok()) {
+    slot.twin = std::move(before);
+    done(st);
+    return;
+  }
+  AddTransitions(pump_id, ctx.server_time, ctx.transitions);
+  AddSnapshot(pump_id, slot);
+  for (AuditDraft& a : ctx.audit) forming_.audit.push_back(std::move(a));
+  forming_.group.Append(std::move(ctx.extra));
+  PublishSummary(pump_id, slot);
+  forming_done_.push_back(std::move(done));
+}
+
+void Shard::AddPump(const std::string& pump_id, twin::Twin twin, MutationContext ctx,
+                    std::function<void(absl::Status)> done) {
+  auto [it, inserted] = slots_.try_emplace(pump_id, nullptr);
+  if (!inserted) {
+    done(absl::AlreadyExistsError(absl::StrCat("pump '", pump_id, "' is already registered")));
+    return;
+  }
+  it->second = std::make_unique<PumpSlot>(std::move(twin));
+  AddTransitions(pump_id, ctx.server_time, ctx.transitions);
+  AddSnapshot(pump_id, *it->second);
+  for (AuditDraft& a : ctx.audit) forming_.audit.push_back(std::move(a));
+  forming_.group.Append(std::move(ctx.extra));
+  PublishSummary(pump_id, *it->second);
+  forming_done_.push_back(std::move(done));
+}
+
+void Shard::TickAll(absl::Time server_time) {
+  std::vector<twin::AlertTransition> transitions;
+  for (auto& [id, slot] : slots_) {
+    slot->twin.Tick(server_time, &transitions);
+    if (transitions.empty()) continue;
+    AddTransitions(id, server_time, transitions);
+    AddSnapshot(id, *slot);
+    PublishSummary(id, *slot);
+  }
+}
+
+void Shard::ResetState() {
+  slots_.clear();
+  forming_ = PendingGroup();
+  forming_pumps_.clear();
+  forming_samples_ = 0;
+  group_time_.reset();
+  auto done = std::move(forming_done_);
+  forming_done_.clear();
+  for (auto& d : done) d(absl::UnavailableError("the store failed; nothing was stored"));
+}
+
+void Shard::SnapshotAll() {
+  for (auto& [id, slot] : slots_) {
+    if (slot->since_snapshot > 0) AddSnapshot(id, *slot);
+  }
+}
+
+void Shard::MaybeFlush() {
+  if (in_flight_ || (forming_.empty() && forming_pumps_.empty() && forming_done_.empty())) {
+    return;
+  }
+  for (const std::string& id : forming_pumps_) {
+    auto it = slots_.find(id);
+    if (it == slots_.end() || it->second->forming.empty()) continue;
+    auto chunk = store::MakeChunk(id, it->second->forming);
+    it->second->forming.clear();
+    if (chunk.ok()) chunk->server_time = group_time_.value_or(options_.now());
+    if (!chunk.ok()) {
+      // Cannot happen for samples the twin accepted; refuse loudly rather than lose them.
+      Log(LogLevel::kError, "chunk_encode_failed",
+          {{"pump", id}, {"error", std::string(chunk.status().message())}});
+      continue;
+    }
+    forming_.group.telemetry.push_back(*std::move(chunk));
+  }
+  forming_pumps_.clear();
+  forming_samples_ = 0;
+  group_time_.reset();
+  PendingGroup group = std::move(forming_);
+  forming_ = PendingGroup();
+  auto done = std::make_shared<std::vector<std::function<void(absl::Status)>>>(
+      std::move(forming_done_));
+  forming_done_.clear();
+  in_flight_ = true;
+  auto on_commit = [this, done](absl::Status s) {
+    if (!s.ok() && options_.on_store_error) options_.on_store_error(s);
+    // Back onto the shard thread: the completions run in commit order and the next
+    // group may go. Never blocks: the committer thread must not wait on a shard.
+    auto task = [this, s, done]() { OnCommitted(s, std::move(*done)); };
+    absl::MutexLock lock(&mu_);
+    queue_.push_front(std::move(task));
+    cv_.Signal();
+  };
+  absl::Status st = gate_->Submit(std::move(group), std::move(on_commit));
+  if (!st.ok()) {
+    // The committer refused (shut down): nothing of the group is durable.
+    in_flight_ = false;
+    if (options_.on_store_error) options_.on_store_error(st);
+    for (auto& d : *done) d(st);
+  }
+}
+
+void Shard::OnCommitted(absl::Status status,
+                        std::vector<std::function<void(absl::Status)>> done) {
+  in_flight_ = false;
+  for (auto& d : done) d(status);
+}
+
+}  // namespace pumptwin::server

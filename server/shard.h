@@ -1,0 +1,150 @@
+// Shard: one worker thread that owns a set of pump twins. Everything that touches one of
+// its twins (ingest, clinical calls, reads, ticks) runs as a task on this thread, so the
+// hot path takes no lock on twin state. The shard also owns its commit pipeline: while
+// one group is being committed it keeps applying and accumulating the next group, then
+// submits that one when the first is durable (group commit at shard level; the store's
+// GroupCommitter merges the shards' groups into one fsync).
+// Thread-safety: Post/Stop/queue_depth are thread-safe; everything else runs on the shard
+// thread (documented per method).
+#ifndef PUMPTWIN_SERVER_SHARD_H_
+#define PUMPTWIN_SERVER_SHARD_H_
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "device_link/ingest_sink.h"
+#include "device_link/sequencer.h"
+#include "server/commit_gate.h"
+#include "server/pump_directory.h"
+#include "twin/twin.h"
+
+namespace pumptwin::server {
+
+struct ShardOptions {
+  size_t max_tasks = 4096;                  // queued tasks before Post(block=false) refuses
+  uint32_t snapshot_every_samples = 256;    // twin snapshot cadence per pump
+  size_t max_group_samples = 100000;        // flush the forming group beyond this
+  device_link::SequencerConfig sequencer;
+  std::function<absl::Time()> now = [] { return absl::Now(); };
+  // Called (on the committer thread) when a commit failed: the registry degrades.
+  std::function<void(const absl::Status&)> on_store_error;
+  // Sample received -> alert event queued (seconds), for the latency histogram.
+  std::function<void(double)> on_alert_latency;
+};
+
+// The per-pump state a shard keeps.
+struct PumpSlot {
+  explicit PumpSlot(twin::Twin t) : twin(std::move(t)), seq(twin.last_seq()) {}
+  twin::Twin twin;
+  device_link::PumpSequencer seq;
+  uint32_t since_snapshot = 0;           // samples applied since the last snapshot
+  std::vector<twin::Sample> forming;     // samples of the forming group, in seq order
+};
+
+// Collects the per-shard answers of one ingest batch; the last one calls `done`.
+class BatchState {
+ public:
+  BatchState(int parts, std::function<void(device_link::IngestResult)> done)
+      : remaining_(parts), done_(std::move(done)) {}
+  void Complete(absl::Status status, std::vector<device_link::ResumePoint> durable,
+                std::vector<device_link::SinkNack> nacks);
+
+ private:
+  absl::Mutex mu_;
+  int remaining_ ABSL_GUARDED_BY(mu_);
+  device_link::IngestResult result_ ABSL_GUARDED_BY(mu_);
+  std::function<void(device_link::IngestResult)> done_;
+};
+
+// What a clinical/admin call may do to a twin inside Shard::Mutate.
+struct MutationContext {
+  absl::Time server_time;
+  std::vector<twin::AlertTransition> transitions;  // appended by the twin call
+  std::vector<AuditDraft> audit;
+  store::WriteGroup extra;                         // e.g. an updated registration
+};
+
+class Shard {
+ public:
+  using Task = std::function<void()>;
+  using MutateFn = std::function<absl::Status(PumpSlot& slot, MutationContext& ctx)>;
+
+  Shard(int index, CommitGate* gate, PumpDirectory* directory, ShardOptions options);
+  ~Shard();
+  Shard(const Shard&) = delete;
+  Shard& operator=(const Shard&) = delete;
+
+  // Queues a task. block=false: false when the queue is full or the shard stopped.
+  bool Post(Task task, bool block = true);
+  // Finishes queued tasks and the commit in flight, then joins the thread.
+  void Stop();
+  size_t queue_depth() const;
+  int index() const { return index_; }
+
+  // ---- shard thread only ----
+  absl::flat_hash_map<std::string, std::unique_ptr<PumpSlot>>& slots() { return slots_; }
+  void ApplyIngest(const std::string& gateway_id, device_link::PumpSamples part,
+                   std::shared_ptr<BatchState> batch);
+  // Runs fn on the pump's slot; on OK commits snapshot + alerts + audit + extra, then
+  // calls done (on the committer thread via this shard) with fn's status or the commit's.
+  void Mutate(const std::string& pump_id, MutateFn fn, std::function<void(absl::Status)> done);
+  // Adds a new twin (registration) and commits `ctx` with its snapshot.
+  void AddPump(const std::string& pump_id, twin::Twin twin, MutationContext ctx,
+               std::function<void(absl::Status)> done);
+  // Server-time checks of every twin (silence, time-driven rules).
+  void TickAll(absl::Time server_time);
+  // Drops every twin and the forming group (its callers get UNAVAILABLE): the registry
+  // reloads everything from the store after a store failure.
+  void ResetState();
+  // Adds snapshots of every twin with unsnapshotted samples (clean shutdown).
+  void SnapshotAll();
+  // Publishes the pump's summary (worst alert, due dates) to the directory.
+  void PublishSummary(const std::string& pump_id, const PumpSlot& slot);
+
+ private:
+  void Run();
+  void AddTransitions(const std::string& pump_id, absl::Time server_time,
+                      std::vector<twin::AlertTransition>& transitions);
+  void AddSnapshot(const std::string& pump_id, PumpSlot& slot);
+  void MaybeFlush();
+  void OnCommitted(absl::Status status, std::vector<std::function<void(absl::Status)>> done);
+
+  const int index_;
+  CommitGate* const gate_;
+  PumpDirectory* const directory_;
+  const ShardOptions options_;
+
+  mutable absl::Mutex mu_;
+  absl::CondVar cv_;
+  std::deque<Task> queue_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::atomic<size_t> depth_{0};
+
+  // Shard-thread state.
+  absl::flat_hash_map<std::string, std::unique_ptr<PumpSlot>> slots_;
+  PendingGroup forming_;
+  absl::flat_hash_set<std::string> forming_pumps_;   // pumps with samples in forming_
+  size_t forming_samples_ = 0;
+  // Server time of the forming group: every sample of a group is observed with it and it
+  // is stored with the group's chunks, so a replay after a crash is exact.
+  std::optional<absl::Time> group_time_;
+  std::vector<std::function<void(absl::Status)>> forming_done_;
+  bool in_flight_ = false;
+  std::thread thread_;
+};
+
+}  // namespace pumptwin::server
+
+#endif  // PUMPTWIN_SERVER_SHARD_H_

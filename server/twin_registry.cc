@@ -1,0 +1,330 @@
+#include "server/twin_registry.h"
+
+#include <thread>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/blocking_counter.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "server/logging.h"
+#include "server/store/telemetry_codec.h"
+
+namespace pumptwin::server {
+namespace {
+
+int ShardCount(int requested) {
+  if (requested > 0) return requested;
+  int n = static_cast<int>(std::thread::hardware_concurrency());
+  return n > 0 ? n : 1;
+}
+
+// Replays the stored telemetry after the twin's last seq (chunks carry the server time
+// the samples were applied with, so the replay is exact). Returns the samples replayed.
+absl::StatusOr<size_t> ReplayAfterSnapshot(const store::Store& store, const std::string& pump_id,
+                                           twin::Twin& twin) {
+  auto head = store.GetPumpHead(pump_id);
+  if (absl::IsNotFound(head.status())) return 0;
+  if (!head.ok()) return head.status();
+  if (head->last_seq <= twin.last_seq()) return 0;
+  size_t replayed = 0;
+  absl::Status inner = absl::OkStatus();
+  std::vector<twin::Sample> samples;
+  std::vector<twin::AlertTransition> transitions;
+  absl::Status scan = store.ScanTelemetryAfterSeq(
+      pump_id, twin.last_seq(), [&](const store::TelemetryChunk& chunk) {
+        inner = store::DecodeSamples(chunk.encoded, &samples);
+        if (!inner.ok()) return false;
+        for (const twin::Sample& s : samples) {
+          if (s.seq <= twin.last_seq()) continue;
+          inner = twin.Observe(s, chunk.server_time, &transitions);
+          if (!inner.ok()) {
+            inner = absl::DataLossError(absl::StrCat("replay of pump '", pump_id, "' seq ",
+                                                     s.seq, " failed: ", inner.message()));
+            return false;
+          }
+          ++replayed;
+        }
+        return true;
+      });
+  if (!scan.ok()) return scan;
+  if (!inner.ok()) return inner;
+  if (!transitions.empty()) {
+    Log(LogLevel::kWarning, "replay_transitions",
+        {{"pump", pump_id}, {"count", transitions.size()},
+         {"note", "alert transitions during replay; they were committed before the crash"}});
+  }
+  return replayed;
+}
+
+}  // namespace
+
+TwinRegistry::TwinRegistry(store::Store* store, CommitGate* gate, RegistryOptions options)
+    : store_(store),
+      gate_(gate),
+      options_(std::move(options)),
+      directory_(ShardCount(options_.shards)) {
+  options_.shard.on_store_error = [this](const absl::Status& s) { OnStoreError(s); };
+  for (int i = 0; i < directory_.stripes(); ++i) {
+    shards_.push_back(std::make_unique<Shard>(i, gate_, &directory_, options_.shard));
+  }
+}
+
+TwinRegistry::~TwinRegistry() { Stop(); }
+
+void TwinRegistry::Stop() {
+  if (stopped_.exchange(true)) return;
+  if (!degraded_.load()) {
+    for (auto& shard : shards_) {
+      Shard* sh = shard.get();
+      sh->Post([sh] { sh->SnapshotAll(); });
+    }
+  }
+  for (auto& shard : shards_) shard->Stop();
+}
+
+void TwinRegistry::OnStoreError(const absl::Status& status) {
+  if (!degraded_.exchange(true)) {
+    Log(LogLevel::kError, "store_degraded",
+        {{"error", std::string(status.message())},
+         {"action", "ingest and changes answer UNAVAILABLE until the store accepts writes"}});
+  }
+}
+
+absl::StatusOr<RecoveryStats> TwinRegistry::Recover() {
+  RecoveryStats stats;
+  absl::Time t0 = absl::Now();
+  if (absl::Status s = gate_->Load(); !s.ok()) return s;
+  if (absl::Status s = LoadAll(&stats); !s.ok()) return s;
+  stats.duration = absl::Now() - t0;
+  return stats;
+}
+
+absl::Status TwinRegistry::LoadAll(RecoveryStats* stats) {
+  absl::Status parse_error;
+  absl::Status status = store_->ScanPumps([&](absl::string_view id, absl::string_view bytes) {
+    v1::Pump pump;
+    if (!pump.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+      parse_error =
+          absl::DataLossError(absl::StrCat("registration of pump '", id, "' does not parse"));
+      return false;
+    }
+    directory_.Put(pump);
+    ++stats->pumps;
+    return true;
+  });
+  if (!status.ok()) return status;
+  if (!parse_error.ok()) return parse_error;
+
+  // Snapshots are decoded and replayed on the shard threads, in batches.
+  constexpr size_t kBatch = 512;
+  absl::Mutex mu;
+  absl::Status first_error;
+  std::atomic<size_t> twins{0}, replayed{0};
+  std::vector<std::vector<std::pair<std::string, std::string>>> pending(shards_.size());
+  std::vector<std::pair<int, std::function<void()>>> tasks;
+  auto make_task = [&](int shard, std::vector<std::pair<std::string, std::string>> items) {
+    Shard* sh = shards_[shard].get();
+    std::function<void()> fn = [&, sh, items = std::move(items)]() {
+      for (const auto& [id, bytes] : items) {
+        auto twin = twin::Twin::Deserialize(bytes);
+        absl::StatusOr<size_t> n = twin.ok() ? ReplayAfterSnapshot(*store_, id, *twin)
+                                             : absl::StatusOr<size_t>(twin.status());
+        if (!n.ok()) {
+          absl::MutexLock lock(&mu);
+          if (first_error.ok()) {
+            first_error = absl::DataLossError(absl::StrCat(
+                "twin of pump '", id, "' cannot be recovered: ", n.status().message()));
+          }
+          continue;
+        }
+        replayed += *n;
+        ++twins;
+        auto slot = std::make_unique<PumpSlot>(*std::move(twin));
+        sh->PublishSummary(id, *slot);
+        sh->slots().insert_or_assign(id, std::move(slot));
+      }
+    };
+    tasks.emplace_back(shard, std::move(fn));
+  };
+  status = store_->ScanAllSnapshots([&](absl::string_view id, absl::string_view bytes) {
+    int s = directory_.StripeOf(id);
+    pending[s].emplace_back(std::string(id), std::string(bytes));
+    if (pending[s].size() >= kBatch) {
+      make_task(s, std::move(pending[s]));
+      pending[s].clear();
+    }
+    return true;
+  });
+  if (!status.ok()) return status;
+  for (size_t s = 0; s < pending.size(); ++s) {
+    if (!pending[s].empty()) make_task(static_cast<int>(s), std::move(pending[s]));
+  }
+  absl::BlockingCounter counter(static_cast<int>(tasks.size()));
+  for (auto& [shard, fn] : tasks) {
+    shards_[shard]->Post([&counter, fn = std::move(fn)]() {
+      fn();
+      counter.DecrementCount();
+    });
+  }
+  counter.Wait();
+  if (!first_error.ok()) return first_error;
+  stats->twins = twins.load();
+  stats->replayed_samples = replayed.load();
+  if (stats->twins != stats->pumps) {
+    return absl::DataLossError(absl::StrCat(stats->pumps, " pumps are registered but ",
+                                            stats->twins, " twin snapshots were found"));
+  }
+  return absl::OkStatus();
+}
+
+
+void TwinRegistry::Submit(device_link::IngestBatch batch,
+                          std::function<void(device_link::IngestResult)> done) {
+  if (degraded_.load() || stopped_.load()) {
+    device_link::IngestResult r;
+    r.status = absl::UnavailableError(
+        "the store is not accepting writes (disk full or I/O error); nothing was stored, "
+        "resend later");
+    done(std::move(r));
+    return;
+  }
+  if (batch.pumps.empty()) {
+    done(device_link::IngestResult());
+    return;
+  }
+  auto state = std::make_shared<BatchState>(static_cast<int>(batch.pumps.size()), std::move(done));
+  for (device_link::PumpSamples& part : batch.pumps) {
+    Shard& shard = ShardOf(part.pump_id);
+    Shard* sh = &shard;
+    std::string gateway = batch.gateway_id;
+    bool posted = shard.Post(
+        [sh, gateway = std::move(gateway), part = std::move(part), state]() mutable {
+          sh->ApplyIngest(gateway, std::move(part), std::move(state));
+        },
+        /*block=*/false);
+    if (!posted) {
+      state->Complete(absl::ResourceExhaustedError(
+                          "the server's shard queue is full; back off and resend"),
+                      {}, {});
+    }
+  }
+}
+
+absl::StatusOr<std::vector<device_link::ResumePoint>> TwinRegistry::ResumePoints(
+    absl::string_view gateway_id, const std::vector<std::string>& pump_ids) {
+  std::vector<std::string> ids = pump_ids.empty() ? directory_.PumpsOfGateway(gateway_id) : pump_ids;
+  std::vector<device_link::ResumePoint> out;
+  out.reserve(ids.size());
+  for (const std::string& id : ids) {
+    if (!directory_.Authorize(gateway_id, id).ok()) continue;
+    auto head = store_->GetPumpHead(id);
+    if (absl::IsNotFound(head.status())) {
+      out.push_back({id, 0});
+      continue;
+    }
+    if (!head.ok()) return head.status();
+    out.push_back({id, head->last_seq});
+  }
+  return out;
+}
+
+absl::Status TwinRegistry::Authorize(absl::string_view gateway_id, absl::string_view pump_id) {
+  return directory_.Authorize(gateway_id, pump_id);
+}
+
+void TwinRegistry::Register(v1::Pump pump, twin::Twin twin, std::vector<AuditDraft> audit,
+                            std::function<void(absl::Status)> done) {
+  if (degraded_.load()) {
+    done(absl::UnavailableError("the store is not accepting writes; nothing was changed"));
+    return;
+  }
+  Shard* sh = &ShardOf(pump.pump_id());
+  PumpDirectory* dir = &directory_;
+  sh->Post([sh, dir, pump = std::move(pump), twin = std::move(twin), audit = std::move(audit),
+            done = std::move(done)]() mutable {
+    if (sh->slots().contains(pump.pump_id())) {
+      done(absl::AlreadyExistsError(
+          absl::StrCat("pump '", pump.pump_id(), "' is already registered")));
+      return;
+    }
+    dir->Put(pump);
+    MutationContext ctx;
+    ctx.audit = std::move(audit);
+    ctx.extra.pumps.emplace_back(pump.pump_id(), pump.SerializeAsString());
+    std::string id = pump.pump_id();
+    sh->AddPump(id, std::move(twin), std::move(ctx), std::move(done));
+  });
+}
+
+void TwinRegistry::Mutate(const std::string& pump_id, Shard::MutateFn fn,
+                          std::function<void(absl::Status)> done) {
+  if (degraded_.load()) {
+    done(absl::UnavailableError("the store is not accepting writes; nothing was changed"));
+    return;
+  }
+  Shard* sh = &ShardOf(pump_id);
+  sh->Post([sh, pump_id, fn = std::move(fn), done = std::move(done)]() mutable {
+    sh->Mutate(pump_id, std::move(fn), std::move(done));
+  });
+}
+
+void TwinRegistry::Read(const std::string& pump_id,
+                        std::function<void(const twin::Twin*, absl::Status)> fn) {
+  Shard* sh = &ShardOf(pump_id);
+  bool posted = sh->Post([sh, pump_id, fn]() {
+    auto it = sh->slots().find(pump_id);
+    if (it == sh->slots().end()) {
+      fn(nullptr, absl::NotFoundError(absl::StrCat("pump '", pump_id, "' is not registered")));
+      return;
+    }
+    fn(&it->second->twin, absl::OkStatus());
+  });
+  if (!posted) fn(nullptr, absl::UnavailableError("the server is shutting down"));
+}
+
+void TwinRegistry::Tick(absl::Time server_time) {
+  if (degraded_.load() || stopped_.load()) return;
+  for (auto& shard : shards_) {
+    Shard* sh = shard.get();
+    sh->Post([sh, server_time] { sh->TickAll(server_time); }, /*block=*/false);
+  }
+}
+
+absl::Status TwinRegistry::TryRevive() {
+  if (!degraded_.load()) return absl::OkStatus();
+  absl::MutexLock lock(&revive_mu_);
+  if (!degraded_.load()) return absl::OkStatus();
+  // Probe: a tiny write through the same door as everything else (so every group queued
+  // before it has finished when it completes).
+  PendingGroup probe;
+  probe.group.meta.emplace_back("probe", absl::FormatTime(absl::Now()));
+  absl::Notification committed;
+  absl::Status result;
+  absl::Status st = gate_->Submit(std::move(probe), [&](absl::Status s) {
+    result = s;
+    committed.Notify();
+  });
+  if (!st.ok()) return st;
+  committed.WaitForNotification();
+  if (!result.ok()) return result;
+  // Writes work again: drop in-memory state and reload it from the store (crash-only).
+  absl::BlockingCounter cleared(static_cast<int>(shards_.size()));
+  for (auto& shard : shards_) {
+    Shard* sh = shard.get();
+    sh->Post([sh, &cleared] {
+      sh->ResetState();
+      cleared.DecrementCount();
+    });
+  }
+  cleared.Wait();
+  directory_.Clear();
+  if (absl::Status s = gate_->Load(); !s.ok()) return s;
+  RecoveryStats stats;
+  if (absl::Status s = LoadAll(&stats); !s.ok()) return s;
+  degraded_.store(false);
+  Log(LogLevel::kInfo, "store_revived", {{"twins", stats.twins}});
+  return absl::OkStatus();
+}
+
+}  // namespace pumptwin::server
