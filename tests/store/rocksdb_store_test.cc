@@ -56,7 +56,8 @@ TEST_P(StoreConformance, CommittedGroupIsReadableEverywhere) {
                                     [&](const TelemetryChunk& c) { chunks.push_back(c); return true; })
                   .ok());
   ASSERT_EQ(chunks.size(), 1u);
-  EXPECT_EQ(chunks[0], g.telemetry[0]);
+  EXPECT_EQ(chunks[0], g.telemetry[0]);  // every field, server_time included
+  EXPECT_EQ(chunks[0].server_time, absl::FromUnixSeconds(1800000000));
 }
 
 TEST_P(StoreConformance, TelemetryTimeRangeSelectsOverlappingChunksOfThatPumpOnly) {

@@ -81,6 +81,7 @@ inline WriteGroup NumberedGroup(int i, int pumps = 3) {
   const uint64_t first_seq = 1 + 10 * static_cast<uint64_t>(i / pumps);
   g.telemetry.push_back(
       Chunk(pump, first_seq, 10, absl::FromUnixSeconds(1700000000) + absl::Minutes(10.0 * (i / pumps))));
+  g.telemetry.back().server_time = absl::FromUnixSeconds(1800000000) + absl::Seconds(i);
   g.snapshots.emplace_back(pump, absl::StrCat("snapshot-after-group-", i));
   g.alerts.emplace_back(i + 1, absl::StrCat("alert-", i));
   g.audit.emplace_back(i + 1, absl::StrCat("audit-", i));
