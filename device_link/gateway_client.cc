@@ -307,7 +307,7 @@ size_t GatewayClient::SettleLocked(Frame& f, bool rebuild) {
   }
   if (all) return 0;
   const auto& samples = f.msg->frame().samples();
-  auto settled = [&](const v1::TelemetrySample& s) {
+  auto settled = [&](const v1::TelemetrySample& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     auto it = acked_.find(s.pump_id());
     if (it != acked_.end() && s.seq() <= it->second) return true;
     return std::find(f.nacked.begin(), f.nacked.end(), std::make_pair(s.pump_id(), s.seq())) !=
