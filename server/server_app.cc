@@ -13,13 +13,14 @@
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
 #include "device_link/gateway_service.h"
+#include "server/auth.h"
 #include "server/commit_gate.h"
 #include "server/ingest_metrics.h"
 #include "server/logging.h"
 #include "server/store/group_committer.h"
 #include "server/store/rocksdb_store.h"
 #include "server/twin_registry.h"
-#include "server/twin_service_stub.h"
+#include "server/twin_service.h"
 
 #ifndef PUMPTWIN_VERSION
 #define PUMPTWIN_VERSION "dev"
@@ -139,7 +140,9 @@ absl::Status ServerApp::Start() {
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options_.listen, *creds, &grpc_port_);
-  twin_service_ = std::make_unique<TwinServiceStub>();
+  auth_ = std::make_unique<OpenAuthorizer>();
+  twin_service_ = std::make_unique<TwinServiceImpl>(
+      TwinServiceDeps{registry_.get(), gate_.get(), store_.get(), auth_.get()});
   builder.RegisterService(twin_service_.get());
   builder.RegisterService(gateway_service_.get());
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> icpt;

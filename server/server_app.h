@@ -85,6 +85,7 @@ class ServerApp {
   std::unique_ptr<class CommitGate> gate_;
   std::unique_ptr<class TwinRegistry> registry_;
   std::unique_ptr<device_link::GatewayService> gateway_service_;
+  std::unique_ptr<class Authorizer> auth_;
   std::unique_ptr<grpc::Service> twin_service_;
   std::thread ticker_;
   absl::Mutex ticker_mu_;

@@ -1,17 +1,15 @@
-#include "server/twin_service_stub.h"
-
-#include <string>
-
+// TwinService methods not implemented yet (listed in twin_service_methods.inc): each
+// answers UNIMPLEMENTED with a message saying so, and changes nothing.
 #include "absl/strings/str_cat.h"
+#include "server/twin_service.h"
 
 namespace pumptwin::server {
 namespace {
 
-grpc::Status NotYet(const char* method) {
+[[maybe_unused]] grpc::Status NotYet(const char* method) {
   return grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
                       absl::StrCat("TwinService.", method,
-                                   " is not implemented in this build yet (planned: the "
-                                   "TwinService work); nothing was changed"));
+                                   " is not implemented in this build yet; nothing was changed"));
 }
 
 template <typename Resp>
@@ -24,16 +22,16 @@ class NotYetWriter final : public grpc::ServerWriteReactor<Resp> {
 }  // namespace
 
 #define PUMPTWIN_NOT_YET_UNARY(Method, Req, Resp)                                        \
-  grpc::ServerUnaryReactor* TwinServiceStub::Method(                                     \
+  grpc::ServerUnaryReactor* TwinServiceImpl::Method(                                     \
       grpc::CallbackServerContext* ctx, const pumptwin::v1::Req*, pumptwin::v1::Resp*) { \
     auto* reactor = ctx->DefaultReactor();                                               \
     reactor->Finish(NotYet(#Method));                                                    \
     return reactor;                                                                      \
   }
-#define PUMPTWIN_NOT_YET_STREAM(Method, Req, Resp)                                  \
-  grpc::ServerWriteReactor<pumptwin::v1::Resp>* TwinServiceStub::Method(            \
-      grpc::CallbackServerContext*, const pumptwin::v1::Req*) {                     \
-    return new NotYetWriter<pumptwin::v1::Resp>(#Method);                           \
+#define PUMPTWIN_NOT_YET_STREAM(Method, Req, Resp)                       \
+  grpc::ServerWriteReactor<pumptwin::v1::Resp>* TwinServiceImpl::Method( \
+      grpc::CallbackServerContext*, const pumptwin::v1::Req*) {          \
+    return new NotYetWriter<pumptwin::v1::Resp>(#Method);                \
   }
 #include "server/twin_service_methods.inc"
 #undef PUMPTWIN_NOT_YET_UNARY

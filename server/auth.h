@@ -1,0 +1,44 @@
+// Authorization of TwinService calls: who is calling (actor) and with which role.
+// Authorizer is the seam; the token-file implementation maps bearer tokens to roles.
+// OpenAuthorizer (no tokens configured: loopback demo and tests) lets everyone act as
+// admin under the actor name "anonymous" and is refused on non-loopback listeners.
+// Implementations are thread-safe.
+#ifndef PUMPTWIN_SERVER_AUTH_H_
+#define PUMPTWIN_SERVER_AUTH_H_
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "grpcpp/server_context.h"
+
+namespace pumptwin::server {
+
+// Ordered: a higher role may do everything a lower one may.
+enum class Role : int { kViewer = 1, kClinician = 2, kAdmin = 3 };
+
+struct Principal {
+  std::string actor;  // e.g. token name "dr.smith" or "anonymous"
+  Role role = Role::kViewer;
+};
+
+class Authorizer {
+ public:
+  virtual ~Authorizer() = default;
+  // UNAUTHENTICATED (no/unknown token) or PERMISSION_DENIED (role too low), with a
+  // message naming the required role.
+  virtual absl::StatusOr<Principal> Check(const grpc::CallbackServerContext& ctx,
+                                          Role required) const = 0;
+};
+
+class OpenAuthorizer final : public Authorizer {
+ public:
+  absl::StatusOr<Principal> Check(const grpc::CallbackServerContext&, Role) const override {
+    return Principal{"anonymous", Role::kAdmin};
+  }
+};
+
+const char* RoleName(Role role);
+
+}  // namespace pumptwin::server
+
+#endif  // PUMPTWIN_SERVER_AUTH_H_

@@ -1,0 +1,75 @@
+// TwinService: the clinical API (dashboards, hospital systems, pumptwinctl) over the twin
+// registry, the commit gate and the store. Methods whose behaviour has not landed yet
+// are listed in twin_service_methods.inc and answer UNIMPLEMENTED saying so.
+// Thread-safe: gRPC calls arrive on many threads; state lives in the registry.
+#ifndef PUMPTWIN_SERVER_TWIN_SERVICE_H_
+#define PUMPTWIN_SERVER_TWIN_SERVICE_H_
+
+#include <functional>
+#include <string>
+
+#include "absl/time/time.h"
+#include "pumptwin/v1/twin_service.grpc.pb.h"
+#include "server/auth.h"
+#include "server/commit_gate.h"
+#include "server/store/store.h"
+#include "server/twin_registry.h"
+
+namespace pumptwin::server {
+
+struct TwinServiceDeps {
+  TwinRegistry* registry = nullptr;
+  CommitGate* gate = nullptr;
+  store::Store* store = nullptr;
+  const Authorizer* auth = nullptr;  // required
+  std::function<absl::Time()> now = [] { return absl::Now(); };
+};
+
+class TwinServiceImpl final : public pumptwin::v1::TwinService::CallbackService {
+ public:
+  explicit TwinServiceImpl(TwinServiceDeps deps) : deps_(std::move(deps)) {}
+
+  // Every method of the contract. Definitions live in twin_service*.cc by area; the
+  // ones still listed in twin_service_methods.inc answer UNIMPLEMENTED (twin_service_pending.cc).
+  grpc::ServerUnaryReactor* RegisterPump(grpc::CallbackServerContext* ctx,
+      const v1::RegisterPumpRequest* req, v1::Pump* resp) override;
+  grpc::ServerUnaryReactor* GetPump(grpc::CallbackServerContext* ctx,
+      const v1::GetPumpRequest* req, v1::Pump* resp) override;
+  grpc::ServerUnaryReactor* ListPumps(grpc::CallbackServerContext* ctx,
+      const v1::ListPumpsRequest* req, v1::ListPumpsResponse* resp) override;
+  grpc::ServerUnaryReactor* DecommissionPump(grpc::CallbackServerContext* ctx,
+      const v1::DecommissionPumpRequest* req, v1::Pump* resp) override;
+  grpc::ServerUnaryReactor* SetPrescription(grpc::CallbackServerContext* ctx,
+      const v1::SetPrescriptionRequest* req, v1::SetPrescriptionResponse* resp) override;
+  grpc::ServerUnaryReactor* GetPrescriptionHistory(grpc::CallbackServerContext* ctx,
+      const v1::GetPrescriptionHistoryRequest* req, v1::GetPrescriptionHistoryResponse* resp) override;
+  grpc::ServerUnaryReactor* ReplayTwin(grpc::CallbackServerContext* ctx,
+      const v1::ReplayTwinRequest* req, v1::ReplayTwinResponse* resp) override;
+  grpc::ServerUnaryReactor* RecordRefill(grpc::CallbackServerContext* ctx,
+      const v1::RecordRefillRequest* req, v1::RecordRefillResponse* resp) override;
+  grpc::ServerUnaryReactor* RecordEvent(grpc::CallbackServerContext* ctx,
+      const v1::RecordEventRequest* req, v1::RecordEventResponse* resp) override;
+  grpc::ServerUnaryReactor* GetTwin(grpc::CallbackServerContext* ctx,
+      const v1::GetTwinRequest* req, v1::TwinState* resp) override;
+  grpc::ServerWriteReactor<v1::TwinState>* WatchTwin(grpc::CallbackServerContext* ctx,
+      const v1::WatchTwinRequest* req) override;
+  grpc::ServerUnaryReactor* GetTelemetry(grpc::CallbackServerContext* ctx,
+      const v1::GetTelemetryRequest* req, v1::GetTelemetryResponse* resp) override;
+  grpc::ServerUnaryReactor* ListAlerts(grpc::CallbackServerContext* ctx,
+      const v1::ListAlertsRequest* req, v1::ListAlertsResponse* resp) override;
+  grpc::ServerWriteReactor<v1::AlertEvent>* WatchAlerts(grpc::CallbackServerContext* ctx,
+      const v1::WatchAlertsRequest* req) override;
+  grpc::ServerUnaryReactor* AcknowledgeAlert(grpc::CallbackServerContext* ctx,
+      const v1::AcknowledgeAlertRequest* req, v1::Alert* resp) override;
+  grpc::ServerUnaryReactor* ListDrugs(grpc::CallbackServerContext* ctx,
+      const v1::ListDrugsRequest* req, v1::ListDrugsResponse* resp) override;
+  grpc::ServerUnaryReactor* ListAuditRecords(grpc::CallbackServerContext* ctx,
+      const v1::ListAuditRecordsRequest* req, v1::ListAuditRecordsResponse* resp) override;
+
+ private:
+  TwinServiceDeps deps_;
+};
+
+}  // namespace pumptwin::server
+
+#endif  // PUMPTWIN_SERVER_TWIN_SERVICE_H_
