@@ -19,6 +19,7 @@
 #include "absl/time/clock.h"
 #include "device_link/gateway_client.h"
 #include "grpcpp/grpcpp.h"
+#include "pumptwin/v1/twin_service.grpc.pb.h"
 
 ABSL_FLAG(std::string, target, "", "server address, e.g. 127.0.0.1:50051 (required)");
 ABSL_FLAG(int, streams, 1, "concurrent gateway streams (one client + producer thread each)");
@@ -28,6 +29,11 @@ ABSL_FLAG(int64_t, frames_per_stream, 20000, "frames each stream sends");
 ABSL_FLAG(double, duration_s, 30, "hard time bound for the run");
 ABSL_FLAG(uint32_t, max_unacked_frames, 32, "client in-flight window");
 ABSL_FLAG(std::string, gateway_prefix, "loadgw", "gateway ids are <prefix>-<i>");
+ABSL_FLAG(bool, register_pumps, false,
+          "register the pumps first via TwinService.RegisterPump (needed against pumptwind; "
+          "ALREADY_EXISTS is fine, so a rerun continues their sequences)");
+ABSL_FLAG(int64_t, sample_interval_ms, 60000, "device time between consecutive samples of a pump");
+ABSL_FLAG(std::string, pump_prefix, "", "pump ids are <prefix>s<stream>p<pump>");
 
 namespace {
 
@@ -40,10 +46,38 @@ struct Latencies {
   std::vector<int64_t> ns ABSL_GUARDED_BY(mu);
 };
 
+// Registers a sensorized pump bound to `gateway` (morphine 10 mg/mL at 0.5 mL/day).
+grpc::Status RegisterPump(pumptwin::v1::TwinService::Stub& stub, const std::string& pump,
+                          const std::string& gateway, int64_t start_ms) {
+  pumptwin::v1::RegisterPumpRequest req;
+  auto* p = req.mutable_pump();
+  p->set_pump_id(pump);
+  p->set_profile(pumptwin::v1::PUMP_PROFILE_SENSORIZED);
+  p->set_reservoir_capacity_ul(40000);
+  p->set_catheter_length_cm(50);
+  p->set_catheter_inner_diameter_mm(0.5);
+  p->set_implant_time_ms(start_ms);
+  p->set_clinic("loadgen");
+  p->add_gateway_ids(gateway);
+  p->set_reporting_interval_ms(3600000);
+  auto* rx = req.mutable_initial_prescription();
+  rx->set_drug("morphine");
+  rx->set_concentration_ug_per_ml(10000);
+  rx->set_mode(pumptwin::v1::THERAPY_MODE_SIMPLE_CONTINUOUS);
+  rx->set_rate_ul_per_day(500);
+  req.set_initial_reservoir_ul(40000);
+  req.set_reason("loadgen");
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  pumptwin::v1::Pump out;
+  grpc::Status st = stub.RegisterPump(&ctx, req, &out);
+  if (st.error_code() == grpc::StatusCode::ALREADY_EXISTS) return grpc::Status::OK;
+  return st;
+}
+
 TelemetrySample Template(const std::string& pump) {
   TelemetrySample s;
   s.set_pump_id(pump);
-  s.set_device_time_ms(absl::ToUnixMillis(absl::Now()));
   s.set_calculated_reservoir_ul(18'000.0);
   s.set_measured_reservoir_ul(17'950.0);
   s.set_cumulative_drive_units(123'456);
@@ -82,6 +116,29 @@ int main(int argc, char** argv) {
   const int64_t frames = absl::GetFlag(FLAGS_frames_per_stream);
   const absl::Time deadline = absl::Now() + absl::Seconds(absl::GetFlag(FLAGS_duration_s));
 
+  const int64_t interval_ms = std::max<int64_t>(1, absl::GetFlag(FLAGS_sample_interval_ms));
+  // Device time of seq 1, early enough that the last sample is not in the future.
+  const int64_t start_ms = absl::ToUnixMillis(absl::Now()) -
+                           (frames * batch / pumps + 10) * interval_ms;
+  const std::string prefix = absl::GetFlag(FLAGS_pump_prefix);
+  auto pump_name = [&](int stream, int p) { return absl::StrCat(prefix, "s", stream, "p", p); };
+  if (absl::GetFlag(FLAGS_register_pumps)) {
+    auto stub = pumptwin::v1::TwinService::NewStub(
+        grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
+    for (int i = 0; i < streams; ++i) {
+      for (int p = 0; p < pumps; ++p) {
+        grpc::Status st = RegisterPump(*stub, pump_name(i, p),
+                                       absl::StrCat(absl::GetFlag(FLAGS_gateway_prefix), "-", i),
+                                       start_ms - interval_ms);
+        if (!st.ok()) {
+          std::fprintf(stderr, "RegisterPump %s failed: %s\n", pump_name(i, p).c_str(),
+                       st.error_message().c_str());
+          return 1;
+        }
+      }
+    }
+  }
+
   Latencies lat;
   std::vector<std::unique_ptr<GatewayClient>> clients;
   for (int i = 0; i < streams; ++i) {
@@ -116,12 +173,17 @@ int main(int argc, char** argv) {
   for (int i = 0; i < streams; ++i) {
     producers.emplace_back([&, i] {
       std::vector<TelemetrySample> templates;
-      for (int p = 0; p < pumps; ++p) templates.push_back(Template(absl::StrCat("s", i, "p", p)));
+      for (int p = 0; p < pumps; ++p) templates.push_back(Template(pump_name(i, p)));
+      // Continue after what the server already stored (a rerun against the same store).
       std::vector<uint64_t> next_seq(pumps, 1);
+      for (int p = 0; p < pumps; ++p) next_seq[p] = clients[i]->acked_seq(pump_name(i, p)) + 1;
       for (int64_t f = 0; f < frames && absl::Now() < deadline; ++f) {
         const int p = static_cast<int>(f % pumps);
         std::vector<TelemetrySample> samples(batch, templates[p]);
-        for (TelemetrySample& s : samples) s.set_seq(next_seq[p]++);
+        for (TelemetrySample& s : samples) {
+          s.set_device_time_ms(start_ms + static_cast<int64_t>(next_seq[p]) * interval_ms);
+          s.set_seq(next_seq[p]++);
+        }
         if (!clients[i]->Send(std::move(samples)).ok()) {
           ++send_errors;
           break;
