@@ -31,7 +31,9 @@ std::vector<Sample> RandomSamples(std::mt19937_64& rng) {
   const size_t n = 1 + rng() % 300;
   const int64_t unit_ns[] = {1, 1000, 1000000, 1000000000};
   const int64_t unit = unit_ns[rng() % 4];
-  int64_t t_ns = static_cast<int64_t>(rng() % (int64_t{1} << 40)) * unit * (rng() % 2 ? 1 : -1);
+  // Anywhere in the representable range (1677..2262), leaving room for the deltas below.
+  const uint64_t max_units = static_cast<uint64_t>(std::numeric_limits<int64_t>::max() / unit / 2);
+  int64_t t_ns = static_cast<int64_t>(rng() % max_units) * unit * (rng() % 2 ? 1 : -1);
   uint64_t seq = 1 + rng() % 1000000;
   const int presence_style = static_cast<int>(rng() % 3);  // none / all / random
   std::vector<Sample> out(n);
