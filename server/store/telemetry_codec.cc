@@ -3,6 +3,7 @@
 // compression (LZ4/ZSTD) then runs on top of these bytes.
 #include "server/store/telemetry_codec.h"
 
+#include <array>
 #include <bit>
 #include <cmath>
 #include <optional>
@@ -28,39 +29,33 @@ constexpr uint8_t kXorMode = 0xFF;
 constexpr double kTwoPow53 = 9007199254740992.0;
 constexpr int64_t kUnitNs[] = {1, 0, 0, 1000, 0, 0, 1000000, 0, 0, 1000000000};
 
-// ---- Field table: the 10 optional fields, in format order. -----------------------------
-inline double AsDouble(double v) { return v; }
+// ---- The 9 optional doubles, in format order (drive units go between #1 and #2). ---------
+constexpr int kDoubleFields = 9;
+constexpr int kDoublesBeforeDrive = 2;
+inline std::optional<double> AsDouble(const std::optional<double>& o) { return o; }
 template <typename Tag>
-inline double AsDouble(twin::Quantity<Tag> q) { return q.value(); }
-
-template <auto Member>
-std::optional<double> GetDouble(const Sample& s) {
-  const auto& o = s.*Member;
-  if (!o.has_value()) return std::nullopt;
-  return AsDouble(*o);
+inline std::optional<double> AsDouble(const std::optional<twin::Quantity<Tag>>& o) {
+  return o ? std::optional<double>(o->value()) : std::nullopt;
 }
-template <auto Member>
-void SetDouble(Sample& s, double v) {
-  using T = typename std::remove_reference_t<decltype(s.*Member)>::value_type;
-  s.*Member = T(v);
+// Calls f(field index, optional value) for each double field of `s`, in format order.
+template <typename F>
+inline void VisitDoubles(const Sample& s, F&& f) {
+  f(0, AsDouble(s.calculated_reservoir));
+  f(1, AsDouble(s.measured_reservoir));
+  f(2, AsDouble(s.outlet_pressure));
+  f(3, AsDouble(s.stroke_pressure_peak));
+  f(4, AsDouble(s.csf_pulsation));
+  f(5, AsDouble(s.battery_voltage));
+  f(6, AsDouble(s.battery_current_ua));
+  f(7, AsDouble(s.motor_current_ma));
+  f(8, AsDouble(s.temperature_c));
 }
 
-struct DoubleField {
-  std::optional<double> (*get)(const Sample&);
-  void (*set)(Sample&, double);
-};
-constexpr DoubleField kDoublesBeforeDrive[] = {
-    {GetDouble<&Sample::calculated_reservoir>, SetDouble<&Sample::calculated_reservoir>},
-    {GetDouble<&Sample::measured_reservoir>, SetDouble<&Sample::measured_reservoir>},
-};
-constexpr DoubleField kDoublesAfterDrive[] = {
-    {GetDouble<&Sample::outlet_pressure>, SetDouble<&Sample::outlet_pressure>},
-    {GetDouble<&Sample::stroke_pressure_peak>, SetDouble<&Sample::stroke_pressure_peak>},
-    {GetDouble<&Sample::csf_pulsation>, SetDouble<&Sample::csf_pulsation>},
-    {GetDouble<&Sample::battery_voltage>, SetDouble<&Sample::battery_voltage>},
-    {GetDouble<&Sample::battery_current_ua>, SetDouble<&Sample::battery_current_ua>},
-    {GetDouble<&Sample::motor_current_ma>, SetDouble<&Sample::motor_current_ma>},
-    {GetDouble<&Sample::temperature_c>, SetDouble<&Sample::temperature_c>},
+// One optional column gathered in a single pass: which samples have it, and their values.
+template <typename T>
+struct Column {
+  std::vector<size_t> present;
+  std::vector<T> values;
 };
 
 // ---- Encoding -------------------------------------------------------------------------
@@ -76,28 +71,23 @@ void PutUintColumn(std::string* out, const std::vector<uint64_t>& values) {
   }
 }
 
-// Writes the presence byte (+bitmap); returns the indices of present samples.
-template <typename Has>
-std::vector<size_t> PutPresence(std::string* out, size_t n, Has has) {
-  std::vector<size_t> present;
-  for (size_t i = 0; i < n; ++i) {
-    if (has(i)) present.push_back(i);
-  }
+// Writes the presence byte (+bitmap) for the sample indices in `present` (ascending).
+void PutPresence(std::string* out, size_t n, const std::vector<size_t>& present) {
   if (present.empty() || present.size() == n) {
     PutByte(out, present.empty() ? 0 : 1);
-    return present;
+    return;
   }
   PutByte(out, 2);
   std::string bitmap((n + 7) / 8, '\0');
   for (size_t i : present) bitmap[i / 8] = static_cast<char>(bitmap[i / 8] | (1 << (i % 8)));
   out->append(bitmap);
-  return present;
 }
 
 bool DecimalFits(double v, int k, int64_t* scaled_out) {
   const double scaled = v * kPow10[k];
   if (!(std::fabs(scaled) < kTwoPow53)) return false;  // also rejects NaN
-  const int64_t s = std::llround(scaled);
+  // Inline rounding (llround is a libm call); exactness is checked right below anyway.
+  const int64_t s = static_cast<int64_t>(scaled + (scaled >= 0 ? 0.5 : -0.5));
   const double back = static_cast<double>(s) / kPow10[k];
   if (std::bit_cast<uint64_t>(back) != std::bit_cast<uint64_t>(v)) return false;
   *scaled_out = s;
@@ -197,27 +187,38 @@ absl::StatusOr<std::string> EncodeSamples(absl::Span<const Sample> samples) {
   }
   PutUintColumn(&out, column);
 
-  std::vector<double> values;
-  auto put_double_field = [&](const DoubleField& f) {
-    std::vector<size_t> present =
-        PutPresence(&out, n, [&](size_t i) { return f.get(samples[i]).has_value(); });
-    if (present.empty()) return;
-    values.clear();
-    for (size_t i : present) values.push_back(*f.get(samples[i]));
-    PutDoubleValues(&out, values);
-  };
-  for (const DoubleField& f : kDoublesBeforeDrive) put_double_field(f);
-  {
-    std::vector<size_t> present = PutPresence(
-        &out, n, [&](size_t i) { return samples[i].cumulative_drive_units.has_value(); });
-    uint64_t prev = 0;
-    for (size_t i : present) {
-      const uint64_t v = *samples[i].cumulative_drive_units;
-      PutZigZag(&out, static_cast<int64_t>(v - prev));
-      prev = v;
+  // Gather every optional field in one pass over the samples.
+  std::array<Column<double>, kDoubleFields> doubles;
+  Column<uint64_t> drive;
+  for (Column<double>& col : doubles) {
+    col.present.reserve(n);
+    col.values.reserve(n);
+  }
+  drive.present.reserve(n);
+  drive.values.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    VisitDoubles(samples[i], [&](int f, std::optional<double> v) {
+      if (!v) return;
+      doubles[f].present.push_back(i);
+      doubles[f].values.push_back(*v);
+    });
+    if (samples[i].cumulative_drive_units) {
+      drive.present.push_back(i);
+      drive.values.push_back(*samples[i].cumulative_drive_units);
     }
   }
-  for (const DoubleField& f : kDoublesAfterDrive) put_double_field(f);
+  auto put_double_field = [&](const Column<double>& col) {
+    PutPresence(&out, n, col.present);
+    if (!col.values.empty()) PutDoubleValues(&out, col.values);
+  };
+  for (int f = 0; f < kDoublesBeforeDrive; ++f) put_double_field(doubles[f]);
+  PutPresence(&out, n, drive.present);
+  uint64_t prev_drive = 0;
+  for (uint64_t v : drive.values) {
+    PutZigZag(&out, static_cast<int64_t>(v - prev_drive));
+    prev_drive = v;
+  }
+  for (int f = kDoublesBeforeDrive; f < kDoubleFields; ++f) put_double_field(doubles[f]);
 
   column.clear();
   for (const Sample& s : samples) column.push_back(s.alarm_flags);
