@@ -161,11 +161,11 @@ BENCHMARK(BM_GroupCommitter)->Arg(1)->Arg(64)->Arg(1024)->UseRealTime()->MinTime
 // twin is 724-788 bytes, docs/benchmarks.md "Twin model kernels") of incompressible bytes, a
 // head and one 10-sample chunk; compacted, so reads come from SSTs. Built once, shared.
 constexpr int64_t kRecoveryPumps = 200000;
-RocksDbStore* RecoveryStore() {
-  static BenchDir* dir = new BenchDir();
-  static RocksDbStore* store = [] {
-    auto opened = RocksDbStore::Open({.path = dir->path + "/db"});
+struct RecoveryFixture {
+  RecoveryFixture() {
+    auto opened = RocksDbStore::Open({.path = dir.path + "/db"});
     if (!opened.ok()) std::abort();
+    store = *std::move(opened);
     const std::string encoded = *EncodeSamples(Samples(1, 10));
     std::mt19937_64 rng(1);
     for (int64_t base = 0; base < kRecoveryPumps; base += 5000) {
@@ -183,12 +183,16 @@ RocksDbStore* RecoveryStore() {
         for (char& ch : snapshot) ch = static_cast<char>(rng());
         g.snapshots.emplace_back(id, std::move(snapshot));
       }
-      if (!(*opened)->Commit(g).ok()) std::abort();
+      if (!store->Commit(g).ok()) std::abort();
     }
-    if (!(*opened)->CompactAll().ok()) std::abort();
-    return opened->release();
-  }();
-  return store;
+    if (!store->CompactAll().ok()) std::abort();
+  }
+  BenchDir dir;                          // removed at exit, after the store closed
+  std::unique_ptr<RocksDbStore> store;
+};
+RocksDbStore* RecoveryStore() {
+  static RecoveryFixture fixture;
+  return fixture.store.get();
 }
 
 // The sequential part of a restart: every snapshot and every head, one thread.
