@@ -144,6 +144,20 @@ v1::LimitViolation FromViolation(const twin::LimitViolation& v) {
   return out;
 }
 
+v1::Drug FromDrugLimits(const twin::DrugLimits& d) {
+  v1::Drug out;
+  out.set_key(d.key);
+  out.set_display_name(d.display_name);
+  out.set_max_concentration_ug_per_ml(d.max_concentration.value());
+  out.set_max_daily_dose_ug(d.max_daily_dose.value());
+  out.set_soft_max_daily_dose_ug(d.soft_max_daily_dose.value());
+  out.set_titration_max_increase_fraction(d.titration_max_increase_fraction);
+  out.set_stability_days(absl::ToDoubleHours(d.stability) / 24.0);
+  out.set_oral_morphine_equivalence(d.oral_morphine_equivalence);
+  out.set_source(d.source);
+  return out;
+}
+
 v1::Forecast FromForecast(const twin::Forecast& f, const twin::Twin& twin) {
   v1::Forecast out;
   out.set_calculated_low_reservoir_time_ms(ToUnixMs(f.calculated_low_reservoir));

@@ -27,6 +27,7 @@ absl::StatusOr<twin::Prescription> ToPrescription(const v1::Prescription& rx);
 v1::Prescription FromPrescription(const twin::Prescription& rx);
 
 v1::LimitViolation FromViolation(const twin::LimitViolation& v);
+v1::Drug FromDrugLimits(const twin::DrugLimits& d);
 v1::Forecast FromForecast(const twin::Forecast& f, const twin::Twin& twin);
 // Live twin -> TwinState (detectors, forecast at the model time).
 v1::TwinState FromTwin(const twin::Twin& twin);

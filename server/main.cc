@@ -33,7 +33,13 @@ ABSL_FLAG(std::string, tls_cert_file, "", "PEM server certificate chain (enables
 ABSL_FLAG(std::string, tls_key_file, "", "PEM private key of --tls_cert_file.");
 ABSL_FLAG(std::string, tls_client_ca_file, "",
           "PEM CA bundle that signs gateway client certificates (enables gateway mTLS).");
-ABSL_FLAG(bool, insecure, false, "Allow plaintext gRPC on a non-loopback address.");
+ABSL_FLAG(bool, insecure, false,
+          "Allow plaintext gRPC, or serving without --auth_tokens_file, on a non-loopback "
+          "address.");
+ABSL_FLAG(std::string, auth_tokens_file, "",
+          "Bearer-token file: one '<name> <role> <sha256hex>' per line (docs/security.md; "
+          "pumptwin-token makes lines). Reloaded on SIGHUP. Empty: every caller is admin, "
+          "allowed on loopback only (unless --insecure).");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
           "On SIGTERM/SIGINT: how long in-flight calls may take to finish.");
 ABSL_FLAG(int, shards, 0, "Shard worker threads (0 = one per core).");
@@ -109,6 +115,7 @@ int main(int argc, char** argv) {
   options.tls_key_file = absl::GetFlag(FLAGS_tls_key_file);
   options.tls_client_ca_file = absl::GetFlag(FLAGS_tls_client_ca_file);
   options.insecure = absl::GetFlag(FLAGS_insecure);
+  options.auth_tokens_file = absl::GetFlag(FLAGS_auth_tokens_file);
   options.port_file = absl::GetFlag(FLAGS_port_file);
   options.shards = absl::GetFlag(FLAGS_shards);
   options.snapshot_every_samples = absl::GetFlag(FLAGS_snapshot_every_samples);
@@ -131,6 +138,7 @@ int main(int argc, char** argv) {
     if (sigwait(&signals, &sig) != 0) continue;
     if (sig == SIGHUP) {
       Log(LogLevel::kInfo, "sighup", {{"action", "reload"}});
+      (void)app.ReloadAuth();  // logs the outcome; a bad file keeps the previous tokens
       continue;  // reloadable files (drug library, tokens) hook in here
     }
     Log(LogLevel::kInfo, "shutdown_requested", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});

@@ -19,6 +19,7 @@
 #include "server/logging.h"
 #include "server/store/group_committer.h"
 #include "server/store/rocksdb_store.h"
+#include "server/token_auth.h"
 #include "server/twin_registry.h"
 #include "server/twin_service.h"
 
@@ -109,6 +110,12 @@ absl::Status ValidateOptions(const ServerOptions& o) {
         "refusing to serve plaintext gRPC on non-loopback address '", o.listen,
         "': give --tls_cert_file/--tls_key_file, or --insecure if you really mean it"));
   }
+  if (o.auth_tokens_file.empty() && !unix_socket && !IsLoopbackHost(host) && !o.insecure) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "refusing to serve without authentication on non-loopback address '", o.listen,
+        "': give --auth_tokens_file (see docs/security.md), or --insecure if you really "
+        "mean everyone to be admin"));
+  }
   return absl::OkStatus();
 }
 
@@ -140,7 +147,18 @@ absl::Status ServerApp::Start() {
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options_.listen, *creds, &grpc_port_);
-  auth_ = std::make_unique<OpenAuthorizer>();
+  if (options_.auth_tokens_file.empty()) {
+    auth_ = std::make_unique<OpenAuthorizer>();
+    Log(LogLevel::kInfo, "auth_open",
+        {{"detail", "no --auth_tokens_file: every caller is admin \"anonymous\""}});
+  } else {
+    auto token_auth = TokenAuthorizer::Load(options_.auth_tokens_file);
+    if (!token_auth.ok()) return token_auth.status();
+    token_auth_ = token_auth->get();
+    auth_ = *std::move(token_auth);
+    Log(LogLevel::kInfo, "auth_tokens_loaded",
+        {{"file", options_.auth_tokens_file}, {"principals", token_auth_->size()}});
+  }
   twin_service_ = std::make_unique<TwinServiceImpl>(
       TwinServiceDeps{registry_.get(), gate_.get(), store_.get(), auth_.get()});
   builder.RegisterService(twin_service_.get());
@@ -170,6 +188,20 @@ absl::Status ServerApp::Start() {
       {{"startup_ms", absl::ToInt64Milliseconds(absl::Now() - t0)},
        {"version", PUMPTWIN_VERSION}});
   return absl::OkStatus();
+}
+
+absl::Status ServerApp::ReloadAuth() {
+  if (token_auth_ == nullptr) return absl::OkStatus();
+  absl::Status s = token_auth_->Reload();
+  if (s.ok()) {
+    Log(LogLevel::kInfo, "auth_tokens_reloaded",
+        {{"file", token_auth_->path()}, {"principals", token_auth_->size()}});
+  } else {
+    Log(LogLevel::kError, "auth_tokens_reload_failed",
+        {{"file", token_auth_->path()}, {"error", std::string(s.message())},
+         {"detail", "previous tokens stay in force"}});
+  }
+  return s;
 }
 
 absl::Status ServerApp::WritePortFile() const {

@@ -34,6 +34,9 @@ struct ServerOptions {
   std::string tls_key_file;        // PEM private key
   std::string tls_client_ca_file;  // PEM CA that signs gateway client certificates (mTLS)
   bool insecure = false;           // allow plaintext on a non-loopback address
+  // Bearer-token file (server/token_auth.h). Empty: everyone is admin "anonymous"
+  // (OpenAuthorizer), refused on a non-loopback address unless `insecure`.
+  std::string auth_tokens_file;
   std::string port_file;           // if set, "grpc_port=N\nmetrics_port=M\n" is written here
   int shards = 0;                  // 0: one per core
   uint32_t snapshot_every_samples = 256;
@@ -67,6 +70,10 @@ class ServerApp {
   // the rest, flush the store. Idempotent.
   void Shutdown(absl::Duration grace);
 
+  // Re-reads --auth_tokens_file (SIGHUP). OK and a no-op without a token file; on error
+  // the previous tokens stay in force.
+  absl::Status ReloadAuth();
+
   int grpc_port() const { return grpc_port_; }
   class TwinRegistry* registry() { return registry_.get(); }
   int metrics_port() const { return metrics_port_; }
@@ -86,6 +93,7 @@ class ServerApp {
   std::unique_ptr<class TwinRegistry> registry_;
   std::unique_ptr<device_link::GatewayService> gateway_service_;
   std::unique_ptr<class Authorizer> auth_;
+  class TokenAuthorizer* token_auth_ = nullptr;  // == auth_ when a token file is used
   std::unique_ptr<grpc::Service> twin_service_;
   std::thread ticker_;
   absl::Mutex ticker_mu_;

@@ -12,6 +12,7 @@
 #include "pumptwin/v1/twin_service.grpc.pb.h"
 #include "server/auth.h"
 #include "server/commit_gate.h"
+#include "server/drug_library_holder.h"
 #include "server/store/store.h"
 #include "server/twin_registry.h"
 
@@ -22,6 +23,7 @@ struct TwinServiceDeps {
   CommitGate* gate = nullptr;
   store::Store* store = nullptr;
   const Authorizer* auth = nullptr;  // required
+  const DrugLibraryHolder* drugs = nullptr;  // nullptr: built-in defaults
   std::function<absl::Time()> now = [] { return absl::Now(); };
 };
 
