@@ -53,6 +53,9 @@ ABSL_FLAG(double, gateway_max_samples_per_second, 0,
           "Per-gateway ingest rate limit in samples/s (0 = unlimited).");
 ABSL_FLAG(uint32_t, reorder_window, 64,
           "Per-pump reorder window in seqs; a gap beyond it is refused (OUT_OF_ORDER).");
+ABSL_FLAG(std::string, drug_library, "",
+          "Drug library file (format of deploy/drug_library.txt); empty: built-in defaults. "
+          "Reloaded on SIGHUP; a bad file keeps the previous library.");
 ABSL_FLAG(std::string, port_file, "",
           "If set, the bound ports are written here (grpc_port=N, metrics_port=M) once serving.");
 
@@ -117,6 +120,7 @@ int main(int argc, char** argv) {
   options.insecure = absl::GetFlag(FLAGS_insecure);
   options.auth_tokens_file = absl::GetFlag(FLAGS_auth_tokens_file);
   options.port_file = absl::GetFlag(FLAGS_port_file);
+  options.drug_library_file = absl::GetFlag(FLAGS_drug_library);
   options.shards = absl::GetFlag(FLAGS_shards);
   options.snapshot_every_samples = absl::GetFlag(FLAGS_snapshot_every_samples);
   options.telemetry_retention = absl::GetFlag(FLAGS_retention);
@@ -139,6 +143,7 @@ int main(int argc, char** argv) {
     if (sig == SIGHUP) {
       Log(LogLevel::kInfo, "sighup", {{"action", "reload"}});
       (void)app.ReloadAuth();  // logs the outcome; a bad file keeps the previous tokens
+      (void)app.ReloadDrugLibrary();  // logs the outcome; a bad file keeps the library
       continue;  // reloadable files (drug library, tokens) hook in here
     }
     Log(LogLevel::kInfo, "shutdown_requested", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});

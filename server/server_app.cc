@@ -159,8 +159,15 @@ absl::Status ServerApp::Start() {
     Log(LogLevel::kInfo, "auth_tokens_loaded",
         {{"file", options_.auth_tokens_file}, {"principals", token_auth_->size()}});
   }
-  twin_service_ = std::make_unique<TwinServiceImpl>(
-      TwinServiceDeps{registry_.get(), gate_.get(), store_.get(), auth_.get()});
+  drugs_ = std::make_unique<DrugLibraryHolder>();
+  if (absl::Status s = drugs_->Load(options_.drug_library_file); !s.ok()) {
+    return absl::InvalidArgumentError(s.message());
+  }
+  Log(LogLevel::kInfo, "drug_library_loaded",
+      {{"source", drugs_->Get()->source}, {"version", drugs_->Get()->version}});
+  TwinServiceDeps deps{registry_.get(), gate_.get(), store_.get(), auth_.get()};
+  deps.drugs = drugs_.get();
+  twin_service_ = std::make_unique<TwinServiceImpl>(std::move(deps));
   builder.RegisterService(twin_service_.get());
   builder.RegisterService(gateway_service_.get());
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> icpt;
@@ -273,6 +280,19 @@ void ServerApp::RunTicker() {
     ingest_metrics_->RefreshFleet(*registry_, *gate_, now);
     ticker_mu_.Lock();
   }
+}
+
+absl::Status ServerApp::ReloadDrugLibrary() {
+  if (drugs_ == nullptr) return absl::FailedPreconditionError("the server is not started");
+  absl::Status s = drugs_->Reload();
+  auto cur = drugs_->Get();
+  if (s.ok()) {
+    Log(LogLevel::kInfo, "drug_library_reloaded", {{"source", cur->source}, {"version", cur->version}});
+  } else {
+    Log(LogLevel::kError, "drug_library_reload_failed",
+        {{"error", std::string(s.message())}, {"kept_version", cur->version}});
+  }
+  return s;
 }
 
 void ServerApp::Shutdown(absl::Duration grace) {

@@ -44,6 +44,9 @@ struct ServerOptions {
   absl::Duration tick_interval = absl::Seconds(5);
   double gateway_max_samples_per_second = 0;   // per gateway; 0 = unlimited
   uint32_t reorder_window_seqs = 64;
+  // Drug library file (DrugLibrary::Format text, e.g. deploy/drug_library.txt); empty:
+  // built-in defaults. Re-read by ReloadDrugLibrary (SIGHUP).
+  std::string drug_library_file;
 };
 
 // Returns true for "localhost", 127.0.0.0/8 and ::1 (with or without brackets).
@@ -70,6 +73,9 @@ class ServerApp {
   // the rest, flush the store. Idempotent.
   void Shutdown(absl::Duration grace);
 
+  // Re-reads --drug_library (SIGHUP). On error the previous library stays in force.
+  absl::Status ReloadDrugLibrary();
+
   // Re-reads --auth_tokens_file (SIGHUP). OK and a no-op without a token file; on error
   // the previous tokens stay in force.
   absl::Status ReloadAuth();
@@ -94,6 +100,7 @@ class ServerApp {
   std::unique_ptr<device_link::GatewayService> gateway_service_;
   std::unique_ptr<class Authorizer> auth_;
   class TokenAuthorizer* token_auth_ = nullptr;  // == auth_ when a token file is used
+  std::unique_ptr<class DrugLibraryHolder> drugs_;
   std::unique_ptr<grpc::Service> twin_service_;
   std::thread ticker_;
   absl::Mutex ticker_mu_;
