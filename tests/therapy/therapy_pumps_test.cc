@@ -154,6 +154,41 @@ TEST_F(PumpsTest, ListFiltersOnDueDatesAndUrgencyOrderCoversEveryPump) {
   EXPECT_EQ(seen.size(), 4u);
 }
 
+TEST_F(PumpsTest, AlertingOnlyMinSeverityAndUrgencyPutTheAlertingPumpFirst) {
+  for (const char* id : {"al-a", "al-b", "al-c"}) {
+    ASSERT_TRUE(RegisterPump(twin(), id, "clinic-alert").ok());
+  }
+  // A refill discrepancy (18 mL expected, 1 mL withdrawn) raises an alert on al-c.
+  v1::RecordRefillRequest refill;
+  refill.set_name("pumps/al-c");
+  refill.set_withdrawn_volume_ul(1000);
+  refill.set_added_volume_ul(19000);
+  v1::RecordRefillResponse rr;
+  auto ctx = Ctx();
+  ASSERT_TRUE(twin().RecordRefill(ctx.get(), refill, &rr).ok());
+  ASSERT_EQ(rr.verdict(), v1::REFILL_VERDICT_DISCREPANCY);
+
+  v1::ListPumpsRequest req;
+  req.set_clinic("clinic-alert");
+  req.set_alerting_only(true);
+  v1::ListPumpsResponse resp;
+  ASSERT_TRUE(List(req, &resp).ok());
+  ASSERT_EQ(resp.pumps_size(), 1);
+  EXPECT_EQ(resp.pumps(0).pump_id(), "al-c");
+  req.set_min_severity(v1::SEVERITY_INFO);
+  resp.Clear();
+  ASSERT_TRUE(List(req, &resp).ok());
+  EXPECT_EQ(resp.pumps_size(), 1);
+
+  req = {};
+  req.set_clinic("clinic-alert");
+  req.set_order(v1::PUMP_ORDER_URGENCY);
+  resp.Clear();
+  ASSERT_TRUE(List(req, &resp).ok());
+  ASSERT_EQ(resp.pumps_size(), 3);
+  EXPECT_EQ(resp.pumps(0).pump_id(), "al-c");
+}
+
 TEST_F(PumpsTest, DecommissionArchivesLinksSuccessorAndRefusesIngest) {
   ASSERT_TRUE(RegisterPump(twin(), "dec-old", "clinic-dec").ok());
   ASSERT_TRUE(RegisterPump(twin(), "dec-new", "clinic-dec").ok());
