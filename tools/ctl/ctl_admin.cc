@@ -1,4 +1,6 @@
 // pumptwinctl health and drugs list.
+#include <memory>
+
 #include "absl/strings/str_cat.h"
 #include "tools/ctl/ctl_commands.h"
 #include "tools/ctl/ctl_format.h"
@@ -21,6 +23,30 @@ int RunHealth(Ctl& ctl, const std::string& service) {
   }
   // Scripts use `pumptwinctl health` as a readiness probe: only SERVING is success.
   return resp.status() == grpc::health::v1::HealthCheckResponse::SERVING ? kExitOk : kExitServerError;
+}
+
+// --wait: follows Health.Watch until SERVING or the --timeout deadline (a readiness wait
+// for scripts and tests, with no polling).
+int RunHealthWait(Ctl& ctl, const std::string& service) {
+  grpc::health::v1::HealthCheckRequest req;
+  req.set_service(service);
+  auto ctx = ctl.NewContext();  // unary deadline: --timeout bounds the wait
+  ctx->set_wait_for_ready(true);
+  auto reader = ctl.health().Watch(ctx.get(), req);
+  grpc::health::v1::HealthCheckResponse resp;
+  while (reader->Read(&resp)) {
+    if (resp.status() == grpc::health::v1::HealthCheckResponse::SERVING) {
+      ctx->TryCancel();
+      reader->Finish();
+      if (ctl.json()) {
+        ctl.PrintJson(resp);
+      } else {
+        ctl.out() << "SERVING\n";
+      }
+      return kExitOk;
+    }
+  }
+  return ctl.Fail(reader->Finish());
 }
 
 int RunListDrugs(Ctl& ctl) {
@@ -61,7 +87,12 @@ void AddHealthCommand(CLI::App& root, Action* chosen) {
                 "when SERVING, 2 for any other answer, 3 when unreachable");
   auto service = std::make_shared<std::string>();
   cmd->add_option("--service", *service, "Service name to check (empty: the whole server)");
-  OnSelected(cmd, chosen, [service](Ctl& ctl) { return RunHealth(ctl, *service); });
+  auto wait = std::make_shared<bool>(false);
+  cmd->add_flag("--wait", *wait,
+                "Wait (up to --timeout, following Health.Watch) until SERVING; exit 3 if it never is");
+  OnSelected(cmd, chosen, [service, wait](Ctl& ctl) {
+    return *wait ? RunHealthWait(ctl, *service) : RunHealth(ctl, *service);
+  });
 }
 
 void AddDrugsCommands(CLI::App& root, Action* chosen) {

@@ -62,7 +62,8 @@ void PrintFields(std::ostream& out, const Fields& fields) {
   size_t width = 0;
   for (const auto& [label, value] : fields) width = std::max(width, label.size() + 1);
   for (const auto& [label, value] : fields) {
-    out << label << ':' << std::string(width - label.size() - 1 + 2, ' ') << value << '\n';
+    out << label << ':' << std::string(width - label.size() - 1 + 2, ' ') << (value.empty() ? "-" : value)
+        << '\n';
   }
 }
 

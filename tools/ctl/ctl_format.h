@@ -35,7 +35,8 @@ class Table {
   std::vector<std::vector<std::string>> rows_;
 };
 
-// "label:  value" lines with the values aligned; labels carry units ("reservoir (mL)").
+// "label:  value" lines with the values aligned; labels carry units ("reservoir (mL)");
+// an empty value prints as "-".
 using Fields = std::vector<std::pair<std::string, std::string>>;
 void PrintFields(std::ostream& out, const Fields& fields);
 
