@@ -1,27 +1,13 @@
 #include "server/commit_gate.h"
 
-#include <openssl/evp.h>
-
 #include <utility>
 
-#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
-#include "google/protobuf/io/coded_stream.h"
-#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "server/convert.h"
+#include "tools/ctl/audit_hash.h"
 
 namespace pumptwin::server {
 namespace {
-
-std::string DeterministicBytes(const google::protobuf::Message& m) {
-  std::string out;
-  google::protobuf::io::StringOutputStream sos(&out);
-  google::protobuf::io::CodedOutputStream cos(&sos);
-  cos.SetSerializationDeterministic(true);
-  m.SerializeToCodedStream(&cos);
-  cos.Trim();
-  return out;
-}
 
 void FillEvidence(const twin::AlertTransition& t, v1::Alert* a) {
   a->clear_evidence();
@@ -39,15 +25,9 @@ void FillEvidence(const twin::AlertTransition& t, v1::Alert* a) {
 
 }  // namespace
 
+// The one implementation of the chain link, shared with pumptwinctl's `audit verify`.
 std::string CommitGate::AuditHash(const v1::AuditRecord& record) {
-  v1::AuditRecord copy = record;
-  copy.clear_hash_hex();
-  std::string bytes = DeterministicBytes(copy);
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(bytes.data(), bytes.size(), digest, &len, EVP_sha256(), nullptr);
-  return absl::BytesToHexString(
-      absl::string_view(reinterpret_cast<const char*>(digest), len));
+  return audit::AuditRecordHashHex(record);
 }
 
 CommitGate::CommitGate(store::Store* store, store::GroupCommitter* committer)
@@ -167,7 +147,8 @@ absl::Status CommitGate::Submit(PendingGroup pending, DoneFn done, bool block) {
     }
     for (AuditDraft& a : pending.audit) {
       a.record.set_sequence(next_audit_seq_++);
-      a.record.set_previous_hash_hex(last_audit_hash_);
+      a.record.set_previous_hash_hex(last_audit_hash_.empty() ? audit::kGenesisPreviousHashHex
+                                                              : last_audit_hash_);
       a.record.set_hash_hex(AuditHash(a.record));
       last_audit_hash_ = a.record.hash_hex();
       pending.group.audit.emplace_back(a.record.sequence(), a.record.SerializeAsString());

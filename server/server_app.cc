@@ -3,6 +3,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "absl/flags/flag.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -13,6 +14,7 @@
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
 #include "device_link/gateway_service.h"
+#include "server/alert_hub.h"
 #include "server/auth.h"
 #include "server/commit_gate.h"
 #include "server/ingest_metrics.h"
@@ -22,10 +24,16 @@
 #include "server/token_auth.h"
 #include "server/twin_registry.h"
 #include "server/twin_service.h"
+#include "server/twin_watch_hub.h"
 
 #ifndef PUMPTWIN_VERSION
 #define PUMPTWIN_VERSION "dev"
 #endif
+
+// Defined here (not in main.cc) because it belongs to the alert hub this file wires.
+ABSL_FLAG(uint32_t, watch_alerts_buffer, 4096,
+          "Alert events buffered per WatchAlerts subscriber; a subscriber that falls further "
+          "behind is ended with RESOURCE_EXHAUSTED and resumes from its last cursor.");
 
 namespace pumptwin::server {
 namespace {
@@ -166,6 +174,8 @@ absl::Status ServerApp::Start() {
   Log(LogLevel::kInfo, "drug_library_loaded",
       {{"source", drugs_->Get()->source}, {"version", drugs_->Get()->version}});
   TwinServiceDeps deps{registry_.get(), gate_.get(), store_.get(), auth_.get()};
+  deps.alert_hub = alert_hub_.get();
+  deps.twin_watch_hub = twin_watch_hub_.get();
   deps.drugs = drugs_.get();
   twin_service_ = std::make_unique<TwinServiceImpl>(std::move(deps));
   builder.RegisterService(twin_service_.get());
@@ -243,12 +253,25 @@ absl::Status ServerApp::OpenStoreAndRecover() {
   committer_ = std::make_unique<store::GroupCommitter>(store_.get(), co);
   gate_ = std::make_unique<CommitGate>(store_.get(), committer_.get());
   gate_->add_listener(ingest_metrics_.get());
+  auto last_cursor = store_->LastAlertCursor();
+  if (!last_cursor.ok()) return last_cursor.status();
+  AlertHubOptions hub_options;
+  hub_options.buffer_events = options_.watch_alerts_buffer != 0
+                                  ? options_.watch_alerts_buffer
+                                  : std::max<uint32_t>(1, absl::GetFlag(FLAGS_watch_alerts_buffer));
+  alert_hub_ = std::make_unique<AlertHub>(hub_options, *last_cursor, ingest_metrics_.get());
+  gate_->add_listener(alert_hub_.get());
   RegistryOptions ro;
   ro.shards = options_.shards;
   ro.shard.snapshot_every_samples = options_.snapshot_every_samples;
   ro.shard.sequencer.reorder_window_seqs = options_.reorder_window_seqs;
   IngestMetrics* im = ingest_metrics_.get();
   ro.shard.on_alert_latency = [im](double s) { im->ObserveAlertLatency(s); };
+  twin_watch_hub_ = std::make_unique<TwinWatchHub>(ingest_metrics_.get());
+  TwinWatchHub* watch_hub = twin_watch_hub_.get();
+  ro.shard.on_twin_changed = [watch_hub](const std::string& id, const twin::Twin&) {
+    watch_hub->OnTwinChanged(id);
+  };
   registry_ = std::make_unique<TwinRegistry>(store_.get(), gate_.get(), ro);
   auto stats = registry_->Recover();
   if (!stats.ok()) {
@@ -256,6 +279,7 @@ absl::Status ServerApp::OpenStoreAndRecover() {
                         absl::StrCat("recovery failed: ", stats.status().message()));
   }
   ingest_metrics_->SetRecovery(absl::Now() - t0, stats->twins);
+  twin_watch_hub_->Start(registry_.get());
   Log(LogLevel::kInfo, "recovered",
       {{"pumps", stats->pumps}, {"twins", stats->twins},
        {"replayed_samples", stats->replayed_samples},
@@ -306,6 +330,9 @@ void ServerApp::Shutdown(absl::Duration grace) {
     ticker_stop_ = true;
   }
   if (ticker_.joinable()) ticker_.join();
+  // Streams end now with UNAVAILABLE ("resume from cursor N") instead of at the deadline.
+  if (alert_hub_ != nullptr) alert_hub_->Shutdown();
+  if (twin_watch_hub_ != nullptr) twin_watch_hub_->Shutdown();
   server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
   server_->Wait();
   // Flush: dirty twins are snapshotted, the last groups commit, the store closes.

@@ -47,6 +47,8 @@ struct ServerOptions {
   // Drug library file (DrugLibrary::Format text, e.g. deploy/drug_library.txt); empty:
   // built-in defaults. Re-read by ReloadDrugLibrary (SIGHUP).
   std::string drug_library_file;
+  // Events buffered per WatchAlerts subscriber; 0: the --watch_alerts_buffer flag (4096).
+  size_t watch_alerts_buffer = 0;
 };
 
 // Returns true for "localhost", 127.0.0.0/8 and ::1 (with or without brackets).
@@ -96,6 +98,8 @@ class ServerApp {
   std::unique_ptr<store::Store> store_;
   std::unique_ptr<store::GroupCommitter> committer_;
   std::unique_ptr<class CommitGate> gate_;
+  std::unique_ptr<class AlertHub> alert_hub_;
+  std::unique_ptr<class TwinWatchHub> twin_watch_hub_;
   std::unique_ptr<class TwinRegistry> registry_;
   std::unique_ptr<device_link::GatewayService> gateway_service_;
   std::unique_ptr<class Authorizer> auth_;

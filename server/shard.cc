@@ -109,6 +109,7 @@ void Shard::PublishSummary(const std::string& pump_id, const PumpSlot& slot) {
   s.battery_eri_ms = ToUnixMs(f.battery_eri);
   if (auto t = slot.twin.last_sample_server_time()) s.last_sample_server_ms = ToUnixMs(*t);
   directory_->UpdateSummary(pump_id, s);
+  if (options_.on_twin_changed) options_.on_twin_changed(pump_id, slot.twin);
 }
 
 void Shard::ApplyIngest(const std::string& gateway_id, device_link::PumpSamples part,

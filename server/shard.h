@@ -42,6 +42,9 @@ struct ShardOptions {
   std::function<void(const absl::Status&)> on_store_error;
   // Sample received -> alert event queued (seconds), for the latency histogram.
   std::function<void(double)> on_alert_latency;
+  // Called on the shard thread after a pump's twin changed (samples, mutation, tick);
+  // must be cheap and never block (WatchTwin's hub only marks the pump dirty).
+  std::function<void(const std::string& pump_id, const twin::Twin& twin)> on_twin_changed;
 };
 
 // The per-pump state a shard keeps.

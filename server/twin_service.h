@@ -18,11 +18,16 @@
 
 namespace pumptwin::server {
 
+class AlertHub;
+class TwinWatchHub;
+
 struct TwinServiceDeps {
   TwinRegistry* registry = nullptr;
   CommitGate* gate = nullptr;
   store::Store* store = nullptr;
   const Authorizer* auth = nullptr;  // required
+  AlertHub* alert_hub = nullptr;      // WatchAlerts (UNIMPLEMENTED without it)
+  TwinWatchHub* twin_watch_hub = nullptr;  // WatchTwin (UNIMPLEMENTED without it)
   const DrugLibraryHolder* drugs = nullptr;  // nullptr: built-in defaults
   std::function<absl::Time()> now = [] { return absl::Now(); };
 };

@@ -1,0 +1,102 @@
+// AlertHub: fans durable alert events (CommitGate AlertListener) out to WatchAlerts
+// subscribers. Each subscription has its own bounded buffer; OnAlertEvents never blocks:
+// a subscription whose buffer overflows is marked RESOURCE_EXHAUSTED, emptied and counted
+// in pumptwin subscribers_dropped{stream="watch_alerts"}; the others are unaffected.
+// Owned by ServerApp; thread-safe (events arrive on the committer thread, subscriptions
+// come and go on gRPC threads). Lock order: hub mu_ -> Subscription mu_ -> wake callback.
+#ifndef PUMPTWIN_SERVER_ALERT_HUB_H_
+#define PUMPTWIN_SERVER_ALERT_HUB_H_
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "pumptwin/v1/resources.pb.h"
+#include "server/commit_gate.h"
+
+namespace pumptwin::server {
+
+class IngestMetrics;
+
+// Which events a subscriber wants (WatchAlertsRequest filters).
+struct AlertFilter {
+  std::string clinic;                                    // empty: every clinic
+  v1::Severity min_severity = v1::SEVERITY_UNSPECIFIED;  // unspecified: every severity
+  bool Matches(const v1::AlertEvent& event) const;
+};
+
+// One subscriber's buffer. Created by AlertHub::Subscribe; the subscriber drains it.
+class AlertSubscription {
+ public:
+  AlertSubscription(AlertFilter filter, size_t capacity, std::function<void()> wake)
+      : filter_(std::move(filter)), capacity_(capacity), wake_(std::move(wake)) {}
+
+  // Moves up to `max` buffered events (cursor order) into `out`. Returns the terminal
+  // status once the subscription has ended (RESOURCE_EXHAUSTED overflow, UNAVAILABLE
+  // shutdown): then nothing more is delivered and the buffer is empty.
+  absl::Status Take(size_t max, std::vector<v1::AlertEvent>* out);
+  const AlertFilter& filter() const { return filter_; }
+
+ private:
+  friend class AlertHub;
+  // Appends the matching events; returns true when this push overflowed the buffer.
+  bool Push(const std::vector<v1::AlertEvent>& events);
+  void Close(absl::Status status);
+
+  const AlertFilter filter_;
+  const size_t capacity_;
+  const std::function<void()> wake_;  // quick, non-blocking; called without mu_ held
+  absl::Mutex mu_;
+  std::deque<v1::AlertEvent> buffer_ ABSL_GUARDED_BY(mu_);
+  absl::Status status_ ABSL_GUARDED_BY(mu_);
+};
+
+struct AlertHubOptions {
+  size_t buffer_events = 4096;  // per subscriber
+};
+
+class AlertHub final : public AlertListener {
+ public:
+  // `initial_position`: the last durable cursor at start-up (store's LastAlertCursor).
+  // `metrics` may be null (unit tests).
+  AlertHub(AlertHubOptions options, uint64_t initial_position, IngestMetrics* metrics);
+  AlertHub(const AlertHub&) = delete;
+  AlertHub& operator=(const AlertHub&) = delete;
+
+  // Registers a subscriber. `*position` receives the hub's position at that instant:
+  // every event with cursor <= position is durable in the store (replay it from there),
+  // every later event goes into the subscription. `wake` is called (committer thread)
+  // after events were added or the subscription ended. UNAVAILABLE after Shutdown.
+  absl::StatusOr<std::shared_ptr<AlertSubscription>> Subscribe(AlertFilter filter,
+                                                               std::function<void()> wake,
+                                                               uint64_t* position);
+  // After it returns, `wake` of that subscription is never called again.
+  void Unsubscribe(const std::shared_ptr<AlertSubscription>& sub);
+  // Ends every subscription with UNAVAILABLE (server stopping); refuses new ones.
+  void Shutdown();
+
+  void OnAlertEvents(const std::vector<v1::AlertEvent>& events) override;
+
+  uint64_t position() const;
+  size_t subscriber_count() const;
+  size_t buffer_events() const { return options_.buffer_events; }
+
+ private:
+  const AlertHubOptions options_;
+  IngestMetrics* const metrics_;
+  mutable absl::Mutex mu_;
+  uint64_t position_ ABSL_GUARDED_BY(mu_);
+  bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
+  absl::flat_hash_set<std::shared_ptr<AlertSubscription>> subs_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace pumptwin::server
+
+#endif  // PUMPTWIN_SERVER_ALERT_HUB_H_

@@ -1,0 +1,118 @@
+// AlertHub unit tests: fan-out in cursor order, filters, the per-subscriber bound (an
+// overflow ends only the slow subscriber), shutdown, and the position handed to a new
+// subscriber (the replay/live boundary).
+#include "server/alert_hub.h"
+
+#include <atomic>
+#include <vector>
+
+#include "gtest/gtest.h"
+
+namespace pumptwin::server {
+namespace {
+
+v1::AlertEvent Ev(uint64_t cursor, const std::string& clinic = "north",
+                  v1::Severity sev = v1::SEVERITY_WARNING) {
+  v1::AlertEvent e;
+  e.set_cursor(cursor);
+  e.mutable_alert()->set_clinic(clinic);
+  e.mutable_alert()->set_severity(sev);
+  return e;
+}
+
+std::vector<v1::AlertEvent> Range(uint64_t from, uint64_t to) {
+  std::vector<v1::AlertEvent> v;
+  for (uint64_t c = from; c <= to; ++c) v.push_back(Ev(c));
+  return v;
+}
+
+TEST(AlertHubTest, DeliversEveryEventInCursorOrderAndReportsPosition) {
+  AlertHub hub({.buffer_events = 100}, 7, nullptr);
+  std::atomic<int> wakes{0};
+  uint64_t pos = 0;
+  auto sub = hub.Subscribe({}, [&] { ++wakes; }, &pos);
+  ASSERT_TRUE(sub.ok());
+  EXPECT_EQ(pos, 7u);
+  hub.OnAlertEvents(Range(8, 10));
+  hub.OnAlertEvents(Range(11, 12));
+  EXPECT_EQ(wakes.load(), 2);
+  EXPECT_EQ(hub.position(), 12u);
+  std::vector<v1::AlertEvent> got;
+  ASSERT_TRUE((*sub)->Take(3, &got).ok());
+  ASSERT_TRUE((*sub)->Take(100, &got).ok());
+  ASSERT_EQ(got.size(), 5u);
+  for (size_t i = 0; i < got.size(); ++i) EXPECT_EQ(got[i].cursor(), 8 + i);
+  uint64_t pos2 = 0;
+  auto late = hub.Subscribe({}, [] {}, &pos2);
+  ASSERT_TRUE(late.ok());
+  EXPECT_EQ(pos2, 12u);  // a later subscriber replays up to 12 from the store
+  EXPECT_EQ(hub.subscriber_count(), 2u);
+  hub.Unsubscribe(*sub);
+  hub.Unsubscribe(*late);
+  EXPECT_EQ(hub.subscriber_count(), 0u);
+}
+
+TEST(AlertHubTest, OverflowDropsOnlyTheSlowSubscriber) {
+  AlertHub hub({.buffer_events = 10}, 0, nullptr);
+  uint64_t pos = 0;
+  auto slow = hub.Subscribe({}, [] {}, &pos);
+  auto fast = hub.Subscribe({}, [] {}, &pos);
+  ASSERT_TRUE(slow.ok() && fast.ok());
+  std::vector<v1::AlertEvent> fast_got;
+  for (uint64_t c = 1; c <= 100; ++c) {
+    hub.OnAlertEvents({Ev(c)});  // never blocks, whatever the subscribers do
+    ASSERT_TRUE((*fast)->Take(1000, &fast_got).ok());
+  }
+  ASSERT_EQ(fast_got.size(), 100u);
+  for (size_t i = 0; i < fast_got.size(); ++i) EXPECT_EQ(fast_got[i].cursor(), i + 1);
+  std::vector<v1::AlertEvent> slow_got;
+  absl::Status s = (*slow)->Take(1000, &slow_got);
+  EXPECT_TRUE(absl::IsResourceExhausted(s)) << s;
+  EXPECT_TRUE(slow_got.empty());
+  // Exactly at the bound is fine; one more overflows.
+  auto edge = hub.Subscribe({}, [] {}, &pos);
+  ASSERT_TRUE(edge.ok());
+  hub.OnAlertEvents(Range(101, 110));
+  std::vector<v1::AlertEvent> edge_got;
+  EXPECT_TRUE((*edge)->Take(1000, &edge_got).ok());
+  EXPECT_EQ(edge_got.size(), 10u);
+  hub.OnAlertEvents(Range(111, 121));
+  EXPECT_TRUE(absl::IsResourceExhausted((*edge)->Take(1000, &edge_got)));
+}
+
+TEST(AlertHubTest, FiltersBeforeBuffering) {
+  AlertHub hub({.buffer_events = 2}, 0, nullptr);
+  uint64_t pos = 0;
+  AlertFilter f;
+  f.clinic = "south";
+  f.min_severity = v1::SEVERITY_CRITICAL;
+  auto sub = hub.Subscribe(f, [] {}, &pos);
+  ASSERT_TRUE(sub.ok());
+  // 50 events of other clinics / lower severity never count against the bound.
+  for (uint64_t c = 1; c <= 50; ++c) hub.OnAlertEvents({Ev(c, c % 2 ? "north" : "south")});
+  hub.OnAlertEvents({Ev(51, "south", v1::SEVERITY_CRITICAL), Ev(52, "north", v1::SEVERITY_CRITICAL)});
+  std::vector<v1::AlertEvent> got;
+  ASSERT_TRUE((*sub)->Take(10, &got).ok());
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].cursor(), 51u);
+}
+
+TEST(AlertHubTest, ShutdownEndsSubscriptionsAndRefusesNewOnes) {
+  AlertHub hub({.buffer_events = 10}, 0, nullptr);
+  uint64_t pos = 0;
+  std::atomic<int> wakes{0};
+  auto sub = hub.Subscribe({}, [&] { ++wakes; }, &pos);
+  ASSERT_TRUE(sub.ok());
+  hub.OnAlertEvents(Range(1, 3));
+  hub.Shutdown();
+  EXPECT_EQ(wakes.load(), 2);
+  std::vector<v1::AlertEvent> got;
+  EXPECT_TRUE(absl::IsUnavailable((*sub)->Take(10, &got)));
+  EXPECT_TRUE(absl::IsUnavailable(hub.Subscribe({}, [] {}, &pos).status()));
+  hub.Unsubscribe(*sub);
+  hub.OnAlertEvents(Range(4, 5));  // after Unsubscribe: no wake
+  EXPECT_EQ(wakes.load(), 2);
+}
+
+}  // namespace
+}  // namespace pumptwin::server
