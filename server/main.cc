@@ -15,6 +15,7 @@
 #include "absl/time/time.h"
 #include "server/logging.h"
 #include "server/server_app.h"
+#include "server/verify_main.h"
 
 #ifndef PUMPTWIN_VERSION
 #define PUMPTWIN_VERSION "dev"
@@ -53,6 +54,10 @@ ABSL_FLAG(double, gateway_max_samples_per_second, 0,
           "Per-gateway ingest rate limit in samples/s (0 = unlimited).");
 ABSL_FLAG(uint32_t, reorder_window, 64,
           "Per-pump reorder window in seqs; a gap beyond it is refused (OUT_OF_ORDER).");
+ABSL_FLAG(bool, verify, false,
+          "Check --data_dir offline and exit: every twin recovery would build must equal the "
+          "twin rebuilt from its registration and all stored telemetry. Exit 0 if all match, "
+          "3 on a mismatch, 1 if the store cannot be read. The server must not be running.");
 ABSL_FLAG(std::string, drug_library, "",
           "Drug library file (format of deploy/drug_library.txt); empty: built-in defaults. "
           "Reloaded on SIGHUP; a bad file keeps the previous library.");
@@ -100,6 +105,8 @@ int main(int argc, char** argv) {
   std::vector<char*> args = ExpandConfig(argc, argv, &storage);
   absl::ParseCommandLine(static_cast<int>(args.size()), args.data());
 
+  if (absl::GetFlag(FLAGS_verify)) return pumptwin::server::RunVerify(absl::GetFlag(FLAGS_data_dir));
+
   // Block the shutdown signals in every thread; main waits for them with sigwait.
   sigset_t signals;
   sigemptyset(&signals);
@@ -142,8 +149,8 @@ int main(int argc, char** argv) {
     if (sigwait(&signals, &sig) != 0) continue;
     if (sig == SIGHUP) {
       Log(LogLevel::kInfo, "sighup", {{"action", "reload"}});
-      (void)app.ReloadAuth();  // logs the outcome; a bad file keeps the previous tokens
       (void)app.ReloadDrugLibrary();  // logs the outcome; a bad file keeps the library
+      (void)app.ReloadAuth();  // logs the outcome; a bad file keeps the previous tokens
       continue;  // reloadable files (drug library, tokens) hook in here
     }
     Log(LogLevel::kInfo, "shutdown_requested", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});

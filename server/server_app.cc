@@ -1,5 +1,6 @@
 #include "server/server_app.h"
 
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -174,9 +175,9 @@ absl::Status ServerApp::Start() {
   Log(LogLevel::kInfo, "drug_library_loaded",
       {{"source", drugs_->Get()->source}, {"version", drugs_->Get()->version}});
   TwinServiceDeps deps{registry_.get(), gate_.get(), store_.get(), auth_.get()};
+  deps.drugs = drugs_.get();
   deps.alert_hub = alert_hub_.get();
   deps.twin_watch_hub = twin_watch_hub_.get();
-  deps.drugs = drugs_.get();
   twin_service_ = std::make_unique<TwinServiceImpl>(std::move(deps));
   builder.RegisterService(twin_service_.get());
   builder.RegisterService(gateway_service_.get());
@@ -237,6 +238,12 @@ absl::Status ServerApp::WritePortFile() const {
 
 absl::Status ServerApp::OpenStoreAndRecover() {
   absl::Time t0 = absl::Now();
+  std::error_code ec;
+  std::filesystem::create_directories(options_.data_dir, ec);
+  if (ec) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "cannot create --data_dir=", options_.data_dir, ": ", ec.message()));
+  }
   store::RocksDbStoreOptions so;
   so.path = options_.data_dir;
   so.now = [] { return absl::Now(); };

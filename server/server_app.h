@@ -75,12 +75,12 @@ class ServerApp {
   // the rest, flush the store. Idempotent.
   void Shutdown(absl::Duration grace);
 
-  // Re-reads --drug_library (SIGHUP). On error the previous library stays in force.
-  absl::Status ReloadDrugLibrary();
-
   // Re-reads --auth_tokens_file (SIGHUP). OK and a no-op without a token file; on error
   // the previous tokens stay in force.
   absl::Status ReloadAuth();
+
+  // Re-reads --drug_library (SIGHUP). On error the previous library stays in force.
+  absl::Status ReloadDrugLibrary();
 
   int grpc_port() const { return grpc_port_; }
   class TwinRegistry* registry() { return registry_.get(); }

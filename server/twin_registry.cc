@@ -8,7 +8,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "server/logging.h"
-#include "server/store/telemetry_codec.h"
+#include "server/replay.h"
 
 namespace pumptwin::server {
 namespace {
@@ -19,45 +19,9 @@ int ShardCount(int requested) {
   return n > 0 ? n : 1;
 }
 
-// Replays the stored telemetry after the twin's last seq (chunks carry the server time
-// the samples were applied with, so the replay is exact). Returns the samples replayed.
-absl::StatusOr<size_t> ReplayAfterSnapshot(const store::Store& store, const std::string& pump_id,
-                                           twin::Twin& twin) {
-  auto head = store.GetPumpHead(pump_id);
-  if (absl::IsNotFound(head.status())) return 0;
-  if (!head.ok()) return head.status();
-  if (head->last_seq <= twin.last_seq()) return 0;
-  size_t replayed = 0;
-  absl::Status inner = absl::OkStatus();
-  std::vector<twin::Sample> samples;
-  std::vector<twin::AlertTransition> transitions;
-  absl::Status scan = store.ScanTelemetryAfterSeq(
-      pump_id, twin.last_seq(), [&](const store::TelemetryChunk& chunk) {
-        inner = store::DecodeSamples(chunk.encoded, &samples);
-        if (!inner.ok()) return false;
-        for (const twin::Sample& s : samples) {
-          if (s.seq <= twin.last_seq()) continue;
-          inner = twin.Observe(s, chunk.server_time, &transitions);
-          if (!inner.ok()) {
-            inner = absl::DataLossError(absl::StrCat("replay of pump '", pump_id, "' seq ",
-                                                     s.seq, " failed: ", inner.message()));
-            return false;
-          }
-          ++replayed;
-        }
-        return true;
-      });
-  if (!scan.ok()) return scan;
-  if (!inner.ok()) return inner;
-  if (!transitions.empty()) {
-    Log(LogLevel::kWarning, "replay_transitions",
-        {{"pump", pump_id}, {"count", transitions.size()},
-         {"note", "alert transitions during replay; they were committed before the crash"}});
-  }
-  return replayed;
-}
-
 }  // namespace
+
+std::string GenesisKey(absl::string_view pump_id) { return absl::StrCat("genesis/", pump_id); }
 
 TwinRegistry::TwinRegistry(store::Store* store, CommitGate* gate, RegistryOptions options)
     : store_(store),
@@ -128,7 +92,7 @@ absl::Status TwinRegistry::LoadAll(RecoveryStats* stats) {
     std::function<void()> fn = [&, sh, items = std::move(items)]() {
       for (const auto& [id, bytes] : items) {
         auto twin = twin::Twin::Deserialize(bytes);
-        absl::StatusOr<size_t> n = twin.ok() ? ReplayAfterSnapshot(*store_, id, *twin)
+        absl::StatusOr<size_t> n = twin.ok() ? ReplayTelemetry(*store_, id, *twin)
                                              : absl::StatusOr<size_t>(twin.status());
         if (!n.ok()) {
           absl::MutexLock lock(&mu);
@@ -252,6 +216,8 @@ void TwinRegistry::Register(v1::Pump pump, twin::Twin twin, std::vector<AuditDra
     MutationContext ctx;
     ctx.audit = std::move(audit);
     ctx.extra.pumps.emplace_back(pump.pump_id(), pump.SerializeAsString());
+    // The twin as registered: `pumptwind --verify` replays all telemetry from it.
+    ctx.extra.meta.emplace_back(GenesisKey(pump.pump_id()), twin.Serialize());
     std::string id = pump.pump_id();
     sh->AddPump(id, std::move(twin), std::move(ctx), std::move(done));
   });

@@ -28,6 +28,9 @@
 
 namespace pumptwin::server {
 
+// Store meta key of a pump's twin as registered (before any telemetry).
+std::string GenesisKey(absl::string_view pump_id);
+
 struct RegistryOptions {
   int shards = 0;  // 0: one per core
   ShardOptions shard;
