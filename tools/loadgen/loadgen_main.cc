@@ -32,6 +32,9 @@ ABSL_FLAG(std::string, gateway_prefix, "loadgw", "gateway ids are <prefix>-<i>")
 ABSL_FLAG(bool, register_pumps, false,
           "register the pumps first via TwinService.RegisterPump (needed against pumptwind; "
           "ALREADY_EXISTS is fine, so a rerun continues their sequences)");
+ABSL_FLAG(int, register_concurrency, 64, "RegisterPump calls in flight (group commit merges them)");
+ABSL_FLAG(int64_t, register_only, 0,
+          "register this many extra idle pumps (ids <prefix>idle<N>) and exit: fleet-size runs");
 ABSL_FLAG(int64_t, sample_interval_ms, 60000, "device time between consecutive samples of a pump");
 ABSL_FLAG(std::string, pump_prefix, "", "pump ids are <prefix>s<stream>p<pump>");
 
@@ -73,6 +76,61 @@ grpc::Status RegisterPump(pumptwin::v1::TwinService::Stub& stub, const std::stri
   grpc::Status st = stub.RegisterPump(&ctx, req, &out);
   if (st.error_code() == grpc::StatusCode::ALREADY_EXISTS) return grpc::Status::OK;
   return st;
+}
+
+// Registers `ids` with at most `concurrency` calls in flight; returns the first error.
+grpc::Status RegisterMany(pumptwin::v1::TwinService::Stub& stub, const std::vector<std::string>& ids,
+                          const std::string& gateway, int64_t start_ms, int concurrency) {
+  absl::Mutex mu;
+  int in_flight = 0;
+  size_t done = 0;
+  grpc::Status first_error;
+  struct Call {
+    grpc::ClientContext ctx;
+    pumptwin::v1::RegisterPumpRequest req;
+    pumptwin::v1::Pump resp;
+  };
+  for (const std::string& id : ids) {
+    {
+      absl::MutexLock l(&mu);
+      auto room = [&] { return in_flight < concurrency; };
+      mu.Await(absl::Condition(&room));
+      if (!first_error.ok()) break;
+      ++in_flight;
+    }
+    auto call = std::make_shared<Call>();
+    auto* p = call->req.mutable_pump();
+    p->set_pump_id(id);
+    p->set_profile(pumptwin::v1::PUMP_PROFILE_SENSORIZED);
+    p->set_reservoir_capacity_ul(40000);
+    p->set_catheter_length_cm(50);
+    p->set_catheter_inner_diameter_mm(0.5);
+    p->set_implant_time_ms(start_ms);
+    p->set_clinic("loadgen");
+    p->add_gateway_ids(gateway);
+    p->set_reporting_interval_ms(0);
+    auto* rx = call->req.mutable_initial_prescription();
+    rx->set_drug("morphine");
+    rx->set_concentration_ug_per_ml(10000);
+    rx->set_mode(pumptwin::v1::THERAPY_MODE_SIMPLE_CONTINUOUS);
+    rx->set_rate_ul_per_day(500);
+    call->req.set_initial_reservoir_ul(40000);
+    call->ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+    stub.async()->RegisterPump(&call->ctx, &call->req, &call->resp,
+                               [&, call](grpc::Status st) {
+                                 absl::MutexLock l(&mu);
+                                 --in_flight;
+                                 ++done;
+                                 if (!st.ok() && st.error_code() != grpc::StatusCode::ALREADY_EXISTS &&
+                                     first_error.ok()) {
+                                   first_error = st;
+                                 }
+                               });
+  }
+  absl::MutexLock l(&mu);
+  auto idle = [&] { return in_flight == 0; };
+  mu.Await(absl::Condition(&idle));
+  return first_error;
 }
 
 TelemetrySample Template(const std::string& pump) {
@@ -122,6 +180,20 @@ int main(int argc, char** argv) {
                            (frames * batch / pumps + 10) * interval_ms;
   const std::string prefix = absl::GetFlag(FLAGS_pump_prefix);
   auto pump_name = [&](int stream, int p) { return absl::StrCat(prefix, "s", stream, "p", p); };
+  if (const int64_t n = absl::GetFlag(FLAGS_register_only); n > 0) {
+    auto stub = pumptwin::v1::TwinService::NewStub(
+        grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
+    std::vector<std::string> ids;
+    ids.reserve(n);
+    for (int64_t i = 0; i < n; ++i) ids.push_back(absl::StrCat(prefix, "idle", i));
+    const absl::Time t0 = absl::Now();
+    grpc::Status st = RegisterMany(*stub, ids, "loadgw-idle", start_ms,
+                                   std::max(1, absl::GetFlag(FLAGS_register_concurrency)));
+    const double secs = absl::ToDoubleSeconds(absl::Now() - t0);
+    std::printf("registered=%lld elapsed_s=%.1f registrations_per_s=%.0f status=%s\n",
+                static_cast<long long>(n), secs, n / secs, st.ok() ? "OK" : st.error_message().c_str());
+    return st.ok() ? 0 : 1;
+  }
   if (absl::GetFlag(FLAGS_register_pumps)) {
     auto stub = pumptwin::v1::TwinService::NewStub(
         grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
