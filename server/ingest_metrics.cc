@@ -65,6 +65,11 @@ IngestMetrics::IngestMetrics(prometheus::Registry& r) : registry_(r) {
                        .Help("Failed store operations.").Register(r);
   store_errors_->Add({{"op", "commit"}});
   store_errors_->Add({{"op", "read"}});
+  live_data_bytes_ = &BuildGauge().Name("pumptwin_store_live_data_bytes")
+                         .Help("RocksDB estimated live data size.").Register(r).Add({});
+  pending_compaction_bytes_ = &BuildGauge().Name("pumptwin_store_pending_compaction_bytes")
+                                  .Help("RocksDB estimated pending compaction bytes.")
+                                  .Register(r).Add({});
   recovery_seconds_ = &BuildGauge().Name("pumptwin_recovery_duration_seconds")
                            .Help("Duration of the last start-up recovery.").Register(r).Add({});
   recovered_twins_ = &BuildGauge().Name("pumptwin_recovered_twins")
@@ -93,6 +98,31 @@ IngestMetrics::IngestMetrics(prometheus::Registry& r) : registry_(r) {
   for (const char* res : {"acked", "rejected"}) frames_->Add({{"result", res}});
   for (const char* res : {"applied", "duplicate", "rejected"}) samples_->Add({{"result", res}});
   for (const char* age : {"lt_15m", "15m_to_1h", "gt_1h"}) unacked_critical_->Add({{"age", age}});
+  // Every bounded label combination exists from the first scrape (zero until counted).
+  for (int r = 1; r < v1::NackReason_ARRAYSIZE; ++r) {
+    if (v1::NackReason_IsValid(r)) {
+      rejected_->Add({{"reason", NackReasonLabel(static_cast<v1::NackReason>(r))}});
+    }
+  }
+  for (int t = 1; t < v1::AlertType_ARRAYSIZE; ++t) {
+    if (!v1::AlertType_IsValid(t)) continue;
+    std::string type = AlertTypeLabel(static_cast<v1::AlertType>(t));
+    for (const char* tr : {"raised", "updated", "acknowledged", "resolved"}) {
+      transitions_->Add({{"type", type}, {"transition", tr}});
+    }
+    for (int s = 1; s < v1::Severity_ARRAYSIZE; ++s) {
+      if (!v1::Severity_IsValid(s)) continue;
+      active_alerts_->Add({{"type", type}, {"severity", SeverityLabel(static_cast<v1::Severity>(s))}});
+    }
+  }
+  for (const char* state : {"ok", "alerting", "unknown", "not_observable"}) {
+    for (int p = 1; p <= 4; ++p) twins_->Add({{"state", state}, {"profile", ProfileLabel(p)}});
+  }
+}
+
+void IngestMetrics::SetStoreSizes(uint64_t live_data_bytes, uint64_t pending_compaction_bytes) {
+  live_data_bytes_->Set(static_cast<double>(live_data_bytes));
+  pending_compaction_bytes_->Set(static_cast<double>(pending_compaction_bytes));
 }
 
 device_link::GatewayMetrics IngestMetrics::GatewayHooks() {

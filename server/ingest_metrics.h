@@ -34,6 +34,8 @@ class IngestMetrics : public AlertListener {
   store::GroupCommitMetrics CommitHooks();
   void ObserveAlertLatency(double seconds) { alert_latency_->Observe(seconds); }
   void SetRecovery(absl::Duration d, size_t twins);
+  // RocksDB size estimates (Store::ApproximateSizes), refreshed with the fleet gauges.
+  void SetStoreSizes(uint64_t live_data_bytes, uint64_t pending_compaction_bytes);
   // Recomputes the fleet gauges (twins by state/profile, active alerts, silent pumps,
   // queue depths). Linear in pumps; called every few seconds.
   void RefreshFleet(TwinRegistry& registry, const CommitGate& gate, absl::Time now);
@@ -55,6 +57,8 @@ class IngestMetrics : public AlertListener {
   prometheus::Counter* commit_groups_;
   prometheus::Counter* written_bytes_;
   prometheus::Family<prometheus::Counter>* store_errors_;
+  prometheus::Gauge* live_data_bytes_;
+  prometheus::Gauge* pending_compaction_bytes_;
   prometheus::Gauge* recovery_seconds_;
   prometheus::Gauge* recovered_twins_;
   prometheus::Family<prometheus::Gauge>* twins_;

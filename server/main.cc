@@ -61,6 +61,11 @@ ABSL_FLAG(bool, verify, false,
 ABSL_FLAG(std::string, drug_library, "",
           "Drug library file (format of deploy/drug_library.txt); empty: built-in defaults. "
           "Reloaded on SIGHUP; a bad file keeps the previous library.");
+ABSL_FLAG(std::string, backup_dir, "",
+          "Online backups: every --backup_interval a consistent store checkpoint is written "
+          "to DIR/checkpoint-<unix_ms> (openable with --data_dir); empty: no backups.");
+ABSL_FLAG(absl::Duration, backup_interval, absl::Hours(6), "Period of --backup_dir checkpoints.");
+ABSL_FLAG(int, backup_keep, 3, "Newest checkpoints kept in --backup_dir (at least 1).");
 ABSL_FLAG(std::string, port_file, "",
           "If set, the bound ports are written here (grpc_port=N, metrics_port=M) once serving.");
 
@@ -134,6 +139,9 @@ int main(int argc, char** argv) {
   options.tick_interval = absl::GetFlag(FLAGS_tick_interval);
   options.gateway_max_samples_per_second = absl::GetFlag(FLAGS_gateway_max_samples_per_second);
   options.reorder_window_seqs = absl::GetFlag(FLAGS_reorder_window);
+  options.backup_dir = absl::GetFlag(FLAGS_backup_dir);
+  options.backup_interval = absl::GetFlag(FLAGS_backup_interval);
+  options.backup_keep = absl::GetFlag(FLAGS_backup_keep);
 
   pumptwin::server::ServerApp app(options);
   if (absl::Status s = app.Start(); !s.ok()) {

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "google/protobuf/descriptor.h"
@@ -115,7 +116,59 @@ class MetricsInterceptorFactory : public grpc::experimental::ServerInterceptorFa
   ServerMetrics* metrics_;
 };
 
+// Reads the first number of `path` (e.g. a cgroup limit file); 0 if absent or "max".
+double ReadLimitFile(const std::string& path) {
+  std::ifstream in(path);
+  std::string word;
+  if (!(in >> word) || word == "max") return 0;
+  try {
+    return std::stod(word);
+  } catch (const std::exception&) {
+    return 0;
+  }
+}
+
+// This process's cgroup path: cgroup v2 (`v2`, the "0::/path" line) or the v1 hierarchy
+// whose controllers include "memory"; "" if unknown.
+std::string CgroupPath(bool v2) {
+  std::ifstream in("/proc/self/cgroup");
+  std::string line;
+  while (std::getline(in, line)) {
+    auto a = line.find(':');
+    auto b = line.find(':', a == std::string::npos ? a : a + 1);
+    if (a == std::string::npos || b == std::string::npos) continue;
+    std::string controllers = line.substr(a + 1, b - a - 1);
+    bool match = v2 ? (line.compare(0, a, "0") == 0 && controllers.empty())
+                    : absl::StrContains(absl::StrCat(",", controllers, ","), ",memory,");
+    if (match) return line.substr(b + 1);
+  }
+  return "";
+}
+
+// v1's "no limit" is a huge page-aligned number; treat anything above 2^60 as unlimited.
+double Limited(double v) { return v > 1.1529215e18 ? 0 : v; }
+
 }  // namespace
+
+double MemoryLimitBytes() {
+  // cgroup v2: the process's own cgroup, then the mount root (containers see "/").
+  std::string v2 = CgroupPath(true);
+  for (const std::string& dir : {"/sys/fs/cgroup" + v2, std::string("/sys/fs/cgroup")}) {
+    if (double v = Limited(ReadLimitFile(dir + "/memory.max")); v > 0) return v;
+  }
+  std::string v1 = CgroupPath(false);
+  for (const std::string& dir :
+       {"/sys/fs/cgroup/memory" + v1, std::string("/sys/fs/cgroup/memory")}) {
+    if (double v = Limited(ReadLimitFile(dir + "/memory.limit_in_bytes")); v > 0) return v;
+  }
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key, unit;
+  double kb = 0;
+  while (meminfo >> key >> kb >> unit) {
+    if (key == "MemTotal:") return kb * 1024;
+  }
+  return 0;
+}
 
 const prometheus::Histogram::BucketBoundaries& LatencyBucketsSeconds() {
   static const auto* kBuckets = new prometheus::Histogram::BucketBoundaries{
@@ -155,6 +208,24 @@ ServerMetrics::ServerMetrics(const std::string& version)
                       .Name("pumptwin_grpc_request_duration_seconds")
                       .Help("gRPC call duration from start to status, by method.")
                       .Register(*registry_);
+  prometheus::BuildGauge()
+      .Name("pumptwin_memory_limit_bytes")
+      .Help("Memory the process may use: cgroup limit, else physical RAM; 0 if unknown.")
+      .Register(*registry_)
+      .Add({})
+      .Set(MemoryLimitBytes());
+  // One series per compiled-in method (code OK) so that the families exist from the first
+  // scrape; other codes appear when they happen.
+  const auto* pool = google::protobuf::DescriptorPool::generated_pool();
+  for (const char* service : {"pumptwin.v1.TwinService", "pumptwin.v1.DeviceGateway"}) {
+    const google::protobuf::ServiceDescriptor* sd = pool->FindServiceByName(service);
+    if (sd == nullptr) continue;
+    for (int i = 0; i < sd->method_count(); ++i) {
+      std::string method = absl::StrCat(service, "/", sd->method(i)->name());
+      rpc_total_->Add({{"method", method}, {"code", "OK"}});
+      rpc_seconds_->Add({{"method", method}}, LatencyBucketsSeconds());
+    }
+  }
   process_collector_ = std::make_shared<ProcessCollector>();
 }
 

@@ -55,6 +55,10 @@ class ServerMetrics {
   prometheus::Gauge* ready_;
 };
 
+// Memory this process may use: cgroup v2 memory.max or v1 memory.limit_in_bytes, else
+// MemTotal; 0 if unknown. Exported as pumptwin_memory_limit_bytes (read at start).
+double MemoryLimitBytes();
+
 // "/pumptwin.v1.TwinService/GetPump" -> "pumptwin.v1.TwinService/GetPump" when the method
 // exists in the generated descriptor pool, else "unknown". Exposed for tests.
 std::string MethodLabel(const std::string& full_method);

@@ -49,6 +49,13 @@ struct ServerOptions {
   std::string drug_library_file;
   // Events buffered per WatchAlerts subscriber; 0: the --watch_alerts_buffer flag (4096).
   size_t watch_alerts_buffer = 0;
+  // Online backups (docs/operations.md "Backup and restore"): every `backup_interval` a
+  // consistent store checkpoint is written to `backup_dir`/checkpoint-<unix_ms> (the time it
+  // started; built as .tmp and renamed when complete); the newest `backup_keep` are kept.
+  // Empty dir: no backups.
+  std::string backup_dir;
+  absl::Duration backup_interval = absl::Hours(6);
+  int backup_keep = 3;
 };
 
 // Returns true for "localhost", 127.0.0.0/8 and ::1 (with or without brackets).
@@ -82,6 +89,9 @@ class ServerApp {
   // Re-reads --drug_library (SIGHUP). On error the previous library stays in force.
   absl::Status ReloadDrugLibrary();
 
+  // Writes one checkpoint now (what the backup thread does); returns its directory.
+  absl::StatusOr<std::string> BackupNow();
+
   int grpc_port() const { return grpc_port_; }
   class TwinRegistry* registry() { return registry_.get(); }
   int metrics_port() const { return metrics_port_; }
@@ -92,6 +102,8 @@ class ServerApp {
   ServerOptions options_;
   absl::Status OpenStoreAndRecover();
   void RunTicker();
+  void RunBackups();
+  void PruneBackups() const;
 
   std::unique_ptr<ServerMetrics> metrics_;
   std::unique_ptr<class IngestMetrics> ingest_metrics_;
@@ -107,6 +119,7 @@ class ServerApp {
   std::unique_ptr<class DrugLibraryHolder> drugs_;
   std::unique_ptr<grpc::Service> twin_service_;
   std::thread ticker_;
+  std::thread backup_thread_;
   absl::Mutex ticker_mu_;
   bool ticker_stop_ ABSL_GUARDED_BY(ticker_mu_) = false;
   std::unique_ptr<grpc::Server> server_;

@@ -12,6 +12,7 @@
 #include "rocksdb/listener.h"
 #include "rocksdb/options.h"
 #include "rocksdb/table.h"
+#include "rocksdb/utilities/checkpoint.h"
 #include "rocksdb/write_batch.h"
 #include "server/store/retention_filter.h"
 #include "server/store/store_keys.h"
@@ -454,6 +455,40 @@ absl::Status RocksDbStore::CompactAll() {
     if (!s.ok()) return s;
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<Store::Sizes> RocksDbStore::ApproximateSizes() const {
+  ReadLease lease(this);
+  if (absl::Status s = lease.status(); !s.ok()) return s;
+  Sizes out;
+  for (int c = 0; c < kCfCount; ++c) {
+    uint64_t v = 0;
+    if (lease.db()->GetIntProperty(lease.cf(static_cast<Cf>(c)),
+                                   "rocksdb.estimate-live-data-size", &v)) {
+      out.live_data_bytes += v;
+    }
+    if (lease.db()->GetIntProperty(lease.cf(static_cast<Cf>(c)),
+                                   "rocksdb.estimate-pending-compaction-bytes", &v)) {
+      out.pending_compaction_bytes += v;
+    }
+  }
+  return out;
+}
+
+absl::Status RocksDbStore::Checkpoint(const std::string& dir) {
+  ReadLease lease(this);
+  if (absl::Status s = lease.status(); !s.ok()) return s;
+  rocksdb::Checkpoint* raw = nullptr;
+  if (absl::Status s = FromRocksDb(rocksdb::Checkpoint::Create(lease.db(), &raw),
+                                   "creating a checkpoint object");
+      !s.ok()) {
+    return s;
+  }
+  std::unique_ptr<rocksdb::Checkpoint> checkpoint(raw);
+  // log_size_for_flush = 0: flush the memtables first, so the copy needs no WAL replay
+  // beyond what was written during the checkpoint itself.
+  return FromRocksDb(checkpoint->CreateCheckpoint(dir, /*log_size_for_flush=*/0),
+                     absl::StrCat("checkpoint to ", dir));
 }
 
 }  // namespace pumptwin::store

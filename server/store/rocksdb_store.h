@@ -69,6 +69,12 @@ class RocksDbStore final : public Store {
   absl::StatusOr<uint64_t> LastAlertCursor() const override;
   absl::StatusOr<uint64_t> LastAuditSeq() const override;
   absl::StatusOr<std::string> GetMeta(absl::string_view name) const override;
+  // Sums "rocksdb.estimate-live-data-size" / "estimate-pending-compaction-bytes" over the
+  // column families.
+  absl::StatusOr<Sizes> ApproximateSizes() const override;
+  // rocksdb::Checkpoint (hard links to the SSTs when `dir` is on the same file system, the
+  // WAL copied): opens as a complete store, e.g. with `pumptwind --data_dir=dir`.
+  absl::Status Checkpoint(const std::string& dir) override;
 
   // Flushes memtables and compacts every column family down to the bottom level, which runs
   // the retention filter over all telemetry (operators, tests).

@@ -15,6 +15,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 
@@ -113,6 +114,21 @@ class Store {
 
   // NOT_FOUND when absent.
   virtual absl::StatusOr<std::string> GetMeta(absl::string_view name) const = 0;
+
+  // Engine estimates for the metrics (docs/metrics.md). Default: UNIMPLEMENTED.
+  struct Sizes {
+    uint64_t live_data_bytes = 0;           // estimated live data
+    uint64_t pending_compaction_bytes = 0;  // estimated bytes compaction still has to rewrite
+  };
+  virtual absl::StatusOr<Sizes> ApproximateSizes() const {
+    return absl::UnimplementedError("this store has no size estimates");
+  }
+  // Online backup: writes a consistent, openable copy of the store (every commit that
+  // returned before the call started, possibly later ones) into `dir`, which must not exist.
+  // Default: UNIMPLEMENTED.
+  virtual absl::Status Checkpoint(const std::string& dir) {
+    return absl::UnimplementedError(absl::StrCat("this store cannot checkpoint to ", dir));
+  }
 };
 
 }  // namespace pumptwin::store

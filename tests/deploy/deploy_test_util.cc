@@ -1,0 +1,199 @@
+// Helpers of the deploy integration tests (see deploy_test_util.h).
+#include "tests/deploy/deploy_test_util.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+
+#include "absl/strings/str_cat.h"
+#include "google/protobuf/util/json_util.h"
+#include "tests/support/server_process.h"
+
+namespace pumptwin::testing {
+
+absl::StatusOr<int> FreeLoopbackPort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return absl::InternalError("socket failed");
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  socklen_t len = sizeof(addr);
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    close(fd);
+    return absl::InternalError("bind/getsockname on 127.0.0.1:0 failed");
+  }
+  close(fd);
+  return ntohs(addr.sin_port);
+}
+
+ChildProcess::~ChildProcess() { Stop(); }
+
+absl::Status ChildProcess::Start(const std::vector<std::string>& argv, const std::string& log_path) {
+  std::vector<std::string> args = argv;
+  std::vector<char*> c_argv;
+  for (auto& a : args) c_argv.push_back(a.data());
+  c_argv.push_back(nullptr);
+  pid_t pid = fork();
+  if (pid < 0) return absl::InternalError("fork failed");
+  if (pid == 0) {
+    int fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd >= 0) {
+      dup2(fd, 1);
+      dup2(fd, 2);
+    }
+    execv(c_argv[0], c_argv.data());
+    _exit(127);
+  }
+  pid_ = pid;
+  return absl::OkStatus();
+}
+
+bool ChildProcess::alive() {
+  if (pid_ <= 0) return false;
+  int status = 0;
+  if (waitpid(pid_, &status, WNOHANG) == pid_) {
+    pid_ = -1;
+    return false;
+  }
+  return true;
+}
+
+int ChildProcess::Stop(absl::Duration timeout) {
+  if (pid_ <= 0) return 0;
+  kill(pid_, SIGTERM);
+  int status = 0;
+  const absl::Time deadline = absl::Now() + timeout;
+  while (absl::Now() < deadline) {
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      return status;
+    }
+    absl::SleepFor(absl::Milliseconds(20));  // waiting for another process to exit (bounded)
+  }
+  kill(pid_, SIGKILL);
+  waitpid(pid_, &status, 0);
+  pid_ = -1;
+  return status;
+}
+
+std::string UrlEncode(const std::string& s) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      char buf[4];
+      snprintf(buf, sizeof(buf), "%%%02X", c);
+      out += buf;
+    }
+  }
+  return out;
+}
+
+absl::StatusOr<google::protobuf::Struct> PrometheusApi(int port, const std::string& path) {
+  auto body = HttpGet(port, path);
+  if (!body.ok()) return body.status();
+  google::protobuf::Struct out;
+  auto st = google::protobuf::util::JsonStringToMessage(*body, &out);
+  if (!st.ok()) return absl::DataLossError(absl::StrCat("bad JSON from ", path, ": ", *body));
+  auto it = out.fields().find("status");
+  if (it == out.fields().end() || it->second.string_value() != "success") {
+    return absl::UnavailableError(absl::StrCat(path, " answered: ", *body));
+  }
+  return out;
+}
+
+absl::StatusOr<double> PrometheusQueryValue(int port, const std::string& promql) {
+  auto r = PrometheusApi(port, "/api/v1/query?query=" + UrlEncode(promql));
+  if (!r.ok()) return r.status();
+  const auto& data = r->fields().at("data").struct_value();
+  const auto& result = data.fields().at("result").list_value();
+  if (result.values_size() == 0) return absl::NotFoundError(absl::StrCat("no series: ", promql));
+  const auto& value = result.values(0).struct_value().fields().at("value").list_value();
+  if (value.values_size() != 2) return absl::DataLossError("sample without [time, value]");
+  return std::stod(value.values(1).string_value());
+}
+
+absl::StatusOr<std::string> PrometheusAlertState(int port, const std::string& name) {
+  auto r = PrometheusApi(port, "/api/v1/alerts");
+  if (!r.ok()) return r.status();
+  const auto& alerts = r->fields().at("data").struct_value().fields().at("alerts").list_value();
+  std::string state;
+  for (const auto& a : alerts.values()) {
+    const auto& f = a.struct_value().fields();
+    const auto& labels = f.at("labels").struct_value().fields();
+    auto n = labels.find("alertname");
+    if (n == labels.end() || n->second.string_value() != name) continue;
+    state = f.at("state").string_value();
+    if (state == "firing") return state;
+  }
+  if (state.empty()) return absl::NotFoundError(absl::StrCat(name, " is not active"));
+  return state;
+}
+
+grpc::Status RegisterPumpReportingEvery(v1::TwinService::Stub& stub, const std::string& pump,
+                                        const std::string& gateway, int64_t reporting_interval_ms,
+                                        absl::Time now) {
+  v1::RegisterPumpRequest req;
+  auto* p = req.mutable_pump();
+  p->set_pump_id(pump);
+  p->set_profile(v1::PUMP_PROFILE_SENSORIZED);
+  p->set_reservoir_capacity_ul(40000);
+  p->set_catheter_length_cm(50);
+  p->set_catheter_inner_diameter_mm(0.5);
+  p->set_implant_time_ms(absl::ToUnixMillis(now - absl::Hours(24)));
+  p->set_clinic("e2e-clinic");
+  p->add_gateway_ids(gateway);
+  p->set_reporting_interval_ms(reporting_interval_ms);
+  auto* rx = req.mutable_initial_prescription();
+  rx->set_drug("morphine");
+  rx->set_concentration_ug_per_ml(10000);
+  rx->set_mode(v1::THERAPY_MODE_SIMPLE_CONTINUOUS);
+  rx->set_rate_ul_per_day(500);
+  req.set_initial_reservoir_ul(40000);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+  ctx.set_wait_for_ready(true);
+  v1::Pump out;
+  return stub.RegisterPump(&ctx, req, &out);
+}
+
+v1::TelemetrySample SampleNow(const std::string& pump, uint64_t seq, absl::Time device_time) {
+  v1::TelemetrySample s;
+  s.set_pump_id(pump);
+  s.set_seq(seq);
+  s.set_device_time_ms(absl::ToUnixMillis(device_time));
+  const double delivered = 500.0;  // a day at 500 µl/day since implant
+  s.set_calculated_reservoir_ul(40000 - delivered);
+  s.set_measured_reservoir_ul(40000 - delivered);
+  s.set_cumulative_drive_units(static_cast<uint64_t>(delivered / 0.25));
+  s.set_outlet_pressure_mmhg(10.0);
+  s.set_stroke_pressure_peak_mmhg(10.5);
+  s.set_csf_pulsation_mmhg(3.0);
+  s.set_battery_voltage_v(3.2);
+  s.set_temperature_c(37.0);
+  return s;
+}
+
+std::pair<int, std::string> RunVerify(const std::string& data_dir) {
+  std::string cmd = absl::StrCat(PUMPTWIND_BINARY, " --verify --data_dir=", data_dir, " 2>&1");
+  FILE* p = popen(cmd.c_str(), "r");
+  if (p == nullptr) return {-1, "popen failed"};
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
+  int status = pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+}  // namespace pumptwin::testing
