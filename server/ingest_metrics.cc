@@ -107,6 +107,8 @@ IngestMetrics::IngestMetrics(prometheus::Registry& r) : registry_(r) {
   for (int t = 1; t < v1::AlertType_ARRAYSIZE; ++t) {
     if (!v1::AlertType_IsValid(t)) continue;
     std::string type = AlertTypeLabel(static_cast<v1::AlertType>(t));
+    // Clinics are not known in advance: the overflow value "other" makes the family visible.
+    clinic_raised_->Add({{"clinic", "other"}, {"type", type}});
     for (const char* tr : {"raised", "updated", "acknowledged", "resolved"}) {
       transitions_->Add({{"type", type}, {"transition", tr}});
     }
