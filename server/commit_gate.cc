@@ -4,7 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "server/convert.h"
-#include "tools/ctl/audit_hash.h"
+#include "proto/audit_hash.h"
 
 namespace pumptwin::server {
 namespace {

@@ -81,7 +81,7 @@ class CommitGate {
                                           const std::string& alert_id) const;
   uint64_t last_cursor() const;
 
-  // SHA-256 chain link of an audit record (tools/ctl/audit_hash.h, the one implementation
+  // SHA-256 chain link of an audit record (proto/audit_hash.h, the one implementation
   // shared with `pumptwinctl audit verify`; the first record links to 64 '0').
   static std::string AuditHash(const v1::AuditRecord& record);
 

@@ -10,7 +10,7 @@
 #include "gmock/gmock.h"
 #include "server/store/rocksdb_store.h"
 #include "tests/alerts/alerts_test_util.h"
-#include "tools/ctl/audit_hash.h"
+#include "proto/audit_hash.h"
 
 namespace pumptwin::alerts_test {
 namespace {

@@ -1,6 +1,6 @@
 // The audit hash chain: a sealed chain verifies; altering any field of any record, dropping or
 // reordering records, or re-linking is detected at the right index.
-#include "tools/ctl/audit_hash.h"
+#include "proto/audit_hash.h"
 
 #include <functional>
 #include <string>

@@ -5,7 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/struct.pb.h"
-#include "tools/ctl/audit_hash.h"
+#include "proto/audit_hash.h"
 #include "tools/ctl/ctl_commands.h"
 #include "tools/ctl/ctl_format.h"
 

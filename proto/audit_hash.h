@@ -1,9 +1,10 @@
 // The audit hash chain of pumptwin.v1.AuditRecord: the canonical bytes that are hashed, the
 // SHA-256 of a record, sealing a new record onto a chain, and verifying a fetched chain.
 // One definition shared by the server (which seals) and pumptwinctl (which verifies); the
-// byte layout is documented in docs/api.md, "Audit chain". Pure functions: thread-safe.
-#ifndef PUMPTWIN_TOOLS_CTL_AUDIT_HASH_H_
-#define PUMPTWIN_TOOLS_CTL_AUDIT_HASH_H_
+// byte layout is documented in docs/api.md, "Audit chain". Lives next to the contract
+// (target pumptwin_audit_hash: pumptwin_proto + OpenSSL only). Pure functions: thread-safe.
+#ifndef PUMPTWIN_PROTO_AUDIT_HASH_H_
+#define PUMPTWIN_PROTO_AUDIT_HASH_H_
 
 #include <cstdint>
 #include <string>
@@ -52,4 +53,4 @@ ChainVerdict VerifyAuditChain(absl::Span<const pumptwin::v1::AuditRecord> record
 
 }  // namespace pumptwin::audit
 
-#endif  // PUMPTWIN_TOOLS_CTL_AUDIT_HASH_H_
+#endif  // PUMPTWIN_PROTO_AUDIT_HASH_H_

@@ -1,4 +1,4 @@
-#include "tools/ctl/audit_hash.h"
+#include "proto/audit_hash.h"
 
 #include <openssl/evp.h>
 
