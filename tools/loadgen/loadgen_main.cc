@@ -14,6 +14,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "tools/common/help_flags.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
@@ -158,6 +159,7 @@ double Percentile(const std::vector<int64_t>& sorted, double q) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  pumptwin::tools::ListOwnFlagsInHelp();
   absl::SetProgramUsageMessage(
       "Gateway load generator.\n"
       "Usage: pumptwin_loadgen --target=127.0.0.1:50051 --streams=1 --batch=100");

@@ -11,6 +11,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "tools/common/help_flags.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "device_link/gateway_service.h"
@@ -23,6 +24,7 @@ ABSL_FLAG(uint32_t, max_samples_per_frame, 1000, "largest frame accepted (Welcom
 ABSL_FLAG(double, duration_s, 0, "exit after this many seconds (0: until SIGINT/SIGTERM)");
 
 int main(int argc, char** argv) {
+  pumptwin::tools::ListOwnFlagsInHelp();
   absl::SetProgramUsageMessage(
       "DeviceGateway null sink for benchmarks: parses, validates and acks, stores nothing.\n"
       "Usage: pumptwin_nullsink --port=50051");

@@ -10,6 +10,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "tools/common/help_flags.h"
 #include "absl/strings/str_join.h"
 #include "tools/sim/sim.h"
 
@@ -29,6 +30,7 @@ ABSL_FLAG(std::string, markdown_out, "", "evaluate: append the markdown table to
 
 int main(int argc, char** argv) {
   mallopt(M_TRIM_THRESHOLD, 256 * 1024 * 1024);
+  pumptwin::tools::ListOwnFlagsInHelp();
   absl::SetProgramUsageMessage(
       "pumpsim: simulated pump fleet streaming into pumptwind, and its detection report.\n"
       "  pumpsim [flags]            run a fleet (see --pumps --days --scenario --speed)\n"
