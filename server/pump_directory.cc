@@ -63,6 +63,13 @@ void PumpDirectory::Clear() {
   }
 }
 
+void PumpDirectory::Reserve(size_t pumps) {
+  for (auto& stripe : stripes_) {
+    absl::MutexLock lock(&stripe->mu);
+    stripe->pumps.reserve(pumps / stripes_.size() + 1);
+  }
+}
+
 bool PumpDirectory::Contains(absl::string_view pump_id) const {
   const Stripe& s = *stripes_[StripeOf(pump_id)];
   absl::MutexLock lock(&s.mu);

@@ -52,6 +52,8 @@ class PumpDirectory {
   void Put(const v1::Pump& pump);
   bool Contains(absl::string_view pump_id) const;
   void Clear();
+  // Pre-sizes the stripes for `pumps` entries (recovery: no rehash while loading).
+  void Reserve(size_t pumps);
   std::optional<PumpEntry> Get(absl::string_view pump_id) const;
   void UpdateSummary(absl::string_view pump_id, const PumpSummary& summary);
 

@@ -65,6 +65,26 @@ absl::StatusOr<RecoveryStats> TwinRegistry::Recover() {
 }
 
 absl::Status TwinRegistry::LoadAll(RecoveryStats* stats) {
+  // Count first, then size every map once: loading a million twins without rehashing.
+  size_t registered = 0;
+  absl::Status counted = store_->ScanPumps([&](absl::string_view, absl::string_view) {
+    ++registered;
+    return true;
+  });
+  if (!counted.ok()) return counted;
+  directory_.Reserve(registered);
+  {
+    absl::BlockingCounter reserved(static_cast<int>(shards_.size()));
+    const size_t per_shard = registered / shards_.size() + 1;
+    for (auto& shard : shards_) {
+      Shard* sh = shard.get();
+      sh->Post([sh, per_shard, &reserved] {
+        sh->slots().reserve(per_shard);
+        reserved.DecrementCount();
+      });
+    }
+    reserved.Wait();
+  }
   absl::Status parse_error;
   absl::Status status = store_->ScanPumps([&](absl::string_view id, absl::string_view bytes) {
     v1::Pump pump;

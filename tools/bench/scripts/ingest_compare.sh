@@ -25,7 +25,7 @@ NS=$!
 for _ in $(seq 1 100); do grep -q 'listening on' "$WORK/ns.out" 2>/dev/null && break; sleep 0.1; done
 NS_PORT=$(grep -o 'listening on 127.0.0.1:[0-9]*' "$WORK/ns.out" | cut -d: -f2)
 A=$("$BIN/pumptwin_loadgen" --target=127.0.0.1:$NS_PORT --streams=$STREAMS --batch=$BATCH \
-     --frames_per_stream=$FRAMES --duration_s=120)
+     --frames_per_stream=$FRAMES --duration_s=120 --pumps_per_stream=10 --sample_interval_ms=10000)
 echo "$A"
 kill $NS; wait $NS 2>/dev/null || true
 
@@ -35,7 +35,7 @@ echo "== (b) pumptwind: model + durable ack =="
 SRV=$!
 GP=$(wait_port "$WORK/ports" grpc_port); MP=$(wait_port "$WORK/ports" metrics_port)
 B=$("$BIN/pumptwin_loadgen" --target=127.0.0.1:$GP --streams=$STREAMS --batch=$BATCH \
-     --frames_per_stream=$FRAMES --duration_s=120 --register_pumps)
+     --frames_per_stream=$FRAMES --duration_s=120 --pumps_per_stream=10 --sample_interval_ms=10000 --register_pumps)
 echo "$B"
 ra=$(echo "$A" | grep -o 'samples_per_s=[0-9]*' | cut -d= -f2)
 rb=$(echo "$B" | grep -o 'samples_per_s=[0-9]*' | cut -d= -f2)
