@@ -53,12 +53,14 @@ grpc::ServerUnaryReactor* TwinServiceImpl::RegisterPump(grpc::CallbackServerCont
   }
   auto cfg = ToPumpConfig(pump);
   if (!cfg.ok()) return fail(cfg.status());
-  twin::Prescription rx;
-  if (req->has_initial_prescription()) {
-    auto p = ToPrescription(req->initial_prescription());
-    if (!p.ok()) return fail(p.status());
-    rx = *std::move(p);
+  if (!req->has_initial_prescription()) {
+    return fail(absl::InvalidArgumentError(
+        "initial_prescription is required: give the drug and concentration the pump is filled "
+        "with at implant (mode THERAPY_MODE_STOPPED if it is not infusing yet)"));
   }
+  auto parsed_rx = ToPrescription(req->initial_prescription());
+  if (!parsed_rx.ok()) return fail(parsed_rx.status());
+  twin::Prescription rx = *std::move(parsed_rx);
   rx.version = 1;
   absl::Time now = deps_.now();
   absl::Time start = pump.implant_time_ms() > 0 ? FromUnixMs(pump.implant_time_ms()) : now;

@@ -67,19 +67,23 @@ struct RocksDbStore::OpenConfig {
   rocksdb::DBOptions db_options;
   std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
   bool verify_checksums_on_open = false;
+  bool flush_on_close = true;
 };
 
 struct RocksDbStore::Db {
   std::unique_ptr<rocksdb::DB> db;
   std::vector<rocksdb::ColumnFamilyHandle*> handles;  // [0] = default
   rocksdb::ColumnFamilyHandle* cf(Cf c) const { return handles[c + 1]; }
+  bool flush_on_close = true;
   ~Db() {
     if (!db) return;
     // Flush the memtables on a clean close: the WAL is then empty and the next open does
     // not replay it (restart time). Best effort: after a crash the WAL replay does it.
-    rocksdb::FlushOptions flush;
-    flush.wait = true;
-    db->Flush(flush, handles).PermitUncheckedError();
+    if (flush_on_close) {
+      rocksdb::FlushOptions flush;
+      flush.wait = true;
+      db->Flush(flush, handles).PermitUncheckedError();
+    }
     for (rocksdb::ColumnFamilyHandle* h : handles) db->DestroyColumnFamilyHandle(h).PermitUncheckedError();
     db->Close().PermitUncheckedError();
   }
@@ -125,6 +129,7 @@ absl::StatusOr<std::unique_ptr<RocksDbStore>> RocksDbStore::Open(RocksDbStoreOpt
   OpenConfig& config = *store->config_;
   config.path = options.path;
   config.verify_checksums_on_open = options.verify_checksums_on_open;
+  config.flush_on_close = options.flush_on_close;
   rocksdb::DBOptions& db_options = config.db_options;
   db_options.create_if_missing = options.create_if_missing;
   db_options.create_missing_column_families = options.create_if_missing;
@@ -184,6 +189,7 @@ absl::StatusOr<std::unique_ptr<RocksDbStore>> RocksDbStore::Open(RocksDbStoreOpt
 
 absl::Status RocksDbStore::OpenDb() {
   auto db = std::make_unique<Db>();
+  db->flush_on_close = config_->flush_on_close;
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s =
       rocksdb::DB::Open(config_->db_options, config_->path, config_->cfs, &db->handles, &raw);

@@ -37,6 +37,9 @@ struct RocksDbStoreOptions {
   std::function<absl::Time()> now;
   absl::Duration telemetry_retention = absl::InfiniteDuration();
   bool create_if_missing = true;
+  // Flush the memtables when the store closes, so the next open replays no WAL (restart
+  // time). Tests that model a crash (data only in the WAL) turn it off.
+  bool flush_on_close = true;
   bool verify_checksums_on_open = false;  // read every SST block once at open (slow, thorough)
   size_t block_cache_bytes = size_t{64} << 20;
   int max_background_jobs = 2;
