@@ -7,6 +7,7 @@
 #include "google/protobuf/util/json_util.h"
 #include "server/convert.h"
 #include "server/grpc_status.h"
+#include "server/twin_service_common.h"
 
 namespace pumptwin::server {
 namespace {
@@ -38,10 +39,7 @@ grpc::ServerUnaryReactor* TwinServiceImpl::RegisterPump(grpc::CallbackServerCont
                                                         const v1::RegisterPumpRequest* req,
                                                         v1::Pump* resp) {
   auto* reactor = ctx->DefaultReactor();
-  auto fail = [reactor](const absl::Status& s) {
-    reactor->Finish(ToGrpc(s));
-    return reactor;
-  };
+  auto fail = [reactor](const absl::Status& s) { return FinishWith(reactor, s); };
   auto principal = deps_.auth->Check(*ctx, Role::kAdmin);
   if (!principal.ok()) return fail(principal.status());
   v1::Pump pump = req->pump();
@@ -90,27 +88,18 @@ grpc::ServerUnaryReactor* TwinServiceImpl::GetPump(grpc::CallbackServerContext* 
                                                    const v1::GetPumpRequest* req,
                                                    v1::Pump* resp) {
   auto* reactor = ctx->DefaultReactor();
-  if (auto p = deps_.auth->Check(*ctx, Role::kViewer); !p.ok()) {
-    reactor->Finish(ToGrpc(p.status()));
-    return reactor;
-  }
-  auto id = PumpIdFromName(req->name());
-  if (!id.ok()) {
-    reactor->Finish(ToGrpc(id.status()));
-    return reactor;
-  }
+  auto id = AuthorizedPumpId(*deps_.auth, *ctx, Role::kViewer, req->name());
+  if (!id.ok()) return FinishWith(reactor, id.status());
   auto bytes = deps_.store->GetPump(*id);
   if (!bytes.ok()) {
-    reactor->Finish(ToGrpc(absl::IsNotFound(bytes.status())
-                               ? absl::NotFoundError(absl::StrCat("pump '", *id,
-                                                                  "' is not registered"))
-                               : bytes.status()));
-    return reactor;
+    return FinishWith(reactor, absl::IsNotFound(bytes.status())
+                                   ? absl::NotFoundError(absl::StrCat(
+                                         "pump '", *id, "' is not registered"))
+                                   : bytes.status());
   }
   if (!resp->ParseFromString(*bytes)) {
-    reactor->Finish(ToGrpc(absl::DataLossError(
-        absl::StrCat("registration of pump '", *id, "' does not parse"))));
-    return reactor;
+    return FinishWith(reactor, absl::DataLossError(absl::StrCat(
+                                   "registration of pump '", *id, "' does not parse")));
   }
   reactor->Finish(grpc::Status::OK);
   return reactor;
@@ -120,15 +109,8 @@ grpc::ServerUnaryReactor* TwinServiceImpl::GetTwin(grpc::CallbackServerContext* 
                                                    const v1::GetTwinRequest* req,
                                                    v1::TwinState* resp) {
   auto* reactor = ctx->DefaultReactor();
-  if (auto p = deps_.auth->Check(*ctx, Role::kViewer); !p.ok()) {
-    reactor->Finish(ToGrpc(p.status()));
-    return reactor;
-  }
-  auto id = PumpIdFromName(req->name());
-  if (!id.ok()) {
-    reactor->Finish(ToGrpc(id.status()));
-    return reactor;
-  }
+  auto id = AuthorizedPumpId(*deps_.auth, *ctx, Role::kViewer, req->name());
+  if (!id.ok()) return FinishWith(reactor, id.status());
   deps_.registry->Read(*id, [reactor, resp](const twin::Twin* twin, absl::Status s) {
     if (twin != nullptr) *resp = FromTwin(*twin);
     reactor->Finish(ToGrpc(s));

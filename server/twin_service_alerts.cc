@@ -101,10 +101,7 @@ grpc::ServerUnaryReactor* TwinServiceImpl::ListAlerts(grpc::CallbackServerContex
                                                       const v1::ListAlertsRequest* req,
                                                       v1::ListAlertsResponse* resp) {
   auto* reactor = ctx->DefaultReactor();
-  auto fail = [reactor](const absl::Status& s) {
-    reactor->Finish(ToGrpc(s));
-    return reactor;
-  };
+  auto fail = [reactor](const absl::Status& s) { return FinishWith(reactor, s); };
   if (auto p = deps_.auth->Check(*ctx, Role::kViewer); !p.ok()) return fail(p.status());
   if (req->page_size() < 0 || req->page_size() > kMaxPageSize) {
     return fail(absl::InvalidArgumentError(absl::StrCat(

@@ -34,10 +34,7 @@ grpc::ServerUnaryReactor* TwinServiceImpl::ListAuditRecords(
     grpc::CallbackServerContext* ctx, const v1::ListAuditRecordsRequest* req,
     v1::ListAuditRecordsResponse* resp) {
   auto* reactor = ctx->DefaultReactor();
-  auto fail = [reactor](const absl::Status& s) {
-    reactor->Finish(ToGrpc(s));
-    return reactor;
-  };
+  auto fail = [reactor](const absl::Status& s) { return FinishWith(reactor, s); };
   if (auto p = deps_.auth->Check(*ctx, Role::kAdmin); !p.ok()) return fail(p.status());
   if (req->page_size() < 0 || req->page_size() > kMaxPageSize) {
     return fail(absl::InvalidArgumentError(absl::StrCat(

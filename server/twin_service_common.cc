@@ -8,6 +8,13 @@
 
 namespace pumptwin::server {
 
+absl::StatusOr<std::string> AuthorizedPumpId(const Authorizer& auth,
+                                             const grpc::CallbackServerContext& ctx, Role role,
+                                             const std::string& name) {
+  if (auto p = auth.Check(ctx, role); !p.ok()) return p.status();
+  return PumpIdFromName(name);
+}
+
 std::string MessageJson(const google::protobuf::Message& m) {
   std::string out;
   (void)google::protobuf::util::MessageToJsonString(m, &out);

@@ -23,6 +23,12 @@ namespace pumptwin::server {
 
 std::string MessageJson(const google::protobuf::Message& m);
 
+// The start of a pump-scoped call: the caller must hold `role`, and `name` must be a pump
+// resource name. Returns the pump id, or the status to finish the call with.
+absl::StatusOr<std::string> AuthorizedPumpId(const Authorizer& auth,
+                                             const grpc::CallbackServerContext& ctx, Role role,
+                                             const std::string& name);
+
 AuditDraft MakeAudit(const Principal& who, absl::Time now, const char* method,
                      const std::string& resource, std::string before_json,
                      std::string after_json, const std::string& reason);

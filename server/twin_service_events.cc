@@ -103,10 +103,7 @@ grpc::ServerUnaryReactor* TwinServiceImpl::RecordRefill(grpc::CallbackServerCont
                                                         const v1::RecordRefillRequest* req,
                                                         v1::RecordRefillResponse* resp) {
   auto* reactor = ctx->DefaultReactor();
-  auto fail = [reactor](const absl::Status& s) {
-    reactor->Finish(ToGrpc(s));
-    return reactor;
-  };
+  auto fail = [reactor](const absl::Status& s) { return FinishWith(reactor, s); };
   auto principal = deps_.auth->Check(*ctx, Role::kClinician);
   if (!principal.ok()) return fail(principal.status());
   auto id = PumpIdFromName(req->name());
@@ -168,10 +165,7 @@ grpc::ServerUnaryReactor* TwinServiceImpl::RecordEvent(grpc::CallbackServerConte
                                                        const v1::RecordEventRequest* req,
                                                        v1::RecordEventResponse* resp) {
   auto* reactor = ctx->DefaultReactor();
-  auto fail = [reactor](const absl::Status& s) {
-    reactor->Finish(ToGrpc(s));
-    return reactor;
-  };
+  auto fail = [reactor](const absl::Status& s) { return FinishWith(reactor, s); };
   auto principal = deps_.auth->Check(*ctx, Role::kClinician);
   if (!principal.ok()) return fail(principal.status());
   auto id = PumpIdFromName(req->name());
@@ -228,12 +222,8 @@ grpc::ServerUnaryReactor* TwinServiceImpl::GetTelemetry(grpc::CallbackServerCont
                                                         const v1::GetTelemetryRequest* req,
                                                         v1::GetTelemetryResponse* resp) {
   auto* reactor = ctx->DefaultReactor();
-  auto fail = [reactor](const absl::Status& s) {
-    reactor->Finish(ToGrpc(s));
-    return reactor;
-  };
-  if (auto p = deps_.auth->Check(*ctx, Role::kViewer); !p.ok()) return fail(p.status());
-  auto id = PumpIdFromName(req->name());
+  auto fail = [reactor](const absl::Status& s) { return FinishWith(reactor, s); };
+  auto id = AuthorizedPumpId(*deps_.auth, *ctx, Role::kViewer, req->name());
   if (!id.ok()) return fail(id.status());
   if (req->start_device_time_ms() < 0) {
     return fail(absl::InvalidArgumentError(absl::StrCat(

@@ -124,10 +124,7 @@ grpc::ServerUnaryReactor* TwinServiceImpl::ListPumps(grpc::CallbackServerContext
                                                      const v1::ListPumpsRequest* req,
                                                      v1::ListPumpsResponse* resp) {
   auto* reactor = ctx->DefaultReactor();
-  auto fail = [reactor](const absl::Status& s) {
-    reactor->Finish(ToGrpc(s));
-    return reactor;
-  };
+  auto fail = [reactor](const absl::Status& s) { return FinishWith(reactor, s); };
   if (auto p = deps_.auth->Check(*ctx, Role::kViewer); !p.ok()) return fail(p.status());
   if (absl::Status s = ValidateList(*req); !s.ok()) return fail(s);
   auto page_size = PageSize(req->page_size(), kDefaultPumpPage, kMaxPumpPage);
@@ -176,10 +173,7 @@ grpc::ServerUnaryReactor* TwinServiceImpl::ListPumps(grpc::CallbackServerContext
 grpc::ServerUnaryReactor* TwinServiceImpl::DecommissionPump(
     grpc::CallbackServerContext* ctx, const v1::DecommissionPumpRequest* req, v1::Pump* resp) {
   auto* reactor = ctx->DefaultReactor();
-  auto fail = [reactor](const absl::Status& s) {
-    reactor->Finish(ToGrpc(s));
-    return reactor;
-  };
+  auto fail = [reactor](const absl::Status& s) { return FinishWith(reactor, s); };
   auto principal = deps_.auth->Check(*ctx, Role::kAdmin);
   if (!principal.ok()) return fail(principal.status());
   auto id = PumpIdFromName(req->name());

@@ -77,10 +77,7 @@ grpc::ServerUnaryReactor* TwinServiceImpl::SetPrescription(
     grpc::CallbackServerContext* ctx, const v1::SetPrescriptionRequest* req,
     v1::SetPrescriptionResponse* resp) {
   auto* reactor = ctx->DefaultReactor();
-  auto fail = [reactor](const absl::Status& s) {
-    reactor->Finish(ToGrpc(s));
-    return reactor;
-  };
+  auto fail = [reactor](const absl::Status& s) { return FinishWith(reactor, s); };
   auto principal = deps_.auth->Check(*ctx, Role::kClinician);
   if (!principal.ok()) return fail(principal.status());
   auto id = PumpIdFromName(req->name());
@@ -158,12 +155,8 @@ grpc::ServerUnaryReactor* TwinServiceImpl::GetPrescriptionHistory(
     grpc::CallbackServerContext* ctx, const v1::GetPrescriptionHistoryRequest* req,
     v1::GetPrescriptionHistoryResponse* resp) {
   auto* reactor = ctx->DefaultReactor();
-  auto fail = [reactor](const absl::Status& s) {
-    reactor->Finish(ToGrpc(s));
-    return reactor;
-  };
-  if (auto p = deps_.auth->Check(*ctx, Role::kViewer); !p.ok()) return fail(p.status());
-  auto id = PumpIdFromName(req->name());
+  auto fail = [reactor](const absl::Status& s) { return FinishWith(reactor, s); };
+  auto id = AuthorizedPumpId(*deps_.auth, *ctx, Role::kViewer, req->name());
   if (!id.ok()) return fail(id.status());
   auto page_size = PageSize(req->page_size(), kDefaultHistoryPage, kMaxHistoryPage);
   if (!page_size.ok()) return fail(page_size.status());
@@ -212,12 +205,8 @@ grpc::ServerUnaryReactor* TwinServiceImpl::ReplayTwin(grpc::CallbackServerContex
                                                       const v1::ReplayTwinRequest* req,
                                                       v1::ReplayTwinResponse* resp) {
   auto* reactor = ctx->DefaultReactor();
-  auto fail = [reactor](const absl::Status& s) {
-    reactor->Finish(ToGrpc(s));
-    return reactor;
-  };
-  if (auto p = deps_.auth->Check(*ctx, Role::kViewer); !p.ok()) return fail(p.status());
-  auto id = PumpIdFromName(req->name());
+  auto fail = [reactor](const absl::Status& s) { return FinishWith(reactor, s); };
+  auto id = AuthorizedPumpId(*deps_.auth, *ctx, Role::kViewer, req->name());
   if (!id.ok()) return fail(id.status());
   const int64_t horizon_ms = req->horizon_ms() == 0 ? kDefaultHorizonMs : req->horizon_ms();
   if (horizon_ms < 0 || horizon_ms > kMaxHorizonMs) {
