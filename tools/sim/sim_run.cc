@@ -153,7 +153,8 @@ SimPump MakePump(int index, v1::PumpProfile profile, int64_t start_ms, const std
 }
 
 // Days until the next refill: 6 weeks..6 months, within drug stability and before the
-// pump's own low-reservoir alarm (clinics refill with >= 4 mL left).
+// pump's own low-reservoir alarm (clinics refill with >= 4 mL left of what they put in:
+// the volume actually in the reservoir now, not the nominal capacity).
 int64_t RefillIntervalMs(const SimPump& p, std::mt19937_64& rng) {
   std::uniform_real_distribution<double> days(42, 182);
   double d = days(rng);
@@ -161,7 +162,7 @@ int64_t RefillIntervalMs(const SimPump& p, std::mt19937_64& rng) {
   d = std::min(d, stability_days - 7);
   double daily_ul = p.rx.rate_ul_per_day() * (p.flex_steps.empty() ? 1.0 : 1.2) +
                     p.ptm_volume_ul * p.ptm_max_per_24h;
-  d = std::min(d, (p.capacity_ul - 4000) / daily_ul);
+  d = std::min(d, (std::min(p.capacity_ul, p.true_reservoir_ul) - 4000) / daily_ul);
   return static_cast<int64_t>(std::max(7.0, d) * kDayMs);
 }
 
