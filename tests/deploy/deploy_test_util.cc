@@ -184,16 +184,4 @@ v1::TelemetrySample SampleNow(const std::string& pump, uint64_t seq, absl::Time 
   return s;
 }
 
-std::pair<int, std::string> RunVerify(const std::string& data_dir) {
-  std::string cmd = absl::StrCat(PUMPTWIND_BINARY, " --verify --data_dir=", data_dir, " 2>&1");
-  FILE* p = popen(cmd.c_str(), "r");
-  if (p == nullptr) return {-1, "popen failed"};
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
-  int status = pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
-
 }  // namespace pumptwin::testing

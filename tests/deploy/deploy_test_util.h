@@ -58,8 +58,6 @@ grpc::Status RegisterPumpReportingEvery(v1::TwinService::Stub& stub, const std::
 // A plausible sample of that pump at `device_time`, `seq`.
 v1::TelemetrySample SampleNow(const std::string& pump, uint64_t seq, absl::Time device_time);
 
-// Runs `pumptwind --verify --data_dir=DIR`; returns (exit code, output).
-std::pair<int, std::string> RunVerify(const std::string& data_dir);
 
 }  // namespace pumptwin::testing
 

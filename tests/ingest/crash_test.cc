@@ -30,18 +30,6 @@ int KillCount() {
 
 std::string PumpName(int i) { return absl::StrCat("crash-p", i); }
 
-// Runs `pumptwind --verify` on a stopped data dir; returns (exit code, output).
-std::pair<int, std::string> RunVerify(const std::string& data_dir) {
-  std::string cmd = absl::StrCat(PUMPTWIND_BINARY, " --verify --data_dir=", data_dir, " 2>&1");
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
-  int status = pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
-
 TEST(CrashTest, KillNineAtRandomMomentsLosesNothingAcknowledged) {
   TempDir dir;
   const std::string data = dir.path() + "/data";

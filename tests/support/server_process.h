@@ -8,6 +8,7 @@
 #include <sys/types.h>
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -64,6 +65,10 @@ class ServerProcess {
   std::string port_file_;
   std::string log_path_;
 };
+
+// Runs `pumptwind --verify --data_dir=DIR` (the server must be stopped); returns the exit
+// code and the combined output.
+std::pair<int, std::string> RunVerify(const std::string& data_dir);
 
 // GET http://127.0.0.1:port/path over a plain socket (HTTP/1.0); returns the body.
 absl::StatusOr<std::string> HttpGet(int port, const std::string& path);
