@@ -48,6 +48,10 @@ ABSL_FLAG(uint32_t, snapshot_every_samples, 256,
           "Twin snapshot cadence per pump (samples); recovery replays at most this many.");
 ABSL_FLAG(absl::Duration, retention, absl::InfiniteDuration(),
           "Keep telemetry this long (e.g. 400d); older chunks are dropped by compaction.");
+ABSL_FLAG(uint32_t, store_memtable_mb, 64,
+          "Memory for the store's write buffers, all column families together (MiB); "
+          "a fixed cost, whatever the fleet size (docs/storage.md).");
+ABSL_FLAG(uint32_t, store_block_cache_mb, 32, "Store read cache (MiB), a fixed cost.");
 ABSL_FLAG(absl::Duration, tick_interval, absl::Seconds(5),
           "Period of server-time checks (silent pumps), store revival and fleet gauges.");
 ABSL_FLAG(double, gateway_max_samples_per_second, 0,
@@ -94,6 +98,10 @@ std::vector<char*> ExpandConfig(int argc, char** argv, std::vector<std::string>*
 int main(int argc, char** argv) {
   // glibc returning freed gRPC buffers to the kernel costs 2-5x throughput (docs/building.md).
   mallopt(M_TRIM_THRESHOLD, 256 * 1024 * 1024);
+  // Setting the trim threshold freezes glibc's mmap threshold at 128 KiB: every larger
+  // buffer (RocksDB arena blocks and write batches, big gRPC messages) would then be a
+  // fresh mmap, page-faulted in and unmapped again. Keep them on the heap instead.
+  mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
 
   absl::FlagsUsageConfig usage;
   usage.contains_help_flags = [](absl::string_view file) {
@@ -136,6 +144,8 @@ int main(int argc, char** argv) {
   options.shards = absl::GetFlag(FLAGS_shards);
   options.snapshot_every_samples = absl::GetFlag(FLAGS_snapshot_every_samples);
   options.telemetry_retention = absl::GetFlag(FLAGS_retention);
+  options.store_memtable_bytes = size_t{absl::GetFlag(FLAGS_store_memtable_mb)} << 20;
+  options.store_block_cache_bytes = size_t{absl::GetFlag(FLAGS_store_block_cache_mb)} << 20;
   options.tick_interval = absl::GetFlag(FLAGS_tick_interval);
   options.gateway_max_samples_per_second = absl::GetFlag(FLAGS_gateway_max_samples_per_second);
   options.reorder_window_seqs = absl::GetFlag(FLAGS_reorder_window);

@@ -38,6 +38,11 @@ uint32_t PumpDirectory::InternClinic(const std::string& clinic) {
   return it->second;
 }
 
+const std::string* PumpDirectory::InternGateway(const std::string& gateway_id) {
+  absl::MutexLock lock(&clinic_mu_);
+  return &*gateway_names_.insert(gateway_id).first;
+}
+
 std::string PumpDirectory::ClinicName(uint32_t id) const {
   absl::MutexLock lock(&clinic_mu_);
   return id < clinic_names_.size() ? clinic_names_[id] : "";
@@ -45,7 +50,7 @@ std::string PumpDirectory::ClinicName(uint32_t id) const {
 
 void PumpDirectory::Put(const v1::Pump& pump) {
   PumpEntry e;
-  for (const auto& g : pump.gateway_ids()) e.gateways.push_back(g);
+  for (const auto& g : pump.gateway_ids()) e.gateways.push_back(InternGateway(g));
   e.clinic_id = InternClinic(pump.clinic());
   e.lifecycle = static_cast<uint8_t>(pump.lifecycle());
   e.profile = static_cast<uint8_t>(pump.profile());
@@ -103,8 +108,8 @@ absl::Status PumpDirectory::Authorize(absl::string_view gateway_id,
     return absl::FailedPreconditionError(
         absl::StrCat("pump '", pump_id, "' is decommissioned; its twin is archived"));
   }
-  for (const std::string& g : it->second.gateways) {
-    if (g == gateway_id) return absl::OkStatus();
+  for (const std::string* g : it->second.gateways) {
+    if (*g == gateway_id) return absl::OkStatus();
   }
   return absl::PermissionDeniedError(
       absl::StrCat("pump '", pump_id, "' is not bound to gateway '", gateway_id, "'"));
@@ -115,7 +120,8 @@ std::vector<std::string> PumpDirectory::PumpsOfGateway(absl::string_view gateway
   for (const auto& stripe : stripes_) {
     absl::MutexLock lock(&stripe->mu);
     for (const auto& [id, e] : stripe->pumps) {
-      if (std::find(e.gateways.begin(), e.gateways.end(), gateway_id) != e.gateways.end()) {
+      if (std::any_of(e.gateways.begin(), e.gateways.end(),
+                      [&](const std::string* g) { return *g == gateway_id; })) {
         out.push_back(id);
       }
     }

@@ -41,6 +41,8 @@ struct ServerOptions {
   int shards = 0;                  // 0: one per core
   uint32_t snapshot_every_samples = 256;
   absl::Duration telemetry_retention = absl::InfiniteDuration();
+  size_t store_memtable_bytes = size_t{64} << 20;     // all memtables together
+  size_t store_block_cache_bytes = size_t{32} << 20;
   absl::Duration tick_interval = absl::Seconds(5);
   double gateway_max_samples_per_second = 0;   // per gateway; 0 = unlimited
   uint32_t reorder_window_seqs = 64;

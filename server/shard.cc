@@ -143,7 +143,7 @@ void Shard::ApplyIngest(const std::string& gateway_id, device_link::PumpSamples 
   for (uint64_t seq : part.rejected_seqs) offer({seq, std::nullopt});
 
   std::vector<twin::AlertTransition> transitions;
-  bool changed = false;
+  std::vector<twin::Sample>* forming = nullptr;
   for (device_link::SequencedEntry& e : released) {
     if (!e.sample) continue;  // consumed by an upstream rejection
     absl::Status st = slot.twin.Observe(*e.sample, server_time, &transitions);
@@ -155,12 +155,11 @@ void Shard::ApplyIngest(const std::string& gateway_id, device_link::PumpSamples 
                        std::string(st.message())});
       continue;
     }
-    slot.forming.push_back(std::move(*e.sample));
+    if (forming == nullptr) forming = &forming_pumps_[part.pump_id];
+    forming->push_back(std::move(*e.sample));
     ++slot.since_snapshot;
     ++forming_samples_;
-    changed = true;
   }
-  if (changed) forming_pumps_.insert(part.pump_id);
   bool alerted = !transitions.empty();
   AddTransitions(part.pump_id, server_time, transitions);
   if (alerted) {
@@ -265,11 +264,9 @@ void Shard::MaybeFlush() {
   if (in_flight_ || (forming_.empty() && forming_pumps_.empty() && forming_done_.empty())) {
     return;
   }
-  for (const std::string& id : forming_pumps_) {
-    auto it = slots_.find(id);
-    if (it == slots_.end() || it->second->forming.empty()) continue;
-    auto chunk = store::MakeChunk(id, it->second->forming);
-    it->second->forming.clear();
+  for (const auto& [id, samples] : forming_pumps_) {
+    if (samples.empty()) continue;
+    auto chunk = store::MakeChunk(id, samples);
     if (chunk.ok()) chunk->server_time = group_time_.value_or(options_.now());
     if (!chunk.ok()) {
       // Cannot happen for samples the twin accepted; refuse loudly rather than lose them.

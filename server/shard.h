@@ -53,7 +53,6 @@ struct PumpSlot {
   twin::Twin twin;
   device_link::PumpSequencer seq;
   uint32_t since_snapshot = 0;           // samples applied since the last snapshot
-  std::vector<twin::Sample> forming;     // samples of the forming group, in seq order
 };
 
 // Collects the per-shard answers of one ingest batch; the last one calls `done`.
@@ -138,7 +137,9 @@ class Shard {
   // Shard-thread state.
   absl::flat_hash_map<std::string, std::unique_ptr<PumpSlot>> slots_;
   PendingGroup forming_;
-  absl::flat_hash_set<std::string> forming_pumps_;   // pumps with samples in forming_
+  // Samples of the forming group per pump, in seq order (freed at every flush: an idle
+  // pump holds no sample buffer).
+  absl::flat_hash_map<std::string, std::vector<twin::Sample>> forming_pumps_;
   size_t forming_samples_ = 0;
   // Server time of the forming group: every sample of a group is observed with it and it
   // is stored with the group's chunks, so a replay after a crash is exact.

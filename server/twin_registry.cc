@@ -100,58 +100,75 @@ absl::Status TwinRegistry::LoadAll(RecoveryStats* stats) {
   if (!status.ok()) return status;
   if (!parse_error.ok()) return parse_error;
 
-  // Snapshots are decoded and replayed on the shard threads, in batches.
+  // Snapshots are decoded and replayed on the shard threads, in batches posted while the
+  // scan goes on (the scan overlaps the decoding); at most kInFlight batches are held in
+  // memory at once, so a million snapshots never sit in memory side by side.
   constexpr size_t kBatch = 512;
+  const int kInFlight = 2 * static_cast<int>(shards_.size());
   absl::Mutex mu;
   absl::Status first_error;
+  int in_flight = 0;
   std::atomic<size_t> twins{0}, replayed{0};
-  std::vector<std::vector<std::pair<std::string, std::string>>> pending(shards_.size());
-  std::vector<std::pair<int, std::function<void()>>> tasks;
-  auto make_task = [&](int shard, std::vector<std::pair<std::string, std::string>> items) {
-    Shard* sh = shards_[shard].get();
-    std::function<void()> fn = [&, sh, items = std::move(items)]() {
-      for (const auto& [id, bytes] : items) {
-        auto twin = twin::Twin::Deserialize(bytes);
-        absl::StatusOr<size_t> n = twin.ok() ? ReplayTelemetry(*store_, id, *twin)
-                                             : absl::StatusOr<size_t>(twin.status());
-        if (!n.ok()) {
-          absl::MutexLock lock(&mu);
-          if (first_error.ok()) {
-            first_error = absl::DataLossError(absl::StrCat(
-                "twin of pump '", id, "' cannot be recovered: ", n.status().message()));
-          }
-          continue;
+  using Items = std::vector<std::pair<std::string, std::string>>;
+  std::vector<Items> pending(shards_.size());
+  auto load = [&](Shard* sh, const Items& items) {
+    for (const auto& [id, bytes] : items) {
+      auto twin = twin::Twin::Deserialize(bytes);
+      absl::StatusOr<size_t> n = twin.ok() ? ReplayTelemetry(*store_, id, *twin)
+                                           : absl::StatusOr<size_t>(twin.status());
+      if (!n.ok()) {
+        absl::MutexLock lock(&mu);
+        if (first_error.ok()) {
+          first_error = absl::DataLossError(absl::StrCat(
+              "twin of pump '", id, "' cannot be recovered: ", n.status().message()));
         }
-        replayed += *n;
-        ++twins;
-        auto slot = std::make_unique<PumpSlot>(*std::move(twin));
-        sh->PublishSummary(id, *slot);
-        sh->slots().insert_or_assign(id, std::move(slot));
+        continue;
       }
-    };
-    tasks.emplace_back(shard, std::move(fn));
+      replayed += *n;
+      ++twins;
+      auto slot = std::make_unique<PumpSlot>(*std::move(twin));
+      sh->PublishSummary(id, *slot);
+      sh->slots().insert_or_assign(id, std::move(slot));
+    }
+  };
+  auto post = [&](size_t shard, Items items) {
+    {
+      absl::MutexLock lock(&mu);
+      auto has_room = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { return in_flight < kInFlight; };
+      mu.Await(absl::Condition(&has_room));
+      ++in_flight;
+    }
+    Shard* sh = shards_[shard].get();
+    const bool posted = sh->Post([&, sh, items = std::move(items)]() {
+      load(sh, items);
+      absl::MutexLock lock(&mu);
+      --in_flight;
+    });
+    if (!posted) {
+      absl::MutexLock lock(&mu);
+      --in_flight;
+      if (first_error.ok()) first_error = absl::UnavailableError("server stopping during recovery");
+    }
   };
   status = store_->ScanAllSnapshots([&](absl::string_view id, absl::string_view bytes) {
-    int s = directory_.StripeOf(id);
+    const size_t s = static_cast<size_t>(directory_.StripeOf(id));
     pending[s].emplace_back(std::string(id), std::string(bytes));
     if (pending[s].size() >= kBatch) {
-      make_task(s, std::move(pending[s]));
-      pending[s].clear();
+      post(s, std::move(pending[s]));
+      pending[s] = Items();
+      pending[s].reserve(kBatch);
     }
     return true;
   });
-  if (!status.ok()) return status;
   for (size_t s = 0; s < pending.size(); ++s) {
-    if (!pending[s].empty()) make_task(static_cast<int>(s), std::move(pending[s]));
+    if (!pending[s].empty()) post(s, std::move(pending[s]));
   }
-  absl::BlockingCounter counter(static_cast<int>(tasks.size()));
-  for (auto& [shard, fn] : tasks) {
-    shards_[shard]->Post([&counter, fn = std::move(fn)]() {
-      fn();
-      counter.DecrementCount();
-    });
+  {
+    absl::MutexLock lock(&mu);
+    auto drained = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { return in_flight == 0; };
+    mu.Await(absl::Condition(&drained));
   }
-  counter.Wait();
+  if (!status.ok()) return status;
   if (!first_error.ok()) return first_error;
   stats->twins = twins.load();
   stats->replayed_samples = replayed.load();

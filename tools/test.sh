@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Sets everything up (Debian packages when missing, Release build) and runs the whole
 # test suite with ctest, then the pure libraries' tests (model, store) again under
-# AddressSanitizer + UndefinedBehaviorSanitizer. Exits non-zero on any failure.
+# AddressSanitizer + UndefinedBehaviorSanitizer, then a short libFuzzer run of the gateway
+# frame decoder (clang build). Exits non-zero on any failure.
 # Extra arguments go to the main ctest run (e.g. tools/test.sh -L twin).
 #   PUMPTWIN_SANITIZE=0 tools/test.sh   # skip the sanitizer stage
+#   PUMPTWIN_FUZZ=0 tools/test.sh       # skip the fuzz stage
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/scripts/common.sh"
 ensure_packages
@@ -14,13 +16,21 @@ log "running the test suite"
 if [ "${PUMPTWIN_SANITIZE:-1}" != "0" ]; then
   ASAN_BUILD="${PUMPTWIN_ASAN_BUILD:-$PUMPTWIN_ROOT/build-asan}"
   log "sanitizer stage: ASan+UBSan build of the model and store tests in $ASAN_BUILD"
-  launcher=()
-  if command -v ccache >/dev/null 2>&1; then
-    launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
-  fi
+  ccache_launcher
   cmake -S "$PUMPTWIN_ROOT" -B "$ASAN_BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DPUMPTWIN_ASAN=ON -DPUMPTWIN_BUILD_BENCHMARKS=OFF "${launcher[@]}" >/dev/null
   cmake --build "$ASAN_BUILD" -j"$(nproc)" --target twin_tests store_tests
   (cd "$ASAN_BUILD" && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
      ctest --output-on-failure --timeout 600 -j"$(nproc)" -L 'twin|store')
+fi
+
+if [ "${PUMPTWIN_FUZZ:-1}" != "0" ]; then
+  FUZZ_BUILD="${PUMPTWIN_FUZZ_BUILD:-$PUMPTWIN_ROOT/build-fuzz}"
+  log "fuzz stage: clang + libFuzzer build of the frame decoder in $FUZZ_BUILD"
+  ensure_packages "${PUMPTWIN_FUZZ_PACKAGES[@]}"
+  ccache_launcher
+  CC=clang CXX=clang++ cmake -S "$PUMPTWIN_ROOT" -B "$FUZZ_BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DPUMPTWIN_FUZZ=ON -DPUMPTWIN_BUILD_BENCHMARKS=OFF "${launcher[@]}" >/dev/null
+  cmake --build "$FUZZ_BUILD" -j"$(nproc)" --target frame_fuzz
+  (cd "$FUZZ_BUILD" && ctest --output-on-failure --timeout 600 -L fuzz)
 fi

@@ -7,6 +7,7 @@
 #include <type_traits>
 
 #include "absl/strings/str_cat.h"
+#include "twin/plan_pool.h"
 
 namespace pumptwin::twin {
 namespace {
@@ -92,7 +93,7 @@ void PutPlan(Writer& w, const TherapyPlan& p) {
     w.Put(rx.patient_bolus->max_per_24h);
   }
   w.Put(rx.version);
-  const DrugLimits& d = p.drug;
+  const DrugLimits& d = *p.drug;
   w.PutStr(d.key);
   w.PutStr(d.display_name);
   w.Put(d.max_concentration.value());
@@ -104,7 +105,8 @@ void PutPlan(Writer& w, const TherapyPlan& p) {
   w.PutStr(d.source);
 }
 
-bool GetPlan(Reader& r, TherapyPlan& p) {
+bool GetPlan(Reader& r, PlanRef& out) {
+  TherapyPlan p;
   Prescription& rx = p.rx;
   double conc = 0, rate = 0;
   uint8_t mode = 0, weekly = 0, has_pb = 0;
@@ -137,7 +139,7 @@ bool GetPlan(Reader& r, TherapyPlan& p) {
     rx.patient_bolus = pb;
   }
   if (!r.Get(rx.version)) return false;
-  DrugLimits& d = p.drug;
+  DrugLimits d;
   double mc = 0, md = 0, sd = 0;
   if (!r.GetStr(d.key) || !r.GetStr(d.display_name) || !r.Get(mc) || !r.Get(md) || !r.Get(sd) ||
       !r.Get(d.titration_max_increase_fraction) || !r.GetDur(d.stability) ||
@@ -147,6 +149,8 @@ bool GetPlan(Reader& r, TherapyPlan& p) {
   d.max_concentration = MicrogramsPerMilliliter(mc);
   d.max_daily_dose = MicrogramsPerDay(md);
   d.soft_max_daily_dose = MicrogramsPerDay(sd);
+  p.drug = InternDrug(d);
+  out = InternPlan(std::move(p));
   return true;
 }
 
@@ -179,9 +183,9 @@ std::string TwinCodec::Encode(const Twin& twin) {
   w.Put(c.catheter_inner_diameter.value());
   w.PutTime(c.implant_time);
   w.PutDur(c.reporting_interval);
-  PutPlan(w, su.current);
-  w.Put<uint8_t>(su.pending.has_value() ? 1 : 0);
-  if (su.pending.has_value()) {
+  PutPlan(w, *su.current);
+  w.Put<uint8_t>(su.pending != nullptr ? 1 : 0);
+  if (su.pending != nullptr) {
     PutPlan(w, *su.pending);
     w.Put<int64_t>(su.pending_at);
   }
@@ -216,8 +220,7 @@ absl::StatusOr<Twin> TwinCodec::Decode(absl::string_view bytes) {
             r.GetTime(c.implant_time) && r.GetDur(c.reporting_interval) &&
             GetPlan(r, su->current) && r.Get(has_pending);
   if (ok && has_pending == 1) {
-    su->pending.emplace();
-    ok = GetPlan(r, *su->pending) && r.Get(su->pending_at);
+    ok = GetPlan(r, su->pending) && r.Get(su->pending_at);
   } else if (ok && has_pending != 0) {
     ok = false;
   }

@@ -44,7 +44,7 @@ void Resume(ModelState& s, AlertSink& sink, const char* how) {
 void PatientBolusGranted(ModelState& s, const Setup& su, const Tuning& tu, const DeviceEvent& e,
                          AlertSink& sink) {
   ++s.n_grants;
-  const auto& pb = su.current.rx.patient_bolus;
+  const auto& pb = su.current->rx.patient_bolus;
   std::vector<Evidence> ev;
   if (!pb.has_value()) {
     ev.push_back(Ev("patient_bolus_configured", 0, 0, 0, "flag", "no patient bolus prescribed"));
@@ -169,7 +169,7 @@ void ObserveBattery(ModelState& s, const Setup& su, const Tuning& tu, std::optio
   if (current_ua.has_value() && (spec.signals & kSigBatteryCurrent) != 0) {
     const double model_ua =
         spec.idle_current_ua +
-        spec.motor_mah_per_ul * su.current.mean_daily_rate.value() * 1000.0 / 24.0;
+        spec.motor_mah_per_ul * su.current->mean_daily_rate.value() * 1000.0 / 24.0;
     const double ratio = model_ua > 0 ? *current_ua / model_ua : 1.0;
     s.current_ratio = static_cast<float>(s.current_ratio +
                                          tu.current_learning_rate * (ratio - s.current_ratio));
@@ -224,7 +224,7 @@ TimeNs BatteryEriTime(const ModelState& s, const Setup& su, const Tuning& tu) {
   if (s.Has(kFlagEriReported)) return std::min(s.t, cap);
   const double factor = s.n_current >= tu.current_warmup_samples ? std::max(1.0, static_cast<double>(s.current_ratio)) : 1.0;
   const double per_day = factor * (spec.idle_current_ua * 24e-3 +
-                                   spec.motor_mah_per_ul * su.current.mean_daily_rate.value());
+                                   spec.motor_mah_per_ul * su.current->mean_daily_rate.value());
   const double left = spec.battery_capacity.value() * (1.0 - spec.eri_fraction) - s.battery_used_mah;
   if (left <= 0) return std::min(s.t, cap);
   const double days = left / per_day;
@@ -239,7 +239,7 @@ TimeNs BatteryEosTime(const ModelState& s, const Setup& su, const Tuning& tu) {
   if (s.Has(kFlagEos)) return s.t;
   const double factor = s.n_current >= tu.current_warmup_samples ? std::max(1.0, static_cast<double>(s.current_ratio)) : 1.0;
   const double per_day = factor * (spec.idle_current_ua * 24e-3 +
-                                   spec.motor_mah_per_ul * su.current.mean_daily_rate.value());
+                                   spec.motor_mah_per_ul * su.current->mean_daily_rate.value());
   const double left = spec.battery_capacity.value() * (1.0 - spec.eos_fraction) - s.battery_used_mah;
   if (left <= 0) return std::min(s.t, cap);
   const double days = left / per_day;
@@ -274,12 +274,12 @@ void TimeChecks(ModelState& s, const Setup& su, const Tuning& tu, TimeNs now,
   }
   // Drug past its stability window.
   const double age_days = Days(now - s.refill_time);
-  const double stab_days = static_cast<double>(su.current.stability_ns) / kNsPerDayD;
+  const double stab_days = static_cast<double>(su.current->stability_ns) / kNsPerDayD;
   if (age_days > stab_days && s.active(AlertType::kDrugStability) == Severity::kUnspecified) {
     sink.Raise(AlertType::kDrugStability, Severity::kWarning,
-               {Ev("days_since_refill", age_days, 0, stab_days, "days", su.current.drug.key)},
+               {Ev("days_since_refill", age_days, 0, stab_days, "days", su.current->drug->key)},
                absl::StrFormat("%s in the reservoir for %.0f days, beyond its %.0f-day stability",
-                               su.current.drug.key, age_days, stab_days));
+                               su.current->drug->key, age_days, stab_days));
   }
   // Patient-bolus fault clears after a quiet day.
   if (s.ptm_violation != kNoTime && s.active(AlertType::kPatientBolusLockout) != Severity::kUnspecified &&
@@ -322,13 +322,13 @@ void TimeChecks(ModelState& s, const Setup& su, const Tuning& tu, TimeNs now,
   }
   // Daily dose above the drug library maximum (estimated delivery, rolling 24 h).
   const double d24 = Delivered24hUg(s);
-  const double max_daily = su.current.drug.max_daily_dose.value();
+  const double max_daily = su.current->drug->max_daily_dose.value();
   const bool dose_active = s.active(AlertType::kDailyDoseLimit) != none;
   if (d24 > max_daily && !dose_active) {
     sink.Raise(AlertType::kDailyDoseLimit, Severity::kCritical,
-               {Ev("delivered_24h", d24, 0, max_daily, "ug", su.current.drug.key)},
+               {Ev("delivered_24h", d24, 0, max_daily, "ug", su.current->drug->key)},
                absl::StrFormat("%.1f ug delivered in 24 h, above the %s maximum of %.1f ug",
-                               d24, su.current.drug.key, max_daily));
+                               d24, su.current->drug->key, max_daily));
   } else if (dose_active && d24 < tu.daily_dose_resolve_fraction * max_daily) {
     sink.Resolve(AlertType::kDailyDoseLimit, "24 h dose back below the daily maximum");
   }

@@ -41,11 +41,11 @@ TimeNs TimeToProgram(const ModelState& s, const Setup& su, double volume_ul, Tim
   const TimeNs limit = s.t + horizon;
   TimeNs hit = kNeverNs;
   // Until the pending therapy (if any) takes over, with the active bolus.
-  if (su.pending.has_value()) {
-    hit = Walk(su.current.rx, s.bolus_rate, s.bolus_end, t, std::min(su.pending_at, limit), need);
+  if (su.pending != nullptr) {
+    hit = Walk(su.current->rx, s.bolus_rate, s.bolus_end, t, std::min(su.pending_at, limit), need);
     if (hit != kNeverNs) return hit;
   }
-  const Prescription& rx = su.pending.has_value() ? su.pending->rx : su.current.rx;
+  const Prescription& rx = su.pending != nullptr ? su.pending->rx : su.current->rx;
   // Finish the bolus, then skip whole schedule periods in closed form.
   if (s.bolus_end > t) {
     hit = Walk(rx, s.bolus_rate, s.bolus_end, t, std::min(limit, s.bolus_end), need);
@@ -80,7 +80,7 @@ Forecast ComputeForecast(const ModelState& s, const Setup& su, const Tuning& tu,
   f.estimated_empty = at(s.est_ul / r);
   f.estimated_empty_earliest = at(s.est_ul / r_hi);
   f.estimated_empty_latest = at(s.est_ul / r_lo);
-  const absl::Time stability_end = FromNs(s.refill_time) + su.current.drug.stability;
+  const absl::Time stability_end = FromNs(s.refill_time) + su.current->drug->stability;
   f.next_refill_due =
       std::min({f.calculated_low_reservoir, f.estimated_low_reservoir, stability_end});
   f.battery_eri = FromNs(BatteryEriTime(s, su, tu));
@@ -88,7 +88,7 @@ Forecast ComputeForecast(const ModelState& s, const Setup& su, const Tuning& tu,
   f.dose_today_delivered = Micrograms(s.dose_today_ug);
   const TimeNs day_start = FloorDiv(s.t, kNsPerDay) * kNsPerDay;
   f.dose_today_prescribed =
-      BasalVolume(su.current.rx, day_start, day_start + kNsPerDay) * su.current.rx.concentration;
+      BasalVolume(su.current->rx, day_start, day_start + kNsPerDay) * su.current->rx.concentration;
   return f;
 }
 

@@ -15,7 +15,7 @@ void Deliver(ModelState& s, const Setup& setup, double prog_ul, double dose_frac
   s.est_ul -= e;
   s.est_total_ul += e;
   const double dose =
-      e * dose_fraction * setup.current.rx.concentration.value() / kMicrolitersPerMilliliter;
+      e * dose_fraction * setup.current->rx.concentration.value() / kMicrolitersPerMilliliter;
   s.dose_today_ug += dose;
   s.dose_hour_ug[s.hour_index % kDoseBuckets] += static_cast<float>(dose);
   if (setup.spec->has_battery) s.battery_used_mah += setup.spec->motor_mah_per_ul * prog_ul;
@@ -23,7 +23,7 @@ void Deliver(ModelState& s, const Setup& setup, double prog_ul, double dose_frac
 
 void SwitchToPending(std::shared_ptr<const Setup>& setup, const ModelState& s) {
   auto next = std::make_shared<Setup>(*setup);
-  next->current = *setup->pending;
+  next->current = setup->pending;
   next->pending.reset();
   next->pending_at = kNoTime;
   (void)s;
@@ -38,13 +38,13 @@ bool Suspended(const ModelState& s) {
 
 void Advance(ModelState& s, std::shared_ptr<const Setup>& setup, TimeNs to) {
   while (s.t < to) {
-    if (setup->pending.has_value() && setup->pending_at <= s.t) SwitchToPending(setup, s);
+    if (setup->pending != nullptr && setup->pending_at <= s.t) SwitchToPending(setup, s);
     const Setup& su = *setup;
     TimeNs end = to;
-    if (su.pending.has_value()) end = std::min(end, su.pending_at);
+    if (su.pending != nullptr) end = std::min(end, su.pending_at);
     const TimeNs next_hour = (static_cast<TimeNs>(s.hour_index) + 1) * kNsPerHour;
     end = std::min(end, next_hour);
-    const BasalPiece basal = PlanBasalAt(su.current, s.t);
+    const BasalPiece basal = PlanBasalAt(*su.current, s.t);
     end = std::min(end, basal.next_edge);
     const bool bolus = s.bolus_end > s.t;
     if (bolus) end = std::min(end, s.bolus_end);
@@ -72,7 +72,7 @@ void Advance(ModelState& s, std::shared_ptr<const Setup>& setup, TimeNs to) {
       if (s.hour_index % 24 == 0) s.dose_today_ug = 0;
     }
   }
-  if (setup->pending.has_value() && setup->pending_at <= s.t) SwitchToPending(setup, s);
+  if (setup->pending != nullptr && setup->pending_at <= s.t) SwitchToPending(setup, s);
 }
 
 void StartBolus(ModelState& s, const Setup& setup, Microliters volume, absl::Duration duration,
@@ -107,7 +107,7 @@ double Delivered24hUg(const ModelState& s) {
 
 MicrolitersPerDay ProgrammedRateNow(const ModelState& s, const Setup& setup) {
   if (Suspended(s)) return MicrolitersPerDay(0);
-  double r = PlanBasalAt(setup.current, s.t).rate.value();
+  double r = PlanBasalAt(*setup.current, s.t).rate.value();
   if (s.bolus_end > s.t) r += s.bolus_rate;
   return MicrolitersPerDay(r);
 }

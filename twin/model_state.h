@@ -35,7 +35,7 @@ enum class TwinPhase : uint8_t { kImplanted = 0, kTrial = 1, kTrialEnded = 2 };
 
 struct TherapyPlan {
   Prescription rx;
-  DrugLimits drug;
+  std::shared_ptr<const DrugLimits> drug;  // interned (twin/plan_pool.h), never null
   // Derived (not serialised): recomputed from rx by DerivePlan.
   MicrolitersPerDay mean_daily_rate;
   TimeNs stability_ns = 0;
@@ -47,10 +47,13 @@ struct TherapyPlan {
 // BasalAt on the compiled plan (no Duration conversions: the integrator's hot path).
 BasalPiece PlanBasalAt(const TherapyPlan& plan, TimeNs t);
 
+// Plans are immutable and interned (twin/plan_pool.h): equal plans are one object.
+using PlanRef = std::shared_ptr<const TherapyPlan>;
+
 struct Setup {
   PumpConfig cfg;
-  TherapyPlan current;
-  std::optional<TherapyPlan> pending;
+  PlanRef current;   // never null
+  PlanRef pending;   // null: none
   TimeNs pending_at = kNoTime;
   MicrogramsPerDay titration_base;  // daily dose at the start of the titration window
   TimeNs titration_base_time = kNoTime;
@@ -62,7 +65,7 @@ struct Setup {
   TimeNs eos_cap_ns = kNeverNs;  // implant + service life
 };
 
-// Recomputes the derived fields of `s` and `plan`.
+// Recomputes the derived fields of `s` (its plans are derived when interned) and `plan`.
 void DeriveSetup(Setup& s, const Tuning& tuning);
 void DerivePlan(TherapyPlan& plan);
 

@@ -11,6 +11,7 @@
 #include "twin/codec.h"
 #include "twin/detectors.h"
 #include "twin/integrator.h"
+#include "twin/plan_pool.h"
 #include "twin/sample_check.h"
 
 namespace pumptwin::twin {
@@ -27,7 +28,7 @@ const SampleLimits& DefaultSampleLimits() {
 
 void DerivePlan(TherapyPlan& plan) {
   plan.mean_daily_rate = MeanDailyRate(plan.rx);
-  plan.stability_ns = absl::ToInt64Nanoseconds(plan.drug.stability);
+  plan.stability_ns = absl::ToInt64Nanoseconds(plan.drug->stability);
   plan.period_ns = SchedulePeriodNs(plan.rx);
   plan.origin_ns = (plan.rx.mode == TherapyMode::kFlex && plan.rx.flex.weekly) ? kMondayOriginNs : 0;
   plan.step_start_ns.clear();
@@ -60,8 +61,6 @@ void DeriveSetup(Setup& s, const Tuning& tuning) {
   } else {
     s.eri_cap_ns = s.eos_cap_ns = kNeverNs;
   }
-  DerivePlan(s.current);
-  if (s.pending.has_value()) DerivePlan(*s.pending);
 }
 
 absl::string_view AlertTypeName(AlertType type) {
@@ -112,7 +111,7 @@ absl::StatusOr<Twin> Twin::Create(const PumpConfig& cfg, const Prescription& rx,
   }
   auto su = std::make_shared<Setup>();
   su->cfg = cfg;
-  su->current = TherapyPlan{rx, *library.Find(rx.drug), {}, 0, kNsPerDay, 0, {}};
+  su->current = MakePlan(rx, *library.Find(rx.drug));
   const TimeNs t0 = ToNs(start_device_time);
   su->titration_base = MaxDailyDose(rx);
   su->titration_base_time = t0;
@@ -131,7 +130,7 @@ absl::StatusOr<Twin> Twin::Create(const PumpConfig& cfg, const Prescription& rx,
     s.battery_used_mah = std::min(
         spec.battery_capacity.value(),
         days * (spec.idle_current_ua * 24e-3 +
-                spec.motor_mah_per_ul * su->current.mean_daily_rate.value()));
+                spec.motor_mah_per_ul * su->current->mean_daily_rate.value()));
   }
   return Twin(std::move(su), s);
 }
@@ -236,7 +235,7 @@ void Twin::Tick(absl::Time server_time, std::vector<AlertTransition>* out) {
 }
 
 PatientBolusDecision Twin::CheckPatientBolus(absl::Time device_time) const {
-  const auto& pb = setup_->current.rx.patient_bolus;
+  const auto& pb = setup_->current->rx.patient_bolus;
   if (!pb.has_value()) return PatientBolusDecision::kNotConfigured;
   const TimeNs t = std::max(ToNs(device_time), s_.t);
   if (s_.ptm_last_grant != kNoTime && t - s_.ptm_last_grant < absl::ToInt64Nanoseconds(pb->lockout)) {
@@ -261,23 +260,17 @@ size_t Twin::StateBytes() const { return sizeof(Twin); }
 
 size_t Twin::SharedBytes() const {
   auto str = [](const std::string& s) { return s.capacity() > 15 ? s.capacity() + 1 : 0; };
-  auto plan = [&](const TherapyPlan& p) {
-    return str(p.rx.drug) + p.rx.flex.steps.capacity() * sizeof(ScheduleStep) + str(p.drug.key) +
-           str(p.drug.display_name) + str(p.drug.source);
-  };
   const Setup& su = *setup_;
-  size_t n = sizeof(Setup) + str(su.cfg.pump_id) + plan(su.current);
-  if (su.pending.has_value()) n += plan(*su.pending);
-  return n;
+  return sizeof(Setup) + str(su.cfg.pump_id);
 }
 
 // ---- accessors ----
 const PumpConfig& Twin::config() const { return setup_->cfg; }
 const PumpSpec& Twin::spec() const { return *setup_->spec; }
-const Prescription& Twin::prescription() const { return setup_->current.rx; }
-const DrugLimits& Twin::drug() const { return setup_->current.drug; }
+const Prescription& Twin::prescription() const { return setup_->current->rx; }
+const DrugLimits& Twin::drug() const { return *setup_->current->drug; }
 std::optional<Prescription> Twin::pending_prescription() const {
-  if (!setup_->pending.has_value()) return std::nullopt;
+  if (setup_->pending == nullptr) return std::nullopt;
   return setup_->pending->rx;
 }
 absl::Time Twin::device_time() const { return FromNs(s_.t); }

@@ -157,7 +157,8 @@ class Twin {
   static absl::StatusOr<Twin> Deserialize(absl::string_view bytes);
 
   // Bytes owned by this twin alone (sizeof + per-twin heap; 0 of the latter today) and the
-  // bytes of the shared config/therapy object it references.
+  // bytes of its per-pump setup (config, plan references); the interned therapy plans and
+  // drug limits it points to are shared between pumps and not counted (twin/plan_pool.h).
   size_t StateBytes() const;
   size_t SharedBytes() const;
 

@@ -7,6 +7,7 @@
 #include "absl/strings/str_format.h"
 #include "twin/detectors.h"
 #include "twin/integrator.h"
+#include "twin/plan_pool.h"
 #include "twin/sample_check.h"
 #include "twin/twin.h"
 
@@ -31,7 +32,7 @@ std::vector<LimitViolation> Twin::ValidatePrescription(const Prescription& rx,
                                                        const DrugLibrary& library) const {
   const Setup& su = *setup_;
   const bool in_window = su.titration_base_time != kNoTime && s_.t - su.titration_base_time < kNsPerDay;
-  const MicrogramsPerDay ref = in_window ? su.titration_base : MaxDailyDose(su.current.rx);
+  const MicrogramsPerDay ref = in_window ? su.titration_base : MaxDailyDose(su.current->rx);
   return twin::ValidatePrescription(rx, *su.spec, library, ref);
 }
 
@@ -58,11 +59,10 @@ absl::StatusOr<std::vector<LimitViolation>> Twin::SetPrescription(
   }
   auto next = std::make_shared<Setup>(*setup_);
   if (s_.t - next->titration_base_time >= kNsPerDay || next->titration_base_time == kNoTime) {
-    next->titration_base = MaxDailyDose(next->current.rx);
+    next->titration_base = MaxDailyDose(next->current->rx);
     next->titration_base_time = s_.t;
   }
-  TherapyPlan plan{rx, *library.Find(rx.drug), {}, 0, kNsPerDay, 0, {}};
-  DerivePlan(plan);
+  PlanRef plan = MakePlan(rx, *library.Find(rx.drug));
   const TimeNs eff = ToNs(effective_device_time);
   if (eff <= s_.t) {
     next->current = std::move(plan);
@@ -95,7 +95,7 @@ absl::StatusOr<RefillResult> Twin::RecordRefill(const Refill& r, std::vector<Ale
   if (!Finite(conc) || conc < 0) {
     return absl::InvalidArgumentError(absl::StrCat("refill.concentration_ug_per_ml ", conc, " must be finite and >= 0"));
   }
-  const DrugLimits* drug = &setup_->current.drug;
+  const DrugLimits* drug = setup_->current->drug.get();
   if (!r.drug.empty()) {
     drug = library.Find(r.drug);
     if (drug == nullptr) {
@@ -152,10 +152,10 @@ absl::StatusOr<RefillResult> Twin::RecordRefill(const Refill& r, std::vector<Ale
   sink.Resolve(AlertType::kDrugStability, "fresh drug in the reservoir");
   if (!r.drug.empty() || conc > 0) {
     auto next = std::make_shared<Setup>(*setup_);
-    next->current.drug = *drug;
-    next->current.rx.drug = drug->key;
-    if (conc > 0) next->current.rx.concentration = MicrogramsPerMilliliter(conc);
-    DerivePlan(next->current);
+    Prescription rx = next->current->rx;
+    rx.drug = drug->key;
+    if (conc > 0) rx.concentration = MicrogramsPerMilliliter(conc);
+    next->current = MakePlan(rx, *drug);
     setup_ = std::move(next);
   }
   TimeChecks(s_, *setup_, tu, s_.t, false, sink);
@@ -193,7 +193,7 @@ absl::Status Twin::RecordEvent(const ClinicalEvent& e, std::vector<AlertTransiti
     if (e.volume.has_value()) {
       bolus = *e.volume;
     } else if (e.dose.has_value()) {
-      bolus = *e.dose / su.current.rx.concentration;
+      bolus = *e.dose / su.current->rx.concentration;
     } else {
       return absl::InvalidArgumentError("clinician bolus needs volume_ul or dose_ug");
     }
@@ -282,9 +282,8 @@ absl::StatusOr<std::vector<TrajectoryPoint>> Twin::Predict(absl::Time until, abs
       return absl::InvalidArgumentError(absl::StrCat("proposed prescription rejected: ", JoinViolations(v, true)));
     }
     auto next = std::make_shared<Setup>(*setup_);
-    next->current = TherapyPlan{*proposed, *library.Find(proposed->drug), {}, 0, kNsPerDay, 0, {}};
+    next->current = MakePlan(*proposed, *library.Find(proposed->drug));
     next->pending.reset();
-    DerivePlan(next->current);
     copy.setup_ = std::move(next);
   }
   std::vector<TrajectoryPoint> points;

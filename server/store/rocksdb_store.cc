@@ -141,6 +141,7 @@ absl::StatusOr<std::unique_ptr<RocksDbStore>> RocksDbStore::Open(RocksDbStoreOpt
   db_options.max_bgerror_resume_count = 0;
   db_options.listeners.push_back(std::make_shared<ManualRecoveryListener>());
   db_options.keep_log_file_num = 5;
+  db_options.db_write_buffer_size = options.memtable_budget_bytes;
   if (options.env != nullptr) db_options.env = options.env;
 
   rocksdb::BlockBasedTableOptions table;

@@ -42,6 +42,9 @@ struct RocksDbStoreOptions {
   bool flush_on_close = true;
   bool verify_checksums_on_open = false;  // read every SST block once at open (slow, thorough)
   size_t block_cache_bytes = size_t{64} << 20;
+  // All column families' memtables together (RocksDB db_write_buffer_size): when they
+  // hold more, the largest is flushed. Bounds the store's memory whatever the fleet size.
+  size_t memtable_budget_bytes = size_t{64} << 20;
   int max_background_jobs = 2;
 };
 

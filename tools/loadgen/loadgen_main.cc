@@ -36,6 +36,9 @@ ABSL_FLAG(bool, register_pumps, false,
 ABSL_FLAG(int, register_concurrency, 64, "RegisterPump calls in flight (group commit merges them)");
 ABSL_FLAG(int64_t, register_only, 0,
           "register this many extra idle pumps (ids <prefix>idle<N>) and exit: fleet-size runs");
+ABSL_FLAG(bool, distinct_prescriptions, false,
+          "--register_only: give every pump its own basal rate (no two twins share a therapy "
+          "plan: the memory worst case); default: all pumps on the same prescription");
 ABSL_FLAG(int64_t, sample_interval_ms, 60000, "device time between consecutive samples of a pump");
 ABSL_FLAG(std::string, pump_prefix, "", "pump ids are <prefix>s<stream>p<pump>");
 
@@ -91,7 +94,10 @@ grpc::Status RegisterMany(pumptwin::v1::TwinService::Stub& stub, const std::vect
     pumptwin::v1::RegisterPumpRequest req;
     pumptwin::v1::Pump resp;
   };
+  const bool distinct = absl::GetFlag(FLAGS_distinct_prescriptions);
+  int64_t index = 0;
   for (const std::string& id : ids) {
+    const double rate_ul_per_day = distinct ? 100.0 + 0.001 * static_cast<double>(index++) : 500.0;
     {
       absl::MutexLock l(&mu);
       auto room = [&] { return in_flight < concurrency; };
@@ -114,7 +120,7 @@ grpc::Status RegisterMany(pumptwin::v1::TwinService::Stub& stub, const std::vect
     rx->set_drug("morphine");
     rx->set_concentration_ug_per_ml(10000);
     rx->set_mode(pumptwin::v1::THERAPY_MODE_SIMPLE_CONTINUOUS);
-    rx->set_rate_ul_per_day(500);
+    rx->set_rate_ul_per_day(rate_ul_per_day);
     call->req.set_initial_reservoir_ul(40000);
     call->ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
     stub.async()->RegisterPump(&call->ctx, &call->req, &call->resp,

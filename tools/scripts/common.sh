@@ -13,11 +13,18 @@ PUMPTWIN_PACKAGES=(
   libcli11-dev python3 python3-grpcio python3-protobuf python3-yaml prometheus openssl curl
 )
 
+# The fuzz stage of the suite (libFuzzer needs clang and its runtime).
+PUMPTWIN_FUZZ_PACKAGES=(clang libclang-rt-14-dev)
+
 log() { printf '[pumptwin] %s\n' "$*" >&2; }
 
+# ensure_packages [package...]: installs those of the list (default: PUMPTWIN_PACKAGES)
+# that are missing; runs apt-get update first, only when something is missing.
 ensure_packages() {
+  local wanted=("$@")
+  if [ ${#wanted[@]} -eq 0 ]; then wanted=("${PUMPTWIN_PACKAGES[@]}"); fi
   local missing=()
-  for p in "${PUMPTWIN_PACKAGES[@]}"; do
+  for p in "${wanted[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
   if [ ${#missing[@]} -eq 0 ]; then
@@ -31,12 +38,18 @@ ensure_packages() {
   $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
 }
 
-# build [extra cmake args...]: configure (once) and build everything in $PUMPTWIN_BUILD.
-build() {
-  local launcher=()
+# ccache as the compiler launcher when it is installed (the package list installs it).
+ccache_launcher() {
+  launcher=()
   if command -v ccache >/dev/null 2>&1; then
     launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
   fi
+}
+
+# build [extra cmake args...]: configure (once) and build everything in $PUMPTWIN_BUILD.
+build() {
+  local launcher
+  ccache_launcher
   log "configuring $PUMPTWIN_BUILD (Release)"
   cmake -S "$PUMPTWIN_ROOT" -B "$PUMPTWIN_BUILD" -DCMAKE_BUILD_TYPE=Release "${launcher[@]}" "$@" >/dev/null
   log "building with $(nproc) jobs"
