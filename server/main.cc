@@ -1,5 +1,4 @@
 // pumptwind: the pumptwin server. See `pumptwind --help` and docs/operations.md.
-#include <malloc.h>
 #include <signal.h>
 
 #include <cstdio>
@@ -13,6 +12,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "device_link/process_tuning.h"
 #include "server/logging.h"
 #include "server/server_app.h"
 #include "server/verify_main.h"
@@ -96,12 +96,7 @@ std::vector<char*> ExpandConfig(int argc, char** argv, std::vector<std::string>*
 }  // namespace
 
 int main(int argc, char** argv) {
-  // glibc returning freed gRPC buffers to the kernel costs 2-5x throughput (docs/building.md).
-  mallopt(M_TRIM_THRESHOLD, 256 * 1024 * 1024);
-  // Setting the trim threshold freezes glibc's mmap threshold at 128 KiB: every larger
-  // buffer (RocksDB arena blocks and write batches, big gRPC messages) would then be a
-  // fresh mmap, page-faulted in and unmapped again. Keep them on the heap instead.
-  mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
+  pumptwin::device_link::TuneProcessForStreaming();
 
   absl::FlagsUsageConfig usage;
   usage.contains_help_flags = [](absl::string_view file) {

@@ -1,7 +1,6 @@
 // pumptwin_loadgen: drives N gateway streams (one GatewayClient each, one producer thread
 // each) at a batch size against a DeviceGateway, for a bounded frame count and time, and
 // reports acknowledged samples/s and per-frame ack latency percentiles.
-#include <malloc.h>
 
 #include <algorithm>
 #include <atomic>
@@ -14,6 +13,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "device_link/process_tuning.h"
 #include "tools/common/help_flags.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
@@ -170,7 +170,7 @@ int main(int argc, char** argv) {
       "Gateway load generator.\n"
       "Usage: pumptwin_loadgen --target=127.0.0.1:50051 --streams=1 --batch=100");
   absl::ParseCommandLine(argc, argv);
-  mallopt(M_TRIM_THRESHOLD, 256 * 1024 * 1024);  // see docs/toolchain: glibc trim hurts gRPC
+  pumptwin::device_link::TuneProcessForStreaming();
   const std::string target = absl::GetFlag(FLAGS_target);
   if (target.empty()) {
     std::fprintf(stderr, "--target is required (see --help)\n");

@@ -1,7 +1,6 @@
 // pumptwin_nullsink: a DeviceGateway server whose sink only parses, validates and acks (the
 // "null sink" baseline of docs/benchmarks.md). Listens on 127.0.0.1 only; runs until
 // SIGINT/SIGTERM or --duration_s, then prints what it received.
-#include <malloc.h>
 #include <signal.h>
 
 #include <cstdio>
@@ -11,6 +10,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "device_link/process_tuning.h"
 #include "tools/common/help_flags.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -30,7 +30,7 @@ int main(int argc, char** argv) {
       "Usage: pumptwin_nullsink --port=50051");
   absl::ParseCommandLine(argc, argv);
   // glibc returning freed receive buffers to the kernel costs 2-5x (docs/toolchain).
-  mallopt(M_TRIM_THRESHOLD, 256 * 1024 * 1024);
+  pumptwin::device_link::TuneProcessForStreaming();
 
   // Block the stop signals before gRPC starts its threads; the main thread waits for them.
   sigset_t stop_signals;

@@ -1,7 +1,6 @@
 // pumpsim: fleet simulator for pumptwind (run) and detection-quality report (evaluate).
 //   pumpsim --target=127.0.0.1:50051 --pumps=300 --days=30 --scenario=s.json --ground_truth=gt.jsonl
 //   pumpsim evaluate --target=127.0.0.1:50051 --ground_truth=gt.jsonl [--markdown_out=f.md]
-#include <malloc.h>
 
 #include <cstdio>
 #include <string>
@@ -10,6 +9,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "device_link/process_tuning.h"
 #include "tools/common/help_flags.h"
 #include "absl/strings/str_join.h"
 #include "tools/sim/sim.h"
@@ -29,7 +29,7 @@ ABSL_FLAG(double, max_s, 60, "evaluate: hard bound on reading alerts");
 ABSL_FLAG(std::string, markdown_out, "", "evaluate: append the markdown table to this file");
 
 int main(int argc, char** argv) {
-  mallopt(M_TRIM_THRESHOLD, 256 * 1024 * 1024);
+  pumptwin::device_link::TuneProcessForStreaming();
   pumptwin::tools::ListOwnFlagsInHelp();
   absl::SetProgramUsageMessage(
       "pumpsim: simulated pump fleet streaming into pumptwind, and its detection report.\n"
