@@ -129,7 +129,7 @@ absl::Status Evaluate(const EvalOptions& o) {
   };
   std::map<std::string, Row> rows;  // "kind | profile"
   std::string fault_lines;          // one EVAL_FAULT line per injected fault
-  std::map<std::string, std::pair<int64_t, int>> first_detect;  // pump -> (time, alert type)
+  std::map<std::string, std::pair<int64_t, const v1::Alert*>> first_detect;  // pump -> (t, alert)
   std::map<int, int> false_by_type;
   int false_alerts = 0;
   for (const auto& ev : events) {
@@ -149,8 +149,8 @@ absl::Status Evaluate(const EvalOptions& o) {
     const GroundTruth& f = *it->second;
     const int64_t t = std::max(a.raised_device_time_ms(), a.updated_time_ms() > 0 && ev.transition() == v1::ALERT_TRANSITION_UPDATED ? a.raised_device_time_ms() : 0);
     if (t < f.start_device_ms() || Accepted(f.kind()).count(a.type()) == 0) continue;
-    auto [pos, inserted] = first_detect.emplace(f.pump_id(), std::make_pair(t, a.type()));
-    if (!inserted && t < pos->second.first) pos->second = {t, a.type()};
+    auto [pos, inserted] = first_detect.emplace(f.pump_id(), std::make_pair(t, &a));
+    if (!inserted && t < pos->second.first) pos->second = {t, &a};
   }
   for (const auto& f : faults) {
     Row& r = rows[absl::StrCat(RowKind(f), " | ", f.profile())];
@@ -158,16 +158,17 @@ absl::Status Evaluate(const EvalOptions& o) {
     r.baseline_h.push_back(static_cast<double>(f.next_refill_device_ms() - f.start_device_ms()) / 3.6e6);
     auto it = first_detect.find(f.pump_id());
     double ttd_h = -1;
-    int type = 0;
+    const v1::Alert* by = nullptr;
     if (it != first_detect.end()) {
       ++r.detected;
       ttd_h = static_cast<double>(it->second.first - f.start_device_ms()) / 3.6e6;
-      type = it->second.second;
+      by = it->second.second;
       r.ttd_h.push_back(ttd_h);
     }
-    fault_lines += absl::StrFormat("EVAL_FAULT %s %s %s magnitude=%.3f ttd_h=%.1f by=%s\n",
-                                   f.pump_id(), RowKind(f), f.profile(), f.magnitude(), ttd_h,
-                                   v1::AlertType_Name(static_cast<v1::AlertType>(type)));
+    fault_lines += absl::StrFormat(
+        "EVAL_FAULT %s %s %s magnitude=%.3f ttd_h=%.1f by=%s (%s)\n", f.pump_id(), RowKind(f),
+        f.profile(), f.magnitude(), ttd_h, by ? v1::AlertType_Name(by->type()) : "none",
+        by ? by->summary() : "");
   }
   const double fault_free = static_cast<double>(pumps.size() - fault_of.size());
   const double pump_years = fault_free * run.days() / 365.0;
