@@ -194,6 +194,7 @@ std::string TwinCodec::Encode(const Twin& twin) {
   w.Put<uint8_t>(static_cast<uint8_t>(su.phase));
   ModelState st = twin.s_;
   st.Visit([&w](auto& f) { w.Put(f); });
+  st.VisitV2([&w](auto& f) { w.Put(f); });
   const uint32_t crc = Crc32(w.buf());
   w.Put(crc);
   return std::move(w.buf());
@@ -201,7 +202,8 @@ std::string TwinCodec::Encode(const Twin& twin) {
 
 absl::StatusOr<Twin> TwinCodec::Decode(absl::string_view bytes) {
   if (bytes.size() < 5) return absl::DataLossError("twin state truncated (under 5 bytes)");
-  if (static_cast<uint8_t>(bytes[0]) != kTwinFormatVersion) {
+  const uint8_t version = static_cast<uint8_t>(bytes[0]);
+  if (version != kTwinFormatVersion && version != 1) {
     return absl::InvalidArgumentError(absl::StrCat("twin state format version ",
                                                    static_cast<int>(static_cast<uint8_t>(bytes[0])),
                                                    " unknown (expected ", kTwinFormatVersion, ")"));
@@ -227,6 +229,11 @@ absl::StatusOr<Twin> TwinCodec::Decode(absl::string_view bytes) {
   ok = ok && r.Get(base) && r.Get(su->titration_base_time) && r.Get(phase);
   ModelState st;
   if (ok) st.Visit([&r](auto& f) { r.Get(f); });
+  if (ok && version >= 2) st.VisitV2([&r](auto& f) { r.Get(f); });
+  if (ok && version == 1) {  // restart flow segments; shift_ref_hi held the last segment ratio
+    st.seg_meas_ul = st.seg_prog_ul = kNaN;
+    st.shift_ref_hi = st.shift_ref_lo = static_cast<float>(st.ratio);
+  }
   if (!ok || !r.ok()) return absl::DataLossError("twin state truncated or malformed");
   if (r.remaining() != 0) return absl::DataLossError("twin state has trailing bytes");
   c.profile = static_cast<PumpProfile>(profile);

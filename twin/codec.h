@@ -1,7 +1,8 @@
 // TwinCodec: the byte format of a Twin (used by Twin::Serialize/Deserialize).
-// Layout (format version 1), all integers and IEEE-754 doubles/floats little-endian:
+// Layout (format version 2; version 1 lacks the VisitV2 fields and still decodes), all
+// integers and IEEE-754 doubles/floats little-endian:
 //   u8 version | setup (config, current plan, optional pending plan, titration base,
-//   phase) | model state fields in ModelState::Visit order | u32 CRC-32 of all before.
+//   phase) | model state fields in ModelState::Visit then VisitV2 order | u32 CRC-32 of all before.
 // Strings are u32 length + bytes. Deterministic: equal twins give equal bytes.
 // Stateless; thread-safe.
 #ifndef PUMPTWIN_TWIN_CODEC_H_
@@ -16,7 +17,7 @@
 
 namespace pumptwin::twin {
 
-inline constexpr uint8_t kTwinFormatVersion = 1;
+inline constexpr uint8_t kTwinFormatVersion = 2;
 
 class TwinCodec {
  public:

@@ -49,10 +49,19 @@ bool Observable(AlertType type, const PumpSpec& spec);
 DetectorState ComputeDetectorState(AlertType type, const ModelState& s, const Setup& su,
                                    const Tuning& tu, std::string* detail);
 
-// --- flow & catheter (detectors_flow.cc) ---
-// One observation of the delivery ratio (true/programmed) with its standard deviation.
+// --- flow drift (flow_drift.cc) ---
+// One observation of the delivery ratio (true/programmed) with its standard deviation,
+// spanning a whole refill interval (refill withdrawals).
 void ObserveRatio(ModelState& s, const Tuning& tu, double ratio, double sd, const char* source,
                   AlertSink& sink);
+// One measured-reservoir sample (after pocket-fill handling): segment means, the
+// level/ratio filter, the drift CUSUMs and the no-flow blockage check.
+void ObserveMeasuredFlow(ModelState& s, const Setup& su, const Tuning& tu, double measured_ul,
+                         bool drive_advanced, AlertSink& sink);
+// After a refill: the next measured sample starts a new chain of segments.
+void RestartFlowSegments(ModelState& s);
+
+// --- pocket fill & catheter (detectors_flow.cc) ---
 void ObserveMeasuredReservoir(ModelState& s, const Setup& su, const Tuning& tu, double measured_ul,
                               bool drive_advanced, AlertSink& sink);
 void ObserveStrokePressure(ModelState& s, const Setup& su, const Tuning& tu, double peak_mmhg,

@@ -1,5 +1,6 @@
-// Flow drift, pocket fill, catheter blockage and leak detectors, and the shared alert
-// bookkeeping (AlertSink, observability).
+// Pocket fill, catheter blockage and leak detectors, the measured-reservoir entry point
+// (flow drift itself is in flow_drift.cc), and the shared alert bookkeeping (AlertSink,
+// observability).
 #include <algorithm>
 #include <cmath>
 
@@ -78,57 +79,6 @@ bool Observable(AlertType type, const PumpSpec& spec) {
   return false;
 }
 
-void ObserveRatio(ModelState& s, const Tuning& tu, double ratio, double sd, const char* source,
-                  AlertSink& sink) {
-  // Scalar Kalman filter on a random-walk ratio.
-  const double prior = s.ratio_var + tu.ratio_process_sd * tu.ratio_process_sd;
-  const double gain = prior / (prior + sd * sd);
-  s.ratio = std::clamp(s.ratio + gain * (ratio - s.ratio), 0.0, 5.0);
-  s.ratio_var = (1.0 - gain) * prior;
-  if (s.n_ratio_obs < UINT16_MAX) ++s.n_ratio_obs;
-  // Two-sided CUSUM on normalised residuals against the nominal ratio 1.
-  const double cap = tu.cusum_cap;
-  s.cusum_hi = static_cast<float>(
-      std::clamp(s.cusum_hi + (ratio - 1.0 - tu.cusum_slack) / sd, 0.0, cap));
-  s.cusum_lo = static_cast<float>(
-      std::clamp(s.cusum_lo + (1.0 - ratio - tu.cusum_slack) / sd, 0.0, cap));
-  if (s.n_ratio_obs < tu.drift_warmup_observations) return;
-
-  const double sd_hat = std::sqrt(s.ratio_var);
-  auto evidence = [&](double threshold, double cusum) {
-    return std::vector<Evidence>{
-        Ev("delivery_ratio", s.ratio, 1.0, threshold, "ratio",
-           absl::StrFormat("learned true/programmed, sd %.3f", sd_hat)),
-        Ev("flow_cusum", cusum, 0.0, tu.cusum_threshold, "sd",
-           absl::StrCat("CUSUM of normalised ratio residuals; last from ", source)),
-        Ev("observed_ratio", ratio, 1.0, sd, "ratio", absl::StrCat("last observation (", source,
-                                                                   "), threshold column = its sd")),
-    };
-  };
-  // Over-infusion: critical beyond labelled accuracy, warning beyond the warning band.
-  if (s.cusum_hi > tu.cusum_threshold && s.ratio > 1.0 + tu.drift_warning_band) {
-    const bool crit = s.ratio > 1.0 + tu.drift_critical_band;
-    sink.Raise(AlertType::kFlowDriftOver, crit ? Severity::kCritical : Severity::kWarning,
-               evidence(1.0 + (crit ? tu.drift_critical_band : tu.drift_warning_band), s.cusum_hi),
-               absl::StrFormat("over-infusion: pump delivers %.0f %% of programmed volume",
-                               100.0 * s.ratio));
-  } else if (s.active(AlertType::kFlowDriftOver) != Severity::kUnspecified &&
-             s.ratio < 1.0 + tu.drift_resolve_band && s.cusum_hi < tu.cusum_threshold) {
-    sink.Resolve(AlertType::kFlowDriftOver, "delivery ratio back within band",
-                 evidence(1.0 + tu.drift_resolve_band, s.cusum_hi));
-  }
-  if (s.cusum_lo > tu.cusum_threshold && s.ratio < 1.0 - tu.drift_warning_band) {
-    sink.Raise(AlertType::kFlowDriftUnder, Severity::kWarning,
-               evidence(1.0 - tu.drift_warning_band, s.cusum_lo),
-               absl::StrFormat("under-infusion: pump delivers %.0f %% of programmed volume",
-                               100.0 * s.ratio));
-  } else if (s.active(AlertType::kFlowDriftUnder) != Severity::kUnspecified &&
-             s.ratio > 1.0 - tu.drift_resolve_band && s.cusum_lo < tu.cusum_threshold) {
-    sink.Resolve(AlertType::kFlowDriftUnder, "delivery ratio back within band",
-                 evidence(1.0 - tu.drift_resolve_band, s.cusum_lo));
-  }
-}
-
 void ObserveMeasuredReservoir(ModelState& s, const Setup& su, const Tuning& tu, double measured,
                               bool drive_advanced, AlertSink& sink) {
   const double residual = measured - s.est_ul;
@@ -159,27 +109,7 @@ void ObserveMeasuredReservoir(ModelState& s, const Setup& su, const Tuning& tu, 
                           su.cfg.reservoir_capacity.value());
   }
 
-  if (std::isnan(s.seg_prog_ul)) {
-    s.seg_meas_ul = measured;
-    s.seg_prog_ul = s.prog_total_ul;
-    return;
-  }
-  const double dp = s.prog_total_ul - s.seg_prog_ul;
-  if (dp < tu.ratio_segment.value()) return;
-  const double r = (s.seg_meas_ul - measured) / dp;
-  const double sd = std::max(0.01, std::sqrt(2.0) * su.spec->measured_reservoir_sd.value() / dp);
-  s.last_segment_ratio = static_cast<float>(r);
-  s.seg_meas_ul = measured;
-  s.seg_prog_ul = s.prog_total_ul;
-  ObserveRatio(s, tu, r, sd, "measured reservoir", sink);
-  if (drive_advanced && Observable(AlertType::kCatheterBlockage, *su.spec) &&
-      r < tu.no_flow_segment_ratio) {
-    sink.Raise(AlertType::kCatheterBlockage, Severity::kCritical,
-               {Ev("segment_ratio", r, 1.0, tu.no_flow_segment_ratio, "ratio",
-                   absl::StrFormat("drive advanced %.0f uL programmed, reservoir dropped %.0f uL",
-                                   dp, r * dp))},
-               "complete blockage: drive advances but reservoir does not drop");
-  }
+  ObserveMeasuredFlow(s, su, tu, measured, drive_advanced, sink);
 }
 
 void ObserveStrokePressure(ModelState& s, const Setup& su, const Tuning& tu, double p,

@@ -2,7 +2,8 @@
 // Setup: the immutable, shared part (pump config, therapy plan) - copied on write.
 // ModelState: the compact per-twin numbers the integrator and detectors mutate.
 // Both are plain data; thread-compatible. Field lists are visited by the codec, so
-// adding a field here and in Visit() is all serialisation needs (bump the version).
+// adding a field here and in a Visit function is all serialisation needs (new fields go in
+// a new VisitVn read only from that format version on, so older states still decode).
 #ifndef PUMPTWIN_TWIN_MODEL_STATE_H_
 #define PUMPTWIN_TWIN_MODEL_STATE_H_
 
@@ -101,8 +102,8 @@ struct ModelState {
   double battery_used_mah = 0;
   double ratio = 1.0;               // learned true/programmed
   double ratio_var = 0;
-  double seg_meas_ul = kNaN;        // flow segment anchor: measured reservoir
-  double seg_prog_ul = kNaN;        //                      programmed total
+  double seg_meas_ul = kNaN;        // previous measured segment: mean measured reservoir
+  double seg_prog_ul = kNaN;        //                            mean programmed total
   double skew_cur_ms = kNaN;        // max(device - server) in the current window
   double skew_prev_ms = kNaN;       // ... in the previous window
   TimeNs skew_window_start = kNoTime;
@@ -120,13 +121,26 @@ struct ModelState {
   float last_meas_res = kNaNf, res_residual = kNaNf;
   float last_stroke = kNaNf, p_residual = kNaNf;
   float last_voltage = kNaNf;
-  float last_segment_ratio = kNaNf;
+  float shift_ref_hi = 1.0f;        // learned ratio when the current high-side run started
   uint16_t ptm_grants[kPtmRing];      // PtmStamp of granted activations (kPtmEmpty: none)
   uint32_t n_grants = 0, n_denials = 0, n_stalls = 0, n_mri = 0;
   uint16_t n_ratio_obs = 0, n_pressure = 0, n_current = 0;
   uint16_t high_run = 0, low_run = 0, pocket_run = 0;
   uint16_t flags = 0;
   uint8_t alert[kNumAlertTypes] = {};  // active severity per AlertType (0: none)
+
+  // --- format version 2: measured-reservoir flow (twin/flow_drift.cc). Compact types: the
+  // whole twin stays within 512 bytes. Offsets are relative to the previous segment's
+  // means (seg_meas_ul, seg_prog_ul), which anchor the current segment.
+  uint16_t seg_hour0 = 0;           // hour_index (mod 2^16) at the segment's first sample
+  uint16_t seg_n = 0;               // samples in the current segment
+  float seg_sum_meas = 0;           // sum over the segment of (measured - seg_meas_ul), µL
+  float seg_sum_prog = 0;           // sum of (programmed total - seg_prog_ul), µL
+  float level_off = 0;              // filtered level at seg_prog_ul minus seg_meas_ul, µL
+  float level_var = 0;              // its variance (µL²; 0: the anchor is a single sample)
+  float level_ratio_cov = 0;        // covariance of level and ratio (µL)
+  float shift_hi = 0, shift_lo = 0; // shift CUSUMs (sd units)
+  float shift_ref_lo = 1.0f;        // learned ratio when the current low-side run started
 
   ModelState() { for (uint16_t& g : ptm_grants) g = kPtmEmpty; }
   // Granted activations in the 24 h before `t` (minute resolution).
@@ -153,12 +167,18 @@ struct ModelState {
     for (float& f : dose_hour_ug) v(f);
     v(hour_index); v(cusum_hi); v(cusum_lo); v(p_base); v(p_var); v(current_ratio);
     v(last_meas_res); v(res_residual); v(last_stroke); v(p_residual); v(last_voltage);
-    v(last_segment_ratio);
+    v(shift_ref_hi);
     for (uint16_t& g : ptm_grants) v(g);
     v(n_grants); v(n_denials); v(n_stalls); v(n_mri);
     v(n_ratio_obs); v(n_pressure); v(n_current); v(high_run); v(low_run); v(pocket_run);
     v(flags);
     for (uint8_t& a : alert) v(a);
+  }
+  // Fields added in format version 2, serialised after Visit's.
+  template <typename V>
+  void VisitV2(V&& v) {
+    v(seg_hour0); v(seg_n); v(seg_sum_meas); v(seg_sum_prog); v(level_off); v(level_var);
+    v(level_ratio_cov); v(shift_hi); v(shift_lo); v(shift_ref_lo);
   }
 };
 

@@ -68,6 +68,7 @@ struct PumpSpec {
   Volts eri_voltage;                // sensorized: voltage at/below which ERI is reached
   // Sensor noise (used by detectors to normalise residuals).
   Microliters measured_reservoir_sd;
+  Microliters measured_reservoir_step;  // resolution of one reading (quantisation)
   Mmhg stroke_pressure_sd;
 };
 

@@ -14,10 +14,17 @@
 namespace pumptwin::twin {
 
 struct Tuning {
-  // --- delivery ratio learning (scalar Kalman filter on true/programmed) ---
+  // --- delivery ratio learning (Kalman filter on true/programmed; docs/model.md §3) ---
   double ratio_prior_sd = 0.0725;         // labelled ±14.5 % read as 2 sd (assumed)
-  double ratio_process_sd = 0.02;         // random walk per observation (assumed)
-  Microliters ratio_segment = Microliters(1000);  // programmed volume per measured segment (assumed)
+  double ratio_process_sd = 0.02;         // random walk per refill observation (assumed)
+  double ratio_drift_sd_per_day = 0.01;   // random walk per sqrt(day), measured reservoir (assumed)
+  double ratio_obs_sd_floor = 0.01;       // unmodelled error of one ratio observation (assumed)
+  // A measured-reservoir segment closes after this much device time or programmed volume,
+  // whichever comes first (assumed); its mean is one observation of the reservoir level.
+  absl::Duration ratio_segment_time = absl::Hours(6);
+  Microliters ratio_segment = Microliters(1000);
+  Microliters segment_mean_sd_floor = Microliters(5);  // slow error averaging keeps (assumed)
+  double reservoir_rise_reanchor_sd = 10; // rise beyond this many sd: unrecorded refill (assumed)
   Microliters refill_withdrawal_sd = Microliters(500);  // syringe read-out (assumed)
   Microliters min_refill_ratio_volume = Microliters(2000);  // below: refill gives no ratio (assumed)
   double measured_fusion_gain = 0.02;     // pull of the estimate toward a measurement (assumed)
@@ -29,6 +36,11 @@ struct Tuning {
   double cusum_slack = 0.05;              // k, in ratio units: half the warning band (assumed)
   double cusum_threshold = 5.0;           // h, in sd units (assumed; ARL0 >> 1 pump-year)
   double cusum_cap = 20.0;                // keeps recovery time bounded (assumed)
+  // Shift CUSUMs (measured reservoir): the same k, h and cap, against the learned ratio at
+  // the start of the run instead of the nominal 1. Either CUSUM alarms only while the learned
+  // ratio (or its change over the run) lies beyond the warning band by drift_band_z of its sd.
+  double drift_band_z = 2.0;              // (assumed)
+  double shift_ref_max_sd = 0.03;         // no shift run before the ratio's sd is below (assumed)
   int drift_warmup_observations = 2;      // (assumed)
 
   // --- catheter blockage / leak (stroke pressure) ---
@@ -42,6 +54,7 @@ struct Tuning {
   int blockage_run = 6;                   // sustained for this many samples (assumed)
   double blockage_resolve_k_sd = 2.0;     // (assumed)
   double no_flow_segment_ratio = 0.3;     // drive advancing, reservoir not dropping (assumed)
+  double no_flow_z = 7.0;                 // ... and that many sd below a ratio of 1 (assumed)
   double leak_fraction = 0.5;             // stroke pressure below this x baseline (assumed)
   double leak_k_sd = 4.0;                 // and below baseline - k sd (assumed)
   Mmhg csf_pulsation_min = Mmhg(0.5);     // below: catheter tip out of CSF (assumed)

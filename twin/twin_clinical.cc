@@ -142,7 +142,7 @@ absl::StatusOr<RefillResult> Twin::RecordRefill(const Refill& r, std::vector<Ale
   s_.calc_ul = s_.est_ul = s_.fill_ul = r.added.value();
   s_.prog_at_refill_ul = s_.prog_total_ul;
   s_.refill_time = s_.t;
-  s_.seg_meas_ul = s_.seg_prog_ul = kNaN;
+  RestartFlowSegments(s_);
   s_.pocket_run = 0;
   s_.pocket_until = (setup_->spec->signals & kSigMeasuredReservoir) != 0
                         ? s_.t + absl::ToInt64Nanoseconds(tu.pocket_fill_window)

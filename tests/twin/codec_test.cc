@@ -2,6 +2,7 @@
 #include "gtest/gtest.h"
 #include "tests/twin/twin_test_util.h"
 #include "twin/codec.h"
+#include "twin/model_state.h"
 
 namespace pumptwin::twin {
 namespace {
@@ -97,6 +98,27 @@ TEST(Codec, UnknownVersionIsInvalidArgument) {
   const absl::Status st = Twin::Deserialize(bytes).status();
   EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(st.message().find("version 9"), absl::string_view::npos);
+}
+
+// Version 1 had no VisitV2 fields: such a state still decodes (flow segments restart) and
+// goes on observing; it re-serialises as the current version.
+TEST(Codec, VersionOneStateStillDecodes) {
+  Twin twin = BusyTwin();
+  std::string v2 = twin.Serialize();
+  size_t v2_fields = 0;
+  ModelState st;
+  st.VisitV2([&v2_fields](auto& f) { v2_fields += sizeof(f); });
+  std::string v1 = v2.substr(0, v2.size() - 4 - v2_fields);
+  v1[0] = 1;
+  const uint32_t crc = Crc32(v1);
+  v1.append(reinterpret_cast<const char*>(&crc), 4);
+  absl::StatusOr<Twin> back = Twin::Deserialize(v1);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(static_cast<uint8_t>(back->Serialize()[0]), kTwinFormatVersion);
+  EXPECT_EQ(back->delivery_ratio(), twin.delivery_ratio());
+  PumpSim sim(&*back, 5);
+  std::vector<AlertTransition> out;
+  EXPECT_TRUE(sim.Run(absl::Hours(48), &out).ok());
 }
 
 TEST(Codec, StateFitsTheBudget) {

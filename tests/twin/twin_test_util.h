@@ -91,6 +91,8 @@ class PumpSim {
         true_ul_(twin->estimated_reservoir().value()), calc_ul_(true_ul_),
         t_(twin->device_time()) {}
 
+  double base_ratio = 1.0;             // true ratio before the fault (within label)
+  double measured_step_ul = 0.0;      // quantisation of the measured reservoir (0: none)
   double refill_below_ml = 5.0;
   double refill_to_ml = 20.0;
   absl::Duration interval = absl::Hours(1);
@@ -101,7 +103,7 @@ class PumpSim {
     const absl::Time next = t_ + interval;
     const double prog =
         BasalVolume(twin_->prescription(), ToNs(t_), ToNs(next)).value();
-    const double ratio = next > faults_.start ? faults_.ratio : 1.0;
+    const double ratio = next > faults_.start ? faults_.ratio : base_ratio;
     true_ul_ = std::max(0.0, true_ul_ - prog * ratio);
     calc_ul_ = std::max(0.0, calc_ul_ - prog);
     drive_ += prog;
@@ -117,8 +119,8 @@ class PumpSim {
       s.cumulative_drive_units = static_cast<uint64_t>(drive_ / spec.stroke_volume.value());
     }
     if (sig & kSigMeasuredReservoir) {
-      s.measured_reservoir = Microliters(std::max(
-          0.0, true_ul_ + Noise(spec.measured_reservoir_sd.value()) + pocket_offset_));
+      s.measured_reservoir = Microliters(Quantise(std::max(
+          0.0, true_ul_ + Noise(spec.measured_reservoir_sd.value()) + pocket_offset_)));
     }
     if (sig & kSigStrokePressure) {
       const double base = twin_->expected_stroke_pressure().value() + Noise(0.7);
@@ -165,6 +167,9 @@ class PumpSim {
   }
 
   double Noise(double sd) { return sd * normal_(rng_); }
+  double Quantise(double ul) const {
+    return measured_step_ul > 0 ? measured_step_ul * std::round(ul / measured_step_ul) : ul;
+  }
   double true_reservoir_ul() const { return true_ul_; }
   void set_true_reservoir_ul(double v) { true_ul_ = v; }
   void set_calc_ul(double v) { calc_ul_ = v; }
