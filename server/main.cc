@@ -56,6 +56,10 @@ ABSL_FLAG(absl::Duration, tick_interval, absl::Seconds(5),
           "Period of server-time checks (silent pumps), store revival and fleet gauges.");
 ABSL_FLAG(double, gateway_max_samples_per_second, 0,
           "Per-gateway ingest rate limit in samples/s (0 = unlimited).");
+ABSL_FLAG(uint32_t, gateway_window_frames, 32,
+          "Frames one gateway stream may have in flight (received, not yet durably acked); "
+          "announced to the gateway. Cover the durable-ack latency: window x frame size / "
+          "latency is one stream's ceiling (docs/gateway_protocol.md).");
 ABSL_FLAG(uint32_t, reorder_window, 64,
           "Per-pump reorder window in seqs; a gap beyond it is refused (OUT_OF_ORDER).");
 ABSL_FLAG(bool, verify, false,
@@ -144,6 +148,7 @@ int main(int argc, char** argv) {
   options.tick_interval = absl::GetFlag(FLAGS_tick_interval);
   options.gateway_max_samples_per_second = absl::GetFlag(FLAGS_gateway_max_samples_per_second);
   options.reorder_window_seqs = absl::GetFlag(FLAGS_reorder_window);
+  options.gateway_window_frames = absl::GetFlag(FLAGS_gateway_window_frames);
   options.backup_dir = absl::GetFlag(FLAGS_backup_dir);
   options.backup_interval = absl::GetFlag(FLAGS_backup_interval);
   options.backup_keep = absl::GetFlag(FLAGS_backup_keep);

@@ -115,6 +115,9 @@ absl::Status ValidateOptions(const ServerOptions& o) {
   if (!o.tls_client_ca_file.empty() && o.tls_cert_file.empty()) {
     return absl::InvalidArgumentError("--tls_client_ca_file needs --tls_cert_file/--tls_key_file");
   }
+  if (o.gateway_window_frames < 1 || o.gateway_window_frames > 4096) {
+    return absl::InvalidArgumentError("--gateway_window_frames must be in [1, 4096]");
+  }
   if (o.store_memtable_bytes < (size_t{8} << 20)) {
     return absl::InvalidArgumentError("--store_memtable_mb must be at least 8 (MiB)");
   }
@@ -155,6 +158,7 @@ absl::Status ServerApp::Start() {
   ingest_metrics_ = std::make_unique<IngestMetrics>(metrics_->registry());
   device_link::GatewayServiceOptions gw;
   gw.max_samples_per_second = options_.gateway_max_samples_per_second;
+  gw.max_unacked_frames = options_.gateway_window_frames;
   gw.require_peer_identity = !options_.tls_client_ca_file.empty();
   gw.server_version = absl::StrCat("pumptwind ", PUMPTWIN_VERSION);
   gw.metrics = ingest_metrics_->GatewayHooks();

@@ -46,6 +46,7 @@ struct ServerOptions {
   absl::Duration tick_interval = absl::Seconds(5);
   double gateway_max_samples_per_second = 0;   // per gateway; 0 = unlimited
   uint32_t reorder_window_seqs = 64;
+  uint32_t gateway_window_frames = 32;          // per stream, frames not yet acked
   // Drug library file (DrugLibrary::Format text, e.g. deploy/drug_library.txt); empty:
   // built-in defaults. Re-read by ReloadDrugLibrary (SIGHUP).
   std::string drug_library_file;
