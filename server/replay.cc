@@ -11,11 +11,14 @@ namespace pumptwin::server {
 // Replays the stored telemetry after the twin's last seq (chunks carry the server time
 // the samples were applied with, so the replay is exact). Returns the samples replayed.
 absl::StatusOr<size_t> ReplayTelemetry(const store::Store& store, const std::string& pump_id,
-                                           twin::Twin& twin) {
-  auto head = store.GetPumpHead(pump_id);
-  if (absl::IsNotFound(head.status())) return 0;
-  if (!head.ok()) return head.status();
-  if (head->last_seq <= twin.last_seq()) return 0;
+                                       twin::Twin& twin, std::optional<uint64_t> head_seq) {
+  if (!head_seq.has_value()) {
+    auto head = store.GetPumpHead(pump_id);
+    if (absl::IsNotFound(head.status())) return 0;
+    if (!head.ok()) return head.status();
+    head_seq = head->last_seq;
+  }
+  if (*head_seq <= twin.last_seq()) return 0;
   size_t replayed = 0;
   absl::Status inner = absl::OkStatus();
   std::vector<twin::Sample> samples;

@@ -3,6 +3,7 @@
 #include <thread>
 #include <utility>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/blocking_counter.h"
 #include "absl/synchronization/notification.h"
@@ -100,6 +101,15 @@ absl::Status TwinRegistry::LoadAll(RecoveryStats* stats) {
   if (!status.ok()) return status;
   if (!parse_error.ok()) return parse_error;
 
+  // Head seq of every pump with telemetry, in one sequential scan (instead of a point
+  // lookup per twin): only twins whose snapshot is behind their head replay.
+  absl::flat_hash_map<std::string, uint64_t> heads;
+  status = store_->ScanPumpHeads([&](const store::PumpHead& h) {
+    heads.emplace(h.pump_id, h.last_seq);
+    return true;
+  });
+  if (!status.ok()) return status;
+
   // Snapshots are decoded and replayed on the shard threads, in batches posted while the
   // scan goes on (the scan overlaps the decoding); at most kInFlight batches are held in
   // memory at once, so a million snapshots never sit in memory side by side.
@@ -114,8 +124,10 @@ absl::Status TwinRegistry::LoadAll(RecoveryStats* stats) {
   auto load = [&](Shard* sh, const Items& items) {
     for (const auto& [id, bytes] : items) {
       auto twin = twin::Twin::Deserialize(bytes);
-      absl::StatusOr<size_t> n = twin.ok() ? ReplayTelemetry(*store_, id, *twin)
-                                           : absl::StatusOr<size_t>(twin.status());
+      auto head = heads.find(id);
+      absl::StatusOr<size_t> n =
+          twin.ok() ? ReplayTelemetry(*store_, id, *twin, head == heads.end() ? 0 : head->second)
+                    : absl::StatusOr<size_t>(twin.status());
       if (!n.ok()) {
         absl::MutexLock lock(&mu);
         if (first_error.ok()) {
