@@ -1,7 +1,7 @@
 #include "device_link/gateway_service.h"
 
 #include <algorithm>
-#include <deque>
+#include <list>
 #include <optional>
 #include <utility>
 #include <vector>
@@ -354,7 +354,9 @@ class GatewayStream final : public grpc::ServerBidiReactor<GatewayMessage, Serve
   int starting_ops_ ABSL_GUARDED_BY(mu_) = 0;
   uint32_t in_flight_ ABSL_GUARDED_BY(mu_) = 0;
   std::optional<grpc::Status> finish_status_ ABSL_GUARDED_BY(mu_);
-  std::deque<ServerMessage> write_queue_ ABSL_GUARDED_BY(mu_);
+  // A list, not a deque: an idle stream's empty queue allocates nothing (libstdc++'s deque
+  // allocates ~600 bytes even when empty; 60 MB at 100 k streams, docs/benchmarks.md).
+  std::list<ServerMessage> write_queue_ ABSL_GUARDED_BY(mu_);
   std::string gateway_id_ ABSL_GUARDED_BY(mu_);
 };
 

@@ -1,5 +1,6 @@
 // pumptwind: the pumptwin server. See `pumptwind --help` and docs/operations.md.
 #include <signal.h>
+#include <sys/resource.h>
 
 #include <cstdio>
 #include <string>
@@ -97,6 +98,29 @@ std::vector<char*> ExpandConfig(int argc, char** argv, std::vector<std::string>*
   return args;
 }
 
+// Every gateway holds a TCP connection (a file descriptor): raise the soft limit on open
+// files to the hard limit, which the operator controls (ulimit -Hn, systemd LimitNOFILE).
+// Shells and container runtimes often start with a soft limit of 1024.
+void RaiseOpenFileLimit() {
+  using pumptwin::server::Log;
+  using pumptwin::server::LogLevel;
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+    Log(LogLevel::kWarning, "fd_limit_unknown", {{"error", "getrlimit(RLIMIT_NOFILE) failed"}});
+    return;
+  }
+  const rlim_t before = rl.rlim_cur;
+  if (rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0) rl.rlim_cur = before;
+  }
+  Log(rl.rlim_cur < 65536 ? LogLevel::kWarning : LogLevel::kInfo, "fd_limit",
+      {{"soft_before", static_cast<uint64_t>(before)},
+       {"soft", static_cast<uint64_t>(rl.rlim_cur)},
+       {"hard", static_cast<uint64_t>(rl.rlim_max)},
+       {"detail", "one file descriptor per gateway connection (docs/operations.md)"}});
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -118,6 +142,7 @@ int main(int argc, char** argv) {
   absl::ParseCommandLine(static_cast<int>(args.size()), args.data());
 
   if (absl::GetFlag(FLAGS_verify)) return pumptwin::server::RunVerify(absl::GetFlag(FLAGS_data_dir));
+  RaiseOpenFileLimit();
 
   // Block the shutdown signals in every thread; main waits for them with sigwait.
   sigset_t signals;

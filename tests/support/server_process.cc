@@ -131,8 +131,11 @@ std::string ServerProcess::ReadLog() const {
 }
 
 std::pair<int, std::string> RunVerify(const std::string& data_dir) {
-  std::string cmd = absl::StrCat(PUMPTWIND_BINARY, " --verify --data_dir=", data_dir, " 2>&1");
-  FILE* p = popen(cmd.c_str(), "r");
+  return RunCommand(absl::StrCat(PUMPTWIND_BINARY, " --verify --data_dir=", data_dir, " 2>&1"));
+}
+
+std::pair<int, std::string> RunCommand(const std::string& command) {
+  FILE* p = popen(command.c_str(), "r");
   if (p == nullptr) return {-1, "popen failed"};
   std::string out;
   char buf[4096];

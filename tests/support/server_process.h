@@ -51,6 +51,7 @@ class ServerProcess {
   void Kill();
 
   bool running() const { return pid_ > 0; }
+  pid_t pid() const { return pid_; }
   int grpc_port() const { return grpc_port_; }
   int metrics_port() const { return metrics_port_; }
   std::string grpc_target() const { return "127.0.0.1:" + std::to_string(grpc_port_); }
@@ -65,6 +66,10 @@ class ServerProcess {
   std::string port_file_;
   std::string log_path_;
 };
+
+// Runs `command` with /bin/sh (append " 2>&1" to capture stderr too); returns its exit code
+// (-1 if it did not exit normally) and its standard output.
+std::pair<int, std::string> RunCommand(const std::string& command);
 
 // Runs `pumptwind --verify --data_dir=DIR` (the server must be stopped); returns the exit
 // code and the combined output.

@@ -16,11 +16,11 @@
 #include "device_link/process_tuning.h"
 #include "tools/common/help_flags.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "device_link/gateway_client.h"
 #include "grpcpp/grpcpp.h"
 #include "pumptwin/v1/twin_service.grpc.pb.h"
+#include "tools/loadgen/loadgen_common.h"
 
 ABSL_FLAG(std::string, target, "", "server address, e.g. 127.0.0.1:50051 (required)");
 ABSL_FLAG(int, streams, 1, "concurrent gateway streams (one client + producer thread each)");
@@ -46,121 +46,9 @@ namespace {
 
 using pumptwin::device_link::GatewayClient;
 using pumptwin::device_link::GatewayClientOptions;
+using pumptwin::loadgen::PumpBinding;
+using pumptwin::loadgen::RegistrationTemplate;
 using pumptwin::v1::TelemetrySample;
-
-struct Latencies {
-  absl::Mutex mu;
-  std::vector<int64_t> ns ABSL_GUARDED_BY(mu);
-};
-
-// Registers a sensorized pump bound to `gateway` (morphine 10 mg/mL at 0.5 mL/day).
-grpc::Status RegisterPump(pumptwin::v1::TwinService::Stub& stub, const std::string& pump,
-                          const std::string& gateway, int64_t start_ms) {
-  pumptwin::v1::RegisterPumpRequest req;
-  auto* p = req.mutable_pump();
-  p->set_pump_id(pump);
-  p->set_profile(pumptwin::v1::PUMP_PROFILE_SENSORIZED);
-  p->set_reservoir_capacity_ul(40000);
-  p->set_catheter_length_cm(50);
-  p->set_catheter_inner_diameter_mm(0.5);
-  p->set_implant_time_ms(start_ms);
-  p->set_clinic("loadgen");
-  p->add_gateway_ids(gateway);
-  p->set_reporting_interval_ms(3600000);
-  auto* rx = req.mutable_initial_prescription();
-  rx->set_drug("morphine");
-  rx->set_concentration_ug_per_ml(10000);
-  rx->set_mode(pumptwin::v1::THERAPY_MODE_SIMPLE_CONTINUOUS);
-  rx->set_rate_ul_per_day(500);
-  req.set_initial_reservoir_ul(40000);
-  req.set_reason("loadgen");
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
-  pumptwin::v1::Pump out;
-  grpc::Status st = stub.RegisterPump(&ctx, req, &out);
-  if (st.error_code() == grpc::StatusCode::ALREADY_EXISTS) return grpc::Status::OK;
-  return st;
-}
-
-// Registers `ids` with at most `concurrency` calls in flight; returns the first error.
-grpc::Status RegisterMany(pumptwin::v1::TwinService::Stub& stub, const std::vector<std::string>& ids,
-                          const std::string& gateway, int64_t start_ms, int concurrency) {
-  absl::Mutex mu;
-  int in_flight = 0;
-  size_t done = 0;
-  grpc::Status first_error;
-  struct Call {
-    grpc::ClientContext ctx;
-    pumptwin::v1::RegisterPumpRequest req;
-    pumptwin::v1::Pump resp;
-  };
-  const bool distinct = absl::GetFlag(FLAGS_distinct_prescriptions);
-  int64_t index = 0;
-  for (const std::string& id : ids) {
-    const double rate_ul_per_day = distinct ? 100.0 + 0.001 * static_cast<double>(index++) : 500.0;
-    {
-      absl::MutexLock l(&mu);
-      auto room = [&] { return in_flight < concurrency; };
-      mu.Await(absl::Condition(&room));
-      if (!first_error.ok()) break;
-      ++in_flight;
-    }
-    auto call = std::make_shared<Call>();
-    auto* p = call->req.mutable_pump();
-    p->set_pump_id(id);
-    p->set_profile(pumptwin::v1::PUMP_PROFILE_SENSORIZED);
-    p->set_reservoir_capacity_ul(40000);
-    p->set_catheter_length_cm(50);
-    p->set_catheter_inner_diameter_mm(0.5);
-    p->set_implant_time_ms(start_ms);
-    p->set_clinic("loadgen");
-    p->add_gateway_ids(gateway);
-    p->set_reporting_interval_ms(0);
-    auto* rx = call->req.mutable_initial_prescription();
-    rx->set_drug("morphine");
-    rx->set_concentration_ug_per_ml(10000);
-    rx->set_mode(pumptwin::v1::THERAPY_MODE_SIMPLE_CONTINUOUS);
-    rx->set_rate_ul_per_day(rate_ul_per_day);
-    call->req.set_initial_reservoir_ul(40000);
-    call->ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
-    stub.async()->RegisterPump(&call->ctx, &call->req, &call->resp,
-                               [&, call](grpc::Status st) {
-                                 absl::MutexLock l(&mu);
-                                 --in_flight;
-                                 ++done;
-                                 if (!st.ok() && st.error_code() != grpc::StatusCode::ALREADY_EXISTS &&
-                                     first_error.ok()) {
-                                   first_error = st;
-                                 }
-                               });
-  }
-  absl::MutexLock l(&mu);
-  auto idle = [&] { return in_flight == 0; };
-  mu.Await(absl::Condition(&idle));
-  return first_error;
-}
-
-TelemetrySample Template(const std::string& pump) {
-  TelemetrySample s;
-  s.set_pump_id(pump);
-  s.set_calculated_reservoir_ul(18'000.0);
-  s.set_measured_reservoir_ul(17'950.0);
-  s.set_cumulative_drive_units(123'456);
-  s.set_outlet_pressure_mmhg(12.5);
-  s.set_stroke_pressure_peak_mmhg(40.0);
-  s.set_csf_pulsation_mmhg(3.0);
-  s.set_battery_voltage_v(3.1);
-  s.set_battery_current_ua(15.0);
-  s.set_motor_current_ma(20.0);
-  s.set_temperature_c(37.0);
-  return s;
-}
-
-double Percentile(const std::vector<int64_t>& sorted, double q) {
-  if (sorted.empty()) return 0;
-  const size_t i = std::min(sorted.size() - 1, static_cast<size_t>(q * sorted.size()));
-  return static_cast<double>(sorted[i]) / 1e6;  // ms
-}
 
 }  // namespace
 
@@ -191,12 +79,15 @@ int main(int argc, char** argv) {
   if (const int64_t n = absl::GetFlag(FLAGS_register_only); n > 0) {
     auto stub = pumptwin::v1::TwinService::NewStub(
         grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
-    std::vector<std::string> ids;
+    std::vector<PumpBinding> ids;
     ids.reserve(n);
-    for (int64_t i = 0; i < n; ++i) ids.push_back(absl::StrCat(prefix, "idle", i));
+    for (int64_t i = 0; i < n; ++i) ids.push_back({absl::StrCat(prefix, "idle", i), "loadgw-idle"});
     const absl::Time t0 = absl::Now();
-    grpc::Status st = RegisterMany(*stub, ids, "loadgw-idle", start_ms,
-                                   std::max(1, absl::GetFlag(FLAGS_register_concurrency)));
+    grpc::Status st = pumptwin::loadgen::RegisterPumps(
+        *stub, ids,
+        RegistrationTemplate{.implant_time_ms = start_ms,
+                             .distinct_rates = absl::GetFlag(FLAGS_distinct_prescriptions)},
+        absl::GetFlag(FLAGS_register_concurrency));
     const double secs = absl::ToDoubleSeconds(absl::Now() - t0);
     std::printf("registered=%lld elapsed_s=%.1f registrations_per_s=%.0f status=%s\n",
                 static_cast<long long>(n), secs, n / secs, st.ok() ? "OK" : st.error_message().c_str());
@@ -205,21 +96,25 @@ int main(int argc, char** argv) {
   if (absl::GetFlag(FLAGS_register_pumps)) {
     auto stub = pumptwin::v1::TwinService::NewStub(
         grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
+    std::vector<PumpBinding> bindings;
     for (int i = 0; i < streams; ++i) {
       for (int p = 0; p < pumps; ++p) {
-        grpc::Status st = RegisterPump(*stub, pump_name(i, p),
-                                       absl::StrCat(absl::GetFlag(FLAGS_gateway_prefix), "-", i),
-                                       start_ms - interval_ms);
-        if (!st.ok()) {
-          std::fprintf(stderr, "RegisterPump %s failed: %s\n", pump_name(i, p).c_str(),
-                       st.error_message().c_str());
-          return 1;
-        }
+        bindings.push_back(
+            {pump_name(i, p), absl::StrCat(absl::GetFlag(FLAGS_gateway_prefix), "-", i)});
       }
+    }
+    grpc::Status st = pumptwin::loadgen::RegisterPumps(
+        *stub, bindings,
+        RegistrationTemplate{.implant_time_ms = start_ms - interval_ms,
+                             .reporting_interval_ms = 3600000},
+        absl::GetFlag(FLAGS_register_concurrency));
+    if (!st.ok()) {
+      std::fprintf(stderr, "%s\n", st.error_message().c_str());
+      return 1;
     }
   }
 
-  Latencies lat;
+  pumptwin::loadgen::LatencyRecorder lat;
   std::vector<std::unique_ptr<GatewayClient>> clients;
   for (int i = 0; i < streams; ++i) {
     GatewayClientOptions o;
@@ -233,10 +128,7 @@ int main(int argc, char** argv) {
     o.block_timeout = absl::GetFlag(FLAGS_duration_s) * absl::Seconds(1);
     // A fresh channel per stream (distinct subchannel / TCP connection per gateway).
     o.channel_args.SetInt("pumptwin.loadgen.stream", i);
-    o.on_frame_done = [&lat](uint64_t, absl::Duration d) {
-      absl::MutexLock l(&lat.mu);
-      lat.ns.push_back(absl::ToInt64Nanoseconds(d));
-    };
+    o.on_frame_done = [&lat](uint64_t, absl::Duration d) { lat.Add(d); };
     clients.push_back(std::make_unique<GatewayClient>(std::move(o)));
   }
   for (auto& c : clients) c->Start();
@@ -253,7 +145,9 @@ int main(int argc, char** argv) {
   for (int i = 0; i < streams; ++i) {
     producers.emplace_back([&, i] {
       std::vector<TelemetrySample> templates;
-      for (int p = 0; p < pumps; ++p) templates.push_back(Template(pump_name(i, p)));
+      for (int p = 0; p < pumps; ++p) {
+        templates.push_back(pumptwin::loadgen::SampleTemplate(pump_name(i, p)));
+      }
       // Continue after what the server already stored (a rerun against the same store).
       std::vector<uint64_t> next_seq(pumps, 1);
       for (int p = 0; p < pumps; ++p) next_seq[p] = clients[i]->acked_seq(pump_name(i, p)) + 1;
@@ -284,19 +178,15 @@ int main(int argc, char** argv) {
     reconnects += st.reconnects;
     buffered += st.buffered_frames;
   }
-  std::vector<int64_t> ns;
-  {
-    absl::MutexLock l(&lat.mu);
-    ns.swap(lat.ns);
-  }
-  std::sort(ns.begin(), ns.end());
+  const std::vector<int64_t> ns = lat.SortedNanos();
+  using pumptwin::loadgen::PercentileMs;
   const double secs = absl::ToDoubleSeconds(elapsed);
   std::printf(
       "streams=%d batch=%d frames_acked=%zu samples_acked=%llu elapsed_s=%.3f "
       "samples_per_s=%.0f frames_per_s=%.0f ack_latency_ms_p50=%.3f p99=%.3f max=%.3f "
       "nacked=%llu reconnects=%llu unfinished_frames=%llu send_errors=%lld\n",
       streams, batch, ns.size(), static_cast<unsigned long long>(acked), secs, acked / secs,
-      ns.size() / secs, Percentile(ns, 0.50), Percentile(ns, 0.99),
+      ns.size() / secs, PercentileMs(ns, 0.50), PercentileMs(ns, 0.99),
       ns.empty() ? 0.0 : ns.back() / 1e6, static_cast<unsigned long long>(nacked),
       static_cast<unsigned long long>(reconnects), static_cast<unsigned long long>(buffered),
       static_cast<long long>(send_errors.load()));
