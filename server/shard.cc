@@ -223,9 +223,15 @@ void Shard::AddPump(const std::string& pump_id, twin::Twin twin, MutationContext
     done(absl::AlreadyExistsError(absl::StrCat("pump '", pump_id, "' is already registered")));
     return;
   }
-  it->second = std::make_unique<PumpSlot>(std::move(twin));
+  // The twin is re-made here from its snapshot bytes (byte-identical): its per-pump setup is
+  // then allocated on the shard thread that keeps it, next to its slot, and not among the
+  // registration request's short-lived buffers on a gRPC thread, which would otherwise be
+  // left as holes the heap trim cannot return (docs/benchmarks.md, fleet memory).
+  std::string bytes = twin.Serialize();
+  absl::StatusOr<twin::Twin> local = twin::Twin::Deserialize(bytes);
+  it->second = std::make_unique<PumpSlot>(local.ok() ? *std::move(local) : std::move(twin));
   AddTransitions(pump_id, ctx.server_time, ctx.transitions);
-  AddSnapshot(pump_id, *it->second);
+  forming_.group.snapshots.emplace_back(pump_id, std::move(bytes));
   for (AuditDraft& a : ctx.audit) forming_.audit.push_back(std::move(a));
   forming_.group.Append(std::move(ctx.extra));
   PublishSummary(pump_id, *it->second);
