@@ -152,7 +152,15 @@ absl::Status Evaluate(const EvalOptions& o) {
     auto [pos, inserted] = first_detect.emplace(f.pump_id(), std::make_pair(t, &a));
     if (!inserted && t < pos->second.first) pos->second = {t, &a};
   }
+  // Faults scheduled after the simulated period (a run shorter than its scenario) never
+  // happened: they are reported apart, not counted as missed.
+  const int64_t run_end_ms = run.run_start_ms() + static_cast<int64_t>(run.days() * 86'400'000.0);
+  int after_run = 0;
   for (const auto& f : faults) {
+    if (f.start_device_ms() >= run_end_ms) {
+      ++after_run;
+      continue;
+    }
     Row& r = rows[absl::StrCat(RowKind(f), " | ", f.profile())];
     ++r.injected;
     r.baseline_h.push_back(static_cast<double>(f.next_refill_device_ms() - f.start_device_ms()) / 3.6e6);
@@ -191,6 +199,11 @@ absl::Status Evaluate(const EvalOptions& o) {
       false_alerts, pump_years, pump_years > 0 ? false_alerts / pump_years : 0.0);
   for (const auto& [type, n] : false_by_type) {
     md += absl::StrFormat("- %s: %d\n", v1::AlertType_Name(static_cast<v1::AlertType>(type)), n);
+  }
+  if (after_run > 0) {
+    md += absl::StrFormat(
+        "\n%d scheduled faults start after the %.0f simulated days and are not counted "
+        "(run with more --days to see them).\n", after_run, run.days());
   }
   std::printf("%s", md.c_str());
   std::printf("%s", fault_lines.c_str());
