@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "server/token_name.h"
 
 namespace pumptwin::server {
 namespace {
@@ -22,17 +23,6 @@ constexpr absl::string_view kHeader = "authorization";
 constexpr absl::string_view kScheme = "bearer ";
 // Longer values are refused before hashing (cheap DoS guard; real tokens are ~70 bytes).
 constexpr size_t kMaxTokenBytes = 4096;
-
-bool ValidName(absl::string_view name) {
-  if (name.empty() || name.size() > 128) return false;
-  for (char c : name) {
-    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' &&
-        c != '-' && c != '@') {
-      return false;
-    }
-  }
-  return true;
-}
 
 std::optional<TokenDigest> ParseDigest(absl::string_view hex) {
   if (hex.size() != 64) return std::nullopt;
@@ -89,7 +79,7 @@ absl::StatusOr<std::vector<TokenEntry>> ParseTokenFile(absl::string_view content
       return absl::InvalidArgumentError(absl::StrCat(
           where(), "expected '<name> <role> <sha256hex>', got ", f.size(), " fields"));
     }
-    if (!ValidName(f[0])) {
+    if (!IsValidTokenName(f[0])) {
       return absl::InvalidArgumentError(absl::StrCat(
           where(), "name '", f[0], "' must be 1-128 of letters, digits, '.', '_', '-', '@'"));
     }

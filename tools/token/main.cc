@@ -16,6 +16,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
+#include "server/token_name.h"
 
 namespace {
 
@@ -45,17 +46,6 @@ Output of `new` (comment lines start with '#'):
 Equivalent by hand:  printf '%s' "$TOKEN" | openssl dgst -sha256 -r | cut -d' ' -f1
 Exit codes: 0 ok, 2 usage error, 1 failure (no randomness).
 )";
-
-bool ValidName(absl::string_view name) {
-  if (name.empty() || name.size() > 128) return false;
-  for (char c : name) {
-    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' &&
-        c != '-' && c != '@') {
-      return false;
-    }
-  }
-  return true;
-}
 
 bool ValidRole(absl::string_view role) {
   return role == "viewer" || role == "clinician" || role == "admin";
@@ -112,7 +102,7 @@ int main(int argc, char** argv) {
     return Usage(command.empty() ? "missing command (new or hash)"
                                  : "unknown command '" + command + "' (new or hash)");
   }
-  if (!ValidName(name)) {
+  if (!pumptwin::server::IsValidTokenName(name)) {
     return Usage("--name='" + name + "' must be 1-128 of letters, digits, '.', '_', '-', '@'");
   }
   if (!ValidRole(role)) return Usage("--role='" + role + "' must be viewer, clinician or admin");
