@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/json_util.h"
 #include "tests/support/server_process.h"
+#include "tests/support/telemetry_fixtures.h"
 
 namespace pumptwin::testing {
 
@@ -168,20 +169,8 @@ grpc::Status RegisterPumpReportingEvery(v1::TwinService::Stub& stub, const std::
 }
 
 v1::TelemetrySample SampleNow(const std::string& pump, uint64_t seq, absl::Time device_time) {
-  v1::TelemetrySample s;
-  s.set_pump_id(pump);
-  s.set_seq(seq);
-  s.set_device_time_ms(absl::ToUnixMillis(device_time));
-  const double delivered = 500.0;  // a day at 500 µl/day since implant
-  s.set_calculated_reservoir_ul(40000 - delivered);
-  s.set_measured_reservoir_ul(40000 - delivered);
-  s.set_cumulative_drive_units(static_cast<uint64_t>(delivered / 0.25));
-  s.set_outlet_pressure_mmhg(10.0);
-  s.set_stroke_pressure_peak_mmhg(10.5);
-  s.set_csf_pulsation_mmhg(3.0);
-  s.set_battery_voltage_v(3.2);
-  s.set_temperature_c(37.0);
-  return s;
+  // A day at 500 µL/day since implant.
+  return HealthySample(pump, seq, absl::ToUnixMillis(device_time), 500.0);
 }
 
 }  // namespace pumptwin::testing

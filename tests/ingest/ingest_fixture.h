@@ -12,6 +12,7 @@
 #include "device_link/gateway_client.h"
 #include "grpcpp/grpcpp.h"
 #include "pumptwin/v1/twin_service.grpc.pb.h"
+#include "tests/support/telemetry_fixtures.h"
 
 namespace pumptwin::testing {
 
@@ -47,21 +48,8 @@ inline grpc::Status RegisterSensorizedPump(v1::TwinService::Stub& stub, const st
 
 // The telemetry of `pump` at `seq`: a healthy pump delivering as programmed.
 inline v1::TelemetrySample SampleAt(const std::string& pump, uint64_t seq) {
-  v1::TelemetrySample s;
-  s.set_pump_id(pump);
-  s.set_seq(seq);
   const int64_t t = kStartMs + static_cast<int64_t>(seq) * kIntervalMs;
-  s.set_device_time_ms(t);
-  const double delivered = kRateUlPerDay * (t - kStartMs) / 86400000.0;
-  s.set_calculated_reservoir_ul(40000 - delivered);
-  s.set_measured_reservoir_ul(40000 - delivered);
-  s.set_cumulative_drive_units(static_cast<uint64_t>(delivered / 0.25));
-  s.set_outlet_pressure_mmhg(10.0);
-  s.set_stroke_pressure_peak_mmhg(10.5);
-  s.set_csf_pulsation_mmhg(3.0);
-  s.set_battery_voltage_v(3.2);
-  s.set_temperature_c(37.0);
-  return s;
+  return HealthySample(pump, seq, t, kRateUlPerDay * (t - kStartMs) / 86400000.0);
 }
 
 inline std::vector<v1::TelemetrySample> Samples(const std::string& pump, uint64_t from,
