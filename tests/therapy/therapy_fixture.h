@@ -123,6 +123,22 @@ inline v1::TelemetrySample MakeSample(const std::string& pump_id, uint64_t seq, 
   return s;
 }
 
+// A test suite sharing one server (started once per suite).
+class ServerSuite : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    server_ = new Server();
+    ASSERT_TRUE(server_->Start().ok());
+  }
+  static void TearDownTestSuite() {
+    delete server_;
+    server_ = nullptr;
+  }
+  v1::TwinService::Stub& twin() { return *server_->twin; }
+
+  static inline Server* server_ = nullptr;
+};
+
 }  // namespace pumptwin::therapy_test
 
 #endif  // PUMPTWIN_TESTS_THERAPY_THERAPY_FIXTURE_H_

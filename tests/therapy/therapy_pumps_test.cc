@@ -19,24 +19,13 @@ namespace {
 
 using ::testing::HasSubstr;
 
-class PumpsTest : public ::testing::Test {
+class PumpsTest : public ServerSuite {
  protected:
-  static void SetUpTestSuite() {
-    server_ = new Server();
-    ASSERT_TRUE(server_->Start().ok());
-  }
-  static void TearDownTestSuite() {
-    delete server_;
-    server_ = nullptr;
-  }
-  v1::TwinService::Stub& twin() { return *server_->twin; }
   grpc::Status List(const v1::ListPumpsRequest& req, v1::ListPumpsResponse* resp) {
     auto ctx = Ctx();
     return twin().ListPumps(ctx.get(), req, resp);
   }
-  static Server* server_;
 };
-Server* PumpsTest::server_ = nullptr;
 
 TEST_F(PumpsTest, ListFiltersByClinicAndPagesInIdOrder) {
   for (int i = 0; i < 7; ++i) {

@@ -14,17 +14,8 @@ namespace {
 
 using ::testing::HasSubstr;
 
-class RxTest : public ::testing::Test {
+class RxTest : public ServerSuite {
  protected:
-  static void SetUpTestSuite() {
-    server_ = new Server();
-    ASSERT_TRUE(server_->Start().ok());
-  }
-  static void TearDownTestSuite() {
-    delete server_;
-    server_ = nullptr;
-  }
-  v1::TwinService::Stub& twin() { return *server_->twin; }
   grpc::Status Set(const std::string& id, const v1::Prescription& rx, uint64_t expected,
                    v1::SetPrescriptionResponse* resp, std::vector<std::string> acks = {}) {
     v1::SetPrescriptionRequest req;
@@ -43,9 +34,7 @@ class RxTest : public ::testing::Test {
     EXPECT_TRUE(twin().GetTwin(ctx.get(), req, &st).ok());
     return st;
   }
-  static Server* server_;
 };
-Server* RxTest::server_ = nullptr;
 
 TEST_F(RxTest, SetPrescriptionVersionsAndValidates) {
   ASSERT_TRUE(RegisterPump(twin(), "rx-1", "c").ok());
