@@ -144,28 +144,8 @@ absl::StatusOr<std::string> PrometheusAlertState(int port, const std::string& na
 grpc::Status RegisterPumpReportingEvery(v1::TwinService::Stub& stub, const std::string& pump,
                                         const std::string& gateway, int64_t reporting_interval_ms,
                                         absl::Time now) {
-  v1::RegisterPumpRequest req;
-  auto* p = req.mutable_pump();
-  p->set_pump_id(pump);
-  p->set_profile(v1::PUMP_PROFILE_SENSORIZED);
-  p->set_reservoir_capacity_ul(40000);
-  p->set_catheter_length_cm(50);
-  p->set_catheter_inner_diameter_mm(0.5);
-  p->set_implant_time_ms(absl::ToUnixMillis(now - absl::Hours(24)));
-  p->set_clinic("e2e-clinic");
-  p->add_gateway_ids(gateway);
-  p->set_reporting_interval_ms(reporting_interval_ms);
-  auto* rx = req.mutable_initial_prescription();
-  rx->set_drug("morphine");
-  rx->set_concentration_ug_per_ml(10000);
-  rx->set_mode(v1::THERAPY_MODE_SIMPLE_CONTINUOUS);
-  rx->set_rate_ul_per_day(500);
-  req.set_initial_reservoir_ul(40000);
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
-  ctx.set_wait_for_ready(true);
-  v1::Pump out;
-  return stub.RegisterPump(&ctx, req, &out);
+  return RegisterHealthyPump(stub, pump, gateway, "e2e-clinic",
+                             absl::ToUnixMillis(now - absl::Hours(24)), reporting_interval_ms);
 }
 
 v1::TelemetrySample SampleNow(const std::string& pump, uint64_t seq, absl::Time device_time) {

@@ -22,28 +22,9 @@ inline constexpr double kRateUlPerDay = 500;
 
 inline grpc::Status RegisterSensorizedPump(v1::TwinService::Stub& stub, const std::string& pump,
                                            const std::string& gateway) {
-  v1::RegisterPumpRequest req;
-  auto* p = req.mutable_pump();
-  p->set_pump_id(pump);
-  p->set_profile(v1::PUMP_PROFILE_SENSORIZED);
-  p->set_reservoir_capacity_ul(40000);
-  p->set_catheter_length_cm(50);
-  p->set_catheter_inner_diameter_mm(0.5);
-  p->set_implant_time_ms(kStartMs);
-  p->set_clinic("test-clinic");
-  p->add_gateway_ids(gateway);
-  p->set_reporting_interval_ms(24 * 3600 * 1000);  // no silence alerts within a test
-  auto* rx = req.mutable_initial_prescription();
-  rx->set_drug("morphine");
-  rx->set_concentration_ug_per_ml(10000);
-  rx->set_mode(v1::THERAPY_MODE_SIMPLE_CONTINUOUS);
-  rx->set_rate_ul_per_day(kRateUlPerDay);
-  req.set_initial_reservoir_ul(40000);
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
-  ctx.set_wait_for_ready(true);
-  v1::Pump out;
-  return stub.RegisterPump(&ctx, req, &out);
+  static_assert(kRateUlPerDay == 500, "RegisterHealthyPump prescribes 500 uL/day");
+  // Reporting every 24 h: no silence alerts within a test.
+  return RegisterHealthyPump(stub, pump, gateway, "test-clinic", kStartMs, 24 * 3600 * 1000);
 }
 
 // The telemetry of `pump` at `seq`: a healthy pump delivering as programmed.
