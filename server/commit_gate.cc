@@ -3,8 +3,8 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "server/convert.h"
 #include "proto/audit_hash.h"
+#include "server/convert.h"
 
 namespace pumptwin::server {
 namespace {
@@ -33,13 +33,14 @@ std::string CommitGate::AuditHash(const v1::AuditRecord& record) {
 CommitGate::CommitGate(store::Store* store, store::GroupCommitter* committer)
     : store_(store), committer_(committer) {}
 
-absl::Status CommitGate::Load() {
-  absl::flat_hash_map<Key, v1::Alert> active;
+absl::Status ForEachStoredAlertEvent(
+    const store::Store& store,
+    const std::function<void(uint64_t cursor, const v1::AlertEvent&)>& fn) {
   uint64_t after = 0;
   for (;;) {
-    auto batch = store_->ScanAlertsAfter(after, 4096);
+    auto batch = store.ScanAlertsAfter(after, 4096);
     if (!batch.ok()) return batch.status();
-    if (batch->empty()) break;
+    if (batch->empty()) return absl::OkStatus();
     for (const auto& [cursor, bytes] : *batch) {
       after = cursor;
       v1::AlertEvent ev;
@@ -47,14 +48,25 @@ absl::Status CommitGate::Load() {
         return absl::DataLossError(absl::StrCat("alert event at cursor ", cursor,
                                                 " does not parse; the store is damaged"));
       }
-      Key key{ev.alert().pump_id(), ev.alert().type()};
-      if (ev.alert().state() == v1::ALERT_STATE_RESOLVED) {
-        active.erase(key);
-      } else {
-        active[key] = ev.alert();
-      }
+      fn(cursor, ev);
     }
   }
+}
+
+absl::Status CommitGate::Load() {
+  absl::flat_hash_map<Key, v1::Alert> active;
+  uint64_t after = 0;
+  absl::Status scanned =
+      ForEachStoredAlertEvent(*store_, [&](uint64_t cursor, const v1::AlertEvent& ev) {
+        after = cursor;
+        Key key{ev.alert().pump_id(), ev.alert().type()};
+        if (ev.alert().state() == v1::ALERT_STATE_RESOLVED) {
+          active.erase(key);
+        } else {
+          active[key] = ev.alert();
+        }
+      });
+  if (!scanned.ok()) return scanned;
   auto last_audit = store_->LastAuditSeq();
   if (!last_audit.ok()) return last_audit.status();
   std::string last_hash;
@@ -94,8 +106,8 @@ v1::AlertEvent CommitGate::BuildEvent(const AlertDraft& d, uint64_t cursor) {
   } else if (d.transition.kind == twin::TransitionKind::kRaised || it == active_.end()) {
     ev.set_transition(v1::ALERT_TRANSITION_RAISED);
     alert = v1::Alert();
-    std::string id = absl::StrCat(AlertTypeLabel(static_cast<v1::AlertType>(d.transition.type)),
-                                  "-", cursor);
+    std::string id =
+        absl::StrCat(AlertTypeLabel(static_cast<v1::AlertType>(d.transition.type)), "-", cursor);
     alert.set_alert_id(id);
     alert.set_name(absl::StrCat(PumpName(d.pump_id), "/alerts/", id));
     alert.set_pump_id(d.pump_id);

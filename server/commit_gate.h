@@ -56,6 +56,12 @@ class AlertListener {
   virtual void OnAlertEvents(const std::vector<v1::AlertEvent>& events) = 0;
 };
 
+// Calls fn for every stored alert event in cursor order. DATA_LOSS when one does not
+// parse (a damaged store); stops at the first store error.
+absl::Status ForEachStoredAlertEvent(
+    const store::Store& store,
+    const std::function<void(uint64_t cursor, const v1::AlertEvent&)>& fn);
+
 class CommitGate {
  public:
   using DoneFn = std::function<void(absl::Status)>;

@@ -10,6 +10,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/json_util.h"
+#include "server/commit_gate.h"
 #include "server/convert.h"
 #include "server/grpc_status.h"
 #include "server/twin_service.h"
@@ -51,7 +52,8 @@ absl::StatusOr<AlertName> ParseAlertName(const std::string& name) {
   if (dash == std::string::npos ||
       !absl::SimpleAtoi(out.alert_id.substr(dash + 1), &out.raise_cursor) ||
       out.raise_cursor == 0) {
-    return absl::NotFoundError(absl::StrCat("alert '", name, "' does not exist (alert ids look "
+    return absl::NotFoundError(absl::StrCat("alert '", name,
+                                            "' does not exist (alert ids look "
                                             "like flow_drift_over-42)"));
   }
   return out;
@@ -78,21 +80,9 @@ uint64_t RaiseCursorOf(const v1::Alert& a) {
 
 // Latest state of every alert in the event log, keyed by its raise cursor.
 absl::Status FoldHistory(const store::Store& store, std::map<uint64_t, v1::Alert>* out) {
-  uint64_t after = 0;
-  for (;;) {
-    auto batch = store.ScanAlertsAfter(after, 4096);
-    if (!batch.ok()) return batch.status();
-    if (batch->empty()) return absl::OkStatus();
-    for (const auto& [cursor, bytes] : *batch) {
-      after = cursor;
-      v1::AlertEvent ev;
-      if (!ev.ParseFromString(bytes)) {
-        return absl::DataLossError(absl::StrCat("alert event at cursor ", cursor,
-                                                " does not parse; the store is damaged"));
-      }
-      (*out)[RaiseCursorOf(ev.alert())] = ev.alert();
-    }
-  }
+  return ForEachStoredAlertEvent(store, [out](uint64_t, const v1::AlertEvent& ev) {
+    (*out)[RaiseCursorOf(ev.alert())] = ev.alert();
+  });
 }
 
 }  // namespace
@@ -104,13 +94,14 @@ grpc::ServerUnaryReactor* TwinServiceImpl::ListAlerts(grpc::CallbackServerContex
   auto fail = [reactor](const absl::Status& s) { return FinishWith(reactor, s); };
   if (auto p = deps_.auth->Check(*ctx, Role::kViewer); !p.ok()) return fail(p.status());
   if (req->page_size() < 0 || req->page_size() > kMaxPageSize) {
-    return fail(absl::InvalidArgumentError(absl::StrCat(
-        "page_size=", req->page_size(), " must be 0 (default ", kDefaultPageSize, ") to ",
-        kMaxPageSize)));
+    return fail(absl::InvalidArgumentError(absl::StrCat("page_size=", req->page_size(),
+                                                        " must be 0 (default ", kDefaultPageSize,
+                                                        ") to ", kMaxPageSize)));
   }
   if (!v1::AlertType_IsValid(req->type()) || !v1::Severity_IsValid(req->min_severity()) ||
       !v1::AlertState_IsValid(req->state())) {
-    return fail(absl::InvalidArgumentError("type, min_severity or state is not a known enum value"));
+    return fail(
+        absl::InvalidArgumentError("type, min_severity or state is not a known enum value"));
   }
   uint64_t after = 0;
   if (!req->page_token().empty() && !absl::SimpleAtoi(req->page_token(), &after)) {
@@ -156,8 +147,8 @@ grpc::ServerUnaryReactor* TwinServiceImpl::AcknowledgeAlert(grpc::CallbackServer
     return reactor;
   }
   if (req->comment().size() > 4096) {
-    reactor->Finish(ToGrpc(absl::InvalidArgumentError(absl::StrCat(
-        "comment is ", req->comment().size(), " bytes; at most 4096 are accepted"))));
+    reactor->Finish(ToGrpc(absl::InvalidArgumentError(
+        absl::StrCat("comment is ", req->comment().size(), " bytes; at most 4096 are accepted"))));
     return reactor;
   }
   CommitGate* gate = deps_.gate;
@@ -167,14 +158,13 @@ grpc::ServerUnaryReactor* TwinServiceImpl::AcknowledgeAlert(grpc::CallbackServer
   std::string comment = req->comment();
   Principal who = *principal;
   // On the pump's shard thread: no resolve of this pump can be submitted meanwhile.
-  deps_.registry->Read(name->pump_id, [=, name = *name](const twin::Twin* twin,
-                                                       absl::Status st) {
+  deps_.registry->Read(name->pump_id, [=, name = *name](const twin::Twin* twin, absl::Status st) {
     if (twin == nullptr) {
-      reactor->Finish(ToGrpc(absl::IsNotFound(st)
-                                 ? absl::NotFoundError(absl::StrCat(
-                                       "alert '", full_name, "' does not exist: pump '",
-                                       name.pump_id, "' is not registered"))
-                                 : st));
+      reactor->Finish(ToGrpc(
+          absl::IsNotFound(st)
+              ? absl::NotFoundError(absl::StrCat("alert '", full_name, "' does not exist: pump '",
+                                                 name.pump_id, "' is not registered"))
+              : st));
       return;
     }
     auto active = gate->FindActiveById(name.pump_id, name.alert_id);
@@ -183,14 +173,15 @@ grpc::ServerUnaryReactor* TwinServiceImpl::AcknowledgeAlert(grpc::CallbackServer
       v1::AlertEvent ev;
       if (raised.ok() && !raised->empty() && ev.ParseFromString(raised->front().second) &&
           ev.alert().name() == full_name) {
-        reactor->Finish(ToGrpc(absl::FailedPreconditionError(absl::StrCat(
-            "alert '", full_name, "' is resolved; only raised or acknowledged alerts can be "
-            "acknowledged (see ListAlerts with active_only)"))));
+        reactor->Finish(ToGrpc(absl::FailedPreconditionError(
+            absl::StrCat("alert '", full_name,
+                         "' is resolved; only raised or acknowledged alerts can be "
+                         "acknowledged (see ListAlerts with active_only)"))));
       } else if (!raised.ok()) {
         reactor->Finish(ToGrpc(raised.status()));
       } else {
-        reactor->Finish(ToGrpc(absl::NotFoundError(
-            absl::StrCat("alert '", full_name, "' does not exist"))));
+        reactor->Finish(
+            ToGrpc(absl::NotFoundError(absl::StrCat("alert '", full_name, "' does not exist"))));
       }
       return;
     }
@@ -222,10 +213,10 @@ grpc::ServerUnaryReactor* TwinServiceImpl::AcknowledgeAlert(grpc::CallbackServer
     pending.audit.push_back(std::move(audit));
     *resp = after;
     absl::Status s = gate->Submit(std::move(pending), [reactor](absl::Status s) {
-      reactor->Finish(ToGrpc(s.ok() ? s
-                                    : absl::UnavailableError(absl::StrCat(
-                                          "the acknowledgement was not stored: ", s.message(),
-                                          "; retry"))));
+      reactor->Finish(
+          ToGrpc(s.ok() ? s
+                        : absl::UnavailableError(absl::StrCat(
+                              "the acknowledgement was not stored: ", s.message(), "; retry"))));
     });
     if (!s.ok()) reactor->Finish(ToGrpc(s));
   });
