@@ -24,10 +24,12 @@ std::string Field(int index, absl::string_view name) {
   return absl::StrCat("samples[", index, "].", name);
 }
 
-// A finite double within [lo, hi]; `limit_name` names the ValidationLimits member.
-std::optional<SampleRejection> CheckRange(int index, absl::string_view name, double v,
-                                          double lo, double hi, absl::string_view lo_name,
-                                          absl::string_view hi_name) {
+// The rejection of a value outside [lo, hi] or not finite (out of line: the hot path only
+// compares).
+[[gnu::noinline]] SampleRejection RangeRejection(int index, absl::string_view name, double v,
+                                                 double lo, double hi,
+                                                 absl::string_view lo_name,
+                                                 absl::string_view hi_name) {
   if (!std::isfinite(v)) {
     return Reject(v1::NACK_REASON_INVALID_FIELD, true,
                   absl::StrCat(Field(index, name), "=", FormatDouble(v),
@@ -38,12 +40,17 @@ std::optional<SampleRejection> CheckRange(int index, absl::string_view name, dou
                   absl::StrCat(Field(index, name), "=", FormatDouble(v), " is below minimum ",
                                FormatDouble(lo), " (", lo_name, ")"));
   }
-  if (v > hi) {
-    return Reject(v1::NACK_REASON_INVALID_FIELD, true,
-                  absl::StrCat(Field(index, name), "=", FormatDouble(v), " exceeds maximum ",
-                               FormatDouble(hi), " (", hi_name, ")"));
-  }
-  return std::nullopt;
+  return Reject(v1::NACK_REASON_INVALID_FIELD, true,
+                absl::StrCat(Field(index, name), "=", FormatDouble(v), " exceeds maximum ",
+                             FormatDouble(hi), " (", hi_name, ")"));
+}
+
+// A finite double within [lo, hi]; `lo_name`/`hi_name` name the ValidationLimits members.
+inline std::optional<SampleRejection> CheckRange(int index, absl::string_view name, double v,
+                                                 double lo, double hi, absl::string_view lo_name,
+                                                 absl::string_view hi_name) {
+  if (std::isfinite(v) && v >= lo && v <= hi) [[likely]] return std::nullopt;
+  return RangeRejection(index, name, v, lo, hi, lo_name, hi_name);
 }
 
 // `field` is only called to build a rejection message (the hot path allocates nothing).

@@ -79,6 +79,12 @@ class CommitGate {
   // Queues the group; `done` runs on the committer thread after the commit. Errors from
   // the committer (queue full, shut down) are returned and `done` is not called.
   absl::Status Submit(PendingGroup pending, DoneFn done, bool block = true);
+  // After a failed commit the committer refuses everything (its failure latch) but probes;
+  // the registry probes, drops its in-memory state, then clears the latch and reloads.
+  absl::Status SubmitProbe(store::WriteGroup group, DoneFn done) {
+    return committer_->SubmitProbe(std::move(group), std::move(done));
+  }
+  void ClearStoreFailure() { committer_->ClearFailure(); }
 
   // Active alerts (raised or acknowledged), optionally of one pump.
   std::vector<v1::Alert> ActiveAlerts(const std::string& pump_id = "") const;

@@ -25,6 +25,7 @@
 #include "server/logging.h"
 #include "server/store/group_committer.h"
 #include "server/store/rocksdb_store.h"
+#include "server/thread_name.h"
 #include "server/token_auth.h"
 #include "server/twin_registry.h"
 #include "server/twin_service.h"
@@ -214,7 +215,10 @@ absl::Status ServerApp::Start() {
   if (auto sizes = store_->ApproximateSizes(); sizes.ok()) {
     ingest_metrics_->SetStoreSizes(sizes->live_data_bytes, sizes->pending_compaction_bytes);
   }
-  ticker_ = std::thread([this] { RunTicker(); });
+  ticker_ = std::thread([this] {
+    NameThisThread("pt-ticker");
+    RunTicker();
+  });
   if (!options_.backup_dir.empty()) {
     std::error_code ec;
     std::filesystem::create_directories(options_.backup_dir, ec);
@@ -222,7 +226,10 @@ absl::Status ServerApp::Start() {
       return absl::FailedPreconditionError(absl::StrCat(
           "cannot create --backup_dir=", options_.backup_dir, ": ", ec.message()));
     }
-    backup_thread_ = std::thread([this] { RunBackups(); });
+    backup_thread_ = std::thread([this] {
+      NameThisThread("pt-backup");
+      RunBackups();
+    });
   }
 
   if (absl::Status s = WritePortFile(); !s.ok()) return s;

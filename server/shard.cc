@@ -1,11 +1,13 @@
 #include "server/shard.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "server/convert.h"
 #include "server/logging.h"
 #include "server/store/telemetry_codec.h"
+#include "server/thread_name.h"
 
 namespace pumptwin::server {
 
@@ -27,7 +29,10 @@ void BatchState::Complete(absl::Status status, std::vector<device_link::ResumePo
 
 Shard::Shard(int index, CommitGate* gate, PumpDirectory* directory, ShardOptions options)
     : index_(index), gate_(gate), directory_(directory), options_(std::move(options)) {
-  thread_ = std::thread([this] { Run(); });
+  thread_ = std::thread([this] {
+    NameThisThread(absl::StrCat("pt-shard-", index_));
+    Run();
+  });
 }
 
 Shard::~Shard() { Stop(); }
@@ -63,18 +68,35 @@ size_t Shard::queue_depth() const { return depth_.load(std::memory_order_relaxed
 
 void Shard::Run() {
   std::vector<Task> batch;
+  std::vector<Completion> completions;
   for (;;) {
     {
       absl::MutexLock lock(&mu_);
-      while (queue_.empty() && !(stopping_ && !in_flight_)) cv_.Wait(&mu_);
-      if (queue_.empty() && stopping_ && !in_flight_) break;
+      // Stop ends the loop once every group this shard submitted has completed: the
+      // committer's callbacks reference this shard.
+      auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return queue_.empty() && completed_.empty();
+      };
+      while (idle() && !(stopping_ && in_flight_ == 0)) cv_.Wait(&mu_);
+      if (idle() && stopping_ && in_flight_ == 0) break;
       // Take everything queued: one flush per burst, not per task.
+      while (!completed_.empty()) {
+        completions.push_back(std::move(completed_.front()));
+        completed_.pop_front();
+      }
       while (!queue_.empty()) {
         batch.push_back(std::move(queue_.front()));
         queue_.pop_front();
       }
       depth_.store(0, std::memory_order_relaxed);
     }
+    // Completions first, in commit order: acks go out as early as possible and the
+    // freed in-flight slots let the flush below submit.
+    for (Completion& c : completions) {
+      --in_flight_;
+      for (auto& d : c.done) d(c.status);
+    }
+    completions.clear();
     for (Task& t : batch) t();
     batch.clear();
     MaybeFlush();
@@ -112,22 +134,45 @@ void Shard::PublishSummary(const std::string& pump_id, const PumpSlot& slot) {
   if (options_.on_twin_changed) options_.on_twin_changed(pump_id, slot.twin);
 }
 
-void Shard::ApplyIngest(const std::string& gateway_id, device_link::PumpSamples part,
+void Shard::ApplyIngest(std::vector<device_link::PumpSamples> parts,
                         std::shared_ptr<BatchState> batch) {
-  (void)gateway_id;
+  if (!group_time_) group_time_ = options_.now();
+  std::vector<device_link::ResumePoint> durable;
   std::vector<device_link::SinkNack> nacks;
+  durable.reserve(parts.size());
+  for (device_link::PumpSamples& part : parts) ApplyPart(part, *group_time_, durable, nacks);
+  if (durable.empty()) {  // only unknown pumps: nothing waits for a commit
+    batch->Complete(absl::OkStatus(), {}, std::move(nacks));
+    return;
+  }
+  // The ack covers everything the sequencers released so far: it is durable once the
+  // forming group (or an earlier one) commits.
+  forming_done_.push_back(
+      [batch = std::move(batch), durable = std::move(durable),
+       nacks = std::move(nacks)](absl::Status s) mutable {
+        if (!s.ok()) {
+          batch->Complete(absl::UnavailableError(absl::StrCat(
+                              "telemetry not stored: ", s.message(), "; resend later")),
+                          {}, {});
+          return;
+        }
+        batch->Complete(absl::OkStatus(), std::move(durable), std::move(nacks));
+      });
+  if (forming_samples_ >= options_.max_group_samples) MaybeFlush();
+}
+
+void Shard::ApplyPart(device_link::PumpSamples& part, absl::Time server_time,
+                      std::vector<device_link::ResumePoint>& durable,
+                      std::vector<device_link::SinkNack>& nacks) {
   auto it = slots_.find(part.pump_id);
   if (it == slots_.end()) {
     for (const twin::Sample& s : part.samples) {
       nacks.push_back({part.pump_id, s.seq, v1::NACK_REASON_UNKNOWN_PUMP,
                        absl::StrCat("pump '", part.pump_id, "' has no twin on this server")});
     }
-    batch->Complete(absl::OkStatus(), {}, std::move(nacks));
     return;
   }
   PumpSlot& slot = *it->second;
-  if (!group_time_) group_time_ = options_.now();
-  const absl::Time server_time = *group_time_;
   std::vector<device_link::SequencedEntry> released;
   auto offer = [&](device_link::SequencedEntry entry) {
     uint64_t seq = entry.seq;
@@ -174,20 +219,7 @@ void Shard::ApplyIngest(const std::string& gateway_id, device_link::PumpSamples 
     AddSnapshot(part.pump_id, slot);
     PublishSummary(part.pump_id, slot);
   }
-  // The ack covers everything the sequencer released so far: it is durable once the
-  // forming group (or an earlier one) commits.
-  std::vector<device_link::ResumePoint> durable = {{part.pump_id, slot.seq.applied_seq()}};
-  forming_done_.push_back(
-      [batch, durable = std::move(durable), nacks = std::move(nacks)](absl::Status s) mutable {
-        if (!s.ok()) {
-          batch->Complete(absl::UnavailableError(absl::StrCat(
-                              "telemetry not stored: ", s.message(), "; resend later")),
-                          {}, {});
-          return;
-        }
-        batch->Complete(absl::OkStatus(), std::move(durable), std::move(nacks));
-      });
-  if (forming_samples_ >= options_.max_group_samples) MaybeFlush();
+  durable.push_back({part.pump_id, slot.seq.applied_seq()});
 }
 
 void Shard::Mutate(const std::string& pump_id, MutateFn fn,
@@ -267,8 +299,9 @@ void Shard::SnapshotAll() {
 }
 
 void Shard::MaybeFlush() {
-  if (in_flight_ || (forming_.empty() && forming_pumps_.empty() && forming_done_.empty())) {
-    return;
+  if (in_flight_ >= std::max(1, options_.max_groups_in_flight) ||
+      (forming_.empty() && forming_pumps_.empty() && forming_done_.empty())) {
+    return;  // a completion ends the wait for room: Run flushes after it
   }
   for (const auto& [id, samples] : forming_pumps_) {
     if (samples.empty()) continue;
@@ -287,32 +320,25 @@ void Shard::MaybeFlush() {
   group_time_.reset();
   PendingGroup group = std::move(forming_);
   forming_ = PendingGroup();
-  auto done = std::make_shared<std::vector<std::function<void(absl::Status)>>>(
-      std::move(forming_done_));
+  auto done = std::make_shared<DoneList>(std::move(forming_done_));
   forming_done_.clear();
-  in_flight_ = true;
+  ++in_flight_;
   auto on_commit = [this, done](absl::Status s) {
     if (!s.ok() && options_.on_store_error) options_.on_store_error(s);
-    // Back onto the shard thread: the completions run in commit order and the next
-    // group may go. Never blocks: the committer thread must not wait on a shard.
-    auto task = [this, s, done]() { OnCommitted(s, std::move(*done)); };
+    // Back onto the shard thread, in commit order: the acks' gRPC work stays off the
+    // committer thread, and the freed slot lets the next group go. Never blocks.
     absl::MutexLock lock(&mu_);
-    queue_.push_front(std::move(task));
+    completed_.push_back(Completion{std::move(s), std::move(*done)});
     cv_.Signal();
   };
   absl::Status st = gate_->Submit(std::move(group), std::move(on_commit));
   if (!st.ok()) {
-    // The committer refused (shut down): nothing of the group is durable.
-    in_flight_ = false;
+    // The committer refused (shut down, or latched after a failed commit): nothing of the
+    // group is durable.
+    --in_flight_;
     if (options_.on_store_error) options_.on_store_error(st);
     for (auto& d : *done) d(st);
   }
-}
-
-void Shard::OnCommitted(absl::Status status,
-                        std::vector<std::function<void(absl::Status)>> done) {
-  in_flight_ = false;
-  for (auto& d : done) d(status);
 }
 
 }  // namespace pumptwin::server

@@ -1,9 +1,13 @@
 // Shard: one worker thread that owns a set of pump twins. Everything that touches one of
 // its twins (ingest, clinical calls, reads, ticks) runs as a task on this thread, so the
-// hot path takes no lock on twin state. The shard also owns its commit pipeline: while
-// one group is being committed it keeps applying and accumulating the next group, then
-// submits that one when the first is durable (group commit at shard level; the store's
-// GroupCommitter merges the shards' groups into one fsync).
+// hot path takes no lock on twin state. The shard also owns its commit pipeline: it keeps
+// applying and accumulating the next group while up to `max_groups_in_flight` earlier ones
+// are queued or being committed (group commit at shard level; the store's GroupCommitter
+// merges every queued group of every shard into one fsync). With two in flight the
+// committer finds the next groups already queued when a commit ends instead of idling
+// until the shards have heard of it. Completions come back to the shard in commit order; a
+// failed commit latches the committer (GroupCommitter), so no later group of this shard is
+// stored after an earlier one was lost.
 // Thread-safety: Post/Stop/queue_depth are thread-safe; everything else runs on the shard
 // thread (documented per method).
 #ifndef PUMPTWIN_SERVER_SHARD_H_
@@ -37,6 +41,7 @@ struct ShardOptions {
   size_t max_tasks = 4096;                  // queued tasks before Post(block=false) refuses
   uint32_t snapshot_every_samples = 256;    // twin snapshot cadence per pump
   size_t max_group_samples = 100000;        // flush the forming group beyond this
+  int max_groups_in_flight = 2;             // submitted, not yet completed (>= 1)
   device_link::SequencerConfig sequencer;
   std::function<absl::Time()> now = [] { return absl::Now(); };
   // Called (on the committer thread) when a commit failed: the registry degrades.
@@ -102,7 +107,8 @@ class Shard {
 
   // ---- shard thread only ----
   SlotMap& slots() { return slots_; }
-  void ApplyIngest(const std::string& gateway_id, device_link::PumpSamples part,
+  // The parts of one frame that live on this shard: one completion for all of them.
+  void ApplyIngest(std::vector<device_link::PumpSamples> parts,
                    std::shared_ptr<BatchState> batch);
   // Runs fn on the pump's slot; on OK commits snapshot + alerts + audit + extra, then
   // calls done (on the committer thread via this shard) with fn's status or the commit's.
@@ -125,8 +131,16 @@ class Shard {
   void AddTransitions(const std::string& pump_id, absl::Time server_time,
                       std::vector<twin::AlertTransition>& transitions);
   void AddSnapshot(const std::string& pump_id, PumpSlot& slot);
+  // Applies one pump's samples; nacks and the pump's resume point are appended.
+  void ApplyPart(device_link::PumpSamples& part, absl::Time server_time,
+                 std::vector<device_link::ResumePoint>& durable,
+                 std::vector<device_link::SinkNack>& nacks);
   void MaybeFlush();
-  void OnCommitted(absl::Status status, std::vector<std::function<void(absl::Status)>> done);
+  using DoneList = std::vector<std::function<void(absl::Status)>>;
+  struct Completion {
+    absl::Status status;
+    DoneList done;
+  };
 
   const int index_;
   CommitGate* const gate_;
@@ -136,6 +150,8 @@ class Shard {
   mutable absl::Mutex mu_;
   absl::CondVar cv_;
   std::deque<Task> queue_ ABSL_GUARDED_BY(mu_);
+  // Finished commits of this shard's groups, in commit order (run before queued tasks).
+  std::deque<Completion> completed_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::atomic<size_t> depth_{0};
 
@@ -149,8 +165,8 @@ class Shard {
   // Server time of the forming group: every sample of a group is observed with it and it
   // is stored with the group's chunks, so a replay after a crash is exact.
   std::optional<absl::Time> group_time_;
-  std::vector<std::function<void(absl::Status)>> forming_done_;
-  bool in_flight_ = false;
+  DoneList forming_done_;
+  int in_flight_ = 0;  // groups submitted and not yet completed (shard thread)
   std::thread thread_;
 };
 

@@ -206,14 +206,21 @@ void TwinRegistry::Submit(device_link::IngestBatch batch,
     done(device_link::IngestResult());
     return;
   }
-  auto state = std::make_shared<BatchState>(static_cast<int>(batch.pumps.size()), std::move(done));
+  // One task and one completion per shard the frame touches, not per pump.
+  std::vector<std::vector<device_link::PumpSamples>> per_shard(shards_.size());
+  int touched = 0;
   for (device_link::PumpSamples& part : batch.pumps) {
-    Shard& shard = ShardOf(part.pump_id);
-    Shard* sh = &shard;
-    std::string gateway = batch.gateway_id;
-    bool posted = shard.Post(
-        [sh, gateway = std::move(gateway), part = std::move(part), state]() mutable {
-          sh->ApplyIngest(gateway, std::move(part), std::move(state));
+    auto& parts = per_shard[static_cast<size_t>(directory_.StripeOf(part.pump_id))];
+    if (parts.empty()) ++touched;
+    parts.push_back(std::move(part));
+  }
+  auto state = std::make_shared<BatchState>(touched, std::move(done));
+  for (size_t i = 0; i < per_shard.size(); ++i) {
+    if (per_shard[i].empty()) continue;
+    Shard* sh = shards_[i].get();
+    bool posted = sh->Post(
+        [sh, parts = std::move(per_shard[i]), state]() mutable {
+          sh->ApplyIngest(std::move(parts), std::move(state));
         },
         /*block=*/false);
     if (!posted) {
@@ -310,13 +317,14 @@ absl::Status TwinRegistry::TryRevive() {
   if (!degraded_.load()) return absl::OkStatus();
   absl::MutexLock lock(&revive_mu_);
   if (!degraded_.load()) return absl::OkStatus();
-  // Probe: a tiny write through the same door as everything else (so every group queued
-  // before it has finished when it completes).
-  PendingGroup probe;
-  probe.group.meta.emplace_back("probe", absl::FormatTime(absl::Now()));
+  // Probe: a tiny write through the same queue as everything else (so every group queued
+  // before it has finished when it completes). The committer's failure latch stays set:
+  // the shards may still hold groups formed on state the failed commit never stored.
+  store::WriteGroup probe;
+  probe.meta.emplace_back("probe", absl::FormatTime(absl::Now()));
   absl::Notification committed;
   absl::Status result;
-  absl::Status st = gate_->Submit(std::move(probe), [&](absl::Status s) {
+  absl::Status st = gate_->SubmitProbe(std::move(probe), [&](absl::Status s) {
     result = s;
     committed.Notify();
   });
@@ -333,6 +341,8 @@ absl::Status TwinRegistry::TryRevive() {
     });
   }
   cleared.Wait();
+  // Nothing formed before the reset can reach the store now: writes may go again.
+  gate_->ClearStoreFailure();
   directory_.Clear();
   if (absl::Status s = gate_->Load(); !s.ok()) return s;
   RecoveryStats stats;

@@ -6,6 +6,7 @@
 #include "absl/time/clock.h"
 #include "server/convert.h"
 #include "server/ingest_metrics.h"
+#include "server/thread_name.h"
 #include "server/twin_registry.h"
 
 namespace pumptwin::server {
@@ -35,7 +36,10 @@ TwinWatchHub::~TwinWatchHub() { Shutdown(); }
 
 void TwinWatchHub::Start(TwinRegistry* registry) {
   registry_ = registry;
-  thread_ = std::thread([this] { Run(); });
+  thread_ = std::thread([this] {
+    NameThisThread("pt-watch-hub");
+    Run();
+  });
 }
 
 void TwinWatchHub::Shutdown() {

@@ -5,20 +5,44 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "server/thread_name.h"
 
 namespace pumptwin::store {
 
 GroupCommitter::GroupCommitter(Store* store, GroupCommitterOptions options)
-    : store_(store), options_(std::move(options)), writer_([this] { Run(); }) {}
+    : store_(store), options_(std::move(options)), writer_([this] {
+        server::NameThisThread("pt-committer");
+        Run();
+      }) {}
 
 GroupCommitter::~GroupCommitter() { Shutdown(); }
 
 absl::Status GroupCommitter::Submit(WriteGroup group, DoneFn done) {
-  return Enqueue(std::move(group), std::move(done), /*block=*/false);
+  return Enqueue(std::move(group), std::move(done), /*block=*/false, /*probe=*/false);
 }
 
 absl::Status GroupCommitter::SubmitBlocking(WriteGroup group, DoneFn done) {
-  return Enqueue(std::move(group), std::move(done), /*block=*/true);
+  return Enqueue(std::move(group), std::move(done), /*block=*/true, /*probe=*/false);
+}
+
+absl::Status GroupCommitter::SubmitProbe(WriteGroup group, DoneFn done) {
+  return Enqueue(std::move(group), std::move(done), /*block=*/true, /*probe=*/true);
+}
+
+void GroupCommitter::ClearFailure() {
+  absl::MutexLock lock(&mu_);
+  failure_ = absl::OkStatus();
+}
+
+absl::Status GroupCommitter::failure() const {
+  absl::MutexLock lock(&mu_);
+  return failure_;
+}
+
+absl::Status GroupCommitter::LatchedError() const {
+  return absl::UnavailableError(absl::StrCat(
+      "an earlier store commit failed (", failure_.message(),
+      "); nothing more is written until the server has reloaded its state from the store"));
 }
 
 bool GroupCommitter::HasRoom(size_t bytes) const {
@@ -27,7 +51,7 @@ bool GroupCommitter::HasRoom(size_t bytes) const {
          queued_bytes_ + bytes <= options_.max_queued_bytes;
 }
 
-absl::Status GroupCommitter::Enqueue(WriteGroup group, DoneFn done, bool block) {
+absl::Status GroupCommitter::Enqueue(WriteGroup group, DoneFn done, bool block, bool probe) {
   // A malformed group is refused here so that it cannot fail the groups merged with it.
   if (absl::Status s = ValidateWriteGroup(group); !s.ok()) return s;
   const size_t bytes = group.ByteSize();
@@ -40,8 +64,9 @@ absl::Status GroupCommitter::Enqueue(WriteGroup group, DoneFn done, bool block) 
       mu_.Await(absl::Condition(&ready));
     }
     if (stopping_) return absl::UnavailableError("store writer is shut down");
+    if (!failure_.ok() && !probe) return LatchedError();
     if (HasRoom(bytes)) {
-      queue_.push_back(Pending{std::move(group), std::move(done), bytes, options_.now()});
+      queue_.push_back(Pending{std::move(group), std::move(done), bytes, options_.now(), probe});
       queued_bytes_ += bytes;
       return absl::OkStatus();
     }
@@ -54,8 +79,11 @@ absl::Status GroupCommitter::Enqueue(WriteGroup group, DoneFn done, bool block) 
 
 void GroupCommitter::Run() {
   std::vector<Pending> batch;
+  std::vector<Pending> refused;
   for (;;) {
     batch.clear();
+    refused.clear();
+    absl::Status latched;
     {
       absl::MutexLock lock(&mu_);
       auto has_work = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -67,11 +95,20 @@ void GroupCommitter::Run() {
       while (!queue_.empty() &&
              (batch.empty() || bytes + queue_.front().bytes <= options_.max_commit_bytes)) {
         bytes += queue_.front().bytes;
-        batch.push_back(std::move(queue_.front()));
+        if (!failure_.ok() && !queue_.front().probe) {
+          refused.push_back(std::move(queue_.front()));  // queued before the latch was set
+        } else {
+          batch.push_back(std::move(queue_.front()));
+        }
         queue_.pop_front();
       }
       queued_bytes_ -= bytes;
+      if (!refused.empty()) latched = LatchedError();
     }
+    for (Pending& p : refused) {
+      if (p.done) p.done(latched);
+    }
+    if (batch.empty()) continue;
     CommitStats stats;
     stats.groups = batch.size();
     WriteGroup merged;
@@ -82,6 +119,10 @@ void GroupCommitter::Run() {
     const absl::Time start = options_.now();
     stats.status = store_->Commit(merged);
     const absl::Time end = options_.now();
+    if (!stats.status.ok()) {
+      absl::MutexLock lock(&mu_);
+      if (failure_.ok()) failure_ = stats.status;
+    }
     stats.commit_latency = end - start;
     stats.oldest_wait = end - batch.front().submitted;
     if (options_.metrics.on_commit) options_.metrics.on_commit(stats);

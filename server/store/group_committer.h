@@ -3,6 +3,14 @@
 // runs every `done` with that commit's status. Bounded queue; metrics through plain hooks.
 // Thread-safety: Submit/SubmitBlocking/Shutdown are thread-safe. `done` runs on the writer
 // thread: keep it short and never call SubmitBlocking from it. Does not own the Store.
+//
+// Failure latch: after a failed commit every later group fails too (UNAVAILABLE, nothing of it
+// written), the ones already queued and the ones submitted later, until ClearFailure(). A
+// producer's later group may continue its failed one (a shard's next telemetry chunk of the
+// same pump); committing it would leave a gap in the store that no resume point shows, so
+// the gateway would never resend the lost samples. Only probes (SubmitProbe) are committed
+// while latched: the owner probes, drops the in-memory state that the failed groups changed,
+// clears the latch and reloads from the store.
 #ifndef PUMPTWIN_SERVER_STORE_GROUP_COMMITTER_H_
 #define PUMPTWIN_SERVER_STORE_GROUP_COMMITTER_H_
 
@@ -62,6 +70,13 @@ class GroupCommitter {
   absl::Status Submit(WriteGroup group, DoneFn done);
   // Like Submit but waits for room instead of RESOURCE_EXHAUSTED.
   absl::Status SubmitBlocking(WriteGroup group, DoneFn done);
+  // Like SubmitBlocking, and committed even while the failure latch is set (it does not
+  // clear it): "does the store take writes again?".
+  absl::Status SubmitProbe(WriteGroup group, DoneFn done);
+  // Lifts the failure latch: groups are committed again.
+  void ClearFailure();
+  // The error that set the latch, OK when not latched.
+  absl::Status failure() const;
 
   // Stops accepting, commits everything already queued, joins the thread. Idempotent; must
   // not be called from a `done` callback.
@@ -75,8 +90,10 @@ class GroupCommitter {
     DoneFn done;
     size_t bytes;
     absl::Time submitted;
+    bool probe = false;
   };
-  absl::Status Enqueue(WriteGroup group, DoneFn done, bool block);
+  absl::Status Enqueue(WriteGroup group, DoneFn done, bool block, bool probe);
+  absl::Status LatchedError() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool HasRoom(size_t bytes) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Run();
 
@@ -86,6 +103,7 @@ class GroupCommitter {
   std::deque<Pending> queue_ ABSL_GUARDED_BY(mu_);
   size_t queued_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Status failure_ ABSL_GUARDED_BY(mu_);  // the failure latch
   absl::Mutex join_mu_;
   std::thread writer_;  // last member: starts after everything above is initialised
 };

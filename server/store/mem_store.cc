@@ -25,11 +25,14 @@ int64_t MemStore::commit_count() const {
 
 absl::Status MemStore::Commit(const WriteGroup& group) {
   std::function<void()> hook;
+  absl::Status failing_at_start;
   {
     absl::MutexLock lock(&mu_);
     hook = hook_;
+    failing_at_start = failure_;
   }
   if (hook) hook();
+  if (!failing_at_start.ok()) return failing_at_start;
   if (absl::Status s = ValidateWriteGroup(group); !s.ok()) return s;
   // Convert every time first so that a refusal leaves nothing applied.
   std::vector<std::pair<std::string, PumpHead>> chunk_keys;

@@ -23,6 +23,8 @@ class MemStore final : public Store {
   MemStore& operator=(const MemStore&) = delete;
 
   // Every Commit fails with `status` (nothing applied) until ClearFailure(); OK clears it.
+  // A commit fails when the store was failing as it started or is failing as it applies
+  // (a test may clear the failure while a failing commit is held in the hook).
   void FailCommits(absl::Status status);
   void ClearFailure() { FailCommits(absl::OkStatus()); }
   // Called at the start of every Commit, without the lock (tests block or count here).

@@ -78,9 +78,10 @@ void PutPresence(std::string* out, size_t n, const std::vector<size_t>& present)
     return;
   }
   PutByte(out, 2);
-  std::string bitmap((n + 7) / 8, '\0');
+  const size_t at = out->size();
+  out->append((n + 7) / 8, '\0');
+  char* bitmap = out->data() + at;
   for (size_t i : present) bitmap[i / 8] = static_cast<char>(bitmap[i / 8] | (1 << (i % 8)));
-  out->append(bitmap);
 }
 
 bool DecimalFits(double v, int k, int64_t* scaled_out) {
@@ -94,12 +95,36 @@ bool DecimalFits(double v, int k, int64_t* scaled_out) {
   return true;
 }
 
-void PutDoubleValues(std::string* out, const std::vector<double>& values) {
-  std::vector<int64_t> scaled(values.size());
-  for (int k = 0; k <= kMaxDecimalDigits; ++k) {
+// The fewest decimal digits k (0..9) at which every value is exact, or -1 (the same k as
+// trying 0..9 in turn on all values). Each value's own fewest digits is a lower bound of k:
+// one pass raises k until every value fits; the values before the last raise were checked
+// at a smaller k only and are checked again (a value exact at k digits is almost always
+// exact at more; the search goes on upwards when one is not).
+int FewestDecimalDigits(const std::vector<double>& values, std::vector<int64_t>& scaled) {
+  int k = 0;
+  size_t unchecked_end = 0;  // values [0, unchecked_end) were checked at a smaller k
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (DecimalFits(values[i], k, &scaled[i])) continue;
+    do {
+      if (++k > kMaxDecimalDigits) return -1;
+    } while (!DecimalFits(values[i], k, &scaled[i]));
+    unchecked_end = i;
+  }
+  for (; k <= kMaxDecimalDigits; ++k) {
     bool fits = true;
-    for (size_t i = 0; i < values.size() && fits; ++i) fits = DecimalFits(values[i], k, &scaled[i]);
-    if (!fits) continue;
+    for (size_t i = 0; i < unchecked_end && fits; ++i) {
+      fits = DecimalFits(values[i], k, &scaled[i]);
+    }
+    if (fits) return k;
+    unchecked_end = values.size();  // a higher k: every value again
+  }
+  return -1;
+}
+
+void PutDoubleValues(std::string* out, const std::vector<double>& values,
+                     std::vector<int64_t>& scaled) {
+  scaled.resize(values.size());
+  if (const int k = FewestDecimalDigits(values, scaled); k >= 0) {
     PutByte(out, static_cast<uint8_t>(k));
     int64_t prev = 0;
     for (int64_t s : scaled) {
@@ -125,6 +150,29 @@ void PutDoubleValues(std::string* out, const std::vector<double>& values) {
   }
 }
 
+// Per-thread working buffers of the encoder: a chunk is encoded without allocating anything
+// but its output once the buffers have grown (the ingest path encodes a chunk per pump and
+// commit group).
+struct EncodeScratch {
+  std::vector<int64_t> ns;
+  std::vector<int64_t> event_ns;
+  std::vector<uint64_t> column;
+  std::vector<int64_t> scaled;
+  std::array<Column<double>, kDoubleFields> doubles;
+  Column<uint64_t> drive;
+  void Clear() {
+    ns.clear();
+    event_ns.clear();
+    column.clear();
+    for (Column<double>& c : doubles) {
+      c.present.clear();
+      c.values.clear();
+    }
+    drive.present.clear();
+    drive.values.clear();
+  }
+};
+
 }  // namespace
 
 absl::StatusOr<std::string> EncodeSamples(absl::Span<const Sample> samples) {
@@ -134,9 +182,12 @@ absl::StatusOr<std::string> EncodeSamples(absl::Span<const Sample> samples) {
     return absl::InvalidArgumentError(
         absl::StrCat("chunk of ", n, " samples exceeds ", kMaxSamplesPerChunk));
   }
+  thread_local EncodeScratch scratch;
+  scratch.Clear();
   // Times in ns, and the coarsest unit dividing all of them.
-  std::vector<int64_t> ns(n);
-  std::vector<int64_t> event_ns;
+  std::vector<int64_t>& ns = scratch.ns;
+  std::vector<int64_t>& event_ns = scratch.event_ns;
+  ns.resize(n);
   for (size_t i = 0; i < n; ++i) {
     const Sample& s = samples[i];
     if (s.seq == 0 || (i > 0 && s.seq <= samples[i - 1].seq)) {
@@ -173,8 +224,7 @@ absl::StatusOr<std::string> EncodeSamples(absl::Span<const Sample> samples) {
   PutVarint(&out, samples[0].seq);
   PutZigZag(&out, ns[0] / unit);
 
-  std::vector<uint64_t> column;
-  column.reserve(n);
+  std::vector<uint64_t>& column = scratch.column;
   for (size_t i = 1; i < n; ++i) column.push_back(samples[i].seq - samples[i - 1].seq - 1);
   PutUintColumn(&out, column);
 
@@ -188,14 +238,8 @@ absl::StatusOr<std::string> EncodeSamples(absl::Span<const Sample> samples) {
   PutUintColumn(&out, column);
 
   // Gather every optional field in one pass over the samples.
-  std::array<Column<double>, kDoubleFields> doubles;
-  Column<uint64_t> drive;
-  for (Column<double>& col : doubles) {
-    col.present.reserve(n);
-    col.values.reserve(n);
-  }
-  drive.present.reserve(n);
-  drive.values.reserve(n);
+  std::array<Column<double>, kDoubleFields>& doubles = scratch.doubles;
+  Column<uint64_t>& drive = scratch.drive;
   for (size_t i = 0; i < n; ++i) {
     VisitDoubles(samples[i], [&](int f, std::optional<double> v) {
       if (!v) return;
@@ -209,7 +253,7 @@ absl::StatusOr<std::string> EncodeSamples(absl::Span<const Sample> samples) {
   }
   auto put_double_field = [&](const Column<double>& col) {
     PutPresence(&out, n, col.present);
-    if (!col.values.empty()) PutDoubleValues(&out, col.values);
+    if (!col.values.empty()) PutDoubleValues(&out, col.values, scratch.scaled);
   };
   for (int f = 0; f < kDoublesBeforeDrive; ++f) put_double_field(doubles[f]);
   PutPresence(&out, n, drive.present);

@@ -2,6 +2,8 @@
 // (ingest and changes answer UNAVAILABLE, reads keep working), and once writes succeed
 // again it reloads every twin from the store and serves as if the failed batch never
 // arrived. In-process, over the MemStore with injected commit failures.
+#include <atomic>
+#include <functional>
 #include <memory>
 
 #include "absl/synchronization/notification.h"
@@ -74,6 +76,17 @@ class DegradeTest : public ::testing::Test {
     committer_->Shutdown();
   }
 
+  // Submits samples from..to of the test pump; `done` gets the result.
+  void IngestAsync(uint64_t from, uint64_t to, std::function<void(device_link::IngestResult)> done) {
+    device_link::IngestBatch batch;
+    batch.gateway_id = "gw";
+    device_link::PumpSamples part;
+    part.pump_id = "deg-1";
+    for (uint64_t s = from; s <= to; ++s) part.samples.push_back(SampleAt(s));
+    batch.pumps.push_back(std::move(part));
+    registry_->Submit(std::move(batch), std::move(done));
+  }
+
   device_link::IngestResult Ingest(uint64_t from, uint64_t to) {
     device_link::IngestBatch batch;
     batch.gateway_id = "gw";
@@ -139,6 +152,51 @@ TEST_F(DegradeTest, FailedCommitAcksNothingDegradesAndRecoversFromTheStore) {
   auto head = store_.GetPumpHead("deg-1");
   ASSERT_TRUE(head.ok());
   EXPECT_EQ(head->last_seq, 20u);
+}
+
+// A group formed after a failing one (same pump, next samples) must not be stored even when
+// the store takes writes again by the time it is committed: the store would have a gap that
+// no resume point shows, and the gateway would never resend the lost samples.
+TEST_F(DegradeTest, AGroupFormedAfterAFailedOneIsNeverStored) {
+  ASSERT_TRUE(Ingest(1, 10).status.ok());
+  absl::Notification entered, release;
+  std::atomic<bool> block{true};
+  store_.SetCommitHook([&] {
+    if (block.exchange(false)) {
+      entered.Notify();
+      release.WaitForNotification();
+    }
+  });
+  store_.FailCommits(absl::UnavailableError("I/O error (injected)"));
+  absl::Notification first_done, second_done;
+  device_link::IngestResult first, second;
+  IngestAsync(11, 20, [&](device_link::IngestResult r) {
+    first = std::move(r);
+    first_done.Notify();
+  });
+  entered.WaitForNotification();  // 11..20 is inside the failing commit
+  IngestAsync(21, 30, [&](device_link::IngestResult r) {
+    second = std::move(r);
+    second_done.Notify();
+  });
+  // 21..30 continues the failing group; let the shard submit it behind the blocked commit.
+  EXPECT_GE(LastSeq(), 30u);
+  store_.ClearFailure();  // the store would take 21..30 now
+  release.Notify();
+  first_done.WaitForNotification();
+  second_done.WaitForNotification();
+  store_.SetCommitHook(nullptr);  // it refers to this test's locals
+  EXPECT_EQ(first.status.code(), absl::StatusCode::kUnavailable) << first.status;
+  EXPECT_EQ(second.status.code(), absl::StatusCode::kUnavailable) << second.status;
+  EXPECT_TRUE(second.durable.empty());
+  auto head = store_.GetPumpHead("deg-1");
+  ASSERT_TRUE(head.ok());
+  EXPECT_EQ(head->last_seq, 10u) << "a later group was stored after a lost one";
+  ASSERT_TRUE(registry_->TryRevive().ok());
+  EXPECT_EQ(LastSeq(), 10u);
+  auto resent = Ingest(11, 30);
+  ASSERT_TRUE(resent.status.ok()) << resent.status;
+  EXPECT_EQ(resent.durable[0].highest_durable_seq, 30u);
 }
 
 }  // namespace

@@ -51,7 +51,7 @@ void BM_EncodeChunk(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * state.range(0));
   state.counters["bytes_per_sample"] = static_cast<double>(bytes) / static_cast<double>(state.range(0));
 }
-BENCHMARK(BM_EncodeChunk)->Arg(100)->Arg(1000);
+BENCHMARK(BM_EncodeChunk)->Arg(10)->Arg(100)->Arg(1000);
 
 void BM_DecodeChunk(benchmark::State& state) {
   const std::string bytes = *EncodeSamples(Samples(1, static_cast<size_t>(state.range(0))));
