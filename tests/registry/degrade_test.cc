@@ -88,15 +88,9 @@ class DegradeTest : public ::testing::Test {
   }
 
   device_link::IngestResult Ingest(uint64_t from, uint64_t to) {
-    device_link::IngestBatch batch;
-    batch.gateway_id = "gw";
-    device_link::PumpSamples part;
-    part.pump_id = "deg-1";
-    for (uint64_t s = from; s <= to; ++s) part.samples.push_back(SampleAt(s));
-    batch.pumps.push_back(std::move(part));
     absl::Notification done;
     device_link::IngestResult result;
-    registry_->Submit(std::move(batch), [&](device_link::IngestResult r) {
+    IngestAsync(from, to, [&](device_link::IngestResult r) {
       result = std::move(r);
       done.Notify();
     });

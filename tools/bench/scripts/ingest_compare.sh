@@ -44,14 +44,23 @@ ra=$(echo "$A" | grep -o 'samples_per_s=[0-9]*' | cut -d= -f2)
 rb=$(echo "$B" | grep -o 'samples_per_s=[0-9]*' | cut -d= -f2)
 echo "ratio pumptwind/nullsink = $(awk -v a="$ra" -v b="$rb" 'BEGIN{printf "%.2f", b/a}')"
 echo "store commits=$(metric $MP pumptwin_store_commits_total) groups=$(metric $MP pumptwin_store_commit_groups_total)"
+kill -TERM $SRV; wait $SRV || true
 
-echo "== (c) fleet: $FLEET registered twins =="
+echo "== (c) fleet: $FLEET registered twins, on a fresh server and store =="
+# A fresh server: its idle memory is the baseline (after an ingest run the heap already
+# holds freed ingest buffers that the twins would reuse, which would flatter the figure).
+rm -rf "$WORK/data" "$WORK/ports"
+"$BIN/pumptwind" --data_dir="$WORK/data" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 \
+  --port_file="$WORK/ports" 2>"$WORK/server.log" &
+SRV=$!
+GP=$(wait_port "$WORK/ports" grpc_port); MP=$(wait_port "$WORK/ports" metrics_port)
+sleep 2
 rss0=$(metric $MP process_resident_memory_bytes)
 R=$("$BIN/pumptwin_loadgen" --target=127.0.0.1:$GP --register_only=$FLEET --register_concurrency=128 ${FLEET_FLAGS:-})
 echo "$R"
 sleep 65  # the server trims its heap once a minute
 rss1=$(metric $MP process_resident_memory_bytes)
-echo "rss before=$rss0 after=$rss1 per_twin_bytes=$(awk -v a="$rss0" -v b="$rss1" -v n="$FLEET" 'BEGIN{printf "%.0f", (b-a)/n}')"
+echo "rss idle=$rss0 after=$rss1 per_twin_bytes=$(awk -v a="$rss0" -v b="$rss1" -v n="$FLEET" 'BEGIN{printf "%.0f", (b-a)/n}') total_per_twin_bytes=$(awk -v b="$rss1" -v n="$FLEET" 'BEGIN{printf "%.0f", b/n}')"
 kill -TERM $SRV; wait $SRV || true
 echo "clean stop: $(grep -o 'event=stopped.*' "$WORK/server.log")"
 rm -f "$WORK/ports"
