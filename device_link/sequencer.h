@@ -57,6 +57,14 @@ class PumpSequencer {
   SeqVerdict Offer(const SequencerConfig& config, SequencedEntry entry,
                    std::vector<SequencedEntry>* released);
 
+  // The common case without the reorder machinery: when nothing is buffered and `seq` is
+  // the next one, releases it (true); otherwise false and nothing changes (use Offer).
+  bool TakeNextInOrder(uint64_t seq) {
+    if (pending_ || seq != applied_seq_ + 1) return false;
+    applied_seq_ = seq;
+    return true;
+  }
+
   // Highest seq released so far (every seq <= it was released exactly once).
   uint64_t applied_seq() const { return applied_seq_; }
   // Entries waiting for a gap to fill.

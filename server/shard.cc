@@ -173,6 +173,29 @@ void Shard::ApplyPart(device_link::PumpSamples& part, absl::Time server_time,
     return;
   }
   PumpSlot& slot = *it->second;
+  std::vector<twin::AlertTransition> transitions;
+  std::vector<twin::Sample>* forming = nullptr;
+  auto observe = [&](twin::Sample& sample) {
+    absl::Status st = slot.twin.Observe(sample, server_time, &transitions);
+    if (!st.ok()) {
+      nacks.push_back({part.pump_id, sample.seq,
+                       st.code() == absl::StatusCode::kFailedPrecondition
+                           ? v1::NACK_REASON_TIME_ABSURD
+                           : v1::NACK_REASON_INVALID_FIELD,
+                       std::string(st.message())});
+      return;
+    }
+    if (forming == nullptr) forming = &forming_pumps_[part.pump_id];
+    forming->push_back(std::move(sample));
+    ++slot.since_snapshot;
+    ++forming_samples_;
+  };
+  // In-order samples (the common case) go straight to the model; from the first one that
+  // is not next in line, the sequencer's reorder path takes the rest.
+  size_t i = 0;
+  for (; i < part.samples.size() && slot.seq.TakeNextInOrder(part.samples[i].seq); ++i) {
+    observe(part.samples[i]);
+  }
   std::vector<device_link::SequencedEntry> released;
   auto offer = [&](device_link::SequencedEntry entry) {
     uint64_t seq = entry.seq;
@@ -184,26 +207,10 @@ void Shard::ApplyPart(device_link::PumpSamples& part, absl::Time server_time,
                                                         options_.sequencer)});
     }
   };
-  for (twin::Sample& s : part.samples) offer({s.seq, std::move(s)});
+  for (; i < part.samples.size(); ++i) offer({part.samples[i].seq, std::move(part.samples[i])});
   for (uint64_t seq : part.rejected_seqs) offer({seq, std::nullopt});
-
-  std::vector<twin::AlertTransition> transitions;
-  std::vector<twin::Sample>* forming = nullptr;
   for (device_link::SequencedEntry& e : released) {
-    if (!e.sample) continue;  // consumed by an upstream rejection
-    absl::Status st = slot.twin.Observe(*e.sample, server_time, &transitions);
-    if (!st.ok()) {
-      nacks.push_back({part.pump_id, e.seq,
-                       st.code() == absl::StatusCode::kFailedPrecondition
-                           ? v1::NACK_REASON_TIME_ABSURD
-                           : v1::NACK_REASON_INVALID_FIELD,
-                       std::string(st.message())});
-      continue;
-    }
-    if (forming == nullptr) forming = &forming_pumps_[part.pump_id];
-    forming->push_back(std::move(*e.sample));
-    ++slot.since_snapshot;
-    ++forming_samples_;
+    if (e.sample) observe(*e.sample);  // no sample: consumed by an upstream rejection
   }
   bool alerted = !transitions.empty();
   AddTransitions(part.pump_id, server_time, transitions);

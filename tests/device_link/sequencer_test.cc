@@ -36,6 +36,23 @@ TEST(PumpSequencer, InOrderSamplesAreReleasedImmediately) {
   EXPECT_EQ(p.buffered_bytes(), 0u);
 }
 
+TEST(PumpSequencer, TakeNextInOrderOnlyTakesTheNextSeqWithNothingBuffered) {
+  PumpSequencer p(10);
+  SequencerConfig c;
+  std::vector<SequencedEntry> out;
+  EXPECT_FALSE(p.TakeNextInOrder(10)) << "a duplicate";
+  EXPECT_FALSE(p.TakeNextInOrder(12)) << "a gap";
+  EXPECT_EQ(p.applied_seq(), 10u);
+  EXPECT_TRUE(p.TakeNextInOrder(11));
+  EXPECT_EQ(p.applied_seq(), 11u);
+  EXPECT_EQ(p.Offer(c, Entry(13), &out), SeqVerdict::kBuffered);
+  // 12 is next, but 13 waits in the buffer: only Offer may release both, in order.
+  EXPECT_FALSE(p.TakeNextInOrder(12));
+  EXPECT_EQ(p.Offer(c, Entry(12), &out), SeqVerdict::kReleased);
+  EXPECT_EQ(Seqs(out), (std::vector<uint64_t>{12, 13}));
+  EXPECT_TRUE(p.TakeNextInOrder(14));
+}
+
 TEST(PumpSequencer, DuplicatesAreNotReleasedAgain) {
   PumpSequencer p;
   SequencerConfig c;
