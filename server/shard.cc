@@ -10,6 +10,13 @@
 #include "server/thread_name.h"
 
 namespace pumptwin::server {
+namespace {
+
+// Spare sample vectors kept per shard: at most this many samples of capacity in all
+// (~1.8 MB at ~220 bytes per sample).
+constexpr size_t kMaxSpareSamples = 8192;
+
+}  // namespace
 
 void BatchState::Complete(absl::Status status, std::vector<device_link::ResumePoint> durable,
                           std::vector<device_link::SinkNack> nacks) {
@@ -94,7 +101,7 @@ void Shard::Run() {
     // freed in-flight slots let the flush below submit.
     for (Completion& c : completions) {
       --in_flight_;
-      for (auto& d : c.done) d(c.status);
+      c.waiting.Answer(c.status);
     }
     completions.clear();
     for (Task& t : batch) t();
@@ -147,18 +154,21 @@ void Shard::ApplyIngest(std::vector<device_link::PumpSamples> parts,
   }
   // The ack covers everything the sequencers released so far: it is durable once the
   // forming group (or an earlier one) commits.
-  forming_done_.push_back(
-      [batch = std::move(batch), durable = std::move(durable),
-       nacks = std::move(nacks)](absl::Status s) mutable {
-        if (!s.ok()) {
-          batch->Complete(absl::UnavailableError(absl::StrCat(
-                              "telemetry not stored: ", s.message(), "; resend later")),
-                          {}, {});
-          return;
-        }
-        batch->Complete(absl::OkStatus(), std::move(durable), std::move(nacks));
-      });
+  forming_waiting_.acks.push_back({std::move(batch), std::move(durable), std::move(nacks)});
   if (forming_samples_ >= options_.max_group_samples) MaybeFlush();
+}
+
+void Shard::Waiting::Answer(const absl::Status& status) {
+  for (PendingAck& a : acks) {
+    if (!status.ok()) {
+      a.batch->Complete(absl::UnavailableError(absl::StrCat("telemetry not stored: ",
+                                                            status.message(), "; resend later")),
+                        {}, {});
+    } else {
+      a.batch->Complete(absl::OkStatus(), std::move(a.durable), std::move(a.nacks));
+    }
+  }
+  for (auto& d : done) d(status);
 }
 
 void Shard::ApplyPart(device_link::PumpSamples& part, absl::Time server_time,
@@ -185,7 +195,16 @@ void Shard::ApplyPart(device_link::PumpSamples& part, absl::Time server_time,
                        std::string(st.message())});
       return;
     }
-    if (forming == nullptr) forming = &forming_pumps_[part.pump_id];
+    if (forming == nullptr) {
+      auto [it, inserted] = forming_pumps_.try_emplace(part.pump_id);
+      forming = &it->second;
+      if (inserted && !spare_vectors_.empty()) {
+        *forming = std::move(spare_vectors_.back());
+        spare_vectors_.pop_back();
+        spare_samples_ -= forming->capacity();
+      }
+      forming->reserve(forming->size() + part.samples.size());
+    }
     forming->push_back(std::move(sample));
     ++slot.since_snapshot;
     ++forming_samples_;
@@ -252,7 +271,7 @@ void Shard::Mutate(const std::string& pump_id, MutateFn fn,
   for (AuditDraft& a : ctx.audit) forming_.audit.push_back(std::move(a));
   forming_.group.Append(std::move(ctx.extra));
   PublishSummary(pump_id, slot);
-  forming_done_.push_back(std::move(done));
+  forming_waiting_.done.push_back(std::move(done));
 }
 
 void Shard::AddPump(const std::string& pump_id, twin::Twin twin, MutationContext ctx,
@@ -274,7 +293,7 @@ void Shard::AddPump(const std::string& pump_id, twin::Twin twin, MutationContext
   for (AuditDraft& a : ctx.audit) forming_.audit.push_back(std::move(a));
   forming_.group.Append(std::move(ctx.extra));
   PublishSummary(pump_id, *it->second);
-  forming_done_.push_back(std::move(done));
+  forming_waiting_.done.push_back(std::move(done));
 }
 
 void Shard::TickAll(absl::Time server_time) {
@@ -292,11 +311,13 @@ void Shard::ResetState() {
   slots_.clear();
   forming_ = PendingGroup();
   forming_pumps_.clear();
+  spare_vectors_.clear();
+  spare_samples_ = 0;
   forming_samples_ = 0;
   group_time_.reset();
-  auto done = std::move(forming_done_);
-  forming_done_.clear();
-  for (auto& d : done) d(absl::UnavailableError("the store failed; nothing was stored"));
+  Waiting waiting = std::move(forming_waiting_);
+  forming_waiting_ = Waiting();
+  waiting.Answer(absl::UnavailableError("the store failed; nothing was stored"));
 }
 
 void Shard::SnapshotAll() {
@@ -307,10 +328,11 @@ void Shard::SnapshotAll() {
 
 void Shard::MaybeFlush() {
   if (in_flight_ >= std::max(1, options_.max_groups_in_flight) ||
-      (forming_.empty() && forming_pumps_.empty() && forming_done_.empty())) {
+      (forming_.empty() && forming_pumps_.empty() && forming_waiting_.empty())) {
     return;  // a completion ends the wait for room: Run flushes after it
   }
-  for (const auto& [id, samples] : forming_pumps_) {
+  forming_.group.telemetry.reserve(forming_.group.telemetry.size() + forming_pumps_.size());
+  for (auto& [id, samples] : forming_pumps_) {
     if (samples.empty()) continue;
     auto chunk = store::MakeChunk(id, samples);
     if (chunk.ok()) chunk->server_time = group_time_.value_or(options_.now());
@@ -322,20 +344,26 @@ void Shard::MaybeFlush() {
     }
     forming_.group.telemetry.push_back(*std::move(chunk));
   }
+  for (auto& [id, samples] : forming_pumps_) {
+    if (spare_samples_ + samples.capacity() > kMaxSpareSamples) continue;
+    spare_samples_ += samples.capacity();
+    samples.clear();
+    spare_vectors_.push_back(std::move(samples));
+  }
   forming_pumps_.clear();
   forming_samples_ = 0;
   group_time_.reset();
   PendingGroup group = std::move(forming_);
   forming_ = PendingGroup();
-  auto done = std::make_shared<DoneList>(std::move(forming_done_));
-  forming_done_.clear();
+  auto waiting = std::make_shared<Waiting>(std::move(forming_waiting_));
+  forming_waiting_ = Waiting();
   ++in_flight_;
-  auto on_commit = [this, done](absl::Status s) {
+  auto on_commit = [this, waiting](absl::Status s) {
     if (!s.ok() && options_.on_store_error) options_.on_store_error(s);
     // Back onto the shard thread, in commit order: the acks' gRPC work stays off the
     // committer thread, and the freed slot lets the next group go. Never blocks.
     absl::MutexLock lock(&mu_);
-    completed_.push_back(Completion{std::move(s), std::move(*done)});
+    completed_.push_back(Completion{std::move(s), std::move(*waiting)});
     cv_.Signal();
   };
   absl::Status st = gate_->Submit(std::move(group), std::move(on_commit));
@@ -344,7 +372,7 @@ void Shard::MaybeFlush() {
     // group is durable.
     --in_flight_;
     if (options_.on_store_error) options_.on_store_error(st);
-    for (auto& d : *done) d(st);
+    waiting->Answer(st);
   }
 }
 

@@ -136,10 +136,24 @@ class Shard {
                  std::vector<device_link::ResumePoint>& durable,
                  std::vector<device_link::SinkNack>& nacks);
   void MaybeFlush();
-  using DoneList = std::vector<std::function<void(absl::Status)>>;
+  // One frame's answer from this shard, given when its group's commit is done.
+  struct PendingAck {
+    std::shared_ptr<BatchState> batch;
+    std::vector<device_link::ResumePoint> durable;
+    std::vector<device_link::SinkNack> nacks;
+  };
+  // What waits for one group's commit: ingest answers (no closure per frame) and the
+  // callbacks of clinical/admin calls.
+  struct Waiting {
+    std::vector<PendingAck> acks;
+    std::vector<std::function<void(absl::Status)>> done;
+    bool empty() const { return acks.empty() && done.empty(); }
+    // Answers everything with the commit's status.
+    void Answer(const absl::Status& status);
+  };
   struct Completion {
     absl::Status status;
-    DoneList done;
+    Waiting waiting;
   };
 
   const int index_;
@@ -161,11 +175,16 @@ class Shard {
   // Samples of the forming group per pump, in seq order (freed at every flush: an idle
   // pump holds no sample buffer).
   absl::flat_hash_map<std::string, std::vector<twin::Sample>> forming_pumps_;
+  // Emptied sample vectors of earlier groups, reused by the next pumps that form samples:
+  // no allocation and no regrowth per pump and group. Bounded by their total capacity
+  // (kMaxSpareSamples in shard.cc); idle pumps still hold nothing.
+  std::vector<std::vector<twin::Sample>> spare_vectors_;
+  size_t spare_samples_ = 0;  // capacity of spare_vectors_, in samples
   size_t forming_samples_ = 0;
   // Server time of the forming group: every sample of a group is observed with it and it
   // is stored with the group's chunks, so a replay after a crash is exact.
   std::optional<absl::Time> group_time_;
-  DoneList forming_done_;
+  Waiting forming_waiting_;
   int in_flight_ = 0;  // groups submitted and not yet completed (shard thread)
   std::thread thread_;
 };
