@@ -9,12 +9,19 @@ namespace pumptwin::server {
 namespace {
 
 // FNV-1a: stable across processes and versions (absl::Hash is seeded per process).
+// FNV-1a, then a final mix: FNV-1a's low bits depend only on the low bits of the input
+// bytes (modulo 2 it is their parity), and the stripe is taken modulo the shard count.
 uint64_t StableHash(absl::string_view s) {
   uint64_t h = 1469598103934665603ull;
   for (unsigned char c : s) {
     h ^= c;
     h *= 1099511628211ull;
   }
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdull;  // MurmurHash3's fmix64
+  h ^= h >> 33;
+  h *= 0xc4ceb9fe1a85ec53ull;
+  h ^= h >> 33;
   return h;
 }
 
