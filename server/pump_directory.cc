@@ -27,7 +27,7 @@ uint64_t StableHash(absl::string_view s) {
 
 }  // namespace
 
-PumpDirectory::PumpDirectory(int stripes) {
+PumpDirectory::PumpDirectory(int stripes) : placed_(static_cast<size_t>(std::max(1, stripes))) {
   stripes_.reserve(std::max(1, stripes));
   for (int i = 0; i < std::max(1, stripes); ++i) stripes_.push_back(std::make_unique<Stripe>());
   clinic_names_.push_back("");  // id 0 = no clinic
@@ -47,7 +47,28 @@ uint32_t PumpDirectory::InternClinic(const std::string& clinic) {
 
 const std::string* PumpDirectory::InternGateway(const std::string& gateway_id) {
   absl::MutexLock lock(&clinic_mu_);
-  return &*gateway_names_.insert(gateway_id).first;
+  return &gateway_names_.try_emplace(gateway_id, -1).first->first;
+}
+
+uint16_t PumpDirectory::Place(const PumpEntry& e, absl::string_view pump_id) {
+  absl::MutexLock lock(&clinic_mu_);
+  size_t shard = static_cast<size_t>(StripeOf(pump_id));
+  if (!e.gateways.empty()) {
+    const size_t least = static_cast<size_t>(
+        std::min_element(placed_.begin(), placed_.end()) - placed_.begin());
+    int& gw_shard = gateway_names_.find(*e.gateways.front())->second;
+    if (gw_shard < 0 || placed_[static_cast<size_t>(gw_shard)] >= placed_[least] + kPlacementSlack) {
+      gw_shard = static_cast<int>(least);
+    }
+    shard = static_cast<size_t>(gw_shard);
+  }
+  ++placed_[shard];
+  return static_cast<uint16_t>(shard);
+}
+
+std::vector<size_t> PumpDirectory::ShardLoads() const {
+  absl::MutexLock lock(&clinic_mu_);
+  return placed_;
 }
 
 std::string PumpDirectory::ClinicName(uint32_t id) const {
@@ -55,17 +76,59 @@ std::string PumpDirectory::ClinicName(uint32_t id) const {
   return id < clinic_names_.size() ? clinic_names_[id] : "";
 }
 
-void PumpDirectory::Put(const v1::Pump& pump) {
+PumpEntry PumpDirectory::MakeEntry(const v1::Pump& pump) {
   PumpEntry e;
   for (const auto& g : pump.gateway_ids()) e.gateways.push_back(InternGateway(g));
   e.clinic_id = InternClinic(pump.clinic());
   e.lifecycle = static_cast<uint8_t>(pump.lifecycle());
   e.profile = static_cast<uint8_t>(pump.profile());
+  return e;
+}
+
+int PumpDirectory::Put(const v1::Pump& pump) {
+  PumpEntry e = MakeEntry(pump);
   Stripe& s = *stripes_[StripeOf(pump.pump_id())];
   absl::MutexLock lock(&s.mu);
   auto it = s.pumps.find(pump.pump_id());
-  if (it != s.pumps.end()) e.summary = it->second.summary;
-  s.pumps.insert_or_assign(pump.pump_id(), std::move(e));
+  if (it != s.pumps.end()) {
+    e.shard = it->second.shard;
+    e.summary = it->second.summary;
+    it->second = std::move(e);
+    return it->second.shard;
+  }
+  e.shard = Place(e, pump.pump_id());
+  return s.pumps.emplace(pump.pump_id(), std::move(e)).first->second.shard;
+}
+
+absl::StatusOr<int> PumpDirectory::Insert(const v1::Pump& pump) {
+  PumpEntry e = MakeEntry(pump);
+  Stripe& s = *stripes_[StripeOf(pump.pump_id())];
+  absl::MutexLock lock(&s.mu);
+  if (s.pumps.contains(pump.pump_id())) {
+    return absl::AlreadyExistsError(
+        absl::StrCat("pump '", pump.pump_id(), "' is already registered"));
+  }
+  e.shard = Place(e, pump.pump_id());
+  return s.pumps.emplace(pump.pump_id(), std::move(e)).first->second.shard;
+}
+
+void PumpDirectory::Erase(absl::string_view pump_id) {
+  Stripe& s = *stripes_[StripeOf(pump_id)];
+  absl::MutexLock lock(&s.mu);
+  auto it = s.pumps.find(pump_id);
+  if (it == s.pumps.end()) return;
+  {
+    absl::MutexLock placement(&clinic_mu_);
+    --placed_[it->second.shard];
+  }
+  s.pumps.erase(it);
+}
+
+int PumpDirectory::ShardOf(absl::string_view pump_id) const {
+  const Stripe& s = *stripes_[StripeOf(pump_id)];
+  absl::MutexLock lock(&s.mu);
+  auto it = s.pumps.find(pump_id);
+  return it == s.pumps.end() ? -1 : it->second.shard;
 }
 
 void PumpDirectory::Clear() {
@@ -73,6 +136,9 @@ void PumpDirectory::Clear() {
     absl::MutexLock lock(&stripe->mu);
     stripe->pumps.clear();
   }
+  absl::MutexLock lock(&clinic_mu_);
+  for (auto& [id, shard] : gateway_names_) shard = -1;
+  std::fill(placed_.begin(), placed_.end(), 0);
 }
 
 void PumpDirectory::Reserve(size_t pumps) {

@@ -1,8 +1,20 @@
 // PumpDirectory: the registered pumps as the hot path and the list calls need them:
-// gateway bindings (Authorize), lifecycle, clinic, and a small summary each shard keeps
-// up to date (worst active severity, refill and battery dates, last sample time). The
-// full registration (v1::Pump) lives in the store. Striped absl::Mutex per shard range;
-// thread-safe. Compact on purpose: one entry per pump of up to a million.
+// gateway bindings (Authorize), lifecycle, clinic, the owning shard, and a small summary
+// each shard keeps up to date (worst active severity, refill and battery dates, last
+// sample time). The full registration (v1::Pump) lives in the store. Striped absl::Mutex
+// (stripe = stable hash of the pump id); thread-safe. Compact on purpose: one entry per
+// pump of up to a million.
+//
+// Placement (gateway-affine): a pump's twin lives on the shard of its first gateway, so a
+// gateway's frame, which carries several of its pumps, touches one shard (one task, one
+// completion, one set of chunks) instead of several. A gateway gets a shard the first
+// time one of its pumps is placed: the shard with the fewest pumps then; while its shard
+// holds fewer than kPlacementSlack pumps more than the least loaded shard, the gateway's
+// next pumps go there too, otherwise to the least loaded shard, which becomes the
+// gateway's (a hospital relay with thousands of pumps spreads over every shard in runs).
+// Pumps without a gateway go by the hash of their id. A pump keeps its shard for the life of the process
+// (rebinding it to other gateways does not move its twin); placement is not persisted:
+// recovery places again, in pump id order (docs/architecture.md, "Shards").
 #ifndef PUMPTWIN_SERVER_PUMP_DIRECTORY_H_
 #define PUMPTWIN_SERVER_PUMP_DIRECTORY_H_
 
@@ -15,9 +27,9 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/node_hash_map.h"
-#include "absl/container/node_hash_set.h"
 #include "absl/container/inlined_vector.h"
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "pumptwin/v1/resources.pb.h"
@@ -39,11 +51,15 @@ struct PumpEntry {
   uint32_t clinic_id = 0;
   uint8_t lifecycle = 0;  // v1::PumpLifecycle
   uint8_t profile = 0;    // v1::PumpProfile
+  uint16_t shard = 0;     // the shard that owns the twin (placement, below)
   PumpSummary summary;
 };
 
 class PumpDirectory {
  public:
+  // How far a gateway's shard may run ahead of the least loaded shard (pumps).
+  static constexpr size_t kPlacementSlack = 256;
+
   explicit PumpDirectory(int stripes);
   PumpDirectory(const PumpDirectory&) = delete;
   PumpDirectory& operator=(const PumpDirectory&) = delete;
@@ -52,8 +68,18 @@ class PumpDirectory {
   int StripeOf(absl::string_view pump_id) const;
   int stripes() const { return static_cast<int>(stripes_.size()); }
 
-  // Inserts or replaces the entry from a registration.
-  void Put(const v1::Pump& pump);
+  // Inserts or replaces the entry from a registration (an existing entry keeps its shard
+  // and summary). Returns the pump's shard.
+  int Put(const v1::Pump& pump);
+  // Inserts a new pump and places it: its shard, or ALREADY_EXISTS when the id is in the
+  // directory (the atomic check that keeps one twin per id across shards).
+  absl::StatusOr<int> Insert(const v1::Pump& pump);
+  // Undoes Insert (a registration that could not be handed to its shard).
+  void Erase(absl::string_view pump_id);
+  // The shard of a registered pump; -1 when the id is unknown.
+  int ShardOf(absl::string_view pump_id) const;
+  // Pumps placed on each shard (index = shard).
+  std::vector<size_t> ShardLoads() const;
   bool Contains(absl::string_view pump_id) const;
   void Clear();
   // Pre-sizes the stripes for `pumps` entries (recovery: no rehash while loading).
@@ -83,12 +109,19 @@ class PumpDirectory {
   };
   uint32_t InternClinic(const std::string& clinic);
   const std::string* InternGateway(const std::string& gateway_id);
+  // The entry of a registration, without shard and summary.
+  PumpEntry MakeEntry(const v1::Pump& pump);
+  // Chooses the shard of a new entry and counts it there.
+  uint16_t Place(const PumpEntry& e, absl::string_view pump_id);
 
   std::vector<std::unique_ptr<Stripe>> stripes_;
   mutable absl::Mutex clinic_mu_;
   absl::flat_hash_map<std::string, uint32_t> clinic_ids_ ABSL_GUARDED_BY(clinic_mu_);
   std::vector<std::string> clinic_names_ ABSL_GUARDED_BY(clinic_mu_);
-  absl::node_hash_set<std::string> gateway_names_ ABSL_GUARDED_BY(clinic_mu_);
+  // Interned gateway ids (node-based: entries point at the keys) -> the gateway's current
+  // shard (-1: none yet).
+  absl::node_hash_map<std::string, int> gateway_names_ ABSL_GUARDED_BY(clinic_mu_);
+  std::vector<size_t> placed_ ABSL_GUARDED_BY(clinic_mu_);  // pumps placed per shard
 };
 
 }  // namespace pumptwin::server

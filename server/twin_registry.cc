@@ -163,7 +163,7 @@ absl::Status TwinRegistry::LoadAll(RecoveryStats* stats) {
     }
   };
   status = store_->ScanAllSnapshots([&](absl::string_view id, absl::string_view bytes) {
-    const size_t s = static_cast<size_t>(directory_.StripeOf(id));
+    const size_t s = static_cast<size_t>(ShardIndexOf(id));
     pending[s].emplace_back(std::string(id), std::string(bytes));
     if (pending[s].size() >= kBatch) {
       post(s, std::move(pending[s]));
@@ -210,7 +210,7 @@ void TwinRegistry::Submit(device_link::IngestBatch batch,
   std::vector<std::vector<device_link::PumpSamples>> per_shard(shards_.size());
   int touched = 0;
   for (device_link::PumpSamples& part : batch.pumps) {
-    auto& parts = per_shard[static_cast<size_t>(directory_.StripeOf(part.pump_id))];
+    auto& parts = per_shard[static_cast<size_t>(ShardIndexOf(part.pump_id))];
     if (parts.empty()) ++touched;
     parts.push_back(std::move(part));
   }
@@ -259,24 +259,29 @@ void TwinRegistry::Register(v1::Pump pump, twin::Twin twin, std::vector<AuditDra
     done(absl::UnavailableError("the store is not accepting writes; nothing was changed"));
     return;
   }
-  Shard* sh = &ShardOf(pump.pump_id());
-  PumpDirectory* dir = &directory_;
-  sh->Post([sh, dir, pump = std::move(pump), twin = std::move(twin), audit = std::move(audit),
-            done = std::move(done)]() mutable {
-    if (sh->slots().contains(pump.pump_id())) {
-      done(absl::AlreadyExistsError(
-          absl::StrCat("pump '", pump.pump_id(), "' is already registered")));
-      return;
-    }
-    dir->Put(pump);
+  // The directory entry is the atomic "one twin per id" check and places the pump.
+  absl::StatusOr<int> shard = directory_.Insert(pump);
+  if (!shard.ok()) {
+    done(shard.status());
+    return;
+  }
+  Shard* sh = shards_[static_cast<size_t>(*shard)].get();
+  std::string pump_id = pump.pump_id();
+  auto reply = std::make_shared<std::function<void(absl::Status)>>(std::move(done));
+  const bool posted = sh->Post([sh, pump = std::move(pump), twin = std::move(twin),
+                                audit = std::move(audit), reply]() mutable {
     MutationContext ctx;
     ctx.audit = std::move(audit);
     ctx.extra.pumps.emplace_back(pump.pump_id(), pump.SerializeAsString());
     // The twin as registered: `pumptwind --verify` replays all telemetry from it.
     ctx.extra.meta.emplace_back(GenesisKey(pump.pump_id()), twin.Serialize());
     std::string id = pump.pump_id();
-    sh->AddPump(id, std::move(twin), std::move(ctx), std::move(done));
+    sh->AddPump(id, std::move(twin), std::move(ctx), std::move(*reply));
   });
+  if (!posted) {
+    directory_.Erase(pump_id);
+    (*reply)(absl::UnavailableError("the server is shutting down; the pump was not registered"));
+  }
 }
 
 void TwinRegistry::Mutate(const std::string& pump_id, Shard::MutateFn fn,

@@ -1,6 +1,6 @@
 // TwinRegistry: the sharded twins of every registered pump and the server side of ingest
-// (it implements device_link::IngestSink). Routes each pump to its shard by a stable
-// hash, recovers twins at start-up (last snapshot + replay of later telemetry), ticks
+// (it implements device_link::IngestSink). Routes each pump to the shard the directory
+// placed it on (gateway-affine, server/pump_directory.h), recovers twins at start-up (last snapshot + replay of later telemetry), ticks
 // them on server time, and degrades to UNAVAILABLE when the store fails, recovering by
 // reloading everything from the store once writes succeed again.
 // Thread-safe: every public method may be called from any thread.
@@ -85,7 +85,12 @@ class TwinRegistry : public device_link::IngestSink {
   absl::Status TryRevive();
 
  private:
-  Shard& ShardOf(absl::string_view pump_id) { return *shards_[directory_.StripeOf(pump_id)]; }
+  // The pump's shard; an unknown id goes by its hash (that shard answers NOT_FOUND).
+  int ShardIndexOf(absl::string_view pump_id) const {
+    const int shard = directory_.ShardOf(pump_id);
+    return shard >= 0 ? shard : directory_.StripeOf(pump_id);
+  }
+  Shard& ShardOf(absl::string_view pump_id) { return *shards_[ShardIndexOf(pump_id)]; }
   absl::Status LoadAll(RecoveryStats* stats);
   void OnStoreError(const absl::Status& status);
 

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <limits>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "rocksdb/cache.h"
@@ -278,8 +279,29 @@ absl::Status RocksDbStore::Commit(const WriteGroup& group) {
     const int64_t server_ns = *keys::TimeToUnixNanos(c.server_time);
     batch.Put(lease.cf(kTelemetry), keys::TelemetryKey(c.pump_id, first_ns, c.first_seq),
               keys::TelemetryEnvelope(c.last_seq, last_ns, server_ns, c.encoded));
-    batch.Put(lease.cf(kHeads), c.pump_id, keys::HeadValue(c.last_seq, last_ns));
   }
+  // A pump's head is the head of its last chunk in the group (chunks come in seq order).
+  // Merged shard groups often hold several chunks of a pump: one head put per pump.
+  thread_local absl::flat_hash_set<absl::string_view> headed;
+  headed.clear();
+  for (auto c = group.telemetry.rbegin(); c != group.telemetry.rend(); ++c) {
+    if (!headed.insert(c->pump_id).second) continue;
+    batch.Put(lease.cf(kHeads), c->pump_id,
+              keys::HeadValue(c->last_seq, *keys::TimeToUnixNanos(c->last_device_time)));
+  }
+  headed.clear();
+  for (size_t i = group.telemetry.size(); i-- > 0;) {
+    const TelemetryChunk& c = group.telemetry[i];
+    const int64_t first_ns = *keys::TimeToUnixNanos(c.first_device_time);  // validated above
+    const int64_t last_ns = *keys::TimeToUnixNanos(c.last_device_time);
+    const int64_t server_ns = *keys::TimeToUnixNanos(c.server_time);
+    batch.Put(lease.cf(kTelemetry), keys::TelemetryKey(c.pump_id, first_ns, c.first_seq),
+              keys::TelemetryEnvelope(c.last_seq, last_ns, server_ns, c.encoded));
+    if (headed.insert(c.pump_id).second) {
+      batch.Put(lease.cf(kHeads), c.pump_id, keys::HeadValue(c.last_seq, last_ns));
+    }
+  }
+  headed.clear();
   for (const auto& [k, v] : group.snapshots) batch.Put(lease.cf(kState), k, v);
   for (const auto& [k, v] : group.pumps) batch.Put(lease.cf(kPumps), k, v);
   for (const auto& [k, v] : group.alerts) batch.Put(lease.cf(kAlerts), keys::CursorKey(k), v);

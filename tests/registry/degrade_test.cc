@@ -13,107 +13,12 @@
 #include "server/store/group_committer.h"
 #include "server/store/mem_store.h"
 #include "server/twin_registry.h"
+#include "tests/registry/registry_fixture.h"
 
 namespace pumptwin::server {
 namespace {
 
-constexpr int64_t kStartMs = 1767225600000;  // 2026-01-01
-
-v1::Pump TestPump() {
-  v1::Pump p;
-  p.set_pump_id("deg-1");
-  p.set_profile(v1::PUMP_PROFILE_SENSORIZED);
-  p.set_reservoir_capacity_ul(40000);
-  p.set_catheter_length_cm(50);
-  p.set_catheter_inner_diameter_mm(0.5);
-  p.set_implant_time_ms(kStartMs);
-  p.add_gateway_ids("gw");
-  return p;
-}
-
-twin::Sample SampleAt(uint64_t seq) {
-  twin::Sample s;
-  s.seq = seq;
-  s.device_time = absl::FromUnixMillis(kStartMs + static_cast<int64_t>(seq) * 60000);
-  double delivered = 500.0 * seq * 60000 / 86400000.0;
-  s.calculated_reservoir = twin::Microliters(40000 - delivered);
-  return s;
-}
-
-class DegradeTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    committer_ = std::make_unique<store::GroupCommitter>(&store_, store::GroupCommitterOptions());
-    gate_ = std::make_unique<CommitGate>(&store_, committer_.get());
-    RegistryOptions o;
-    o.shards = 2;
-    o.shard.now = [] { return absl::FromUnixMillis(kStartMs + 86400000LL * 30); };
-    registry_ = std::make_unique<TwinRegistry>(&store_, gate_.get(), o);
-    ASSERT_TRUE(registry_->Recover().ok());
-    v1::Pump pump = TestPump();
-    auto cfg = ToPumpConfig(pump);
-    ASSERT_TRUE(cfg.ok()) << cfg.status();
-    twin::Prescription rx;
-    rx.drug = "morphine";
-    rx.concentration = twin::MicrogramsPerMilliliter(10000);
-    rx.mode = twin::TherapyMode::kSimpleContinuous;
-    rx.rate = twin::MicrolitersPerDay(500);
-    rx.version = 1;
-    auto twin = twin::Twin::Create(*cfg, rx, twin::Microliters(40000),
-                                   absl::FromUnixMillis(kStartMs));
-    ASSERT_TRUE(twin.ok()) << twin.status();
-    absl::Notification done;
-    absl::Status st;
-    registry_->Register(pump, *std::move(twin), {}, [&](absl::Status s) {
-      st = s;
-      done.Notify();
-    });
-    done.WaitForNotification();
-    ASSERT_TRUE(st.ok()) << st;
-  }
-  void TearDown() override {
-    registry_->Stop();
-    committer_->Shutdown();
-  }
-
-  // Submits samples from..to of the test pump; `done` gets the result.
-  void IngestAsync(uint64_t from, uint64_t to, std::function<void(device_link::IngestResult)> done) {
-    device_link::IngestBatch batch;
-    batch.gateway_id = "gw";
-    device_link::PumpSamples part;
-    part.pump_id = "deg-1";
-    for (uint64_t s = from; s <= to; ++s) part.samples.push_back(SampleAt(s));
-    batch.pumps.push_back(std::move(part));
-    registry_->Submit(std::move(batch), std::move(done));
-  }
-
-  device_link::IngestResult Ingest(uint64_t from, uint64_t to) {
-    absl::Notification done;
-    device_link::IngestResult result;
-    IngestAsync(from, to, [&](device_link::IngestResult r) {
-      result = std::move(r);
-      done.Notify();
-    });
-    done.WaitForNotification();
-    return result;
-  }
-
-  uint64_t LastSeq() {
-    absl::Notification done;
-    uint64_t seq = 0;
-    registry_->Read("deg-1", [&](const twin::Twin* t, absl::Status) {
-      if (t != nullptr) seq = t->last_seq();
-      done.Notify();
-    });
-    done.WaitForNotification();
-    return seq;
-  }
-
-  store::MemStore store_;
-  std::unique_ptr<store::GroupCommitter> committer_;
-  std::unique_ptr<CommitGate> gate_;
-  std::unique_ptr<TwinRegistry> registry_;
-};
+class DegradeTest : public RegistryTest {};
 
 TEST_F(DegradeTest, FailedCommitAcksNothingDegradesAndRecoversFromTheStore) {
   auto ok = Ingest(1, 10);

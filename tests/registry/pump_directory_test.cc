@@ -1,13 +1,17 @@
-// PumpDirectory::StripeOf: deterministic, and spread over the shards even for ids that differ
-// only in the high bits of one character (plain FNV-1a modulo 2 is the parity of the bytes'
-// low bits, so such ids all landed on one shard).
+// PumpDirectory: StripeOf is deterministic and spreads even ids that differ only in the high
+// bits of one character (plain FNV-1a modulo 2 is the parity of the bytes' low bits, so
+// such ids all landed on one shard); placement puts a gateway's pumps on one shard, keeps
+// the shards balanced within kPlacementSlack, and Insert is the one-twin-per-id check.
 #include "server/pump_directory.h"
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "pumptwin/v1/resources.pb.h"
 
 namespace pumptwin::server {
 namespace {
@@ -38,6 +42,92 @@ TEST(PumpDirectory, IdsDifferingOnlyInHighCharacterBitsSpreadOverStripes) {
           << "stripe " << s << " of " << stripes << " is nearly empty";
     }
   }
+}
+
+v1::Pump Bound(const std::string& id, const std::vector<std::string>& gateways) {
+  v1::Pump p;
+  p.set_pump_id(id);
+  for (const std::string& g : gateways) p.add_gateway_ids(g);
+  return p;
+}
+
+int MustInsert(PumpDirectory& dir, const v1::Pump& pump) {
+  absl::StatusOr<int> shard = dir.Insert(pump);
+  EXPECT_TRUE(shard.ok()) << shard.status();
+  return shard.value_or(-1);
+}
+
+TEST(PumpDirectoryPlacement, AGatewaysPumpsShareOneShardAndGatewaysSpreadOverShards) {
+  PumpDirectory dir(4);
+  std::vector<int> gateway_shard;
+  for (int g = 0; g < 4; ++g) {
+    const std::string gw = absl::StrCat("gw-", g);
+    const int first = MustInsert(dir, Bound(absl::StrCat(gw, "-p0"), {gw}));
+    for (int p = 1; p < 10; ++p) {
+      const std::string id = absl::StrCat(gw, "-p", p);
+      EXPECT_EQ(MustInsert(dir, Bound(id, {gw})), first) << id;
+      EXPECT_EQ(dir.ShardOf(id), first);
+    }
+    gateway_shard.push_back(first);
+  }
+  // Each new gateway took the least loaded shard: all four are used once.
+  std::sort(gateway_shard.begin(), gateway_shard.end());
+  EXPECT_EQ(gateway_shard, (std::vector<int>{0, 1, 2, 3}));
+  EXPECT_EQ(dir.ShardLoads(), (std::vector<size_t>{10, 10, 10, 10}));
+}
+
+TEST(PumpDirectoryPlacement, AGatewayWithThousandsOfPumpsSpreadsInRunsWithinTheSlack) {
+  PumpDirectory dir(4);
+  const int n = static_cast<int>(PumpDirectory::kPlacementSlack) * 20;
+  int switches = 0, last = -1;
+  for (int p = 0; p < n; ++p) {
+    const int shard = MustInsert(dir, Bound(absl::StrCat("hospital-p", p), {"hospital-relay"}));
+    if (shard != last) ++switches;
+    last = shard;
+  }
+  const std::vector<size_t> loads = dir.ShardLoads();
+  const auto [lo, hi] = std::minmax_element(loads.begin(), loads.end());
+  EXPECT_LE(*hi - *lo, PumpDirectory::kPlacementSlack) << "shards unbalanced";
+  // Runs of about kPlacementSlack pumps, not one shard per pump (which would give up the
+  // frame-to-one-shard affinity) and not all on one shard.
+  EXPECT_GE(switches, 4);
+  EXPECT_LE(switches, n / static_cast<int>(PumpDirectory::kPlacementSlack) + 4);
+}
+
+TEST(PumpDirectoryPlacement, APumpWithoutGatewayGoesByTheHashOfItsId) {
+  PumpDirectory dir(4);
+  EXPECT_EQ(MustInsert(dir, Bound("lonely", {})), dir.StripeOf("lonely"));
+}
+
+TEST(PumpDirectoryPlacement, InsertRefusesAKnownIdAndPutKeepsTheShardWhenRebound) {
+  PumpDirectory dir(2);
+  MustInsert(dir, Bound("gw-a-p", {"gw-a"}));
+  const int shard_a = dir.ShardOf("gw-a-p");
+  MustInsert(dir, Bound("gw-b-p", {"gw-b"}));
+  ASSERT_NE(dir.ShardOf("gw-b-p"), shard_a);
+  absl::StatusOr<int> again = dir.Insert(Bound("gw-a-p", {"gw-b"}));
+  EXPECT_EQ(again.status().code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_NE(again.status().message().find("gw-a-p"), std::string::npos);
+  // Rebinding to gw-b (whose shard differs) does not move the twin.
+  EXPECT_EQ(dir.Put(Bound("gw-a-p", {"gw-b"})), shard_a);
+  EXPECT_EQ(dir.ShardOf("gw-a-p"), shard_a);
+  EXPECT_TRUE(dir.Authorize("gw-b", "gw-a-p").ok());
+  EXPECT_EQ(dir.Authorize("gw-a", "gw-a-p").code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(dir.ShardLoads(), (std::vector<size_t>{1, 1}));
+}
+
+TEST(PumpDirectoryPlacement, EraseAndClearGiveThePlacementBack) {
+  PumpDirectory dir(2);
+  const int s = MustInsert(dir, Bound("p1", {"gw"}));
+  dir.Erase("p1");
+  EXPECT_EQ(dir.ShardOf("p1"), -1);
+  EXPECT_EQ(dir.ShardLoads(), (std::vector<size_t>{0, 0}));
+  MustInsert(dir, Bound("p1", {"gw"}));  // the id is free again
+  EXPECT_EQ(dir.ShardOf("p1"), s);
+  dir.Clear();
+  EXPECT_EQ(dir.ShardOf("p1"), -1);
+  EXPECT_EQ(dir.ShardLoads(), (std::vector<size_t>{0, 0}));
+  EXPECT_EQ(dir.size(), 0u);
 }
 
 }  // namespace

@@ -67,6 +67,10 @@ TEST_P(StoreConformance, TelemetryTimeRangeSelectsOverlappingChunksOfThatPumpOnl
     g.telemetry.push_back(Chunk("abc", 1 + 10 * i, 10, kT0 + absl::Minutes(10 * i)));
   }
   ASSERT_TRUE(store_->Commit(g).ok());
+  // Several chunks of a pump in one group: the head is the last chunk's.
+  for (const char* pump : {"ab", "abc"}) {
+    EXPECT_EQ(*store_->GetPumpHead(pump), (PumpHead{pump, 50, g.telemetry[9].last_device_time}));
+  }
   std::vector<uint64_t> firsts;
   auto collect = [&](const TelemetryChunk& c) {
     EXPECT_EQ(c.pump_id, "ab");
