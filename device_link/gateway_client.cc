@@ -229,12 +229,16 @@ absl::StatusOr<uint64_t> GatewayClient::Send(std::vector<v1::TelemetrySample> sa
           absl::StrCat("frame of ", samples.size(), " samples exceeds max_samples_per_frame ",
                        max_samples_per_frame_));
     }
-    auto has_room = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-      return frames_.size() < opts_.max_buffered_frames || stopping_;
+    // Hysteresis: once the buffer was full, Send waits for a quarter of it to free up, not
+    // for one slot (one wake-up per burst of acks instead of one per ack).
+    const size_t resume_room = std::max<size_t>(1, opts_.max_buffered_frames / 4);
+    auto has_room = [this, resume_room]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return frames_.size() + resume_room <= opts_.max_buffered_frames || stopping_;
     };
-    if (frames_.size() >= opts_.max_buffered_frames &&
-        opts_.when_full == GatewayClientOptions::WhenFull::kBlock) {
+    if (opts_.when_full == GatewayClientOptions::WhenFull::kBlock &&
+        (refilling_ || frames_.size() >= opts_.max_buffered_frames)) {
       mu_.AwaitWithTimeout(absl::Condition(&has_room), opts_.block_timeout);
+      refilling_ = false;
     }
     if (frames_.size() >= opts_.max_buffered_frames) {
       return absl::ResourceExhaustedError(
@@ -246,6 +250,7 @@ absl::StatusOr<uint64_t> GatewayClient::Send(std::vector<v1::TelemetrySample> sa
     f.msg = std::move(msg);
     frames_.emplace(id, std::move(f));
     send_queue_.push_back(id);
+    if (frames_.size() >= opts_.max_buffered_frames) refilling_ = true;
   }
   MaybeWrite();
   return id;

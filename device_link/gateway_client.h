@@ -44,7 +44,10 @@ struct GatewayClientOptions {
   std::vector<std::string> hello_pump_ids;  // extra pumps to learn resume points for
 
   // Store-and-forward bound: frames buffered (unsent + unacknowledged). At the bound,
-  // Send() fails RESOURCE_EXHAUSTED (kReject) or waits up to block_timeout (kBlock).
+  // Send() fails RESOURCE_EXHAUSTED (kReject) or waits up to block_timeout (kBlock). Once
+  // the buffer has filled, kBlock Sends wait until a quarter of it is free (or for the
+  // timeout, then go if there is any room): one wake-up per burst of acks rather than one
+  // per ack, while the unsent frames still queued keep the stream busy.
   size_t max_buffered_frames = 1024;
   enum class WhenFull { kReject, kBlock };
   WhenFull when_full = WhenFull::kReject;
@@ -151,6 +154,8 @@ class GatewayClient {
   mutable absl::Mutex mu_;
   bool started_ ABSL_GUARDED_BY(mu_) = false;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  // The buffer filled up: kBlock Sends wait for a quarter of it to be free (hysteresis).
+  bool refilling_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t next_frame_id_ ABSL_GUARDED_BY(mu_) = 1;
   std::map<uint64_t, Frame> frames_ ABSL_GUARDED_BY(mu_);  // the store-and-forward buffer
   std::deque<uint64_t> send_queue_ ABSL_GUARDED_BY(mu_);   // frame ids to write, in order

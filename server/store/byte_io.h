@@ -1,4 +1,5 @@
-// Little helpers for the chunk codec: LEB128 varints, zigzag, and a bounds-checked reader.
+// Little helpers for the chunk codec: LEB128 varints, zigzag, an unchecked writer into a
+// buffer sized for the worst case, and a bounds-checked reader.
 // Internal to server/store. Header-only value types; thread-compatible.
 #ifndef PUMPTWIN_SERVER_STORE_BYTE_IO_H_
 #define PUMPTWIN_SERVER_STORE_BYTE_IO_H_
@@ -19,18 +20,36 @@ inline int64_t UnZigZag(uint64_t v) {
   return static_cast<int64_t>((v >> 1) ^ (~(v & 1) + 1));
 }
 
-inline void PutVarint(std::string* dst, uint64_t v) {
-  char buf[10];
-  size_t n = 0;
-  while (v >= 0x80) {
-    buf[n++] = static_cast<char>((v & 0x7f) | 0x80);
-    v >>= 7;
+inline constexpr size_t kMaxVarintBytes = 10;
+
+// Writes into a buffer the caller sized for the worst case (no bounds checks: the encoder
+// computes its bound up front, which keeps the per-byte path to a store and an increment).
+class Writer {
+ public:
+  explicit Writer(uint8_t* p) : begin_(p), p_(p) {}
+  void Byte(uint8_t b) { *p_++ = b; }
+  void Varint(uint64_t v) {
+    while (v >= 0x80) {
+      *p_++ = static_cast<uint8_t>((v & 0x7f) | 0x80);
+      v >>= 7;
+    }
+    *p_++ = static_cast<uint8_t>(v);
   }
-  buf[n++] = static_cast<char>(v);
-  dst->append(buf, n);
-}
-inline void PutZigZag(std::string* dst, int64_t v) { PutVarint(dst, ZigZag(v)); }
-inline void PutByte(std::string* dst, uint8_t b) { dst->push_back(static_cast<char>(b)); }
+  void ZigZag(int64_t v) { Varint(byte_io::ZigZag(v)); }
+  // n zero bytes; returns where they start.
+  uint8_t* Zeros(size_t n) {
+    uint8_t* at = p_;
+    std::memset(p_, 0, n);
+    p_ += n;
+    return at;
+  }
+  size_t size() const { return static_cast<size_t>(p_ - begin_); }
+  const uint8_t* data() const { return begin_; }
+
+ private:
+  uint8_t* const begin_;
+  uint8_t* p_;
+};
 
 // Reads from a byte range; every call fails (returns false) instead of reading past the end,
 // and once failed stays failed.

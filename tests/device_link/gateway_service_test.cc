@@ -1,8 +1,10 @@
 // DeviceGateway service over real gRPC on 127.0.0.1 with the FakeSink, driven by a raw
 // stream (to control every message) and by GatewayClient.
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "device_link/fake_sink.h"
@@ -297,6 +299,47 @@ TEST_F(GatewayServiceTest, BackPressureBoundsFramesOutstandingAtTheSink) {
   ASSERT_TRUE(client.WaitUntilAllDone(kWait));
   EXPECT_LE(sink_.max_outstanding(), 4u);
   EXPECT_EQ(sink_.AppliedSeqs("p1").size(), kFrames * 5u);
+  client.Stop();
+}
+
+TEST_F(GatewayServiceTest, ABlockedSendResumesOnceAQuarterOfTheBufferIsFree) {
+  StartServer();
+  sink_.SetHoldCompletions(true);
+  absl::Mutex mu;
+  int frames_done = 0;
+  GatewayClientOptions co = ClientOptions();
+  co.max_buffered_frames = 8;
+  co.max_unacked_frames = 8;
+  co.when_full = GatewayClientOptions::WhenFull::kBlock;
+  co.on_frame_done = [&](uint64_t, absl::Duration) {
+    absl::MutexLock l(&mu);
+    ++frames_done;
+  };
+  GatewayClient client(co);
+  client.Start();
+  for (int f = 0; f < 8; ++f) ASSERT_TRUE(client.Send(MakeSamples("p1", 1 + f * 5, 5)).ok());
+  ASSERT_TRUE(sink_.AwaitHeld(8, kWait));
+  std::atomic<bool> sent{false};
+  std::thread producer([&] { sent = client.Send(MakeSamples("p1", 41, 5)).ok(); });
+  auto await_done = [&](int n) {
+    absl::MutexLock l(&mu);
+    auto reached = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { return frames_done >= n; };
+    return mu.AwaitWithTimeout(absl::Condition(&reached), kWait);
+  };
+  // One slot free (7 of 8 buffered): the producer stays blocked, so no ninth frame reaches
+  // the sink although the window has room; two free (a quarter): it goes.
+  ASSERT_EQ(sink_.ReleaseHeld(1), 1u);
+  ASSERT_TRUE(await_done(1));
+  EXPECT_FALSE(sink_.AwaitHeld(8, absl::Milliseconds(200)))
+      << "a blocked Send resumed with one slot of eight free";
+  ASSERT_EQ(sink_.ReleaseHeld(1), 1u);
+  producer.join();
+  EXPECT_TRUE(sent.load());
+  EXPECT_TRUE(sink_.AwaitHeld(7, kWait));  // six left + the ninth frame
+  sink_.SetHoldCompletions(false);
+  sink_.ReleaseHeld();
+  ASSERT_TRUE(client.WaitUntilAllDone(kWait));
+  EXPECT_EQ(sink_.AppliedSeqs("p1").size(), 45u);
   client.Stop();
 }
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Side-by-side ingest benchmark, one run: the same load tool against (a) the null sink
-# (parse, validate, ack) and (b) pumptwind (model + durable group-committed ack), then
-# (c) fleet size: resident memory with N registered twins and the restart time.
+# (parse, validate, ack) and (b) pumptwind (model + durable group-committed ack), in ROUNDS
+# (env, default 5) alternating pairs with medians, then (c) fleet size: resident memory
+# with N registered twins and the restart time (SKIP_FLEET=1 skips it).
 #   tools/bench/scripts/ingest_compare.sh [STREAMS] [BATCH] [FRAMES_PER_STREAM] [FLEET] [WINDOW]
 # WINDOW: frames in flight per stream (default 32), the same for the null sink, pumptwind
 # (--gateway_window_frames) and the load tool. FLEET_FLAGS (env) go to the fleet
@@ -22,29 +23,48 @@ wait_port() {  # file key -> port
 }
 metric() { curl -s "127.0.0.1:$1/metrics" | awk -v m="$2" '$1==m {print $2}'; }
 
-echo "== (a) null sink =="
-"$BIN/pumptwin_nullsink" --port=0 --duration_s=600 --max_unacked_frames=$WINDOW > "$WORK/ns.out" 2>&1 &
-NS=$!
-for _ in $(seq 1 100); do grep -q 'listening on' "$WORK/ns.out" 2>/dev/null && break; sleep 0.1; done
-NS_PORT=$(grep -o 'listening on 127.0.0.1:[0-9]*' "$WORK/ns.out" | cut -d: -f2)
-A=$("$BIN/pumptwin_loadgen" --target=127.0.0.1:$NS_PORT --streams=$STREAMS --batch=$BATCH \
-     --frames_per_stream=$FRAMES --duration_s=120 --pumps_per_stream=10 --sample_interval_ms=10000 --max_unacked_frames=$WINDOW)
-echo "$A"
-kill $NS; wait $NS 2>/dev/null || true
+# One load-tool run against a fresh null sink; prints the load tool's summary line.
+run_null() {
+  "$BIN/pumptwin_nullsink" --port=0 --duration_s=600 --max_unacked_frames=$WINDOW > "$WORK/ns.out" 2>&1 &
+  local ns=$!
+  for _ in $(seq 1 100); do grep -q 'listening on' "$WORK/ns.out" 2>/dev/null && break; sleep 0.1; done
+  local port; port=$(grep -o 'listening on 127.0.0.1:[0-9]*' "$WORK/ns.out" | cut -d: -f2)
+  "$BIN/pumptwin_loadgen" --target=127.0.0.1:$port $LOAD
+  kill $ns; wait $ns 2>/dev/null || true
+}
+# One load-tool run against pumptwind on a fresh store; the summary line plus commit counts.
+run_twin() {
+  rm -rf "$WORK/data" "$WORK/ports"
+  "$BIN/pumptwind" --data_dir="$WORK/data" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 \
+    --port_file="$WORK/ports" --gateway_window_frames=$WINDOW 2>"$WORK/server.log" &
+  local srv=$!
+  local gp mp; gp=$(wait_port "$WORK/ports" grpc_port); mp=$(wait_port "$WORK/ports" metrics_port)
+  local out; out=$("$BIN/pumptwin_loadgen" --target=127.0.0.1:$gp $LOAD --register_pumps)
+  echo "$out commits=$(metric $mp pumptwin_store_commits_total) groups=$(metric $mp pumptwin_store_commit_groups_total)"
+  kill -TERM $srv; wait $srv || true
+}
+rate() { grep -o 'samples_per_s=[0-9]*' | cut -d= -f2; }
+median() { sort -n | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
 
-echo "== (b) pumptwind: model + durable ack =="
-"$BIN/pumptwind" --data_dir="$WORK/data" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 \
-  --port_file="$WORK/ports" --gateway_window_frames=$WINDOW 2>"$WORK/server.log" &
-SRV=$!
-GP=$(wait_port "$WORK/ports" grpc_port); MP=$(wait_port "$WORK/ports" metrics_port)
-B=$("$BIN/pumptwin_loadgen" --target=127.0.0.1:$GP --streams=$STREAMS --batch=$BATCH \
-     --frames_per_stream=$FRAMES --duration_s=120 --pumps_per_stream=10 --sample_interval_ms=10000 --max_unacked_frames=$WINDOW --register_pumps)
-echo "$B"
-ra=$(echo "$A" | grep -o 'samples_per_s=[0-9]*' | cut -d= -f2)
-rb=$(echo "$B" | grep -o 'samples_per_s=[0-9]*' | cut -d= -f2)
-echo "ratio pumptwind/nullsink = $(awk -v a="$ra" -v b="$rb" 'BEGIN{printf "%.2f", b/a}')"
-echo "store commits=$(metric $MP pumptwin_store_commits_total) groups=$(metric $MP pumptwin_store_commit_groups_total)"
-kill -TERM $SRV; wait $SRV || true
+# The machine's speed drifts by up to +-20 % over minutes: ROUNDS alternating pairs (ABBA
+# order, so neither side always runs first) and medians, not one pair.
+ROUNDS="${ROUNDS:-5}"
+LOAD="--streams=$STREAMS --batch=$BATCH --frames_per_stream=$FRAMES --duration_s=120 --pumps_per_stream=10 --sample_interval_ms=10000 --max_unacked_frames=$WINDOW"
+echo "== (a) null sink (parse, validate, ack) and (b) pumptwind (model + durable ack): $ROUNDS rounds =="
+: > "$WORK/null.rates"; : > "$WORK/twin.rates"; : > "$WORK/ratios"
+for r in $(seq 1 "$ROUNDS"); do
+  if [ $((r % 2)) -eq 1 ]; then A=$(run_null); B=$(run_twin); else B=$(run_twin); A=$(run_null); fi
+  echo "round $r null: $A"
+  echo "round $r twin: $B"
+  ra=$(echo "$A" | rate); rb=$(echo "$B" | rate)
+  echo "$ra" >> "$WORK/null.rates"; echo "$rb" >> "$WORK/twin.rates"
+  awk -v a="$ra" -v b="$rb" 'BEGIN{printf "%.3f\n", b/a}' >> "$WORK/ratios"
+  echo "round $r ratio pumptwind/nullsink = $(tail -1 "$WORK/ratios")"
+done
+mn=$(median < "$WORK/null.rates"); mt=$(median < "$WORK/twin.rates")
+echo "median null sink samples/s=$mn  median pumptwind samples/s=$mt  ratio of medians=$(awk -v a="$mn" -v b="$mt" 'BEGIN{printf "%.3f", b/a}')"
+echo "per-round ratios: $(sort -n "$WORK/ratios" | tr '\n' ' ') (median $(median < "$WORK/ratios"))"
+[ "${SKIP_FLEET:-0}" = 1 ] && exit 0
 
 echo "== (c) fleet: $FLEET registered twins, on a fresh server and store =="
 # A fresh server: its idle memory is the baseline (after an ingest run the heap already
