@@ -36,13 +36,6 @@ class Writer {
     *p_++ = static_cast<uint8_t>(v);
   }
   void ZigZag(int64_t v) { Varint(byte_io::ZigZag(v)); }
-  // n zero bytes; returns where they start.
-  uint8_t* Zeros(size_t n) {
-    uint8_t* at = p_;
-    std::memset(p_, 0, n);
-    p_ += n;
-    return at;
-  }
   size_t size() const { return static_cast<size_t>(p_ - begin_); }
   const uint8_t* data() const { return begin_; }
 

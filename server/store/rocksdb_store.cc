@@ -12,6 +12,7 @@
 #include "rocksdb/db.h"
 #include "rocksdb/listener.h"
 #include "rocksdb/options.h"
+#include "rocksdb/slice_transform.h"
 #include "rocksdb/table.h"
 #include "rocksdb/utilities/checkpoint.h"
 #include "rocksdb/write_batch.h"
@@ -119,6 +120,22 @@ class RocksDbStore::ReadLease {
   Db* db_ = nullptr;
 };
 
+namespace {
+
+// The pump-id prefix of a telemetry key ([L][L bytes of pump id][time][seq]).
+class PumpIdPrefix final : public rocksdb::SliceTransform {
+ public:
+  const char* Name() const override { return "pumptwin.TelemetryPumpIdPrefix"; }
+  rocksdb::Slice Transform(const rocksdb::Slice& key) const override {
+    return rocksdb::Slice(key.data(), 1 + static_cast<uint8_t>(key[0]));
+  }
+  bool InDomain(const rocksdb::Slice& key) const override {
+    return !key.empty() && key.size() >= 1u + static_cast<uint8_t>(key[0]);
+  }
+};
+
+}  // namespace
+
 RocksDbStore::RocksDbStore() : config_(std::make_unique<OpenConfig>()) {}
 
 absl::StatusOr<std::unique_ptr<RocksDbStore>> RocksDbStore::Open(RocksDbStoreOptions options) {
@@ -159,6 +176,11 @@ absl::StatusOr<std::unique_ptr<RocksDbStore>> RocksDbStore::Open(RocksDbStoreOpt
     cf_options.compression = lz4 ? rocksdb::kLZ4Compression : rocksdb::kNoCompression;
     std::string what = lz4 ? "LZ4" : "none";
     if (c == kTelemetry) {
+      // A pump's chunks arrive in key order (time, then seq): the memtable remembers where
+      // it last inserted for each pump id and starts there, instead of searching the whole
+      // skiplist per chunk (memtable inserts were a third of a commit's CPU). Insert-only:
+      // reads keep their total order. Costs ~250 bytes per pump in the current memtable.
+      cf_options.memtable_insert_with_hint_prefix_extractor = std::make_shared<PumpIdPrefix>();
       if (zstd) {
         cf_options.bottommost_compression = rocksdb::kZSTD;
         what += "+ZSTD";

@@ -51,11 +51,20 @@ inline void VisitPresentDoubles(const Sample& s, F&& f) {
   if (s.temperature_c) f(8, ValueOf(*s.temperature_c));
 }
 
-// One optional column gathered in a single pass: which samples have it, and their values.
+// One optional column gathered in a single pass: which samples have it (a bitmap, bit i =
+// sample i) and their values.
 template <typename T>
 struct Column {
-  std::vector<uint32_t> present;
+  std::vector<uint64_t> present;
   std::vector<T> values;
+  void Reset(size_t n) {
+    present.assign((n + 63) / 64, 0);
+    values.clear();
+  }
+  void Add(uint32_t i, T v) {
+    present[i / 64] |= uint64_t{1} << (i % 64);
+    values.push_back(v);
+  }
 };
 
 // ---- Encoding -------------------------------------------------------------------------
@@ -71,15 +80,17 @@ void PutUintColumn(Writer& out, const std::vector<uint64_t>& values) {
   }
 }
 
-// Writes the presence byte (+bitmap) for the sample indices in `present` (ascending).
-void PutPresence(Writer& out, size_t n, const std::vector<uint32_t>& present) {
-  if (present.empty() || present.size() == n) {
-    out.Byte(present.empty() ? 0 : 1);
+// Writes the presence byte (+bitmap: bit i of byte i/8 = sample i) of a column.
+template <typename T>
+void PutPresence(Writer& out, size_t n, const Column<T>& col) {
+  if (col.values.empty() || col.values.size() == n) {
+    out.Byte(col.values.empty() ? 0 : 1);
     return;
   }
   out.Byte(2);
-  uint8_t* bitmap = out.Zeros((n + 7) / 8);
-  for (uint32_t i : present) bitmap[i / 8] = static_cast<uint8_t>(bitmap[i / 8] | (1 << (i % 8)));
+  for (size_t b = 0; b < (n + 7) / 8; ++b) {
+    out.Byte(static_cast<uint8_t>(col.present[b / 8] >> (8 * (b % 8))));
+  }
 }
 
 inline bool DecimalFits(double v, int k, int64_t* scaled_out) {
@@ -170,16 +181,12 @@ struct EncodeScratch {
   std::vector<int64_t> scaled;
   std::array<Column<double>, kDoubleFields> doubles;
   Column<uint64_t> drive;
-  void Clear() {
+  void Clear(size_t n) {
     ns.clear();
     event_ns.clear();
     column.clear();
-    for (Column<double>& c : doubles) {
-      c.present.clear();
-      c.values.clear();
-    }
-    drive.present.clear();
-    drive.values.clear();
+    for (Column<double>& c : doubles) c.Reset(n);
+    drive.Reset(n);
   }
 };
 
@@ -193,7 +200,7 @@ absl::StatusOr<std::string> EncodeSamples(absl::Span<const Sample> samples) {
         absl::StrCat("chunk of ", n, " samples exceeds ", kMaxSamplesPerChunk));
   }
   thread_local EncodeScratch scratch;
-  scratch.Clear();
+  scratch.Clear(n);
   // Times in ns, and the coarsest unit dividing all of them.
   std::vector<int64_t>& ns = scratch.ns;
   std::vector<int64_t>& event_ns = scratch.event_ns;
@@ -253,21 +260,15 @@ absl::StatusOr<std::string> EncodeSamples(absl::Span<const Sample> samples) {
   Column<uint64_t>& drive = scratch.drive;
   for (size_t i = 0; i < n; ++i) {
     const uint32_t index = static_cast<uint32_t>(i);
-    VisitPresentDoubles(samples[i], [&](int f, double v) {
-      doubles[f].present.push_back(index);
-      doubles[f].values.push_back(v);
-    });
-    if (samples[i].cumulative_drive_units) {
-      drive.present.push_back(index);
-      drive.values.push_back(*samples[i].cumulative_drive_units);
-    }
+    VisitPresentDoubles(samples[i], [&](int f, double v) { doubles[f].Add(index, v); });
+    if (samples[i].cumulative_drive_units) drive.Add(index, *samples[i].cumulative_drive_units);
   }
   auto put_double_field = [&](const Column<double>& col) {
-    PutPresence(out, n, col.present);
+    PutPresence(out, n, col);
     if (!col.values.empty()) PutDoubleValues(out, col.values, scratch.scaled);
   };
   for (int f = 0; f < kDoublesBeforeDrive; ++f) put_double_field(doubles[f]);
-  PutPresence(out, n, drive.present);
+  PutPresence(out, n, drive);
   uint64_t prev_drive = 0;
   for (uint64_t v : drive.values) {
     out.ZigZag(static_cast<int64_t>(v - prev_drive));
