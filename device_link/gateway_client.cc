@@ -139,6 +139,7 @@ GatewayMessage GatewayClient::BuildHelloLocked() {
   v1::Hello* h = m.mutable_hello();
   h->set_gateway_id(opts_.gateway_id);
   h->set_software_version(opts_.software_version);
+  h->set_accepts_ack_batches(true);
   absl::flat_hash_set<absl::string_view> seen;
   auto add = [&](const std::string& id) {
     if (seen.insert(id).second) h->add_pump_ids(id);
@@ -407,6 +408,9 @@ void GatewayClient::HandleServerMessage(const ServerMessage& m) {
         break;
       case ServerMessage::kAck:
         OnAckLocked(m.ack(), &done);
+        break;
+      case ServerMessage::kAcks:
+        for (const v1::Ack& a : m.acks().acks()) OnAckLocked(a, &done);
         break;
       case ServerMessage::kNack: {
         const v1::Nack& n = m.nack();

@@ -112,6 +112,13 @@ class GatewayStream final : public grpc::ServerBidiReactor<GatewayMessage, Serve
     write_queue_.push_back(std::move(m));
   }
 
+  // Queues an Ack (merged with the acks waiting behind the current write when the gateway
+  // accepts AckBatch: one write and one read instead of one each).
+  void QueueAckLocked(v1::Ack ack) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (finish_called_ || cancelled_) return;
+    AppendAck(write_queue_, std::move(ack), ack_batches_);
+  }
+
   bool WantReadLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (want_first_read_) return true;
     if (!hello_done_) return false;  // the Hello is still being processed
@@ -231,6 +238,7 @@ class GatewayStream final : public grpc::ServerBidiReactor<GatewayMessage, Serve
     }
     absl::MutexLock l(&mu_);
     gateway_id_ = hello.gateway_id();
+    ack_batches_ = hello.accepts_ack_batches();
     hello_done_ = true;
     QueueLocked(std::move(m));
   }
@@ -305,15 +313,14 @@ class GatewayStream final : public grpc::ServerBidiReactor<GatewayMessage, Serve
           *m.mutable_nack() = MakeNack(frame_id, n.pump_id, n.seq, n.reason, n.message);
           QueueLocked(std::move(m));
         }
-        ServerMessage m;
-        v1::Ack* ack = m.mutable_ack();
-        ack->set_frame_id(frame_id);
+        v1::Ack ack;
+        ack.set_frame_id(frame_id);
         for (ResumePoint& p : r.durable) {
-          v1::PumpResumePoint* rp = ack->add_pumps();
+          v1::PumpResumePoint* rp = ack.add_pumps();
           rp->set_pump_id(std::move(p.pump_id));
           rp->set_highest_durable_seq(p.highest_durable_seq);
         }
-        QueueLocked(std::move(m));
+        QueueAckLocked(std::move(ack));
         // Under mu_: while Finish has not been called the service is alive.
         if (opts_.metrics.samples_accepted) opts_.metrics.samples_accepted(accepted);
         if (opts_.metrics.frame_ack_latency) {
@@ -345,6 +352,7 @@ class GatewayStream final : public grpc::ServerBidiReactor<GatewayMessage, Serve
   int refs_ ABSL_GUARDED_BY(mu_) = 1;  // gRPC's (dropped in OnDone) + one per Submit
   bool want_first_read_ ABSL_GUARDED_BY(mu_) = false;
   bool hello_done_ ABSL_GUARDED_BY(mu_) = false;
+  bool ack_batches_ ABSL_GUARDED_BY(mu_) = false;  // Hello.accepts_ack_batches
   bool reading_ ABSL_GUARDED_BY(mu_) = false;
   bool read_closed_ ABSL_GUARDED_BY(mu_) = false;
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
@@ -359,6 +367,23 @@ class GatewayStream final : public grpc::ServerBidiReactor<GatewayMessage, Serve
   std::list<ServerMessage> write_queue_ ABSL_GUARDED_BY(mu_);
   std::string gateway_id_ ABSL_GUARDED_BY(mu_);
 };
+
+void AppendAck(std::list<ServerMessage>& queue, v1::Ack ack, bool batches) {
+  if (batches && !queue.empty()) {
+    ServerMessage& last = queue.back();
+    if (last.has_ack()) {
+      v1::Ack first = std::move(*last.mutable_ack());
+      *last.mutable_acks()->add_acks() = std::move(first);
+    }
+    if (last.has_acks()) {
+      *last.mutable_acks()->add_acks() = std::move(ack);
+      return;
+    }
+  }
+  ServerMessage m;
+  *m.mutable_ack() = std::move(ack);
+  queue.push_back(std::move(m));
+}
 
 GatewayService::GatewayService(IngestSink* sink, GatewayServiceOptions options)
     : sink_(sink), options_([&] {

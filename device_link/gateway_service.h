@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <list>
 #include <string>
 
 #include "absl/container/flat_hash_map.h"
@@ -92,6 +93,13 @@ class GatewayService final : public pumptwin::v1::DeviceGateway::CallbackService
 // The gateway id a TLS peer is allowed to claim: the x509 common name of its client
 // certificate; empty when the peer is not authenticated (insecure channel).
 std::string PeerGatewayIdentity(const grpc::CallbackServerContext& context);
+
+// Appends `ack` to a stream's queue of messages not yet written. With `batches` (the
+// gateway's Hello set accepts_ack_batches), an Ack or AckBatch at the tail of the queue
+// absorbs it (becoming an AckBatch), so acks that are ready together go out as one message;
+// anything else at the tail (a Nack, a Welcome) is never merged across, so the order of
+// messages is what one-by-one sending would give. Exposed for tests.
+void AppendAck(std::list<pumptwin::v1::ServerMessage>& queue, pumptwin::v1::Ack ack, bool batches);
 
 }  // namespace pumptwin::device_link
 

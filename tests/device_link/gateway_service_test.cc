@@ -35,9 +35,11 @@ class RawStream {
     ctx_.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
     rw_ = stub_->Connect(&ctx_);
   }
-  bool Hello(const std::string& gateway, std::vector<std::string> pumps = {}) {
+  bool Hello(const std::string& gateway, std::vector<std::string> pumps = {},
+             bool accepts_ack_batches = false) {
     GatewayMessage m;
     m.mutable_hello()->set_gateway_id(gateway);
+    m.mutable_hello()->set_accepts_ack_batches(accepts_ack_batches);
     for (auto& p : pumps) m.mutable_hello()->add_pump_ids(p);
     return rw_->Write(m);
   }
@@ -300,6 +302,94 @@ TEST_F(GatewayServiceTest, BackPressureBoundsFramesOutstandingAtTheSink) {
   EXPECT_LE(sink_.max_outstanding(), 4u);
   EXPECT_EQ(sink_.AppliedSeqs("p1").size(), kFrames * 5u);
   client.Stop();
+}
+
+v1::Ack AckOf(uint64_t frame_id) {
+  v1::Ack a;
+  a.set_frame_id(frame_id);
+  return a;
+}
+
+// The frame ids a queue acknowledges, in order (Ack or AckBatch), and -1 for anything else.
+std::vector<int64_t> QueuedFrames(const std::list<ServerMessage>& queue) {
+  std::vector<int64_t> out;
+  for (const ServerMessage& m : queue) {
+    if (m.has_ack()) out.push_back(static_cast<int64_t>(m.ack().frame_id()));
+    if (m.has_acks()) {
+      for (const v1::Ack& a : m.acks().acks()) out.push_back(static_cast<int64_t>(a.frame_id()));
+    }
+    if (!m.has_ack() && !m.has_acks()) out.push_back(-1);
+  }
+  return out;
+}
+
+TEST(AppendAck, MergesAcksWaitingTogetherButNeverAcrossANack) {
+  std::list<ServerMessage> q;
+  AppendAck(q, AckOf(1), true);
+  ASSERT_EQ(q.size(), 1u);
+  EXPECT_TRUE(q.back().has_ack());  // alone: a plain Ack
+  AppendAck(q, AckOf(2), true);
+  AppendAck(q, AckOf(3), true);
+  ASSERT_EQ(q.size(), 1u);
+  ASSERT_TRUE(q.back().has_acks());
+  EXPECT_EQ(q.back().acks().acks_size(), 3);
+  ServerMessage nack;
+  nack.mutable_nack()->set_frame_id(4);
+  q.push_back(nack);
+  AppendAck(q, AckOf(4), true);
+  AppendAck(q, AckOf(5), true);
+  EXPECT_EQ(q.size(), 3u);
+  EXPECT_EQ(QueuedFrames(q), (std::vector<int64_t>{1, 2, 3, -1, 4, 5}));
+}
+
+TEST(AppendAck, AGatewayWithoutAckBatchesGetsOneMessagePerAck) {
+  std::list<ServerMessage> q;
+  for (uint64_t f = 1; f <= 4; ++f) AppendAck(q, AckOf(f), false);
+  ASSERT_EQ(q.size(), 4u);
+  for (const ServerMessage& m : q) EXPECT_TRUE(m.has_ack());
+  EXPECT_EQ(QueuedFrames(q), (std::vector<int64_t>{1, 2, 3, 4}));
+}
+
+// End to end over gRPC: with completions released all at once, every frame is acked exactly
+// once and in order whether the acks come batched or not; a gateway that did not ask for
+// batches never receives an AckBatch.
+TEST_F(GatewayServiceTest, AcksReadyTogetherArriveInOrderBatchedOnlyWhenAccepted) {
+  StartServer();
+  sink_.SetHoldCompletions(true);
+  for (bool accepts : {false, true}) {
+    SCOPED_TRACE(accepts ? "accepts_ack_batches" : "one ack per message");
+    const uint64_t base = accepts ? 100 : 0;
+    RawStream s(server_->target());
+    ASSERT_TRUE(s.Hello("gw1", {"p1"}, accepts));
+    ServerMessage welcome;
+    ASSERT_TRUE(s.Read(&welcome));
+    ASSERT_TRUE(welcome.has_welcome());
+    constexpr int kFrames = 12;
+    for (int f = 0; f < kFrames; ++f) {
+      const uint64_t first_seq = (accepts ? kFrames * 5 : 0) + 1 + f * 5;  // no gaps: no Nacks
+      ASSERT_TRUE(s.Frame(base + f, MakeSamples("p1", first_seq, 5)));
+    }
+    ASSERT_TRUE(sink_.AwaitHeld(kFrames, kWait));
+    ASSERT_EQ(sink_.ReleaseHeld(), static_cast<size_t>(kFrames));
+    std::vector<uint64_t> acked;
+    int batches = 0;
+    ServerMessage m;
+    while (acked.size() < kFrames && s.Read(&m)) {
+      if (m.has_ack()) acked.push_back(m.ack().frame_id());
+      if (m.has_acks()) {
+        ++batches;
+        for (const v1::Ack& a : m.acks().acks()) acked.push_back(a.frame_id());
+      }
+      EXPECT_FALSE(m.has_nack()) << m.nack().message();
+    }
+    std::vector<uint64_t> want;
+    for (int f = 0; f < kFrames; ++f) want.push_back(base + f);
+    EXPECT_EQ(acked, want);
+    if (!accepts) {
+      EXPECT_EQ(batches, 0);
+    }
+    EXPECT_TRUE(s.Close().ok());
+  }
 }
 
 TEST_F(GatewayServiceTest, ABlockedSendResumesOnceAQuarterOfTheBufferIsFree) {
