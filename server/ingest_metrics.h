@@ -21,6 +21,7 @@
 #include "pumptwin/v1/resources.pb.h"
 #include "server/commit_gate.h"
 #include "server/store/group_committer.h"
+#include "server/store/store.h"
 
 namespace pumptwin::server {
 
@@ -35,7 +36,7 @@ class IngestMetrics : public AlertListener {
   void ObserveAlertLatency(double seconds) { alert_latency_->Observe(seconds); }
   void SetRecovery(absl::Duration d, size_t twins);
   // RocksDB size estimates (Store::ApproximateSizes), refreshed with the fleet gauges.
-  void SetStoreSizes(uint64_t live_data_bytes, uint64_t pending_compaction_bytes);
+  void SetStoreSizes(const store::Store::Sizes& sizes);
   // Recomputes the fleet gauges (twins by state/profile, active alerts, silent pumps,
   // queue depths). Linear in pumps; called every few seconds.
   void RefreshFleet(TwinRegistry& registry, const CommitGate& gate, absl::Time now);
@@ -47,6 +48,9 @@ class IngestMetrics : public AlertListener {
   prometheus::Gauge* gateways_;
   prometheus::Family<prometheus::Counter>* frames_;
   prometheus::Family<prometheus::Counter>* samples_;
+  prometheus::Counter* frames_acked_;
+  prometheus::Counter* samples_applied_;
+  prometheus::Counter* samples_rejected_;
   prometheus::Family<prometheus::Counter>* rejected_;
   prometheus::Histogram* ack_latency_;
   prometheus::Histogram* alert_latency_;
@@ -58,6 +62,7 @@ class IngestMetrics : public AlertListener {
   prometheus::Counter* written_bytes_;
   prometheus::Family<prometheus::Counter>* store_errors_;
   prometheus::Gauge* live_data_bytes_;
+  prometheus::Gauge* memtable_bytes_;
   prometheus::Gauge* pending_compaction_bytes_;
   prometheus::Gauge* recovery_seconds_;
   prometheus::Gauge* recovered_twins_;

@@ -53,6 +53,9 @@ ABSL_FLAG(uint32_t, store_memtable_mb, 64,
           "Memory for the store's write buffers, all column families together (MiB); "
           "a fixed cost, whatever the fleet size (docs/storage.md).");
 ABSL_FLAG(uint32_t, store_block_cache_mb, 32, "Store read cache (MiB), a fixed cost.");
+ABSL_FLAG(absl::Duration, store_idle_flush, absl::Seconds(30),
+          "Flush the store's memtables once no write came for this long, handing their memory "
+          "back (0 = never).");
 ABSL_FLAG(absl::Duration, tick_interval, absl::Seconds(5),
           "Period of server-time checks (silent pumps), store revival and fleet gauges.");
 ABSL_FLAG(double, gateway_max_samples_per_second, 0,
@@ -171,6 +174,7 @@ int main(int argc, char** argv) {
   options.store_memtable_bytes = size_t{absl::GetFlag(FLAGS_store_memtable_mb)} << 20;
   options.store_block_cache_bytes = size_t{absl::GetFlag(FLAGS_store_block_cache_mb)} << 20;
   options.tick_interval = absl::GetFlag(FLAGS_tick_interval);
+  options.store_idle_flush = absl::GetFlag(FLAGS_store_idle_flush);
   options.gateway_max_samples_per_second = absl::GetFlag(FLAGS_gateway_max_samples_per_second);
   options.reorder_window_seqs = absl::GetFlag(FLAGS_reorder_window);
   options.gateway_window_frames = absl::GetFlag(FLAGS_gateway_window_frames);

@@ -21,6 +21,7 @@
 #include "server/alert_hub.h"
 #include "server/auth.h"
 #include "server/commit_gate.h"
+#include "server/idle_flush.h"
 #include "server/ingest_metrics.h"
 #include "server/logging.h"
 #include "server/store/group_committer.h"
@@ -212,9 +213,7 @@ absl::Status ServerApp::Start() {
 
   // Recovery ran before binding (OpenStoreAndRecover): Health was never SERVING before.
   ingest_metrics_->RefreshFleet(*registry_, *gate_, absl::Now());  // gauges from scrape one
-  if (auto sizes = store_->ApproximateSizes(); sizes.ok()) {
-    ingest_metrics_->SetStoreSizes(sizes->live_data_bytes, sizes->pending_compaction_bytes);
-  }
+  if (auto sizes = store_->ApproximateSizes(); sizes.ok()) ingest_metrics_->SetStoreSizes(*sizes);
   ticker_ = std::thread([this] {
     NameThisThread("pt-ticker");
     RunTicker();
@@ -339,6 +338,7 @@ void ServerApp::RunTicker() {
   // A trim a minute returns them (a few ms of CPU) without the per-free cost.
   constexpr absl::Duration kTrimEvery = absl::Minutes(1);
   absl::Time last_trim = absl::Now();
+  IdleFlushPolicy idle_flush(options_.store_idle_flush, /*min_bytes=*/1 << 20);
   absl::MutexLock lock(&ticker_mu_);
   for (;;) {
     auto stop = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(ticker_mu_) { return ticker_stop_; };
@@ -353,7 +353,16 @@ void ServerApp::RunTicker() {
     registry_->Tick(now);
     ingest_metrics_->RefreshFleet(*registry_, *gate_, now);
     if (auto sizes = store_->ApproximateSizes(); sizes.ok()) {
-      ingest_metrics_->SetStoreSizes(sizes->live_data_bytes, sizes->pending_compaction_bytes);
+      ingest_metrics_->SetStoreSizes(*sizes);
+      if (idle_flush.Observe(now, sizes->memtable_bytes)) {
+        const absl::Time t0 = absl::Now();
+        absl::Status flushed = store_->FlushMemtables();
+        Log(flushed.ok() ? LogLevel::kInfo : LogLevel::kWarning, "store_idle_flush",
+            {{"memtable_bytes", sizes->memtable_bytes},
+             {"flush_ms", absl::ToInt64Milliseconds(absl::Now() - t0)},
+             {"status", flushed.ok() ? "ok" : std::string(flushed.message())}});
+        last_trim = absl::InfinitePast();  // hand the freed memtable arenas back now
+      }
     }
     if (now - last_trim >= kTrimEvery) {
       malloc_trim(0);

@@ -44,6 +44,9 @@ struct ServerOptions {
   size_t store_memtable_bytes = size_t{64} << 20;     // all memtables together
   size_t store_block_cache_bytes = size_t{32} << 20;
   absl::Duration tick_interval = absl::Seconds(5);
+  // Memtables are flushed once the store saw no write for this long (0: never; see
+  // server/idle_flush.h).
+  absl::Duration store_idle_flush = absl::Seconds(30);
   double gateway_max_samples_per_second = 0;   // per gateway; 0 = unlimited
   uint32_t reorder_window_seqs = 64;
   uint32_t gateway_window_frames = 32;          // per stream, frames not yet acked

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <vector>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
@@ -527,8 +528,22 @@ absl::StatusOr<Store::Sizes> RocksDbStore::ApproximateSizes() const {
                                    "rocksdb.estimate-pending-compaction-bytes", &v)) {
       out.pending_compaction_bytes += v;
     }
+    if (lease.db()->GetIntProperty(lease.cf(static_cast<Cf>(c)), "rocksdb.size-all-mem-tables",
+                                   &v)) {
+      out.memtable_bytes += v;
+    }
   }
   return out;
+}
+
+absl::Status RocksDbStore::FlushMemtables() {
+  ReadLease lease(this);
+  if (absl::Status s = lease.status(); !s.ok()) return s;
+  std::vector<rocksdb::ColumnFamilyHandle*> cfs;
+  for (int c = 0; c < kCfCount; ++c) cfs.push_back(lease.cf(static_cast<Cf>(c)));
+  rocksdb::FlushOptions options;
+  options.wait = true;
+  return FromRocksDb(lease.db()->Flush(options, cfs), "flushing memtables");
 }
 
 absl::Status RocksDbStore::Checkpoint(const std::string& dir) {

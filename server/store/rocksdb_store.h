@@ -78,6 +78,7 @@ class RocksDbStore final : public Store {
   // Sums "rocksdb.estimate-live-data-size" / "estimate-pending-compaction-bytes" over the
   // column families.
   absl::StatusOr<Sizes> ApproximateSizes() const override;
+  absl::Status FlushMemtables() override;
   // rocksdb::Checkpoint (hard links to the SSTs when `dir` is on the same file system, the
   // WAL copied): opens as a complete store, e.g. with `pumptwind --data_dir=dir`.
   absl::Status Checkpoint(const std::string& dir) override;

@@ -119,9 +119,15 @@ class Store {
   struct Sizes {
     uint64_t live_data_bytes = 0;           // estimated live data
     uint64_t pending_compaction_bytes = 0;  // estimated bytes compaction still has to rewrite
+    uint64_t memtable_bytes = 0;            // memory held by memtables (not yet flushed)
   };
   virtual absl::StatusOr<Sizes> ApproximateSizes() const {
     return absl::UnimplementedError("this store has no size estimates");
+  }
+  // Writes every memtable out to the engine's files and waits (the memory they held is
+  // freed; a restart replays no WAL for it). Default: UNIMPLEMENTED.
+  virtual absl::Status FlushMemtables() {
+    return absl::UnimplementedError("this store has no memtables to flush");
   }
   // Online backup: writes a consistent, openable copy of the store (every commit that
   // returned before the call started, possibly later ones) into `dir`, which must not exist.

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Side-by-side ingest benchmark, one run: the same load tool against (a) the null sink
 # (parse, validate, ack) and (b) pumptwind (model + durable group-committed ack), in ROUNDS
-# (env, default 5) alternating pairs with medians, then (c) fleet size: resident memory
+# (env, default 5; 0 skips (a) and (b)) alternating pairs with medians, then (c) fleet size: resident memory
 # with N registered twins and the restart time (SKIP_FLEET=1 skips it).
 #   tools/bench/scripts/ingest_compare.sh [STREAMS] [BATCH] [FRAMES_PER_STREAM] [FLEET] [WINDOW]
 # WINDOW: frames in flight per stream (default 32), the same for the null sink, pumptwind
@@ -50,6 +50,7 @@ median() { sort -n | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+
 # order, so neither side always runs first) and medians, not one pair.
 ROUNDS="${ROUNDS:-5}"
 LOAD="--streams=$STREAMS --batch=$BATCH --frames_per_stream=$FRAMES --duration_s=120 --pumps_per_stream=10 --sample_interval_ms=10000 --max_unacked_frames=$WINDOW"
+if [ "$ROUNDS" -gt 0 ]; then
 echo "== (a) null sink (parse, validate, ack) and (b) pumptwind (model + durable ack): $ROUNDS rounds =="
 : > "$WORK/null.rates"; : > "$WORK/twin.rates"; : > "$WORK/ratios"
 for r in $(seq 1 "$ROUNDS"); do
@@ -64,6 +65,7 @@ done
 mn=$(median < "$WORK/null.rates"); mt=$(median < "$WORK/twin.rates")
 echo "median null sink samples/s=$mn  median pumptwind samples/s=$mt  ratio of medians=$(awk -v a="$mn" -v b="$mt" 'BEGIN{printf "%.3f", b/a}')"
 echo "per-round ratios: $(sort -n "$WORK/ratios" | tr '\n' ' ') (median $(median < "$WORK/ratios"))"
+fi
 [ "${SKIP_FLEET:-0}" = 1 ] && exit 0
 
 echo "== (c) fleet: $FLEET registered twins, on a fresh server and store =="
