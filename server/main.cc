@@ -47,6 +47,9 @@ ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
 ABSL_FLAG(int, shards, 0, "Shard worker threads (0 = one per core).");
 ABSL_FLAG(uint32_t, snapshot_every_samples, 256,
           "Twin snapshot cadence per pump (samples); recovery replays at most this many.");
+ABSL_FLAG(absl::Duration, snapshot_interval, absl::Hours(1),
+          "A twin with samples newer than its snapshot gets a new one this long after the last "
+          "(0 = by --snapshot_every_samples only); bounds recovery replay for slow reporters.");
 ABSL_FLAG(absl::Duration, retention, absl::InfiniteDuration(),
           "Keep telemetry this long (e.g. 400d); older chunks are dropped by compaction.");
 ABSL_FLAG(uint32_t, store_memtable_mb, 64,
@@ -170,6 +173,7 @@ int main(int argc, char** argv) {
   options.drug_library_file = absl::GetFlag(FLAGS_drug_library);
   options.shards = absl::GetFlag(FLAGS_shards);
   options.snapshot_every_samples = absl::GetFlag(FLAGS_snapshot_every_samples);
+  options.snapshot_interval = absl::GetFlag(FLAGS_snapshot_interval);
   options.telemetry_retention = absl::GetFlag(FLAGS_retention);
   options.store_memtable_bytes = size_t{absl::GetFlag(FLAGS_store_memtable_mb)} << 20;
   options.store_block_cache_bytes = size_t{absl::GetFlag(FLAGS_store_block_cache_mb)} << 20;

@@ -305,6 +305,7 @@ absl::Status ServerApp::OpenStoreAndRecover() {
   RegistryOptions ro;
   ro.shards = options_.shards;
   ro.shard.snapshot_every_samples = options_.snapshot_every_samples;
+  ro.shard.snapshot_interval = options_.snapshot_interval;
   ro.shard.sequencer.reorder_window_seqs = options_.reorder_window_seqs;
   IngestMetrics* im = ingest_metrics_.get();
   ro.shard.on_alert_latency = [im](double s) { im->ObserveAlertLatency(s); };

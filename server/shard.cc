@@ -121,9 +121,10 @@ void Shard::AddTransitions(const std::string& pump_id, absl::Time server_time,
   transitions.clear();
 }
 
-void Shard::AddSnapshot(const std::string& pump_id, PumpSlot& slot) {
+void Shard::AddSnapshot(const std::string& pump_id, PumpSlot& slot, absl::Time server_time) {
   forming_.group.snapshots.emplace_back(pump_id, slot.twin.Serialize());
   slot.since_snapshot = 0;
+  slot.snapshot_minute = PumpSlot::MinuteOf(server_time);
 }
 
 void Shard::PublishSummary(const std::string& pump_id, const PumpSlot& slot) {
@@ -236,13 +237,13 @@ void Shard::ApplyPart(device_link::PumpSamples& part, absl::Time server_time,
   if (alerted) {
     // Alert-raising state changes are snapshotted at once (recovery stays exact and
     // cheap), and the summary the list calls use is refreshed.
-    AddSnapshot(part.pump_id, slot);
+    AddSnapshot(part.pump_id, slot, server_time);
     PublishSummary(part.pump_id, slot);
     if (options_.on_alert_latency) {
       options_.on_alert_latency(absl::ToDoubleSeconds(options_.now() - server_time));
     }
   } else if (slot.since_snapshot >= options_.snapshot_every_samples) {
-    AddSnapshot(part.pump_id, slot);
+    AddSnapshot(part.pump_id, slot, server_time);
     PublishSummary(part.pump_id, slot);
   }
   durable.push_back({part.pump_id, slot.seq.applied_seq()});
@@ -267,7 +268,7 @@ void Shard::Mutate(const std::string& pump_id, MutateFn fn,
     return;
   }
   AddTransitions(pump_id, ctx.server_time, ctx.transitions);
-  AddSnapshot(pump_id, slot);
+  AddSnapshot(pump_id, slot, ctx.server_time);
   for (AuditDraft& a : ctx.audit) forming_.audit.push_back(std::move(a));
   forming_.group.Append(std::move(ctx.extra));
   PublishSummary(pump_id, slot);
@@ -287,7 +288,8 @@ void Shard::AddPump(const std::string& pump_id, twin::Twin twin, MutationContext
   // left as holes the heap trim cannot return (docs/benchmarks.md, fleet memory).
   std::string bytes = twin.Serialize();
   absl::StatusOr<twin::Twin> local = twin::Twin::Deserialize(bytes);
-  it->second = std::make_unique<PumpSlot>(local.ok() ? *std::move(local) : std::move(twin));
+  it->second = std::make_unique<PumpSlot>(local.ok() ? *std::move(local) : std::move(twin),
+                                          ctx.server_time);
   AddTransitions(pump_id, ctx.server_time, ctx.transitions);
   forming_.group.snapshots.emplace_back(pump_id, std::move(bytes));
   for (AuditDraft& a : ctx.audit) forming_.audit.push_back(std::move(a));
@@ -298,11 +300,22 @@ void Shard::AddPump(const std::string& pump_id, twin::Twin twin, MutationContext
 
 void Shard::TickAll(absl::Time server_time) {
   std::vector<twin::AlertTransition> transitions;
+  const int64_t interval_minutes =
+      options_.snapshot_interval > absl::ZeroDuration()
+          ? std::max<int64_t>(1, absl::ToInt64Minutes(options_.snapshot_interval))
+          : -1;
+  const int64_t now_minute = PumpSlot::MinuteOf(server_time);
   for (auto& [id, slot] : slots_) {
     slot->twin.Tick(server_time, &transitions);
-    if (transitions.empty()) continue;
+    if (transitions.empty()) {
+      if (slot->since_snapshot > 0 && interval_minutes > 0 &&
+          now_minute - slot->snapshot_minute >= interval_minutes) {
+        AddSnapshot(id, *slot, server_time);  // the time-based snapshot policy
+      }
+      continue;
+    }
     AddTransitions(id, server_time, transitions);
-    AddSnapshot(id, *slot);
+    AddSnapshot(id, *slot, server_time);
     PublishSummary(id, *slot);
   }
 }
@@ -322,7 +335,7 @@ void Shard::ResetState() {
 
 void Shard::SnapshotAll() {
   for (auto& [id, slot] : slots_) {
-    if (slot->since_snapshot > 0) AddSnapshot(id, *slot);
+    if (slot->since_snapshot > 0) AddSnapshot(id, *slot, options_.now());
   }
 }
 

@@ -39,7 +39,11 @@ namespace pumptwin::server {
 
 struct ShardOptions {
   size_t max_tasks = 4096;                  // queued tasks before Post(block=false) refuses
-  uint32_t snapshot_every_samples = 256;    // twin snapshot cadence per pump
+  uint32_t snapshot_every_samples = 256;    // twin snapshot cadence per pump, in samples
+  // ... and in time: a twin with samples not yet in a snapshot gets one at the first tick
+  // this long after its last snapshot (0: samples only). Bounds the replay after a crash
+  // for slowly reporting pumps (hourly telemetry would take 10 days to reach 256 samples).
+  absl::Duration snapshot_interval = absl::Hours(1);
   size_t max_group_samples = 100000;        // flush the forming group beyond this
   int max_groups_in_flight = 2;             // submitted, not yet completed (>= 1)
   device_link::SequencerConfig sequencer;
@@ -55,10 +59,16 @@ struct ShardOptions {
 
 // The per-pump state a shard keeps.
 struct PumpSlot {
-  explicit PumpSlot(twin::Twin t) : twin(std::move(t)), seq(twin.last_seq()) {}
+  explicit PumpSlot(twin::Twin t, absl::Time snapshot_time = absl::UnixEpoch())
+      : twin(std::move(t)), seq(twin.last_seq()), snapshot_minute(MinuteOf(snapshot_time)) {}
+  // Server time in whole minutes since the Unix epoch (32 bits: the slot's padding).
+  static uint32_t MinuteOf(absl::Time t) {
+    return static_cast<uint32_t>(std::max<int64_t>(0, absl::ToUnixSeconds(t) / 60));
+  }
   twin::Twin twin;
   device_link::PumpSequencer seq;
   uint32_t since_snapshot = 0;           // samples applied since the last snapshot
+  uint32_t snapshot_minute = 0;          // MinuteOf(server time of the last snapshot)
 };
 
 // Node-based: a flat table's power-of-two capacity keeps up to twice its 40-byte slots
@@ -116,7 +126,8 @@ class Shard {
   // Adds a new twin (registration) and commits `ctx` with its snapshot.
   void AddPump(const std::string& pump_id, twin::Twin twin, MutationContext ctx,
                std::function<void(absl::Status)> done);
-  // Server-time checks of every twin (silence, time-driven rules).
+  // Server-time checks of every twin (silence, time-driven rules), and snapshots of the
+  // twins whose last one is older than options.snapshot_interval.
   void TickAll(absl::Time server_time);
   // Drops every twin and the forming group (its callers get UNAVAILABLE): the registry
   // reloads everything from the store after a store failure.
@@ -130,7 +141,7 @@ class Shard {
   void Run();
   void AddTransitions(const std::string& pump_id, absl::Time server_time,
                       std::vector<twin::AlertTransition>& transitions);
-  void AddSnapshot(const std::string& pump_id, PumpSlot& slot);
+  void AddSnapshot(const std::string& pump_id, PumpSlot& slot, absl::Time server_time);
   // Applies one pump's samples; nacks and the pump's resume point are appended.
   void ApplyPart(device_link::PumpSamples& part, absl::Time server_time,
                  std::vector<device_link::ResumePoint>& durable,

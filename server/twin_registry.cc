@@ -138,7 +138,10 @@ absl::Status TwinRegistry::LoadAll(RecoveryStats* stats) {
       }
       replayed += *n;
       ++twins;
-      auto slot = std::make_unique<PumpSlot>(*std::move(twin));
+      auto slot = std::make_unique<PumpSlot>(*std::move(twin), options_.shard.now());
+      // Replayed samples are not in the stored snapshot yet: the time-based policy writes
+      // one within snapshot_interval, so the next recovery does not replay them again.
+      slot->since_snapshot = static_cast<uint32_t>(std::min<size_t>(*n, UINT32_MAX));
       sh->PublishSummary(id, *slot);
       sh->slots().insert_or_assign(id, std::move(slot));
     }
@@ -269,8 +272,9 @@ void TwinRegistry::Register(v1::Pump pump, twin::Twin twin, std::vector<AuditDra
   std::string pump_id = pump.pump_id();
   auto reply = std::make_shared<std::function<void(absl::Status)>>(std::move(done));
   const bool posted = sh->Post([sh, pump = std::move(pump), twin = std::move(twin),
-                                audit = std::move(audit), reply]() mutable {
+                                audit = std::move(audit), reply, now = options_.shard.now]() mutable {
     MutationContext ctx;
+    ctx.server_time = now();
     ctx.audit = std::move(audit);
     ctx.extra.pumps.emplace_back(pump.pump_id(), pump.SerializeAsString());
     // The twin as registered: `pumptwind --verify` replays all telemetry from it.
