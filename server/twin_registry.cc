@@ -262,29 +262,47 @@ void TwinRegistry::Register(v1::Pump pump, twin::Twin twin, std::vector<AuditDra
     done(absl::UnavailableError("the store is not accepting writes; nothing was changed"));
     return;
   }
-  // The directory entry is the atomic "one twin per id" check and places the pump.
-  absl::StatusOr<int> shard = directory_.Insert(pump);
-  if (!shard.ok()) {
-    done(shard.status());
-    return;
-  }
-  Shard* sh = shards_[static_cast<size_t>(*shard)].get();
-  std::string pump_id = pump.pump_id();
-  auto reply = std::make_shared<std::function<void(absl::Status)>>(std::move(done));
-  const bool posted = sh->Post([sh, pump = std::move(pump), twin = std::move(twin),
-                                audit = std::move(audit), reply, now = options_.shard.now]() mutable {
-    MutationContext ctx;
-    ctx.server_time = now();
-    ctx.audit = std::move(audit);
-    ctx.extra.pumps.emplace_back(pump.pump_id(), pump.SerializeAsString());
-    // The twin as registered: `pumptwind --verify` replays all telemetry from it.
-    ctx.extra.meta.emplace_back(GenesisKey(pump.pump_id()), twin.Serialize());
-    std::string id = pump.pump_id();
-    sh->AddPump(id, std::move(twin), std::move(ctx), std::move(*reply));
+  // The directory entry is the atomic "one twin per id" check and places the pump. It is
+  // made on the shard thread of the id's directory stripe (one thread per id, so two
+  // registrations of an id are serialised there), not on this gRPC thread: its memory then
+  // lies among long-lived objects, not among the request's short-lived buffers, which
+  // would leave holes the heap trim cannot return (docs/benchmarks.md, fleet memory).
+  struct Job {
+    v1::Pump pump;
+    twin::Twin twin;
+    std::vector<AuditDraft> audit;
+    std::function<void(absl::Status)> done;
+  };
+  auto job = std::make_shared<Job>(Job{std::move(pump), std::move(twin), std::move(audit),
+                                       std::move(done)});
+  Shard* home = shards_[static_cast<size_t>(directory_.StripeOf(job->pump.pump_id()))].get();
+  const bool posted = home->Post([this, home, job] {
+    absl::StatusOr<int> shard = directory_.Insert(job->pump);
+    if (!shard.ok()) {
+      job->done(shard.status());
+      return;
+    }
+    Shard* sh = shards_[static_cast<size_t>(*shard)].get();
+    auto add = [sh, job, now = options_.shard.now] {
+      MutationContext ctx;
+      ctx.server_time = now();
+      ctx.audit = std::move(job->audit);
+      ctx.extra.pumps.emplace_back(job->pump.pump_id(), job->pump.SerializeAsString());
+      // The twin as registered: `pumptwind --verify` replays all telemetry from it.
+      ctx.extra.meta.emplace_back(GenesisKey(job->pump.pump_id()), job->twin.Serialize());
+      sh->AddPump(job->pump.pump_id(), std::move(job->twin), std::move(ctx),
+                  std::move(job->done));
+    };
+    if (sh == home) {
+      add();
+    } else if (!sh->Post(add, /*block=*/false)) {  // never block one shard on another
+      directory_.Erase(job->pump.pump_id());
+      job->done(absl::ResourceExhaustedError(
+          "the server's shard queue is full; nothing was registered, retry later"));
+    }
   });
   if (!posted) {
-    directory_.Erase(pump_id);
-    (*reply)(absl::UnavailableError("the server is shutting down; the pump was not registered"));
+    job->done(absl::UnavailableError("the server is shutting down; the pump was not registered"));
   }
 }
 

@@ -39,11 +39,26 @@ run_twin() {
     --port_file="$WORK/ports" --gateway_window_frames=$WINDOW 2>"$WORK/server.log" &
   local srv=$!
   local gp mp; gp=$(wait_port "$WORK/ports" grpc_port); mp=$(wait_port "$WORK/ports" metrics_port)
+  thread_cpu $srv > "$WORK/cpu0"
   local out; out=$("$BIN/pumptwin_loadgen" --target=127.0.0.1:$gp $LOAD --register_pumps)
-  echo "$out commits=$(metric $mp pumptwin_store_commits_total) groups=$(metric $mp pumptwin_store_commit_groups_total)"
+  thread_cpu $srv > "$WORK/cpu1"
+  local samples; samples=$(echo "$out" | grep -o 'samples_acked=[0-9]*' | cut -d= -f2)
+  echo "$out commits=$(metric $mp pumptwin_store_commits_total) groups=$(metric $mp pumptwin_store_commit_groups_total) $(cpu_per_sample "$samples")"
   kill -TERM $srv; wait $srv || true
 }
 rate() { grep -o 'samples_per_s=[0-9]*' | cut -d= -f2; }
+# CPU ticks (user + system) per server thread group: gRPC, shards, committer, other.
+thread_cpu() {
+  for t in /proc/$1/task/*; do
+    echo "$(cat "$t/comm" 2>/dev/null | tr ' ' _) $(awk '{print $14+$15}' "$t/stat" 2>/dev/null)"
+  done | awk '{g="other"; if ($1 ~ /^pt-shard/) g="shards"; else if ($1 ~ /^pt-committer/) g="committer";
+               else if ($1 ~ /nexting|executo|grpc/) g="grpc"; c[g]+=$2} END {for (k in c) print k, c[k]}' | sort
+}
+# Server CPU per durable sample, by thread group, over the load tool's run (µs).
+cpu_per_sample() {
+  join "$WORK/cpu0" "$WORK/cpu1" | awk -v n="$1" -v hz="$(getconf CLK_TCK)" '
+    {d=($3-$2)/hz*1e6/n; tot+=d; printf "cpu_us_%s=%.3f ", $1, d} END {printf "cpu_us_server=%.3f", tot}'
+}
 median() { sort -n | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
 
 # The machine's speed drifts by up to +-20 % over minutes: ROUNDS alternating pairs (ABBA
@@ -82,6 +97,7 @@ R=$("$BIN/pumptwin_loadgen" --target=127.0.0.1:$GP --register_only=$FLEET --regi
 echo "$R"
 sleep 65  # the server trims its heap once a minute
 rss1=$(metric $MP process_resident_memory_bytes)
+echo "store memtables after the idle flush: $(metric $MP pumptwin_store_memtable_bytes) bytes"
 echo "rss idle=$rss0 after=$rss1 per_twin_bytes=$(awk -v a="$rss0" -v b="$rss1" -v n="$FLEET" 'BEGIN{printf "%.0f", (b-a)/n}') total_per_twin_bytes=$(awk -v b="$rss1" -v n="$FLEET" 'BEGIN{printf "%.0f", b/n}')"
 kill -TERM $SRV; wait $SRV || true
 echo "clean stop: $(grep -o 'event=stopped.*' "$WORK/server.log")"
