@@ -8,6 +8,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
+#include "google/protobuf/arena.h"
 #include "absl/synchronization/mutex.h"
 #include "grpc/grpc_security_constants.h"
 
@@ -40,6 +41,13 @@ std::string PeerGatewayIdentity(const grpc::CallbackServerContext& context) {
 // cancellation never touches freed memory. gRPC operations (Start*, Finish) are issued
 // outside mu_ by Drive(), which decides them under mu_; Finish waits until no Start* call
 // is between decision and issue (starting_ops_), so no op is started after Finish.
+static google::protobuf::ArenaOptions ReadArenaOptions() {
+  google::protobuf::ArenaOptions o;
+  o.start_block_size = 256;      // an idle stream's pending read holds one small block
+  o.max_block_size = 64 * 1024;  // a 100-sample frame fits in a few blocks
+  return o;
+}
+
 class GatewayStream final : public grpc::ServerBidiReactor<GatewayMessage, ServerMessage> {
  public:
   GatewayStream(GatewayService* service, grpc::CallbackServerContext* context)
@@ -58,7 +66,13 @@ class GatewayStream final : public grpc::ServerBidiReactor<GatewayMessage, Serve
   void OnReadDone(bool ok) override {
     // reading_ stays true while read_msg_ is being consumed, so a concurrent Drive (from a
     // sink completion) cannot start the next read into it.
-    if (ok) HandleMessage();
+    if (ok) {
+      HandleMessage();
+      // The decoded batch owns copies of everything it needs: drop the parsed message and
+      // its ~2 allocations per sample in one go, and parse the next into a fresh arena.
+      read_arena_.Reset();
+      read_msg_ = google::protobuf::Arena::CreateMessage<GatewayMessage>(&read_arena_);
+    }
     {
       absl::MutexLock l(&mu_);
       reading_ = false;
@@ -161,7 +175,7 @@ class GatewayStream final : public grpc::ServerBidiReactor<GatewayMessage, Serve
       if (a.read) ++starting_ops_;
     }
     if (a.write) StartWrite(&write_msg_);
-    if (a.read) StartRead(&read_msg_);
+    if (a.read) StartRead(read_msg_);
     if (a.finish) {
       Finish(*a.finish);
       return;
@@ -185,12 +199,12 @@ class GatewayStream final : public grpc::ServerBidiReactor<GatewayMessage, Serve
     }
     if (!hello_done) {
       HandleHello();
-    } else if (read_msg_.has_frame()) {
+    } else if (read_msg_->has_frame()) {
       HandleFrame();
     } else {
       absl::MutexLock l(&mu_);
       SetFinishLocked(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                                   read_msg_.has_hello() ? "Hello sent twice on one stream"
+                                   read_msg_->has_hello() ? "Hello sent twice on one stream"
                                                          : "empty GatewayMessage"));
     }
   }
@@ -200,11 +214,11 @@ class GatewayStream final : public grpc::ServerBidiReactor<GatewayMessage, Serve
       absl::MutexLock l(&mu_);
       SetFinishLocked(grpc::Status(code, std::move(msg)));
     };
-    if (!read_msg_.has_hello()) {
+    if (!read_msg_->has_hello()) {
       return fail(grpc::StatusCode::FAILED_PRECONDITION,
                   "the first message of a DeviceGateway.Connect stream must be a Hello");
     }
-    const v1::Hello& hello = read_msg_.hello();
+    const v1::Hello& hello = read_msg_->hello();
     if (hello.gateway_id().empty() || hello.gateway_id().size() > kMaxGatewayIdBytes) {
       return fail(grpc::StatusCode::INVALID_ARGUMENT,
                   absl::StrCat("hello.gateway_id must be 1..", kMaxGatewayIdBytes, " bytes"));
@@ -245,7 +259,7 @@ class GatewayStream final : public grpc::ServerBidiReactor<GatewayMessage, Serve
 
   void HandleFrame() {
     const absl::Time received = service_->Now();
-    const v1::TelemetryFrame& frame = read_msg_.frame();
+    const v1::TelemetryFrame& frame = read_msg_->frame();
     if (opts_.metrics.frame_received) opts_.metrics.frame_received(frame.samples_size());
     std::string gateway_id;
     {
@@ -344,7 +358,11 @@ class GatewayStream final : public grpc::ServerBidiReactor<GatewayMessage, Serve
   GatewayService* const service_;
   const GatewayServiceOptions& opts_;
   grpc::CallbackServerContext* const context_;
-  GatewayMessage read_msg_;   // owned by the outstanding read (reading_)
+  // The message of the outstanding read (reading_), parsed into a per-stream arena that is
+  // reset after each message: a 100-sample frame costs a few block allocations instead of
+  // a TelemetrySample and a pump-id string per sample, allocated and freed.
+  google::protobuf::Arena read_arena_{ReadArenaOptions()};
+  GatewayMessage* read_msg_ = google::protobuf::Arena::CreateMessage<GatewayMessage>(&read_arena_);
   ServerMessage write_msg_;   // owned by the outstanding write (writing_)
   absl::StatusCode final_code_ = absl::StatusCode::kUnknown;  // set before Finish
 
