@@ -185,8 +185,8 @@ void Shard::ApplyPart(device_link::PumpSamples& part, absl::Time server_time,
   }
   PumpSlot& slot = *it->second;
   std::vector<twin::AlertTransition> transitions;
-  std::vector<twin::Sample>* forming = nullptr;
-  auto observe = [&](twin::Sample& sample) {
+  // The model checks and applies a sample; false (and a Nack) when the twin refuses it.
+  auto apply = [&](const twin::Sample& sample) {
     absl::Status st = slot.twin.Observe(sample, server_time, &transitions);
     if (!st.ok()) {
       nacks.push_back({part.pump_id, sample.seq,
@@ -194,8 +194,14 @@ void Shard::ApplyPart(device_link::PumpSamples& part, absl::Time server_time,
                            ? v1::NACK_REASON_TIME_ABSURD
                            : v1::NACK_REASON_INVALID_FIELD,
                        std::string(st.message())});
-      return;
+      return false;
     }
+    ++slot.since_snapshot;
+    ++forming_samples_;
+    return true;
+  };
+  std::vector<twin::Sample>* forming = nullptr;
+  auto forming_vector = [&]() -> std::vector<twin::Sample>& {
     if (forming == nullptr) {
       auto [it, inserted] = forming_pumps_.try_emplace(part.pump_id);
       forming = &it->second;
@@ -204,17 +210,33 @@ void Shard::ApplyPart(device_link::PumpSamples& part, absl::Time server_time,
         spare_vectors_.pop_back();
         spare_samples_ -= forming->capacity();
       }
-      forming->reserve(forming->size() + part.samples.size());
     }
-    forming->push_back(std::move(sample));
-    ++slot.since_snapshot;
-    ++forming_samples_;
+    return *forming;
   };
-  // In-order samples (the common case) go straight to the model; from the first one that
-  // is not next in line, the sequencer's reorder path takes the rest.
-  size_t i = 0;
-  for (; i < part.samples.size() && slot.seq.TakeNextInOrder(part.samples[i].seq); ++i) {
-    observe(part.samples[i]);
+  auto observe = [&](twin::Sample& sample) {
+    if (apply(sample)) forming_vector().push_back(std::move(sample));
+  };
+  // In-order samples (the common case) go straight to the model and stay where they are
+  // (closing the gaps of refused ones); from the first one that is not next in line, the
+  // sequencer's reorder path takes the rest.
+  const size_t n = part.samples.size();
+  size_t i = 0, kept = 0;
+  for (; i < n && slot.seq.TakeNextInOrder(part.samples[i].seq); ++i) {
+    if (!apply(part.samples[i])) continue;
+    if (kept != i) part.samples[kept] = std::move(part.samples[i]);
+    ++kept;
+  }
+  if (kept > 0) {
+    if (i == n && !forming_pumps_.contains(part.pump_id)) {
+      // The whole part was in order and the pump has nothing in the forming group yet: the
+      // frame's vector becomes its forming samples, with no per-sample move.
+      part.samples.resize(kept);
+      forming = &forming_pumps_.emplace(part.pump_id, std::move(part.samples)).first->second;
+    } else {
+      std::vector<twin::Sample>& f = forming_vector();
+      f.reserve(f.size() + kept);
+      for (size_t k = 0; k < kept; ++k) f.push_back(std::move(part.samples[k]));
+    }
   }
   std::vector<device_link::SequencedEntry> released;
   auto offer = [&](device_link::SequencedEntry entry) {
@@ -227,7 +249,7 @@ void Shard::ApplyPart(device_link::PumpSamples& part, absl::Time server_time,
                                                         options_.sequencer)});
     }
   };
-  for (; i < part.samples.size(); ++i) offer({part.samples[i].seq, std::move(part.samples[i])});
+  for (; i < n; ++i) offer({part.samples[i].seq, std::move(part.samples[i])});
   for (uint64_t seq : part.rejected_seqs) offer({seq, std::nullopt});
   for (device_link::SequencedEntry& e : released) {
     if (e.sample) observe(*e.sample);  // no sample: consumed by an upstream rejection
