@@ -297,23 +297,27 @@ void Shard::Mutate(const std::string& pump_id, MutateFn fn,
   forming_waiting_.done.push_back(std::move(done));
 }
 
-void Shard::AddPump(const std::string& pump_id, twin::Twin twin, MutationContext ctx,
+void Shard::AddPump(const std::string& pump_id, std::string twin_bytes, MutationContext ctx,
                     std::function<void(absl::Status)> done) {
+  absl::StatusOr<twin::Twin> twin = twin::Twin::Deserialize(twin_bytes);
+  if (!twin.ok()) {
+    directory_->Erase(pump_id);  // placed by the registry: the id is free again
+    done(absl::InvalidArgumentError(
+        absl::StrCat("twin of pump '", pump_id, "' does not decode: ", twin.status().message())));
+    return;
+  }
   auto [it, inserted] = slots_.try_emplace(pump_id, nullptr);
   if (!inserted) {
     done(absl::AlreadyExistsError(absl::StrCat("pump '", pump_id, "' is already registered")));
     return;
   }
-  // The twin is re-made here from its snapshot bytes (byte-identical): its per-pump setup is
-  // then allocated on the shard thread that keeps it, next to its slot, and not among the
-  // registration request's short-lived buffers on a gRPC thread, which would otherwise be
-  // left as holes the heap trim cannot return (docs/benchmarks.md, fleet memory).
-  std::string bytes = twin.Serialize();
-  absl::StatusOr<twin::Twin> local = twin::Twin::Deserialize(bytes);
-  it->second = std::make_unique<PumpSlot>(local.ok() ? *std::move(local) : std::move(twin),
-                                          ctx.server_time);
+  // Decoded here, the twin's per-pump setup is allocated on the shard thread that keeps it,
+  // next to its slot, and not among the registration request's short-lived buffers on a
+  // gRPC thread, which would otherwise be left as holes the heap trim cannot return
+  // (docs/benchmarks.md, fleet memory).
+  it->second = std::make_unique<PumpSlot>(*std::move(twin), ctx.server_time);
   AddTransitions(pump_id, ctx.server_time, ctx.transitions);
-  forming_.group.snapshots.emplace_back(pump_id, std::move(bytes));
+  forming_.group.snapshots.emplace_back(pump_id, std::move(twin_bytes));
   for (AuditDraft& a : ctx.audit) forming_.audit.push_back(std::move(a));
   forming_.group.Append(std::move(ctx.extra));
   PublishSummary(pump_id, *it->second);

@@ -123,8 +123,11 @@ class Shard {
   // Runs fn on the pump's slot; on OK commits snapshot + alerts + audit + extra, then
   // calls done (on the committer thread via this shard) with fn's status or the commit's.
   void Mutate(const std::string& pump_id, MutateFn fn, std::function<void(absl::Status)> done);
-  // Adds a new twin (registration) and commits `ctx` with its snapshot.
-  void AddPump(const std::string& pump_id, twin::Twin twin, MutationContext ctx,
+  // Adds a new twin (registration) from its serialized bytes (Twin::Serialize) and commits
+  // `ctx` with them as its snapshot. The twin is decoded here, so what it keeps is
+  // allocated on this thread; the bytes come from the caller, so this thread allocates no
+  // short-lived buffers between long-lived twins. INVALID_ARGUMENT if they do not decode.
+  void AddPump(const std::string& pump_id, std::string twin_bytes, MutationContext ctx,
                std::function<void(absl::Status)> done);
   // Server-time checks of every twin (silence, time-driven rules), and snapshots of the
   // twins whose last one is older than options.snapshot_interval.

@@ -267,14 +267,22 @@ void TwinRegistry::Register(v1::Pump pump, twin::Twin twin, std::vector<AuditDra
   // registrations of an id are serialised there), not on this gRPC thread: its memory then
   // lies among long-lived objects, not among the request's short-lived buffers, which
   // would leave holes the heap trim cannot return (docs/benchmarks.md, fleet memory).
+  // Everything the registration writes is serialized here, so the shard threads that keep
+  // the twins allocate no short-lived buffers between them.
   struct Job {
     v1::Pump pump;
-    twin::Twin twin;
-    std::vector<AuditDraft> audit;
+    std::string snapshot;      // the twin's bytes: its first snapshot...
+    MutationContext ctx;       // ...and, in ctx.extra, the genesis copy and the registration
     std::function<void(absl::Status)> done;
   };
-  auto job = std::make_shared<Job>(Job{std::move(pump), std::move(twin), std::move(audit),
-                                       std::move(done)});
+  auto job = std::make_shared<Job>();
+  job->snapshot = twin.Serialize();
+  job->ctx.audit = std::move(audit);
+  job->ctx.extra.pumps.emplace_back(pump.pump_id(), pump.SerializeAsString());
+  // The twin as registered: `pumptwind --verify` replays all telemetry from it.
+  job->ctx.extra.meta.emplace_back(GenesisKey(pump.pump_id()), job->snapshot);
+  job->pump = std::move(pump);
+  job->done = std::move(done);
   Shard* home = shards_[static_cast<size_t>(directory_.StripeOf(job->pump.pump_id()))].get();
   const bool posted = home->Post([this, home, job] {
     absl::StatusOr<int> shard = directory_.Insert(job->pump);
@@ -284,13 +292,8 @@ void TwinRegistry::Register(v1::Pump pump, twin::Twin twin, std::vector<AuditDra
     }
     Shard* sh = shards_[static_cast<size_t>(*shard)].get();
     auto add = [sh, job, now = options_.shard.now] {
-      MutationContext ctx;
-      ctx.server_time = now();
-      ctx.audit = std::move(job->audit);
-      ctx.extra.pumps.emplace_back(job->pump.pump_id(), job->pump.SerializeAsString());
-      // The twin as registered: `pumptwind --verify` replays all telemetry from it.
-      ctx.extra.meta.emplace_back(GenesisKey(job->pump.pump_id()), job->twin.Serialize());
-      sh->AddPump(job->pump.pump_id(), std::move(job->twin), std::move(ctx),
+      job->ctx.server_time = now();
+      sh->AddPump(job->pump.pump_id(), std::move(job->snapshot), std::move(job->ctx),
                   std::move(job->done));
     };
     if (sh == home) {
