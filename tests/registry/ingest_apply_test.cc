@@ -23,21 +23,8 @@ class IngestApplyTest : public RegistryTest {
     EXPECT_TRUE(st.ok()) << st;
     return seqs;
   }
-  device_link::IngestResult Submit(std::vector<twin::Sample> samples) {
-    device_link::IngestBatch batch;
-    batch.gateway_id = "gw";
-    device_link::PumpSamples part;
-    part.pump_id = "deg-1";
-    part.samples = std::move(samples);
-    batch.pumps.push_back(std::move(part));
-    absl::Notification done;
-    device_link::IngestResult result;
-    registry_->Submit(std::move(batch), [&](device_link::IngestResult r) {
-      result = std::move(r);
-      done.Notify();
-    });
-    done.WaitForNotification();
-    return result;
+  device_link::IngestResult Submit(const std::vector<twin::Sample>& samples) {
+    return SubmitAndWait(Batch({"deg-1"}, samples));
   }
 };
 

@@ -93,30 +93,46 @@ class RegistryTest : public ::testing::Test {
   }
 
   // Submits samples from..to of the test pump; `done` gets the result.
-  // Submits samples from..to of each of `pumps` in one batch; `done` gets the result.
-  void IngestAsync(uint64_t from, uint64_t to, std::function<void(device_link::IngestResult)> done,
-                   const std::vector<std::string>& pumps = {"deg-1"}) {
+  // A batch from gateway "gw": the given samples for each pump in `pumps`.
+  static device_link::IngestBatch Batch(const std::vector<std::string>& pumps,
+                                        const std::vector<twin::Sample>& samples) {
     device_link::IngestBatch batch;
     batch.gateway_id = "gw";
     for (const std::string& id : pumps) {
       device_link::PumpSamples part;
       part.pump_id = id;
-      for (uint64_t s = from; s <= to; ++s) part.samples.push_back(SampleAt(s));
+      part.samples = samples;
       batch.pumps.push_back(std::move(part));
     }
-    registry_->Submit(std::move(batch), std::move(done));
+    return batch;
+  }
+  static std::vector<twin::Sample> Range(uint64_t from, uint64_t to) {
+    std::vector<twin::Sample> out;
+    for (uint64_t s = from; s <= to; ++s) out.push_back(SampleAt(s));
+    return out;
+  }
+
+  // Submits samples from..to of each of `pumps` in one batch; `done` gets the result.
+  void IngestAsync(uint64_t from, uint64_t to, std::function<void(device_link::IngestResult)> done,
+                   const std::vector<std::string>& pumps = {"deg-1"}) {
+    registry_->Submit(Batch(pumps, Range(from, to)), std::move(done));
+  }
+
+  // Submits `batch` and waits for its result.
+  device_link::IngestResult SubmitAndWait(device_link::IngestBatch batch) {
+    absl::Notification done;
+    device_link::IngestResult result;
+    registry_->Submit(std::move(batch), [&](device_link::IngestResult r) {
+      result = std::move(r);
+      done.Notify();
+    });
+    done.WaitForNotification();
+    return result;
   }
 
   device_link::IngestResult Ingest(uint64_t from, uint64_t to,
                                    const std::vector<std::string>& pumps = {"deg-1"}) {
-    absl::Notification done;
-    device_link::IngestResult result;
-    IngestAsync(from, to, [&](device_link::IngestResult r) {
-      result = std::move(r);
-      done.Notify();
-    }, pumps);
-    done.WaitForNotification();
-    return result;
+    return SubmitAndWait(Batch(pumps, Range(from, to)));
   }
 
   uint64_t LastSeq(const std::string& pump_id = "deg-1") {
