@@ -6,6 +6,7 @@
 #include "absl/strings/match.h"
 #include "server/convert.h"
 #include "server/metrics.h"
+#include "server/shard.h"
 #include "server/twin_registry.h"
 
 namespace pumptwin::server {
@@ -47,6 +48,19 @@ IngestMetrics::IngestMetrics(prometheus::Registry& r) : registry_(r) {
   alert_latency_ = &BuildHistogram().Name("pumptwin_sample_to_alert_latency_seconds")
                         .Help("Sample received to alert event queued for commit.")
                         .Register(r).Add({}, LatencyBucketsSeconds());
+  auto& stages = BuildCounter()
+                     .Name("pumptwin_ingest_stage_seconds_total")
+                     .Help("Durable-ack time of ingest frame parts, summed by stage: "
+                           "rate(...{stage}) / rate(pumptwin_ingest_stage_frame_parts_total) "
+                           "is the mean per frame part.")
+                     .Register(r);
+  stage_shard_queue_ = &stages.Add({{"stage", "shard_queue"}});
+  stage_group_wait_ = &stages.Add({{"stage", "group_wait"}});
+  stage_store_ = &stages.Add({{"stage", "store"}});
+  stage_ack_return_ = &stages.Add({{"stage", "ack_return"}});
+  stage_parts_ = &BuildCounter().Name("pumptwin_ingest_stage_frame_parts_total")
+                      .Help("Frame parts (one per shard a frame touched) in the stage sums.")
+                      .Register(r).Add({});
   queue_depth_ = &BuildGauge().Name("pumptwin_shard_queue_depth")
                       .Help("Tasks waiting for a shard worker.").Register(r);
   rate_limited_ = &BuildCounter().Name("pumptwin_gateway_rate_limited_total")
@@ -168,6 +182,14 @@ store::GroupCommitMetrics IngestMetrics::CommitHooks() {
     written_bytes_->Increment(static_cast<double>(s.bytes));
   };
   return m;
+}
+
+void IngestMetrics::AddIngestStages(const IngestStageTimes& t) {
+  stage_parts_->Increment(static_cast<double>(t.frame_parts));
+  stage_shard_queue_->Increment(absl::ToDoubleSeconds(t.shard_queue));
+  stage_group_wait_->Increment(absl::ToDoubleSeconds(t.group_wait));
+  stage_store_->Increment(absl::ToDoubleSeconds(t.store));
+  stage_ack_return_->Increment(absl::ToDoubleSeconds(t.ack_return));
 }
 
 void IngestMetrics::SetRecovery(absl::Duration d, size_t twins) {

@@ -26,6 +26,7 @@
 namespace pumptwin::server {
 
 class TwinRegistry;
+struct IngestStageTimes;
 
 class IngestMetrics : public AlertListener {
  public:
@@ -34,6 +35,8 @@ class IngestMetrics : public AlertListener {
   device_link::GatewayMetrics GatewayHooks();
   store::GroupCommitMetrics CommitHooks();
   void ObserveAlertLatency(double seconds) { alert_latency_->Observe(seconds); }
+  // Adds one completion's ingest stage times (ShardOptions::on_ingest_stages).
+  void AddIngestStages(const IngestStageTimes& t);
   void SetRecovery(absl::Duration d, size_t twins);
   // RocksDB size estimates (Store::ApproximateSizes), refreshed with the fleet gauges.
   void SetStoreSizes(const store::Store::Sizes& sizes);
@@ -54,6 +57,11 @@ class IngestMetrics : public AlertListener {
   prometheus::Family<prometheus::Counter>* rejected_;
   prometheus::Histogram* ack_latency_;
   prometheus::Histogram* alert_latency_;
+  prometheus::Counter* stage_parts_;
+  prometheus::Counter* stage_shard_queue_;
+  prometheus::Counter* stage_group_wait_;
+  prometheus::Counter* stage_store_;
+  prometheus::Counter* stage_ack_return_;
   prometheus::Family<prometheus::Gauge>* queue_depth_;
   prometheus::Counter* rate_limited_;
   prometheus::Histogram* commit_seconds_;

@@ -309,6 +309,7 @@ absl::Status ServerApp::OpenStoreAndRecover() {
   ro.shard.sequencer.reorder_window_seqs = options_.reorder_window_seqs;
   IngestMetrics* im = ingest_metrics_.get();
   ro.shard.on_alert_latency = [im](double s) { im->ObserveAlertLatency(s); };
+  ro.shard.on_ingest_stages = [im](const IngestStageTimes& t) { im->AddIngestStages(t); };
   twin_watch_hub_ = std::make_unique<TwinWatchHub>(ingest_metrics_.get());
   TwinWatchHub* watch_hub = twin_watch_hub_.get();
   ro.shard.on_twin_changed = [watch_hub](const std::string& id, const twin::Twin&) {

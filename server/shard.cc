@@ -99,15 +99,30 @@ void Shard::Run() {
     }
     // Completions first, in commit order: acks go out as early as possible and the
     // freed in-flight slots let the flush below submit.
-    for (Completion& c : completions) {
-      --in_flight_;
-      c.waiting.Answer(c.status);
-    }
+    for (Completion& c : completions) Complete(c);
     completions.clear();
     for (Task& t : batch) t();
     batch.clear();
     MaybeFlush();
   }
+}
+
+void Shard::Complete(Completion& c) {
+  --in_flight_;
+  if (options_.on_ingest_stages && c.status.ok() && !c.waiting.acks.empty()) {
+    const absl::Time answered = options_.now();
+    IngestStageTimes t;
+    t.frame_parts = c.waiting.acks.size();
+    for (const PendingAck& a : c.waiting.acks) {
+      t.shard_queue += a.applied - a.batch->posted();
+      t.group_wait += c.waiting.submitted - a.applied;
+    }
+    const auto parts = static_cast<int64_t>(t.frame_parts);
+    t.store = (c.committed - c.waiting.submitted) * parts;
+    t.ack_return = (answered - c.committed) * parts;
+    options_.on_ingest_stages(t);
+  }
+  c.waiting.Answer(c.status);
 }
 
 void Shard::AddTransitions(const std::string& pump_id, absl::Time server_time,
@@ -144,7 +159,8 @@ void Shard::PublishSummary(const std::string& pump_id, const PumpSlot& slot) {
 
 void Shard::ApplyIngest(std::vector<device_link::PumpSamples> parts,
                         std::shared_ptr<BatchState> batch) {
-  if (!group_time_) group_time_ = options_.now();
+  const absl::Time applied = options_.now();
+  if (!group_time_) group_time_ = applied;
   std::vector<device_link::ResumePoint> durable;
   std::vector<device_link::SinkNack> nacks;
   durable.reserve(parts.size());
@@ -155,7 +171,8 @@ void Shard::ApplyIngest(std::vector<device_link::PumpSamples> parts,
   }
   // The ack covers everything the sequencers released so far: it is durable once the
   // forming group (or an earlier one) commits.
-  forming_waiting_.acks.push_back({std::move(batch), std::move(durable), std::move(nacks)});
+  forming_waiting_.acks.push_back(
+      {std::move(batch), std::move(durable), std::move(nacks), applied});
   if (forming_samples_ >= options_.max_group_samples) MaybeFlush();
 }
 
@@ -183,7 +200,7 @@ void Shard::ApplyPart(device_link::PumpSamples& part, absl::Time server_time,
     }
     return;
   }
-  PumpSlot& slot = *it->second;
+  PumpSlot& slot = it->second;
   std::vector<twin::AlertTransition> transitions;
   // The model checks and applies a sample; false (and a Nack) when the twin refuses it.
   auto apply = [&](const twin::Sample& sample) {
@@ -278,7 +295,7 @@ void Shard::Mutate(const std::string& pump_id, MutateFn fn,
     done(absl::NotFoundError(absl::StrCat("pump '", pump_id, "' is not registered")));
     return;
   }
-  PumpSlot& slot = *it->second;
+  PumpSlot& slot = it->second;
   // Work on a copy: a failing call leaves the live twin untouched.
   twin::Twin before = slot.twin;
   MutationContext ctx;
@@ -306,8 +323,7 @@ void Shard::AddPump(const std::string& pump_id, std::string twin_bytes, Mutation
         absl::StrCat("twin of pump '", pump_id, "' does not decode: ", twin.status().message())));
     return;
   }
-  auto [it, inserted] = slots_.try_emplace(pump_id, nullptr);
-  if (!inserted) {
+  if (slots_.contains(pump_id)) {
     done(absl::AlreadyExistsError(absl::StrCat("pump '", pump_id, "' is already registered")));
     return;
   }
@@ -315,12 +331,13 @@ void Shard::AddPump(const std::string& pump_id, std::string twin_bytes, Mutation
   // next to its slot, and not among the registration request's short-lived buffers on a
   // gRPC thread, which would otherwise be left as holes the heap trim cannot return
   // (docs/benchmarks.md, fleet memory).
-  it->second = std::make_unique<PumpSlot>(*std::move(twin), ctx.server_time);
+  PumpSlot& slot =
+      slots_.try_emplace(pump_id, *std::move(twin), ctx.server_time).first->second;
   AddTransitions(pump_id, ctx.server_time, ctx.transitions);
   forming_.group.snapshots.emplace_back(pump_id, std::move(twin_bytes));
   for (AuditDraft& a : ctx.audit) forming_.audit.push_back(std::move(a));
   forming_.group.Append(std::move(ctx.extra));
-  PublishSummary(pump_id, *it->second);
+  PublishSummary(pump_id, slot);
   forming_waiting_.done.push_back(std::move(done));
 }
 
@@ -332,17 +349,17 @@ void Shard::TickAll(absl::Time server_time) {
           : -1;
   const int64_t now_minute = PumpSlot::MinuteOf(server_time);
   for (auto& [id, slot] : slots_) {
-    slot->twin.Tick(server_time, &transitions);
+    slot.twin.Tick(server_time, &transitions);
     if (transitions.empty()) {
-      if (slot->since_snapshot > 0 && interval_minutes > 0 &&
-          now_minute - slot->snapshot_minute >= interval_minutes) {
-        AddSnapshot(id, *slot, server_time);  // the time-based snapshot policy
+      if (slot.since_snapshot > 0 && interval_minutes > 0 &&
+          now_minute - slot.snapshot_minute >= interval_minutes) {
+        AddSnapshot(id, slot, server_time);  // the time-based snapshot policy
       }
       continue;
     }
     AddTransitions(id, server_time, transitions);
-    AddSnapshot(id, *slot, server_time);
-    PublishSummary(id, *slot);
+    AddSnapshot(id, slot, server_time);
+    PublishSummary(id, slot);
   }
 }
 
@@ -361,7 +378,7 @@ void Shard::ResetState() {
 
 void Shard::SnapshotAll() {
   for (auto& [id, slot] : slots_) {
-    if (slot->since_snapshot > 0) AddSnapshot(id, *slot, options_.now());
+    if (slot.since_snapshot > 0) AddSnapshot(id, slot, options_.now());
   }
 }
 
@@ -396,13 +413,16 @@ void Shard::MaybeFlush() {
   forming_ = PendingGroup();
   auto waiting = std::make_shared<Waiting>(std::move(forming_waiting_));
   forming_waiting_ = Waiting();
+  if (!waiting->acks.empty()) waiting->submitted = options_.now();
   ++in_flight_;
   auto on_commit = [this, waiting](absl::Status s) {
     if (!s.ok() && options_.on_store_error) options_.on_store_error(s);
+    const absl::Time committed =
+        waiting->acks.empty() ? absl::InfinitePast() : options_.now();
     // Back onto the shard thread, in commit order: the acks' gRPC work stays off the
     // committer thread, and the freed slot lets the next group go. Never blocks.
     absl::MutexLock lock(&mu_);
-    completed_.push_back(Completion{std::move(s), std::move(*waiting)});
+    completed_.push_back(Completion{std::move(s), std::move(*waiting), committed});
     cv_.Signal();
   };
   absl::Status st = gate_->Submit(std::move(group), std::move(on_commit));

@@ -37,6 +37,16 @@
 
 namespace pumptwin::server {
 
+// Where the durable-ack time of ingest went, summed over the frame parts one commit's
+// completion answered (a frame touching two shards counts once per shard).
+struct IngestStageTimes {
+  size_t frame_parts = 0;
+  absl::Duration shard_queue;  // handed to the shard -> applied to the twins
+  absl::Duration group_wait;   // applied -> its group handed to the store writer
+  absl::Duration store;        // handed to the writer -> commit done (queue + write + fsync)
+  absl::Duration ack_return;   // commit done -> answered on the shard thread
+};
+
 struct ShardOptions {
   size_t max_tasks = 4096;                  // queued tasks before Post(block=false) refuses
   uint32_t snapshot_every_samples = 256;    // twin snapshot cadence per pump, in samples
@@ -52,6 +62,8 @@ struct ShardOptions {
   std::function<void(const absl::Status&)> on_store_error;
   // Sample received -> alert event queued (seconds), for the latency histogram.
   std::function<void(double)> on_alert_latency;
+  // Called on the shard thread once per completed commit that answered ingest frames.
+  std::function<void(const IngestStageTimes&)> on_ingest_stages;
   // Called on the shard thread after a pump's twin changed (samples, mutation, tick);
   // must be cheap and never block (WatchTwin's hub only marks the pump dirty).
   std::function<void(const std::string& pump_id, const twin::Twin& twin)> on_twin_changed;
@@ -71,19 +83,22 @@ struct PumpSlot {
   uint32_t snapshot_minute = 0;          // MinuteOf(server time of the last snapshot)
 };
 
-// Node-based: a flat table's power-of-two capacity keeps up to twice its 40-byte slots
-// empty (a million twins: ~20 bytes per twin more than the nodes cost).
-using SlotMap = absl::node_hash_map<std::string, std::unique_ptr<PumpSlot>>;
+// Node-based: a flat table's power-of-two capacity would keep up to twice its 576-byte
+// slots empty. The slot lives in its node (one allocation per twin, stable address).
+using SlotMap = absl::node_hash_map<std::string, PumpSlot>;
 
 // Collects the per-shard answers of one ingest batch; the last one calls `done`.
 class BatchState {
  public:
-  BatchState(int parts, std::function<void(device_link::IngestResult)> done)
-      : remaining_(parts), done_(std::move(done)) {}
+  // `posted`: when the frame was handed to the shards (the stage metrics start there).
+  BatchState(int parts, absl::Time posted, std::function<void(device_link::IngestResult)> done)
+      : posted_(posted), remaining_(parts), done_(std::move(done)) {}
+  absl::Time posted() const { return posted_; }
   void Complete(absl::Status status, std::vector<device_link::ResumePoint> durable,
                 std::vector<device_link::SinkNack> nacks);
 
  private:
+  const absl::Time posted_;
   absl::Mutex mu_;
   int remaining_ ABSL_GUARDED_BY(mu_);
   device_link::IngestResult result_ ABSL_GUARDED_BY(mu_);
@@ -155,12 +170,14 @@ class Shard {
     std::shared_ptr<BatchState> batch;
     std::vector<device_link::ResumePoint> durable;
     std::vector<device_link::SinkNack> nacks;
+    absl::Time applied;
   };
   // What waits for one group's commit: ingest answers (no closure per frame) and the
   // callbacks of clinical/admin calls.
   struct Waiting {
     std::vector<PendingAck> acks;
     std::vector<std::function<void(absl::Status)>> done;
+    absl::Time submitted;  // handed to the commit gate
     bool empty() const { return acks.empty() && done.empty(); }
     // Answers everything with the commit's status.
     void Answer(const absl::Status& status);
@@ -168,7 +185,10 @@ class Shard {
   struct Completion {
     absl::Status status;
     Waiting waiting;
+    absl::Time committed;  // the commit's end
   };
+  // Answers one completed group and reports its ingest stage times.
+  void Complete(Completion& c);
 
   const int index_;
   CommitGate* const gate_;

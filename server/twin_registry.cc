@@ -138,12 +138,13 @@ absl::Status TwinRegistry::LoadAll(RecoveryStats* stats) {
       }
       replayed += *n;
       ++twins;
-      auto slot = std::make_unique<PumpSlot>(*std::move(twin), options_.shard.now());
+      PumpSlot& slot =
+          sh->slots().insert_or_assign(id, PumpSlot(*std::move(twin), options_.shard.now()))
+              .first->second;
       // Replayed samples are not in the stored snapshot yet: the time-based policy writes
       // one within snapshot_interval, so the next recovery does not replay them again.
-      slot->since_snapshot = static_cast<uint32_t>(std::min<size_t>(*n, UINT32_MAX));
-      sh->PublishSummary(id, *slot);
-      sh->slots().insert_or_assign(id, std::move(slot));
+      slot.since_snapshot = static_cast<uint32_t>(std::min<size_t>(*n, UINT32_MAX));
+      sh->PublishSummary(id, slot);
     }
   };
   auto post = [&](size_t shard, Items items) {
@@ -217,7 +218,7 @@ void TwinRegistry::Submit(device_link::IngestBatch batch,
     if (parts.empty()) ++touched;
     parts.push_back(std::move(part));
   }
-  auto state = std::make_shared<BatchState>(touched, std::move(done));
+  auto state = std::make_shared<BatchState>(touched, options_.shard.now(), std::move(done));
   for (size_t i = 0; i < per_shard.size(); ++i) {
     if (per_shard[i].empty()) continue;
     Shard* sh = shards_[i].get();
@@ -330,7 +331,7 @@ void TwinRegistry::Read(const std::string& pump_id,
       fn(nullptr, absl::NotFoundError(absl::StrCat("pump '", pump_id, "' is not registered")));
       return;
     }
-    fn(&it->second->twin, absl::OkStatus());
+    fn(&it->second.twin, absl::OkStatus());
   });
   if (!posted) fn(nullptr, absl::UnavailableError("the server is shutting down"));
 }

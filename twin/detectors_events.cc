@@ -235,7 +235,7 @@ TimeNs BatteryEriTime(const ModelState& s, const Setup& su, const Tuning& tu) {
 TimeNs BatteryEosTime(const ModelState& s, const Setup& su, const Tuning& tu) {
   const PumpSpec& spec = *su.spec;
   if (!spec.has_battery) return kNeverNs;
-  const TimeNs cap = su.eos_cap_ns;
+  const TimeNs cap = su.eri_cap_ns + absl::ToInt64Nanoseconds(spec.eri_to_eos);  // EOS cap
   if (s.Has(kFlagEos)) return s.t;
   const double factor = s.n_current >= tu.current_warmup_samples ? std::max(1.0, static_cast<double>(s.current_ratio)) : 1.0;
   const double per_day = factor * (spec.idle_current_ua * 24e-3 +

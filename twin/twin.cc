@@ -56,10 +56,10 @@ void DeriveSetup(Setup& s, const Tuning& tuning) {
   s.expected_stroke = ExpectedStrokePressure(*s.spec, s.cfg, tuning.hydraulics);
   if (s.spec->has_battery) {
     const TimeNs implant = ToNs(s.cfg.implant_time);
-    s.eos_cap_ns = implant + absl::ToInt64Nanoseconds(s.spec->max_service_life);
-    s.eri_cap_ns = s.eos_cap_ns - absl::ToInt64Nanoseconds(s.spec->eri_to_eos);
+    s.eri_cap_ns = implant + absl::ToInt64Nanoseconds(s.spec->max_service_life) -
+                   absl::ToInt64Nanoseconds(s.spec->eri_to_eos);
   } else {
-    s.eri_cap_ns = s.eos_cap_ns = kNeverNs;
+    s.eri_cap_ns = kNeverNs;
   }
 }
 

@@ -127,6 +127,11 @@ TEST(Codec, StateFitsTheBudget) {
   EXPECT_EQ(sizeof(Twin), twin.StateBytes());
 }
 
+// The per-pump Setup is allocated with make_shared (a 16-byte control block in front):
+// 184 bytes or less keeps that allocation in glibc's 208-byte chunk, 16 bytes per twin
+// less than the next size (docs/benchmarks.md, fleet memory).
+TEST(Codec, SetupFitsItsAllocationChunk) { EXPECT_LE(sizeof(twin::Setup), 184u); }
+
 TEST(Codec, Crc32KnownAnswer) { EXPECT_EQ(Crc32("123456789"), 0xCBF43926u); }
 
 }  // namespace
