@@ -43,8 +43,15 @@ run_twin() {
   local out; out=$("$BIN/pumptwin_loadgen" --target=127.0.0.1:$gp $LOAD --register_pumps)
   thread_cpu $srv > "$WORK/cpu1"
   local samples; samples=$(echo "$out" | grep -o 'samples_acked=[0-9]*' | cut -d= -f2)
-  echo "$out commits=$(metric $mp pumptwin_store_commits_total) groups=$(metric $mp pumptwin_store_commit_groups_total) $(cpu_per_sample "$samples")"
+  echo "$out commits=$(metric $mp pumptwin_store_commits_total) groups=$(metric $mp pumptwin_store_commit_groups_total) $(cpu_per_sample "$samples") $(stage_ms $mp)"
   kill -TERM $srv; wait $srv || true
+}
+# Mean server-side durable-ack time per frame part by stage, ms (pumptwin_ingest_stage_*).
+stage_ms() {
+  curl -s "127.0.0.1:$1/metrics" | awk '
+    /^pumptwin_ingest_stage_frame_parts_total / {n=$2}
+    /^pumptwin_ingest_stage_seconds_total/ {match($0, /stage="[a-z_]*"/); s[substr($0, RSTART+7, RLENGTH-8)]=$2}
+    END {if (n > 0) for (k in s) printf "stage_ms_%s=%.3f ", k, s[k]/n*1e3}'
 }
 rate() { grep -o 'samples_per_s=[0-9]*' | cut -d= -f2; }
 # CPU ticks (user + system) per server thread group: gRPC, shards, committer, other.
