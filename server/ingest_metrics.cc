@@ -185,11 +185,13 @@ store::GroupCommitMetrics IngestMetrics::CommitHooks() {
 }
 
 void IngestMetrics::AddIngestStages(const IngestStageTimes& t) {
+  // The server clock is the wall clock: a step backwards must not make a counter shrink.
+  auto seconds = [](absl::Duration d) { return std::max(0.0, absl::ToDoubleSeconds(d)); };
   stage_parts_->Increment(static_cast<double>(t.frame_parts));
-  stage_shard_queue_->Increment(absl::ToDoubleSeconds(t.shard_queue));
-  stage_group_wait_->Increment(absl::ToDoubleSeconds(t.group_wait));
-  stage_store_->Increment(absl::ToDoubleSeconds(t.store));
-  stage_ack_return_->Increment(absl::ToDoubleSeconds(t.ack_return));
+  stage_shard_queue_->Increment(seconds(t.shard_queue));
+  stage_group_wait_->Increment(seconds(t.group_wait));
+  stage_store_->Increment(seconds(t.store));
+  stage_ack_return_->Increment(seconds(t.ack_return));
 }
 
 void IngestMetrics::SetRecovery(absl::Duration d, size_t twins) {

@@ -108,6 +108,9 @@ TEST_F(StreamHoldTest, HoldsTwoHundredStreamsEachAckedAndClosedOk) {
   EXPECT_EQ(MetricLine(*metrics, "pumptwin_telemetry_samples_total{result=\"applied\"} "),
             absl::StrCat("pumptwin_telemetry_samples_total{result=\"applied\"} ",
                          run.Int("frames_sent")));
+  // Every frame (one pump each) was durably acked: each is in the ingest stage sums once.
+  EXPECT_EQ(MetricLine(*metrics, "pumptwin_ingest_stage_frame_parts_total "),
+            absl::StrCat("pumptwin_ingest_stage_frame_parts_total ", run.Int("frames_sent")));
 }
 
 TEST_F(StreamHoldTest, FailsWhenThePumpsAreNotRegistered) {
