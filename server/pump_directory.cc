@@ -6,6 +6,11 @@
 #include "absl/strings/str_cat.h"
 
 namespace pumptwin::server {
+
+const GatewaySet& NoGateways() {
+  static const GatewaySet* const kNone = new GatewaySet();
+  return *kNone;
+}
 namespace {
 
 // FNV-1a: stable across processes and versions (absl::Hash is seeded per process).
@@ -50,13 +55,19 @@ const std::string* PumpDirectory::InternGateway(const std::string& gateway_id) {
   return &gateway_names_.try_emplace(gateway_id, -1).first->first;
 }
 
+const GatewaySet* PumpDirectory::InternGatewaySet(GatewaySet set) {
+  if (set.empty()) return &NoGateways();
+  absl::MutexLock lock(&clinic_mu_);
+  return &*gateway_sets_.insert(std::move(set)).first;
+}
+
 uint16_t PumpDirectory::Place(const PumpEntry& e, absl::string_view pump_id) {
   absl::MutexLock lock(&clinic_mu_);
   size_t shard = static_cast<size_t>(StripeOf(pump_id));
-  if (!e.gateways.empty()) {
+  if (!e.gateways->empty()) {
     const size_t least = static_cast<size_t>(
         std::min_element(placed_.begin(), placed_.end()) - placed_.begin());
-    int& gw_shard = gateway_names_.find(*e.gateways.front())->second;
+    int& gw_shard = gateway_names_.find(*e.gateways->front())->second;
     if (gw_shard < 0 || placed_[static_cast<size_t>(gw_shard)] >= placed_[least] + kPlacementSlack) {
       gw_shard = static_cast<int>(least);
     }
@@ -78,7 +89,10 @@ std::string PumpDirectory::ClinicName(uint32_t id) const {
 
 PumpEntry PumpDirectory::MakeEntry(const v1::Pump& pump) {
   PumpEntry e;
-  for (const auto& g : pump.gateway_ids()) e.gateways.push_back(InternGateway(g));
+  GatewaySet gateways;
+  gateways.reserve(static_cast<size_t>(pump.gateway_ids_size()));
+  for (const auto& g : pump.gateway_ids()) gateways.push_back(InternGateway(g));
+  e.gateways = InternGatewaySet(std::move(gateways));
   e.clinic_id = InternClinic(pump.clinic());
   e.lifecycle = static_cast<uint8_t>(pump.lifecycle());
   e.profile = static_cast<uint8_t>(pump.profile());
@@ -181,7 +195,7 @@ absl::Status PumpDirectory::Authorize(absl::string_view gateway_id,
     return absl::FailedPreconditionError(
         absl::StrCat("pump '", pump_id, "' is decommissioned; its twin is archived"));
   }
-  for (const std::string* g : it->second.gateways) {
+  for (const std::string* g : *it->second.gateways) {
     if (*g == gateway_id) return absl::OkStatus();
   }
   return absl::PermissionDeniedError(
@@ -193,7 +207,7 @@ std::vector<std::string> PumpDirectory::PumpsOfGateway(absl::string_view gateway
   for (const auto& stripe : stripes_) {
     absl::MutexLock lock(&stripe->mu);
     for (const auto& [id, e] : stripe->pumps) {
-      if (std::any_of(e.gateways.begin(), e.gateways.end(),
+      if (std::any_of(e.gateways->begin(), e.gateways->end(),
                       [&](const std::string* g) { return *g == gateway_id; })) {
         out.push_back(id);
       }

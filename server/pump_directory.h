@@ -27,7 +27,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/node_hash_map.h"
-#include "absl/container/inlined_vector.h"
+#include "absl/container/node_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -44,10 +44,14 @@ struct PumpSummary {
   int64_t last_sample_server_ms = 0;
 };
 
+// The gateways a pump is bound to, in registration order (the first places the pump). Both
+// the ids and the sets are interned: PumpDirectory owns them and never frees them (a fleet
+// has few distinct sets), so an entry holds one pointer instead of a vector.
+using GatewaySet = std::vector<const std::string*>;
+const GatewaySet& NoGateways();
+
 struct PumpEntry {
-  // Interned gateway ids (PumpDirectory owns the strings, never frees them): a pointer
-  // per binding instead of a string copy per pump.
-  absl::InlinedVector<const std::string*, 1> gateways;
+  const GatewaySet* gateways = &NoGateways();  // never null
   uint32_t clinic_id = 0;
   uint8_t lifecycle = 0;  // v1::PumpLifecycle
   uint8_t profile = 0;    // v1::PumpProfile
@@ -109,6 +113,7 @@ class PumpDirectory {
   };
   uint32_t InternClinic(const std::string& clinic);
   const std::string* InternGateway(const std::string& gateway_id);
+  const GatewaySet* InternGatewaySet(GatewaySet set);
   // The entry of a registration, without shard and summary.
   PumpEntry MakeEntry(const v1::Pump& pump);
   // Chooses the shard of a new entry and counts it there.
@@ -121,6 +126,7 @@ class PumpDirectory {
   // Interned gateway ids (node-based: entries point at the keys) -> the gateway's current
   // shard (-1: none yet).
   absl::node_hash_map<std::string, int> gateway_names_ ABSL_GUARDED_BY(clinic_mu_);
+  absl::node_hash_set<GatewaySet> gateway_sets_ ABSL_GUARDED_BY(clinic_mu_);
   std::vector<size_t> placed_ ABSL_GUARDED_BY(clinic_mu_);  // pumps placed per shard
 };
 

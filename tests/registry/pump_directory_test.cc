@@ -130,5 +130,29 @@ TEST(PumpDirectoryPlacement, EraseAndClearGiveThePlacementBack) {
   EXPECT_EQ(dir.size(), 0u);
 }
 
+TEST(PumpDirectoryGateways, PumpsWithTheSameBindingsShareOneInternedSetInOrder) {
+  PumpDirectory dir(2);
+  ASSERT_TRUE(dir.Insert(Bound("p1", {"home-7", "clinic-2"})).ok());
+  ASSERT_TRUE(dir.Insert(Bound("p2", {"home-7", "clinic-2"})).ok());
+  ASSERT_TRUE(dir.Insert(Bound("p3", {"home-7"})).ok());
+  ASSERT_TRUE(dir.Insert(Bound("p4", {})).ok());
+  auto p1 = dir.Get("p1"), p2 = dir.Get("p2"), p3 = dir.Get("p3"), p4 = dir.Get("p4");
+  ASSERT_TRUE(p1 && p2 && p3 && p4);
+  EXPECT_EQ(p1->gateways, p2->gateways) << "the same bindings are one interned set";
+  EXPECT_NE(p1->gateways, p3->gateways);
+  ASSERT_EQ(p1->gateways->size(), 2u);
+  EXPECT_EQ(*(*p1->gateways)[0], "home-7");  // registration order: the first places the pump
+  EXPECT_EQ(*(*p1->gateways)[1], "clinic-2");
+  EXPECT_EQ((*p1->gateways)[0], (*p3->gateways)[0]) << "gateway ids are interned too";
+  EXPECT_TRUE(p4->gateways->empty());
+  EXPECT_TRUE(dir.Authorize("clinic-2", "p2").ok());
+  EXPECT_EQ(dir.Authorize("clinic-2", "p3").code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(dir.PumpsOfGateway("home-7"), (std::vector<std::string>{"p1", "p2", "p3"}));
+}
+
+// A directory node is the pump id (32 bytes) plus the entry: 48 bytes keep it in glibc's
+// 96-byte chunk (docs/benchmarks.md, fleet memory).
+TEST(PumpDirectoryGateways, AnEntryFitsItsAllocationChunk) { EXPECT_LE(sizeof(PumpEntry), 48u); }
+
 }  // namespace
 }  // namespace pumptwin::server
