@@ -50,14 +50,15 @@ uint32_t PumpDirectory::InternClinic(const std::string& clinic) {
   return it->second;
 }
 
-const std::string* PumpDirectory::InternGateway(const std::string& gateway_id) {
+const GatewaySet* PumpDirectory::InternGateways(
+    const google::protobuf::RepeatedPtrField<std::string>& gateway_ids) {
+  if (gateway_ids.empty()) return &NoGateways();
+  GatewaySet set;
+  set.reserve(static_cast<size_t>(gateway_ids.size()));
   absl::MutexLock lock(&clinic_mu_);
-  return &gateway_names_.try_emplace(gateway_id, -1).first->first;
-}
-
-const GatewaySet* PumpDirectory::InternGatewaySet(GatewaySet set) {
-  if (set.empty()) return &NoGateways();
-  absl::MutexLock lock(&clinic_mu_);
+  for (const std::string& g : gateway_ids) {
+    set.push_back(&gateway_names_.try_emplace(g, -1).first->first);
+  }
   return &*gateway_sets_.insert(std::move(set)).first;
 }
 
@@ -89,10 +90,7 @@ std::string PumpDirectory::ClinicName(uint32_t id) const {
 
 PumpEntry PumpDirectory::MakeEntry(const v1::Pump& pump) {
   PumpEntry e;
-  GatewaySet gateways;
-  gateways.reserve(static_cast<size_t>(pump.gateway_ids_size()));
-  for (const auto& g : pump.gateway_ids()) gateways.push_back(InternGateway(g));
-  e.gateways = InternGatewaySet(std::move(gateways));
+  e.gateways = InternGateways(pump.gateway_ids());
   e.clinic_id = InternClinic(pump.clinic());
   e.lifecycle = static_cast<uint8_t>(pump.lifecycle());
   e.profile = static_cast<uint8_t>(pump.profile());

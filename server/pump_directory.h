@@ -112,8 +112,9 @@ class PumpDirectory {
     absl::node_hash_map<std::string, PumpEntry> pumps ABSL_GUARDED_BY(mu);
   };
   uint32_t InternClinic(const std::string& clinic);
-  const std::string* InternGateway(const std::string& gateway_id);
-  const GatewaySet* InternGatewaySet(GatewaySet set);
+  // The interned set of these gateways (ids interned too), under one lock.
+  const GatewaySet* InternGateways(
+      const google::protobuf::RepeatedPtrField<std::string>& gateway_ids);
   // The entry of a registration, without shard and summary.
   PumpEntry MakeEntry(const v1::Pump& pump);
   // Chooses the shard of a new entry and counts it there.

@@ -323,7 +323,9 @@ void Shard::AddPump(const std::string& pump_id, std::string twin_bytes, Mutation
         absl::StrCat("twin of pump '", pump_id, "' does not decode: ", twin.status().message())));
     return;
   }
-  if (slots_.contains(pump_id)) {
+  // try_emplace leaves the twin untouched when the id is already there.
+  auto [it, inserted] = slots_.try_emplace(pump_id, *std::move(twin), ctx.server_time);
+  if (!inserted) {
     done(absl::AlreadyExistsError(absl::StrCat("pump '", pump_id, "' is already registered")));
     return;
   }
@@ -331,8 +333,7 @@ void Shard::AddPump(const std::string& pump_id, std::string twin_bytes, Mutation
   // next to its slot, and not among the registration request's short-lived buffers on a
   // gRPC thread, which would otherwise be left as holes the heap trim cannot return
   // (docs/benchmarks.md, fleet memory).
-  PumpSlot& slot =
-      slots_.try_emplace(pump_id, *std::move(twin), ctx.server_time).first->second;
+  PumpSlot& slot = it->second;
   AddTransitions(pump_id, ctx.server_time, ctx.transitions);
   forming_.group.snapshots.emplace_back(pump_id, std::move(twin_bytes));
   for (AuditDraft& a : ctx.audit) forming_.audit.push_back(std::move(a));
