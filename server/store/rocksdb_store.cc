@@ -23,7 +23,7 @@
 namespace pumptwin::store {
 namespace {
 
-constexpr const char* kCfNames[] = {"pumps", "state", "heads", "telemetry",
+constexpr const char* kCfNames[] = {"pumps",  "state", "heads", "telemetry",
                                     "alerts", "audit", "meta"};
 
 rocksdb::Slice ToSlice(absl::string_view s) { return rocksdb::Slice(s.data(), s.size()); }
@@ -87,7 +87,8 @@ struct RocksDbStore::Db {
       flush.wait = true;
       db->Flush(flush, handles).PermitUncheckedError();
     }
-    for (rocksdb::ColumnFamilyHandle* h : handles) db->DestroyColumnFamilyHandle(h).PermitUncheckedError();
+    for (rocksdb::ColumnFamilyHandle* h : handles)
+      db->DestroyColumnFamilyHandle(h).PermitUncheckedError();
     db->Close().PermitUncheckedError();
   }
 };
@@ -205,9 +206,9 @@ absl::StatusOr<std::unique_ptr<RocksDbStore>> RocksDbStore::Open(RocksDbStoreOpt
   } else if (!version.ok()) {
     return version.status();
   } else if (*version != keys::kFormatVersion) {
-    return absl::FailedPreconditionError(absl::StrCat("store ", options.path, " has format version ",
-                                                      *version, ", this build reads ",
-                                                      keys::kFormatVersion));
+    return absl::FailedPreconditionError(absl::StrCat("store ", options.path,
+                                                      " has format version ", *version,
+                                                      ", this build reads ", keys::kFormatVersion));
   }
   return store;
 }
@@ -296,22 +297,10 @@ absl::Status RocksDbStore::Commit(const WriteGroup& group) {
   ReadLease lease(this);
   if (absl::Status s = lease.status(); !s.ok()) return s;
   rocksdb::WriteBatch batch;
-  for (const TelemetryChunk& c : group.telemetry) {
-    const int64_t first_ns = *keys::TimeToUnixNanos(c.first_device_time);  // validated above
-    const int64_t last_ns = *keys::TimeToUnixNanos(c.last_device_time);
-    const int64_t server_ns = *keys::TimeToUnixNanos(c.server_time);
-    batch.Put(lease.cf(kTelemetry), keys::TelemetryKey(c.pump_id, first_ns, c.first_seq),
-              keys::TelemetryEnvelope(c.last_seq, last_ns, server_ns, c.encoded));
-  }
-  // A pump's head is the head of its last chunk in the group (chunks come in seq order).
-  // Merged shard groups often hold several chunks of a pump: one head put per pump.
+  // One put per chunk, and one head put per pump: a pump's head is the head of its last
+  // chunk in the group (chunks come in seq order, merged shard groups often hold several
+  // chunks of a pump), so walk the chunks newest first.
   thread_local absl::flat_hash_set<absl::string_view> headed;
-  headed.clear();
-  for (auto c = group.telemetry.rbegin(); c != group.telemetry.rend(); ++c) {
-    if (!headed.insert(c->pump_id).second) continue;
-    batch.Put(lease.cf(kHeads), c->pump_id,
-              keys::HeadValue(c->last_seq, *keys::TimeToUnixNanos(c->last_device_time)));
-  }
   headed.clear();
   for (size_t i = group.telemetry.size(); i-- > 0;) {
     const TelemetryChunk& c = group.telemetry[i];
@@ -399,8 +388,8 @@ absl::Status RocksDbStore::ScanPumpHeads(const HeadFn& fn) const {
   return scan.ok() ? parse_status : scan;
 }
 
-absl::Status RocksDbStore::ScanTelemetry(absl::string_view pump_id, absl::Time from,
-                                         absl::Time to, const ChunkFn& fn) const {
+absl::Status RocksDbStore::ScanTelemetry(absl::string_view pump_id, absl::Time from, absl::Time to,
+                                         const ChunkFn& fn) const {
   if (from >= to) return absl::OkStatus();
   const std::string lower = keys::TelemetryPrefix(pump_id);
   const std::string upper = keys::TelemetryPrefixEnd(pump_id);
@@ -416,7 +405,8 @@ absl::Status RocksDbStore::ScanTelemetry(absl::string_view pump_id, absl::Time f
   it->SeekForPrev(start);
   if (!it->Valid()) it->Seek(start);
   for (; it->Valid(); it->Next()) {
-    absl::StatusOr<TelemetryChunk> c = keys::ChunkFromKeyValue(ToView(it->key()), ToView(it->value()));
+    absl::StatusOr<TelemetryChunk> c =
+        keys::ChunkFromKeyValue(ToView(it->key()), ToView(it->value()));
     if (!c.ok()) return c.status();
     if (c->first_device_time >= to) break;
     if (c->last_device_time < from) continue;
@@ -438,7 +428,8 @@ absl::Status RocksDbStore::ScanTelemetryAfterSeq(absl::string_view pump_id, uint
   std::unique_ptr<rocksdb::Iterator> it(lease.db()->NewIterator(ro, lease.cf(kTelemetry)));
   std::vector<TelemetryChunk> later;  // newest first
   for (it->SeekToLast(); it->Valid(); it->Prev()) {
-    absl::StatusOr<TelemetryChunk> c = keys::ChunkFromKeyValue(ToView(it->key()), ToView(it->value()));
+    absl::StatusOr<TelemetryChunk> c =
+        keys::ChunkFromKeyValue(ToView(it->key()), ToView(it->value()));
     if (!c.ok()) return c.status();
     if (c->last_seq <= after_seq) break;
     later.push_back(*std::move(c));
@@ -459,14 +450,14 @@ absl::StatusOr<std::vector<std::pair<uint64_t, std::string>>> RocksDbStore::Scan
   if (after == std::numeric_limits<uint64_t>::max() || limit == 0) return out;
   ReadLease lease(this);
   if (absl::Status s = lease.status(); !s.ok()) return s;
-  std::unique_ptr<rocksdb::Iterator> it(lease.db()->NewIterator(rocksdb::ReadOptions(), lease.cf(c)));
+  std::unique_ptr<rocksdb::Iterator> it(
+      lease.db()->NewIterator(rocksdb::ReadOptions(), lease.cf(c)));
   for (it->Seek(keys::CursorKey(after + 1)); it->Valid() && out.size() < limit; it->Next()) {
     absl::StatusOr<uint64_t> cursor = keys::ParseCursorKey(ToView(it->key()));
     if (!cursor.ok()) return cursor.status();
     out.emplace_back(*cursor, it->value().ToString());
   }
-  if (absl::Status s = FromRocksDb(it->status(), absl::StrCat("scanning ", kCfNames[c]));
-      !s.ok()) {
+  if (absl::Status s = FromRocksDb(it->status(), absl::StrCat("scanning ", kCfNames[c])); !s.ok()) {
     return s;
   }
   return out;
@@ -484,7 +475,8 @@ absl::StatusOr<std::vector<std::pair<uint64_t, std::string>>> RocksDbStore::Scan
 absl::StatusOr<uint64_t> RocksDbStore::LastCursor(Cf c) const {
   ReadLease lease(this);
   if (absl::Status s = lease.status(); !s.ok()) return s;
-  std::unique_ptr<rocksdb::Iterator> it(lease.db()->NewIterator(rocksdb::ReadOptions(), lease.cf(c)));
+  std::unique_ptr<rocksdb::Iterator> it(
+      lease.db()->NewIterator(rocksdb::ReadOptions(), lease.cf(c)));
   it->SeekToLast();
   if (!it->Valid()) {
     if (absl::Status s = FromRocksDb(it->status(), kCfNames[c]); !s.ok()) return s;
@@ -508,7 +500,7 @@ absl::Status RocksDbStore::CompactAll() {
   for (int c = 0; c < kCfCount; ++c) {
     absl::Status s = FromRocksDb(
         lease.db()->CompactRange(compact, lease.cf(static_cast<Cf>(c)), nullptr, nullptr),
-                                 absl::StrCat("compacting ", kCfNames[c]));
+        absl::StrCat("compacting ", kCfNames[c]));
     if (!s.ok()) return s;
   }
   return absl::OkStatus();
@@ -520,8 +512,8 @@ absl::StatusOr<Store::Sizes> RocksDbStore::ApproximateSizes() const {
   Sizes out;
   for (int c = 0; c < kCfCount; ++c) {
     uint64_t v = 0;
-    if (lease.db()->GetIntProperty(lease.cf(static_cast<Cf>(c)),
-                                   "rocksdb.estimate-live-data-size", &v)) {
+    if (lease.db()->GetIntProperty(lease.cf(static_cast<Cf>(c)), "rocksdb.estimate-live-data-size",
+                                   &v)) {
       out.live_data_bytes += v;
     }
     if (lease.db()->GetIntProperty(lease.cf(static_cast<Cf>(c)),
@@ -534,6 +526,23 @@ absl::StatusOr<Store::Sizes> RocksDbStore::ApproximateSizes() const {
     }
   }
   return out;
+}
+
+absl::StatusOr<uint64_t> RocksDbStore::MemtableEntries() const {
+  ReadLease lease(this);
+  if (absl::Status s = lease.status(); !s.ok()) return s;
+  uint64_t total = 0;
+  for (int c = 0; c < kCfCount; ++c) {
+    for (const char* property :
+         {"rocksdb.num-entries-active-mem-table", "rocksdb.num-entries-imm-mem-tables"}) {
+      uint64_t v = 0;
+      if (!lease.db()->GetIntProperty(lease.cf(static_cast<Cf>(c)), property, &v)) {
+        return absl::InternalError(absl::StrCat("RocksDB has no property ", property));
+      }
+      total += v;
+    }
+  }
+  return total;
 }
 
 absl::Status RocksDbStore::FlushMemtables() {

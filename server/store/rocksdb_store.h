@@ -14,9 +14,9 @@
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "server/store/store.h"
@@ -31,8 +31,8 @@ class Status;
 namespace pumptwin::store {
 
 struct RocksDbStoreOptions {
-  std::string path;                 // the data directory (--data_dir)
-  rocksdb::Env* env = nullptr;      // not owned; nullptr = rocksdb::Env::Default()
+  std::string path;             // the data directory (--data_dir)
+  rocksdb::Env* env = nullptr;  // not owned; nullptr = rocksdb::Env::Default()
   // Server clock for retention; must be set (and thread-safe) when retention is finite.
   std::function<absl::Time()> now;
   absl::Duration telemetry_retention = absl::InfiniteDuration();
@@ -79,6 +79,9 @@ class RocksDbStore final : public Store {
   // column families.
   absl::StatusOr<Sizes> ApproximateSizes() const override;
   absl::Status FlushMemtables() override;
+  // Entries (puts) in the memtables, over all column families: what a commit really wrote
+  // ("rocksdb.num-entries-active-mem-table" + "num-entries-imm-mem-tables"). Tests.
+  absl::StatusOr<uint64_t> MemtableEntries() const;
   // rocksdb::Checkpoint (hard links to the SSTs when `dir` is on the same file system, the
   // WAL copied): opens as a complete store, e.g. with `pumptwind --data_dir=dir`.
   absl::Status Checkpoint(const std::string& dir) override;
@@ -104,8 +107,8 @@ class RocksDbStore final : public Store {
   absl::Status ProbeWritable() const;
   absl::StatusOr<std::string> Get(Cf c, absl::string_view key, absl::string_view what) const;
   absl::Status ScanAll(Cf c, const KeyValueFn& fn) const;
-  absl::StatusOr<std::vector<std::pair<uint64_t, std::string>>> ScanCursor(
-      Cf c, uint64_t after, size_t limit) const;
+  absl::StatusOr<std::vector<std::pair<uint64_t, std::string>>> ScanCursor(Cf c, uint64_t after,
+                                                                           size_t limit) const;
   absl::StatusOr<uint64_t> LastCursor(Cf c) const;
 
   std::unique_ptr<OpenConfig> config_;

@@ -52,8 +52,12 @@ TEST_P(StoreConformance, CommittedGroupIsReadableEverywhere) {
   EXPECT_EQ(store_->GetPump("p1").status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(store_->GetPumpHead("p1").status().code(), absl::StatusCode::kNotFound);
   std::vector<TelemetryChunk> chunks;
-  ASSERT_TRUE(store_->ScanTelemetry("p0", absl::InfinitePast(), absl::InfiniteFuture(),
-                                    [&](const TelemetryChunk& c) { chunks.push_back(c); return true; })
+  ASSERT_TRUE(store_
+                  ->ScanTelemetry("p0", absl::InfinitePast(), absl::InfiniteFuture(),
+                                  [&](const TelemetryChunk& c) {
+                                    chunks.push_back(c);
+                                    return true;
+                                  })
                   .ok());
   ASSERT_EQ(chunks.size(), 1u);
   EXPECT_EQ(chunks[0], g.telemetry[0]);  // every field, server_time included
@@ -78,13 +82,19 @@ TEST_P(StoreConformance, TelemetryTimeRangeSelectsOverlappingChunksOfThatPumpOnl
     return true;
   };
   // [15 min, 31 min): chunk 1 (10..19 min) overlaps, 2, and 3 (starts at 30).
-  ASSERT_TRUE(store_->ScanTelemetry("ab", kT0 + absl::Minutes(15), kT0 + absl::Minutes(31), collect).ok());
+  ASSERT_TRUE(
+      store_->ScanTelemetry("ab", kT0 + absl::Minutes(15), kT0 + absl::Minutes(31), collect).ok());
   EXPECT_EQ(firsts, (std::vector<uint64_t>{11, 21, 31}));
   firsts.clear();
-  ASSERT_TRUE(store_->ScanTelemetry("ab", kT0 + absl::Minutes(9.5), kT0 + absl::Minutes(10), collect).ok());
+  ASSERT_TRUE(
+      store_->ScanTelemetry("ab", kT0 + absl::Minutes(9.5), kT0 + absl::Minutes(10), collect).ok());
   EXPECT_TRUE(firsts.empty());
-  ASSERT_TRUE(store_->ScanTelemetry("ab", absl::InfinitePast(), absl::InfiniteFuture(),
-                                    [&](const TelemetryChunk& c) { firsts.push_back(c.first_seq); return firsts.size() < 2; })
+  ASSERT_TRUE(store_
+                  ->ScanTelemetry("ab", absl::InfinitePast(), absl::InfiniteFuture(),
+                                  [&](const TelemetryChunk& c) {
+                                    firsts.push_back(c.first_seq);
+                                    return firsts.size() < 2;
+                                  })
                   .ok());
   EXPECT_EQ(firsts, (std::vector<uint64_t>{1, 11}));  // early stop
 }
@@ -123,16 +133,24 @@ TEST_P(StoreConformance, AlertAndAuditScansResumeStrictlyAfterTheCursor) {
 TEST_P(StoreConformance, RecoveryScansSeeEveryPump) {
   for (int i = 0; i < 9; ++i) ASSERT_TRUE(store_->Commit(NumberedGroup(i)).ok());
   std::vector<PumpHead> heads;
-  ASSERT_TRUE(store_->ScanPumpHeads([&](const PumpHead& h) { heads.push_back(h); return true; }).ok());
+  ASSERT_TRUE(store_
+                  ->ScanPumpHeads([&](const PumpHead& h) {
+                    heads.push_back(h);
+                    return true;
+                  })
+                  .ok());
   ASSERT_EQ(heads.size(), 3u);
   for (const PumpHead& h : heads) EXPECT_EQ(h.last_seq, 30u) << h.pump_id;
   std::vector<std::string> snaps;
-  ASSERT_TRUE(store_->ScanAllSnapshots([&](absl::string_view k, absl::string_view v) {
-                snaps.push_back(absl::StrCat(k, "=", v));
-                return true;
-              }).ok());
-  EXPECT_EQ(snaps, (std::vector<std::string>{"p0=snapshot-after-group-6", "p1=snapshot-after-group-7",
-                                             "p2=snapshot-after-group-8"}));
+  ASSERT_TRUE(store_
+                  ->ScanAllSnapshots([&](absl::string_view k, absl::string_view v) {
+                    snaps.push_back(absl::StrCat(k, "=", v));
+                    return true;
+                  })
+                  .ok());
+  EXPECT_EQ(snaps,
+            (std::vector<std::string>{"p0=snapshot-after-group-6", "p1=snapshot-after-group-7",
+                                      "p2=snapshot-after-group-8"}));
 }
 
 TEST_P(StoreConformance, MalformedGroupIsRefusedAndLeavesNothing) {
@@ -195,6 +213,27 @@ TEST(RocksDbStore, FlushMemtablesHandsTheirMemoryBackAndKeepsEveryGroup) {
   EXPECT_EQ((*store)->GetPumpHead("p2")->last_seq, 60u);
 }
 
+TEST(RocksDbStore, ACommitWritesEachChunkOnceAndOneHeadPerPump) {
+  ScratchDir dir;
+  auto store = RocksDbStore::Open({.path = dir.Sub("db")});
+  ASSERT_TRUE(store.ok()) << store.status();
+  auto before = (*store)->MemtableEntries();
+  ASSERT_TRUE(before.ok()) << before.status();
+  WriteGroup g;  // five chunks of two pumps, as a merged shard group carries them
+  for (int i = 0; i < 3; ++i)
+    g.telemetry.push_back(Chunk("a", 1 + 10 * i, 10, kT0 + absl::Minutes(i)));
+  for (int i = 0; i < 2; ++i)
+    g.telemetry.push_back(Chunk("b", 1 + 10 * i, 10, kT0 + absl::Minutes(i)));
+  g.snapshots.emplace_back("a", "snap");
+  ASSERT_TRUE((*store)->Commit(g).ok());
+  auto after = (*store)->MemtableEntries();
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_EQ(*after - *before, 5u /*chunks*/ + 2u /*heads*/ + 1u /*snapshot*/);
+  // The head is the newest chunk's, whatever order the puts went in.
+  EXPECT_EQ((*store)->GetPumpHead("a")->last_seq, 30u);
+  EXPECT_EQ((*store)->GetPumpHead("b")->last_seq, 20u);
+}
+
 TEST(RocksDbStore, OpeningAMissingStoreWithoutCreateFails) {
   ScratchDir dir;
   auto store = RocksDbStore::Open({.path = dir.Sub("nothing"), .create_if_missing = false});
@@ -236,11 +275,12 @@ TEST(RocksDbStore, CompactionDropsChunksOlderThanRetentionAndKeepsRecentOnes) {
   }
   ASSERT_TRUE((*store)->CompactAll().ok());
   std::vector<absl::Time> firsts;
-  ASSERT_TRUE((*store)->ScanTelemetry("p", absl::InfinitePast(), absl::InfiniteFuture(),
-                                      [&](const TelemetryChunk& c) {
-                                        firsts.push_back(c.first_device_time);
-                                        return true;
-                                      })
+  ASSERT_TRUE((*store)
+                  ->ScanTelemetry("p", absl::InfinitePast(), absl::InfiniteFuture(),
+                                  [&](const TelemetryChunk& c) {
+                                    firsts.push_back(c.first_device_time);
+                                    return true;
+                                  })
                   .ok());
   ASSERT_EQ(firsts.size(), 30u);  // days 30..59 (each chunk ends 9 min after its day starts)
   EXPECT_EQ(firsts.front(), kT0 + absl::Hours(24 * 30));
@@ -273,10 +313,13 @@ TEST(RocksDbStore, ReadersSeeWholeGroupsWhileTheWriterCommits) {
         absl::StatusOr<PumpHead> head = store.GetPumpHead(pump);
         if (!head.ok()) continue;
         uint64_t seen = 0;
-        ASSERT_TRUE(store.ScanTelemetryAfterSeq(pump, head->last_seq - 1, [&](const TelemetryChunk& c) {
-          seen = std::max(seen, c.last_seq);
-          return true;
-        }).ok());
+        ASSERT_TRUE(store
+                        .ScanTelemetryAfterSeq(pump, head->last_seq - 1,
+                                               [&](const TelemetryChunk& c) {
+                                                 seen = std::max(seen, c.last_seq);
+                                                 return true;
+                                               })
+                        .ok());
         ASSERT_GE(seen, head->last_seq);
       }
     }
