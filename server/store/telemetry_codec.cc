@@ -24,7 +24,6 @@ constexpr double kPow10[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9};
 constexpr int kMaxDecimalDigits = 9;
 constexpr uint8_t kXorMode = 0xFF;
 constexpr double kTwoPow53 = 9007199254740992.0;
-constexpr int64_t kUnitNs[] = {1, 0, 0, 1000, 0, 0, 1000000, 0, 0, 1000000000};
 
 // ---- The 9 optional doubles, in format order (drive units go between #1 and #2). ---------
 constexpr int kDoubleFields = 9;
@@ -113,6 +112,11 @@ int FewestDecimalDigits(const std::vector<double>& values, std::vector<int64_t>&
   int k = 0;
   size_t unchecked_end = 0;  // values [0, unchecked_end) were checked at a smaller k
   for (size_t i = 0; i < values.size(); ++i) {
+    // A value equal to the one before (steady readings) fits wherever that one did.
+    if (i > 0 && std::bit_cast<uint64_t>(values[i]) == std::bit_cast<uint64_t>(values[i - 1])) {
+      scaled[i] = scaled[i - 1];
+      continue;
+    }
     if (DecimalFits(values[i], k, &scaled[i])) continue;
     do {
       if (++k > kMaxDecimalDigits) return -1;
@@ -122,6 +126,10 @@ int FewestDecimalDigits(const std::vector<double>& values, std::vector<int64_t>&
   for (; k <= kMaxDecimalDigits; ++k) {
     bool fits = true;
     for (size_t i = 0; i < unchecked_end && fits; ++i) {
+      if (i > 0 && std::bit_cast<uint64_t>(values[i]) == std::bit_cast<uint64_t>(values[i - 1])) {
+        scaled[i] = scaled[i - 1];  // values[i - 1] fit at this k in this pass
+        continue;
+      }
       fits = DecimalFits(values[i], k, &scaled[i]);
     }
     if (fits) return k;
@@ -130,8 +138,7 @@ int FewestDecimalDigits(const std::vector<double>& values, std::vector<int64_t>&
   return -1;
 }
 
-void PutDoubleValues(Writer& out, const std::vector<double>& values,
-                     std::vector<int64_t>& scaled) {
+void PutDoubleValues(Writer& out, const std::vector<double>& values, std::vector<int64_t>& scaled) {
   scaled.resize(values.size());
   if (const int k = FewestDecimalDigits(values, scaled); k >= 0) {
     out.Byte(static_cast<uint8_t>(k));
@@ -159,12 +166,32 @@ void PutDoubleValues(Writer& out, const std::vector<double>& values,
   }
 }
 
+// The largest of 9, 6, 3 (s, ms, us) such that 10^exp ns divides every time, else 0.
+template <int64_t kUnit>
+bool AllDivisible(const std::vector<int64_t>& a, const std::vector<int64_t>& b) {
+  bool divides = true;
+  for (int64_t t : a) divides &= t % kUnit == 0;
+  for (int64_t t : b) divides &= t % kUnit == 0;
+  return divides;
+}
+int CoarsestTimeExponent(const std::vector<int64_t>& ns, const std::vector<int64_t>& event_ns) {
+  if (AllDivisible<1'000'000'000>(ns, event_ns)) return 9;
+  if (AllDivisible<1'000'000>(ns, event_ns)) return 6;
+  if (AllDivisible<1'000>(ns, event_ns)) return 3;
+  return 0;
+}
+template <int64_t kUnit>
+void DivideAll(std::vector<int64_t>& a, std::vector<int64_t>& b) {
+  for (int64_t& t : a) t /= kUnit;
+  for (int64_t& t : b) t /= kUnit;
+}
+
 // Worst-case encoded size of n samples with `events` device events: every varint at its
 // 10-byte maximum, every optional column present with a bitmap.
 size_t EncodedBound(size_t n, size_t events) {
   constexpr size_t kV = byte_io::kMaxVarintBytes;
   const size_t header = 1 + kV + 1 + kV + kV;
-  const size_t uint_columns = 4 * (1 + kV * n);                     // seq, time, alarms, counts
+  const size_t uint_columns = 4 * (1 + kV * n);  // seq, time, alarms, counts
   const size_t optional_columns = (kDoubleFields + 1) * (2 + (n + 7) / 8 + kV * n);
   const size_t event_bytes = events * (1 + kV + 8);
   return header + uint_columns + optional_columns + event_bytes + 4;
@@ -224,14 +251,23 @@ absl::StatusOr<std::string> EncodeSamples(absl::Span<const Sample> samples) {
       event_ns.push_back(*et);
     }
   }
-  int exp = 9;
-  for (; exp > 0; exp -= 3) {
-    bool divides = true;
-    for (int64_t t : ns) divides = divides && t % kUnitNs[exp] == 0;
-    for (int64_t t : event_ns) divides = divides && t % kUnitNs[exp] == 0;
-    if (divides) break;
+  // The coarsest unit dividing every time, then every time in that unit: divisions by
+  // constants (a multiply each), not an idiv per time and use.
+  const int exp = CoarsestTimeExponent(ns, event_ns);
+  switch (exp) {
+    case 9:
+      DivideAll<1'000'000'000>(ns, event_ns);
+      break;
+    case 6:
+      DivideAll<1'000'000>(ns, event_ns);
+      break;
+    case 3:
+      DivideAll<1'000>(ns, event_ns);
+      break;
+    default:
+      break;
   }
-  const int64_t unit = kUnitNs[exp];
+  const std::vector<int64_t>& units = ns;  // from here on: times in the chunk's unit
 
   const size_t bound = EncodedBound(n, event_ns.size());
   if (scratch.bytes.size() < bound) scratch.bytes.resize(bound);
@@ -240,7 +276,7 @@ absl::StatusOr<std::string> EncodeSamples(absl::Span<const Sample> samples) {
   out.Varint(n);
   out.Byte(static_cast<uint8_t>(exp));
   out.Varint(samples[0].seq);
-  out.ZigZag(ns[0] / unit);
+  out.ZigZag(units[0]);
 
   std::vector<uint64_t>& column = scratch.column;
   for (size_t i = 1; i < n; ++i) column.push_back(samples[i].seq - samples[i - 1].seq - 1);
@@ -249,7 +285,7 @@ absl::StatusOr<std::string> EncodeSamples(absl::Span<const Sample> samples) {
   column.clear();
   uint64_t prev_delta = 0;
   for (size_t i = 1; i < n; ++i) {
-    const uint64_t delta = static_cast<uint64_t>(ns[i] / unit) - static_cast<uint64_t>(ns[i - 1] / unit);
+    const uint64_t delta = static_cast<uint64_t>(units[i]) - static_cast<uint64_t>(units[i - 1]);
     column.push_back(byte_io::ZigZag(static_cast<int64_t>(delta - prev_delta)));
     prev_delta = delta;
   }
@@ -282,13 +318,13 @@ absl::StatusOr<std::string> EncodeSamples(absl::Span<const Sample> samples) {
   column.clear();
   for (const Sample& s : samples) column.push_back(s.events.size());
   PutUintColumn(out, column);
+  size_t event_index = 0;  // event_ns holds the events in this same order
   for (size_t i = 0; i < n; ++i) {
     for (const twin::DeviceEvent& e : samples[i].events) {
       const uint8_t type = static_cast<uint8_t>(e.type);
       out.Byte(static_cast<uint8_t>(type | (e.volume.has_value() ? 0x80 : 0)));
-      const int64_t ens = absl::ToUnixNanos(e.device_time);
-      out.ZigZag(static_cast<int64_t>(static_cast<uint64_t>(ens / unit) -
-                                      static_cast<uint64_t>(ns[i] / unit)));
+      out.ZigZag(static_cast<int64_t>(static_cast<uint64_t>(event_ns[event_index++]) -
+                                      static_cast<uint64_t>(units[i])));
       if (e.volume.has_value()) {
         const uint64_t bits = std::bit_cast<uint64_t>(e.volume->value());
         for (int b = 0; b < 8; ++b) out.Byte(static_cast<uint8_t>(bits >> (8 * b)));
