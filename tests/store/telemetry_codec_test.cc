@@ -98,16 +98,21 @@ void ExpectBitIdentical(const std::vector<Sample>& a, const std::vector<Sample>&
   }
 }
 
+// Encodes, decodes and compares bit for bit.
+void ExpectRoundTrip(const std::vector<Sample>& samples) {
+  absl::StatusOr<std::string> bytes = EncodeSamples(samples);
+  ASSERT_TRUE(bytes.ok()) << bytes.status();
+  absl::StatusOr<std::vector<Sample>> back = DecodeSamples(*bytes);
+  ASSERT_TRUE(back.ok()) << back.status();
+  ExpectBitIdentical(samples, *back);
+}
+
 TEST(TelemetryCodec, RandomSamplesRoundTripBitExactly) {
   std::mt19937_64 rng(20261122);
   for (int round = 0; round < 400; ++round) {
     SCOPED_TRACE(round);
     const std::vector<Sample> samples = RandomSamples(rng);
-    absl::StatusOr<std::string> bytes = EncodeSamples(samples);
-    ASSERT_TRUE(bytes.ok()) << bytes.status();
-    absl::StatusOr<std::vector<Sample>> back = DecodeSamples(*bytes);
-    ASSERT_TRUE(back.ok()) << back.status();
-    ExpectBitIdentical(samples, *back);
+    ExpectRoundTrip(samples);
     ASSERT_FALSE(HasFailure());
   }
 }
@@ -135,11 +140,7 @@ TEST(TelemetryCodec, SteadyReadingsRoundTripBitExactly) {
       steady(s.motor_current_ma, prev.motor_current_ma);
       steady(s.temperature_c, prev.temperature_c);
     }
-    absl::StatusOr<std::string> bytes = EncodeSamples(samples);
-    ASSERT_TRUE(bytes.ok()) << bytes.status();
-    absl::StatusOr<std::vector<Sample>> back = DecodeSamples(*bytes);
-    ASSERT_TRUE(back.ok()) << back.status();
-    ExpectBitIdentical(samples, *back);
+    ExpectRoundTrip(samples);
     ASSERT_FALSE(HasFailure());
   }
 }
