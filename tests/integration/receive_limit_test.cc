@@ -55,7 +55,8 @@ TEST_F(ReceiveLimitTest, OversizedRequestIsRefusedBeforeAnyHandler) {
   // (4 MiB) the handler would parse it and answer NOT_FOUND.
   v1::GetPumpRequest req;
   req.set_name("pumps/p1");
-  req.GetReflection()->MutableUnknownFields(&req)->AddLengthDelimited(1000, std::string(3 << 20, 'x'));
+  req.GetReflection()->MutableUnknownFields(&req)->AddLengthDelimited(1000,
+                                                                      std::string(3 << 20, 'x'));
   auto stub = v1::TwinService::NewStub(channel_);
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));

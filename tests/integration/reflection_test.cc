@@ -23,8 +23,8 @@ using ::testing::IsSupersetOf;
 
 TEST(ReflectionTest, ListsAndDescribesEveryService) {
   testing::TempDir dir;
-  testing::ServerProcess server({.data_dir = dir.path() + "/data",
-                                 .extra_args = {"--shutdown_grace=1s"}});
+  testing::ServerProcess server(
+      {.data_dir = dir.path() + "/data", .extra_args = {"--shutdown_grace=1s"}});
   ASSERT_TRUE(server.Start().ok()) << server.ReadLog();
   auto channel = grpc::CreateChannel(server.grpc_target(), grpc::InsecureChannelCredentials());
   auto stub = ServerReflection::NewStub(channel);
@@ -40,9 +40,9 @@ TEST(ReflectionTest, ListsAndDescribesEveryService) {
   ASSERT_TRUE(resp.has_list_services_response()) << resp.DebugString();
   std::set<std::string> services;
   for (const auto& s : resp.list_services_response().service()) services.insert(s.name());
-  EXPECT_THAT(services, IsSupersetOf({"pumptwin.v1.TwinService", "pumptwin.v1.DeviceGateway",
-                                      "grpc.health.v1.Health",
-                                      "grpc.reflection.v1alpha.ServerReflection"}));
+  EXPECT_THAT(services,
+              IsSupersetOf({"pumptwin.v1.TwinService", "pumptwin.v1.DeviceGateway",
+                            "grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection"}));
 
   // Describe each: the server sends the file defining it and the files it imports (each
   // file once per stream); a pool built from them must resolve the service.
