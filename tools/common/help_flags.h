@@ -39,11 +39,14 @@ inline absl::string_view SourceRoot() {
   return absl::StripSuffix(self, "tools/common/help_flags.h");
 }
 
-// "<root>/server/main.cc" -> "server/main.cc"; any other absolute path -> its file name.
+// "<root>/server/main.cc" or "../../server/main.cc" (a build with relative paths) ->
+// "server/main.cc"; any other absolute path -> its file name.
 inline std::string RelativeSourcePath(absl::string_view file) {
   const absl::string_view root = SourceRoot();
   if (root != __FILE__ && !root.empty() && absl::ConsumePrefix(&file, root)) {
     return std::string(file);
+  }
+  while (absl::ConsumePrefix(&file, "../") || absl::ConsumePrefix(&file, "./")) {
   }
   if (absl::StartsWith(file, "/")) file = file.substr(file.rfind('/') + 1);
   return std::string(file);
