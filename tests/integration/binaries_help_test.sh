@@ -1,7 +1,7 @@
 #!/bin/sh
 # Usage: binaries_help_test.sh SOURCE_DIR BINARY...
-# Every binary: `--help` exits 0, prints something, and names no absolute path of the source
-# tree. pumptwind and pumptwinctl: --version exits 0 and prints the version. pumptwind: a
+# Every binary: `--help` exits 0, prints something, and names its flags' files by their path
+# in the source tree (never the build machine's absolute path, nor a build-relative ../). pumptwind and pumptwinctl: --version exits 0 and prints the version. pumptwind: a
 # configuration error exits 2 (docs/operations.md) and durations take days.
 set -u
 src="$1"
@@ -29,6 +29,10 @@ for bin in "$@"; do
   if grep -q -E "(^|[ \"'])/(work|home|tmp|root|src|build)/" "$out"; then
     echo "FAIL: $name --help prints an absolute path:"
     grep -E "(^|[ \"'])/(work|home|tmp|root|src|build)/" "$out" | head -3; fail=1
+  fi
+  if grep -q -E "Flags from (/|\.\./)" "$out"; then
+    echo "FAIL: $name --help names a file outside the source tree's relative paths:"
+    grep -E "Flags from (/|\.\./)" "$out" | head -3; fail=1
   fi
   case "$name" in
     pumptwind|pumptwinctl)
