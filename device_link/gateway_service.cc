@@ -11,6 +11,9 @@
 #include "google/protobuf/arena.h"
 #include "absl/synchronization/mutex.h"
 #include "grpc/grpc_security_constants.h"
+#include "grpcpp/support/byte_buffer.h"
+#include "grpcpp/support/proto_buffer_reader.h"
+#include "grpcpp/support/proto_buffer_writer.h"
 
 namespace pumptwin::device_link {
 
@@ -48,7 +51,7 @@ static google::protobuf::ArenaOptions ReadArenaOptions() {
   return o;
 }
 
-class GatewayStream final : public grpc::ServerBidiReactor<GatewayMessage, ServerMessage> {
+class GatewayStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
   GatewayStream(GatewayService* service, grpc::CallbackServerContext* context)
       : service_(service),
@@ -67,7 +70,13 @@ class GatewayStream final : public grpc::ServerBidiReactor<GatewayMessage, Serve
     // reading_ stays true while read_msg_ is being consumed, so a concurrent Drive (from a
     // sink completion) cannot start the next read into it.
     if (ok) {
-      HandleMessage();
+      ++messages_read_;
+      if (grpc::SerializationTraits<GatewayMessage>::Deserialize(&read_buf_, read_msg_).ok()) {
+        HandleMessage();
+      } else {
+        HandleUnparseable();
+      }
+      read_buf_.Clear();
       // The decoded batch owns copies of everything it needs: drop the parsed message and
       // its ~2 allocations per sample in one go, and parse the next into a fresh arena.
       read_arena_.Reset();
@@ -174,8 +183,17 @@ class GatewayStream final : public grpc::ServerBidiReactor<GatewayMessage, Serve
       if (a.write) ++starting_ops_;
       if (a.read) ++starting_ops_;
     }
-    if (a.write) StartWrite(&write_msg_);
-    if (a.read) StartRead(read_msg_);
+    if (a.write) {
+      bool own_buffer = false;
+      write_buf_.Clear();
+      if (!grpc::SerializationTraits<ServerMessage>::Serialize(write_msg_, &write_buf_, &own_buffer)
+               .ok()) {
+        // Cannot happen for a message built here; never leave the write unissued.
+        write_buf_.Clear();
+      }
+      StartWrite(&write_buf_);
+    }
+    if (a.read) StartRead(&read_buf_);
     if (a.finish) {
       Finish(*a.finish);
       return;
@@ -207,6 +225,26 @@ class GatewayStream final : public grpc::ServerBidiReactor<GatewayMessage, Serve
                                    read_msg_->has_hello() ? "Hello sent twice on one stream"
                                                          : "empty GatewayMessage"));
     }
+  }
+
+  // The bytes of a message did not parse as a GatewayMessage (not protobuf, or a string
+  // field that is not UTF-8). Nothing of it can be acked or nacked (its frame_id is
+  // unknown): the stream ends with a status that says which message, and the gateway
+  // resends what is unacknowledged.
+  void HandleUnparseable() {
+    absl::MutexLock l(&mu_);
+    if (!hello_done_) {
+      SetFinishLocked(grpc::Status(
+          grpc::StatusCode::FAILED_PRECONDITION,
+          "the first message of a DeviceGateway.Connect stream must be a Hello; it is not a "
+          "valid GatewayMessage (protobuf parse failed; string fields must be UTF-8)"));
+      return;
+    }
+    SetFinishLocked(grpc::Status(
+        grpc::StatusCode::INVALID_ARGUMENT,
+        absl::StrCat("message ", messages_read_,
+                     " of the stream is not a valid GatewayMessage (protobuf parse failed; "
+                     "string fields must be UTF-8); frames after it were not read")));
   }
 
   void HandleHello() {
@@ -363,7 +401,10 @@ class GatewayStream final : public grpc::ServerBidiReactor<GatewayMessage, Serve
   // a TelemetrySample and a pump-id string per sample, allocated and freed.
   google::protobuf::Arena read_arena_{ReadArenaOptions()};
   GatewayMessage* read_msg_ = google::protobuf::Arena::CreateMessage<GatewayMessage>(&read_arena_);
-  ServerMessage write_msg_;   // owned by the outstanding write (writing_)
+  grpc::ByteBuffer read_buf_;   // the outstanding read's bytes (reading_)
+  uint64_t messages_read_ = 0;  // messages received so far (read side only)
+  ServerMessage write_msg_;     // owned by the outstanding write (writing_)
+  grpc::ByteBuffer write_buf_;  // write_msg_ serialized, owned by the outstanding write
   absl::StatusCode final_code_ = absl::StatusCode::kUnknown;  // set before Finish
 
   absl::Mutex mu_;
@@ -437,7 +478,21 @@ absl::Duration GatewayService::TakeRateTokens(const std::string& gateway_id, siz
   return absl::Seconds((need - b.tokens) / rate) + absl::Milliseconds(1);
 }
 
-grpc::ServerBidiReactor<GatewayMessage, ServerMessage>* GatewayService::Connect(
+size_t MaxGatewayMessageBytes(const FrameLimits& limits) {
+  // Wire size of one sample with every field present at its largest encoding: tag + length
+  // + id; seq, device time and drive units as 10-byte varints; nine doubles; alarm flags;
+  // each event as tag + length + type, time and value.
+  constexpr size_t kVarint = 10, kDouble = 8, kTag = 1, kLength = 2;
+  const size_t event = kTag + kLength + (kTag + 5) + (kTag + kVarint) + (kTag + kDouble);
+  const size_t sample = kTag + kLength + limits.sample.max_pump_id_bytes +
+                        3 * (kTag + kVarint) + 9 * (kTag + kDouble) + (kTag + 5) +
+                        limits.sample.max_events_per_sample * event;
+  const size_t frame = kTag + 4 + (kTag + kVarint) +
+                       size_t{limits.max_samples_per_frame} * (kTag + 3 + sample);
+  return frame + (size_t{64} << 10);  // slack for fields added later
+}
+
+grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* GatewayService::Connect(
     grpc::CallbackServerContext* context) {
   return new GatewayStream(this, context);
 }

@@ -56,14 +56,19 @@ struct GatewayServiceOptions {
   GatewayMetrics metrics;
 };
 
-class GatewayService final : public pumptwin::v1::DeviceGateway::CallbackService {
+// Connect is a raw method (ByteBuffer in and out): the stream parses each message itself, so
+// a message that is not a valid GatewayMessage ends the stream with a status that says so
+// (gRPC's typed reader would report it as a clean half-close: OK, and the rest unanswered).
+class GatewayService final
+    : public pumptwin::v1::DeviceGateway::WithRawCallbackMethod_Connect<
+          pumptwin::v1::DeviceGateway::Service> {
  public:
   GatewayService(IngestSink* sink, GatewayServiceOptions options);
   GatewayService(const GatewayService&) = delete;
   GatewayService& operator=(const GatewayService&) = delete;
   ~GatewayService() override;
 
-  grpc::ServerBidiReactor<pumptwin::v1::GatewayMessage, pumptwin::v1::ServerMessage>* Connect(
+  grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* Connect(
       grpc::CallbackServerContext* context) override;
 
   // Streams whose reactor has not yet finished (OnDone pending).
@@ -93,6 +98,13 @@ class GatewayService final : public pumptwin::v1::DeviceGateway::CallbackService
 // The gateway id a TLS peer is allowed to claim: the x509 common name of its client
 // certificate; empty when the peer is not authenticated (insecure channel).
 std::string PeerGatewayIdentity(const grpc::CallbackServerContext& context);
+
+// The largest GatewayMessage the protocol allows: a frame of `max_samples_per_frame` samples
+// with every field at its limit (64-byte pump id, every optional field, the most events),
+// plus slack. A Hello shares this budget (about 30 000 pump ids at the default limits). The
+// server sets its transport receive limit from it, so a larger message is refused
+// RESOURCE_EXHAUSTED before it is parsed.
+size_t MaxGatewayMessageBytes(const FrameLimits& limits);
 
 // Appends `ack` to a stream's queue of messages not yet written. With `batches` (the
 // gateway's Hello set accepts_ack_batches), an Ack or AckBatch at the tail of the queue

@@ -7,9 +7,7 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
-#include "absl/flags/usage_config.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
@@ -17,10 +15,14 @@
 #include "server/logging.h"
 #include "server/server_app.h"
 #include "server/verify_main.h"
+#include "tools/common/duration_flag.h"
+#include "tools/common/help_flags.h"
 
 #ifndef PUMPTWIN_VERSION
 #define PUMPTWIN_VERSION "dev"
 #endif
+
+using pumptwin::tools::DurationFlag;
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
           "gRPC listen address host:port (port 0 = ephemeral). Plaintext is refused on a "
@@ -36,30 +38,34 @@ ABSL_FLAG(std::string, tls_key_file, "", "PEM private key of --tls_cert_file.");
 ABSL_FLAG(std::string, tls_client_ca_file, "",
           "PEM CA bundle that signs gateway client certificates (enables gateway mTLS).");
 ABSL_FLAG(bool, insecure, false,
-          "Allow plaintext gRPC, or serving without --auth_tokens_file, on a non-loopback "
-          "address.");
+          "Allow plaintext gRPC, serving without --auth_tokens_file, or gateways without "
+          "--tls_client_ca_file, on a non-loopback address.");
+ABSL_FLAG(bool, gateways_authenticated_externally, false,
+          "Gateways are authenticated before they reach pumptwind (an mTLS-terminating proxy, "
+          "a network only gateways can reach): allows a non-loopback --listen without "
+          "--tls_client_ca_file. Without either, any client could claim a gateway id.");
 ABSL_FLAG(std::string, auth_tokens_file, "",
           "Bearer-token file: one '<name> <role> <sha256hex>' per line (docs/security.md; "
           "pumptwin-token makes lines). Reloaded on SIGHUP. Empty: every caller is admin, "
           "allowed on loopback only (unless --insecure).");
-ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
+ABSL_FLAG(DurationFlag, shutdown_grace, absl::Seconds(10),
           "On SIGTERM/SIGINT: how long in-flight calls may take to finish.");
 ABSL_FLAG(int, shards, 0, "Shard worker threads (0 = one per core).");
 ABSL_FLAG(uint32_t, snapshot_every_samples, 256,
           "Twin snapshot cadence per pump (samples); recovery replays at most this many.");
-ABSL_FLAG(absl::Duration, snapshot_interval, absl::Hours(1),
+ABSL_FLAG(DurationFlag, snapshot_interval, absl::Hours(1),
           "A twin with samples newer than its snapshot gets a new one this long after the last "
           "(0 = by --snapshot_every_samples only); bounds recovery replay for slow reporters.");
-ABSL_FLAG(absl::Duration, retention, absl::InfiniteDuration(),
+ABSL_FLAG(DurationFlag, retention, absl::InfiniteDuration(),
           "Keep telemetry this long (e.g. 400d); older chunks are dropped by compaction.");
 ABSL_FLAG(uint32_t, store_memtable_mb, 64,
           "Memory for the store's write buffers, all column families together (MiB); "
           "a fixed cost, whatever the fleet size (docs/storage.md).");
 ABSL_FLAG(uint32_t, store_block_cache_mb, 32, "Store read cache (MiB), a fixed cost.");
-ABSL_FLAG(absl::Duration, store_idle_flush, absl::Seconds(30),
+ABSL_FLAG(DurationFlag, store_idle_flush, absl::Seconds(30),
           "Flush the store's memtables once no write came for this long, handing their memory "
           "back (0 = never).");
-ABSL_FLAG(absl::Duration, tick_interval, absl::Seconds(5),
+ABSL_FLAG(DurationFlag, tick_interval, absl::Seconds(5),
           "Period of server-time checks (silent pumps), store revival and fleet gauges.");
 ABSL_FLAG(double, gateway_max_samples_per_second, 0,
           "Per-gateway ingest rate limit in samples/s (0 = unlimited).");
@@ -79,7 +85,7 @@ ABSL_FLAG(std::string, drug_library, "",
 ABSL_FLAG(std::string, backup_dir, "",
           "Online backups: every --backup_interval a consistent store checkpoint is written "
           "to DIR/checkpoint-<unix_ms> (openable with --data_dir); empty: no backups.");
-ABSL_FLAG(absl::Duration, backup_interval, absl::Hours(6), "Period of --backup_dir checkpoints.");
+ABSL_FLAG(DurationFlag, backup_interval, absl::Hours(6), "Period of --backup_dir checkpoints.");
 ABSL_FLAG(int, backup_keep, 3, "Newest checkpoints kept in --backup_dir (at least 1).");
 ABSL_FLAG(std::string, port_file, "",
           "If set, the bound ports are written here (grpc_port=N, metrics_port=M) once serving.");
@@ -132,12 +138,7 @@ void RaiseOpenFileLimit() {
 int main(int argc, char** argv) {
   pumptwin::device_link::TuneProcessForStreaming();
 
-  absl::FlagsUsageConfig usage;
-  usage.contains_help_flags = [](absl::string_view file) {
-    return !absl::StrContains(file, "absl/");
-  };
-  usage.version_string = [] { return std::string("pumptwind " PUMPTWIN_VERSION "\n"); };
-  absl::SetFlagsUsageConfig(usage);
+  pumptwin::tools::ListOwnFlagsInHelp("pumptwind " PUMPTWIN_VERSION);
   absl::SetProgramUsageMessage(
       "pumptwin server: live digital twins of implanted intrathecal drug pumps.\n"
       "Decision support for clinicians; not a medical device.\n"
@@ -145,7 +146,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> storage;
   storage.reserve(1);
   std::vector<char*> args = ExpandConfig(argc, argv, &storage);
-  absl::ParseCommandLine(static_cast<int>(args.size()), args.data());
+  pumptwin::tools::ParseFlagsOrExit(static_cast<int>(args.size()), args.data());
 
   if (absl::GetFlag(FLAGS_verify)) return pumptwin::server::RunVerify(absl::GetFlag(FLAGS_data_dir));
   RaiseOpenFileLimit();
@@ -168,32 +169,31 @@ int main(int argc, char** argv) {
   options.tls_key_file = absl::GetFlag(FLAGS_tls_key_file);
   options.tls_client_ca_file = absl::GetFlag(FLAGS_tls_client_ca_file);
   options.insecure = absl::GetFlag(FLAGS_insecure);
+  options.gateways_authenticated_externally =
+      absl::GetFlag(FLAGS_gateways_authenticated_externally);
   options.auth_tokens_file = absl::GetFlag(FLAGS_auth_tokens_file);
   options.port_file = absl::GetFlag(FLAGS_port_file);
   options.drug_library_file = absl::GetFlag(FLAGS_drug_library);
   options.shards = absl::GetFlag(FLAGS_shards);
   options.snapshot_every_samples = absl::GetFlag(FLAGS_snapshot_every_samples);
-  options.snapshot_interval = absl::GetFlag(FLAGS_snapshot_interval);
-  options.telemetry_retention = absl::GetFlag(FLAGS_retention);
+  options.snapshot_interval = absl::GetFlag(FLAGS_snapshot_interval).value;
+  options.telemetry_retention = absl::GetFlag(FLAGS_retention).value;
   options.store_memtable_bytes = size_t{absl::GetFlag(FLAGS_store_memtable_mb)} << 20;
   options.store_block_cache_bytes = size_t{absl::GetFlag(FLAGS_store_block_cache_mb)} << 20;
-  options.tick_interval = absl::GetFlag(FLAGS_tick_interval);
-  options.store_idle_flush = absl::GetFlag(FLAGS_store_idle_flush);
+  options.tick_interval = absl::GetFlag(FLAGS_tick_interval).value;
+  options.store_idle_flush = absl::GetFlag(FLAGS_store_idle_flush).value;
   options.gateway_max_samples_per_second = absl::GetFlag(FLAGS_gateway_max_samples_per_second);
   options.reorder_window_seqs = absl::GetFlag(FLAGS_reorder_window);
   options.gateway_window_frames = absl::GetFlag(FLAGS_gateway_window_frames);
   options.backup_dir = absl::GetFlag(FLAGS_backup_dir);
-  options.backup_interval = absl::GetFlag(FLAGS_backup_interval);
+  options.backup_interval = absl::GetFlag(FLAGS_backup_interval).value;
   options.backup_keep = absl::GetFlag(FLAGS_backup_keep);
 
   pumptwin::server::ServerApp app(options);
   if (absl::Status s = app.Start(); !s.ok()) {
     Log(LogLevel::kError, "startup_failed",
         {{"code", absl::StatusCodeToString(s.code())}, {"error", std::string(s.message())}});
-    return s.code() == absl::StatusCode::kInvalidArgument ||
-                   s.code() == absl::StatusCode::kFailedPrecondition
-               ? 2
-               : 1;
+    return pumptwin::server::StartFailureExitCode(s);
   }
   for (;;) {
     int sig = 0;
@@ -207,6 +207,6 @@ int main(int argc, char** argv) {
     Log(LogLevel::kInfo, "shutdown_requested", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
     break;
   }
-  app.Shutdown(absl::GetFlag(FLAGS_shutdown_grace));
+  app.Shutdown(absl::GetFlag(FLAGS_shutdown_grace).value);
   return 0;
 }

@@ -1,6 +1,9 @@
 #include "server/server_app.h"
 
 #include <malloc.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -16,6 +19,7 @@
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/security/server_credentials.h"
+#include "grpc/health/v1/health.pb.h"
 #include "grpcpp/server_builder.h"
 #include "device_link/gateway_service.h"
 #include "server/alert_hub.h"
@@ -52,6 +56,28 @@ absl::StatusOr<std::string> ReadFile(const std::string& path, const char* what) 
   return ss.str();
 }
 
+// A malformed PEM file is a configuration error found before binding (gRPC would only
+// report a failed bind, not which file is wrong).
+absl::Status CheckPem(const std::string& pem, const char* flag, const std::string& path,
+                      bool private_key) {
+  std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())),
+                                                &BIO_free);
+  bool ok = false;
+  if (bio != nullptr && private_key) {
+    EVP_PKEY* k = PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr);
+    ok = k != nullptr;
+    EVP_PKEY_free(k);
+  } else if (bio != nullptr) {
+    X509* c = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr);
+    ok = c != nullptr;
+    X509_free(c);
+  }
+  ERR_clear_error();
+  if (ok) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(flag, " '", path, "' holds no PEM ",
+                                                 private_key ? "private key" : "certificate"));
+}
+
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeCredentials(
     const ServerOptions& o) {
   if (o.tls_cert_file.empty()) return grpc::InsecureServerCredentials();
@@ -59,11 +85,19 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeCredentials(
   if (!cert.ok()) return cert.status();
   auto key = ReadFile(o.tls_key_file, "--tls_key_file");
   if (!key.ok()) return key.status();
+  if (absl::Status s = CheckPem(*cert, "--tls_cert_file", o.tls_cert_file, false); !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = CheckPem(*key, "--tls_key_file", o.tls_key_file, true); !s.ok()) return s;
   grpc::SslServerCredentialsOptions ssl;
   ssl.pem_key_cert_pairs.push_back({*key, *cert});
   if (!o.tls_client_ca_file.empty()) {
     auto ca = ReadFile(o.tls_client_ca_file, "--tls_client_ca_file");
     if (!ca.ok()) return ca.status();
+    if (absl::Status s = CheckPem(*ca, "--tls_client_ca_file", o.tls_client_ca_file, false);
+        !s.ok()) {
+      return s;
+    }
     ssl.pem_root_certs = *ca;
     // Gateways present certificates (verified against the CA); dashboards use bearer
     // tokens over plain TLS, so a certificate is requested but not required here: the
@@ -139,7 +173,37 @@ absl::Status ValidateOptions(const ServerOptions& o) {
         "': give --auth_tokens_file (see docs/security.md), or --insecure if you really "
         "mean everyone to be admin"));
   }
+  if (o.tls_client_ca_file.empty() && !unix_socket && !IsLoopbackHost(host) && !o.insecure &&
+      !o.gateways_authenticated_externally) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "refusing to serve DeviceGateway without gateway authentication on non-loopback "
+        "address '", o.listen,
+        "': any client could claim a gateway id and stream telemetry for its pumps. Give "
+        "--tls_client_ca_file (gateway mTLS, docs/security.md), or "
+        "--gateways_authenticated_externally if a proxy or the network authenticates them"));
+  }
   return absl::OkStatus();
+}
+
+std::string GatewayAuthWarning(const ServerOptions& o) {
+  if (!o.tls_client_ca_file.empty()) return "";
+  return absl::StrCat(
+      "no --tls_client_ca_file: DeviceGateway trusts Hello.gateway_id from any client that "
+      "can reach ", o.listen,
+      o.gateways_authenticated_externally ? " (--gateways_authenticated_externally)"
+                                          : " (loopback or --insecure only)");
+}
+
+int StartFailureExitCode(const absl::Status& s) {
+  switch (s.code()) {
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kFailedPrecondition:
+    case absl::StatusCode::kNotFound:
+    case absl::StatusCode::kPermissionDenied:
+      return 2;
+    default:
+      return 1;
+  }
 }
 
 ServerApp::ServerApp(ServerOptions options) : options_(std::move(options)) {}
@@ -169,8 +233,19 @@ absl::Status ServerApp::Start() {
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  // gRPC's built-in health service has no protobuf descriptors of its own: link the
+  // generated grpc.health.v1 code so that reflection can describe it.
+  (void)grpc::health::v1::HealthCheckRequest::descriptor();
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options_.listen, *creds, &grpc_port_);
+  // One limit for the whole server (gRPC has no per-service receive limit): the larger of
+  // a full gateway frame and the largest API request; anything bigger is refused
+  // RESOURCE_EXHAUSTED instead of being parsed.
+  builder.SetMaxReceiveMessageSize(static_cast<int>(std::max(
+      device_link::MaxGatewayMessageBytes(gw.frame_limits), kApiMaxReceiveBytes)));
+  if (std::string warning = GatewayAuthWarning(options_); !warning.empty()) {
+    Log(LogLevel::kWarning, "gateway_auth_none", {{"detail", warning}});
+  }
   if (options_.auth_tokens_file.empty()) {
     auth_ = std::make_unique<OpenAuthorizer>();
     Log(LogLevel::kInfo, "auth_open",

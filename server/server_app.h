@@ -34,6 +34,9 @@ struct ServerOptions {
   std::string tls_key_file;        // PEM private key
   std::string tls_client_ca_file;  // PEM CA that signs gateway client certificates (mTLS)
   bool insecure = false;           // allow plaintext on a non-loopback address
+  // Gateways are authenticated outside pumptwind (a proxy terminating mTLS, a private
+  // network): a non-loopback address may serve DeviceGateway without tls_client_ca_file.
+  bool gateways_authenticated_externally = false;
   // Bearer-token file (server/token_auth.h). Empty: everyone is admin "anonymous"
   // (OpenAuthorizer), refused on a non-loopback address unless `insecure`.
   std::string auth_tokens_file;
@@ -71,8 +74,24 @@ bool IsLoopbackHost(const std::string& host);
 // Splits "host:port" / "[v6]:port" into host and port; unix: addresses have no port.
 absl::StatusOr<std::pair<std::string, int>> SplitHostPort(const std::string& address);
 
-// Checks the options before anything binds (e.g. plaintext on a public address).
+// Checks the options before anything binds (e.g. plaintext on a public address, or a public
+// address where any client could open DeviceGateway.Connect as any gateway).
 absl::Status ValidateOptions(const ServerOptions& options);
+
+// The warning to log when DeviceGateway trusts Hello.gateway_id without a client certificate
+// (no tls_client_ca_file: loopback, insecure or gateways_authenticated_externally); empty
+// when gateways are authenticated by mTLS.
+std::string GatewayAuthWarning(const ServerOptions& options);
+
+// pumptwind's exit code for a failed Start: 2 for a configuration error (a bad flag value,
+// an unreadable or malformed file, a refused address; systemd's RestartPreventExitStatus),
+// 1 otherwise (a port in use, the store failing).
+int StartFailureExitCode(const absl::Status& status);
+
+// The largest TwinService request the API needs (a few KiB in practice). The server's
+// receive limit is the larger of this and device_link::MaxGatewayMessageBytes; a larger
+// message is refused RESOURCE_EXHAUSTED by the transport.
+inline constexpr size_t kApiMaxReceiveBytes = size_t{1} << 20;
 
 class ServerApp {
  public:

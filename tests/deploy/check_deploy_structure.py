@@ -36,6 +36,42 @@ def server_flags():
     return names
 
 
+# Flags whose value is a file or directory the server reads (or creates) at start.
+PATH_FLAGS = ("data_dir", "tls_cert_file", "tls_key_file", "tls_client_ca_file", "auth_tokens_file",
+              "drug_library", "backup_dir")
+
+
+def flag_values(text):
+    return dict(re.findall(r"^\s*--([a-z0-9_]+)=(.*)$", text, re.M))
+
+
+def install_targets(text):
+    """Paths created by the `install` commands of a shell block: {path} (directories end in /)."""
+    out = set()
+    for line in text.splitlines():
+        line = line.split("#", 1)[0].strip()
+        words = line.split()
+        if not words or words[0] != "install":
+            continue
+        operands = [w for i, w in enumerate(words[1:], 1)
+                    if not w.startswith("-") and words[i - 1] not in ("-m", "-g", "-o")]
+        if "-d" in words:
+            out.update(o.rstrip("/") + "/" for o in operands)
+        elif operands:
+            dest = operands[-1]
+            if dest.endswith("/") and len(operands) > 1:
+                out.update(dest + pathlib.Path(o).name for o in operands[:-1])
+            else:
+                out.add(dest)
+    return out
+
+
+def documented_block(doc, heading):
+    """The first ```sh block of section `heading` of a markdown document."""
+    section = re.split(r"\n##+ ", doc.split(heading, 1)[1], maxsplit=1)[0]
+    return section.split("```sh", 1)[1].split("```", 1)[0]
+
+
 def check_flag_text(where, text, known):
     flags = []
     for n, line in enumerate(text.splitlines(), 1):
@@ -143,7 +179,9 @@ def check_k8s(known_flags):
     for vname, v in volumes.items():
         if "configMap" in v:
             cm = v["configMap"]["name"]
-            check(cm in configmaps or v["configMap"].get("optional"), f"volume {vname}: ConfigMap {cm} exists or is optional")
+            created = f"create configmap {cm} " in (ROOT / "docs/operations.md").read_text(encoding="utf-8")
+            check(cm in configmaps or v["configMap"].get("optional") or created,
+                  f"volume {vname}: ConfigMap {cm} exists, is optional or is created in docs/operations.md")
         for src in v.get("projected", {}).get("sources", []):
             if "secret" in src:
                 check(src["secret"].get("name"), f"volume {vname}: secret reference named")
@@ -154,10 +192,16 @@ def check_k8s(known_flags):
     values = dict(re.findall(r"^--([a-z0-9_]+)=(.*)$", flags_text, re.M))
     for f in ("listen", "metrics_listen", "data_dir"):
         check(f in flags, f"configmap pumptwind.flags sets --{f}")
-    for f in ("data_dir", "tls_cert_file", "tls_key_file", "tls_client_ca_file"):
-        if f in values:
-            check(any(values[f].startswith(p.rstrip("/") + "/") for p in mounts.values()),
-                  f"--{f}={values[f]} lies under a volume mount")
+    for f in PATH_FLAGS:
+        if f not in values:
+            continue
+        under = [n for n, p in mounts.items() if values[f].startswith(p.rstrip("/") + "/")]
+        check(under, f"--{f}={values[f]} lies under a volume mount")
+        for n in under:  # a file the server needs at start cannot come from an optional volume
+            v = volumes.get(n, {})
+            check(not v.get("configMap", {}).get("optional") and not v.get("secret", {}).get("optional"),
+                  f"--{f}: volume {n} is not optional")
+    check("drug_library" in values, "configmap pumptwind.flags passes --drug_library")
     if "listen" in values:
         check(values["listen"].rsplit(":", 1)[1] == str(ports.get("grpc")), "--listen port == container port grpc")
     if "metrics_listen" in values:
@@ -258,6 +302,7 @@ def check_host_files(known_flags):
                 print("note: systemd-analyze verify:", r.stderr.strip())
     else:
         print("note: systemd-analyze not installed; unit syntax not verified by systemd")
+    check_install_paths(unit)
     cf = (DEPLOY / "container/Containerfile").read_text(encoding="utf-8")
     froms = re.findall(r"^FROM\s+(\S+)", cf, re.M)
     check(len(froms) >= 2 and all("debian:12" in f for f in froms), "Containerfile: multi-stage, Debian 12 bases")
@@ -266,6 +311,44 @@ def check_host_files(known_flags):
     check(re.search(r"^HEALTHCHECK", cf, re.M), "Containerfile: HEALTHCHECK")
     for src in re.findall(r"^COPY\s+(?!--from)(\S+)", cf, re.M):
         check((ROOT / src).exists(), f"Containerfile: COPY source {src} exists")
+
+
+def check_install_paths(unit):
+    """Every file the documented systemd and container paths need is created by their steps."""
+    ops = (ROOT / "docs/operations.md").read_text(encoding="utf-8")
+    host_flags = flag_values((DEPLOY / "pumptwind.flags").read_text(encoding="utf-8"))
+    # systemd: the install steps (docs and the unit's own comment) create every
+    # LoadCredential source and every file of the flag file the unit does not override;
+    # the TLS files come from the "TLS and mTLS" steps.
+    steps = documented_block(ops, "### systemd") + documented_block(ops, "## TLS and mTLS")
+    comment = "\n".join(l.lstrip("# ") for l in unit.splitlines() if l.startswith("#"))
+    for where, text in (("docs/operations.md systemd", steps), ("unit comment", comment)):
+        created = install_targets(text)
+        for cred in re.findall(r"^LoadCredential=[^:]+:(\S+)$", unit, re.M):
+            tls = cred.startswith("/etc/pumptwin/tls/")
+            check(cred in created or (tls and where == "unit comment"),
+                  f"{where}: the install steps create the credential source {cred}")
+        overridden = set(re.findall(r"--([a-z0-9_]+)=%d/", unit))
+        for f in PATH_FLAGS:
+            path = host_flags.get(f, "")
+            if f in overridden or not path.startswith("/etc/"):
+                continue
+            check(path in created, f"{where}: the install steps create --{f}={path}")
+    # Container: every /etc file of the flag file is in the image (COPY) or under a mount of
+    # the documented `podman run` (docs and the Containerfile's comment).
+    cf = (DEPLOY / "container/Containerfile").read_text(encoding="utf-8")
+    copied = set(re.findall(r"^COPY\s+(?!--from)\S+\s+(\S+)$", cf, re.M))
+    runs = {"docs/operations.md container": documented_block(ops, "### Container"),
+            "Containerfile comment": "\n".join(l.lstrip("# ") for l in cf.splitlines() if l.startswith("#"))}
+    for where, text in runs.items():
+        mounts = [m.split(":")[1] for m in re.findall(r"-v\s+(\S+)", text)]
+        check(mounts, f"{where}: podman run mounts volumes")
+        for f in PATH_FLAGS:
+            path = host_flags.get(f, "")
+            if not path.startswith("/"):
+                continue
+            ok = path in copied or any(path.startswith(m.rstrip("/") + "/") for m in mounts)
+            check(ok, f"{where}: --{f}={path} is in the image or under a mounted volume")
 
 
 def main():

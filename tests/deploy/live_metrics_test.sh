@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# live_metrics_test.sh PUMPTWIND
+# live_metrics_test.sh PUMPTWIND [CHECK...]
 # Starts PUMPTWIND on loopback (ephemeral ports, a temporary data dir), waits until it serves,
-# saves its /metrics page and runs check_metrics_live.sh on it; always stops the server.
+# saves its /metrics page and runs CHECK with the page's path appended (default:
+# check_metrics_live.sh); always stops the server.
 # ctest entry deploy_metrics_live, enabled with -DPUMPTWIN_LIVE_METRICS_TEST=ON once the server
 # exports the whole catalogue (docs/metrics.md).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-server="${1:?usage: $0 PUMPTWIND}"
+server="${1:?usage: $0 PUMPTWIND [CHECK...]}"
+shift
+check=("$@")
+[ "${#check[@]}" -gt 0 ] || check=("$here/check_metrics_live.sh")
 work="$(mktemp -d)"
 pid=""
 cleanup() {
@@ -34,4 +38,4 @@ for _ in $(seq 1 300); do
   grep -Eq '^pumptwin_ready(\{\})? 1' "$work/metrics.txt" && break
   sleep 0.1
 done
-"$here/check_metrics_live.sh" "$work/metrics.txt"
+"${check[@]}" "$work/metrics.txt"

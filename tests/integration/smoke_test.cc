@@ -59,6 +59,8 @@ TEST(SmokeTest, ServesHealthMetricsAndStopsCleanlyOnSigterm) {
   ASSERT_TRUE(code.ok()) << code.status();
   EXPECT_EQ(*code, 0) << server.ReadLog();
   EXPECT_THAT(server.ReadLog(), HasSubstr("event=stopped"));
+  // Loopback without --tls_client_ca_file: gateways are not authenticated, and the log says so.
+  EXPECT_THAT(server.ReadLog(), HasSubstr("event=gateway_auth_none"));
 }
 
 TEST(SmokeTest, RefusesPlaintextOnNonLoopbackAddress) {

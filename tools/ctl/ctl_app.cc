@@ -6,6 +6,10 @@
 #include "tools/ctl/ctl_commands.h"
 #include "tools/ctl/units_parse.h"
 
+#ifndef PUMPTWIN_VERSION
+#define PUMPTWIN_VERSION "dev"
+#endif
+
 namespace pumptwin::ctl {
 
 const char kExitCodesHelp[] =
@@ -76,6 +80,7 @@ int RunCtl(int argc, const char* const* argv, std::ostream& out, std::ostream& e
       ->capture_default_str();
   app.add_flag("--json", g.json,
                "JSON output: one object per line (per item for lists, per message for streams)");
+  app.set_version_flag("--version", "pumptwinctl " PUMPTWIN_VERSION);
   app.footer(kExitCodesHelp);
   app.require_subcommand(1);
   app.fallthrough();

@@ -57,7 +57,7 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "Gateway load generator.\n"
       "Usage: pumptwin_loadgen --target=127.0.0.1:50051 --streams=1 --batch=100");
-  absl::ParseCommandLine(argc, argv);
+  pumptwin::tools::ParseFlagsOrExit(argc, argv);
   pumptwin::device_link::TuneProcessForStreaming();
   const std::string target = absl::GetFlag(FLAGS_target);
   if (target.empty()) {

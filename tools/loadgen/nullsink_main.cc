@@ -28,7 +28,7 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "DeviceGateway null sink for benchmarks: parses, validates and acks, stores nothing.\n"
       "Usage: pumptwin_nullsink --port=50051");
-  absl::ParseCommandLine(argc, argv);
+  pumptwin::tools::ParseFlagsOrExit(argc, argv);
   // glibc returning freed receive buffers to the kernel costs 2-5x (docs/toolchain).
   pumptwin::device_link::TuneProcessForStreaming();
 

@@ -117,7 +117,7 @@ int main(int argc, char** argv) {
       "memory per stream.\n"
       "Usage: pumptwin_streamhold --target=127.0.0.1:50051 --streams=100000 --register_pumps\n"
       "         --server_pid=$(pidof pumptwind) --hold_s=60 --frame_interval_s=30");
-  absl::ParseCommandLine(argc, argv);
+  pumptwin::tools::ParseFlagsOrExit(argc, argv);
   pumptwin::device_link::TuneProcessForStreaming();
   // As in pumptwind (server/main.cc): no debug lock-order graph over every stream's mutexes.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);

@@ -35,7 +35,7 @@ int main(int argc, char** argv) {
       "pumpsim: simulated pump fleet streaming into pumptwind, and its detection report.\n"
       "  pumpsim [flags]            run a fleet (see --pumps --days --scenario --speed)\n"
       "  pumpsim evaluate [flags]   ground truth + WatchAlerts -> recall / time to detect");
-  std::vector<char*> args = absl::ParseCommandLine(argc, argv);
+  std::vector<char*> args = pumptwin::tools::ParseFlagsOrExit(argc, argv);
   if (args.size() > 1 && std::string(args[1]) == "evaluate") {
     pumptwin::sim::EvalOptions e;
     e.target = absl::GetFlag(FLAGS_target);
