@@ -96,14 +96,18 @@ TEST_F(TlsTest, RefusesToStartWithoutTokensOnNonLoopbackAddress) {
   EXPECT_THAT(server.ReadLog(), HasSubstr("--auth_tokens_file"));
 }
 
+// Gateways need authentication too on a public address (no --tls_client_ca_file here, so
+// the flag that says a proxy or the network provides it).
 TEST_F(TlsTest, NonLoopbackStartsWithTokensOrWithInsecure) {
-  for (const std::string& extra :
-       {"--auth_tokens_file=" + dir_.path() + "/tokens", std::string("--insecure")}) {
-    SCOPED_TRACE(extra);
+  for (const std::vector<std::string>& extra :
+       {std::vector<std::string>{"--auth_tokens_file=" + dir_.path() + "/tokens",
+                                 "--gateways_authenticated_externally"},
+        std::vector<std::string>{"--insecure"}}) {
+    SCOPED_TRACE(extra.front());
     testing::TempDir data;
     std::vector<std::string> args = TlsArgs();
     args.push_back("--listen=0.0.0.0:0");
-    args.push_back(extra);
+    args.insert(args.end(), extra.begin(), extra.end());
     args.push_back("--shutdown_grace=1s");
     testing::ServerProcess server({.data_dir = data.path() + "/data", .extra_args = args});
     ASSERT_TRUE(server.Start().ok()) << server.ReadLog();
