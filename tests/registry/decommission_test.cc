@@ -70,7 +70,9 @@ class DecommissionTest : public RegistryTest {
     v1::Pump p;
     auto bytes = store_.GetPump(id);
     EXPECT_TRUE(bytes.ok()) << bytes.status();
-    if (bytes.ok()) EXPECT_TRUE(p.ParseFromString(*bytes));
+    if (bytes.ok()) {
+      EXPECT_TRUE(p.ParseFromString(*bytes));
+    }
     return p;
   }
 
