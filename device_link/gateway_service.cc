@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/arena.h"
 #include "absl/synchronization/mutex.h"
+#include "device_link/input_limits.h"
 #include "grpc/grpc_security_constants.h"
 #include "grpcpp/support/byte_buffer.h"
 #include "grpcpp/support/proto_buffer_reader.h"
@@ -26,7 +27,7 @@ grpc::Status ToGrpc(const absl::Status& s) {
   return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
 }
 
-constexpr size_t kMaxGatewayIdBytes = 128;
+constexpr size_t kMaxGatewayIdBytes = kMaxIdBytes;
 
 }  // namespace
 
@@ -270,6 +271,16 @@ class GatewayStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
       return fail(grpc::StatusCode::PERMISSION_DENIED,
                   absl::StrCat("hello.gateway_id=", hello.gateway_id(),
                                " does not match the client certificate's common name ", peer));
+    }
+    if (hello.pump_ids_size() > kMaxHelloPumpIds) {
+      return fail(grpc::StatusCode::INVALID_ARGUMENT,
+                  absl::StrCat("hello.pump_ids has ", hello.pump_ids_size(), " entries; at most ",
+                               kMaxHelloPumpIds, " (or none: every pump bound to the gateway)"));
+    }
+    for (const std::string& id : hello.pump_ids()) {
+      if (absl::Status s = ValidateId(id, "hello.pump_ids[]"); !s.ok()) {
+        return fail(grpc::StatusCode::INVALID_ARGUMENT, std::string(s.message()));
+      }
     }
     std::vector<std::string> pumps(hello.pump_ids().begin(), hello.pump_ids().end());
     absl::StatusOr<std::vector<ResumePoint>> points =

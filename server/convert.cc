@@ -5,6 +5,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "device_link/input_limits.h"
 
 namespace pumptwin::server {
 namespace {
@@ -226,9 +227,12 @@ absl::StatusOr<std::string> PumpIdFromName(const std::string& name) {
   if (!absl::StartsWith(name, "pumps/") || name.size() <= 6 ||
       name.find('/', 6) != std::string::npos) {
     return absl::InvalidArgumentError(
-        absl::StrCat("name='", name, "' is not a pump resource name (expected pumps/{pump_id})"));
+        absl::StrCat("name=", device_link::Echo(name),
+                     " is not a pump resource name (expected pumps/{pump_id})"));
   }
-  return name.substr(6);
+  std::string id = name.substr(6);
+  if (absl::Status s = device_link::ValidateId(id, "name's pump_id"); !s.ok()) return s;
+  return id;
 }
 
 std::string PumpName(const std::string& pump_id) { return "pumps/" + pump_id; }

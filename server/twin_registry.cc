@@ -311,15 +311,24 @@ void TwinRegistry::Register(v1::Pump pump, twin::Twin twin, std::vector<AuditDra
 }
 
 void TwinRegistry::Mutate(const std::string& pump_id, Shard::MutateFn fn,
-                          std::function<void(absl::Status)> done) {
+                          std::function<void(absl::Status)> done, bool block) {
   if (degraded_.load()) {
     done(absl::UnavailableError("the store is not accepting writes; nothing was changed"));
     return;
   }
   Shard* sh = &ShardOf(pump_id);
-  sh->Post([sh, pump_id, fn = std::move(fn), done = std::move(done)]() mutable {
-    sh->Mutate(pump_id, std::move(fn), std::move(done));
-  });
+  auto shared_done = std::make_shared<std::function<void(absl::Status)>>(std::move(done));
+  const bool posted = sh->Post(
+      [sh, pump_id, fn = std::move(fn), shared_done]() mutable {
+        sh->Mutate(pump_id, std::move(fn), std::move(*shared_done));
+      },
+      block);
+  if (!posted) {
+    (*shared_done)(block
+                       ? absl::UnavailableError("the server is shutting down; nothing was changed")
+                       : absl::ResourceExhaustedError(
+                             "the server's shard queue is full; nothing was changed, retry later"));
+  }
 }
 
 void TwinRegistry::Read(const std::string& pump_id,

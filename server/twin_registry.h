@@ -68,8 +68,10 @@ class TwinRegistry : public device_link::IngestSink {
   void Register(v1::Pump pump, twin::Twin twin, std::vector<AuditDraft> audit,
                 std::function<void(absl::Status)> done);
   // Runs fn on the pump's shard (see Shard::Mutate). NOT_FOUND for an unknown pump.
+  // block=false (required when called on a shard thread: never block one shard on
+  // another): RESOURCE_EXHAUSTED when that shard's queue is full.
   void Mutate(const std::string& pump_id, Shard::MutateFn fn,
-              std::function<void(absl::Status)> done);
+              std::function<void(absl::Status)> done, bool block = true);
   // Runs fn with the live twin on its shard thread (nullptr and NOT_FOUND when unknown).
   void Read(const std::string& pump_id,
             std::function<void(const twin::Twin* twin, absl::Status status)> fn);

@@ -1,6 +1,7 @@
 // TwinService: the clinical API (dashboards, hospital systems, pumptwinctl) over the twin
 // registry, the commit gate and the store. Methods whose behaviour has not landed yet
-// are listed in twin_service_methods.inc and answer UNIMPLEMENTED saying so.
+// are listed in twin_service_methods.inc and answer UNIMPLEMENTED saying so; a request
+// that does not parse answers INVALID_ARGUMENT on every method.
 // Thread-safe: gRPC calls arrive on many threads; state lives in the registry.
 #ifndef PUMPTWIN_SERVER_TWIN_SERVICE_H_
 #define PUMPTWIN_SERVER_TWIN_SERVICE_H_
@@ -34,7 +35,10 @@ struct TwinServiceDeps {
 
 class TwinServiceImpl final : public pumptwin::v1::TwinService::CallbackService {
  public:
-  explicit TwinServiceImpl(TwinServiceDeps deps) : deps_(std::move(deps)) {}
+  // Every method answers a request that does not parse (bad wire format, a string field
+  // that is not UTF-8) with INVALID_ARGUMENT "could not parse request ...", not gRPC's
+  // default UNIMPLEMENTED with an empty message (see twin_service.cc).
+  explicit TwinServiceImpl(TwinServiceDeps deps);
 
   // Every method of the contract. Definitions live in twin_service*.cc by area; the
   // ones still listed in twin_service_methods.inc answer UNIMPLEMENTED (twin_service_pending.cc).
@@ -74,6 +78,17 @@ class TwinServiceImpl final : public pumptwin::v1::TwinService::CallbackService 
       const v1::ListAuditRecordsRequest* req, v1::ListAuditRecordsResponse* resp) override;
 
  private:
+  // Replaces the generated handler of `method` with one that lets a request that does
+  // not parse reach `fn` as INVALID_ARGUMENT (twin_service.cc).
+  template <typename Req, typename Resp>
+  void TolerateUnparseable(const char* method,
+                           grpc::ServerUnaryReactor* (TwinServiceImpl::*fn)(
+                               grpc::CallbackServerContext*, const Req*, Resp*));
+  template <typename Req, typename Resp>
+  void TolerateUnparseable(const char* method,
+                           grpc::ServerWriteReactor<Resp>* (TwinServiceImpl::*fn)(
+                               grpc::CallbackServerContext*, const Req*));
+
   TwinServiceDeps deps_;
 };
 

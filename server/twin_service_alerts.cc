@@ -9,6 +9,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "device_link/input_limits.h"
 #include "google/protobuf/util/json_util.h"
 #include "server/commit_gate.h"
 #include "server/convert.h"
@@ -36,8 +37,8 @@ struct AlertName {
 absl::StatusOr<AlertName> ParseAlertName(const std::string& name) {
   const std::string expected = "expected pumps/{pump_id}/alerts/{alert_id}";
   auto bad = [&] {
-    return absl::InvalidArgumentError(
-        absl::StrCat("name='", name, "' is not an alert resource name (", expected, ")"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "name=", device_link::Echo(name), " is not an alert resource name (", expected, ")"));
   };
   if (name.rfind("pumps/", 0) != 0) return bad();
   size_t slash = name.find('/', 6);
@@ -48,6 +49,8 @@ absl::StatusOr<AlertName> ParseAlertName(const std::string& name) {
   out.pump_id = name.substr(6, slash - 6);
   out.alert_id = name.substr(slash + mid.size());
   if (out.alert_id.empty() || out.alert_id.find('/') != std::string::npos) return bad();
+  if (absl::Status s = device_link::ValidateId(out.pump_id, "name's pump_id"); !s.ok()) return s;
+  if (out.alert_id.size() > device_link::kMaxIdBytes) return bad();
   size_t dash = out.alert_id.rfind('-');
   if (dash == std::string::npos ||
       !absl::SimpleAtoi(out.alert_id.substr(dash + 1), &out.raise_cursor) ||
@@ -105,8 +108,9 @@ grpc::ServerUnaryReactor* TwinServiceImpl::ListAlerts(grpc::CallbackServerContex
   }
   uint64_t after = 0;
   if (!req->page_token().empty() && !absl::SimpleAtoi(req->page_token(), &after)) {
-    return fail(absl::InvalidArgumentError(absl::StrCat(
-        "page_token='", req->page_token(), "' is not a token returned by ListAlerts")));
+    return fail(
+        absl::InvalidArgumentError(absl::StrCat("page_token=", device_link::Echo(req->page_token()),
+                                                " is not a token returned by ListAlerts")));
   }
   const size_t page = req->page_size() == 0 ? kDefaultPageSize : req->page_size();
   // Both sources are ordered by raise cursor; the page token is the last one returned.

@@ -6,6 +6,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "device_link/input_limits.h"
 #include "server/grpc_status.h"
 #include "server/twin_service.h"
 
@@ -48,8 +49,9 @@ grpc::ServerUnaryReactor* TwinServiceImpl::ListAuditRecords(
   }
   uint64_t after = 0;
   if (!req->page_token().empty() && !absl::SimpleAtoi(req->page_token(), &after)) {
-    return fail(absl::InvalidArgumentError(absl::StrCat(
-        "page_token='", req->page_token(), "' is not a token returned by ListAuditRecords")));
+    return fail(
+        absl::InvalidArgumentError(absl::StrCat("page_token=", device_link::Echo(req->page_token()),
+                                                " is not a token returned by ListAuditRecords")));
   }
   const size_t page = req->page_size() == 0 ? kDefaultPageSize : req->page_size();
   size_t scanned = 0;

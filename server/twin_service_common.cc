@@ -3,6 +3,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "device_link/input_limits.h"
 #include "google/protobuf/util/json_util.h"
 #include "server/convert.h"
 
@@ -57,7 +58,7 @@ absl::StatusOr<std::string> DecodePageToken(absl::string_view token, absl::strin
   const std::string prefix = absl::StrCat(kind, "|");
   if (!absl::WebSafeBase64Unescape(token, &raw) || !absl::StartsWith(raw, prefix)) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "page_token='", token, "' is not a page_token returned by ", method,
+        "page_token=", device_link::Echo(token), " is not a page_token returned by ", method,
         "; pass the next_page_token of the previous page unchanged, or empty for the first"));
   }
   return raw.substr(prefix.size());
@@ -85,7 +86,15 @@ absl::StatusOr<v1::Pump> RegistrationOverlay::Load(const store::Store& store,
   {
     absl::MutexLock lock(&mu_);
     auto it = staged_.find(pump_id);
-    if (it != staged_.end()) return it->second.pump;
+    if (it != staged_.end()) {
+      if (it->second.claimed) {
+        return absl::AbortedError(
+            absl::StrCat("pump '", pump_id,
+                         "' is being decommissioned by another call; nothing was changed, "
+                         "retry"));
+      }
+      return it->second.pump;
+    }
   }
   auto bytes = store.GetPump(pump_id);
   if (!bytes.ok()) {
@@ -105,6 +114,16 @@ uint64_t RegistrationOverlay::Stage(const v1::Pump& pump) {
   absl::MutexLock lock(&mu_);
   uint64_t ticket = next_ticket_++;
   staged_.insert_or_assign(pump.pump_id(), Staged{pump, ticket});
+  return ticket;
+}
+
+uint64_t RegistrationOverlay::Claim(const std::string& pump_id) {
+  absl::MutexLock lock(&mu_);
+  uint64_t ticket = next_ticket_++;
+  Staged claim;
+  claim.ticket = ticket;
+  claim.claimed = true;
+  staged_.insert_or_assign(pump_id, std::move(claim));
   return ticket;
 }
 

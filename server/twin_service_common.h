@@ -48,20 +48,27 @@ absl::Status CheckNotDecommissioned(const PumpDirectory& dir, const std::string&
 
 // The registration of a pump as the latest mutation left it: registrations changed by
 // a shard mutation whose group is not yet durable are served from here, so two quick
-// read-modify-writes of one pump never lose an update. Call Load/Stage only on the
+// read-modify-writes of one pump never lose an update. Call Load/Stage/Claim only on the
 // pump's shard thread (inside TwinRegistry::Mutate); Release after the commit.
+// A change that must write a pump's registration from another shard (DecommissionPump
+// writes the old pump's with its successor's) first claims it on its own shard: until
+// the claim is staged over or released, Load of that pump answers ABORTED.
 class RegistrationOverlay {
  public:
   static RegistrationOverlay& Instance();
   absl::StatusOr<v1::Pump> Load(const store::Store& store, const std::string& pump_id);
   // Remembers `pump` as the newest registration; returns a ticket for Release.
   uint64_t Stage(const v1::Pump& pump);
+  // Reserves the registration of `pump_id` for one writer; returns a ticket for Stage
+  // over it (any Stage replaces the claim) or Release.
+  uint64_t Claim(const std::string& pump_id);
   void Release(const std::string& pump_id, uint64_t ticket);
 
  private:
   struct Staged {
     v1::Pump pump;
     uint64_t ticket = 0;
+    bool claimed = false;  // Claim: no registration, Load answers ABORTED
   };
   absl::Mutex mu_;
   uint64_t next_ticket_ ABSL_GUARDED_BY(mu_) = 1;

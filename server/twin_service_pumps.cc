@@ -11,6 +11,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "device_link/input_limits.h"
 #include "server/convert.h"
 #include "server/grpc_status.h"
 #include "server/twin_service.h"
@@ -179,6 +180,11 @@ grpc::ServerUnaryReactor* TwinServiceImpl::DecommissionPump(
   auto id = PumpIdFromName(req->name());
   if (!id.ok()) return fail(id.status());
   const std::string successor = req->replaced_by_pump_id();
+  if (!successor.empty()) {
+    if (absl::Status s = device_link::ValidateId(successor, "replaced_by_pump_id"); !s.ok()) {
+      return fail(s);
+    }
+  }
   if (successor == *id) {
     return fail(absl::InvalidArgumentError(absl::StrCat(
         "replaced_by_pump_id='", successor, "' is the pump being decommissioned; name the "
@@ -201,31 +207,42 @@ grpc::ServerUnaryReactor* TwinServiceImpl::DecommissionPump(
     }
   }
   store::Store* st = deps_.store;
+  TwinRegistry* registry = deps_.registry;
   const Principal who = *principal;
   const std::string reason = req->reason();
-  struct Staged {
+  // The old pump's registration is read-modify-written on its shard thread and the
+  // successor's on the successor's (they may differ): each is serialised with every other
+  // change of that pump. Without a successor that is one mutation. With one, the first
+  // mutation (old pump's shard) checks the old pump and claims its registration; its
+  // completion runs after every earlier change of the old pump is durable. The second
+  // (successor's shard) checks the successor and commits both registrations and both audit
+  // records in one group.
+  struct State {
+    v1::Pump before;  // the old pump's registration when claimed
     std::vector<std::pair<std::string, uint64_t>> tickets;
   };
-  auto staged = std::make_shared<Staged>();
-  auto fn = [st, dir, who, reason, successor, staged, resp, pump_id = *id](
-                PumpSlot&, MutationContext& mctx) -> absl::Status {
+  auto state = std::make_shared<State>();
+  auto finish = [reactor, state](absl::Status s) {
     RegistrationOverlay& overlay = RegistrationOverlay::Instance();
-    auto pump = overlay.Load(*st, pump_id);
-    if (!pump.ok()) return pump.status();
-    if (pump->lifecycle() == v1::PUMP_LIFECYCLE_DECOMMISSIONED) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "pump '", pump_id, "' is already decommissioned",
-          pump->replaced_by_pump_id().empty() ? ""
-                                              : absl::StrCat(" (replaced by '",
-                                                             pump->replaced_by_pump_id(), "')")));
-    }
-    v1::Pump after = *pump;
+    for (const auto& [pid, ticket] : state->tickets) overlay.Release(pid, ticket);
+    reactor->Finish(ToGrpc(s));
+  };
+  // Both registrations and audit records into `mctx`; the directory follows.
+  auto link = [st, dir, who, reason, successor, state, resp,
+               pump_id = *id](MutationContext& mctx) -> absl::Status {
+    RegistrationOverlay& overlay = RegistrationOverlay::Instance();
+    const v1::Pump& before = state->before;
+    v1::Pump after = before;
     after.set_lifecycle(v1::PUMP_LIFECYCLE_DECOMMISSIONED);
     after.set_replaced_by_pump_id(successor);
     std::optional<v1::Pump> succ_before, succ_after;
     if (!successor.empty()) {
       auto s = overlay.Load(*st, successor);
       if (!s.ok()) return s.status();
+      if (s->lifecycle() == v1::PUMP_LIFECYCLE_DECOMMISSIONED) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("replaced_by_pump_id='", successor, "' is itself decommissioned"));
+      }
       if (!s->replaces_pump_id().empty() && s->replaces_pump_id() != pump_id) {
         return absl::FailedPreconditionError(absl::StrCat(
             "replaced_by_pump_id='", successor, "' already replaces pump '",
@@ -237,27 +254,53 @@ grpc::ServerUnaryReactor* TwinServiceImpl::DecommissionPump(
     }
     mctx.extra.pumps.emplace_back(pump_id, after.SerializeAsString());
     mctx.audit.push_back(MakeAudit(who, mctx.server_time, "DecommissionPump", PumpName(pump_id),
-                                   MessageJson(*pump), MessageJson(after), reason));
+                                   MessageJson(before), MessageJson(after), reason));
     if (succ_after.has_value()) {
       mctx.extra.pumps.emplace_back(successor, succ_after->SerializeAsString());
       mctx.audit.push_back(MakeAudit(who, mctx.server_time, "DecommissionPump",
                                      PumpName(successor), MessageJson(*succ_before),
                                      MessageJson(*succ_after), reason));
-      staged->tickets.emplace_back(successor, overlay.Stage(*succ_after));
+      state->tickets.emplace_back(successor, overlay.Stage(*succ_after));
       dir->Put(*succ_after);
     }
-    staged->tickets.emplace_back(pump_id, overlay.Stage(after));
+    // Staging replaces the claim (if any): the old pump's newest registration is `after`.
+    state->tickets.emplace_back(pump_id, overlay.Stage(after));
     // From here on ingest for this pump is nacked DECOMMISSIONED (directory lifecycle).
     dir->Put(after);
     *resp = after;
     return absl::OkStatus();
   };
-  deps_.registry->Mutate(*id, std::move(fn), [reactor, staged](absl::Status s) {
-    for (const auto& [pid, ticket] : staged->tickets) {
-      RegistrationOverlay::Instance().Release(pid, ticket);
+  // First mutation, on the old pump's shard: check it and take its registration.
+  auto check_old = [st, state, link, claim_only = !successor.empty(), pump_id = *id](
+                       PumpSlot&, MutationContext& mctx) -> absl::Status {
+    RegistrationOverlay& overlay = RegistrationOverlay::Instance();
+    auto pump = overlay.Load(*st, pump_id);
+    if (!pump.ok()) return pump.status();
+    if (pump->lifecycle() == v1::PUMP_LIFECYCLE_DECOMMISSIONED) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("pump '", pump_id, "' is already decommissioned",
+                       pump->replaced_by_pump_id().empty()
+                           ? ""
+                           : absl::StrCat(" (replaced by '", pump->replaced_by_pump_id(), "')")));
     }
-    reactor->Finish(ToGrpc(s));
-  });
+    state->before = *std::move(pump);
+    if (!claim_only) return link(mctx);
+    state->tickets.emplace_back(pump_id, overlay.Claim(pump_id));
+    return absl::OkStatus();
+  };
+  if (successor.empty()) {
+    registry->Mutate(*id, std::move(check_old), finish);
+    return reactor;
+  }
+  registry->Mutate(*id, std::move(check_old),
+                   [registry, state, link, finish, successor](absl::Status s) {
+                     if (!s.ok()) return finish(s);
+                     // On the old pump's shard thread: post to the successor's without
+                     // blocking (never block one shard on another).
+                     registry->Mutate(
+                         successor, [link](PumpSlot&, MutationContext& mctx) { return link(mctx); },
+                         finish, /*block=*/false);
+                   });
   return reactor;
 }
 

@@ -24,6 +24,9 @@ constexpr int kMaxHistoryPage = 100;
 constexpr int64_t kDefaultHorizonMs = 30LL * 24 * 3600 * 1000;
 constexpr int64_t kMaxHorizonMs = 5LL * 366 * 24 * 3600 * 1000;
 constexpr int64_t kMaxReplayPoints = 100000;
+// How far ahead of server time a prescription may take effect: a planned change is
+// entered days or weeks ahead; a date beyond a year is a typing error (docs/api.md).
+constexpr absl::Duration kMaxEffectiveAhead = absl::Hours(24 * 366);
 
 std::shared_ptr<const DrugLibrarySnapshot> Library(const DrugLibraryHolder* holder) {
   static const DrugLibraryHolder* defaults = new DrugLibraryHolder();
@@ -90,10 +93,23 @@ grpc::ServerUnaryReactor* TwinServiceImpl::SetPrescription(
         "expected_version=0: pass the current prescription version (TwinState."
         "prescription_version, or the newest of GetPrescriptionHistory); versions start at 1"));
   }
+  if (req->prescription().mode() == v1::THERAPY_MODE_UNSPECIFIED) {
+    return fail(absl::InvalidArgumentError(
+        "prescription.mode is required: THERAPY_MODE_SIMPLE_CONTINUOUS, THERAPY_MODE_FLEX, "
+        "or THERAPY_MODE_STOPPED to stop the infusion; nothing was changed"));
+  }
   if (req->prescription().effective_time_ms() < 0) {
     return fail(absl::InvalidArgumentError(absl::StrCat(
         "prescription.effective_time_ms=", req->prescription().effective_time_ms(),
         " must be >= 0 (0: now)")));
+  }
+  if (const absl::Time latest = deps_.now() + kMaxEffectiveAhead;
+      req->prescription().effective_time_ms() > ToUnixMs(latest)) {
+    return fail(absl::InvalidArgumentError(absl::StrCat(
+        "prescription.effective_time_ms=", req->prescription().effective_time_ms(), " (",
+        absl::FormatTime("%Y-%m-%d", FromUnixMs(req->prescription().effective_time_ms()),
+                         absl::UTCTimeZone()),
+        ") is more than 366 days ahead of server time; check the date; nothing was changed")));
   }
   auto rx = ToPrescription(req->prescription());
   if (!rx.ok()) return fail(rx.status());

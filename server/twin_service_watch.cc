@@ -3,6 +3,7 @@
 // to the hub position, then drain the subscription; every write is deduplicated by cursor).
 // TwinService.WatchTwin: TwinState per change, coalesced per pump (TwinWatchHub).
 // One reactor per call; its state is guarded by its mutex; one Write outstanding at a time.
+// The store is read (replay) only on gRPC threads, never on the hub's delivery thread.
 #include <algorithm>
 #include <deque>
 #include <memory>
@@ -30,7 +31,8 @@ class WatchAlertsReactor final : public grpc::ServerWriteReactor<v1::AlertEvent>
   }
 
   void Start() {
-    auto sub = hub_->Subscribe(filter_, [this] { Pump(); }, &replay_upto_);
+    auto sub = hub_->Subscribe(
+        filter_, [this] { Wake(); }, &replay_upto_);
     absl::MutexLock lock(&mu_);
     if (!sub.ok()) {
       FinishLocked(ToGrpc(sub.status()));
@@ -38,6 +40,8 @@ class WatchAlertsReactor final : public grpc::ServerWriteReactor<v1::AlertEvent>
     }
     sub_ = *std::move(sub);
     replay_after_ = last_sent_;
+    // Subscribed: tell the client now (headers), not only with the first event.
+    StartSendInitialMetadata();
     PumpLocked();
   }
 
@@ -68,8 +72,11 @@ class WatchAlertsReactor final : public grpc::ServerWriteReactor<v1::AlertEvent>
   }
 
  private:
-  void Pump() {
+  // The hub's delivery thread: write what is buffered, but never read the store there
+  // (the replay goes on from Start and OnWriteDone, on gRPC threads).
+  void Wake() {
     absl::MutexLock lock(&mu_);
+    if (replay_after_ < replay_upto_ && !finish_requested_) return;
     PumpLocked();
   }
 

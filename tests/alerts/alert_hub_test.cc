@@ -1,11 +1,14 @@
 // AlertHub unit tests: fan-out in cursor order, filters, the per-subscriber bound (an
-// overflow ends only the slow subscriber), shutdown, and the position handed to a new
-// subscriber (the replay/live boundary).
+// overflow ends only the slow subscriber), shutdown, the position handed to a new
+// subscriber (the replay/live boundary), and delivery on the hub's own thread (the
+// committer's OnAlertEvents only queues, whatever the subscribers do).
 #include "server/alert_hub.h"
 
 #include <atomic>
+#include <thread>
 #include <vector>
 
+#include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
 
 namespace pumptwin::server {
@@ -35,6 +38,7 @@ TEST(AlertHubTest, DeliversEveryEventInCursorOrderAndReportsPosition) {
   EXPECT_EQ(pos, 7u);
   hub.OnAlertEvents(Range(8, 10));
   hub.OnAlertEvents(Range(11, 12));
+  hub.WaitDelivered();
   EXPECT_EQ(wakes.load(), 2);
   EXPECT_EQ(hub.position(), 12u);
   std::vector<v1::AlertEvent> got;
@@ -61,6 +65,7 @@ TEST(AlertHubTest, OverflowDropsOnlyTheSlowSubscriber) {
   std::vector<v1::AlertEvent> fast_got;
   for (uint64_t c = 1; c <= 100; ++c) {
     hub.OnAlertEvents({Ev(c)});  // never blocks, whatever the subscribers do
+    hub.WaitDelivered();
     ASSERT_TRUE((*fast)->Take(1000, &fast_got).ok());
   }
   ASSERT_EQ(fast_got.size(), 100u);
@@ -73,10 +78,12 @@ TEST(AlertHubTest, OverflowDropsOnlyTheSlowSubscriber) {
   auto edge = hub.Subscribe({}, [] {}, &pos);
   ASSERT_TRUE(edge.ok());
   hub.OnAlertEvents(Range(101, 110));
+  hub.WaitDelivered();
   std::vector<v1::AlertEvent> edge_got;
   EXPECT_TRUE((*edge)->Take(1000, &edge_got).ok());
   EXPECT_EQ(edge_got.size(), 10u);
   hub.OnAlertEvents(Range(111, 121));
+  hub.WaitDelivered();
   EXPECT_TRUE(absl::IsResourceExhausted((*edge)->Take(1000, &edge_got)));
 }
 
@@ -91,6 +98,7 @@ TEST(AlertHubTest, FiltersBeforeBuffering) {
   // 50 events of other clinics / lower severity never count against the bound.
   for (uint64_t c = 1; c <= 50; ++c) hub.OnAlertEvents({Ev(c, c % 2 ? "north" : "south")});
   hub.OnAlertEvents({Ev(51, "south", v1::SEVERITY_CRITICAL), Ev(52, "north", v1::SEVERITY_CRITICAL)});
+  hub.WaitDelivered();
   std::vector<v1::AlertEvent> got;
   ASSERT_TRUE((*sub)->Take(10, &got).ok());
   ASSERT_EQ(got.size(), 1u);
@@ -104,6 +112,7 @@ TEST(AlertHubTest, ShutdownEndsSubscriptionsAndRefusesNewOnes) {
   auto sub = hub.Subscribe({}, [&] { ++wakes; }, &pos);
   ASSERT_TRUE(sub.ok());
   hub.OnAlertEvents(Range(1, 3));
+  hub.WaitDelivered();
   hub.Shutdown();
   EXPECT_EQ(wakes.load(), 2);
   std::vector<v1::AlertEvent> got;
@@ -112,6 +121,70 @@ TEST(AlertHubTest, ShutdownEndsSubscriptionsAndRefusesNewOnes) {
   hub.Unsubscribe(*sub);
   hub.OnAlertEvents(Range(4, 5));  // after Unsubscribe: no wake
   EXPECT_EQ(wakes.load(), 2);
+}
+
+TEST(AlertHubTest, DeliveryRunsOnTheHubsThreadAndAStalledSubscriberNeverBlocksTheCaller) {
+  AlertHub hub({.buffer_events = 100}, 0, nullptr);
+  absl::Notification release;
+  std::atomic<bool> woke_on_caller{false};
+  std::atomic<int> wakes{0};
+  const std::thread::id caller = std::this_thread::get_id();
+  uint64_t pos = 0;
+  // A subscriber whose wake stalls until released (a stuck stream).
+  auto stalled = hub.Subscribe(
+      {},
+      [&] {
+        if (std::this_thread::get_id() == caller) woke_on_caller = true;
+        ++wakes;
+        release.WaitForNotification();
+      },
+      &pos);
+  ASSERT_TRUE(stalled.ok());
+  // The committer's calls return while the subscriber is stuck in its first wake.
+  for (uint64_t c = 1; c <= 20; ++c) hub.OnAlertEvents({Ev(c)});
+  release.Notify();
+  hub.WaitDelivered();
+  EXPECT_FALSE(woke_on_caller.load());
+  EXPECT_GE(wakes.load(), 1);
+  std::vector<v1::AlertEvent> got;
+  ASSERT_TRUE((*stalled)->Take(100, &got).ok());
+  ASSERT_EQ(got.size(), 20u);
+  for (size_t i = 0; i < got.size(); ++i) EXPECT_EQ(got[i].cursor(), i + 1);
+  hub.Unsubscribe(*stalled);
+}
+
+TEST(AlertHubTest, AnOverflowingDeliveryQueueEndsEverySubscriptionAndMovesThePosition) {
+  AlertHub hub({.buffer_events = 10}, 0, nullptr);
+  absl::Notification entered, release;
+  uint64_t pos = 0;
+  auto sub = hub.Subscribe(
+      {},
+      [&] {
+        if (!entered.HasBeenNotified()) entered.Notify();
+        release.WaitForNotification();
+      },
+      &pos);
+  ASSERT_TRUE(sub.ok());
+  hub.OnAlertEvents({Ev(1)});
+  entered.WaitForNotification();  // the delivery thread is held in the wake
+  uint64_t cursor = 1;
+  std::vector<v1::AlertEvent> batch;
+  while (cursor <= AlertHub::kMaxQueuedEvents + 1) {
+    batch.clear();
+    for (int i = 0; i < 1000; ++i) batch.push_back(Ev(++cursor));
+    hub.OnAlertEvents(batch);
+  }
+  release.Notify();
+  hub.WaitDelivered();
+  std::vector<v1::AlertEvent> got;
+  EXPECT_TRUE(absl::IsResourceExhausted((*sub)->Take(100, &got)));
+  uint64_t pos2 = 0;
+  auto late = hub.Subscribe(
+      {}, [] {}, &pos2);
+  ASSERT_TRUE(late.ok());
+  EXPECT_EQ(pos2, cursor);  // everything dropped is durable: a new subscriber replays it
+  hub.Unsubscribe(*sub);
+  hub.Unsubscribe(*late);
 }
 
 }  // namespace

@@ -1,6 +1,8 @@
 // pumptwin_loadgen: drives N gateway streams (one GatewayClient each, one producer thread
 // each) at a batch size against a DeviceGateway, for a bounded frame count and time, and
-// reports acknowledged samples/s and per-frame ack latency percentiles.
+// reports acknowledged samples/s and per-frame ack latency percentiles. Optionally holds
+// WatchAlerts subscribers meanwhile (--watch_alerts, some never reading) and runs an alert
+// probe (--alert_probe_ms) that reports sample-to-alert latency at the reading ones.
 
 #include <algorithm>
 #include <atomic>
@@ -13,13 +15,14 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
-#include "device_link/process_tuning.h"
-#include "tools/common/help_flags.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "device_link/gateway_client.h"
+#include "device_link/process_tuning.h"
 #include "grpcpp/grpcpp.h"
 #include "pumptwin/v1/twin_service.grpc.pb.h"
+#include "tools/common/help_flags.h"
+#include "tools/loadgen/alert_watchers.h"
 #include "tools/loadgen/loadgen_common.h"
 
 ABSL_FLAG(std::string, target, "", "server address, e.g. 127.0.0.1:50051 (required)");
@@ -41,6 +44,13 @@ ABSL_FLAG(bool, distinct_prescriptions, false,
           "plan: the memory worst case); default: all pumps on the same prescription");
 ABSL_FLAG(int64_t, sample_interval_ms, 60000, "device time between consecutive samples of a pump");
 ABSL_FLAG(std::string, pump_prefix, "", "pump ids are <prefix>s<stream>p<pump>");
+ABSL_FLAG(int, watch_alerts, 0,
+          "TwinService.WatchAlerts subscribers held open during the run (from a fresh server)");
+ABSL_FLAG(int, watch_alerts_stalled, -1, "of them, how many never read (a stuck client); -1: half");
+ABSL_FLAG(int, watch_alerts_per_channel, 100, "WatchAlerts streams per HTTP/2 connection");
+ABSL_FLAG(int, alert_probe_ms, 0,
+          "> 0: a probe pump raises and resolves a motor-stall alert, one sample every this "
+          "many ms, and the reading subscribers time each raise (sample send -> AlertEvent)");
 
 namespace {
 
@@ -114,6 +124,51 @@ int main(int argc, char** argv) {
     }
   }
 
+  // Alert subscribers and the probe, before any telemetry flows.
+  pumptwin::loadgen::RaiseLog raises;
+  std::unique_ptr<pumptwin::loadgen::AlertWatchers> watchers;
+  std::unique_ptr<pumptwin::loadgen::AlertProbe> probe;
+  const int n_watch = std::max(0, absl::GetFlag(FLAGS_watch_alerts));
+  const int probe_ms = absl::GetFlag(FLAGS_alert_probe_ms);
+  if (n_watch > 0 || probe_ms > 0) {
+    if (!pumptwin::loadgen::IsLoopbackTarget(target)) {
+      std::fprintf(stderr, "--watch_alerts / --alert_probe_ms: --target must be loopback\n");
+      return 2;
+    }
+  }
+  if (probe_ms > 0) {
+    probe = std::make_unique<pumptwin::loadgen::AlertProbe>(
+        pumptwin::loadgen::ProbeOptions{.target = target, .interval = absl::Milliseconds(probe_ms)},
+        &raises);
+    auto stub = pumptwin::v1::TwinService::NewStub(
+        grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
+    if (grpc::Status st = probe->RegisterProbe(*stub); !st.ok()) {
+      std::fprintf(stderr, "probe registration: %s\n", st.error_message().c_str());
+      return 1;
+    }
+  }
+  if (n_watch > 0) {
+    const int stalled_flag = absl::GetFlag(FLAGS_watch_alerts_stalled);
+    watchers = std::make_unique<pumptwin::loadgen::AlertWatchers>(
+        pumptwin::loadgen::WatchOptions{
+            .target = target,
+            .watchers = n_watch,
+            .stalled = stalled_flag < 0 ? n_watch / 2 : stalled_flag,
+            .per_channel = absl::GetFlag(FLAGS_watch_alerts_per_channel),
+            .probe_pump = "alertprobe",
+            .max_total = absl::Seconds(absl::GetFlag(FLAGS_duration_s) + 120)},
+        &raises);
+    if (!watchers->Start(absl::Seconds(120))) {
+      std::fprintf(stderr, "only %d of %d WatchAlerts subscribers started within 120 s\n",
+                   watchers->started(), n_watch);
+      return 1;
+    }
+  }
+  if (probe != nullptr && !probe->Start()) {
+    std::fprintf(stderr, "alert probe: no Welcome within 10 s\n");
+    return 1;
+  }
+
   pumptwin::loadgen::LatencyRecorder lat;
   std::vector<std::unique_ptr<GatewayClient>> clients;
   for (int i = 0; i < streams; ++i) {
@@ -168,6 +223,7 @@ int main(int argc, char** argv) {
   for (auto& t : producers) t.join();
   for (auto& c : clients) c->WaitUntilAllDone(std::max(absl::ZeroDuration(), deadline - absl::Now()));
   const absl::Duration elapsed = absl::Now() - start;
+  if (probe != nullptr) probe->Stop();
 
   uint64_t acked = 0, nacked = 0, reconnects = 0, buffered = 0;
   for (auto& c : clients) {
@@ -190,5 +246,22 @@ int main(int argc, char** argv) {
       ns.empty() ? 0.0 : ns.back() / 1e6, static_cast<unsigned long long>(nacked),
       static_cast<unsigned long long>(reconnects), static_cast<unsigned long long>(buffered),
       static_cast<long long>(send_errors.load()));
+  if (watchers != nullptr || probe != nullptr) {
+    const std::vector<int64_t> al =
+        watchers != nullptr ? watchers->latency().SortedNanos() : std::vector<int64_t>();
+    std::printf(
+        "watchers=%d stalled=%d watchers_ended_early=%d alert_events_read=%lld probe_raises=%lld "
+        "alert_latencies=%zu alert_latency_ms_p50=%.3f p99=%.3f max=%.3f\n",
+        n_watch,
+        watchers != nullptr ? std::clamp(absl::GetFlag(FLAGS_watch_alerts_stalled) < 0
+                                             ? n_watch / 2
+                                             : absl::GetFlag(FLAGS_watch_alerts_stalled),
+                                         0, n_watch)
+                            : 0,
+        watchers != nullptr ? watchers->ended_early() : 0,
+        static_cast<long long>(watchers != nullptr ? watchers->events_read() : 0),
+        static_cast<long long>(probe != nullptr ? probe->raises() : 0), al.size(),
+        PercentileMs(al, 0.50), PercentileMs(al, 0.99), al.empty() ? 0.0 : al.back() / 1e6);
+  }
   return buffered == 0 && send_errors.load() == 0 ? 0 : 1;
 }

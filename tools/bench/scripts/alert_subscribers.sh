@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Ingest with 0 / 100 / 10 000 WatchAlerts subscribers (half of them never read), and the
+# sample-to-alert latency at full ingest. Per round and subscriber count: a fresh pumptwind
+# on 127.0.0.1 (own data dir), then one pumptwin_loadgen run that opens the subscribers,
+# starts the alert probe (a pump raising and resolving a motor-stall alert every
+# PROBE_MS ms) and drives the usual ingest load (2 gateway streams x 10 pumps, frames of 100
+# samples). The counts rotate within a round so machine drift hits each the same.
+# Usage: tools/bench/scripts/alert_subscribers.sh [frames_per_stream] [rounds] [probe_ms]
+# Results: docs/benchmarks.md "Alert subscribers".
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)"
+BIN="${PUMPTWIN_BUILD:-$ROOT/build}/bin"
+FRAMES="${1:-30000}"; ROUNDS="${2:-3}"; PROBE_MS="${3:-25}"
+COUNTS="${COUNTS:-0 100 10000}"
+WORK="$(mktemp -d)"; SRV=""
+trap '[ -n "$SRV" ] && kill "$SRV" 2>/dev/null; rm -rf "$WORK"' EXIT
+
+wait_port() {  # file key -> port
+  for _ in $(seq 1 600); do
+    [ -s "$1" ] && grep -q "^$2=" "$1" && { sed -n "s/^$2=//p" "$1"; return 0; }
+    sleep 0.1
+  done
+  echo "no $2 in $1" >&2; return 1
+}
+
+run() {  # subscribers -> one result line
+  rm -rf "$WORK/data" "$WORK/ports"
+  "$BIN/pumptwind" --data_dir="$WORK/data" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 \
+    --port_file="$WORK/ports" 2>"$WORK/server.log" &
+  SRV=$!
+  local gp; gp=$(wait_port "$WORK/ports" grpc_port)
+  local out
+  out=$("$BIN/pumptwin_loadgen" --target=127.0.0.1:$gp --register_pumps --streams=2 --batch=100 \
+    --pumps_per_stream=10 --sample_interval_ms=10000 --frames_per_stream="$FRAMES" \
+    --duration_s=120 --watch_alerts="$1" --alert_probe_ms="$PROBE_MS" | tr '\n' ' ')
+  echo "subscribers=$1 $out"
+  kill -TERM "$SRV"; wait "$SRV" || true; SRV=""
+}
+
+for r in $(seq 1 "$ROUNDS"); do
+  for n in $COUNTS; do run "$n"; done
+  COUNTS="$(echo $COUNTS | awk '{for (i = 2; i <= NF; ++i) printf "%s ", $i; print $1}')"
+done

@@ -1,0 +1,185 @@
+#include "tools/loadgen/alert_watchers.h"
+
+#include <algorithm>
+#include <chrono>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+
+namespace pumptwin::loadgen {
+
+void RaiseLog::Add(absl::Time sent) {
+  absl::MutexLock l(&mu_);
+  sent_.push_back(sent);
+}
+
+absl::Time RaiseLog::Get(size_t k) const {
+  absl::MutexLock l(&mu_);
+  return k < sent_.size() ? sent_[k] : absl::InfinitePast();
+}
+
+class AlertWatchers::Stream final : public grpc::ClientReadReactor<pumptwin::v1::AlertEvent> {
+ public:
+  Stream(AlertWatchers* owner, pumptwin::v1::TwinService::Stub* stub, bool reads)
+      : owner_(owner), reads_(reads) {
+    ctx_.set_deadline(std::chrono::system_clock::now() +
+                      absl::ToChronoMilliseconds(owner->opts_.max_total));
+    req_.set_from_cursor(0);  // a fresh server: the history holds none of the probe's alerts
+    stub->async()->WatchAlerts(&ctx_, &req_, this);
+    if (reads_) StartRead(&ev_);
+    StartCall();
+  }
+  void Cancel() {
+    cancelled_ = true;
+    ctx_.TryCancel();
+  }
+  void OnReadInitialMetadataDone(bool ok) override {
+    if (ok) owner_->OnStarted();
+  }
+  void OnReadDone(bool ok) override {
+    if (!ok) return;  // OnDone follows
+    owner_->events_.fetch_add(1, std::memory_order_relaxed);
+    const auto& a = ev_.alert();
+    if (a.pump_id() == owner_->opts_.probe_pump && a.state() == pumptwin::v1::ALERT_STATE_RAISED &&
+        a.type() == pumptwin::v1::ALERT_TYPE_MOTOR_STALL) {
+      const absl::Time sent = owner_->raises_->Get(raised_seen_++);
+      if (sent != absl::InfinitePast()) owner_->latency_.Add(absl::Now() - sent);
+    }
+    StartRead(&ev_);
+  }
+  void OnDone(const grpc::Status&) override { owner_->OnDone(!cancelled_.load()); }
+
+ private:
+  AlertWatchers* const owner_;
+  const bool reads_;
+  grpc::ClientContext ctx_;
+  pumptwin::v1::WatchAlertsRequest req_;
+  pumptwin::v1::AlertEvent ev_;
+  size_t raised_seen_ = 0;
+  std::atomic<bool> cancelled_{false};
+};
+
+AlertWatchers::AlertWatchers(WatchOptions options, const RaiseLog* raises)
+    : opts_(std::move(options)), raises_(raises) {}
+
+void AlertWatchers::OnStarted() {
+  absl::MutexLock l(&mu_);
+  ++started_;
+}
+
+void AlertWatchers::OnDone(bool early) {
+  absl::MutexLock l(&mu_);
+  ++done_;
+  if (early) ++ended_early_;
+}
+
+int AlertWatchers::started() const {
+  absl::MutexLock l(&mu_);
+  return started_;
+}
+
+int AlertWatchers::ended_early() const {
+  absl::MutexLock l(&mu_);
+  return ended_early_;
+}
+
+bool AlertWatchers::Start(absl::Duration timeout) {
+  const int per = std::max(1, opts_.per_channel);
+  // Stalled streams first, on their own connections; reading ones on theirs.
+  auto open = [&](int from, int to, bool reads) {
+    for (int i = from; i < to; i += per) {
+      grpc::ChannelArguments args;
+      args.SetInt("pumptwin.loadgen.watch_channel", static_cast<int>(channels_.size()));
+      channels_.push_back(
+          grpc::CreateCustomChannel(opts_.target, grpc::InsecureChannelCredentials(), args));
+      stubs_.push_back(pumptwin::v1::TwinService::NewStub(channels_.back()));
+      for (int j = i; j < std::min(to, i + per); ++j) {
+        streams_.push_back(std::make_unique<Stream>(this, stubs_.back().get(), reads));
+      }
+    }
+  };
+  const int stalled = std::clamp(opts_.stalled, 0, opts_.watchers);
+  open(0, stalled, false);
+  open(stalled, opts_.watchers, true);
+  absl::MutexLock l(&mu_);
+  auto all = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return started_ + done_ >= static_cast<int>(streams_.size());
+  };
+  mu_.AwaitWithTimeout(absl::Condition(&all), timeout);
+  return started_ == static_cast<int>(streams_.size());
+}
+
+AlertWatchers::~AlertWatchers() {
+  for (auto& s : streams_) s->Cancel();
+  absl::MutexLock l(&mu_);
+  auto all_done = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return done_ >= static_cast<int>(streams_.size());
+  };
+  if (!mu_.AwaitWithTimeout(absl::Condition(&all_done), absl::Seconds(60))) {
+    // A stream that never finished still references its reactor: leak them all.
+    for (auto& s : streams_) (void)s.release();
+  }
+}
+
+AlertProbe::AlertProbe(ProbeOptions options, RaiseLog* raises)
+    : opts_(std::move(options)),
+      raises_(raises),
+      // Device time of seq 1: early enough that 200 000 one-second samples stay in the past.
+      start_ms_(absl::ToUnixMillis(absl::Now()) - 200'000'000) {}
+
+AlertProbe::~AlertProbe() { Stop(); }
+
+grpc::Status AlertProbe::RegisterProbe(pumptwin::v1::TwinService::Stub& stub) {
+  return RegisterPumps(stub, {{opts_.pump_id, opts_.gateway_id}},
+                       RegistrationTemplate{.implant_time_ms = start_ms_ - 1000}, 1);
+}
+
+bool AlertProbe::Start() {
+  device_link::GatewayClientOptions o;
+  o.target = opts_.target;
+  o.credentials = grpc::InsecureChannelCredentials();
+  o.gateway_id = opts_.gateway_id;
+  o.channel_args.SetInt("pumptwin.loadgen.probe", 1);
+  client_ = std::make_unique<device_link::GatewayClient>(std::move(o));
+  client_->Start();
+  if (!client_->WaitUntilWelcomed(1, absl::Seconds(10))) return false;
+  thread_ = std::thread([this] { Run(); });
+  return true;
+}
+
+void AlertProbe::Stop() {
+  stop_ = true;
+  if (thread_.joinable()) thread_.join();
+  if (client_ != nullptr) {
+    client_->WaitUntilAllDone(absl::Seconds(10));
+    client_->Stop();
+  }
+}
+
+void AlertProbe::Run() {
+  uint64_t seq = client_->acked_seq(opts_.pump_id) + 1;
+  const pumptwin::v1::TelemetrySample base = SampleTemplate(opts_.pump_id);
+  for (int64_t i = 0; i < 200'000 && !stop_.load(); ++i) {
+    pumptwin::v1::TelemetrySample s = base;
+    s.set_seq(seq);
+    s.set_device_time_ms(start_ms_ + static_cast<int64_t>(seq) * 1000);
+    ++seq;
+    const bool raise = i % 2 == 0;
+    if (raise) {
+      s.set_alarm_flags(pumptwin::v1::ALARM_FLAG_MOTOR_STALL);
+    } else {
+      auto* e = s.add_events();
+      e->set_type(pumptwin::v1::DEVICE_EVENT_MOTOR_STALL_RECOVERY);
+      e->set_device_time_ms(s.device_time_ms());
+    }
+    if (raise) {
+      raises_->Add(absl::Now());  // before the send: a fast alert finds its send time
+      ++raises_sent_;
+    }
+    if (!client_->Send({std::move(s)}).ok()) break;
+    absl::SleepFor(opts_.interval);  // the probe's pace, not a synchronisation
+  }
+}
+
+}  // namespace pumptwin::loadgen
