@@ -8,9 +8,9 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
-#include "google/protobuf/arena.h"
 #include "absl/synchronization/mutex.h"
 #include "device_link/input_limits.h"
+#include "google/protobuf/arena.h"
 #include "grpc/grpc_security_constants.h"
 #include "grpcpp/support/byte_buffer.h"
 #include "grpcpp/support/proto_buffer_reader.h"
@@ -495,11 +495,11 @@ size_t MaxGatewayMessageBytes(const FrameLimits& limits) {
   // each event as tag + length + type, time and value.
   constexpr size_t kVarint = 10, kDouble = 8, kTag = 1, kLength = 2;
   const size_t event = kTag + kLength + (kTag + 5) + (kTag + kVarint) + (kTag + kDouble);
-  const size_t sample = kTag + kLength + limits.sample.max_pump_id_bytes +
-                        3 * (kTag + kVarint) + 9 * (kTag + kDouble) + (kTag + 5) +
+  const size_t sample = kTag + kLength + limits.sample.max_pump_id_bytes + 3 * (kTag + kVarint) +
+                        9 * (kTag + kDouble) + (kTag + 5) +
                         limits.sample.max_events_per_sample * event;
-  const size_t frame = kTag + 4 + (kTag + kVarint) +
-                       size_t{limits.max_samples_per_frame} * (kTag + 3 + sample);
+  const size_t frame =
+      kTag + 4 + (kTag + kVarint) + size_t{limits.max_samples_per_frame} * (kTag + 3 + sample);
   return frame + (size_t{64} << 10);  // slack for fields added later
 }
 

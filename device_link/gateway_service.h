@@ -59,9 +59,8 @@ struct GatewayServiceOptions {
 // Connect is a raw method (ByteBuffer in and out): the stream parses each message itself, so
 // a message that is not a valid GatewayMessage ends the stream with a status that says so
 // (gRPC's typed reader would report it as a clean half-close: OK, and the rest unanswered).
-class GatewayService final
-    : public pumptwin::v1::DeviceGateway::WithRawCallbackMethod_Connect<
-          pumptwin::v1::DeviceGateway::Service> {
+class GatewayService final : public pumptwin::v1::DeviceGateway::WithRawCallbackMethod_Connect<
+                                 pumptwin::v1::DeviceGateway::Service> {
  public:
   GatewayService(IngestSink* sink, GatewayServiceOptions options);
   GatewayService(const GatewayService&) = delete;

@@ -16,12 +16,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "device_link/gateway_service.h"
+#include "grpc/health/v1/health.pb.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/security/server_credentials.h"
-#include "grpc/health/v1/health.pb.h"
 #include "grpcpp/server_builder.h"
-#include "device_link/gateway_service.h"
 #include "server/alert_hub.h"
 #include "server/auth.h"
 #include "server/commit_gate.h"
@@ -60,8 +60,8 @@ absl::StatusOr<std::string> ReadFile(const std::string& path, const char* what) 
 // report a failed bind, not which file is wrong).
 absl::Status CheckPem(const std::string& pem, const char* flag, const std::string& path,
                       bool private_key) {
-  std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())),
-                                                &BIO_free);
+  std::unique_ptr<BIO, decltype(&BIO_free)> bio(
+      BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), &BIO_free);
   bool ok = false;
   if (bio != nullptr && private_key) {
     EVP_PKEY* k = PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr);
@@ -177,7 +177,8 @@ absl::Status ValidateOptions(const ServerOptions& o) {
       !o.gateways_authenticated_externally) {
     return absl::FailedPreconditionError(absl::StrCat(
         "refusing to serve DeviceGateway without gateway authentication on non-loopback "
-        "address '", o.listen,
+        "address '",
+        o.listen,
         "': any client could claim a gateway id and stream telemetry for its pumps. Give "
         "--tls_client_ca_file (gateway mTLS, docs/security.md), or "
         "--gateways_authenticated_externally if a proxy or the network authenticates them"));
@@ -189,7 +190,8 @@ std::string GatewayAuthWarning(const ServerOptions& o) {
   if (!o.tls_client_ca_file.empty()) return "";
   return absl::StrCat(
       "no --tls_client_ca_file: DeviceGateway trusts Hello.gateway_id from any client that "
-      "can reach ", o.listen,
+      "can reach ",
+      o.listen,
       o.gateways_authenticated_externally ? " (--gateways_authenticated_externally)"
                                           : " (loopback or --insecure only)");
 }
@@ -241,8 +243,8 @@ absl::Status ServerApp::Start() {
   // One limit for the whole server (gRPC has no per-service receive limit): the larger of
   // a full gateway frame and the largest API request; anything bigger is refused
   // RESOURCE_EXHAUSTED instead of being parsed.
-  builder.SetMaxReceiveMessageSize(static_cast<int>(std::max(
-      device_link::MaxGatewayMessageBytes(gw.frame_limits), kApiMaxReceiveBytes)));
+  builder.SetMaxReceiveMessageSize(static_cast<int>(
+      std::max(device_link::MaxGatewayMessageBytes(gw.frame_limits), kApiMaxReceiveBytes)));
   if (std::string warning = GatewayAuthWarning(options_); !warning.empty()) {
     Log(LogLevel::kWarning, "gateway_auth_none", {{"detail", warning}});
   }
