@@ -194,5 +194,30 @@ TEST(WatchAlertsTest, SlowSubscriberIsDroppedAloneAndIngestIsNotSlowed) {
               HasSubstr("pumptwin_subscribers_dropped_total{stream=\"watch_alerts\"} 1"));
 }
 
+// A subscriber that reads nothing while events flow: the server's write to it is stuck
+// at the flow-control window when SIGTERM arrives. Shutdown cancels the call during that
+// write; the call must still end, so the server exits (within its bound) instead of
+// waiting for it forever.
+TEST(WatchAlertsTest, ServerStopsWithAStalledSubscriberMidWrite) {
+  testing::TempDir dir;
+  Server srv(dir);
+  ASSERT_NO_FATAL_FAILURE(srv.Start());
+  ASSERT_TRUE(RegisterMotorPump(*srv.stub, "PT", "north").ok());
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 1024);
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  auto stalled_channel = grpc::CreateCustomChannel(srv.proc.grpc_target(),
+                                                   grpc::InsecureChannelCredentials(), args);
+  auto stalled_stub = v1::TwinService::NewStub(stalled_channel);
+  Watcher stalled(*stalled_stub, 0, 120);
+  // 2000 stall/recovery events (~0.3 MB): far more than the transport holds for a reader
+  // that reads nothing, far fewer than the subscriber's buffer (4096): it is not dropped.
+  ASSERT_NO_FATAL_FAILURE(Feed(srv.proc.grpc_target(), "PT", 1, 2000));
+  auto code = srv.proc.Stop(SIGTERM, absl::Seconds(30));
+  ASSERT_TRUE(code.ok()) << code.status() << "\n" << srv.proc.ReadLog();
+  EXPECT_EQ(*code, 0) << srv.proc.ReadLog();
+}
+
 }  // namespace
 }  // namespace pumptwin::alerts_test
