@@ -48,11 +48,14 @@ class WatchAlertsReactor final : public grpc::ServerWriteReactor<v1::AlertEvent>
   void OnWriteDone(bool ok) override {
     absl::MutexLock lock(&mu_);
     writing_ = false;
-    if (!ok) {
+    if (ok) {
+      last_sent_ = current_.cursor();
+    } else {
       FinishLocked(grpc::Status(grpc::StatusCode::CANCELLED, "client went away"));
-      return;
     }
-    last_sent_ = current_.cursor();
+    // Also finishes a call whose end was requested while this write was outstanding (a
+    // cancel or shutdown during a write to a stalled client): without it the call never
+    // ends and the server's shutdown waits for it forever.
     PumpLocked();
   }
 

@@ -2,7 +2,8 @@
 // (read, disconnect, resume from the last cursor while ingest continues), resume across a
 // SIGTERM restart (open streams end UNAVAILABLE), and slow-subscriber isolation (a
 // subscriber that never reads is dropped with RESOURCE_EXHAUSTED while a normal one gets
-// every event and ingest acks every sample). Assertions are on counts and cursors.
+// every event and ingest acks every sample), and a clean SIGTERM stop while a subscriber
+// that reads nothing has a write outstanding. Assertions are on counts and cursors.
 #include <signal.h>
 
 #include <string>
@@ -117,19 +118,24 @@ TEST(WatchAlertsTest, ResumeAcrossServerRestart) {
   ASSERT_NO_FATAL_FAILURE(ExpectConsecutive(r.events, last + 1));
 }
 
+// A stub on its own connection with small HTTP/2 windows: a subscriber that stops reading
+// stalls the server's writes to it after a few events.
+std::unique_ptr<v1::TwinService::Stub> SmallWindowStub(const std::string& target) {
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 1024);
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  return v1::TwinService::NewStub(
+      grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args));
+}
+
 TEST(WatchAlertsTest, SlowSubscriberIsDroppedAloneAndIngestIsNotSlowed) {
   testing::TempDir dir;
   Server srv(dir, {"--watch_alerts_buffer=64"});
   ASSERT_NO_FATAL_FAILURE(srv.Start());
   ASSERT_TRUE(RegisterMotorPump(*srv.stub, "PS", "north").ok());
   // The slow subscriber: small HTTP/2 windows, and it reads nothing while ingest runs.
-  grpc::ChannelArguments args;
-  args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
-  args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 1024);
-  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-  auto slow_channel = grpc::CreateCustomChannel(srv.proc.grpc_target(),
-                                                grpc::InsecureChannelCredentials(), args);
-  auto slow_stub = v1::TwinService::NewStub(slow_channel);
+  auto slow_stub = SmallWindowStub(srv.proc.grpc_target());
   Watcher slow(*slow_stub, 0, 120);
   Watcher normal(*srv.stub, 0, 120);
   // Ingest in frames of 50 (each below the 64-event bound); the normal subscriber keeps
@@ -192,6 +198,25 @@ TEST(WatchAlertsTest, SlowSubscriberIsDroppedAloneAndIngestIsNotSlowed) {
   ASSERT_TRUE(metrics.ok());
   EXPECT_THAT(*metrics,
               HasSubstr("pumptwin_subscribers_dropped_total{stream=\"watch_alerts\"} 1"));
+}
+
+// A subscriber that reads nothing while events flow: the server's write to it is stuck
+// at the flow-control window when SIGTERM arrives. Shutdown cancels the call during that
+// write; the call must still end, so the server exits (within its bound) instead of
+// waiting for it forever.
+TEST(WatchAlertsTest, ServerStopsWithAStalledSubscriberMidWrite) {
+  testing::TempDir dir;
+  Server srv(dir);
+  ASSERT_NO_FATAL_FAILURE(srv.Start());
+  ASSERT_TRUE(RegisterMotorPump(*srv.stub, "PT", "north").ok());
+  auto stalled_stub = SmallWindowStub(srv.proc.grpc_target());
+  Watcher stalled(*stalled_stub, 0, 120);
+  // 2000 stall/recovery events (~0.3 MB): far more than the transport holds for a reader
+  // that reads nothing, far fewer than the subscriber's buffer (4096): it is not dropped.
+  ASSERT_NO_FATAL_FAILURE(Feed(srv.proc.grpc_target(), "PT", 1, 2000));
+  auto code = srv.proc.Stop(SIGTERM, absl::Seconds(30));
+  ASSERT_TRUE(code.ok()) << code.status() << "\n" << srv.proc.ReadLog();
+  EXPECT_EQ(*code, 0) << srv.proc.ReadLog();
 }
 
 }  // namespace

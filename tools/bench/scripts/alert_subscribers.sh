@@ -10,18 +10,12 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)"
 BIN="${PUMPTWIN_BUILD:-$ROOT/build}/bin"
-FRAMES="${1:-30000}"; ROUNDS="${2:-3}"; PROBE_MS="${3:-25}"
+FRAMES="${1:-30000}"; ROUNDS="${2:-3}"; PROBE_MS="${3:-200}"
 COUNTS="${COUNTS:-0 100 10000}"
 WORK="$(mktemp -d)"; SRV=""
 trap '[ -n "$SRV" ] && kill "$SRV" 2>/dev/null; rm -rf "$WORK"' EXIT
 
-wait_port() {  # file key -> port
-  for _ in $(seq 1 600); do
-    [ -s "$1" ] && grep -q "^$2=" "$1" && { sed -n "s/^$2=//p" "$1"; return 0; }
-    sleep 0.1
-  done
-  echo "no $2 in $1" >&2; return 1
-}
+source "$ROOT/tools/bench/scripts/bench_common.sh"  # wait_port
 
 run() {  # subscribers -> one result line
   rm -rf "$WORK/data" "$WORK/ports"
@@ -29,11 +23,11 @@ run() {  # subscribers -> one result line
     --port_file="$WORK/ports" 2>"$WORK/server.log" &
   SRV=$!
   local gp; gp=$(wait_port "$WORK/ports" grpc_port)
-  local out
+  local out rc=0
   out=$("$BIN/pumptwin_loadgen" --target=127.0.0.1:$gp --register_pumps --streams=2 --batch=100 \
     --pumps_per_stream=10 --sample_interval_ms=10000 --frames_per_stream="$FRAMES" \
-    --duration_s=120 --watch_alerts="$1" --alert_probe_ms="$PROBE_MS" | tr '\n' ' ')
-  echo "subscribers=$1 $out"
+    --duration_s=120 --watch_alerts="$1" --alert_probe_ms="$PROBE_MS" 2>&1) || rc=$?
+  echo "subscribers=$1 exit=$rc $(echo "$out" | tr '\n' ' ')"
   kill -TERM "$SRV"; wait "$SRV" || true; SRV=""
 }
 

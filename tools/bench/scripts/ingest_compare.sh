@@ -14,13 +14,7 @@ BIN="${PUMPTWIN_BUILD:-$ROOT/build}/bin"
 STREAMS="${1:-2}"; BATCH="${2:-100}"; FRAMES="${3:-20000}"; FLEET="${4:-100000}"; WINDOW="${5:-32}"
 WORK="$(mktemp -d)"; trap 'pkill -P $$ || true; rm -rf "$WORK"' EXIT
 
-wait_port() {  # file key -> port
-  for _ in $(seq 1 600); do
-    [ -s "$1" ] && grep -q "^$2=" "$1" && { sed -n "s/^$2=//p" "$1"; return 0; }
-    sleep 0.1
-  done
-  echo "no $2 in $1" >&2; return 1
-}
+source "$ROOT/tools/bench/scripts/bench_common.sh"  # wait_port
 metric() { curl -s "127.0.0.1:$1/metrics" | awk -v m="$2" '$1==m {print $2}'; }
 
 # One load-tool run against a fresh null sink; prints the load tool's summary line.
