@@ -26,8 +26,7 @@ constexpr int64_t kMaxHorizonMs = 5LL * 366 * 24 * 3600 * 1000;
 constexpr int64_t kMaxReplayPoints = 100000;
 
 std::shared_ptr<const DrugLibrarySnapshot> Library(const DrugLibraryHolder* holder) {
-  static const DrugLibraryHolder* defaults = new DrugLibraryHolder();
-  return (holder != nullptr ? holder : defaults)->Get();
+  return DrugLibraryHolder::Current(holder);
 }
 
 // Newest set prescription (a pending one counts: it is the latest version).
