@@ -83,16 +83,30 @@ absl::StatusOr<int64_t> TrialTime(const char* field, int64_t ms, const v1::Pump&
   return ms;
 }
 
+struct Caller {
+  Principal who;
+  std::string pump_id;
+};
+
+// The caller must hold `role`; `name` must be a pump resource name.
+absl::StatusOr<Caller> Authorize(const Authorizer& auth, const grpc::CallbackServerContext& ctx,
+                                 Role role, const std::string& name) {
+  auto principal = auth.Check(ctx, role);
+  if (!principal.ok()) return principal.status();
+  auto id = PumpIdFromName(name);
+  if (!id.ok()) return id.status();
+  return Caller{*principal, *id};
+}
+
 }  // namespace
 
 grpc::ServerUnaryReactor* TwinServiceImpl::RecordTrialOutcome(
     grpc::CallbackServerContext* ctx, const v1::RecordTrialOutcomeRequest* req, v1::Pump* resp) {
   auto* reactor = ctx->DefaultReactor();
   auto fail = [reactor](const absl::Status& s) { return FinishWith(reactor, s); };
-  auto principal = deps_.auth->Check(*ctx, Role::kClinician);
-  if (!principal.ok()) return fail(principal.status());
-  auto id = PumpIdFromName(req->name());
-  if (!id.ok()) return fail(id.status());
+  auto caller = Authorize(*deps_.auth, *ctx, Role::kClinician, req->name());
+  if (!caller.ok()) return fail(caller.status());
+  const std::string& id = caller->pump_id;
   const double relief = req->pain_relief_percent();
   if (!std::isfinite(relief) || relief < 0 || relief > 100) {
     return fail(absl::InvalidArgumentError(absl::StrCat(
@@ -117,7 +131,7 @@ grpc::ServerUnaryReactor* TwinServiceImpl::RecordTrialOutcome(
     t->set_notes(notes);
     return absl::OkStatus();
   };
-  return MutateTrial(deps_, reactor, "RecordTrialOutcome", *id, *principal, req->reason(),
+  return MutateTrial(deps_, reactor, "RecordTrialOutcome", id, caller->who, req->reason(),
                      std::move(change), resp);
 }
 
@@ -125,14 +139,13 @@ grpc::ServerUnaryReactor* TwinServiceImpl::ImplantAfterTrial(
     grpc::CallbackServerContext* ctx, const v1::ImplantAfterTrialRequest* req, v1::Pump* resp) {
   auto* reactor = ctx->DefaultReactor();
   auto fail = [reactor](const absl::Status& s) { return FinishWith(reactor, s); };
-  auto principal = deps_.auth->Check(*ctx, Role::kAdmin);
-  if (!principal.ok()) return fail(principal.status());
-  auto id = PumpIdFromName(req->name());
-  if (!id.ok()) return fail(id.status());
+  auto caller = Authorize(*deps_.auth, *ctx, Role::kAdmin, req->name());
+  if (!caller.ok()) return fail(caller.status());
+  const std::string& id = caller->pump_id;
   const v1::Pump& implant = req->pump();
-  if (!implant.pump_id().empty() && implant.pump_id() != *id) {
+  if (!implant.pump_id().empty() && implant.pump_id() != id) {
     return fail(absl::InvalidArgumentError(absl::StrCat(
-        "pump.pump_id='", implant.pump_id().substr(0, 128), "' differs from the trial pump '", *id,
+        "pump.pump_id='", implant.pump_id().substr(0, 128), "' differs from the trial pump '", id,
         "'; leave it empty (the pump keeps its id), or register the implanted pump separately")));
   }
   if (implant.implant_time_ms() <= 0) {
@@ -149,7 +162,7 @@ grpc::ServerUnaryReactor* TwinServiceImpl::ImplantAfterTrial(
   auto lib = DrugLibraryHolder::Current(deps_.drugs);
   const bool ack = req->acknowledge_insufficient_relief();
   v1::ImplantAfterTrialRequest request = *req;
-  TrialChange change = [=](v1::Pump& after, PumpSlot& slot, MutationContext&) -> absl::Status {
+  TrialChange change = [=](v1::Pump& after, PumpSlot& slot, MutationContext& mctx) -> absl::Status {
     const v1::TrialRecord& trial = after.trial();
     if (trial.result() != v1::TRIAL_RESULT_SUCCESS && !ack) {
       return absl::FailedPreconditionError(
@@ -186,13 +199,15 @@ grpc::ServerUnaryReactor* TwinServiceImpl::ImplantAfterTrial(
                                   .initial_reservoir_ul = request.initial_reservoir_ul()},
                                  now, max_future, lib->library);
     if (!twin.ok()) return twin.status();
-    // Same pump id: telemetry numbering continues after the trial's samples.
+    // Same pump id: telemetry numbering continues after the trial's samples; the trial
+    // twin's open alerts are closed.
     twin->ContinueSequence(slot.twin.last_seq());
+    slot.twin.ResolveAll("trial ended: the implanted pump's twin starts", &mctx.transitions);
     slot.twin = *std::move(twin);
     after = std::move(next);
     return absl::OkStatus();
   };
-  return MutateTrial(deps_, reactor, "ImplantAfterTrial", *id, *principal, req->reason(),
+  return MutateTrial(deps_, reactor, "ImplantAfterTrial", id, caller->who, req->reason(),
                      std::move(change), resp);
 }
 
@@ -201,10 +216,9 @@ grpc::ServerUnaryReactor* TwinServiceImpl::EndTrial(grpc::CallbackServerContext*
                                                     v1::Pump* resp) {
   auto* reactor = ctx->DefaultReactor();
   auto fail = [reactor](const absl::Status& s) { return FinishWith(reactor, s); };
-  auto principal = deps_.auth->Check(*ctx, Role::kAdmin);
-  if (!principal.ok()) return fail(principal.status());
-  auto id = PumpIdFromName(req->name());
-  if (!id.ok()) return fail(id.status());
+  auto caller = Authorize(*deps_.auth, *ctx, Role::kAdmin, req->name());
+  if (!caller.ok()) return fail(caller.status());
+  const std::string& id = caller->pump_id;
   const absl::Time now = deps_.now();
   const absl::Duration max_future = deps_.max_device_time_in_future;
   const int64_t end_ms = req->end_time_ms();
@@ -215,11 +229,12 @@ grpc::ServerUnaryReactor* TwinServiceImpl::EndTrial(grpc::CallbackServerContext*
     end.type = twin::ClinicalEventType::kTrialEnd;
     end.device_time = FromUnixMs(*at);
     if (absl::Status s = slot.twin.RecordEvent(end, &mctx.transitions); !s.ok()) return s;
+    slot.twin.ResolveAll("trial ended without implant", &mctx.transitions);
     after.set_lifecycle(v1::PUMP_LIFECYCLE_DECOMMISSIONED);
     after.mutable_trial()->set_end_time_ms(*at);
     return absl::OkStatus();
   };
-  return MutateTrial(deps_, reactor, "EndTrial", *id, *principal, req->reason(), std::move(change),
+  return MutateTrial(deps_, reactor, "EndTrial", id, caller->who, req->reason(), std::move(change),
                      resp);
 }
 

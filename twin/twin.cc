@@ -239,6 +239,11 @@ void Twin::SetRegistered(absl::Time server_time) {
   s_.Set(kFlagNoSampleYet, true);
 }
 
+void Twin::ResolveAll(absl::string_view summary, std::vector<AlertTransition>* out) {
+  AlertSink sink(s_, s_.t, out);
+  for (int i = 1; i < kNumAlertTypes; ++i) sink.Resolve(static_cast<AlertType>(i), std::string(summary));
+}
+
 void Twin::ContinueSequence(uint64_t last_seq) { s_.last_seq = std::max(s_.last_seq, last_seq); }
 
 void Twin::CatchUp(TimeNs t) {

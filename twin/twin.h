@@ -114,6 +114,8 @@ class Twin {
   // The server time of registration: until the first sample, silence counts from here
   // (no-op once a sample was observed).
   void SetRegistered(absl::Time server_time);
+  // Resolves every active alert with `summary` (the twin is being replaced or retired).
+  void ResolveAll(absl::string_view summary, std::vector<AlertTransition>* out);
   // A twin that replaces another of the same pump id (trial -> implant) continues its
   // telemetry numbering: samples up to `last_seq` belong to the one it replaces.
   void ContinueSequence(uint64_t last_seq);

@@ -117,7 +117,7 @@ absl::StatusOr<RefillResult> Twin::RecordRefill(const Refill& r, std::vector<Ale
   // The reservoirs floor at 0; the expectation does not: a model that ran the reservoir dry
   // expects a negative volume (the programmed volume it could not deliver), so the
   // discrepancy is never hidden behind the floor.
-  const bool ran_dry = s_.est_ul <= 0;
+  const bool ran_dry = s_.est_ul <= 0 && s_.ratio * since > s_.fill_ul;
   const double expected = ran_dry ? std::min(0.0, s_.fill_ul - s_.ratio * since) : s_.est_ul;
   res.expected_remaining = Microliters(expected);
   res.calculated_remaining = Microliters(s_.calc_ul);

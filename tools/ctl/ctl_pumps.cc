@@ -163,6 +163,13 @@ int RunRegister(Ctl& ctl, const RegisterFlags& f) {
   return kExitOk;
 }
 
+// Prints the pump a call answered, or fails with its status.
+int PumpAnswer(Ctl& ctl, const grpc::Status& s, const v1::Pump& resp) {
+  if (!s.ok()) return ctl.Fail(s);
+  PrintPump(ctl, resp);
+  return kExitOk;
+}
+
 struct TrialFlags {
   std::string pump, relief, time, notes, reason;
   bool acknowledge = false;
@@ -188,10 +195,7 @@ int RunTrialOutcome(Ctl& ctl, const TrialFlags& f) {
   req.set_reason(f.reason);
   v1::Pump resp;
   auto ctx = ctl.NewContext();
-  grpc::Status s = ctl.twin().RecordTrialOutcome(ctx.get(), req, &resp);
-  if (!s.ok()) return ctl.Fail(s);
-  PrintPump(ctl, resp);
-  return kExitOk;
+  return PumpAnswer(ctl, ctl.twin().RecordTrialOutcome(ctx.get(), req, &resp), resp);
 }
 
 int RunImplantAfterTrial(Ctl& ctl, const TrialFlags& f) {
@@ -211,10 +215,7 @@ int RunImplantAfterTrial(Ctl& ctl, const TrialFlags& f) {
   req.set_reason(f.reason);
   v1::Pump resp;
   auto ctx = ctl.NewContext();
-  grpc::Status s = ctl.twin().ImplantAfterTrial(ctx.get(), req, &resp);
-  if (!s.ok()) return ctl.Fail(s);
-  PrintPump(ctl, resp);
-  return kExitOk;
+  return PumpAnswer(ctl, ctl.twin().ImplantAfterTrial(ctx.get(), req, &resp), resp);
 }
 
 int RunEndTrial(Ctl& ctl, const TrialFlags& f) {
@@ -228,10 +229,7 @@ int RunEndTrial(Ctl& ctl, const TrialFlags& f) {
   req.set_reason(f.reason);
   v1::Pump resp;
   auto ctx = ctl.NewContext();
-  grpc::Status s = ctl.twin().EndTrial(ctx.get(), req, &resp);
-  if (!s.ok()) return ctl.Fail(s);
-  PrintPump(ctl, resp);
-  return kExitOk;
+  return PumpAnswer(ctl, ctl.twin().EndTrial(ctx.get(), req, &resp), resp);
 }
 
 int RunGet(Ctl& ctl, const std::string& pump) {
