@@ -18,7 +18,86 @@ absl::Status NonNegativeFinite(const char* field, double v) {
   return absl::OkStatus();
 }
 
+// IANA names: "Area/Location[/Sub]" of letters, digits, '_', '-', '+'; never a path that
+// leaves the tzdata directory.
+bool PlausibleZoneName(absl::string_view name) {
+  if (name.empty() || name.size() > 64 || name.front() == '/' || absl::StrContains(name, "..")) {
+    return false;
+  }
+  for (char c : name) {
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '/' && c != '_' && c != '-' &&
+        c != '+') {
+      return false;
+    }
+  }
+  return true;
+}
+
+// Loads `name` from the system tzdata. INVALID_ARGUMENT naming `field`.
+absl::StatusOr<absl::TimeZone> LoadTzdata(absl::string_view name, absl::string_view field) {
+  const std::string shown(name.substr(0, 64));
+  if (!PlausibleZoneName(name)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, "='", shown, "' is not an IANA time zone name (e.g. Europe/Berlin; empty: UTC)"));
+  }
+  absl::TimeZone tz;
+  if (!absl::LoadTimeZone(std::string(name), &tz)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, "='", shown, "' is not a known IANA time zone (e.g. Europe/Berlin, "
+        "America/New_York; empty: UTC)"));
+  }
+  return tz;
+}
+
+absl::StatusOr<absl::TimeZone> LoadZoneForTwin(absl::string_view name) {
+  return LoadTzdata(name, "time_zone");
+}
+
+// Decoded twins resolve their zone through this loader (twin/ does no I/O itself).
+const bool kZoneLoaderInstalled = [] {
+  twin::LocalZone::SetLoader(&LoadZoneForTwin);
+  return true;
+}();
+
 }  // namespace
+
+absl::StatusOr<twin::LocalZone> LoadLocalZone(absl::string_view name, absl::string_view field) {
+  (void)kZoneLoaderInstalled;
+  if (name.empty() || name == "UTC") return twin::LocalZone();
+  absl::StatusOr<absl::TimeZone> tz = LoadTzdata(name, field);
+  if (!tz.ok()) return tz.status();
+  return twin::LocalZone::Intern(name, *tz);
+}
+
+absl::StatusOr<twin::Enrolment> ToEnrolment(const v1::Enrolment& e) {
+  twin::Enrolment out;
+  if (e.interrogation_time_ms() <= 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "enrolment.interrogation_time_ms=", e.interrogation_time_ms(),
+        " is required: the device time (Unix ms) of the last interrogation"));
+  }
+  out.interrogation_time = FromUnixMs(e.interrogation_time_ms());
+  if (absl::Status s = NonNegativeFinite("enrolment.calculated_reservoir_ul",
+                                         e.calculated_reservoir_ul());
+      !s.ok()) return s;
+  out.calculated_reservoir = twin::Microliters(e.calculated_reservoir_ul());
+  if (e.last_refill_time_ms() < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "enrolment.last_refill_time_ms=", e.last_refill_time_ms(), " must be >= 0 (0: unknown)"));
+  }
+  if (e.last_refill_time_ms() > 0) out.last_refill_time = FromUnixMs(e.last_refill_time_ms());
+  if (absl::Status s = NonNegativeFinite("enrolment.last_refill_volume_ul",
+                                         e.last_refill_volume_ul());
+      !s.ok()) return s;
+  if (e.last_refill_volume_ul() > 0) {
+    out.last_refill_volume = twin::Microliters(e.last_refill_volume_ul());
+  }
+  if (e.has_battery_indicator_fraction()) {
+    out.battery_indicator_fraction = e.battery_indicator_fraction();
+  }
+  out.battery_eri_shown = e.battery_eri_shown();
+  return out;
+}
 
 int64_t ToUnixMs(absl::Time t) {
   if (t == absl::InfiniteFuture() || t == absl::InfinitePast()) return 0;
@@ -53,6 +132,9 @@ absl::StatusOr<twin::PumpConfig> ToPumpConfig(const v1::Pump& p) {
   c.catheter_inner_diameter = twin::Millimeters(p.catheter_inner_diameter_mm());
   c.implant_time = FromUnixMs(p.implant_time_ms());
   if (p.reporting_interval_ms() > 0) c.reporting_interval = absl::Milliseconds(p.reporting_interval_ms());
+  absl::StatusOr<twin::LocalZone> zone = LoadLocalZone(p.time_zone());
+  if (!zone.ok()) return zone.status();
+  c.zone = *zone;
   if (absl::Status s = twin::ValidatePumpConfig(c); !s.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("pump: ", s.message()));
   }
@@ -208,6 +290,9 @@ v1::TwinState FromTwin(const twin::Twin& t) {
   s.set_drug(t.prescription().drug);
   s.set_concentration_ug_per_ml(t.prescription().concentration.value());
   s.set_last_refill_time_ms(ToUnixMs(t.last_refill_time()));
+  s.set_time_zone(std::string(t.config().zone.name()));
+  s.set_enrolled(t.enrolled());
+  s.set_reports_telemetry(t.ReportsTelemetry());
   return s;
 }
 

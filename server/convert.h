@@ -9,7 +9,9 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "absl/strings/string_view.h"
 #include "pumptwin/v1/resources.pb.h"
+#include "pumptwin/v1/twin_service.pb.h"
 #include "twin/alert_types.h"
 #include "twin/pump_profile.h"
 #include "twin/therapy.h"
@@ -21,7 +23,18 @@ int64_t ToUnixMs(absl::Time t);  // InfiniteFuture/Past -> 0 ("not within horizo
 absl::Time FromUnixMs(int64_t ms);
 
 // Pump registration -> model config. INVALID_ARGUMENT naming `pump.<field>`.
+// pump.time_zone is loaded from the system tzdata (absl::LoadTimeZone).
 absl::StatusOr<twin::PumpConfig> ToPumpConfig(const v1::Pump& pump);
+
+// An IANA time zone name ("" and "UTC": UTC) loaded and interned for the twin.
+// INVALID_ARGUMENT naming `field` for a malformed or unknown zone. This is also the loader
+// twin::LocalZone uses to resolve the zone of a decoded twin (installed by this library).
+absl::StatusOr<twin::LocalZone> LoadLocalZone(absl::string_view name,
+                                              absl::string_view field = "pump.time_zone");
+
+// Enrolment of a pump implanted earlier -> twin enrolment. INVALID_ARGUMENT naming
+// `enrolment.<field>` for negative or non-finite values (the twin checks the rest).
+absl::StatusOr<twin::Enrolment> ToEnrolment(const v1::Enrolment& e);
 
 absl::StatusOr<twin::Prescription> ToPrescription(const v1::Prescription& rx);
 v1::Prescription FromPrescription(const twin::Prescription& rx);

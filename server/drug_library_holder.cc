@@ -19,6 +19,12 @@ std::string DrugLibraryHolder::VersionOf(const twin::DrugLibrary& library) {
   return absl::StrCat("sha256:", hex.substr(0, 16));
 }
 
+std::shared_ptr<const DrugLibrarySnapshot> DrugLibraryHolder::Current(
+    const DrugLibraryHolder* holder) {
+  static const DrugLibraryHolder* defaults = new DrugLibraryHolder();
+  return (holder != nullptr ? holder : defaults)->Get();
+}
+
 DrugLibraryHolder::DrugLibraryHolder() {
   const twin::DrugLibrary& lib = twin::DrugLibrary::Default();
   current_ = std::make_shared<const DrugLibrarySnapshot>(

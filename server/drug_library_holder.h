@@ -35,6 +35,8 @@ class DrugLibraryHolder {
   absl::Status Reload();
 
   std::shared_ptr<const DrugLibrarySnapshot> Get() const;
+  // The library in force for a call: `holder`'s, or the built-in defaults when null.
+  static std::shared_ptr<const DrugLibrarySnapshot> Current(const DrugLibraryHolder* holder);
 
   // Version string of a library: "sha256:" + first 16 hex digits of SHA-256(Format()).
   static std::string VersionOf(const twin::DrugLibrary& library);

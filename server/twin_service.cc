@@ -12,6 +12,7 @@
 #include "grpcpp/impl/codegen/server_callback_handlers.h"
 #include "server/convert.h"
 #include "server/grpc_status.h"
+#include "server/pump_registration.h"
 #include "server/twin_service_common.h"
 
 namespace pumptwin::server {
@@ -158,24 +159,37 @@ grpc::ServerUnaryReactor* TwinServiceImpl::RegisterPump(grpc::CallbackServerCont
       return fail(s);
     }
   }
-  auto cfg = ToPumpConfig(pump);
-  if (!cfg.ok()) return fail(cfg.status());
-  if (!req->has_initial_prescription()) {
-    return fail(absl::InvalidArgumentError(
-        "initial_prescription is required: give the drug and concentration the pump is filled "
-        "with at implant (mode THERAPY_MODE_STOPPED if it is not infusing yet)"));
+  switch (pump.lifecycle()) {
+    case v1::PUMP_LIFECYCLE_UNSPECIFIED:
+      pump.set_lifecycle(v1::PUMP_LIFECYCLE_IMPLANTED);
+      break;
+    case v1::PUMP_LIFECYCLE_IMPLANTED:
+      break;
+    case v1::PUMP_LIFECYCLE_TRIAL:
+      if (req->has_enrolment()) {
+        return fail(absl::InvalidArgumentError(
+            "pump.lifecycle=PUMP_LIFECYCLE_TRIAL cannot have an enrolment: a trial starts at "
+            "pump.implant_time_ms (the trial start)"));
+      }
+      break;
+    default:
+      return fail(absl::InvalidArgumentError(absl::StrCat(
+          "pump.lifecycle=", pump.lifecycle(), " cannot be registered (UNSPECIFIED or "
+          "IMPLANTED: an implanted pump; TRIAL: an external trial pump)")));
   }
-  auto parsed_rx = ToPrescription(req->initial_prescription());
-  if (!parsed_rx.ok()) return fail(parsed_rx.status());
-  twin::Prescription rx = *std::move(parsed_rx);
-  rx.version = 1;
-  absl::Time now = deps_.now();
-  absl::Time start = pump.implant_time_ms() > 0 ? FromUnixMs(pump.implant_time_ms()) : now;
-  auto twin = twin::Twin::Create(*cfg, rx, twin::Microliters(req->initial_reservoir_ul()), start);
+  const absl::Time now = deps_.now();
+  auto lib = DrugLibraryHolder::Current(deps_.drugs);
+  auto twin = RegistrationTwin(
+      {.pump = &pump,
+       .initial_prescription = req->has_initial_prescription() ? &req->initial_prescription() : nullptr,
+       .initial_reservoir_ul = req->initial_reservoir_ul(),
+       .enrolment = req->has_enrolment() ? &req->enrolment() : nullptr},
+      now, deps_.max_device_time_in_future, lib->library);
   if (!twin.ok()) return fail(twin.status());
   pump.set_name(PumpName(pump.pump_id()));
-  if (pump.lifecycle() == v1::PUMP_LIFECYCLE_UNSPECIFIED) {
-    pump.set_lifecycle(v1::PUMP_LIFECYCLE_IMPLANTED);
+  pump.clear_trial();
+  if (pump.lifecycle() == v1::PUMP_LIFECYCLE_TRIAL) {
+    pump.mutable_trial()->set_start_time_ms(ToUnixMs(twin->device_time()));
   }
   pump.set_register_time_ms(ToUnixMs(now));
   pump.clear_replaced_by_pump_id();

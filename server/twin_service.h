@@ -10,6 +10,7 @@
 #include <string>
 
 #include "absl/time/time.h"
+#include "device_link/sample_codec.h"
 #include "pumptwin/v1/twin_service.grpc.pb.h"
 #include "server/auth.h"
 #include "server/commit_gate.h"
@@ -31,6 +32,10 @@ struct TwinServiceDeps {
   TwinWatchHub* twin_watch_hub = nullptr;  // WatchTwin (UNIMPLEMENTED without it)
   const DrugLibraryHolder* drugs = nullptr;  // nullptr: built-in defaults
   std::function<absl::Time()> now = [] { return absl::Now(); };
+  // Implant, interrogation and refill times of a registration may be at most this far
+  // ahead of the server time: the bound telemetry device times have.
+  absl::Duration max_device_time_in_future =
+      device_link::ValidationLimits().max_device_time_in_future;
 };
 
 class TwinServiceImpl final : public pumptwin::v1::TwinService::CallbackService {
@@ -76,6 +81,12 @@ class TwinServiceImpl final : public pumptwin::v1::TwinService::CallbackService 
       const v1::ListDrugsRequest* req, v1::ListDrugsResponse* resp) override;
   grpc::ServerUnaryReactor* ListAuditRecords(grpc::CallbackServerContext* ctx,
       const v1::ListAuditRecordsRequest* req, v1::ListAuditRecordsResponse* resp) override;
+  grpc::ServerUnaryReactor* RecordTrialOutcome(grpc::CallbackServerContext* ctx,
+      const v1::RecordTrialOutcomeRequest* req, v1::Pump* resp) override;
+  grpc::ServerUnaryReactor* ImplantAfterTrial(grpc::CallbackServerContext* ctx,
+      const v1::ImplantAfterTrialRequest* req, v1::Pump* resp) override;
+  grpc::ServerUnaryReactor* EndTrial(grpc::CallbackServerContext* ctx,
+      const v1::EndTrialRequest* req, v1::Pump* resp) override;
 
  private:
   // Replaces the generated handler of `method` with one that lets a request that does

@@ -1,6 +1,7 @@
-// TwinService pump methods: ListPumps (directory filters, id or urgency order, opaque
-// page tokens, full registrations from the store) and DecommissionPump (archive, link a
-// successor, audit). See docs/api.md "Method reference (server)".
+// TwinService pump methods: the twin a registration starts with (new implant or
+// enrolment), ListPumps (directory filters, id or urgency order, opaque page tokens, full
+// registrations from the store) and DecommissionPump (archive, link a successor, audit).
+// See docs/api.md "Method reference (server)".
 #include <algorithm>
 #include <cstdint>
 #include <memory>
@@ -14,6 +15,7 @@
 #include "device_link/input_limits.h"
 #include "server/convert.h"
 #include "server/grpc_status.h"
+#include "server/pump_registration.h"
 #include "server/twin_service.h"
 #include "server/twin_service_common.h"
 
@@ -120,6 +122,60 @@ absl::StatusOr<ListKey> KeyFromToken(const std::string& token, const std::string
 }
 
 }  // namespace
+
+absl::Status CheckNotTooFarAhead(const char* field, int64_t time_ms, absl::Time now,
+                                 absl::Duration max_future) {
+  const absl::Time t = FromUnixMs(time_ms);
+  if (t <= now + max_future) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(
+      field, "=", time_ms, " is ", absl::FormatDuration(absl::Trunc(t - now, absl::Minutes(1))),
+      " after the server time; times may be at most ", absl::FormatDuration(max_future),
+      " ahead (max_device_time_in_future): check the date"));
+}
+
+absl::StatusOr<twin::Twin> RegistrationTwin(const RegistrationInput& in, absl::Time now,
+                                            absl::Duration max_future,
+                                            const twin::DrugLibrary& library) {
+  const v1::Pump& pump = *in.pump;
+  if (absl::Status s = CheckNotTooFarAhead("pump.implant_time_ms", pump.implant_time_ms(), now,
+                                           max_future);
+      !s.ok()) {
+    return s;
+  }
+  auto cfg = ToPumpConfig(pump);
+  if (!cfg.ok()) return cfg.status();
+  if (in.initial_prescription == nullptr) {
+    return absl::InvalidArgumentError(
+        "initial_prescription is required: give the drug and concentration the pump is filled "
+        "with at implant, or in force at the enrolment's interrogation (mode "
+        "THERAPY_MODE_STOPPED if it is not infusing)");
+  }
+  auto parsed_rx = ToPrescription(*in.initial_prescription);
+  if (!parsed_rx.ok()) return parsed_rx.status();
+  twin::Prescription rx = *std::move(parsed_rx);
+  rx.version = 1;
+  absl::StatusOr<twin::Twin> twin;
+  if (in.enrolment != nullptr) {
+    const v1::Enrolment& e = *in.enrolment;
+    if (pump.implant_time_ms() <= 0) {
+      return absl::InvalidArgumentError(
+          "pump.implant_time_ms is required with an enrolment (the battery and the service "
+          "life are counted from it)");
+    }
+    for (auto [field, ms] : {std::pair{"enrolment.interrogation_time_ms", e.interrogation_time_ms()},
+                             std::pair{"enrolment.last_refill_time_ms", e.last_refill_time_ms()}}) {
+      if (absl::Status s = CheckNotTooFarAhead(field, ms, now, max_future); !s.ok()) return s;
+    }
+    auto enrolment = ToEnrolment(e);
+    if (!enrolment.ok()) return enrolment.status();
+    twin = twin::Twin::Enrol(*cfg, rx, *enrolment, library);
+  } else {
+    const absl::Time start = pump.implant_time_ms() > 0 ? FromUnixMs(pump.implant_time_ms()) : now;
+    twin = twin::Twin::Create(*cfg, rx, twin::Microliters(in.initial_reservoir_ul), start, library);
+  }
+  if (twin.ok()) twin->SetRegistered(now);
+  return twin;
+}
 
 grpc::ServerUnaryReactor* TwinServiceImpl::ListPumps(grpc::CallbackServerContext* ctx,
                                                      const v1::ListPumpsRequest* req,

@@ -29,8 +29,7 @@ constexpr int64_t kMaxReplayPoints = 100000;
 constexpr absl::Duration kMaxEffectiveAhead = absl::Hours(24 * 366);
 
 std::shared_ptr<const DrugLibrarySnapshot> Library(const DrugLibraryHolder* holder) {
-  static const DrugLibraryHolder* defaults = new DrugLibraryHolder();
-  return (holder != nullptr ? holder : defaults)->Get();
+  return DrugLibraryHolder::Current(holder);
 }
 
 // Newest set prescription (a pending one counts: it is the latest version).

@@ -304,7 +304,18 @@ void TimeChecks(ModelState& s, const Setup& su, const Tuning& tu, TimeNs now,
   // Runs dry before its alarm: the estimated content, delivered at ratio r, runs out
   // before the pump's calculated reservoir reaches its alarm volume. Both are driven by the
   // same programmed volume, so this compares est/r with calc - alarm, exactly.
-  if (s.n_ratio_obs > 0 && s.ratio > 0) {
+  // A pump without telemetry has no alarm the server hears: the model running its
+  // reservoir dry is itself the alert, and it holds until a refill.
+  if (spec.signals == 0 && s.est_ul <= 0) {
+    if (s.active(AlertType::kRunsDryBeforeAlarm) == none) {
+      sink.Raise(AlertType::kRunsDryBeforeAlarm, Severity::kCritical,
+                 {Ev("estimated_reservoir", s.est_ul, 0, 0, "uL",
+                     "model only: the pump reports no telemetry"),
+                  Ev("programmed_since_refill", s.prog_total_ul - s.prog_at_refill_ul, s.fill_ul,
+                     s.fill_ul, "uL", "threshold = volume in the reservoir after the refill")},
+                 "reservoir empty by the model: the pump has run dry (no telemetry)");
+    }
+  } else if (s.n_ratio_obs > 0 && s.ratio > 0) {
     const double est_prog = s.est_ul / s.ratio;
     const double to_alarm = s.calc_ul - alarm;
     const bool active = s.active(AlertType::kRunsDryBeforeAlarm) != none;

@@ -11,10 +11,10 @@ namespace {
 
 // Walks pieces of constant programmed rate from `t` until `need` µL are pumped or `limit`
 // is reached. Returns the crossing time or kNeverNs; `need` is reduced by what was pumped.
-TimeNs Walk(const Prescription& rx, double bolus_rate, TimeNs bolus_end, TimeNs& t, TimeNs limit,
-            double& need) {
+TimeNs Walk(const Prescription& rx, const LocalZone& zone, double bolus_rate, TimeNs bolus_end,
+            TimeNs& t, TimeNs limit, double& need) {
   while (t < limit) {
-    const BasalPiece b = BasalAt(rx, t);
+    const BasalPiece b = BasalAt(rx, t, zone);
     TimeNs end = std::min(limit, b.next_edge);
     double rate = b.rate.value();
     if (bolus_end > t) {
@@ -42,13 +42,13 @@ TimeNs TimeToProgram(const ModelState& s, const Setup& su, double volume_ul, Tim
   TimeNs hit = kNeverNs;
   // Until the pending therapy (if any) takes over, with the active bolus.
   if (su.pending != nullptr) {
-    hit = Walk(su.current->rx, s.bolus_rate, s.bolus_end, t, std::min(su.pending_at, limit), need);
+    hit = Walk(su.current->rx, su.cfg.zone, s.bolus_rate, s.bolus_end, t, std::min(su.pending_at, limit), need);
     if (hit != kNeverNs) return hit;
   }
   const Prescription& rx = su.pending != nullptr ? su.pending->rx : su.current->rx;
   // Finish the bolus, then skip whole schedule periods in closed form.
   if (s.bolus_end > t) {
-    hit = Walk(rx, s.bolus_rate, s.bolus_end, t, std::min(limit, s.bolus_end), need);
+    hit = Walk(rx, su.cfg.zone, s.bolus_rate, s.bolus_end, t, std::min(limit, s.bolus_end), need);
     if (hit != kNeverNs) return hit;
   }
   const double per = PeriodVolume(rx).value();
@@ -60,7 +60,7 @@ TimeNs TimeToProgram(const ModelState& s, const Setup& su, double volume_ul, Tim
     t += static_cast<TimeNs>(whole) * period;
     need -= whole * per;
   }
-  return Walk(rx, 0, 0, t, limit, need);
+  return Walk(rx, su.cfg.zone, 0, 0, t, limit, need);
 }
 
 Forecast ComputeForecast(const ModelState& s, const Setup& su, const Tuning& tu,

@@ -44,7 +44,7 @@ void Advance(ModelState& s, std::shared_ptr<const Setup>& setup, TimeNs to) {
     if (su.pending != nullptr) end = std::min(end, su.pending_at);
     const TimeNs next_hour = (static_cast<TimeNs>(s.hour_index) + 1) * kNsPerHour;
     end = std::min(end, next_hour);
-    const BasalPiece basal = PlanBasalAt(*su.current, s.t);
+    const BasalPiece basal = PlanBasalAt(*su.current, s.t, su.cfg.zone);
     end = std::min(end, basal.next_edge);
     const bool bolus = s.bolus_end > s.t;
     if (bolus) end = std::min(end, s.bolus_end);
@@ -107,7 +107,7 @@ double Delivered24hUg(const ModelState& s) {
 
 MicrolitersPerDay ProgrammedRateNow(const ModelState& s, const Setup& setup) {
   if (Suspended(s)) return MicrolitersPerDay(0);
-  double r = PlanBasalAt(*setup.current, s.t).rate.value();
+  double r = PlanBasalAt(*setup.current, s.t, setup.cfg.zone).rate.value();
   if (s.bolus_end > s.t) r += s.bolus_rate;
   return MicrolitersPerDay(r);
 }

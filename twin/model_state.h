@@ -45,8 +45,9 @@ struct TherapyPlan {
   std::vector<TimeNs> step_start_ns;   // flex step offsets, ns
 };
 
-// BasalAt on the compiled plan (no Duration conversions: the integrator's hot path).
-BasalPiece PlanBasalAt(const TherapyPlan& plan, TimeNs t);
+// BasalAt on the compiled plan (no Duration conversions: the integrator's hot path); flex
+// steps in the local time of `zone`.
+BasalPiece PlanBasalAt(const TherapyPlan& plan, TimeNs t, const LocalZone& zone);
 
 // Plans are immutable and interned (twin/plan_pool.h): equal plans are one object.
 using PlanRef = std::shared_ptr<const TherapyPlan>;
@@ -81,6 +82,8 @@ enum StateFlags : uint16_t {
   kFlagBolusNoDose = 1u << 6,    // active bolus is priming (fills catheter, no patient dose)
   kFlagSkewReady = 1u << 7,      // a full skew window has been observed
   kFlagEarlyDepletion = 1u << 8,
+  kFlagEnrolled = 1u << 9,       // started at an enrolment interrogation, not at implant
+  kFlagNoSampleYet = 1u << 10,   // registered, no sample yet: last_server is the registration
 };
 
 inline constexpr float kNaNf = std::numeric_limits<float>::quiet_NaN();
@@ -88,7 +91,8 @@ inline constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 struct ModelState {
   TimeNs t = 0;                     // model device time
-  TimeNs last_server = kNoTime;     // server time of the last sample
+  TimeNs last_server = kNoTime;     // server time of the last sample (kFlagNoSampleYet:
+                                    // of the registration; silence counts from there)
   uint64_t last_seq = 0;
   TimeNs refill_time = 0;           // last refill (or twin start)
   double calc_ul = 0;               // pump's calculated reservoir (floors at 0)
@@ -181,6 +185,7 @@ struct ModelState {
     v(seg_hour0); v(seg_n); v(seg_sum_meas); v(seg_sum_prog); v(level_off); v(level_var);
     v(level_ratio_cov); v(shift_hi); v(shift_lo); v(shift_ref_lo);
   }
+
 };
 
 inline std::optional<double> OptF(float f) {

@@ -11,6 +11,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "twin/local_zone.h"
 #include "twin/units.h"
 
 namespace pumptwin::twin {
@@ -89,6 +90,7 @@ struct HydraulicsConfig {
 struct PumpConfig {
   std::string pump_id;
   PumpProfile profile = PumpProfile::kUnspecified;
+  LocalZone zone;  // the patient's time zone (flex steps are local time); default UTC
   Microliters reservoir_capacity;
   Millimeters catheter_length;
   Millimeters catheter_inner_diameter;

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/time/time.h"
+#include "twin/local_zone.h"
 #include "twin/units.h"
 
 namespace pumptwin::twin {
@@ -23,8 +24,8 @@ enum class TherapyMode : uint8_t {
   kFlex = 3,
 };
 
-// From `start_offset` (since 00:00 UTC of the day, or Monday 00:00 UTC of the week) until
-// the next step, infuse at `rate`.
+// From `start_offset` (since 00:00 of the day, or Monday 00:00 of the week, in the pump's
+// time zone: UTC unless the pump has one) until the next step, infuse at `rate`.
 struct ScheduleStep {
   absl::Duration start_offset;
   MicrolitersPerDay rate;
@@ -85,6 +86,25 @@ struct BasalPiece {
   TimeNs next_edge = kNeverNs;
 };
 BasalPiece BasalAt(const Prescription& rx, TimeNs t);
+
+// A basal lookup `at_wall(t_wall)` evaluated on the wall clock of `zone` (flex steps are
+// local time): the piece ends at its next step or at the zone's next offset change (DST),
+// whichever comes first. UTC: `at_wall(t)` unchanged.
+template <typename F>
+BasalPiece LocalBasal(TimeNs t, const LocalZone& zone, F&& at_wall) {
+  if (zone.is_utc()) return at_wall(t);
+  int64_t offset = 0, next_change = kNeverNs;
+  zone.OffsetAt(t, &offset, &next_change);
+  BasalPiece p = at_wall(t + offset);
+  if (p.next_edge != kNeverNs) p.next_edge -= offset;
+  if (next_change < p.next_edge) p.next_edge = next_change;
+  return p;
+}
+// BasalAt with flex steps in the local time of `zone`.
+inline BasalPiece BasalAt(const Prescription& rx, TimeNs t, const LocalZone& zone) {
+  if (rx.mode != TherapyMode::kFlex) return BasalAt(rx, t);
+  return LocalBasal(t, zone, [&rx](TimeNs w) { return BasalAt(rx, w); });
+}
 
 // Programmed basal volume over [from, to) (exact, piecewise closed form).
 Microliters BasalVolume(const Prescription& rx, TimeNs from, TimeNs to);

@@ -16,6 +16,9 @@ namespace pumptwin::twin {
 struct Tuning {
   // --- delivery ratio learning (Kalman filter on true/programmed; docs/model.md §3) ---
   double ratio_prior_sd = 0.0725;         // labelled ±14.5 % read as 2 sd (assumed)
+  // Enrolment mid-life: the pump's history is unknown (a catheter or drive fault may already
+  // be under way), so the prior is twice as wide as at implant (assumed).
+  double enrol_ratio_prior_sd = 0.145;
   double ratio_process_sd = 0.02;         // random walk per refill observation (assumed)
   double ratio_drift_sd_per_day = 0.01;   // random walk per sqrt(day), measured reservoir (assumed)
   double ratio_obs_sd_floor = 0.01;       // unmodelled error of one ratio observation (assumed)

@@ -39,8 +39,9 @@ void DerivePlan(TherapyPlan& plan) {
   }
 }
 
-BasalPiece PlanBasalAt(const TherapyPlan& plan, TimeNs t) {
-  if (plan.rx.mode != TherapyMode::kFlex) return BasalAt(plan.rx, t);
+namespace {
+
+BasalPiece PlanBasalAtWall(const TherapyPlan& plan, TimeNs t) {
   const auto& starts = plan.step_start_ns;
   if (starts.empty()) return {MicrolitersPerDay(0), kNeverNs};
   TimeNs off = (t - plan.origin_ns) % plan.period_ns;
@@ -49,6 +50,13 @@ BasalPiece PlanBasalAt(const TherapyPlan& plan, TimeNs t) {
   const size_t i = static_cast<size_t>(it - starts.begin()) - (it == starts.begin() ? 0 : 1);
   const TimeNs next = it == starts.end() ? plan.period_ns : *it;
   return {plan.rx.flex.steps[i].rate, t + (next - off)};
+}
+
+}  // namespace
+
+BasalPiece PlanBasalAt(const TherapyPlan& plan, TimeNs t, const LocalZone& zone) {
+  if (plan.rx.mode != TherapyMode::kFlex) return BasalAt(plan.rx, t);
+  return LocalBasal(t, zone, [&plan](TimeNs w) { return PlanBasalAtWall(plan, w); });
 }
 
 void DeriveSetup(Setup& s, const Tuning& tuning) {
@@ -91,17 +99,12 @@ std::string JoinViolations(const std::vector<LimitViolation>& v, bool hard) {
   return absl::StrJoin(parts, "; ");
 }
 
-absl::StatusOr<Twin> Twin::Create(const PumpConfig& cfg, const Prescription& rx,
-                                  Microliters initial_reservoir, absl::Time start_device_time,
-                                  const DrugLibrary& library) {
+absl::StatusOr<Twin> Twin::Start(const PumpConfig& cfg, const Prescription& rx,
+                                 double reservoir_ul, absl::Time start,
+                                 const DrugLibrary& library) {
   if (absl::Status st = ValidatePumpConfig(cfg); !st.ok()) return st;
-  if (!TimeInRange(start_device_time)) {
+  if (!TimeInRange(start)) {
     return absl::InvalidArgumentError("start_device_time outside [1970, 2200)");
-  }
-  const double init = initial_reservoir.value();
-  if (!std::isfinite(init) || init < 0 || init > cfg.reservoir_capacity.value()) {
-    return absl::InvalidArgumentError(absl::StrCat("initial_reservoir_ul ", init, " outside [0, ",
-                                                   cfg.reservoir_capacity.value(), "]"));
   }
   const PumpSpec& spec = *FindPumpSpec(cfg.profile);
   const std::vector<LimitViolation> v =
@@ -112,7 +115,7 @@ absl::StatusOr<Twin> Twin::Create(const PumpConfig& cfg, const Prescription& rx,
   auto su = std::make_shared<Setup>();
   su->cfg = cfg;
   su->current = MakePlan(rx, *library.Find(rx.drug));
-  const TimeNs t0 = ToNs(start_device_time);
+  const TimeNs t0 = ToNs(start);
   su->titration_base = MaxDailyDose(rx);
   su->titration_base_time = t0;
   DeriveSetup(*su, DefaultTuning());
@@ -121,12 +124,12 @@ absl::StatusOr<Twin> Twin::Create(const PumpConfig& cfg, const Prescription& rx,
   s.t = t0;
   s.hour_index = static_cast<int32_t>(FloorDiv(t0, kNsPerHour));
   s.refill_time = t0;
-  s.calc_ul = s.est_ul = s.fill_ul = init;
+  s.calc_ul = s.est_ul = s.fill_ul = reservoir_ul;
   const double prior_sd = DefaultTuning().ratio_prior_sd;
   s.ratio_var = prior_sd * prior_sd;
-  // A twin created for a pump implanted earlier starts with the modelled battery use.
-  if (spec.has_battery && cfg.implant_time < start_device_time) {
-    const double days = absl::ToDoubleHours(start_device_time - cfg.implant_time) / 24.0;
+  // A twin started after implant begins with the modelled battery use.
+  if (spec.has_battery && cfg.implant_time < start) {
+    const double days = absl::ToDoubleHours(start - cfg.implant_time) / 24.0;
     s.battery_used_mah = std::min(
         spec.battery_capacity.value(),
         days * (spec.idle_current_ua * 24e-3 +
@@ -134,6 +137,114 @@ absl::StatusOr<Twin> Twin::Create(const PumpConfig& cfg, const Prescription& rx,
   }
   return Twin(std::move(su), s);
 }
+
+absl::StatusOr<Twin> Twin::Create(const PumpConfig& cfg, const Prescription& rx,
+                                  Microliters initial_reservoir, absl::Time start_device_time,
+                                  const DrugLibrary& library) {
+  const double init = initial_reservoir.value();
+  if (!std::isfinite(init) || init < 0 || init > cfg.reservoir_capacity.value()) {
+    return absl::InvalidArgumentError(absl::StrCat("initial_reservoir_ul ", init, " outside [0, ",
+                                                   cfg.reservoir_capacity.value(), "]"));
+  }
+  return Start(cfg, rx, init, start_device_time, library);
+}
+
+absl::StatusOr<Twin> Twin::Enrol(const PumpConfig& cfg, const Prescription& rx,
+                                 const Enrolment& e, const DrugLibrary& library) {
+  if (absl::Status st = ValidatePumpConfig(cfg); !st.ok()) return st;
+  auto ms = [](absl::Time t) { return absl::ToUnixMillis(t); };
+  if (!TimeInRange(e.interrogation_time) || e.interrogation_time == absl::UnixEpoch()) {
+    return absl::InvalidArgumentError(
+        "enrolment.interrogation_time_ms is required (device time of the last interrogation)");
+  }
+  if (e.interrogation_time < cfg.implant_time) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "enrolment.interrogation_time_ms=", ms(e.interrogation_time),
+        " is before pump.implant_time_ms=", ms(cfg.implant_time),
+        "; an enrolment starts at an interrogation after implant"));
+  }
+  const double cap = cfg.reservoir_capacity.value();
+  const double calc = e.calculated_reservoir.value();
+  if (!std::isfinite(calc) || calc < 0 || calc > cap) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("enrolment.calculated_reservoir_ul=", calc, " outside [0, ", cap,
+                     "] (pump.reservoir_capacity_ul)"));
+  }
+  if (e.last_refill_time.has_value()) {
+    if (*e.last_refill_time < cfg.implant_time) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "enrolment.last_refill_time_ms=", ms(*e.last_refill_time),
+          " is before pump.implant_time_ms=", ms(cfg.implant_time)));
+    }
+    if (*e.last_refill_time > e.interrogation_time) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "enrolment.last_refill_time_ms=", ms(*e.last_refill_time),
+          " is after enrolment.interrogation_time_ms=", ms(e.interrogation_time)));
+    }
+  }
+  double fill = calc;
+  if (e.last_refill_volume.has_value()) {
+    fill = e.last_refill_volume->value();
+    if (!std::isfinite(fill) || fill <= 0 || fill > cap) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("enrolment.last_refill_volume_ul=", fill, " outside (0, ", cap,
+                       "] (pump.reservoir_capacity_ul; 0: unknown)"));
+    }
+    if (calc > fill) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "enrolment.calculated_reservoir_ul=", calc, " is above enrolment.last_refill_volume_ul=",
+          fill, "; the pump's calculated reservoir only falls between refills"));
+    }
+  }
+  const PumpSpec& spec = *FindPumpSpec(cfg.profile);
+  if (!spec.has_battery && (e.battery_indicator_fraction.has_value() || e.battery_eri_shown)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "enrolment.battery_indicator_fraction / battery_eri_shown: ", spec.name,
+        " pumps have no battery; leave them unset"));
+  }
+  if (e.battery_indicator_fraction.has_value()) {
+    const double f = *e.battery_indicator_fraction;
+    if (!std::isfinite(f) || f < 0 || f > 1) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "enrolment.battery_indicator_fraction=", f, " outside [0, 1] (fraction of usable charge)"));
+    }
+  }
+  absl::StatusOr<Twin> twin = Start(cfg, rx, calc, e.interrogation_time, library);
+  if (!twin.ok()) return twin;
+  ModelState& s = twin->s_;
+  const Tuning& tu = DefaultTuning();
+  s.Set(kFlagEnrolled, true);
+  s.fill_ul = fill;
+  // The programmed volume since the last refill is what the pump's calculation lost.
+  s.prog_at_refill_ul = -(fill - calc);
+  if (e.last_refill_time.has_value()) s.refill_time = ToNs(*e.last_refill_time);
+  // Nothing is known yet about this pump's delivery: a wide prior on the ratio.
+  s.ratio_var = tu.enrol_ratio_prior_sd * tu.enrol_ratio_prior_sd;
+  if (spec.has_battery) {
+    const double capacity = spec.battery_capacity.value();
+    if (e.battery_indicator_fraction.has_value()) {
+      s.battery_used_mah = capacity * (1.0 - *e.battery_indicator_fraction);
+    }
+    if (e.battery_eri_shown) {
+      s.battery_used_mah = std::max(s.battery_used_mah, capacity * (1.0 - spec.eri_fraction));
+      s.Set(kFlagEriReported, true);
+    }
+  }
+  return twin;
+}
+
+void Twin::SetRegistered(absl::Time server_time) {
+  if (!TimeInRange(server_time) || s_.last_server != kNoTime) return;
+  s_.last_server = ToNs(server_time);
+  s_.Set(kFlagNoSampleYet, true);
+}
+
+void Twin::ResolveAll(absl::string_view summary, std::vector<AlertTransition>* out) {
+  AlertSink sink(s_, s_.t, out);
+  for (int i = 1; i < kNumAlertTypes; ++i) sink.Resolve(static_cast<AlertType>(i), std::string(summary));
+}
+
+void Twin::ContinueSequence(uint64_t last_seq) { s_.last_seq = std::max(s_.last_seq, last_seq); }
 
 void Twin::CatchUp(TimeNs t) {
   if (t > s_.t) twin::Advance(s_, setup_, t);
@@ -208,16 +319,32 @@ absl::Status Twin::Observe(const Sample& sample, absl::Time server_time,
   TimeChecks(s_, *setup_, tu, s_.t, low_flag, sink);
   if ((setup_->spec->signals & kSigClock) != 0) ObserveSkew(s_, tu, ToNs(server_time), sink);
   s_.last_server = ToNs(server_time);
+  s_.Set(kFlagNoSampleYet, false);
   s_.last_seq = sample.seq;
   return absl::OkStatus();
 }
 
 void Twin::Tick(absl::Time server_time, std::vector<AlertTransition>* out) {
-  if (!TimeInRange(server_time) || s_.last_server == kNoTime) return;
+  if (!TimeInRange(server_time)) return;
   const Tuning& tu = DefaultTuning();
   const TimeNs server = ToNs(server_time);
-  const TimeNs silent_for = std::max<TimeNs>(0, server - s_.last_server);
-  const TimeNs now = s_.t + silent_for;  // estimated device time
+  if (!ReportsTelemetry()) {
+    // No telemetry by design and no device clock: the model runs on server time, so the
+    // forecasts, refill-due, low-reservoir, runs-dry and dose checks come from it alone.
+    if (server <= s_.t) return;
+    twin::Advance(s_, setup_, server);
+    AlertSink sink(s_, s_.t, out);
+    TimeChecks(s_, *setup_, tu, s_.t, false, sink);
+    return;
+  }
+  // Silence counts from the last sample, or from registration until the first one.
+  if (s_.last_server == kNoTime) return;
+  const bool sampled = !s_.Has(kFlagNoSampleYet);
+  const TimeNs since = s_.last_server;
+  const TimeNs silent_for = std::max<TimeNs>(0, server - since);
+  // Estimated device time: the model time plus the silence; before any sample, the server
+  // time (no clock skew is known yet).
+  const TimeNs now = sampled ? s_.t + silent_for : std::max(s_.t, server);
   AlertSink sink(s_, now, out);
   const absl::Duration interval = setup_->cfg.reporting_interval;
   if (interval > absl::ZeroDuration()) {
@@ -226,9 +353,14 @@ void Twin::Tick(absl::Time server_time, std::vector<AlertTransition>* out) {
     if (silent_h > limit_h && !s_.Has(kFlagSilent)) {
       s_.Set(kFlagSilent, true);
       sink.Raise(AlertType::kSilentPump, Severity::kWarning,
-                 {Ev("hours_since_last_sample", silent_h, absl::ToDoubleHours(interval), limit_h,
-                     "h", "server time; detectors now UNKNOWN")},
-                 absl::StrCat("no telemetry for ", absl::FormatDuration(absl::Nanoseconds(silent_for))));
+                 {Ev(sampled ? "hours_since_last_sample" : "hours_since_registration", silent_h,
+                     absl::ToDoubleHours(interval), limit_h, "h",
+                     "server time; detectors now UNKNOWN")},
+                 sampled ? absl::StrCat("no telemetry for ",
+                                        absl::FormatDuration(absl::Nanoseconds(silent_for)))
+                         : absl::StrCat("no telemetry since registration ",
+                                        absl::FormatDuration(absl::Nanoseconds(silent_for)),
+                                        " ago"));
     }
   }
   TimeChecks(s_, *setup_, tu, now, false, sink);
@@ -275,7 +407,7 @@ std::optional<Prescription> Twin::pending_prescription() const {
 }
 absl::Time Twin::device_time() const { return FromNs(s_.t); }
 std::optional<absl::Time> Twin::last_sample_server_time() const {
-  if (s_.last_server == kNoTime) return std::nullopt;
+  if (s_.last_server == kNoTime || s_.Has(kFlagNoSampleYet)) return std::nullopt;
   return FromNs(s_.last_server);
 }
 uint64_t Twin::last_seq() const { return s_.last_seq; }
@@ -324,6 +456,8 @@ Severity Twin::active_alert(AlertType type) const {
   const int i = static_cast<int>(type);
   return (i > 0 && i < kNumAlertTypes) ? s_.active(type) : Severity::kUnspecified;
 }
+bool Twin::ReportsTelemetry() const { return setup_->spec->signals != 0; }
+bool Twin::enrolled() const { return s_.Has(kFlagEnrolled); }
 std::vector<DetectorStatus> Twin::detectors() const {
   std::vector<DetectorStatus> v;
   v.reserve(kNumAlertTypes - 1);
@@ -331,6 +465,14 @@ std::vector<DetectorStatus> Twin::detectors() const {
     DetectorStatus d;
     d.type = static_cast<AlertType>(i);
     d.state = ComputeDetectorState(d.type, s_, *setup_, DefaultTuning(), &d.detail);
+    // Silence is only judged against an expected reporting interval.
+    if (d.type == AlertType::kSilentPump && d.state != DetectorState::kAlerting &&
+        (!ReportsTelemetry() || setup_->cfg.reporting_interval <= absl::ZeroDuration())) {
+      d.state = DetectorState::kNotObservable;
+      d.detail = ReportsTelemetry() ? "no expected reporting interval: silence is not judged"
+                                    : absl::StrCat(setup_->spec->name,
+                                                   " pumps report no telemetry by design");
+    }
     v.push_back(std::move(d));
   }
   return v;

@@ -49,6 +49,17 @@ struct RefillResult {
   std::optional<double> observed_ratio;  // delivery ratio implied by the withdrawal
 };
 
+// What the clinician programmer showed at the last interrogation of a pump implanted
+// earlier (pumptwin.v1.Enrolment): the twin starts there instead of at implant.
+struct Enrolment {
+  absl::Time interrogation_time = absl::UnixEpoch();
+  Microliters calculated_reservoir;                  // the pump's own calculation
+  std::optional<absl::Time> last_refill_time;        // unknown: the drug age starts here
+  std::optional<Microliters> last_refill_volume;     // unknown: the reservoir at enrolment
+  std::optional<double> battery_indicator_fraction;  // unknown: modelled from implant
+  bool battery_eri_shown = false;
+};
+
 // Mirrors pumptwin.v1.ClinicalEventType.
 enum class ClinicalEventType : uint8_t {
   kUnspecified = 0,
@@ -92,6 +103,22 @@ class Twin {
   static absl::StatusOr<Twin> Create(const PumpConfig& cfg, const Prescription& rx,
                                      Microliters initial_reservoir, absl::Time start_device_time,
                                      const DrugLibrary& library = DrugLibrary::Default());
+  // A twin of a pump implanted at cfg.implant_time, starting at the enrolment's
+  // interrogation with the prescription `rx` in force there (model.md "Enrolment"): the
+  // reservoir from the pump's calculation, the battery from its indicator (or modelled
+  // from implant), the delivery ratio with a wide prior, the detectors warming up.
+  // INVALID_ARGUMENT naming the enrolment field and its limit.
+  static absl::StatusOr<Twin> Enrol(const PumpConfig& cfg, const Prescription& rx,
+                                    const Enrolment& enrolment, const DrugLibrary& library);
+
+  // The server time of registration: until the first sample, silence counts from here
+  // (no-op once a sample was observed).
+  void SetRegistered(absl::Time server_time);
+  // Resolves every active alert with `summary` (the twin is being replaced or retired).
+  void ResolveAll(absl::string_view summary, std::vector<AlertTransition>* out);
+  // A twin that replaces another of the same pump id (trial -> implant) continues its
+  // telemetry numbering: samples up to `last_seq` belong to the one it replaces.
+  void ContinueSequence(uint64_t last_seq);
 
   Twin(const Twin&) = default;
   Twin(Twin&&) noexcept = default;
@@ -105,9 +132,12 @@ class Twin {
   absl::Status Observe(const Sample& s, absl::Time server_time,
                        std::vector<AlertTransition>* out);
 
-  // Server-time checks without a sample: silent pump (detectors go to UNKNOWN), and the
-  // time-driven rules (MRI resumption, long stall, drug stability, patient-bolus clear)
-  // at the estimated device time. Does not advance the model.
+  // Server-time checks without a sample: silent pump (detectors go to UNKNOWN; before the
+  // first sample silence counts from registration), and the time-driven rules (MRI
+  // resumption, long stall, drug stability, patient-bolus clear) at the estimated device
+  // time. Does not advance the model of a pump that reports telemetry; a pump that reports
+  // nothing by design (no telemetry signals: constant flow) has no other clock, so its model
+  // runs to the server time and every check runs there (low reservoir, runs dry, dose).
   void Tick(absl::Time server_time, std::vector<AlertTransition>* out);
 
   // Integrates the model to `device_time` without a sample and without running
@@ -197,10 +227,19 @@ class Twin {
   std::vector<DetectorStatus> detectors() const;
   // Active alerts: severity per type (kUnspecified: none).
   Severity active_alert(AlertType type) const;
+  // Whether the pump's profile reports any telemetry at all.
+  bool ReportsTelemetry() const;
+  // Whether the twin started at an enrolment interrogation (false: at implant).
+  bool enrolled() const;
 
  private:
   Twin(std::shared_ptr<const Setup> setup, const ModelState& state)
       : setup_(std::move(setup)), s_(state) {}
+  // Create and Enrol: validation of config, start time and prescription, and the twin at
+  // `start` with `reservoir_ul` in both reservoirs.
+  static absl::StatusOr<Twin> Start(const PumpConfig& cfg, const Prescription& rx,
+                                    double reservoir_ul, absl::Time start,
+                                    const DrugLibrary& library);
   // Advances to `t` if later than the model time (clinical calls); earlier: stays.
   void CatchUp(TimeNs t);
   void ApplySignals(const Sample& sample, std::vector<AlertTransition>* out);

@@ -113,26 +113,45 @@ absl::StatusOr<RefillResult> Twin::RecordRefill(const Refill& r, std::vector<Ale
   AlertSink sink(s_, s_.t, out);
   RefillResult res;
   const double since = s_.prog_total_ul - s_.prog_at_refill_ul;
-  res.expected_remaining = Microliters(s_.est_ul);
+  const double withdrawn = r.withdrawn.value();
+  // The reservoirs floor at 0; the expectation does not: a model that ran the reservoir dry
+  // expects a negative volume (the programmed volume it could not deliver), so the
+  // discrepancy is never hidden behind the floor.
+  const bool ran_dry = s_.est_ul <= 0 && s_.ratio * since > s_.fill_ul;
+  const double expected = ran_dry ? std::min(0.0, s_.fill_ul - s_.ratio * since) : s_.est_ul;
+  res.expected_remaining = Microliters(expected);
   res.calculated_remaining = Microliters(s_.calc_ul);
-  res.discrepancy = Microliters(r.withdrawn.value() - s_.est_ul);
+  res.discrepancy = Microliters(withdrawn - expected);
   res.threshold = Microliters(std::max(tu.refill_discrepancy_min.value(),
                                        tu.refill_discrepancy_fraction * since));
-  const bool bad = std::abs(res.discrepancy.value()) > res.threshold.value();
+  const bool bad = ran_dry || std::abs(res.discrepancy.value()) > res.threshold.value();
   res.verdict = bad ? RefillVerdict::kDiscrepancy : RefillVerdict::kOk;
   std::vector<Evidence> ev{
-      Ev("withdrawn_volume", r.withdrawn.value(), s_.est_ul, res.threshold.value(), "uL",
+      Ev("withdrawn_volume", withdrawn, expected, res.threshold.value(), "uL",
          "threshold applies to |withdrawn - expected|"),
-      Ev("calculated_reservoir", s_.calc_ul, s_.est_ul, 0, "uL", "pump's own calculation"),
+      Ev("calculated_reservoir", s_.calc_ul, expected, 0, "uL", "pump's own calculation"),
       Ev("volume_since_refill", since, since, 0, "uL", "programmed")};
+  if (ran_dry) {
+    ev.push_back(Ev("model_ran_dry", s_.ratio * since - s_.fill_ul, 0, 0, "uL",
+                    "the model delivered the whole reservoir before this refill; observed = "
+                    "programmed volume beyond the reservoir content"));
+  }
   if (bad) {
     sink.Raise(AlertType::kRefillDiscrepancy, Severity::kWarning, ev,
-               absl::StrFormat("refill discrepancy: withdrew %.2f mL, expected %.2f mL",
-                               r.withdrawn.value() / 1000.0, s_.est_ul / 1000.0));
+               ran_dry ? absl::StrFormat("refill: the model ran the reservoir dry (%.2f mL "
+                                         "programmed beyond its content); withdrew %.2f mL",
+                                         -expected / 1000.0, withdrawn / 1000.0)
+                       : absl::StrFormat("refill discrepancy: withdrew %.2f mL, expected %.2f mL",
+                                         withdrawn / 1000.0, expected / 1000.0));
   } else {
     sink.Resolve(AlertType::kRefillDiscrepancy, "next refill within tolerance", ev);
   }
-  if (since >= tu.min_refill_ratio_volume.value()) {
+  // An (almost) empty withdrawal after at least the reservoir's content was programmed is
+  // censored: the pump may have stopped delivering when it emptied, so it bounds the ratio
+  // from below but does not measure it (learning from it would drag the ratio down).
+  const double empty_sd = 2 * tu.refill_withdrawal_sd.value();
+  const bool censored = withdrawn <= empty_sd && since >= s_.fill_ul - empty_sd;
+  if (since >= tu.min_refill_ratio_volume.value() && !censored) {
     const double ratio = (s_.fill_ul - r.withdrawn.value()) / since;
     res.observed_ratio = ratio;
     ObserveRatio(s_, tu, ratio, std::sqrt(2.0) * tu.refill_withdrawal_sd.value() / since,

@@ -47,7 +47,8 @@ const std::map<std::string, Role>& ExpectedRoles() {
       {"WatchTwin", kViewer},            {"GetTelemetry", kViewer},
       {"ListAlerts", kViewer},           {"WatchAlerts", kViewer},
       {"AcknowledgeAlert", kClinician},  {"ListDrugs", kViewer},
-      {"ListAuditRecords", kAdmin},
+      {"ListAuditRecords", kAdmin},      {"RecordTrialOutcome", kClinician},
+      {"ImplantAfterTrial", kAdmin},     {"EndTrial", kAdmin},
   };
   return *m;
 }

@@ -139,6 +139,10 @@ TEST_F(CtlIntegrationTest, EveryMethodHasACommandThatReachesTheServer) {
       {"drugs", "list"},
       {"audit", "list", "--resource", "pumps/CTL1"},
       {"audit", "verify"},
+      {"pumps", "trial-outcome", "CTL1", "--relief", "60"},
+      {"pumps", "implant-after-trial", "CTL1", "--profile", "programmable-peristaltic", "--reservoir",
+       "40mL", "--implant_time", "now", "--catheter_length", "45cm", "--catheter_diameter", "0.53mm"},
+      {"pumps", "end-trial", "CTL1"},
       {"pumps", "decommission", "CTL1", "--reason", "explant"},
   };
   for (const auto& args : commands) {
@@ -159,6 +163,54 @@ TEST_F(CtlIntegrationTest, EveryMethodHasACommandThatReachesTheServer) {
       EXPECT_THAT(std::string(line), StartsWith("{")) << what;
     }
   }
+}
+
+// Enrolment of a pump implanted years ago, a time zone, and a trial taken to implant, all
+// through pumptwinctl: the server's answers show what was registered.
+TEST_F(CtlIntegrationTest, EnrolmentTimeZoneAndTrialCommands) {
+  const std::vector<std::string> pump = {"--profile", "programmable-peristaltic", "--reservoir", "20mL",
+                                         "--catheter_length", "45cm", "--catheter_diameter", "0.53mm"};
+  auto with = [&](std::vector<std::string> head, std::vector<std::string> tail) {
+    head.insert(head.end(), pump.begin(), pump.end());
+    head.insert(head.end(), tail.begin(), tail.end());
+    return head;
+  };
+  CtlRun r = Ctl(with({"pumps", "register", "ENR1"},
+                      {"--implant_time", "now-1460d", "--time_zone", "Europe/Berlin",
+                       "--enrol_interrogation_time", "now-1h", "--enrol_reservoir", "9mL",
+                       "--enrol_last_refill_volume", "19mL", "--enrol_battery", "40%", "--drug", "morphine",
+                       "--concentration", "10mg/mL", "--rate", "0.5mL/day"}));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("Europe/Berlin"));
+  r = Ctl({"--json", "twin", "get", "ENR1"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("\"enrolled\":true"));
+  r = Ctl(with({"pumps", "register", "ENR2"},
+               {"--implant_time", "now-10d", "--enrol_interrogation_time", "now-20d", "--enrol_reservoir",
+                "9mL", "--drug", "morphine", "--concentration", "10mg/mL", "--rate", "0.5mL/day"}));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("is before pump.implant_time_ms"));
+  r = Ctl(with({"pumps", "register", "ENR3"}, {"--enrol_reservoir", "9mL", "--drug", "morphine",
+                                               "--concentration", "10mg/mL", "--rate", "0.5mL/day"}));
+  EXPECT_EQ(r.code, 1);  // usage: the interrogation time is required
+  EXPECT_THAT(r.err, HasSubstr("--enrol_interrogation_time"));
+
+  r = Ctl(with({"pumps", "register", "TR1", "--trial"},
+               {"--implant_time", "now-1h", "--drug", "morphine", "--concentration", "1mg/mL", "--rate",
+                "0.2mL/day"}));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("trial"));
+  r = Ctl({"pumps", "trial-outcome", "TR1", "--relief", "65%", "--notes", "walks 2 km"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("success"));
+  r = Ctl(with({"pumps", "implant-after-trial", "TR1"},
+               {"--implant_time", "now", "--fill", "18mL", "--drug", "morphine", "--concentration",
+                "10mg/mL", "--rate", "0.3mL/day", "--reason", "implant"}));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("implanted"));
+  r = Ctl({"pumps", "end-trial", "TR1"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("FAILED_PRECONDITION"));
 }
 
 TEST_F(CtlIntegrationTest, HelpAndUsageErrors) {

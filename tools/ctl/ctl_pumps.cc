@@ -1,6 +1,7 @@
 // pumptwinctl pumps register|get|list|decommission.
 #include <memory>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "tools/ctl/ctl_commands.h"
@@ -36,17 +37,71 @@ void PrintPump(Ctl& ctl, const v1::Pump& p) {
       {"clinic", p.clinic()},
       {"gateways", absl::StrJoin(p.gateway_ids(), ", ")},
       {"reporting interval", FormatDurationMs(p.reporting_interval_ms())},
+      {"time zone", p.time_zone().empty() ? "UTC" : p.time_zone()},
       {"replaces", p.replaces_pump_id().empty() ? "-" : p.replaces_pump_id()},
       {"replaced by", p.replaced_by_pump_id().empty() ? "-" : p.replaced_by_pump_id()},
   });
+  if (p.has_trial()) {
+    const v1::TrialRecord& t = p.trial();
+    PrintFields(ctl.out(), {
+        {"trial started", FormatTimeMs(t.start_time_ms())},
+        {"trial relief (%)", t.assessed_time_ms() > 0 ? FormatNumber(t.pain_relief_percent(), 1) : "-"},
+        {"trial result", EnumShortName(v1::TrialResult_descriptor(), t.result(), "TRIAL_RESULT_")},
+        {"trial ended", t.end_time_ms() > 0 ? FormatTimeMs(t.end_time_ms()) : "-"},
+    });
+  }
 }
+
+struct EnrolFlags {
+  std::string interrogation_time, calculated_reservoir, last_refill_time, last_refill_volume,
+      battery;
+  bool eri = false;
+  bool Any() const {
+    return !interrogation_time.empty() || !calculated_reservoir.empty() ||
+           !last_refill_time.empty() || !last_refill_volume.empty() || !battery.empty() || eri;
+  }
+};
 
 struct RegisterFlags {
   std::string pump_id, profile, model, reservoir, catheter_length, catheter_diameter, implant_time,
-      patient, clinic, reporting_interval, replaces, fill, reason;
+      patient, clinic, reporting_interval, replaces, fill, reason, time_zone;
   std::vector<std::string> gateways;
+  bool trial = false;
+  EnrolFlags enrol;
   PrescriptionFlags prescription;
 };
+
+// --enrol_* flags -> Enrolment. The battery indicator is a fraction (0.4) or a percent (40%).
+absl::Status BuildEnrolment(const EnrolFlags& f, v1::Enrolment* e) {
+  if (f.interrogation_time.empty() || f.calculated_reservoir.empty()) {
+    return absl::InvalidArgumentError(
+        "--enrol_interrogation_time and --enrol_reservoir are required to enrol a pump");
+  }
+  absl::StatusOr<int64_t> at = OptionalTimeMs("--enrol_interrogation_time", f.interrogation_time);
+  if (!at.ok()) return at.status();
+  absl::StatusOr<int64_t> refill = OptionalTimeMs("--enrol_last_refill_time", f.last_refill_time);
+  if (!refill.ok()) return refill.status();
+  VolumeUl calc, refill_volume;
+  if (auto s = ParseOptionalFlag("--enrol_reservoir", f.calculated_reservoir, ParseVolume, &calc); !s.ok()) return s;
+  if (auto s = ParseOptionalFlag("--enrol_last_refill_volume", f.last_refill_volume, ParseVolume, &refill_volume); !s.ok()) return s;
+  e->set_interrogation_time_ms(*at);
+  e->set_calculated_reservoir_ul(calc.ul);
+  e->set_last_refill_time_ms(*refill);
+  e->set_last_refill_volume_ul(refill_volume.ul);
+  if (!f.battery.empty()) {
+    std::string text = f.battery;
+    const bool percent = !text.empty() && text.back() == '%';
+    if (percent) text.pop_back();
+    double v = 0;
+    if (!absl::SimpleAtod(text, &v)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--enrol_battery='", f.battery, "' is not a fraction (0.4) or a percent (40%)"));
+    }
+    e->set_battery_indicator_fraction(percent ? v / 100.0 : v);
+  }
+  e->set_battery_eri_shown(f.eri);
+  return absl::OkStatus();
+}
 
 absl::StatusOr<v1::RegisterPumpRequest> BuildRegister(const RegisterFlags& f) {
   v1::RegisterPumpRequest req;
@@ -87,6 +142,11 @@ absl::StatusOr<v1::RegisterPumpRequest> BuildRegister(const RegisterFlags& f) {
   for (const auto& g : f.gateways) p->add_gateway_ids(g);
   p->set_reporting_interval_ms(absl::ToInt64Milliseconds(interval));
   p->set_replaces_pump_id(f.replaces);
+  p->set_time_zone(f.time_zone);
+  if (f.trial) p->set_lifecycle(v1::PUMP_LIFECYCLE_TRIAL);
+  if (f.enrol.Any()) {
+    if (absl::Status s = BuildEnrolment(f.enrol, req.mutable_enrolment()); !s.ok()) return s;
+  }
   req.set_initial_reservoir_ul(fill.ul);
   req.set_reason(f.reason);
   return req;
@@ -101,6 +161,75 @@ int RunRegister(Ctl& ctl, const RegisterFlags& f) {
   if (!s.ok()) return ctl.Fail(s);
   PrintPump(ctl, resp);
   return kExitOk;
+}
+
+// Prints the pump a call answered, or fails with its status.
+int PumpAnswer(Ctl& ctl, const grpc::Status& s, const v1::Pump& resp) {
+  if (!s.ok()) return ctl.Fail(s);
+  PrintPump(ctl, resp);
+  return kExitOk;
+}
+
+struct TrialFlags {
+  std::string pump, relief, time, notes, reason;
+  bool acknowledge = false;
+  RegisterFlags implant;  // implant-after-trial: the implanted pump
+};
+
+int RunTrialOutcome(Ctl& ctl, const TrialFlags& f) {
+  absl::StatusOr<std::string> name = PumpResourceName(f.pump);
+  if (!name.ok()) return ctl.Usage(name.status().message());
+  std::string relief = f.relief;
+  if (!relief.empty() && relief.back() == '%') relief.pop_back();
+  double percent = 0;
+  if (!absl::SimpleAtod(relief, &percent)) {
+    return ctl.Usage(absl::StrCat("--relief='", f.relief, "' is not a percent (e.g. 60 or 60%)"));
+  }
+  absl::StatusOr<int64_t> at = OptionalTimeMs("--time", f.time);
+  if (!at.ok()) return ctl.Usage(at.status().message());
+  v1::RecordTrialOutcomeRequest req;
+  req.set_name(*name);
+  req.set_pain_relief_percent(percent);
+  req.set_assessed_time_ms(*at);
+  req.set_notes(f.notes);
+  req.set_reason(f.reason);
+  v1::Pump resp;
+  auto ctx = ctl.NewContext();
+  return PumpAnswer(ctl, ctl.twin().RecordTrialOutcome(ctx.get(), req, &resp), resp);
+}
+
+int RunImplantAfterTrial(Ctl& ctl, const TrialFlags& f) {
+  absl::StatusOr<std::string> name = PumpResourceName(f.pump);
+  if (!name.ok()) return ctl.Usage(name.status().message());
+  RegisterFlags rf = f.implant;
+  rf.pump_id = name->substr(6);
+  absl::StatusOr<v1::RegisterPumpRequest> reg = BuildRegister(rf);
+  if (!reg.ok()) return ctl.Usage(reg.status().message());
+  v1::ImplantAfterTrialRequest req;
+  req.set_name(*name);
+  *req.mutable_pump() = reg->pump();
+  req.mutable_pump()->clear_name();
+  if (reg->has_initial_prescription()) *req.mutable_initial_prescription() = reg->initial_prescription();
+  req.set_initial_reservoir_ul(reg->initial_reservoir_ul());
+  req.set_acknowledge_insufficient_relief(f.acknowledge);
+  req.set_reason(f.reason);
+  v1::Pump resp;
+  auto ctx = ctl.NewContext();
+  return PumpAnswer(ctl, ctl.twin().ImplantAfterTrial(ctx.get(), req, &resp), resp);
+}
+
+int RunEndTrial(Ctl& ctl, const TrialFlags& f) {
+  absl::StatusOr<std::string> name = PumpResourceName(f.pump);
+  if (!name.ok()) return ctl.Usage(name.status().message());
+  absl::StatusOr<int64_t> at = OptionalTimeMs("--time", f.time);
+  if (!at.ok()) return ctl.Usage(at.status().message());
+  v1::EndTrialRequest req;
+  req.set_name(*name);
+  req.set_end_time_ms(*at);
+  req.set_reason(f.reason);
+  v1::Pump resp;
+  auto ctx = ctl.NewContext();
+  return PumpAnswer(ctl, ctl.twin().EndTrial(ctx.get(), req, &resp), resp);
 }
 
 int RunGet(Ctl& ctl, const std::string& pump) {
@@ -217,8 +346,69 @@ void AddPumpsCommands(CLI::App& root, Action* chosen) {
   reg->add_option("--reporting_interval", rf->reporting_interval,
                   absl::StrCat("Expected reporting interval: ", kDurationUnitsHelp));
   reg->add_option("--replaces", rf->replaces, "Predecessor pump id when this pump is a replacement");
-  AddPrescriptionFlags(reg, &rf->prescription);  // optional initial prescription
+  reg->add_option("--time_zone", rf->time_zone,
+                  "Patient's IANA time zone, e.g. Europe/Berlin (flex steps are local time; default UTC)");
+  reg->add_flag("--trial", rf->trial,
+                "Register an external trial pump (--implant_time: the trial start)");
+  reg->add_option("--enrol_interrogation_time", rf->enrol.interrogation_time,
+                  absl::StrCat("Enrol a pump implanted earlier: time of its last interrogation: ", kTimeHelp));
+  reg->add_option("--enrol_reservoir", rf->enrol.calculated_reservoir,
+                  absl::StrCat("Enrolment: the pump's calculated reservoir at the interrogation: ",
+                               kVolumeUnitsHelp));
+  reg->add_option("--enrol_last_refill_time", rf->enrol.last_refill_time,
+                  absl::StrCat("Enrolment: time of the last refill (unknown: omit): ", kTimeHelp));
+  reg->add_option("--enrol_last_refill_volume", rf->enrol.last_refill_volume,
+                  absl::StrCat("Enrolment: volume added at the last refill (unknown: omit): ", kVolumeUnitsHelp));
+  reg->add_option("--enrol_battery", rf->enrol.battery,
+                  "Enrolment: battery indicator, fraction (0.4) or percent (40%) of usable charge "
+                  "(unknown: omit, modelled from --implant_time)");
+  reg->add_flag("--enrol_eri", rf->enrol.eri,
+                "Enrolment: the programmer showed the elective replacement indicator");
+  AddPrescriptionFlags(reg, &rf->prescription);  // initial prescription (in force at enrolment)
   OnSelected(reg, chosen, [rf](Ctl& ctl) { return RunRegister(ctl, *rf); });
+
+  auto* outcome = pumps->add_subcommand("trial-outcome", "RecordTrialOutcome (clinician): record a trial's pain relief");
+  auto of = std::make_shared<TrialFlags>();
+  outcome->add_option("PUMP", of->pump, "PUMP_ID or pumps/PUMP_ID (lifecycle TRIAL)")->required();
+  outcome->add_option("--relief", of->relief, "Pain relief in percent of baseline, 0..100 (>= 50: success)")
+      ->required();
+  outcome->add_option("--time", of->time, absl::StrCat("When it was assessed (default now): ", kTimeHelp));
+  outcome->add_option("--notes", of->notes, "Free text (no PHI)");
+  outcome->add_option("--reason", of->reason, "Audit reason");
+  OnSelected(outcome, chosen, [of](Ctl& ctl) { return RunTrialOutcome(ctl, *of); });
+
+  auto* implant = pumps->add_subcommand("implant-after-trial",
+                                        "ImplantAfterTrial (admin): move a trial to IMPLANTED with the implanted pump");
+  auto itf = std::make_shared<TrialFlags>();
+  implant->add_option("PUMP", itf->pump, "PUMP_ID or pumps/PUMP_ID (lifecycle TRIAL)")->required();
+  implant->add_option("--profile", itf->implant.profile,
+                      absl::StrCat("Implanted pump profile: ", EnumShortNames(v1::PumpProfile_descriptor(), "PUMP_PROFILE_")))
+      ->required();
+  implant->add_option("--model", itf->implant.model, "Model name");
+  implant->add_option("--reservoir", itf->implant.reservoir, absl::StrCat("Reservoir capacity (required): ", kVolumeUnitsHelp));
+  implant->add_option("--fill", itf->implant.fill, absl::StrCat("Volume filled at implant: ", kVolumeUnitsHelp));
+  implant->add_option("--catheter_length", itf->implant.catheter_length, absl::StrCat("Catheter length: ", kLengthUnitsHelp));
+  implant->add_option("--catheter_diameter", itf->implant.catheter_diameter,
+                      absl::StrCat("Catheter inner diameter: ", kLengthUnitsHelp));
+  implant->add_option("--implant_time", itf->implant.implant_time, absl::StrCat("Implant time (required): ", kTimeHelp))
+      ->required();
+  implant->add_option("--reporting_interval", itf->implant.reporting_interval,
+                      absl::StrCat("Expected reporting interval: ", kDurationUnitsHelp));
+  implant->add_option("--time_zone", itf->implant.time_zone, "Patient's IANA time zone (default: the trial's)");
+  implant->add_option("--gateway", itf->implant.gateways, "Gateway (repeatable; default: the trial's)")
+      ->allow_extra_args(false);
+  implant->add_flag("--acknowledge_insufficient_relief", itf->acknowledge,
+                    "Implant although the trial gave < 50 % relief or has no outcome");
+  implant->add_option("--reason", itf->reason, "Audit reason");
+  AddPrescriptionFlags(implant, &itf->implant.prescription);
+  OnSelected(implant, chosen, [itf](Ctl& ctl) { return RunImplantAfterTrial(ctl, *itf); });
+
+  auto* end = pumps->add_subcommand("end-trial", "EndTrial (admin): end a trial without implant (archived)");
+  auto ef = std::make_shared<TrialFlags>();
+  end->add_option("PUMP", ef->pump, "PUMP_ID or pumps/PUMP_ID (lifecycle TRIAL)")->required();
+  end->add_option("--time", ef->time, absl::StrCat("When it ended (default now): ", kTimeHelp));
+  end->add_option("--reason", ef->reason, "Audit reason");
+  OnSelected(end, chosen, [ef](Ctl& ctl) { return RunEndTrial(ctl, *ef); });
 
   auto* get = pumps->add_subcommand("get", "GetPump: one pump's registration");
   auto pump = std::make_shared<std::string>();
