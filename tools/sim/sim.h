@@ -20,8 +20,8 @@ struct RunOptions {
   uint64_t seed = 1;
   std::string ground_truth_path;
   std::string pump_prefix = "sim";
-  double speed = 0;            // simulated seconds per wall second; 0: as fast as possible
-  bool realtime = false;       // speed 1, run start = now
+  double speed = 0;       // simulated seconds per wall second; 0: as fast as possible
+  bool realtime = false;  // speed 1, run start = now
   double progress_every_s = 2;
 };
 
@@ -31,10 +31,10 @@ absl::Status Run(const RunOptions& opts, const Scenario& scenario);
 struct EvalOptions {
   std::string target;
   std::string ground_truth_path;
-  double idle_s = 3;           // stop reading WatchAlerts after this long without an event
-  double max_s = 60;           // hard bound on reading alerts
-  std::string markdown_out;    // empty: stdout only
-  std::string command_line;    // written into the markdown
+  double idle_s = 3;         // stop reading WatchAlerts after this long without an event
+  double max_s = 60;         // hard bound on reading alerts
+  std::string markdown_out;  // empty: stdout only
+  std::string command_line;  // written into the markdown
 };
 
 absl::Status Evaluate(const EvalOptions& opts);

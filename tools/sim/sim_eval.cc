@@ -61,7 +61,8 @@ std::string RowKind(const GroundTruth& f) {
 double Percentile(std::vector<double> v, double q) {
   if (v.empty()) return -1;
   std::sort(v.begin(), v.end());
-  const size_t i = std::min(v.size() - 1, static_cast<size_t>(q * static_cast<double>(v.size() - 1) + 0.5));
+  const size_t i =
+      std::min(v.size() - 1, static_cast<size_t>(q * static_cast<double>(v.size() - 1) + 0.5));
   return v[i];
 }
 
@@ -89,8 +90,8 @@ absl::Status Evaluate(const EvalOptions& o) {
     if (g.record() == "fault") faults.push_back(g);
   }
   // Alerts: WatchAlerts from cursor 0 until idle_s without an event (or max_s).
-  auto stub = v1::TwinService::NewStub(
-      grpc::CreateChannel(o.target, grpc::InsecureChannelCredentials()));
+  auto stub =
+      v1::TwinService::NewStub(grpc::CreateChannel(o.target, grpc::InsecureChannelCredentials()));
   std::mutex mu;
   std::vector<v1::AlertEvent> events;
   std::atomic<int64_t> last_event_ms{absl::ToUnixMillis(absl::Now())};
@@ -147,7 +148,11 @@ absl::Status Evaluate(const EvalOptions& o) {
       continue;
     }
     const GroundTruth& f = *it->second;
-    const int64_t t = std::max(a.raised_device_time_ms(), a.updated_time_ms() > 0 && ev.transition() == v1::ALERT_TRANSITION_UPDATED ? a.raised_device_time_ms() : 0);
+    const int64_t t =
+        std::max(a.raised_device_time_ms(),
+                 a.updated_time_ms() > 0 && ev.transition() == v1::ALERT_TRANSITION_UPDATED
+                     ? a.raised_device_time_ms()
+                     : 0);
     if (t < f.start_device_ms() || Accepted(f.kind()).count(a.type()) == 0) continue;
     auto [pos, inserted] = first_detect.emplace(f.pump_id(), std::make_pair(t, &a));
     if (!inserted && t < pos->second.first) pos->second = {t, &a};
@@ -163,7 +168,8 @@ absl::Status Evaluate(const EvalOptions& o) {
     }
     Row& r = rows[absl::StrCat(RowKind(f), " | ", f.profile())];
     ++r.injected;
-    r.baseline_h.push_back(static_cast<double>(f.next_refill_device_ms() - f.start_device_ms()) / 3.6e6);
+    r.baseline_h.push_back(static_cast<double>(f.next_refill_device_ms() - f.start_device_ms()) /
+                           3.6e6);
     auto it = first_detect.find(f.pump_id());
     double ttd_h = -1;
     const v1::Alert* by = nullptr;
@@ -173,10 +179,10 @@ absl::Status Evaluate(const EvalOptions& o) {
       by = it->second.second;
       r.ttd_h.push_back(ttd_h);
     }
-    fault_lines += absl::StrFormat(
-        "EVAL_FAULT %s %s %s magnitude=%.3f ttd_h=%.1f by=%s (%s)\n", f.pump_id(), RowKind(f),
-        f.profile(), f.magnitude(), ttd_h, by ? v1::AlertType_Name(by->type()) : "none",
-        by ? by->summary() : "");
+    fault_lines +=
+        absl::StrFormat("EVAL_FAULT %s %s %s magnitude=%.3f ttd_h=%.1f by=%s (%s)\n", f.pump_id(),
+                        RowKind(f), f.profile(), f.magnitude(), ttd_h,
+                        by ? v1::AlertType_Name(by->type()) : "none", by ? by->summary() : "");
   }
   const double fault_free = static_cast<double>(pumps.size() - fault_of.size());
   const double pump_years = fault_free * run.days() / 365.0;
@@ -187,11 +193,11 @@ absl::Status Evaluate(const EvalOptions& o) {
       run.scenario(), run.pumps(), run.days(), static_cast<unsigned>(run.seed()), events.size());
   for (const auto& [key, r] : rows) {
     const auto bar = key.find(" | ");
-    md += absl::StrFormat("| %s | %s | %d | %d | %.0f %% | %s | %s | %s | %s |\n",
-                          key.substr(0, bar), key.substr(bar + 3), r.injected, r.detected,
-                          100.0 * r.detected / std::max(1, r.injected),
-                          Hours(Percentile(r.ttd_h, 0.5)), Hours(Percentile(r.ttd_h, 0.95)),
-                          Hours(Percentile(r.baseline_h, 0.5)), Hours(Percentile(r.baseline_h, 0.95)));
+    md += absl::StrFormat(
+        "| %s | %s | %d | %d | %.0f %% | %s | %s | %s | %s |\n", key.substr(0, bar),
+        key.substr(bar + 3), r.injected, r.detected, 100.0 * r.detected / std::max(1, r.injected),
+        Hours(Percentile(r.ttd_h, 0.5)), Hours(Percentile(r.ttd_h, 0.95)),
+        Hours(Percentile(r.baseline_h, 0.5)), Hours(Percentile(r.baseline_h, 0.95)));
   }
   md += absl::StrFormat(
       "\nFalse alerts on fault-free pumps: %d raised over %.1f pump-years = **%.2f per "
@@ -203,7 +209,8 @@ absl::Status Evaluate(const EvalOptions& o) {
   if (after_run > 0) {
     md += absl::StrFormat(
         "\n%d scheduled faults start after the %.0f simulated days and are not counted "
-        "(run with more --days to see them).\n", after_run, run.days());
+        "(run with more --days to see them).\n",
+        after_run, run.days());
   }
   std::printf("%s", md.c_str());
   std::printf("%s", fault_lines.c_str());
