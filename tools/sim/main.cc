@@ -11,6 +11,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "device_link/process_tuning.h"
 #include "tools/common/help_flags.h"
 #include "tools/sim/sim.h"
@@ -31,6 +32,7 @@ ABSL_FLAG(double, progress_every_s, 2, "seconds between progress lines");
 ABSL_FLAG(double, idle_s, 3, "evaluate: stop reading alerts after this many idle seconds");
 ABSL_FLAG(double, max_s, 60, "evaluate: hard bound on reading alerts");
 ABSL_FLAG(std::string, markdown_out, "", "evaluate: append the markdown table to this file");
+ABSL_FLAG(std::string, json_out, "", "evaluate: write the report as JSON to this file");
 
 int main(int argc, char** argv) {
   pumptwin::device_link::TuneProcessForStreaming();
@@ -43,10 +45,12 @@ int main(int argc, char** argv) {
   if (args.size() > 1 && std::string(args[1]) == "evaluate") {
     pumptwin::sim::EvalOptions e;
     e.target = absl::GetFlag(FLAGS_target);
-    e.ground_truth_path = absl::GetFlag(FLAGS_ground_truth);
+    e.ground_truth_paths =
+        absl::StrSplit(absl::GetFlag(FLAGS_ground_truth), ',', absl::SkipEmpty());
     e.idle_s = absl::GetFlag(FLAGS_idle_s);
     e.max_s = absl::GetFlag(FLAGS_max_s);
     e.markdown_out = absl::GetFlag(FLAGS_markdown_out);
+    e.json_out = absl::GetFlag(FLAGS_json_out);
     std::vector<std::string> cmd(argv, argv + argc);
     e.command_line = absl::StrJoin(cmd, " ");
     auto st = pumptwin::sim::Evaluate(e);

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -30,10 +31,11 @@ absl::Status Run(const RunOptions& opts, const Scenario& scenario);
 
 struct EvalOptions {
   std::string target;
-  std::string ground_truth_path;
+  std::vector<std::string> ground_truth_paths;  // one per run (distinct pump prefixes)
   double idle_s = 3;         // stop reading WatchAlerts after this long without an event
   double max_s = 60;         // hard bound on reading alerts
   std::string markdown_out;  // empty: stdout only
+  std::string json_out;      // empty: no JSON
   std::string command_line;  // written into the markdown
 };
 
