@@ -16,7 +16,10 @@ namespace {
 std::string RunCommand(const std::string& cmd, int* rc) {
   std::string out;
   FILE* f = popen(cmd.c_str(), "r");
-  if (f == nullptr) { *rc = -1; return out; }
+  if (f == nullptr) {
+    *rc = -1;
+    return out;
+  }
   char buf[4096];
   while (fgets(buf, sizeof(buf), f) != nullptr) out += buf;
   *rc = pclose(f);
@@ -29,15 +32,17 @@ TEST(SimDetectionTest, DefaultScenarioMeetsMeasuredBounds) {
   ASSERT_TRUE(server.Start().ok()) << server.ReadLog();
   const std::string gt = dir.path() + "/gt.jsonl";
   int rc = 0;
-  const std::string run = RunCommand(
-      absl::StrCat(PUMPSIM_BINARY, " --target=", server.grpc_target(),
-                   " --pumps=200 --days=30 --seed=1 --scenario=", PUMPSIM_SCENARIO,
-                   " --ground_truth=", gt, " 2>&1"), &rc);
+  const std::string run =
+      RunCommand(absl::StrCat(PUMPSIM_BINARY, " --target=", server.grpc_target(),
+                              " --pumps=200 --days=30 --seed=1 --scenario=", PUMPSIM_SCENARIO,
+                              " --ground_truth=", gt, " 2>&1"),
+                 &rc);
   ASSERT_EQ(rc, 0) << run;
   EXPECT_EQ(run.find("nacked"), std::string::npos) << run;
-  const std::string eval = RunCommand(
-      absl::StrCat(PUMPSIM_BINARY, " evaluate --target=", server.grpc_target(),
-                   " --ground_truth=", gt, " --idle_s=2 --max_s=30 2>&1"), &rc);
+  const std::string eval =
+      RunCommand(absl::StrCat(PUMPSIM_BINARY, " evaluate --target=", server.grpc_target(),
+                              " --ground_truth=", gt, " --idle_s=2 --max_s=30 2>&1"),
+                 &rc);
   ASSERT_EQ(rc, 0) << eval;
   std::map<std::string, std::pair<int, int>> rows;
   size_t pos = 0;
