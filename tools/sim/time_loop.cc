@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
+#include <map>
 #include <memory>
 #include <thread>
 
@@ -28,6 +29,7 @@ struct Gateway {
   std::vector<v1::TelemetrySample> pending;
   int64_t offline_until_ms = 0;
   uint64_t acked_before = 0, nacked_before = 0;  // by clients of earlier connections
+  std::map<int, uint64_t> nacks_before;          // NackReason -> count, the same
 };
 
 std::unique_ptr<device_link::GatewayClient> Connect(const std::string& target,
@@ -70,6 +72,7 @@ absl::Status Disconnect(Gateway& g) {
   const auto stats = g.client->stats();
   g.acked_before += stats.samples_acked;
   g.nacked_before += stats.samples_nacked;
+  for (const auto& [reason, n] : stats.nacks_by_reason) g.nacks_before[reason] += n;
   g.client->Stop();
   g.client.reset();
   return absl::OkStatus();
@@ -232,7 +235,17 @@ absl::Status TimeLoop(const RunOptions& o, const Scenario& sc, Fleet& fleet,
       static_cast<unsigned long long>(c.programming_refused),
       static_cast<unsigned long long>(c.interrogations));
   if (nacked > 0) {
-    std::printf("pumpsim: WARNING %llu samples nacked\n", static_cast<unsigned long long>(nacked));
+    std::map<int, uint64_t> by_reason;
+    for (const Gateway& g : gws) {
+      for (const auto& [r, n] : g.nacks_before) by_reason[r] += n;
+      for (const auto& [r, n] : g.client->stats().nacks_by_reason) by_reason[r] += n;
+    }
+    std::string reasons;
+    for (const auto& [r, n] : by_reason) {
+      absl::StrAppend(&reasons, " ", v1::NackReason_Name(static_cast<v1::NackReason>(r)), "=", n);
+    }
+    std::printf("pumpsim: WARNING %llu samples nacked:%s\n",
+                static_cast<unsigned long long>(nacked), reasons.c_str());
   }
   for (Gateway& g : gws) g.client->Stop();
   return absl::OkStatus();
