@@ -7,16 +7,6 @@
 namespace pumptwin::sim {
 namespace {
 
-double Uniform(std::mt19937_64& rng, double lo, double hi) {
-  return std::uniform_real_distribution<double>(lo, hi)(rng);
-}
-
-int64_t Exponential(std::mt19937_64& rng, double per_year) {
-  if (per_year <= 0) return kForever / 2;
-  return static_cast<int64_t>(
-      std::exponential_distribution<double>(per_year / (365.0 * kDayMs))(rng));
-}
-
 constexpr int64_t kRoundingMs = 5 * kMinuteMs;
 
 }  // namespace
@@ -31,6 +21,10 @@ int64_t ClinicHours(int64_t true_ms, std::mt19937_64& rng) {
   int64_t t = day0 + std::clamp<int64_t>(in_day, 8 * kHourMs, 17 * kHourMs);
   if (in_day > 17 * kHourMs) t = day0 + kDayMs + 8 * kHourMs;
   return t + static_cast<int64_t>(Uniform(rng, 0, 60)) * kMinuteMs;
+}
+
+int64_t NextSessionMs(int64_t true_ms, double per_year, std::mt19937_64& rng) {
+  return ClinicHours(true_ms + kDayMs + ExponentialGapMs(rng, per_year), rng);
 }
 
 int64_t Clinic::NextVisitMs(const SimPump& p) {
@@ -83,10 +77,9 @@ absl::Status Clinic::Refill(SimPump& p, std::vector<int64_t>& refills, std::mt19
   req.set_concentration_ug_per_ml(p.rx.concentration_ug_per_ml());
   req.set_device_time_ms(ClinicianTime(t));
   req.set_reason("pumpsim refill");
-  grpc::ClientContext ctx;
-  SetDeadline(ctx);
   v1::RecordRefillResponse resp;
-  if (auto st = FromGrpc(stub_.RecordRefill(&ctx, req, &resp), "RecordRefill " + p.pump_id);
+  if (auto st = Call(stub_, &v1::TwinService::Stub::RecordRefill, req, &resp,
+                     "RecordRefill " + p.pump_id);
       !st.ok()) {
     return st;
   }
@@ -106,14 +99,13 @@ absl::Status Clinic::Refill(SimPump& p, std::vector<int64_t>& refills, std::mt19
     ev.set_device_time_ms(ClinicianTime(at));
     ev.set_volume_ul(vol);
     ev.set_duration_ms(kHourMs);
-    grpc::ClientContext ectx;
-    SetDeadline(ectx);
     v1::RecordEventResponse eresp;
-    if (auto st = FromGrpc(stub_.RecordEvent(&ectx, ev, &eresp), "bolus " + p.pump_id); !st.ok()) {
+    if (auto st =
+            Call(stub_, &v1::TwinService::Stub::RecordEvent, ev, &eresp, "bolus " + p.pump_id);
+        !st.ok()) {
       return st;
     }
-    // The programmer starts it a few minutes into the session (physics: from now, close
-    // enough at the loop's resolution; the record carries the rounded time).
+    // The pump starts it now; the clinician notes the time a few minutes later, rounded.
     p.StartClinicianBolus(vol, kHourMs);
     ++counters_.boluses;
   }
@@ -128,18 +120,16 @@ absl::Status Clinic::Mri(SimPump& p, std::mt19937_64& rng) {
   ev.set_type(v1::CLINICAL_EVENT_MRI);
   ev.set_device_time_ms(ClinicianTime(t));
   ev.set_reason("pumpsim MRI visit");
-  grpc::ClientContext ectx;
-  SetDeadline(ectx);
   v1::RecordEventResponse eresp;
-  if (auto st = FromGrpc(stub_.RecordEvent(&ectx, ev, &eresp), "MRI " + p.pump_id); !st.ok()) {
+  if (auto st = Call(stub_, &v1::TwinService::Stub::RecordEvent, ev, &eresp, "MRI " + p.pump_id);
+      !st.ok()) {
     return st;
   }
   // A healthy pump resumes 20-120 min after the scan; the window ends at 120 min.
   if (stuck) p.outcome.expected_resume_true_ms = t + 120 * kMinuteMs;
   p.Mri(stuck ? kForever : static_cast<int64_t>(Uniform(rng, 20, 120) * kMinuteMs));
   ++counters_.mri;
-  p.next_mri_ms =
-      stuck ? kForever : ClinicHours(t + kDayMs + Exponential(rng, sc_.mri_per_pump_year()), rng);
+  p.next_mri_ms = stuck ? kForever : NextSessionMs(t, sc_.mri_per_pump_year(), rng);
   if (p.fault.kind == FaultKind::kMriNoResumption && p.fault.start_true_ms > t) {
     p.next_mri_ms = std::min(p.next_mri_ms, p.fault.start_true_ms);  // the scan that sticks
   }
@@ -148,8 +138,7 @@ absl::Status Clinic::Mri(SimPump& p, std::mt19937_64& rng) {
 
 absl::Status Clinic::Programming(SimPump& p, std::mt19937_64& rng) {
   const int64_t t = p.t_ms;
-  p.next_programming_ms =
-      ClinicHours(t + kDayMs + Exponential(rng, sc_.programming_per_pump_year()), rng);
+  p.next_programming_ms = NextSessionMs(t, sc_.programming_per_pump_year(), rng);
   p.Session(Uniform(rng, 0.1, 0.5), static_cast<int64_t>(Uniform(rng, 5, 15) * kMinuteMs), 0);
   if (p.rx.mode() != v1::THERAPY_MODE_SIMPLE_CONTINUOUS) return absl::OkStatus();
   // A titration of up to +-10 %.
@@ -162,11 +151,8 @@ absl::Status Clinic::Programming(SimPump& p, std::mt19937_64& rng) {
   req.mutable_prescription()->clear_version();
   req.mutable_prescription()->set_reason("pumpsim titration");
   req.set_expected_version(p.rx_version);
-  grpc::ClientContext ctx;
-  SetDeadline(ctx);
   v1::SetPrescriptionResponse resp;
-  const grpc::Status st = stub_.SetPrescription(&ctx, req, &resp);
-  if (!st.ok()) {
+  if (!Call(stub_, &v1::TwinService::Stub::SetPrescription, req, &resp, "").ok()) {
     // A refused titration (a soft limit that wants acknowledging, say) leaves the pump as
     // it was: the clinician would not program what the record refused.
     ++counters_.programming_refused;
@@ -180,8 +166,7 @@ absl::Status Clinic::Programming(SimPump& p, std::mt19937_64& rng) {
 
 absl::Status Clinic::Interrogation(SimPump& p, std::mt19937_64& rng) {
   const int64_t t = p.t_ms;
-  p.next_interrogation_ms =
-      ClinicHours(t + kDayMs + Exponential(rng, sc_.interrogations_per_pump_year()), rng);
+  p.next_interrogation_ms = NextSessionMs(t, sc_.interrogations_per_pump_year(), rng);
   p.Session(Uniform(rng, 0.05, 0.3), static_cast<int64_t>(Uniform(rng, 2, 10) * kMinuteMs), 0);
   ++counters_.interrogations;
   return absl::OkStatus();

@@ -11,10 +11,6 @@
 namespace pumptwin::sim {
 namespace {
 
-double Uniform(std::mt19937_64& rng, double lo, double hi) {
-  return std::uniform_real_distribution<double>(lo, hi)(rng);
-}
-
 // Reporting interval of a pump that reports: 1-60 min, most at 15-60 min.
 int64_t DrawReportingIntervalMs(std::mt19937_64& rng) {
   static constexpr struct {
@@ -119,12 +115,6 @@ SimPump MakePump(int index, v1::PumpProfile profile, int64_t start_ms, const std
   return p;
 }
 
-int64_t Exponential(std::mt19937_64& rng, double per_year) {
-  if (per_year <= 0) return kForever / 2;
-  return static_cast<int64_t>(
-      std::exponential_distribution<double>(per_year / (365.0 * kDayMs))(rng));
-}
-
 // Mid-life enrolment: the pump has been implanted for years; its battery has spent what its
 // idle and motor currents drew since, and its reservoir is part-way through a refill cycle.
 void MakeMidLife(SimPump& p, const Scenario& sc, int64_t start_ms, std::mt19937_64& rng) {
@@ -141,6 +131,16 @@ void MakeMidLife(SimPump& p, const Scenario& sc, int64_t start_ms, std::mt19937_
 }
 
 }  // namespace
+
+double Uniform(std::mt19937_64& rng, double lo, double hi) {
+  return std::uniform_real_distribution<double>(lo, hi)(rng);
+}
+
+int64_t ExponentialGapMs(std::mt19937_64& rng, double per_year) {
+  if (per_year <= 0) return kForever / 2;
+  return static_cast<int64_t>(
+      std::exponential_distribution<double>(per_year / (365.0 * kDayMs))(rng));
+}
 
 FaultKind ParseFaultKind(absl::string_view k) {
   if (k == "flow_drift") return FaultKind::kFlowDrift;
@@ -231,12 +231,10 @@ Fleet BuildFleet(const RunOptions& o, const Scenario& sc, int64_t start_ms, std:
     p.next_refill_ms = std::max(p.next_refill_ms, start_ms + kHourMs);
     if (p.has_motor) {
       p.next_mri_ms =
-          ClinicHours(start_ms + kHourMs + Exponential(rng, sc.mri_per_pump_year()), rng);
-      p.next_programming_ms =
-          ClinicHours(start_ms + kDayMs + Exponential(rng, sc.programming_per_pump_year()), rng);
+          ClinicHours(start_ms + kHourMs + ExponentialGapMs(rng, sc.mri_per_pump_year()), rng);
+      p.next_programming_ms = NextSessionMs(start_ms, sc.programming_per_pump_year(), rng);
     }
-    p.next_interrogation_ms =
-        ClinicHours(start_ms + kDayMs + Exponential(rng, sc.interrogations_per_pump_year()), rng);
+    p.next_interrogation_ms = NextSessionMs(start_ms, sc.interrogations_per_pump_year(), rng);
   }
   fleet.gateways = fleet.pumps.empty() ? 0 : fleet.pumps.back().gateway + 1;
   fleet.refills_true_ms.resize(fleet.pumps.size());

@@ -54,10 +54,9 @@ absl::Status RegisterFleet(v1::TwinService::Stub& stub, const Fleet& fleet,
         e->set_battery_eri_shown(p.ChargeFraction() <= 0.05);
       }
     }
-    grpc::ClientContext ctx;
-    SetDeadline(ctx);
     v1::Pump out;
-    if (auto st = FromGrpc(stub.RegisterPump(&ctx, req, &out), "RegisterPump " + p.pump_id);
+    if (auto st = Call(stub, &v1::TwinService::Stub::RegisterPump, req, &out,
+                       "RegisterPump " + p.pump_id);
         !st.ok()) {
       return st;
     }

@@ -100,6 +100,24 @@ absl::Status TimeLoop(const RunOptions& o, const Scenario& sc, Fleet& fleet,
 // gRPC helpers shared by the parts.
 absl::Status FromGrpc(const grpc::Status& st, absl::string_view what);
 void SetDeadline(grpc::ClientContext& ctx);
+// One TwinService call with the parts' deadline; `what` prefixes the error.
+template <typename Req, typename Resp>
+absl::Status Call(v1::TwinService::Stub& stub,
+                  grpc::Status (v1::TwinService::Stub::*method)(grpc::ClientContext*, const Req&,
+                                                                Resp*),
+                  const Req& req, Resp* resp, absl::string_view what) {
+  grpc::ClientContext ctx;
+  SetDeadline(ctx);
+  return FromGrpc((stub.*method)(&ctx, req, resp), what);
+}
+
+// Draws shared by the parts (one generator, so a seed fixes them all).
+double Uniform(std::mt19937_64& rng, double lo, double hi);
+// A gap of an event happening `per_year` times a year at random (Poisson).
+int64_t ExponentialGapMs(std::mt19937_64& rng, double per_year);
+// The next clinic session of a kind happening `per_year` times a year, at least a day after
+// `true_ms`, in clinic hours.
+int64_t NextSessionMs(int64_t true_ms, double per_year, std::mt19937_64& rng);
 
 }  // namespace pumptwin::sim
 
