@@ -426,7 +426,8 @@ absl::Status Evaluate(const EvalOptions& o) {
                absl::StrFormat("<= %.1f over >= %.0f pump-years", kGoalFalseAlertsPerPumpYear,
                                kGoalMinPumpYears)};
     l.value = false_rate;
-    l.met = false_rate <= kGoalFalseAlertsPerPumpYear && fault_free_years >= kGoalMinPumpYears;
+    l.measurable = fault_free_years >= kGoalMinPumpYears;  // a small fleet cannot show 0.1
+    l.met = l.measurable && false_rate <= kGoalFalseAlertsPerPumpYear;
     goals.push_back(l);
   }
   {
