@@ -173,6 +173,11 @@ absl::Status Clinic::Interrogation(SimPump& p, std::mt19937_64& rng) {
 }
 
 void Clinic::AfterStep(SimPump& p, std::mt19937_64& rng) {
+  if (p.low_alarm_logged && p.outcome.missed_refill_true_ms == 0 &&
+      p.next_refill_ms > p.t_ms + 3 * kDayMs) {
+    // The pump's own low-reservoir alarm: the patient is seen within 1-3 days.
+    p.next_refill_ms = ClinicHours(p.t_ms + static_cast<int64_t>(Uniform(rng, 1, 3) * kDayMs), rng);
+  }
   if (p.fault.kind == FaultKind::kEmptyReservoir && p.outcome.dry_true_ms != 0 &&
       p.outcome.missed_refill_true_ms != 0 && p.next_refill_ms == kForever) {
     // Withdrawal symptoms bring the patient back 2-14 days after the pump ran dry.

@@ -229,6 +229,7 @@ Fleet BuildFleet(const RunOptions& o, const Scenario& sc, int64_t start_ms, std:
       p.next_refill_ms = ClinicHours(start_ms + RefillIntervalMs(p, rng), rng);
     }
     p.next_refill_ms = std::max(p.next_refill_ms, start_ms + kHourMs);
+    p.NoteFill(p.last_refill_volume_ul);
     if (p.has_motor) {
       p.next_mri_ms =
           ClinicHours(start_ms + kHourMs + ExponentialGapMs(rng, sc.mri_per_pump_year()), rng);
@@ -333,6 +334,7 @@ absl::Status WriteGroundTruth(const std::string& path, const RunOptions& o, cons
     g.set_enrolment_device_ms(p.DeviceTime(fleet.start_ms));
     g.set_mid_life(p.mid_life);
     g.set_reporting_interval_ms(p.sample_interval_ms);
+    g.set_dry_before_alarm(p.dry_before_alarm);
     write(g);
   }
   for (size_t i = 0; i < fleet.pumps.size(); ++i) {

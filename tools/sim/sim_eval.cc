@@ -83,7 +83,8 @@ Matching Match(const std::string& kind) {
 }
 
 // Alert types that say something true of a healthy pump (a refill is due, the gateway is
-// down, the drug has aged): listed on fault-free pumps, not counted as false alerts.
+// down, the drug has aged): listed on fault-free pumps, not counted as false alerts. So is
+// "runs dry before its alarm" on a pump the ground truth marks dry_before_alarm.
 bool Operational(int type) {
   return type == v1::ALERT_TYPE_LOW_RESERVOIR || type == v1::ALERT_TYPE_SILENT_PUMP ||
          type == v1::ALERT_TYPE_DRUG_STABILITY || type == v1::ALERT_TYPE_PATIENT_BOLUS_LOCKOUT ||
@@ -168,6 +169,7 @@ struct PumpInfo {
   std::string profile;
   int64_t enrolment_ms = 0;
   double days = 0;
+  bool dry_before_alarm = false;
 };
 
 }  // namespace
@@ -190,7 +192,9 @@ absl::Status Evaluate(const EvalOptions& o) {
         runs.push_back(g);
         days = g.days();
       }
-      if (g.record() == "pump") pumps[g.pump_id()] = {g.profile(), g.enrolment_device_ms(), days};
+      if (g.record() == "pump") {
+        pumps[g.pump_id()] = {g.profile(), g.enrolment_device_ms(), days, g.dry_before_alarm()};
+      }
       if (g.record() == "fault") faults.push_back(g);
     }
   }
@@ -261,8 +265,12 @@ absl::Status Evaluate(const EvalOptions& o) {
     auto fit = fault_of.find(a.pump_id());
     const GroundTruth* f = fit == fault_of.end() ? nullptr : fit->second;
     const bool before_fault = f != nullptr && t < window_start(*f);
+    // "Runs dry before its alarm" on a pump whose delivery ratio really does that is true.
+    const bool true_of_healthy =
+        Operational(a.type()) ||
+        (a.type() == v1::ALERT_TYPE_RUNS_DRY_BEFORE_ALARM && pumps[a.pump_id()].dry_before_alarm);
     if ((f == nullptr || before_fault) && a.severity() == v1::SEVERITY_CRITICAL &&
-        !Operational(a.type())) {
+        !true_of_healthy) {
       const PumpInfo& info = pumps[a.pump_id()];
       if (t - info.enrolment_ms <= 7 * kDayMsEval) {
         ++first_week_critical;
@@ -274,7 +282,7 @@ absl::Status Evaluate(const EvalOptions& o) {
     }
     if (f == nullptr) {
       if (ev.transition() == v1::ALERT_TRANSITION_RAISED) {
-        if (Operational(a.type())) {
+        if (true_of_healthy) {
           ++operational_by_type[a.type()];
         } else {
           ++false_alerts;
@@ -484,7 +492,9 @@ absl::Status Evaluate(const EvalOptions& o) {
                           fault_free_years > 0 ? n / fault_free_years : 0.0);
   }
   if (!operational_by_type.empty()) {
-    md += "Operational alerts on fault-free pumps (true of a healthy pump; not counted):";
+    md +=
+        "Alerts true of a healthy pump (operational, and runs-dry on pumps whose ratio does "
+        "run them dry before the alarm; not counted):";
     for (const auto& [type, n] : operational_by_type) {
       md += absl::StrFormat(" %s %d;", v1::AlertType_Name(static_cast<v1::AlertType>(type)), n);
     }

@@ -257,6 +257,11 @@ void SimPump::Refill(double withdrawn_ul, double added_ul, double pocket_fractio
   low_alarm_logged = false;
   last_refill_true_ms = t_ms;
   last_refill_volume_ul = added_ul;
+  NoteFill(added_ul);
+}
+
+void SimPump::NoteFill(double fill_ul) {
+  if (has_motor && base_ratio * (fill_ul - low_alarm_ul) >= fill_ul) dry_before_alarm = true;
 }
 
 void SimPump::StartClinicianBolus(double volume_ul, int64_t duration_ms) {

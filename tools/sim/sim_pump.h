@@ -116,6 +116,10 @@ struct SimPump {
   int64_t session_until_ms = 0;  // a clinic session disturbs readings until then
   double session_ua = 0;         // and draws this current until then
   double session_reservoir_offset_ul = 0;
+  // A fill after which the true reservoir empties before the calculated one reaches the
+  // alarm (a delivery ratio above fill / (fill - alarm)): the twin's "runs dry before its
+  // alarm" is then true of this pump even without a fault.
+  bool dry_before_alarm = false;
   InjectedFault fault;
   FaultOutcome outcome;
   std::vector<v1::DeviceEvent> pending_events;  // the event log not yet reported
@@ -138,6 +142,7 @@ struct SimPump {
   // telemetry charge, logs a session event and disturbs readings for `duration_ms`.
   void Session(double charge_mah, int64_t duration_ms, double reservoir_offset_ul);
   void Refill(double withdrawn_ul, double added_ul, double pocket_fraction);
+  void NoteFill(double fill_ul);  // sets dry_before_alarm for a fill of the reservoir
   void StartClinicianBolus(double volume_ul, int64_t duration_ms);
   void Mri(int64_t resume_after_ms);  // kForever: never resumes
 

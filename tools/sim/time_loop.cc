@@ -223,6 +223,15 @@ absl::Status TimeLoop(const RunOptions& o, const Scenario& sc, Fleet& fleet,
   uint64_t acked = 0, nacked = 0;
   totals(&acked, &nacked);
   const ClinicCounters& c = clinic.counters();
+  // A pump without a fault that runs dry is a true alert, not a false one: the physics or
+  // the refill schedule would be wrong, so it is said.
+  int dry_without_fault = 0;
+  for (const SimPump& p : fleet.pumps) {
+    dry_without_fault += p.fault.kind == FaultKind::kNone && p.outcome.dry_true_ms != 0 ? 1 : 0;
+  }
+  if (dry_without_fault > 0) {
+    std::printf("pumpsim: WARNING %d pumps without a fault ran dry\n", dry_without_fault);
+  }
   std::printf(
       "pumpsim: done: %llu samples (%llu acked, %llu nacked), %llu gateway outages, refills "
       "%llu (missed %llu), clinician boluses %llu, MRI %llu, programming %llu (refused %llu), "
