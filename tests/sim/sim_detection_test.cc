@@ -29,10 +29,11 @@ constexpr bool kAssertOcclusionOwnStallGoal = true;    // within 1 h of the pump
 // MRI non-resumption within 1 h of the resume window: 0 of 3).
 constexpr bool kAssertBatteryGoal = false;
 constexpr bool kAssertMriGoal = false;
-// False alerts on fault-free pumps per pump-year. Goal 0.1; measured 0.76 (6 over 7.9).
-constexpr double kMaxFalseAlertsPerPumpYear = 1.5;
-// Critical false alerts in the first week after enrolment. Goal 0; measured 9.
-constexpr int kMaxCriticalFirstWeek = 15;
+// False alerts on fault-free pumps per pump-year. Goal 0.1 (over >= 500 pump-years, which
+// this fleet is far from); measured 0.51 (4 over 7.9: runs dry before alarm 3, battery 1).
+constexpr double kMaxFalseAlertsPerPumpYear = 1.0;
+// Critical false alerts in the first week after enrolment. Goal 0; measured 4.
+constexpr int kMaxCriticalFirstWeek = 8;
 // Flapping per 100 pump-years. Goal 1; measured 289 (38 over 13.2 pump-years).
 constexpr double kMaxFlapsPer100PumpYears = 400;
 // Pairs found every time today (each injected at least once in the suite fleet).
