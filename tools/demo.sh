@@ -58,6 +58,6 @@ wait "${pids[2]}" || true
 echo
 echo "demo: the simulated fleet finished. Detection report (pumpsim evaluate):"
 "$BIN/pumpsim" evaluate --target="$TARGET" --ground_truth="$DATA/ground_truth.jsonl" \
-  --idle_s=2 --max_s=30 2>&1 | grep -v '^EVAL_ROW' || true
+  --idle_s=2 --max_s=30 2>&1 | grep -v '^EVAL_' || true
 echo "demo: the server keeps running; Ctrl-C to stop."
 wait "${pids[0]}"

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -20,8 +21,8 @@ struct RunOptions {
   uint64_t seed = 1;
   std::string ground_truth_path;
   std::string pump_prefix = "sim";
-  double speed = 0;            // simulated seconds per wall second; 0: as fast as possible
-  bool realtime = false;       // speed 1, run start = now
+  double speed = 0;       // simulated seconds per wall second; 0: as fast as possible
+  bool realtime = false;  // speed 1, run start = now
   double progress_every_s = 2;
 };
 
@@ -30,11 +31,12 @@ absl::Status Run(const RunOptions& opts, const Scenario& scenario);
 
 struct EvalOptions {
   std::string target;
-  std::string ground_truth_path;
-  double idle_s = 3;           // stop reading WatchAlerts after this long without an event
-  double max_s = 60;           // hard bound on reading alerts
-  std::string markdown_out;    // empty: stdout only
-  std::string command_line;    // written into the markdown
+  std::vector<std::string> ground_truth_paths;  // one per run (distinct pump prefixes)
+  double idle_s = 3;         // stop reading WatchAlerts after this long without an event
+  double max_s = 60;         // hard bound on reading alerts
+  std::string markdown_out;  // empty: stdout only
+  std::string json_out;      // empty: no JSON
+  std::string command_line;  // written into the markdown
 };
 
 absl::Status Evaluate(const EvalOptions& opts);
