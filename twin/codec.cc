@@ -195,6 +195,7 @@ std::string TwinCodec::Encode(const Twin& twin) {
   ModelState st = twin.s_;
   st.Visit([&w](auto& f) { w.Put(f); });
   st.VisitV2([&w](auto& f) { w.Put(f); });
+  st.VisitV3([&w](auto& f) { w.Put(f); });
   const uint32_t crc = Crc32(w.buf());
   w.Put(crc);
   return std::move(w.buf());
@@ -203,7 +204,7 @@ std::string TwinCodec::Encode(const Twin& twin) {
 absl::StatusOr<Twin> TwinCodec::Decode(absl::string_view bytes) {
   if (bytes.size() < 5) return absl::DataLossError("twin state truncated (under 5 bytes)");
   const uint8_t version = static_cast<uint8_t>(bytes[0]);
-  if (version != kTwinFormatVersion && version != 1) {
+  if (version < 1 || version > kTwinFormatVersion) {
     return absl::InvalidArgumentError(absl::StrCat("twin state format version ",
                                                    static_cast<int>(static_cast<uint8_t>(bytes[0])),
                                                    " unknown (expected ", kTwinFormatVersion, ")"));
@@ -230,6 +231,8 @@ absl::StatusOr<Twin> TwinCodec::Decode(absl::string_view bytes) {
   ModelState st;
   if (ok) st.Visit([&r](auto& f) { r.Get(f); });
   if (ok && version >= 2) st.VisitV2([&r](auto& f) { r.Get(f); });
+  // Versions 1-2 lack the learned baselines: they are learnt again from the next samples.
+  if (ok && version >= 3) st.VisitV3([&r](auto& f) { r.Get(f); });
   if (ok && version == 1) {  // restart flow segments; shift_ref_hi held the last segment ratio
     st.seg_meas_ul = st.seg_prog_ul = kNaN;
     st.shift_ref_hi = st.shift_ref_lo = static_cast<float>(st.ratio);

@@ -1,8 +1,9 @@
 // TwinCodec: the byte format of a Twin (used by Twin::Serialize/Deserialize).
-// Layout (format version 2; version 1 lacks the VisitV2 fields and still decodes), all
+// Layout (format version 3; versions 1 and 2 lack the VisitV2 / VisitV3 fields and still
+// decode: what they lack is learnt again), all
 // integers and IEEE-754 doubles/floats little-endian:
 //   u8 version | setup (config, current plan, optional pending plan, titration base,
-//   phase) | model state fields in ModelState::Visit then VisitV2 order | u32 CRC-32 of all before.
+//   phase) | model state fields in ModelState::Visit, VisitV2, VisitV3 order | u32 CRC-32 of all before.
 // Strings are u32 length + bytes. Deterministic: equal twins give equal bytes.
 // Stateless; thread-safe.
 #ifndef PUMPTWIN_TWIN_CODEC_H_
@@ -17,7 +18,7 @@
 
 namespace pumptwin::twin {
 
-inline constexpr uint8_t kTwinFormatVersion = 2;
+inline constexpr uint8_t kTwinFormatVersion = 3;
 
 class TwinCodec {
  public:

@@ -81,6 +81,13 @@ enum StateFlags : uint16_t {
   kFlagBolusNoDose = 1u << 6,    // active bolus is priming (fills catheter, no patient dose)
   kFlagSkewReady = 1u << 7,      // a full skew window has been observed
   kFlagEarlyDepletion = 1u << 8,
+  // Format version 3 (detectors that learn each pump, docs/detection.md):
+  kFlagDriveRefPending = 1u << 9,   // stall/MRI started: the next drive-unit reading is the
+                                    // reference (it may still count steps made before it)
+  kFlagNoFlowBlockage = 1u << 10,   // blockage raised from "drive advances, no reservoir drop"
+  kFlagDriveSeen = 1u << 11,        // drive_adv_hour holds a real advance
+  kFlagDepletionPending = 1u << 12, // battery level above its threshold since dep_hour
+  kFlagSession = 1u << 13,          // session_min holds a clinical session
 };
 
 inline constexpr float kNaNf = std::numeric_limits<float>::quiet_NaN();
@@ -143,6 +150,15 @@ struct ModelState {
   float shift_hi = 0, shift_lo = 0; // shift CUSUMs (sd units)
   float shift_ref_lo = 1.0f;        // learned ratio when the current low-side run started
 
+  // --- format version 3: each pump's own baselines (docs/detection.md "Learning each pump").
+  // current_ratio (above) is the short-term battery current over cur_base.
+  float cur_base = kNaNf;           // learned battery current of this pump, µA (robust)
+  float cur_var = 0;                // its per-sample variance, µA²
+  uint16_t cur_hour0 = 0;           // hour_index (mod 2^16) of the first current sample
+  uint16_t dep_hour = 0;            // ... since which the current is above threshold
+  uint16_t session_min = 0;         // PtmStamp of the last clinical session (kFlagSession)
+  uint16_t drive_adv_hour = 0;      // hour_index (mod 2^16) of the last drive advance
+
   ModelState() { for (uint16_t& g : ptm_grants) g = kPtmEmpty; }
   // Granted activations in the 24 h before `t` (minute resolution).
   uint32_t GrantsIn24h(TimeNs t) const {
@@ -181,6 +197,13 @@ struct ModelState {
     v(seg_hour0); v(seg_n); v(seg_sum_meas); v(seg_sum_prog); v(level_off); v(level_var);
     v(level_ratio_cov); v(shift_hi); v(shift_lo); v(shift_ref_lo);
   }
+  // Fields added in format version 3, serialised after VisitV2's.
+  template <typename V>
+  void VisitV3(V&& v) {
+    v(cur_base); v(cur_var); v(cur_hour0); v(dep_hour); v(session_min); v(drive_adv_hour);
+  }
+  // Hours (mod 2^16) from the hour stamp `h0` to the model's current hour.
+  uint16_t HoursSince(uint16_t h0) const { return static_cast<uint16_t>(hour_index - h0); }
 };
 
 inline std::optional<double> OptF(float f) {

@@ -401,7 +401,14 @@ TEST(Detectors, DetectorsWithoutTheirSignalsAreNotObservable) {
   EXPECT_EQ(state(cf, AlertType::kMotorStall), DetectorState::kNotObservable);
   EXPECT_EQ(state(pp, AlertType::kCatheterBlockage), DetectorState::kNotObservable);
   EXPECT_EQ(state(pp, AlertType::kPocketFill), DetectorState::kNotObservable);
-  EXPECT_EQ(state(pp, AlertType::kFlowDriftOver), DetectorState::kWarmingUp);
+  // Seen only at a refill: "not observable" between refills, and the detail says when.
+  EXPECT_EQ(state(pp, AlertType::kFlowDriftOver), DetectorState::kNotObservable);
+  EXPECT_EQ(state(pp, AlertType::kRunsDryBeforeAlarm), DetectorState::kNotObservable);
+  for (const DetectorStatus& d : pp.detectors()) {
+    if (d.type == AlertType::kFlowDriftOver || d.type == AlertType::kCatheterBlockage) {
+      EXPECT_NE(d.detail.find("next refill"), std::string::npos) << d.detail;
+    }
+  }
   EXPECT_EQ(state(pp, AlertType::kLowReservoir), DetectorState::kOk);
   EXPECT_EQ(pp.detectors().size(), 16u);
 }
