@@ -70,6 +70,10 @@ void ObserveRatio(ModelState& s, const Tuning& tu, double ratio, double sd, cons
 // level/ratio filter, the drift CUSUMs and the no-flow blockage check.
 void ObserveMeasuredFlow(ModelState& s, const Setup& su, const Tuning& tu, double measured_ul,
                          bool drive_advanced, AlertSink& sink);
+// This pump's measured-reservoir noise sd (learnt; the profile's prior until then), and one
+// learning step from a residual (measured - estimated) outside the pocket-fill window.
+double MeasuredReservoirSd(const ModelState& s, const PumpSpec& spec);
+void LearnMeasuredNoise(ModelState& s, const PumpSpec& spec, const Tuning& tu, double residual_ul);
 // After a refill: the next measured sample starts a new chain of segments.
 void RestartFlowSegments(ModelState& s);
 

@@ -14,15 +14,12 @@ namespace {
 double Hours(TimeNs dt) { return static_cast<double>(dt) / kNsPerHour; }
 
 // The battery-current baseline has enough samples over enough device time.
-bool CurrentWarm(const ModelState& s, const Tuning& tu) {
-  return s.n_current >= tu.current_warmup_samples &&
-         s.HoursSince(s.cur_hour0) >= absl::ToDoubleHours(tu.current_warmup_time);
-}
+bool CurrentWarm(const ModelState& s) { return s.Has(kFlagCurrentWarm); }
 
 // Drain factor for the forecasts: the pump's short-term drain over its own baseline (>= 1:
 // a pump below its baseline keeps the modelled drain).
-double DrainFactor(const ModelState& s, const Tuning& tu) {
-  return CurrentWarm(s, tu) ? std::max(1.0, static_cast<double>(s.current_ratio)) : 1.0;
+double DrainFactor(const ModelState& s) {
+  return CurrentWarm(s) ? std::max(1.0, static_cast<double>(s.current_ratio)) : 1.0;
 }
 double Days(TimeNs dt) { return static_cast<double>(dt) / kNsPerDayD; }
 
@@ -237,15 +234,15 @@ void ObserveBattery(ModelState& s, const Setup& su, const Tuning& tu, std::optio
     s.current_ratio = 1.0f;
     s.n_current = 1;
     s.Set(kFlagDepletionPending, false);
+    s.Set(kFlagCurrentWarm, false);
     return;
   }
   const double base = s.cur_base;
   const double sd = std::max(std::sqrt(static_cast<double>(s.cur_var)),
                              tu.current_sd_floor_fraction * base);
   const double d = x - base;
-  const bool warm = CurrentWarm(s, tu);
   if (s.n_current < UINT16_MAX) ++s.n_current;
-  if (!warm) {
+  if (!CurrentWarm(s)) {
     // Warm-up: a running mean and variance of Huber-clipped residuals (a robust estimate of
     // this pump's own drain, whatever its idle current).
     const double a = 1.0 / s.n_current;
@@ -254,6 +251,10 @@ void ObserveBattery(ModelState& s, const Setup& su, const Tuning& tu, std::optio
     s.cur_base = static_cast<float>(base + a * dc);
     s.cur_var = static_cast<float>((1.0 - a) * (s.cur_var + a * dc * dc));
     s.current_ratio = 1.0f;
+    if (s.n_current >= tu.current_warmup_samples &&
+        s.HoursSince(s.cur_hour0) >= absl::ToDoubleHours(tu.current_warmup_time)) {
+      s.Set(kFlagCurrentWarm, true);
+    }
     return;
   }
   // Warm: the baseline follows slow ageing from samples that look like it; the level (a
@@ -277,8 +278,8 @@ void ObserveBattery(ModelState& s, const Setup& su, const Tuning& tu, std::optio
       s.Set(kFlagDepletionPending, false);
     } else if (!s.Has(kFlagDepletionPending)) {
       s.Set(kFlagDepletionPending, true);
-      s.dep_hour = static_cast<uint16_t>(s.hour_index);
-    } else if (s.HoursSince(s.dep_hour) >= absl::ToDoubleHours(tu.early_depletion_persist)) {
+      s.cur_hour0 = static_cast<uint16_t>(s.hour_index);  // warm: reused as the pending start
+    } else if (s.HoursSince(s.cur_hour0) >= absl::ToDoubleHours(tu.early_depletion_persist)) {
       s.Set(kFlagEarlyDepletion, true);
       s.Set(kFlagDepletionPending, false);
     }
@@ -324,12 +325,12 @@ void ObserveSkew(ModelState& s, const Tuning& tu, TimeNs server_ns, AlertSink& s
   }
 }
 
-TimeNs BatteryEriTime(const ModelState& s, const Setup& su, const Tuning& tu) {
+TimeNs BatteryEriTime(const ModelState& s, const Setup& su, const Tuning& /*tu*/) {
   const PumpSpec& spec = *su.spec;
   if (!spec.has_battery) return kNeverNs;
   const TimeNs cap = su.eri_cap_ns;
   if (s.Has(kFlagEriReported)) return std::min(s.t, cap);
-  const double factor = DrainFactor(s, tu);
+  const double factor = DrainFactor(s);
   const double per_day = factor * (spec.idle_current_ua * 24e-3 +
                                    spec.motor_mah_per_ul * su.current->mean_daily_rate.value());
   const double left = spec.battery_capacity.value() * (1.0 - spec.eri_fraction) - s.battery_used_mah;
@@ -344,7 +345,7 @@ TimeNs BatteryEosTime(const ModelState& s, const Setup& su, const Tuning& tu) {
   if (!spec.has_battery) return kNeverNs;
   const TimeNs cap = su.eri_cap_ns + absl::ToInt64Nanoseconds(spec.eri_to_eos);  // EOS cap
   if (s.Has(kFlagEos)) return s.t;
-  const double factor = DrainFactor(s, tu);
+  const double factor = DrainFactor(s);
   const double per_day = factor * (spec.idle_current_ua * 24e-3 +
                                    spec.motor_mah_per_ul * su.current->mean_daily_rate.value());
   const double left = spec.battery_capacity.value() * (1.0 - spec.eos_fraction) - s.battery_used_mah;
@@ -587,7 +588,7 @@ DetectorState ComputeDetectorState(AlertType type, const ModelState& s, const Se
       }
       break;
     case AlertType::kBatteryDepletion:
-      if ((spec.signals & kSigBatteryCurrent) != 0 && !CurrentWarm(s, tu)) {
+      if ((spec.signals & kSigBatteryCurrent) != 0 && !CurrentWarm(s)) {
         *detail = absl::StrCat("learning this pump's own drain: ", s.n_current, " of ",
                                tu.current_warmup_samples, " current samples, ",
                                s.n_current > 0 ? s.HoursSince(s.cur_hour0) : 0, " of ",

@@ -115,6 +115,9 @@ Diagnosis PressureBlockageDx(const ModelState& s, const Setup& su, const Tuning&
 void ObserveMeasuredReservoir(ModelState& s, const Setup& su, const Tuning& tu, double measured,
                               bool drive_advanced, AlertSink& sink) {
   const double residual = measured - s.est_ul;
+  const double prev_residual = s.res_residual;
+  const bool prev_fused = s.Has(kFlagFusedLast) && !std::isnan(prev_residual);
+  s.Set(kFlagFusedLast, false);
   s.last_meas_res = static_cast<float>(measured);
   s.res_residual = static_cast<float>(residual);
   const bool pocket_window = s.pocket_until != kNoTime && s.t <= s.pocket_until;
@@ -156,6 +159,13 @@ void ObserveMeasuredReservoir(ModelState& s, const Setup& su, const Tuning& tu, 
     }
   } else {
     s.pocket_until = kNoTime;
+    if (prev_fused) {
+      // Successive residuals, the previous one less its fused part: the difference of two
+      // readings' noise plus the (small) ratio error over one interval; variance 2 sd².
+      const double e = residual - (1.0 - tu.measured_fusion_gain) * prev_residual;
+      LearnMeasuredNoise(s, *su.spec, tu, e / std::sqrt(2.0));
+    }
+    s.Set(kFlagFusedLast, true);
     s.est_ul = std::clamp(s.est_ul + tu.measured_fusion_gain * residual, 0.0,
                           su.cfg.reservoir_capacity.value());
   }

@@ -31,8 +31,8 @@ struct SegmentMean {
 
 // Standard deviation of the mean of `n` readings: white noise plus quantisation
 // (uniform, step²/12), floored for slow sensor error that averaging does not remove.
-double SegmentMeanSd(const PumpSpec& spec, const Tuning& tu, int n) {
-  const double sd = spec.measured_reservoir_sd.value();
+double SegmentMeanSd(const ModelState& s, const PumpSpec& spec, const Tuning& tu, int n) {
+  const double sd = MeasuredReservoirSd(s, spec);
   const double step = spec.measured_reservoir_step.value();
   return std::max(tu.segment_mean_sd_floor.value(),
                   std::sqrt((sd * sd + step * step / 12.0) / std::max(1, n)));
@@ -61,7 +61,7 @@ bool AddToSegment(ModelState& s, const Setup& su, const Tuning& tu, double measu
                       s.prog_total_ul - s.seg_prog_ul >= tu.ratio_segment.value();
   if (!closed) return false;
   *out = SegmentMean{s.seg_meas_ul + s.seg_sum_meas / s.seg_n,
-                     s.seg_prog_ul + s.seg_sum_prog / s.seg_n, SegmentMeanSd(*su.spec, tu, s.seg_n),
+                     s.seg_prog_ul + s.seg_sum_prog / s.seg_n, SegmentMeanSd(s, *su.spec, tu, s.seg_n),
                      hours};
   return true;
 }
@@ -304,6 +304,23 @@ void ObserveMeasuredFlow(ModelState& s, const Setup& su, const Tuning& tu, doubl
   const double r = dx > 0 ? drop / dx : 1.0;
   DecideDrift(s, tu, r, dx > 0 ? sd / dx : 0.0, "measured reservoir", sink);
   CheckNoFlow(s, su, tu, g, drop, dx, sd, drive_advanced, sink);
+}
+
+double MeasuredReservoirSd(const ModelState& s, const PumpSpec& spec) {
+  return s.meas_sd_dul == 0 ? spec.measured_reservoir_sd.value() : s.meas_sd_dul / 10.0;
+}
+
+void LearnMeasuredNoise(ModelState& s, const PumpSpec& spec, const Tuning& tu, double residual_ul) {
+  // Starts from the profile's prior widened by meas_noise_prior_factor (a pump noisier than
+  // its profile must not look like a drift while it is learnt); residuals are clipped at
+  // meas_noise_clip_sd so a jump (unrecorded refill) moves it by a bounded step.
+  double sd = s.meas_sd_dul == 0 ? tu.meas_noise_prior_factor * spec.measured_reservoir_sd.value()
+                                 : s.meas_sd_dul / 10.0;
+  const double c = std::clamp(residual_ul, -tu.meas_noise_clip_sd * sd, tu.meas_noise_clip_sd * sd);
+  const double var = sd * sd + tu.meas_noise_learning_rate * (c * c - sd * sd);
+  const double floor = std::max(1.0, spec.measured_reservoir_step.value() / std::sqrt(12.0));
+  sd = std::max(std::sqrt(std::max(var, 0.0)), floor);
+  s.meas_sd_dul = static_cast<uint16_t>(std::clamp(std::lround(sd * 10.0), 1L, 65535L));
 }
 
 void RestartFlowSegments(ModelState& s) {

@@ -86,8 +86,10 @@ enum StateFlags : uint16_t {
                                     // reference (it may still count steps made before it)
   kFlagNoFlowBlockage = 1u << 10,   // blockage raised from "drive advances, no reservoir drop"
   kFlagDriveSeen = 1u << 11,        // drive_adv_hour holds a real advance
-  kFlagDepletionPending = 1u << 12, // battery level above its threshold since dep_hour
+  kFlagDepletionPending = 1u << 12, // battery level above its threshold since cur_hour0
   kFlagSession = 1u << 13,          // session_min holds a clinical session
+  kFlagCurrentWarm = 1u << 14,      // the battery-current baseline is learnt
+  kFlagFusedLast = 1u << 15,        // the last measured reading was fused into the estimate
 };
 
 inline constexpr float kNaNf = std::numeric_limits<float>::quiet_NaN();
@@ -154,8 +156,9 @@ struct ModelState {
   // current_ratio (above) is the short-term battery current over cur_base.
   float cur_base = kNaNf;           // learned battery current of this pump, µA (robust)
   float cur_var = 0;                // its per-sample variance, µA²
-  uint16_t cur_hour0 = 0;           // hour_index (mod 2^16) of the first current sample
-  uint16_t dep_hour = 0;            // ... since which the current is above threshold
+  uint16_t cur_hour0 = 0;           // hour_index (mod 2^16) of the first current sample;
+                                    // once warm: since when the level is above threshold
+  uint16_t meas_sd_dul = 0;         // learned measured-reservoir noise sd, 0.1 µL (0: prior)
   uint16_t session_min = 0;         // PtmStamp of the last clinical session (kFlagSession)
   uint16_t drive_adv_hour = 0;      // hour_index (mod 2^16) of the last drive advance
 
@@ -200,7 +203,7 @@ struct ModelState {
   // Fields added in format version 3, serialised after VisitV2's.
   template <typename V>
   void VisitV3(V&& v) {
-    v(cur_base); v(cur_var); v(cur_hour0); v(dep_hour); v(session_min); v(drive_adv_hour);
+    v(cur_base); v(cur_var); v(cur_hour0); v(meas_sd_dul); v(session_min); v(drive_adv_hour);
   }
   // Hours (mod 2^16) from the hour stamp `h0` to the model's current hour.
   uint16_t HoursSince(uint16_t h0) const { return static_cast<uint16_t>(hour_index - h0); }

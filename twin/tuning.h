@@ -28,6 +28,11 @@ struct Tuning {
   Microliters refill_withdrawal_sd = Microliters(500);  // syringe read-out (assumed)
   Microliters min_refill_ratio_volume = Microliters(2000);  // below: refill gives no ratio (assumed)
   double measured_fusion_gain = 0.02;     // pull of the estimate toward a measurement (assumed)
+  // Measured-reservoir noise is learnt per pump (EWMA of clipped residuals, from the
+  // profile's sd times the prior factor) (assumed).
+  double meas_noise_learning_rate = 0.03;
+  double meas_noise_prior_factor = 1.5;
+  double meas_noise_clip_sd = 3.0;
 
   // --- flow drift (model.md §4) ---
   double drift_critical_band = 0.145;     // labelled accuracy (label)
@@ -47,8 +52,10 @@ struct Tuning {
   double pressure_learning_rate = 0.02;   // EWMA of baseline mean and variance (assumed)
   Mmhg pressure_sd_floor = Mmhg(1.0);     // (assumed)
   double pressure_learn_gate_sd = 3.0;    // learn only from samples within this (assumed)
-  double baseline_min_factor = 0.5;       // learned baseline stays within [min,max] x model
-  double baseline_max_factor = 2.0;       // (assumed)
+  // Learned baseline stays within [min,max] x the Poiseuille model: wide, because catheter
+  // geometry on record and CSF pressure differ between patients (assumed).
+  double baseline_min_factor = 0.25;
+  double baseline_max_factor = 4.0;
   int pressure_warmup_samples = 24;       // (assumed: a day of hourly samples)
   double blockage_k_sd = 4.0;             // partial: above baseline + k sd (assumed)
   int blockage_run = 6;                   // sustained for this many samples (assumed)
