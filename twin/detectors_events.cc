@@ -503,7 +503,27 @@ void TimeChecks(ModelState& s, const Setup& su, const Tuning& tu, TimeNs now,
       if (sev == none) {
         sink.Resolve(AlertType::kBatteryDepletion, summary, std::move(ev));
       } else {
-        sink.Raise(AlertType::kBatteryDepletion, sev, std::move(ev), summary);
+        Diagnosis dx;
+        if (s.Has(kFlagEarlyDepletion) && !s.Has(kFlagEos) && !s.Has(kFlagEriReported)) {
+          dx = Diagnosis{
+              "early battery depletion (drain above this pump's own baseline)",
+              {Alt("clinical session (refill, programming, interrogation)",
+                   absl::StrFormat("sessions are excluded for %.0f min and the drain held for "
+                                   "%.0f h; a session lasts minutes",
+                                   absl::ToDoubleMinutes(tu.session_window),
+                                   absl::ToDoubleHours(tu.early_depletion_persist)),
+                   true),
+               Alt("higher programmed rate (motor energy)",
+                   "the motor draws about 1 uA per mL/day: a rate change moves the drain by "
+                   "percent, not by half",
+                   true)}};
+        } else {
+          dx = Diagnosis{s.Has(kFlagEos) || s.Has(kFlagEriReported)
+                             ? "battery at end of life (pump's own indicator)"
+                             : "battery nearing elective replacement (model forecast)",
+                         {}};
+        }
+        sink.Raise(AlertType::kBatteryDepletion, sev, std::move(ev), summary, std::move(dx));
       }
     }
   }
