@@ -69,8 +69,8 @@ struct Evidence {
 // A cause the twin considered for an alert and did not name first, with the evidence that
 // separates it from the named cause (mirrors pumptwin.v1.DifferentialAlternative).
 struct DifferentialAlternative {
-  std::string cause;     // e.g. "catheter occlusion"
-  std::string evidence;  // what speaks for or against it, with the numbers
+  std::string cause;       // e.g. "catheter occlusion"
+  std::string evidence;    // what speaks for or against it, with the numbers
   bool ruled_out = false;  // the evidence excludes it (rather than making it less likely)
 
   bool operator==(const DifferentialAlternative&) const = default;

@@ -25,8 +25,8 @@ class AlertSink {
   // Raises `type` at `severity`, or updates it when active at a lower severity (an active
   // alert never downgrades).
   // `dx`: the differential diagnosis (most likely cause, alternatives), where known.
-  void Raise(AlertType type, Severity severity, std::vector<Evidence> evidence,
-             std::string summary, Diagnosis dx = {});
+  void Raise(AlertType type, Severity severity, std::vector<Evidence> evidence, std::string summary,
+             Diagnosis dx = {});
   // Emits an update of an active alert (no-op when inactive).
   void Update(AlertType type, std::vector<Evidence> evidence, std::string summary,
               Diagnosis dx = {});

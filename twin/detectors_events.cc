@@ -34,8 +34,8 @@ void StartStall(ModelState& s, const Setup& su, AlertSink& sink, const char* how
     // reading from now on is the reference that resumption is judged against.
     s.Set(kFlagDriveRefPending, true);
   }
-  sink.Raise(AlertType::kMotorStall, Severity::kCritical,
-             {Ev("motor_stall", 1, 0, 0, "flag", how)}, "motor stall: pump not delivering",
+  sink.Raise(AlertType::kMotorStall, Severity::kCritical, {Ev("motor_stall", 1, 0, 0, "flag", how)},
+             "motor stall: pump not delivering",
              Diagnosis{"motor stall (the pump reports it)",
                        {Alt("catheter occlusion",
                             "an occlusion stops flow, not the drive: the pump's own stall "
@@ -208,8 +208,8 @@ bool MotorStopped(const ModelState& s, const Setup& su, const Tuning& tu) {
   const double rate = su.current->mean_daily_rate.value();
   const double stroke_h =
       rate > 0 ? su.spec->stroke_volume.value() / rate * 24.0 : 1e9;  // hours per stroke
-  const double quiet_h = std::max(absl::ToDoubleHours(tu.motor_stopped_after),
-                                  tu.motor_stopped_strokes * stroke_h);
+  const double quiet_h =
+      std::max(absl::ToDoubleHours(tu.motor_stopped_after), tu.motor_stopped_strokes * stroke_h);
   return s.HoursSince(s.drive_adv_hour) > quiet_h;
 }
 
@@ -238,8 +238,8 @@ void ObserveBattery(ModelState& s, const Setup& su, const Tuning& tu, std::optio
     return;
   }
   const double base = s.cur_base;
-  const double sd = std::max(std::sqrt(static_cast<double>(s.cur_var)),
-                             tu.current_sd_floor_fraction * base);
+  const double sd =
+      std::max(std::sqrt(static_cast<double>(s.cur_var)), tu.current_sd_floor_fraction * base);
   const double d = x - base;
   if (s.n_current < UINT16_MAX) ++s.n_current;
   if (!CurrentWarm(s)) {
@@ -443,7 +443,8 @@ void TimeChecks(ModelState& s, const Setup& su, const Tuning& tu, TimeNs now,
                      "threshold = learned ratio minus its margin"),
                   Ev("programmed_volume_to_empty", m.prog_to_empty, to_alarm, to_alarm, "uL",
                      absl::StrFormat("upper bound %.0f uL; threshold = programmed volume to "
-                                     "the pump's alarm", m.prog_to_empty_hi))},
+                                     "the pump's alarm",
+                                     m.prog_to_empty_hi))},
                  "pump will run dry before its low-reservoir alarm",
                  Diagnosis{"pump delivers more than it counts (over-infusion)",
                            {Alt("septum or reservoir leak",

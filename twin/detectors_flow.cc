@@ -88,7 +88,7 @@ namespace {
 
 double PocketFillThreshold(const Setup& su, const Tuning& tu) {
   return su.cfg.reservoir_capacity <= tu.pocket_fill_small_capacity ? tu.pocket_fill_small.value()
-                                                                     : tu.pocket_fill_large.value();
+                                                                    : tu.pocket_fill_large.value();
 }
 
 // Differential of a pressure blockage: an empty reservoir is the alternative that the
@@ -221,7 +221,8 @@ void ObserveStrokePressure(ModelState& s, const Setup& su, const Tuning& tu, dou
       sink.Raise(AlertType::kCatheterBlockage, Severity::kCritical,
                  evidence(base + tu.blockage_k_sd * sd, "sustained above baseline"),
                  absl::StrFormat("partial catheter blockage: stroke pressure %.1f mmHg vs "
-                                 "baseline %.1f mmHg", p, base),
+                                 "baseline %.1f mmHg",
+                                 p, base),
                  PressureBlockageDx(s, su, tu));
       s.high_run = 0;
     }
@@ -244,21 +245,22 @@ void ObserveStrokePressure(ModelState& s, const Setup& su, const Tuning& tu, dou
   if (!leaking) {
     s.low_run = (warm && low) ? s.low_run + 1 : 0;
     if (s.low_run >= tu.leak_run) {
-      sink.Raise(AlertType::kCatheterLeak, Severity::kCritical,
-                 evidence(tu.leak_fraction * base, "collapsed to no-resistance level"),
-                 absl::StrFormat("catheter leak or disconnection: stroke pressure %.1f mmHg vs "
-                                 "baseline %.1f mmHg, %s", p, base,
-                                 pulsation.has_value() ? "CSF pulsation lost"
-                                                       : "CSF pulsation not reported"),
-                 Diagnosis{"catheter leak or disconnection",
-                           {Alt("stopped motor",
-                                drive_known ? absl::StrFormat("drive units advanced %d h ago: "
-                                                              "the motor runs",
-                                                              s.HoursSince(s.drive_adv_hour))
-                                            : "no stall reported; drive units not reported",
-                                drive_known),
-                            Alt("catheter occlusion",
-                                "an occlusion raises the stroke peak; here it collapsed", true)}});
+      sink.Raise(
+          AlertType::kCatheterLeak, Severity::kCritical,
+          evidence(tu.leak_fraction * base, "collapsed to no-resistance level"),
+          absl::StrFormat(
+              "catheter leak or disconnection: stroke pressure %.1f mmHg vs "
+              "baseline %.1f mmHg, %s",
+              p, base, pulsation.has_value() ? "CSF pulsation lost" : "CSF pulsation not reported"),
+          Diagnosis{"catheter leak or disconnection",
+                    {Alt("stopped motor",
+                         drive_known ? absl::StrFormat("drive units advanced %d h ago: "
+                                                       "the motor runs",
+                                                       s.HoursSince(s.drive_adv_hour))
+                                     : "no stall reported; drive units not reported",
+                         drive_known),
+                     Alt("catheter occlusion",
+                         "an occlusion raises the stroke peak; here it collapsed", true)}});
       s.low_run = 0;
     }
   } else {

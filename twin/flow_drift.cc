@@ -61,8 +61,8 @@ bool AddToSegment(ModelState& s, const Setup& su, const Tuning& tu, double measu
                       s.prog_total_ul - s.seg_prog_ul >= tu.ratio_segment.value();
   if (!closed) return false;
   *out = SegmentMean{s.seg_meas_ul + s.seg_sum_meas / s.seg_n,
-                     s.seg_prog_ul + s.seg_sum_prog / s.seg_n, SegmentMeanSd(s, *su.spec, tu, s.seg_n),
-                     hours};
+                     s.seg_prog_ul + s.seg_sum_prog / s.seg_n,
+                     SegmentMeanSd(s, *su.spec, tu, s.seg_n), hours};
   return true;
 }
 
@@ -154,22 +154,23 @@ void DecideDrift(ModelState& s, const Tuning& tu, double ratio, double sd, const
     const bool crit = s.ratio > 1.0 + tu.drift_critical_band;
     const Severity sev = crit ? Severity::kCritical : Severity::kWarning;
     const double days = static_cast<double>(s.t - s.refill_time) / kNsPerDayD;
-    if (s.active(AlertType::kFlowDriftOver) < sev) sink.Raise(  // strings only on a change
-        AlertType::kFlowDriftOver, sev,
-        DriftEvidence(s, tu, 1.0 + (crit ? tu.drift_critical_band : w), true, ratio, sd, source),
-        absl::StrFormat("over-infusion: pump delivers %.0f %% of programmed volume",
-                        100.0 * s.ratio),
-        Diagnosis{"over-infusion (the pump moves more per stroke than programmed)",
-                  {Alt("septum or reservoir leak",
-                       absl::StrFormat("the reservoir also drops faster, but the drug does not "
-                                       "reach the patient; a leak began at a refill (last one "
-                                       "%.1f days ago) and does not follow the programmed "
-                                       "rate; the next refill's withdrawal and the pocket tell",
-                                       days)),
-                   Alt("pocket fill",
-                       "a pocket fill is a shortfall present right after a refill, not a "
-                       "faster drop; the pocket-fill check covers the first 24 h",
-                       days > absl::ToDoubleHours(tu.pocket_fill_window) / 24.0)}});
+    if (s.active(AlertType::kFlowDriftOver) < sev)
+      sink.Raise(  // strings only on a change
+          AlertType::kFlowDriftOver, sev,
+          DriftEvidence(s, tu, 1.0 + (crit ? tu.drift_critical_band : w), true, ratio, sd, source),
+          absl::StrFormat("over-infusion: pump delivers %.0f %% of programmed volume",
+                          100.0 * s.ratio),
+          Diagnosis{"over-infusion (the pump moves more per stroke than programmed)",
+                    {Alt("septum or reservoir leak",
+                         absl::StrFormat("the reservoir also drops faster, but the drug does not "
+                                         "reach the patient; a leak began at a refill (last one "
+                                         "%.1f days ago) and does not follow the programmed "
+                                         "rate; the next refill's withdrawal and the pocket tell",
+                                         days)),
+                     Alt("pocket fill",
+                         "a pocket fill is a shortfall present right after a refill, not a "
+                         "faster drop; the pocket-fill check covers the first 24 h",
+                         days > absl::ToDoubleHours(tu.pocket_fill_window) / 24.0)}});
   } else if (s.active(AlertType::kFlowDriftOver) != Severity::kUnspecified &&
              s.ratio < 1.0 + tu.drift_resolve_band && s.cusum_hi < h && s.shift_hi < h) {
     sink.Resolve(AlertType::kFlowDriftOver, "delivery ratio back within band",
@@ -234,29 +235,29 @@ void CheckNoFlow(ModelState& s, const Setup& su, const Tuning& tu, const Segment
     return;
   }
   const double empty = tu.empty_reservoir.value();
-  const std::string seen = absl::StrFormat(
-      "drive advanced %.0f uL programmed, reservoir dropped %.0f uL", dx, drop_ul);
+  const std::string seen =
+      absl::StrFormat("drive advanced %.0f uL programmed, reservoir dropped %.0f uL", dx, drop_ul);
   if (g.meas_ul <= empty) {
     ReservoirEmpty(s, su, tu, g.meas_ul, seen, sink);
     return;
   }
   if (!Observable(AlertType::kCatheterBlockage, *su.spec)) return;
   s.Set(kFlagNoFlowBlockage, true);
-  sink.Raise(AlertType::kCatheterBlockage, Severity::kCritical,
-             {Ev("segment_ratio", r, 1.0, tu.no_flow_segment_ratio, "ratio", seen),
-              Ev("measured_reservoir", g.meas_ul, s.est_ul, empty, "uL",
-                 "threshold = empty reservoir")},
-             "complete blockage: drive advances but reservoir does not drop",
-             Diagnosis{"catheter occlusion",
-                       {Alt("empty reservoir",
-                            absl::StrFormat("reservoir reads %.2f mL, above empty (%.2f mL)",
-                                            g.meas_ul / 1000.0, empty / 1000.0),
-                            true),
-                        Alt("reservoir sensor stuck",
-                            absl::StrFormat("stroke pressure %.1f mmHg vs baseline %.1f: a "
-                                            "normal peak points at the sensor",
-                                            OptF(s.last_stroke).value_or(kNaN),
-                                            OptF(s.p_base).value_or(kNaN)))}});
+  sink.Raise(
+      AlertType::kCatheterBlockage, Severity::kCritical,
+      {Ev("segment_ratio", r, 1.0, tu.no_flow_segment_ratio, "ratio", seen),
+       Ev("measured_reservoir", g.meas_ul, s.est_ul, empty, "uL", "threshold = empty reservoir")},
+      "complete blockage: drive advances but reservoir does not drop",
+      Diagnosis{"catheter occlusion",
+                {Alt("empty reservoir",
+                     absl::StrFormat("reservoir reads %.2f mL, above empty (%.2f mL)",
+                                     g.meas_ul / 1000.0, empty / 1000.0),
+                     true),
+                 Alt("reservoir sensor stuck",
+                     absl::StrFormat("stroke pressure %.1f mmHg vs baseline %.1f: a "
+                                     "normal peak points at the sensor",
+                                     OptF(s.last_stroke).value_or(kNaN),
+                                     OptF(s.p_base).value_or(kNaN)))}});
 }
 
 }  // namespace

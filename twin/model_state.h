@@ -77,19 +77,19 @@ enum StateFlags : uint16_t {
   kFlagEos = 1u << 2,
   kFlagEriReported = 1u << 3,
   kFlagSilent = 1u << 4,
-  kFlagStallLong = 1u << 5,      // stall > 48 h update sent
-  kFlagBolusNoDose = 1u << 6,    // active bolus is priming (fills catheter, no patient dose)
-  kFlagSkewReady = 1u << 7,      // a full skew window has been observed
+  kFlagStallLong = 1u << 5,    // stall > 48 h update sent
+  kFlagBolusNoDose = 1u << 6,  // active bolus is priming (fills catheter, no patient dose)
+  kFlagSkewReady = 1u << 7,    // a full skew window has been observed
   kFlagEarlyDepletion = 1u << 8,
   // Format version 3 (detectors that learn each pump, docs/detection.md):
-  kFlagDriveRefPending = 1u << 9,   // stall/MRI started: the next drive-unit reading is the
-                                    // reference (it may still count steps made before it)
-  kFlagNoFlowBlockage = 1u << 10,   // blockage raised from "drive advances, no reservoir drop"
-  kFlagDriveSeen = 1u << 11,        // drive_adv_hour holds a real advance
-  kFlagDepletionPending = 1u << 12, // battery level above its threshold since cur_hour0
-  kFlagSession = 1u << 13,          // session_min holds a clinical session
-  kFlagCurrentWarm = 1u << 14,      // the battery-current baseline is learnt
-  kFlagFusedLast = 1u << 15,        // the last measured reading was fused into the estimate
+  kFlagDriveRefPending = 1u << 9,    // stall/MRI started: the next drive-unit reading is the
+                                     // reference (it may still count steps made before it)
+  kFlagNoFlowBlockage = 1u << 10,    // blockage raised from "drive advances, no reservoir drop"
+  kFlagDriveSeen = 1u << 11,         // drive_adv_hour holds a real advance
+  kFlagDepletionPending = 1u << 12,  // battery level above its threshold since cur_hour0
+  kFlagSession = 1u << 13,           // session_min holds a clinical session
+  kFlagCurrentWarm = 1u << 14,       // the battery-current baseline is learnt
+  kFlagFusedLast = 1u << 15,         // the last measured reading was fused into the estimate
 };
 
 inline constexpr float kNaNf = std::numeric_limits<float>::quiet_NaN();
@@ -154,13 +154,13 @@ struct ModelState {
 
   // --- format version 3: each pump's own baselines (docs/detection.md "Learning each pump").
   // current_ratio (above) is the short-term battery current over cur_base.
-  float cur_base = kNaNf;           // learned battery current of this pump, µA (robust)
-  float cur_var = 0;                // its per-sample variance, µA²
-  uint16_t cur_hour0 = 0;           // hour_index (mod 2^16) of the first current sample;
-                                    // once warm: since when the level is above threshold
-  uint16_t meas_sd_dul = 0;         // learned measured-reservoir noise sd, 0.1 µL (0: prior)
-  uint16_t session_min = 0;         // PtmStamp of the last clinical session (kFlagSession)
-  uint16_t drive_adv_hour = 0;      // hour_index (mod 2^16) of the last drive advance
+  float cur_base = kNaNf;       // learned battery current of this pump, µA (robust)
+  float cur_var = 0;            // its per-sample variance, µA²
+  uint16_t cur_hour0 = 0;       // hour_index (mod 2^16) of the first current sample;
+                                // once warm: since when the level is above threshold
+  uint16_t meas_sd_dul = 0;     // learned measured-reservoir noise sd, 0.1 µL (0: prior)
+  uint16_t session_min = 0;     // PtmStamp of the last clinical session (kFlagSession)
+  uint16_t drive_adv_hour = 0;  // hour_index (mod 2^16) of the last drive advance
 
   ModelState() { for (uint16_t& g : ptm_grants) g = kPtmEmpty; }
   // Granted activations in the 24 h before `t` (minute resolution).
@@ -203,7 +203,12 @@ struct ModelState {
   // Fields added in format version 3, serialised after VisitV2's.
   template <typename V>
   void VisitV3(V&& v) {
-    v(cur_base); v(cur_var); v(cur_hour0); v(meas_sd_dul); v(session_min); v(drive_adv_hour);
+    v(cur_base);
+    v(cur_var);
+    v(cur_hour0);
+    v(meas_sd_dul);
+    v(session_min);
+    v(drive_adv_hour);
   }
   // Hours (mod 2^16) from the hour stamp `h0` to the model's current hour.
   uint16_t HoursSince(uint16_t h0) const { return static_cast<uint16_t>(hour_index - h0); }

@@ -76,22 +76,22 @@ struct Tuning {
   // Early depletion is a drain this many times the pump's own learned baseline (recalls of
   // 2009/2011 were about this); the detector alarms once the short-term level is confidently
   // above early_depletion_alarm_factor, so that a 1.5x drain is found, not half of the time.
-  double early_depletion_factor = 1.5;    // (assumed, recall notices)
-  double early_depletion_alarm_factor = 1.3;    // alarm threshold on level/baseline (assumed)
-  double early_depletion_resolve_factor = 1.15; // resolve below, with the margin (assumed)
-  double current_z = 3.0;                 // margin in sd of the level (assumed)
+  double early_depletion_factor = 1.5;           // (assumed, recall notices)
+  double early_depletion_alarm_factor = 1.3;     // alarm threshold on level/baseline (assumed)
+  double early_depletion_resolve_factor = 1.15;  // resolve below, with the margin (assumed)
+  double current_z = 3.0;                        // margin in sd of the level (assumed)
   absl::Duration early_depletion_persist = absl::Hours(6);  // held this long (assumed)
-  int current_warmup_samples = 24;        // baseline needs this many samples (assumed)
-  absl::Duration current_warmup_time = absl::Hours(24);     // ... over this long (assumed)
-  absl::Duration current_level_tau = absl::Hours(6);        // short-term level (assumed)
-  absl::Duration current_baseline_tau = absl::Hours(24 * 30); // baseline follows ageing (assumed)
-  double current_gate_sd = 3.0;           // baseline learns from samples within (assumed)
-  double current_clip_sd = 2.5;           // warm-up: residuals clipped here (Huber) (assumed)
+  int current_warmup_samples = 24;  // baseline needs this many samples (assumed)
+  absl::Duration current_warmup_time = absl::Hours(24);        // ... over this long (assumed)
+  absl::Duration current_level_tau = absl::Hours(6);           // short-term level (assumed)
+  absl::Duration current_baseline_tau = absl::Hours(24 * 30);  // baseline follows ageing (assumed)
+  double current_gate_sd = 3.0;             // baseline learns from samples within (assumed)
+  double current_clip_sd = 2.5;             // warm-up: residuals clipped here (Huber) (assumed)
   double current_sd_floor_fraction = 0.01;  // sd floor, fraction of the baseline (assumed)
-  double current_level_clip = 3.0;        // one sample moves the level by at most this ratio
+  double current_level_clip = 3.0;          // one sample moves the level by at most this ratio
   // A pump whose own baseline is already this far above the profile's idle-current prior
   // upper bound is depleting from enrolment on (prior: pump_profile.cc, wide) (assumed).
-  double current_prior_max_ua = 100.0;    // idle 8-40 µA seen in the field; x 2.5 (assumed)
+  double current_prior_max_ua = 100.0;  // idle 8-40 µA seen in the field; x 2.5 (assumed)
 
   // --- clinical sessions (refill, programming, bolus, interrogation) ---
   // Readings within this long after a session are disturbed (telemetry radio, needle,
@@ -106,11 +106,11 @@ struct Tuning {
   // --- reservoir ---
   Microliters low_reservoir_hysteresis = Microliters(500);  // (assumed)
   Microliters runs_dry_hysteresis = Microliters(500);       // (assumed)
-  double runs_dry_z = 2.0;                // margin in sd of ratio and estimate (assumed)
+  double runs_dry_z = 2.0;  // margin in sd of ratio and estimate (assumed)
   // A reservoir reading at or below this is empty (residual volume + sensor offset): drive
   // advancing without a drop is then an empty reservoir, not an occlusion (assumed).
   Microliters empty_reservoir = Microliters(500);
-  double flow_restored_ratio = 0.7;       // no-flow blockage resolves above this (assumed)
+  double flow_restored_ratio = 0.7;  // no-flow blockage resolves above this (assumed)
   Microliters refill_discrepancy_min = Microliters(2000);   // (practice guidance)
   double refill_discrepancy_fraction = 0.145;               // of volume delivered (practice)
   absl::Duration pocket_fill_window = absl::Hours(24);      // checks after a refill (assumed)

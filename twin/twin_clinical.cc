@@ -244,9 +244,9 @@ absl::Status Twin::RecordEvent(const ClinicalEvent& e, std::vector<AlertTransiti
       s_.last_drive_units = kNoDriveUnits;
       s_.n_current = 0;
       s_.current_ratio = 1.0f;
-      for (uint16_t f : {kFlagEos, kFlagEriReported, kFlagEarlyDepletion, kFlagStalled,
-                         kFlagMriSuspended, kFlagStallLong, kFlagDriveSeen, kFlagDriveRefPending,
-                         kFlagDepletionPending}) {
+      for (uint16_t f :
+           {kFlagEos, kFlagEriReported, kFlagEarlyDepletion, kFlagStalled, kFlagMriSuspended,
+            kFlagStallLong, kFlagDriveSeen, kFlagDriveRefPending, kFlagDepletionPending}) {
         s_.Set(f, false);
       }
       s_.stall_since = s_.mri_since = kNoTime;

@@ -154,19 +154,17 @@ TEST(Learning, SessionChargesAreNotBatteryDepletion) {
   }
 }
 
-// An over-infusing pump empties its reservoir before the pump's own count does: the drive
-// advances and nothing leaves the reservoir. That is an empty reservoir, not an occlusion,
-// and it is said once.
+// A missed refill: the reservoir runs empty (the sensor reads its 0.3 mL residual volume),
+// the drive advances and nothing leaves the reservoir. That is an empty reservoir, not an
+// occlusion, and it is said once (it was called "complete blockage" and flapped).
 TEST(Learning, EmptyReservoirIsDiagnosedAsSuchNotAsOcclusion) {
   Twin twin = MakeTwin(PumpProfile::kSensorized, Morphine(1000), 8);
-  Faults f;
-  f.start = Day(0);
-  f.ratio = 1.35;
-  PumpSim sim(&twin, 3, f);
-  sim.auto_refill = false;
+  PumpSim sim(&twin, 3);
+  sim.auto_refill = false;  // the refill is missed
   sim.measured_step_ul = 10;
+  sim.pocket_offset_ = 300;  // the sensor reads 0.3 mL when empty (residual volume)
   std::vector<AlertTransition> out;
-  ASSERT_TRUE(sim.Run(absl::Hours(24 * 9), &out).ok());
+  ASSERT_TRUE(sim.Run(absl::Hours(24 * 12), &out).ok());
   ASSERT_EQ(sim.true_reservoir_ul(), 0.0);
   EXPECT_EQ(Count(out, AlertType::kCatheterBlockage, kRaised), 0);
   const AlertTransition* empty = nullptr;

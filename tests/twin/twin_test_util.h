@@ -94,10 +94,10 @@ class PumpSim {
   double base_ratio = 1.0;             // true ratio before the fault (within label)
   // Physics unlike the profile's defaults (negative: the profile's value). The twin is
   // never told these: it has to learn them.
-  double idle_current_ua = -1;         // battery current without the motor
-  double current_noise = 0.05;         // relative sd of one current reading
-  double reservoir_sd_ul = -1;         // measured-reservoir noise
-  double stroke_base_mmhg = -1;        // healthy stroke peak (default: the twin's expectation)
+  double idle_current_ua = -1;   // battery current without the motor
+  double current_noise = 0.05;   // relative sd of one current reading
+  double reservoir_sd_ul = -1;   // measured-reservoir noise
+  double stroke_base_mmhg = -1;  // healthy stroke peak (default: the twin's expectation)
   // A clinical session (refill) draws this much extra current for session_length; the
   // twin is told of refills, not of interrogations (session_every adds those, unrecorded).
   double session_current_ua = 0;
@@ -129,7 +129,8 @@ class PumpSim {
     if (sig & kSigDriveUnits) {
       s.cumulative_drive_units = static_cast<uint64_t>(drive_ / spec.stroke_volume.value());
     }
-    const double res_sd = reservoir_sd_ul >= 0 ? reservoir_sd_ul : spec.measured_reservoir_sd.value();
+    const double res_sd =
+        reservoir_sd_ul >= 0 ? reservoir_sd_ul : spec.measured_reservoir_sd.value();
     if (sig & kSigMeasuredReservoir) {
       s.measured_reservoir =
           Microliters(Quantise(std::max(0.0, true_ul_ + Noise(res_sd) + pocket_offset_)));
@@ -150,12 +151,12 @@ class PumpSim {
     }
     if (sig & kSigBatteryCurrent) {
       const double idle = idle_current_ua >= 0 ? idle_current_ua : spec.idle_current_ua;
-      const double model =
-          idle + spec.motor_mah_per_ul * MeanDailyRate(twin_->prescription()).value() * 1000.0 / 24.0;
+      const double model = idle + spec.motor_mah_per_ul *
+                                      MeanDailyRate(twin_->prescription()).value() * 1000.0 / 24.0;
       const bool session = t_ - last_session_ < session_length;
-      s.battery_current_ua = model * (faulty ? faults_.current_factor : 1.0) *
-                                 (1 + Noise(current_noise)) +
-                             (session ? session_current_ua : 0.0);
+      s.battery_current_ua =
+          model * (faulty ? faults_.current_factor : 1.0) * (1 + Noise(current_noise)) +
+          (session ? session_current_ua : 0.0);
     }
     if (sig & kSigTemperature) s.temperature_c = 37.0 + Noise(0.2);
     if (auto_refill && twin_->calculated_reservoir().value() < refill_below_ml * 1000) {
