@@ -6,6 +6,7 @@
 namespace pumptwin::twin {
 namespace {
 
+using testing::At;
 using testing::Count;
 using testing::Day;
 using testing::FindEvidence;
@@ -20,12 +21,6 @@ constexpr auto kRaised = TransitionKind::kRaised;
 constexpr auto kResolved = TransitionKind::kResolved;
 constexpr auto kUpdated = TransitionKind::kUpdated;
 
-Sample At(uint64_t seq, absl::Time t) {
-  Sample s;
-  s.seq = seq;
-  s.device_time = t;
-  return s;
-}
 
 TEST(Detectors, OverInfusionRaisesCriticalFlowDriftAfterFaultStarts) {
   Twin twin = MakeTwin(PumpProfile::kSensorized, Morphine(1000));

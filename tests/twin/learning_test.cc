@@ -10,6 +10,7 @@
 namespace pumptwin::twin {
 namespace {
 
+using testing::At;
 using testing::Count;
 using testing::Day;
 using testing::Faults;
@@ -21,12 +22,6 @@ using testing::PumpSim;
 constexpr auto kRaised = TransitionKind::kRaised;
 constexpr auto kResolved = TransitionKind::kResolved;
 
-Sample At(uint64_t seq, absl::Time t) {
-  Sample s;
-  s.seq = seq;
-  s.device_time = t;
-  return s;
-}
 
 DetectorStatus Status(const Twin& t, AlertType type) {
   for (const DetectorStatus& d : t.detectors()) {

@@ -51,6 +51,14 @@ inline Twin MakeTwin(PumpProfile p, const Prescription& rx, double initial_ml = 
   return *std::move(t);
 }
 
+// An empty sample (no signals) at `t`.
+inline Sample At(uint64_t seq, absl::Time t) {
+  Sample s;
+  s.seq = seq;
+  s.device_time = t;
+  return s;
+}
+
 inline int Count(const std::vector<AlertTransition>& v, AlertType type, TransitionKind kind) {
   int n = 0;
   for (const AlertTransition& t : v) n += (t.type == type && t.kind == kind) ? 1 : 0;
