@@ -12,6 +12,8 @@ namespace pumptwin::twin {
 namespace {
 
 double Hours(TimeNs dt) { return static_cast<double>(dt) / kNsPerHour; }
+// absl::ToDoubleHours without its general division (per-sample paths).
+double HoursOf(absl::Duration d) { return Hours(absl::ToInt64Nanoseconds(d)); }
 
 // The battery-current baseline has enough samples over enough device time.
 bool CurrentWarm(const ModelState& s) { return s.Has(kFlagCurrentWarm); }
@@ -199,7 +201,7 @@ void MarkSession(ModelState& s) {
 
 bool InSession(const ModelState& s, const Tuning& tu) {
   return s.Has(kFlagSession) &&
-         PtmAgeMinutes(PtmStamp(s.t), s.session_min) <= absl::ToDoubleMinutes(tu.session_window);
+         PtmAgeMinutes(PtmStamp(s.t), s.session_min) <= 60.0 * HoursOf(tu.session_window);
 }
 
 bool MotorStopped(const ModelState& s, const Setup& su, const Tuning& tu) {
@@ -225,7 +227,10 @@ void ObserveBattery(ModelState& s, const Setup& su, const Tuning& tu, std::optio
   if (!current_ua.has_value() || (spec.signals & kSigBatteryCurrent) == 0) return;
   // A session (refill, programming, bolus, interrogation) draws charge through the radio and
   // the motor: its readings say nothing about the pump's own drain.
-  if (InSession(s, tu)) return;
+  if (s.Has(kFlagSession)) {
+    if (InSession(s, tu)) return;
+    s.Set(kFlagSession, false);  // past its window (also keeps the minute stamp from wrapping)
+  }
   const double x = *current_ua;
   if (std::isnan(s.cur_base) || s.n_current == 0) {
     s.cur_base = static_cast<float>(std::max(x, 1e-3));
@@ -260,31 +265,40 @@ void ObserveBattery(ModelState& s, const Setup& su, const Tuning& tu, std::optio
   // Warm: the baseline follows slow ageing from samples that look like it; the level (a
   // time-weighted mean of current / baseline, one sample moving it by at most
   // current_level_clip) follows a change within hours.
-  const double w_base = 1.0 - std::exp(-dt_hours / absl::ToDoubleHours(tu.current_baseline_tau));
+  // Time-based weights dt / (tau + dt): an EWMA with time constant tau whatever the
+  // reporting interval (1 - exp(-dt/tau) to first order, without an exp per sample).
+  const double w_base = dt_hours / (HoursOf(tu.current_baseline_tau) + dt_hours);
   if (std::abs(d) < tu.current_gate_sd * sd) {
     s.cur_base = static_cast<float>(base + w_base * d);
     s.cur_var = static_cast<float>((1.0 - w_base) * (s.cur_var + w_base * d * d));
   }
-  const double w = 1.0 - std::exp(-dt_hours / absl::ToDoubleHours(tu.current_level_tau));
+  const double w = dt_hours / (HoursOf(tu.current_level_tau) + dt_hours);
   const double r = std::clamp(x / base, 0.0, tu.current_level_clip);
   s.current_ratio = static_cast<float>(s.current_ratio + w * (r - s.current_ratio));
+  const bool flagged = s.Has(kFlagEarlyDepletion);
+  const bool prior_high = static_cast<double>(s.cur_base) > tu.current_prior_max_ua;
+  // Cheap exits: below the alarm factor nothing is pending; a flagged pump above the
+  // resolve factor stays flagged (the margins only widen these bands).
+  if (!flagged && !prior_high && s.current_ratio <= tu.early_depletion_alarm_factor) {
+    s.Set(kFlagDepletionPending, false);
+    return;
+  }
+  if (flagged && (prior_high || s.current_ratio >= tu.early_depletion_resolve_factor)) return;
   // The level's sd: one sample's relative sd through an EWMA of weight w.
   const double level_sd = sd / base * std::sqrt(w / std::max(2.0 - w, 1e-9));
   const double z = tu.current_z;
-  const bool high = s.current_ratio - z * level_sd > tu.early_depletion_alarm_factor ||
-                    static_cast<double>(s.cur_base) > tu.current_prior_max_ua;
-  if (!s.Has(kFlagEarlyDepletion)) {
+  const bool high = s.current_ratio - z * level_sd > tu.early_depletion_alarm_factor || prior_high;
+  if (!flagged) {
     if (!high) {
       s.Set(kFlagDepletionPending, false);
     } else if (!s.Has(kFlagDepletionPending)) {
       s.Set(kFlagDepletionPending, true);
       s.cur_hour0 = static_cast<uint16_t>(s.hour_index);  // warm: reused as the pending start
-    } else if (s.HoursSince(s.cur_hour0) >= absl::ToDoubleHours(tu.early_depletion_persist)) {
+    } else if (s.HoursSince(s.cur_hour0) >= HoursOf(tu.early_depletion_persist)) {
       s.Set(kFlagEarlyDepletion, true);
       s.Set(kFlagDepletionPending, false);
     }
-  } else if (s.current_ratio + z * level_sd < tu.early_depletion_resolve_factor &&
-             static_cast<double>(s.cur_base) <= tu.current_prior_max_ua) {
+  } else if (s.current_ratio + z * level_sd < tu.early_depletion_resolve_factor) {
     s.Set(kFlagEarlyDepletion, false);
   }
 }

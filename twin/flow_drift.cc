@@ -313,15 +313,18 @@ double MeasuredReservoirSd(const ModelState& s, const PumpSpec& spec) {
 
 void LearnMeasuredNoise(ModelState& s, const PumpSpec& spec, const Tuning& tu, double residual_ul) {
   // Starts from the profile's prior widened by meas_noise_prior_factor (a pump noisier than
-  // its profile must not look like a drift while it is learnt); residuals are clipped at
-  // meas_noise_clip_sd so a jump (unrecorded refill) moves it by a bounded step.
+  // its profile must not look like a drift while it is learnt). A running mean absolute
+  // deviation times sqrt(pi/2) (the sd of Gaussian noise; robust, and no square root per
+  // sample), residuals clipped at meas_noise_clip_sd so a jump (unrecorded refill) moves it
+  // by a bounded step.
+  constexpr double kSdPerMad = 1.2533141373155;  // sqrt(pi / 2)
   double sd = s.meas_sd_dul == 0 ? tu.meas_noise_prior_factor * spec.measured_reservoir_sd.value()
                                  : s.meas_sd_dul / 10.0;
-  const double c = std::clamp(residual_ul, -tu.meas_noise_clip_sd * sd, tu.meas_noise_clip_sd * sd);
-  const double var = sd * sd + tu.meas_noise_learning_rate * (c * c - sd * sd);
-  const double floor = std::max(1.0, spec.measured_reservoir_step.value() / std::sqrt(12.0));
-  sd = std::max(std::sqrt(std::max(var, 0.0)), floor);
-  s.meas_sd_dul = static_cast<uint16_t>(std::clamp(std::lround(sd * 10.0), 1L, 65535L));
+  const double c = std::min(std::abs(residual_ul), tu.meas_noise_clip_sd * sd);
+  sd += tu.meas_noise_learning_rate * (kSdPerMad * c - sd);
+  const double floor = std::max(1.0, spec.measured_reservoir_step.value() * 0.2886751345948);
+  sd = std::max(sd, floor);  // quantisation alone: step / sqrt(12)
+  s.meas_sd_dul = static_cast<uint16_t>(std::min(sd * 10.0 + 0.5, 65535.0));
 }
 
 void RestartFlowSegments(ModelState& s) {
