@@ -81,8 +81,12 @@ void RestartFlowSegments(ModelState& s);
 // `drive_advanced`: drive units advanced in this sample (beyond a stall's reference).
 void ObserveMeasuredReservoir(ModelState& s, const Setup& su, const Tuning& tu, double measured_ul,
                               bool drive_advanced, AlertSink& sink);
+// `drive_quiet`: drive units are reported and did not advance in this sample although the
+// programmed volume since the previous one was Tuning::motor_stopped_strokes strokes or more
+// (a stopped motor makes no stroke peak either: that is not a leak).
 void ObserveStrokePressure(ModelState& s, const Setup& su, const Tuning& tu, double peak_mmhg,
-                           std::optional<double> pulsation_mmhg, AlertSink& sink);
+                           std::optional<double> pulsation_mmhg, bool drive_quiet,
+                           AlertSink& sink);
 
 // --- events, battery, time (detectors_events.cc) ---
 void ApplyDeviceEvent(ModelState& s, const Setup& su, const Tuning& tu, const DeviceEvent& e,

@@ -174,7 +174,8 @@ void ObserveMeasuredReservoir(ModelState& s, const Setup& su, const Tuning& tu, 
 }
 
 void ObserveStrokePressure(ModelState& s, const Setup& su, const Tuning& tu, double p,
-                           std::optional<double> pulsation, AlertSink& sink) {
+                           std::optional<double> pulsation, bool drive_quiet,
+                           AlertSink& sink) {
   const double expected = su.expected_stroke.value();
   const double floor = tu.pressure_sd_floor.value();
   if (std::isnan(s.p_base)) {
@@ -239,7 +240,7 @@ void ObserveStrokePressure(ModelState& s, const Setup& su, const Tuning& tu, dou
   // pulsation counts only when reported (without it, drive units must show the motor runs).
   const bool under = s.active(AlertType::kFlowDriftUnder) != Severity::kUnspecified;
   const bool collapsed = p < tu.leak_fraction * base && z < -tu.leak_k_sd;
-  const bool low = collapsed && !under && !MotorStopped(s, su, tu) &&
+  const bool low = collapsed && !under && !drive_quiet && !MotorStopped(s, su, tu) &&
                    (pulsation_lost || (!pulsation.has_value() && drive_known));
   if (!leaking) {
     s.low_run = (warm && low) ? s.low_run + 1 : 0;

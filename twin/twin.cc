@@ -161,7 +161,9 @@ void Twin::ApplySignals(const Sample& sample, TimeNs prev_t, std::vector<AlertTr
   // units the stall's reference, and a stall flag still on is never resumption.
   const bool alarms = (sig & kSigAlarms) != 0;
   if (alarms) ApplyAlarmFlags(s_, su, sample.alarm_flags, sink);
-  if ((sig & kSigDriveUnits) != 0 && sample.cumulative_drive_units.has_value()) {
+  const bool drive_reported =
+      (sig & kSigDriveUnits) != 0 && sample.cumulative_drive_units.has_value();
+  if (drive_reported) {
     const bool stall_flag = alarms && (sample.alarm_flags & kAlarmMotorStall) != 0;
     ObserveDriveUnits(s_, *sample.cumulative_drive_units, stall_flag, &advanced, sink);
   }
@@ -171,7 +173,10 @@ void Twin::ApplySignals(const Sample& sample, TimeNs prev_t, std::vector<AlertTr
   if ((sig & kSigStrokePressure) != 0 && sample.stroke_pressure_peak.has_value()) {
     std::optional<double> puls;
     if (sample.csf_pulsation.has_value()) puls = sample.csf_pulsation->value();
-    ObserveStrokePressure(s_, su, tu, sample.stroke_pressure_peak->value(), puls, sink);
+    const bool quiet = drive_reported && !advanced &&
+                       VolumeUl(su.current->mean_daily_rate.value(), s_.t - prev_t) >=
+                           tu.motor_stopped_strokes * su.spec->stroke_volume.value();
+    ObserveStrokePressure(s_, su, tu, sample.stroke_pressure_peak->value(), puls, quiet, sink);
   }
   ObserveBattery(s_, su, tu, sample.battery_voltage, sample.battery_current_ua,
                  static_cast<double>(s_.t - prev_t) / kNsPerHour, sink);

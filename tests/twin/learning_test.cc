@@ -22,7 +22,6 @@ using testing::PumpSim;
 constexpr auto kRaised = TransitionKind::kRaised;
 constexpr auto kResolved = TransitionKind::kResolved;
 
-
 DetectorStatus Status(const Twin& t, AlertType type) {
   for (const DetectorStatus& d : t.detectors()) {
     if (d.type == type) return d;
@@ -199,6 +198,36 @@ TEST(Learning, RunsDryIsNotCriticalInTheFirstWeekWithAnUnconvergedRatio) {
     }
   }
   EXPECT_EQ(criticals, 0);
+}
+
+// A pump whose motor stops (drive units frozen) makes no stroke peak; it reports no CSF
+// pulsation at all. Missing pulsation data is not "pulsation lost", and a collapsed peak
+// with the motor stopped is not a leak. With the motor running and pulsation reported lost,
+// the same collapse is a leak.
+TEST(Learning, StoppedMotorWithoutPulsationDataIsNotALeak) {
+  for (bool motor_runs : {false, true}) {
+    Twin twin = MakeTwin(PumpProfile::kSensorized, Morphine(500));
+    const double expected = twin.expected_stroke_pressure().value();
+    std::vector<AlertTransition> out;
+    uint64_t units = 0;
+    for (int q = 1; q <= 4 * 60; ++q) {  // 60 h of 15-min samples
+      const bool fault = q > 4 * 48;
+      Sample s = At(q, Day(0) + absl::Minutes(15 * q));
+      if (!fault || motor_runs) units += 21;  // 5.2 uL per 15 min at 0.25 uL per stroke
+      s.cumulative_drive_units = units;
+      s.stroke_pressure_peak = Mmhg(fault ? 5.0 + 0.1 * (q % 3) : expected + 0.3 * (q % 5 - 2));
+      if (motor_runs && fault) s.csf_pulsation = Mmhg(0.1);
+      ASSERT_TRUE(twin.Observe(s, s.device_time, &out).ok());
+    }
+    EXPECT_EQ(Count(out, AlertType::kCatheterLeak, kRaised), motor_runs ? 1 : 0) << motor_runs;
+    if (motor_runs) {
+      const AlertTransition* leak = First(out, AlertType::kCatheterLeak);
+      ASSERT_NE(leak, nullptr);
+      ASSERT_FALSE(leak->diagnosis.alternatives.empty());
+      EXPECT_EQ(leak->diagnosis.alternatives[0].cause, "stopped motor");
+      EXPECT_TRUE(leak->diagnosis.alternatives[0].ruled_out);
+    }
+  }
 }
 
 // A refill recorded at 10:00 (rounded down) on a pump reporting every minute; it really
