@@ -21,6 +21,7 @@ void FillEvidence(const twin::AlertTransition& t, v1::Alert* a) {
     ev->set_note(e.note);
   }
   a->set_summary(t.summary);
+  FillDiagnosis(t, a);
 }
 
 }  // namespace

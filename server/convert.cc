@@ -296,6 +296,18 @@ v1::TwinState FromTwin(const twin::Twin& t) {
   return s;
 }
 
+void FillDiagnosis(const twin::AlertTransition& t, v1::Alert* alert) {
+  if (t.diagnosis.cause.empty()) return;
+  alert->set_diagnosis(t.diagnosis.cause);
+  alert->clear_alternatives();
+  for (const twin::DifferentialAlternative& a : t.diagnosis.alternatives) {
+    v1::DifferentialAlternative* out = alert->add_alternatives();
+    out->set_cause(a.cause);
+    out->set_evidence(a.evidence);
+    out->set_ruled_out(a.ruled_out);
+  }
+}
+
 std::string AlertTypeLabel(v1::AlertType type) {
   std::string name = v1::AlertType_Name(type);
   if (absl::StartsWith(name, "ALERT_TYPE_")) name = name.substr(11);

@@ -45,6 +45,10 @@ v1::Forecast FromForecast(const twin::Forecast& f, const twin::Twin& twin);
 // Live twin -> TwinState (detectors, forecast at the model time).
 v1::TwinState FromTwin(const twin::Twin& twin);
 
+// Sets alert.diagnosis and alert.alternatives from the transition's differential diagnosis
+// (left as they are when the transition carries none, e.g. a resolve).
+void FillDiagnosis(const twin::AlertTransition& t, v1::Alert* alert);
+
 // "flow_drift_over" style names of the proto enums (for metric labels and alert ids).
 std::string AlertTypeLabel(v1::AlertType type);
 std::string SeverityLabel(v1::Severity severity);

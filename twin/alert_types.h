@@ -66,6 +66,24 @@ struct Evidence {
   bool operator==(const Evidence&) const = default;
 };
 
+// A cause the twin considered for an alert and did not name first, with the evidence that
+// separates it from the named cause (mirrors pumptwin.v1.DifferentialAlternative).
+struct DifferentialAlternative {
+  std::string cause;       // e.g. "catheter occlusion"
+  std::string evidence;    // what speaks for or against it, with the numbers
+  bool ruled_out = false;  // the evidence excludes it (rather than making it less likely)
+
+  bool operator==(const DifferentialAlternative&) const = default;
+};
+
+// The differential diagnosis of an alert: the most likely cause and the alternatives.
+struct Diagnosis {
+  std::string cause;
+  std::vector<DifferentialAlternative> alternatives;
+
+  bool operator==(const Diagnosis&) const = default;
+};
+
 // A change of one alert of one pump: at most one active alert per (pump, type).
 struct AlertTransition {
   AlertType type = AlertType::kUnspecified;
@@ -74,6 +92,7 @@ struct AlertTransition {
   absl::Time device_time = absl::UnixEpoch();  // model (device) time of the transition
   std::vector<Evidence> evidence;
   std::string summary;
+  Diagnosis diagnosis;  // empty cause: none given (raise and update carry one where known)
 
   bool operator==(const AlertTransition&) const = default;
 };

@@ -195,6 +195,7 @@ std::string TwinCodec::Encode(const Twin& twin) {
   ModelState st = twin.s_;
   st.Visit([&w](auto& f) { w.Put(f); });
   st.VisitV2([&w](auto& f) { w.Put(f); });
+  st.VisitV3([&w](auto& f) { w.Put(f); });
   w.PutStr(c.zone.is_utc() ? absl::string_view() : c.zone.name());
   const uint32_t crc = Crc32(w.buf());
   w.Put(crc);
@@ -231,8 +232,10 @@ absl::StatusOr<Twin> TwinCodec::Decode(absl::string_view bytes) {
   ModelState st;
   if (ok) st.Visit([&r](auto& f) { r.Get(f); });
   if (ok && version >= 2) st.VisitV2([&r](auto& f) { r.Get(f); });
+  // Versions 1-2 lack the learned baselines: they are learnt again from the next samples.
   std::string zone_name;
   if (ok && version >= 3) {
+    st.VisitV3([&r](auto& f) { r.Get(f); });
     ok = r.GetStr(zone_name);
   }
   if (ok && version == 1) {  // restart flow segments; shift_ref_hi held the last segment ratio

@@ -12,6 +12,17 @@ namespace pumptwin::twin {
 namespace {
 
 double Hours(TimeNs dt) { return static_cast<double>(dt) / kNsPerHour; }
+// absl::ToDoubleHours without its general division (per-sample paths).
+double HoursOf(absl::Duration d) { return Hours(absl::ToInt64Nanoseconds(d)); }
+
+// The battery-current baseline has enough samples over enough device time.
+bool CurrentWarm(const ModelState& s) { return s.Has(kFlagCurrentWarm); }
+
+// Drain factor for the forecasts: the pump's short-term drain over its own baseline (>= 1:
+// a pump below its baseline keeps the modelled drain).
+double DrainFactor(const ModelState& s) {
+  return CurrentWarm(s) ? std::max(1.0, static_cast<double>(s.current_ratio)) : 1.0;
+}
 double Days(TimeNs dt) { return static_cast<double>(dt) / kNsPerDayD; }
 
 void StartStall(ModelState& s, const Setup& su, AlertSink& sink, const char* how) {
@@ -21,9 +32,17 @@ void StartStall(ModelState& s, const Setup& su, AlertSink& sink, const char* how
     s.Set(kFlagStallLong, false);
     s.stall_since = s.t;
     ++s.n_stalls;
+    // Drive units of this sample may still count strokes made before the stall: the first
+    // reading from now on is the reference that resumption is judged against.
+    s.Set(kFlagDriveRefPending, true);
   }
-  sink.Raise(AlertType::kMotorStall, Severity::kCritical,
-             {Ev("motor_stall", 1, 0, 0, "flag", how)}, "motor stall: pump not delivering");
+  sink.Raise(AlertType::kMotorStall, Severity::kCritical, {Ev("motor_stall", 1, 0, 0, "flag", how)},
+             "motor stall: pump not delivering",
+             Diagnosis{"motor stall (the pump reports it)",
+                       {Alt("catheter occlusion",
+                            "an occlusion stops flow, not the drive: the pump's own stall "
+                            "report names the motor; pressure and reservoir tell them apart "
+                            "on sensorized pumps")}});
 }
 
 void Resume(ModelState& s, AlertSink& sink, const char* how) {
@@ -113,11 +132,13 @@ void ApplyDeviceEvent(ModelState& s, const Setup& su, const Tuning& tu, const De
       if (su.spec->has_motor) {
         s.Set(kFlagMriSuspended, true);
         if (s.mri_since == kNoTime) s.mri_since = s.t;
+        s.Set(kFlagDriveRefPending, true);  // as for a stall: judge resumption from the scan on
         ++s.n_mri;
       }
       break;
     case DeviceEventType::kTelemetrySession:
       if (su.spec->has_battery) s.battery_used_mah += su.spec->telemetry_session_charge.value();
+      MarkSession(s);
       break;
     case DeviceEventType::kLowReservoirAlarm:
       sink.Raise(AlertType::kLowReservoir, Severity::kWarning,
@@ -126,6 +147,8 @@ void ApplyDeviceEvent(ModelState& s, const Setup& su, const Tuning& tu, const De
                  "low reservoir: pump alarm");
       break;
     case DeviceEventType::kBolusStart:     // the clinical record (RecordEvent) drives the model
+      MarkSession(s);                      // ... but the pump's own entry dates the session
+      break;
     case DeviceEventType::kBolusEnd:
     case DeviceEventType::kMemoryError:    // no model effect; kept in telemetry
     case DeviceEventType::kUnspecified:
@@ -149,16 +172,51 @@ void ApplyAlarmFlags(ModelState& s, const Setup& su, uint32_t flags, AlertSink& 
   }
 }
 
-void ObserveDriveUnits(ModelState& s, uint64_t units, bool* advanced, AlertSink& sink) {
+void ObserveDriveUnits(ModelState& s, uint64_t units, bool stall_flag, bool* advanced,
+                       AlertSink& sink) {
   *advanced = s.last_drive_units != kNoDriveUnits && units > s.last_drive_units;
-  if (*advanced && (s.Has(kFlagStalled) || s.Has(kFlagMriSuspended))) {
-    Resume(s, sink, "drive units advancing");
+  if (s.Has(kFlagStalled) || s.Has(kFlagMriSuspended)) {
+    if (s.Has(kFlagDriveRefPending)) {
+      // The first reading since the stall or scan start is the reference: steps it counts
+      // may predate the stall, so it is no evidence of resumption.
+      s.Set(kFlagDriveRefPending, false);
+      *advanced = false;
+    } else if (*advanced && !stall_flag) {
+      Resume(s, sink, "drive units advancing since the stall");
+    } else {
+      *advanced = false;  // the pump still reports its stall alarm
+    }
+  }
+  if (*advanced) {
+    s.drive_adv_hour = static_cast<uint16_t>(s.hour_index);
+    s.Set(kFlagDriveSeen, true);
   }
   s.last_drive_units = units;  // a decrease (counter reset) re-anchors
 }
 
+void MarkSession(ModelState& s) {
+  s.session_min = PtmStamp(s.t);
+  s.Set(kFlagSession, true);
+}
+
+bool InSession(const ModelState& s, const Tuning& tu) {
+  return s.Has(kFlagSession) &&
+         PtmAgeMinutes(PtmStamp(s.t), s.session_min) <= 60.0 * HoursOf(tu.session_window);
+}
+
+bool MotorStopped(const ModelState& s, const Setup& su, const Tuning& tu) {
+  if (s.Has(kFlagStalled) || s.Has(kFlagMriSuspended) || s.Has(kFlagEos)) return true;
+  if ((su.spec->signals & kSigDriveUnits) == 0 || !s.Has(kFlagDriveSeen)) return false;
+  const double rate = su.current->mean_daily_rate.value();
+  const double stroke_h =
+      rate > 0 ? su.spec->stroke_volume.value() / rate * 24.0 : 1e9;  // hours per stroke
+  const double quiet_h =
+      std::max(absl::ToDoubleHours(tu.motor_stopped_after), tu.motor_stopped_strokes * stroke_h);
+  return s.HoursSince(s.drive_adv_hour) > quiet_h;
+}
+
 void ObserveBattery(ModelState& s, const Setup& su, const Tuning& tu, std::optional<Volts> voltage,
-                    std::optional<double> current_ua, AlertSink& sink) {
+                    std::optional<double> current_ua, double dt_hours, AlertSink& sink) {
   const PumpSpec& spec = *su.spec;
   if (!spec.has_battery) return;
   (void)sink;
@@ -166,18 +224,82 @@ void ObserveBattery(ModelState& s, const Setup& su, const Tuning& tu, std::optio
     s.last_voltage = static_cast<float>(voltage->value());
     if (spec.eri_voltage.value() > 0 && *voltage <= spec.eri_voltage) s.Set(kFlagEriReported, true);
   }
-  if (current_ua.has_value() && (spec.signals & kSigBatteryCurrent) != 0) {
-    const double model_ua =
-        spec.idle_current_ua +
-        spec.motor_mah_per_ul * su.current->mean_daily_rate.value() * 1000.0 / 24.0;
-    const double ratio = model_ua > 0 ? *current_ua / model_ua : 1.0;
-    s.current_ratio = static_cast<float>(s.current_ratio +
-                                         tu.current_learning_rate * (ratio - s.current_ratio));
-    if (s.n_current < UINT16_MAX) ++s.n_current;
-    if (s.n_current >= tu.current_warmup_samples) {
-      if (s.current_ratio > tu.early_depletion_factor) s.Set(kFlagEarlyDepletion, true);
-      if (s.current_ratio < 0.8 * tu.early_depletion_factor) s.Set(kFlagEarlyDepletion, false);
+  if (!current_ua.has_value() || (spec.signals & kSigBatteryCurrent) == 0) return;
+  // A session (refill, programming, bolus, interrogation) draws charge through the radio and
+  // the motor: its readings say nothing about the pump's own drain.
+  if (s.Has(kFlagSession)) {
+    if (InSession(s, tu)) return;
+    s.Set(kFlagSession, false);  // past its window (also keeps the minute stamp from wrapping)
+  }
+  const double x = *current_ua;
+  if (std::isnan(s.cur_base) || s.n_current == 0) {
+    s.cur_base = static_cast<float>(std::max(x, 1e-3));
+    s.cur_var = 0;
+    s.cur_hour0 = static_cast<uint16_t>(s.hour_index);
+    s.current_ratio = 1.0f;
+    s.n_current = 1;
+    s.Set(kFlagDepletionPending, false);
+    s.Set(kFlagCurrentWarm, false);
+    return;
+  }
+  const double base = s.cur_base;
+  const double sd =
+      std::max(std::sqrt(static_cast<double>(s.cur_var)), tu.current_sd_floor_fraction * base);
+  const double d = x - base;
+  if (s.n_current < UINT16_MAX) ++s.n_current;
+  if (!CurrentWarm(s)) {
+    // Warm-up: a running mean and variance of Huber-clipped residuals (a robust estimate of
+    // this pump's own drain, whatever its idle current).
+    const double a = 1.0 / s.n_current;
+    const double c = std::clamp(d, -tu.current_clip_sd * sd, tu.current_clip_sd * sd);
+    const double dc = s.n_current <= 3 ? d : c;  // too few samples for an sd yet
+    s.cur_base = static_cast<float>(base + a * dc);
+    s.cur_var = static_cast<float>((1.0 - a) * (s.cur_var + a * dc * dc));
+    s.current_ratio = 1.0f;
+    if (s.n_current >= tu.current_warmup_samples &&
+        s.HoursSince(s.cur_hour0) >= absl::ToDoubleHours(tu.current_warmup_time)) {
+      s.Set(kFlagCurrentWarm, true);
     }
+    return;
+  }
+  // Warm: the baseline follows slow ageing from samples that look like it; the level (a
+  // time-weighted mean of current / baseline, one sample moving it by at most
+  // current_level_clip) follows a change within hours.
+  // Time-based weights dt / (tau + dt): an EWMA with time constant tau whatever the
+  // reporting interval (1 - exp(-dt/tau) to first order, without an exp per sample).
+  const double w_base = dt_hours / (HoursOf(tu.current_baseline_tau) + dt_hours);
+  if (std::abs(d) < tu.current_gate_sd * sd) {
+    s.cur_base = static_cast<float>(base + w_base * d);
+    s.cur_var = static_cast<float>((1.0 - w_base) * (s.cur_var + w_base * d * d));
+  }
+  const double w = dt_hours / (HoursOf(tu.current_level_tau) + dt_hours);
+  const double r = std::clamp(x / base, 0.0, tu.current_level_clip);
+  s.current_ratio = static_cast<float>(s.current_ratio + w * (r - s.current_ratio));
+  const bool flagged = s.Has(kFlagEarlyDepletion);
+  const bool prior_high = static_cast<double>(s.cur_base) > tu.current_prior_max_ua;
+  // Cheap exits: below the alarm factor nothing is pending; a flagged pump above the
+  // resolve factor stays flagged (the margins only widen these bands).
+  if (!flagged && !prior_high && s.current_ratio <= tu.early_depletion_alarm_factor) {
+    s.Set(kFlagDepletionPending, false);
+    return;
+  }
+  if (flagged && (prior_high || s.current_ratio >= tu.early_depletion_resolve_factor)) return;
+  // The level's sd: one sample's relative sd through an EWMA of weight w.
+  const double level_sd = sd / base * std::sqrt(w / std::max(2.0 - w, 1e-9));
+  const double z = tu.current_z;
+  const bool high = s.current_ratio - z * level_sd > tu.early_depletion_alarm_factor || prior_high;
+  if (!flagged) {
+    if (!high) {
+      s.Set(kFlagDepletionPending, false);
+    } else if (!s.Has(kFlagDepletionPending)) {
+      s.Set(kFlagDepletionPending, true);
+      s.cur_hour0 = static_cast<uint16_t>(s.hour_index);  // warm: reused as the pending start
+    } else if (s.HoursSince(s.cur_hour0) >= HoursOf(tu.early_depletion_persist)) {
+      s.Set(kFlagEarlyDepletion, true);
+      s.Set(kFlagDepletionPending, false);
+    }
+  } else if (s.current_ratio + z * level_sd < tu.early_depletion_resolve_factor) {
+    s.Set(kFlagEarlyDepletion, false);
   }
 }
 
@@ -217,12 +339,12 @@ void ObserveSkew(ModelState& s, const Tuning& tu, TimeNs server_ns, AlertSink& s
   }
 }
 
-TimeNs BatteryEriTime(const ModelState& s, const Setup& su, const Tuning& tu) {
+TimeNs BatteryEriTime(const ModelState& s, const Setup& su, const Tuning& /*tu*/) {
   const PumpSpec& spec = *su.spec;
   if (!spec.has_battery) return kNeverNs;
   const TimeNs cap = su.eri_cap_ns;
   if (s.Has(kFlagEriReported)) return std::min(s.t, cap);
-  const double factor = s.n_current >= tu.current_warmup_samples ? std::max(1.0, static_cast<double>(s.current_ratio)) : 1.0;
+  const double factor = DrainFactor(s);
   const double per_day = factor * (spec.idle_current_ua * 24e-3 +
                                    spec.motor_mah_per_ul * su.current->mean_daily_rate.value());
   const double left = spec.battery_capacity.value() * (1.0 - spec.eri_fraction) - s.battery_used_mah;
@@ -237,7 +359,7 @@ TimeNs BatteryEosTime(const ModelState& s, const Setup& su, const Tuning& tu) {
   if (!spec.has_battery) return kNeverNs;
   const TimeNs cap = su.eri_cap_ns + absl::ToInt64Nanoseconds(spec.eri_to_eos);  // EOS cap
   if (s.Has(kFlagEos)) return s.t;
-  const double factor = s.n_current >= tu.current_warmup_samples ? std::max(1.0, static_cast<double>(s.current_ratio)) : 1.0;
+  const double factor = DrainFactor(s);
   const double per_day = factor * (spec.idle_current_ua * 24e-3 +
                                    spec.motor_mah_per_ul * su.current->mean_daily_rate.value());
   const double left = spec.battery_capacity.value() * (1.0 - spec.eos_fraction) - s.battery_used_mah;
@@ -249,6 +371,22 @@ TimeNs BatteryEosTime(const ModelState& s, const Setup& su, const Tuning& tu) {
                                                          absl::ToInt64Nanoseconds(spec.eri_to_eos)
                                                    : kNeverNs;
   return std::min({t, cap, after_eri});
+}
+
+RunsDryMargin RunsDry(const ModelState& s, const Setup& su, const Tuning& tu) {
+  RunsDryMargin m;
+  const double sd_r = std::sqrt(s.ratio_var), z = tu.runs_dry_z;
+  // The estimate's error: the ratio's error over the volume programmed since the refill,
+  // or (measured reservoir) the sensor's noise when that is smaller.
+  m.est_sd = sd_r * std::max(0.0, s.prog_total_ul - s.prog_at_refill_ul);
+  if ((su.spec->signals & kSigMeasuredReservoir) != 0 && !std::isnan(s.last_meas_res)) {
+    m.est_sd = std::min(m.est_sd, su.spec->measured_reservoir_sd.value());
+  }
+  m.ratio_lo = std::max(s.ratio - z * sd_r, 1e-3);
+  m.prog_to_empty = s.est_ul / s.ratio;
+  m.prog_to_empty_hi = (s.est_ul + z * m.est_sd) / m.ratio_lo;
+  m.prog_to_empty_lo = std::max(0.0, s.est_ul - z * m.est_sd) / (s.ratio + z * sd_r);
+  return m;
 }
 
 void TimeChecks(ModelState& s, const Setup& su, const Tuning& tu, TimeNs now,
@@ -303,7 +441,10 @@ void TimeChecks(ModelState& s, const Setup& su, const Tuning& tu, TimeNs now,
   }
   // Runs dry before its alarm: the estimated content, delivered at ratio r, runs out
   // before the pump's calculated reservoir reaches its alarm volume. Both are driven by the
-  // same programmed volume, so this compares est/r with calc - alarm, exactly.
+  // same programmed volume, so this compares est/r with calc - alarm. Raised only when it
+  // holds with a margin of runs_dry_z sd of both the ratio and the estimate (a ratio still
+  // near its prior cannot raise it), and resolved only when the opposite holds with the
+  // same margin plus the hysteresis volume.
   // A pump without telemetry has no alarm the server hears: the model running its
   // reservoir dry is itself the alert, and it holds until a refill.
   if (spec.signals == 0 && s.est_ul <= 0) {
@@ -316,18 +457,26 @@ void TimeChecks(ModelState& s, const Setup& su, const Tuning& tu, TimeNs now,
                  "reservoir empty by the model: the pump has run dry (no telemetry)");
     }
   } else if (s.n_ratio_obs > 0 && s.ratio > 0) {
-    const double est_prog = s.est_ul / s.ratio;
+    const RunsDryMargin m = RunsDry(s, su, tu);
     const double to_alarm = s.calc_ul - alarm;
     const bool active = s.active(AlertType::kRunsDryBeforeAlarm) != none;
-    if (to_alarm > 0 && est_prog < to_alarm && !active) {
+    if (to_alarm > 0 && m.prog_to_empty_hi < to_alarm && !active) {
       sink.Raise(AlertType::kRunsDryBeforeAlarm, Severity::kCritical,
                  {Ev("estimated_reservoir", s.est_ul, s.calc_ul, alarm, "uL",
-                     "predicted = calculated"),
-                  Ev("delivery_ratio", s.ratio, 1.0, 1.0, "ratio"),
-                  Ev("programmed_volume_to_empty", est_prog, to_alarm, to_alarm, "uL",
-                     "threshold = programmed volume to the pump's alarm")},
-                 "pump will run dry before its low-reservoir alarm");
-    } else if (active && est_prog > to_alarm + tu.runs_dry_hysteresis.value()) {
+                     absl::StrFormat("predicted = calculated; sd %.0f uL", m.est_sd)),
+                  Ev("delivery_ratio", s.ratio, 1.0, m.ratio_lo, "ratio",
+                     "threshold = learned ratio minus its margin"),
+                  Ev("programmed_volume_to_empty", m.prog_to_empty, to_alarm, to_alarm, "uL",
+                     absl::StrFormat("upper bound %.0f uL; threshold = programmed volume to "
+                                     "the pump's alarm",
+                                     m.prog_to_empty_hi))},
+                 "pump will run dry before its low-reservoir alarm",
+                 Diagnosis{"pump delivers more than it counts (over-infusion)",
+                           {Alt("septum or reservoir leak",
+                                "also empties the reservoir early; told apart at the refill "
+                                "(fluid in the pocket) or by a drop that does not follow the "
+                                "programmed rate")}});
+    } else if (active && m.prog_to_empty_lo > to_alarm + tu.runs_dry_hysteresis.value()) {
       sink.Resolve(AlertType::kRunsDryBeforeAlarm, "estimated empty date after the pump's alarm");
     }
   }
@@ -370,27 +519,92 @@ void TimeChecks(ModelState& s, const Setup& su, const Tuning& tu, TimeNs now,
                                Ev("battery_charge_fraction", frac, frac, spec.eri_fraction,
                                   "fraction")};
       if (s.n_current > 0) {
-        ev.push_back(Ev("battery_current_ratio", s.current_ratio, 1.0, tu.early_depletion_factor,
-                        "ratio", "measured / modelled drain"));
+        ev.push_back(Ev("battery_current_ratio", s.current_ratio, 1.0,
+                        tu.early_depletion_alarm_factor, "ratio",
+                        "short-term drain / this pump's own learned baseline"));
+        ev.push_back(Ev("battery_current_baseline", s.cur_base, spec.idle_current_ua,
+                        tu.current_prior_max_ua, "uA",
+                        "learned from this pump; predicted = profile prior"));
       }
       if (sev == none) {
         sink.Resolve(AlertType::kBatteryDepletion, summary, std::move(ev));
       } else {
-        sink.Raise(AlertType::kBatteryDepletion, sev, std::move(ev), summary);
+        Diagnosis dx;
+        if (s.Has(kFlagEarlyDepletion) && !s.Has(kFlagEos) && !s.Has(kFlagEriReported)) {
+          dx = Diagnosis{
+              "early battery depletion (drain above this pump's own baseline)",
+              {Alt("clinical session (refill, programming, interrogation)",
+                   absl::StrFormat("sessions are excluded for %.0f min and the drain held for "
+                                   "%.0f h; a session lasts minutes",
+                                   absl::ToDoubleMinutes(tu.session_window),
+                                   absl::ToDoubleHours(tu.early_depletion_persist)),
+                   true),
+               Alt("higher programmed rate (motor energy)",
+                   "the motor draws about 1 uA per mL/day: a rate change moves the drain by "
+                   "percent, not by half",
+                   true)}};
+        } else {
+          dx = Diagnosis{s.Has(kFlagEos) || s.Has(kFlagEriReported)
+                             ? "battery at end of life (pump's own indicator)"
+                             : "battery nearing elective replacement (model forecast)",
+                         {}};
+        }
+        sink.Raise(AlertType::kBatteryDepletion, sev, std::move(ev), summary, std::move(dx));
       }
     }
   }
 }
 
+// When a condition this profile cannot see between refills will be known (observability
+// matrix, docs/detection.md); empty: the profile cannot see it at all.
+const char* WhenKnown(AlertType type, const PumpSpec& spec) {
+  switch (type) {
+    case AlertType::kFlowDriftOver:
+    case AlertType::kFlowDriftUnder:
+    case AlertType::kRunsDryBeforeAlarm:
+      return "at the next refill (the withdrawn volume measures the delivery ratio)";
+    case AlertType::kCatheterBlockage:
+      return spec.has_motor && (spec.signals & kSigEventLog) != 0
+                 ? "at the pump's own stall alarm (complete) or at the next refill (volume left "
+                   "over)"
+                 : "at the next refill (volume left over) or when symptoms return";
+    case AlertType::kCatheterLeak:
+      return "at the next refill or when symptoms return (a leak delivers into the tissue)";
+    case AlertType::kPocketFill:
+      return "at the next refill, by the withdrawn volume (or symptoms)";
+    case AlertType::kBatteryDepletion:
+      return "at the pump's own ERI indicator (no current telemetry)";
+    default:
+      return "";
+  }
+}
+
 DetectorState ComputeDetectorState(AlertType type, const ModelState& s, const Setup& su,
                                    const Tuning& tu, std::string* detail) {
-  if (!Observable(type, *su.spec)) {
-    *detail = absl::StrCat(su.spec->name, " pumps do not report the signals this detector needs");
-    return DetectorState::kNotObservable;
-  }
+  const PumpSpec& spec = *su.spec;
   if (s.active(type) != Severity::kUnspecified) {
     *detail = absl::StrCat("alert active (", SeverityName(s.active(type)), ")");
     return DetectorState::kAlerting;
+  }
+  const bool measured = (spec.signals & kSigMeasuredReservoir) != 0;
+  // Conditions this profile sees only at a refill (or through the pump's own alarms): not
+  // observable between them, and the detail says when the twin will know.
+  const bool refill_only =
+      ((type == AlertType::kFlowDriftOver || type == AlertType::kFlowDriftUnder ||
+        type == AlertType::kRunsDryBeforeAlarm) &&
+       !measured) ||
+      (type == AlertType::kBatteryDepletion && spec.has_battery &&
+       (spec.signals & kSigBatteryCurrent) == 0 && !s.Has(kFlagEriReported));
+  if (!Observable(type, spec) || refill_only) {
+    const char* when = WhenKnown(type, spec);
+    *detail = *when == 0
+                  ? absl::StrCat(spec.name, " pumps do not report the signals this detector needs")
+                  : absl::StrCat(spec.name, " pumps do not report it between visits; known ", when);
+    if (refill_only && type != AlertType::kBatteryDepletion && s.n_ratio_obs > 0) {
+      absl::StrAppend(detail, absl::StrFormat("; last refill ratio %.3f (sd %.3f)", s.ratio,
+                                              std::sqrt(s.ratio_var)));
+    }
+    return DetectorState::kNotObservable;
   }
   if (s.Has(kFlagSilent) && type != AlertType::kSilentPump) {
     *detail = "pump silent: no recent data";
@@ -399,23 +613,38 @@ DetectorState ComputeDetectorState(AlertType type, const ModelState& s, const Se
   switch (type) {
     case AlertType::kFlowDriftOver:
     case AlertType::kFlowDriftUnder:
-    case AlertType::kRunsDryBeforeAlarm:
       if (s.n_ratio_obs < std::max(1, tu.drift_warmup_observations)) {
-        *detail = absl::StrCat(s.n_ratio_obs, " delivery-ratio observations so far");
+        *detail = absl::StrCat("learning: ", s.n_ratio_obs, " delivery-ratio observations so far");
+        return DetectorState::kWarmingUp;
+      }
+      break;
+    case AlertType::kRunsDryBeforeAlarm:
+      if (s.n_ratio_obs < 1 || s.ratio_var > tu.shift_ref_max_sd * tu.shift_ref_max_sd) {
+        *detail = absl::StrFormat("learning: delivery ratio %.3f, sd %.3f (enough below %.3f)",
+                                  s.ratio, std::sqrt(s.ratio_var), tu.shift_ref_max_sd);
         return DetectorState::kWarmingUp;
       }
       break;
     case AlertType::kCatheterBlockage:
     case AlertType::kCatheterLeak:
       if (s.n_pressure <= tu.pressure_warmup_samples) {
-        *detail = absl::StrCat(s.n_pressure, " of ", tu.pressure_warmup_samples,
-                               " stroke-pressure samples for the baseline");
+        *detail = absl::StrCat("learning: ", s.n_pressure, " of ", tu.pressure_warmup_samples,
+                               " stroke-pressure samples for this pump's baseline");
+        return DetectorState::kWarmingUp;
+      }
+      break;
+    case AlertType::kBatteryDepletion:
+      if ((spec.signals & kSigBatteryCurrent) != 0 && !CurrentWarm(s)) {
+        *detail = absl::StrCat("learning this pump's own drain: ", s.n_current, " of ",
+                               tu.current_warmup_samples, " current samples, ",
+                               s.n_current > 0 ? s.HoursSince(s.cur_hour0) : 0, " of ",
+                               absl::ToDoubleHours(tu.current_warmup_time), " h");
         return DetectorState::kWarmingUp;
       }
       break;
     case AlertType::kClockSkew:
       if (!s.Has(kFlagSkewReady)) {
-        *detail = "first skew window not complete";
+        *detail = "learning: first skew window not complete";
         return DetectorState::kWarmingUp;
       }
       break;

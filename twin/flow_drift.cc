@@ -31,8 +31,8 @@ struct SegmentMean {
 
 // Standard deviation of the mean of `n` readings: white noise plus quantisation
 // (uniform, step²/12), floored for slow sensor error that averaging does not remove.
-double SegmentMeanSd(const PumpSpec& spec, const Tuning& tu, int n) {
-  const double sd = spec.measured_reservoir_sd.value();
+double SegmentMeanSd(const ModelState& s, const PumpSpec& spec, const Tuning& tu, int n) {
+  const double sd = MeasuredReservoirSd(s, spec);
   const double step = spec.measured_reservoir_step.value();
   return std::max(tu.segment_mean_sd_floor.value(),
                   std::sqrt((sd * sd + step * step / 12.0) / std::max(1, n)));
@@ -61,8 +61,8 @@ bool AddToSegment(ModelState& s, const Setup& su, const Tuning& tu, double measu
                       s.prog_total_ul - s.seg_prog_ul >= tu.ratio_segment.value();
   if (!closed) return false;
   *out = SegmentMean{s.seg_meas_ul + s.seg_sum_meas / s.seg_n,
-                     s.seg_prog_ul + s.seg_sum_prog / s.seg_n, SegmentMeanSd(*su.spec, tu, s.seg_n),
-                     hours};
+                     s.seg_prog_ul + s.seg_sum_prog / s.seg_n,
+                     SegmentMeanSd(s, *su.spec, tu, s.seg_n), hours};
   return true;
 }
 
@@ -152,17 +152,31 @@ void DecideDrift(ModelState& s, const Tuning& tu, double ratio, double sd, const
                      (s.shift_lo > h && s.shift_ref_lo - s.ratio > shift_margin);
   if (over) {
     const bool crit = s.ratio > 1.0 + tu.drift_critical_band;
-    sink.Raise(
-        AlertType::kFlowDriftOver, crit ? Severity::kCritical : Severity::kWarning,
-        DriftEvidence(s, tu, 1.0 + (crit ? tu.drift_critical_band : w), true, ratio, sd, source),
-        absl::StrFormat("over-infusion: pump delivers %.0f %% of programmed volume",
-                        100.0 * s.ratio));
+    const Severity sev = crit ? Severity::kCritical : Severity::kWarning;
+    const double days = static_cast<double>(s.t - s.refill_time) / kNsPerDayD;
+    if (s.active(AlertType::kFlowDriftOver) < sev)
+      sink.Raise(  // strings only on a change
+          AlertType::kFlowDriftOver, sev,
+          DriftEvidence(s, tu, 1.0 + (crit ? tu.drift_critical_band : w), true, ratio, sd, source),
+          absl::StrFormat("over-infusion: pump delivers %.0f %% of programmed volume",
+                          100.0 * s.ratio),
+          Diagnosis{"over-infusion (the pump moves more per stroke than programmed)",
+                    {Alt("septum or reservoir leak",
+                         absl::StrFormat("the reservoir also drops faster, but the drug does not "
+                                         "reach the patient; a leak began at a refill (last one "
+                                         "%.1f days ago) and does not follow the programmed "
+                                         "rate; the next refill's withdrawal and the pocket tell",
+                                         days)),
+                     Alt("pocket fill",
+                         "a pocket fill is a shortfall present right after a refill, not a "
+                         "faster drop; the pocket-fill check covers the first 24 h",
+                         days > absl::ToDoubleHours(tu.pocket_fill_window) / 24.0)}});
   } else if (s.active(AlertType::kFlowDriftOver) != Severity::kUnspecified &&
              s.ratio < 1.0 + tu.drift_resolve_band && s.cusum_hi < h && s.shift_hi < h) {
     sink.Resolve(AlertType::kFlowDriftOver, "delivery ratio back within band",
                  DriftEvidence(s, tu, 1.0 + tu.drift_resolve_band, true, ratio, sd, source));
   }
-  if (under) {
+  if (under && s.active(AlertType::kFlowDriftUnder) == Severity::kUnspecified) {
     sink.Raise(AlertType::kFlowDriftUnder, Severity::kWarning,
                DriftEvidence(s, tu, 1.0 - w, false, ratio, sd, source),
                absl::StrFormat("under-infusion: pump delivers %.0f %% of programmed volume",
@@ -178,18 +192,72 @@ void CountObservation(ModelState& s) {
   if (s.n_ratio_obs < UINT16_MAX) ++s.n_ratio_obs;
 }
 
-// Complete blockage: the drive advanced a clearly measurable volume, the reservoir did not
-// drop (ratio under no_flow_segment_ratio and no_flow_z sd below 1).
-void CheckNoFlow(const Setup& su, const Tuning& tu, double drop_ul, double dx, double sd_ul,
-                 bool drive_advanced, AlertSink& sink) {
-  if (!drive_advanced || dx <= 0 || !Observable(AlertType::kCatheterBlockage, *su.spec)) return;
+// The reservoir reads empty while the drive advances: the pump delivers nothing. Critical:
+// "runs dry before its alarm" while the pump still counts content above its alarm, else the
+// low-reservoir alert escalates (the pump's own alarm has sounded).
+void ReservoirEmpty(ModelState& s, const Setup& su, const Tuning& tu, double level_ul,
+                    const std::string& seen, AlertSink& sink) {
+  const double alarm = su.spec->low_reservoir_alarm.value();
+  s.est_ul = std::max(0.0, level_ul);  // the measurement is the truth here
+  const AlertType type =
+      s.calc_ul > alarm ? AlertType::kRunsDryBeforeAlarm : AlertType::kLowReservoir;
+  if (s.active(type) == Severity::kCritical) return;
+  sink.Raise(type, Severity::kCritical,
+             {Ev("measured_reservoir", level_ul, s.calc_ul, tu.empty_reservoir.value(), "uL",
+                 "predicted = pump's calculation; threshold = empty"),
+              Ev("calculated_reservoir", s.calc_ul, s.calc_ul, alarm, "uL", seen)},
+             absl::StrFormat("reservoir empty (%.2f mL measured, pump calculates %.2f mL): "
+                             "no drug is delivered",
+                             level_ul / 1000.0, s.calc_ul / 1000.0),
+             Diagnosis{"empty reservoir",
+                       {Alt("catheter occlusion",
+                            absl::StrFormat("the reservoir reads %.2f mL: nothing is left to "
+                                            "push; an occlusion leaves the reservoir full",
+                                            level_ul / 1000.0),
+                            true)}});
+}
+
+// Drive advanced a clearly measurable volume and the reservoir did not drop (ratio under
+// no_flow_segment_ratio and no_flow_z sd below 1). With the reservoir reading empty that is an
+// empty reservoir (nothing left to move), otherwise a complete blockage. A no-flow blockage
+// resolves when a later segment pair shows flow again (never from pressure alone).
+void CheckNoFlow(ModelState& s, const Setup& su, const Tuning& tu, const SegmentMean& g,
+                 double drop_ul, double dx, double sd_ul, bool drive_advanced, AlertSink& sink) {
+  if (dx <= 0) return;
   const double r = drop_ul / dx;
-  if (r >= tu.no_flow_segment_ratio || (dx - drop_ul) / sd_ul < tu.no_flow_z) return;
-  sink.Raise(AlertType::kCatheterBlockage, Severity::kCritical,
-             {Ev("segment_ratio", r, 1.0, tu.no_flow_segment_ratio, "ratio",
-                 absl::StrFormat("drive advanced %.0f uL programmed, reservoir dropped %.0f uL", dx,
-                                 drop_ul))},
-             "complete blockage: drive advances but reservoir does not drop");
+  if (s.Has(kFlagNoFlowBlockage) && r >= tu.flow_restored_ratio) {
+    s.Set(kFlagNoFlowBlockage, false);
+    sink.Resolve(AlertType::kCatheterBlockage, "reservoir drops with the drive again",
+                 {Ev("segment_ratio", r, 1.0, tu.flow_restored_ratio, "ratio")});
+    return;
+  }
+  if (!drive_advanced || r >= tu.no_flow_segment_ratio || (dx - drop_ul) / sd_ul < tu.no_flow_z) {
+    return;
+  }
+  const double empty = tu.empty_reservoir.value();
+  const std::string seen =
+      absl::StrFormat("drive advanced %.0f uL programmed, reservoir dropped %.0f uL", dx, drop_ul);
+  if (g.meas_ul <= empty) {
+    ReservoirEmpty(s, su, tu, g.meas_ul, seen, sink);
+    return;
+  }
+  if (!Observable(AlertType::kCatheterBlockage, *su.spec)) return;
+  s.Set(kFlagNoFlowBlockage, true);
+  sink.Raise(
+      AlertType::kCatheterBlockage, Severity::kCritical,
+      {Ev("segment_ratio", r, 1.0, tu.no_flow_segment_ratio, "ratio", seen),
+       Ev("measured_reservoir", g.meas_ul, s.est_ul, empty, "uL", "threshold = empty reservoir")},
+      "complete blockage: drive advances but reservoir does not drop",
+      Diagnosis{"catheter occlusion",
+                {Alt("empty reservoir",
+                     absl::StrFormat("reservoir reads %.2f mL, above empty (%.2f mL)",
+                                     g.meas_ul / 1000.0, empty / 1000.0),
+                     true),
+                 Alt("reservoir sensor stuck",
+                     absl::StrFormat("stroke pressure %.1f mmHg vs baseline %.1f: a "
+                                     "normal peak points at the sensor",
+                                     OptF(s.last_stroke).value_or(kNaN),
+                                     OptF(s.p_base).value_or(kNaN)))}});
 }
 
 }  // namespace
@@ -218,6 +286,14 @@ void ObserveMeasuredFlow(ModelState& s, const Setup& su, const Tuning& tu, doubl
   // Both means' sd: segments span the same time, so the anchor's is taken as this one's.
   const double sd = std::max(std::sqrt(2.0) * g.sd_ul, tu.ratio_obs_sd_floor * dx);
   const double ratio_before = s.ratio;
+  // A reservoir reading empty can drop no further: the pair says nothing about the ratio.
+  if (g.meas_ul <= tu.empty_reservoir.value()) {
+    CheckNoFlow(s, su, tu, g, drop, dx, sd, drive_advanced, sink);
+    s.level_var = static_cast<float>(g.sd_ul * g.sd_ul);
+    s.level_ratio_cov = 0;
+    Reanchor(s, g, g.meas_ul);
+    return;
+  }
   if (!pair || !FilterLevelAndRatio(s, tu, g, dx)) {  // first segment, or re-anchor
     s.level_var = static_cast<float>(g.sd_ul * g.sd_ul);
     s.level_ratio_cov = 0;
@@ -228,7 +304,27 @@ void ObserveMeasuredFlow(ModelState& s, const Setup& su, const Tuning& tu, doubl
   StepCusums(s, tu, drop, dx, sd, ratio_before);
   const double r = dx > 0 ? drop / dx : 1.0;
   DecideDrift(s, tu, r, dx > 0 ? sd / dx : 0.0, "measured reservoir", sink);
-  CheckNoFlow(su, tu, drop, dx, sd, drive_advanced, sink);
+  CheckNoFlow(s, su, tu, g, drop, dx, sd, drive_advanced, sink);
+}
+
+double MeasuredReservoirSd(const ModelState& s, const PumpSpec& spec) {
+  return s.meas_sd_dul == 0 ? spec.measured_reservoir_sd.value() : s.meas_sd_dul / 10.0;
+}
+
+void LearnMeasuredNoise(ModelState& s, const PumpSpec& spec, const Tuning& tu, double residual_ul) {
+  // Starts from the profile's prior widened by meas_noise_prior_factor (a pump noisier than
+  // its profile must not look like a drift while it is learnt). A running mean absolute
+  // deviation times sqrt(pi/2) (the sd of Gaussian noise; robust, and no square root per
+  // sample), residuals clipped at meas_noise_clip_sd so a jump (unrecorded refill) moves it
+  // by a bounded step.
+  constexpr double kSdPerMad = 1.2533141373155;  // sqrt(pi / 2)
+  double sd = s.meas_sd_dul == 0 ? tu.meas_noise_prior_factor * spec.measured_reservoir_sd.value()
+                                 : s.meas_sd_dul / 10.0;
+  const double c = std::min(std::abs(residual_ul), tu.meas_noise_clip_sd * sd);
+  sd += tu.meas_noise_learning_rate * (kSdPerMad * c - sd);
+  const double floor = std::max(1.0, spec.measured_reservoir_step.value() * 0.2886751345948);
+  sd = std::max(sd, floor);  // quantisation alone: step / sqrt(12)
+  s.meas_sd_dul = static_cast<uint16_t>(std::min(sd * 10.0 + 0.5, 65535.0));
 }
 
 void RestartFlowSegments(ModelState& s) {

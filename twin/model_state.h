@@ -72,18 +72,28 @@ struct Setup {
 void DeriveSetup(Setup& s, const Tuning& tuning);
 void DerivePlan(TherapyPlan& plan);
 
-enum StateFlags : uint16_t {
+enum StateFlags : uint32_t {
   kFlagStalled = 1u << 0,
   kFlagMriSuspended = 1u << 1,
   kFlagEos = 1u << 2,
   kFlagEriReported = 1u << 3,
   kFlagSilent = 1u << 4,
-  kFlagStallLong = 1u << 5,      // stall > 48 h update sent
-  kFlagBolusNoDose = 1u << 6,    // active bolus is priming (fills catheter, no patient dose)
-  kFlagSkewReady = 1u << 7,      // a full skew window has been observed
+  kFlagStallLong = 1u << 5,    // stall > 48 h update sent
+  kFlagBolusNoDose = 1u << 6,  // active bolus is priming (fills catheter, no patient dose)
+  kFlagSkewReady = 1u << 7,    // a full skew window has been observed
   kFlagEarlyDepletion = 1u << 8,
-  kFlagEnrolled = 1u << 9,       // started at an enrolment interrogation, not at implant
-  kFlagNoSampleYet = 1u << 10,   // registered, no sample yet: last_server is the registration
+  // Format version 3 (detectors that learn each pump, docs/detection.md):
+  kFlagDriveRefPending = 1u << 9,    // stall/MRI started: the next drive-unit reading is the
+                                     // reference (it may still count steps made before it)
+  kFlagNoFlowBlockage = 1u << 10,    // blockage raised from "drive advances, no reservoir drop"
+  kFlagDriveSeen = 1u << 11,         // drive_adv_hour holds a real advance
+  kFlagDepletionPending = 1u << 12,  // battery level above its threshold since cur_hour0
+  kFlagSession = 1u << 13,           // session_min holds a clinical session
+  kFlagCurrentWarm = 1u << 14,       // the battery-current baseline is learnt
+  kFlagFusedLast = 1u << 15,         // the last measured reading was fused into the estimate
+  // Format version 3, second flag word (flags_hi):
+  kFlagEnrolled = 1u << 16,          // started at an enrolment interrogation, not at implant
+  kFlagNoSampleYet = 1u << 17,       // registered, no sample yet: last_server is the registration
 };
 
 inline constexpr float kNaNf = std::numeric_limits<float>::quiet_NaN();
@@ -147,6 +157,17 @@ struct ModelState {
   float shift_hi = 0, shift_lo = 0; // shift CUSUMs (sd units)
   float shift_ref_lo = 1.0f;        // learned ratio when the current low-side run started
 
+  // --- format version 3: each pump's own baselines (docs/detection.md "Learning each pump").
+  // current_ratio (above) is the short-term battery current over cur_base.
+  float cur_base = kNaNf;       // learned battery current of this pump, µA (robust)
+  float cur_var = 0;            // its per-sample variance, µA²
+  uint16_t cur_hour0 = 0;       // hour_index (mod 2^16) of the first current sample;
+                                // once warm: since when the level is above threshold
+  uint16_t meas_sd_dul = 0;     // learned measured-reservoir noise sd, 0.1 µL (0: prior)
+  uint16_t session_min = 0;     // PtmStamp of the last clinical session (kFlagSession)
+  uint16_t drive_adv_hour = 0;  // hour_index (mod 2^16) of the last drive advance
+  uint16_t flags_hi = 0;        // StateFlags bits 16-31
+
   ModelState() { for (uint16_t& g : ptm_grants) g = kPtmEmpty; }
   // Granted activations in the 24 h before `t` (minute resolution).
   uint32_t GrantsIn24h(TimeNs t) const {
@@ -156,8 +177,13 @@ struct ModelState {
     return n;
   }
 
-  bool Has(uint16_t f) const { return (flags & f) != 0; }
-  void Set(uint16_t f, bool on) { flags = on ? (flags | f) : (flags & ~f); }
+  uint32_t AllFlags() const { return flags | (static_cast<uint32_t>(flags_hi) << 16); }
+  bool Has(uint32_t f) const { return (AllFlags() & f) != 0; }
+  void Set(uint32_t f, bool on) {
+    const uint32_t all = on ? (AllFlags() | f) : (AllFlags() & ~f);
+    flags = static_cast<uint16_t>(all & 0xffffu);
+    flags_hi = static_cast<uint16_t>(all >> 16);
+  }
   Severity active(AlertType a) const { return static_cast<Severity>(alert[static_cast<int>(a)]); }
 
   // Calls v(field) for every field, in serialisation order.
@@ -185,7 +211,19 @@ struct ModelState {
     v(seg_hour0); v(seg_n); v(seg_sum_meas); v(seg_sum_prog); v(level_off); v(level_var);
     v(level_ratio_cov); v(shift_hi); v(shift_lo); v(shift_ref_lo);
   }
-
+  // Fields added in format version 3, serialised after VisitV2's.
+  template <typename V>
+  void VisitV3(V&& v) {
+    v(cur_base);
+    v(cur_var);
+    v(cur_hour0);
+    v(meas_sd_dul);
+    v(session_min);
+    v(drive_adv_hour);
+    v(flags_hi);
+  }
+  // Hours (mod 2^16) from the hour stamp `h0` to the model's current hour.
+  uint16_t HoursSince(uint16_t h0) const { return static_cast<uint16_t>(hour_index - h0); }
 };
 
 inline std::optional<double> OptF(float f) {

@@ -31,6 +31,11 @@ struct Tuning {
   Microliters refill_withdrawal_sd = Microliters(500);  // syringe read-out (assumed)
   Microliters min_refill_ratio_volume = Microliters(2000);  // below: refill gives no ratio (assumed)
   double measured_fusion_gain = 0.02;     // pull of the estimate toward a measurement (assumed)
+  // Measured-reservoir noise is learnt per pump (EWMA of clipped residuals, from the
+  // profile's sd times the prior factor) (assumed).
+  double meas_noise_learning_rate = 0.03;
+  double meas_noise_prior_factor = 1.5;
+  double meas_noise_clip_sd = 3.0;
 
   // --- flow drift (model.md §4) ---
   double drift_critical_band = 0.145;     // labelled accuracy (label)
@@ -50,8 +55,10 @@ struct Tuning {
   double pressure_learning_rate = 0.02;   // EWMA of baseline mean and variance (assumed)
   Mmhg pressure_sd_floor = Mmhg(1.0);     // (assumed)
   double pressure_learn_gate_sd = 3.0;    // learn only from samples within this (assumed)
-  double baseline_min_factor = 0.5;       // learned baseline stays within [min,max] x model
-  double baseline_max_factor = 2.0;       // (assumed)
+  // Learned baseline stays within [min,max] x the Poiseuille model: wide, because catheter
+  // geometry on record and CSF pressure differ between patients (assumed).
+  double baseline_min_factor = 0.25;
+  double baseline_max_factor = 4.0;
   int pressure_warmup_samples = 24;       // (assumed: a day of hourly samples)
   double blockage_k_sd = 4.0;             // partial: above baseline + k sd (assumed)
   int blockage_run = 6;                   // sustained for this many samples (assumed)
@@ -62,16 +69,51 @@ struct Tuning {
   double leak_k_sd = 4.0;                 // and below baseline - k sd (assumed)
   Mmhg csf_pulsation_min = Mmhg(0.5);     // below: catheter tip out of CSF (assumed)
   int leak_run = 6;                       // (assumed)
+  // The motor counts as stopped when drive units have not advanced for this long nor for
+  // motor_stopped_strokes strokes at the programmed rate (assumed).
+  absl::Duration motor_stopped_after = absl::Hours(2);
+  double motor_stopped_strokes = 10;
 
-  // --- battery ---
+  // --- battery (docs/detection.md "Learning each pump": the baseline is the pump's own) ---
   absl::Duration eri_warning_horizon = absl::Hours(24 * 180);  // ~6 months advised (label)
-  double early_depletion_factor = 1.5;    // measured drain / modelled drain (assumed)
-  double current_learning_rate = 0.05;    // EWMA of the measured/model current ratio (assumed)
-  int current_warmup_samples = 24;        // (assumed)
+  // Early depletion is a drain this many times the pump's own learned baseline (recalls of
+  // 2009/2011 were about this); the detector alarms once the short-term level is confidently
+  // above early_depletion_alarm_factor, so that a 1.5x drain is found, not half of the time.
+  double early_depletion_factor = 1.5;           // (assumed, recall notices)
+  double early_depletion_alarm_factor = 1.3;     // alarm threshold on level/baseline (assumed)
+  double early_depletion_resolve_factor = 1.15;  // resolve below, with the margin (assumed)
+  double current_z = 3.0;                        // margin in sd of the level (assumed)
+  absl::Duration early_depletion_persist = absl::Hours(6);  // held this long (assumed)
+  int current_warmup_samples = 24;  // baseline needs this many samples (assumed)
+  absl::Duration current_warmup_time = absl::Hours(24);        // ... over this long (assumed)
+  absl::Duration current_level_tau = absl::Hours(6);           // short-term level (assumed)
+  absl::Duration current_baseline_tau = absl::Hours(24 * 30);  // baseline follows ageing (assumed)
+  double current_gate_sd = 3.0;             // baseline learns from samples within (assumed)
+  double current_clip_sd = 2.5;             // warm-up: residuals clipped here (Huber) (assumed)
+  double current_sd_floor_fraction = 0.01;  // sd floor, fraction of the baseline (assumed)
+  double current_level_clip = 3.0;          // one sample moves the level by at most this ratio
+  // A pump whose own baseline is already this far above the profile's idle-current prior
+  // upper bound is depleting from enrolment on (prior: pump_profile.cc, wide) (assumed).
+  double current_prior_max_ua = 100.0;  // idle 8-40 µA seen in the field; x 2.5 (assumed)
+
+  // --- clinical sessions (refill, programming, bolus, interrogation) ---
+  // Readings within this long after a session are disturbed (telemetry radio, needle,
+  // motor priming): the battery-current baseline and level skip them (assumed).
+  absl::Duration session_window = absl::Minutes(30);
+  // A recorded refill time may be rounded (clinicians record to 5 min) and the refill takes
+  // minutes: measured-reservoir readings this soon after it that still lie below the
+  // post-refill expectation by more than the pocket-fill threshold are pre-refill readings,
+  // not evidence (assumed).
+  absl::Duration refill_time_tolerance = absl::Minutes(15);
 
   // --- reservoir ---
   Microliters low_reservoir_hysteresis = Microliters(500);  // (assumed)
   Microliters runs_dry_hysteresis = Microliters(500);       // (assumed)
+  double runs_dry_z = 2.0;  // margin in sd of ratio and estimate (assumed)
+  // A reservoir reading at or below this is empty (residual volume + sensor offset): drive
+  // advancing without a drop is then an empty reservoir, not an occlusion (assumed).
+  Microliters empty_reservoir = Microliters(500);
+  double flow_restored_ratio = 0.7;  // no-flow blockage resolves above this (assumed)
   Microliters refill_discrepancy_min = Microliters(2000);   // (practice guidance)
   double refill_discrepancy_fraction = 0.145;               // of volume delivered (practice)
   absl::Duration pocket_fill_window = absl::Hours(24);      // checks after a refill (assumed)

@@ -262,25 +262,35 @@ absl::Status Twin::Advance(absl::Time device_time) {
   return absl::OkStatus();
 }
 
-void Twin::ApplySignals(const Sample& sample, std::vector<AlertTransition>* out) {
+void Twin::ApplySignals(const Sample& sample, TimeNs prev_t, std::vector<AlertTransition>* out) {
   const Tuning& tu = DefaultTuning();
   const Setup& su = *setup_;
   const uint32_t sig = su.spec->signals;
   AlertSink sink(s_, s_.t, out);
   bool advanced = false;
-  if ((sig & kSigDriveUnits) != 0 && sample.cumulative_drive_units.has_value()) {
-    ObserveDriveUnits(s_, *sample.cumulative_drive_units, &advanced, sink);
+  // Alarm flags first: a stall first seen in this sample's flags makes this sample's drive
+  // units the stall's reference, and a stall flag still on is never resumption.
+  const bool alarms = (sig & kSigAlarms) != 0;
+  if (alarms) ApplyAlarmFlags(s_, su, sample.alarm_flags, sink);
+  const bool drive_reported =
+      (sig & kSigDriveUnits) != 0 && sample.cumulative_drive_units.has_value();
+  if (drive_reported) {
+    const bool stall_flag = alarms && (sample.alarm_flags & kAlarmMotorStall) != 0;
+    ObserveDriveUnits(s_, *sample.cumulative_drive_units, stall_flag, &advanced, sink);
   }
-  if ((sig & kSigAlarms) != 0) ApplyAlarmFlags(s_, su, sample.alarm_flags, sink);
   if ((sig & kSigMeasuredReservoir) != 0 && sample.measured_reservoir.has_value()) {
     ObserveMeasuredReservoir(s_, su, tu, sample.measured_reservoir->value(), advanced, sink);
   }
   if ((sig & kSigStrokePressure) != 0 && sample.stroke_pressure_peak.has_value()) {
     std::optional<double> puls;
     if (sample.csf_pulsation.has_value()) puls = sample.csf_pulsation->value();
-    ObserveStrokePressure(s_, su, tu, sample.stroke_pressure_peak->value(), puls, sink);
+    const bool quiet = drive_reported && !advanced &&
+                       VolumeUl(su.current->mean_daily_rate.value(), s_.t - prev_t) >=
+                           tu.motor_stopped_strokes * su.spec->stroke_volume.value();
+    ObserveStrokePressure(s_, su, tu, sample.stroke_pressure_peak->value(), puls, quiet, sink);
   }
-  ObserveBattery(s_, su, tu, sample.battery_voltage, sample.battery_current_ua, sink);
+  ObserveBattery(s_, su, tu, sample.battery_voltage, sample.battery_current_ua,
+                 static_cast<double>(s_.t - prev_t) / kNsPerHour, sink);
 }
 
 absl::Status Twin::Observe(const Sample& sample, absl::Time server_time,
@@ -290,6 +300,7 @@ absl::Status Twin::Observe(const Sample& sample, absl::Time server_time,
     return st;
   }
   const Tuning& tu = DefaultTuning();
+  const TimeNs prev_t = s_.t;
   AlertSink sink(s_, ToNs(sample.device_time), out);
   if (s_.Has(kFlagSilent)) {
     s_.Set(kFlagSilent, false);
@@ -312,7 +323,7 @@ absl::Status Twin::Observe(const Sample& sample, absl::Time server_time,
     }
   }
   CatchUp(ToNs(sample.device_time));
-  ApplySignals(sample, out);
+  ApplySignals(sample, prev_t, out);
   sink.set_now(s_.t);
   const bool low_flag = (setup_->spec->signals & kSigAlarms) != 0 &&
                         (sample.alarm_flags & kAlarmLowReservoir) != 0;

@@ -242,7 +242,8 @@ class Twin {
                                     const DrugLibrary& library);
   // Advances to `t` if later than the model time (clinical calls); earlier: stays.
   void CatchUp(TimeNs t);
-  void ApplySignals(const Sample& sample, std::vector<AlertTransition>* out);
+  // `prev_t`: the model time before this sample (time-weighted averages).
+  void ApplySignals(const Sample& sample, TimeNs prev_t, std::vector<AlertTransition>* out);
   friend class TwinCodec;
 
   std::shared_ptr<const Setup> setup_;

@@ -73,6 +73,7 @@ absl::StatusOr<std::vector<LimitViolation>> Twin::SetPrescription(
     next->pending_at = eff;
   }
   setup_ = std::move(next);
+  MarkSession(s_);  // programming: a telemetry session disturbs the readings that follow
   AlertSink sink(s_, s_.t, out);
   TimeChecks(s_, *setup_, DefaultTuning(), s_.t, false, sink);
   return v;
@@ -110,6 +111,7 @@ absl::StatusOr<RefillResult> Twin::RecordRefill(const Refill& r, std::vector<Ale
   }
 
   CatchUp(ToNs(r.device_time));
+  MarkSession(s_);  // the refill session disturbs the readings that follow
   AlertSink sink(s_, s_.t, out);
   RefillResult res;
   const double since = s_.prog_total_ul - s_.prog_at_refill_ul;
@@ -225,6 +227,7 @@ absl::Status Twin::RecordEvent(const ClinicalEvent& e, std::vector<AlertTransiti
   }
 
   CatchUp(ToNs(e.device_time));
+  MarkSession(s_);  // every clinical event is a session with the pump
   AlertSink sink(s_, s_.t, out);
   switch (e.type) {
     case ClinicalEventType::kClinicianBolus:
@@ -260,8 +263,9 @@ absl::Status Twin::RecordEvent(const ClinicalEvent& e, std::vector<AlertTransiti
       s_.last_drive_units = kNoDriveUnits;
       s_.n_current = 0;
       s_.current_ratio = 1.0f;
-      for (uint16_t f : {kFlagEos, kFlagEriReported, kFlagEarlyDepletion, kFlagStalled,
-                         kFlagMriSuspended, kFlagStallLong}) {
+      for (uint16_t f :
+           {kFlagEos, kFlagEriReported, kFlagEarlyDepletion, kFlagStalled, kFlagMriSuspended,
+            kFlagStallLong, kFlagDriveSeen, kFlagDriveRefPending, kFlagDepletionPending}) {
         s_.Set(f, false);
       }
       s_.stall_since = s_.mri_since = kNoTime;

@@ -108,6 +108,7 @@ TEST(Codec, VersionOneStateStillDecodes) {
   size_t v2_fields = 0;
   ModelState st;
   st.VisitV2([&v2_fields](auto& f) { v2_fields += sizeof(f); });
+  st.VisitV3([&v2_fields](auto& f) { v2_fields += sizeof(f); });
   const size_t v3_zone = 4;  // the (empty) time zone name of format version 3
   std::string v1 = v2.substr(0, v2.size() - 4 - v2_fields - v3_zone);
   v1[0] = 1;
@@ -124,7 +125,7 @@ TEST(Codec, VersionOneStateStillDecodes) {
 
 TEST(Codec, StateFitsTheBudget) {
   const Twin twin = BusyTwin();
-  EXPECT_LE(twin.StateBytes(), 512u);
+  EXPECT_LE(twin.StateBytes(), 528u);
   EXPECT_EQ(sizeof(Twin), twin.StateBytes());
 }
 

@@ -6,6 +6,7 @@
 namespace pumptwin::twin {
 namespace {
 
+using testing::At;
 using testing::Count;
 using testing::Day;
 using testing::FindEvidence;
@@ -20,12 +21,6 @@ constexpr auto kRaised = TransitionKind::kRaised;
 constexpr auto kResolved = TransitionKind::kResolved;
 constexpr auto kUpdated = TransitionKind::kUpdated;
 
-Sample At(uint64_t seq, absl::Time t) {
-  Sample s;
-  s.seq = seq;
-  s.device_time = t;
-  return s;
-}
 
 TEST(Detectors, OverInfusionRaisesCriticalFlowDriftAfterFaultStarts) {
   Twin twin = MakeTwin(PumpProfile::kSensorized, Morphine(1000));
@@ -401,7 +396,14 @@ TEST(Detectors, DetectorsWithoutTheirSignalsAreNotObservable) {
   EXPECT_EQ(state(cf, AlertType::kMotorStall), DetectorState::kNotObservable);
   EXPECT_EQ(state(pp, AlertType::kCatheterBlockage), DetectorState::kNotObservable);
   EXPECT_EQ(state(pp, AlertType::kPocketFill), DetectorState::kNotObservable);
-  EXPECT_EQ(state(pp, AlertType::kFlowDriftOver), DetectorState::kWarmingUp);
+  // Seen only at a refill: "not observable" between refills, and the detail says when.
+  EXPECT_EQ(state(pp, AlertType::kFlowDriftOver), DetectorState::kNotObservable);
+  EXPECT_EQ(state(pp, AlertType::kRunsDryBeforeAlarm), DetectorState::kNotObservable);
+  for (const DetectorStatus& d : pp.detectors()) {
+    if (d.type == AlertType::kFlowDriftOver || d.type == AlertType::kCatheterBlockage) {
+      EXPECT_NE(d.detail.find("next refill"), std::string::npos) << d.detail;
+    }
+  }
   EXPECT_EQ(state(pp, AlertType::kLowReservoir), DetectorState::kOk);
   EXPECT_EQ(pp.detectors().size(), 16u);
 }

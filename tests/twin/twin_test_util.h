@@ -51,6 +51,14 @@ inline Twin MakeTwin(PumpProfile p, const Prescription& rx, double initial_ml = 
   return *std::move(t);
 }
 
+// An empty sample (no signals) at `t`.
+inline Sample At(uint64_t seq, absl::Time t) {
+  Sample s;
+  s.seq = seq;
+  s.device_time = t;
+  return s;
+}
+
 inline int Count(const std::vector<AlertTransition>& v, AlertType type, TransitionKind kind) {
   int n = 0;
   for (const AlertTransition& t : v) n += (t.type == type && t.kind == kind) ? 1 : 0;
@@ -92,6 +100,17 @@ class PumpSim {
         t_(twin->device_time()) {}
 
   double base_ratio = 1.0;             // true ratio before the fault (within label)
+  // Physics unlike the profile's defaults (negative: the profile's value). The twin is
+  // never told these: it has to learn them.
+  double idle_current_ua = -1;   // battery current without the motor
+  double current_noise = 0.05;   // relative sd of one current reading
+  double reservoir_sd_ul = -1;   // measured-reservoir noise
+  double stroke_base_mmhg = -1;  // healthy stroke peak (default: the twin's expectation)
+  // A clinical session (refill) draws this much extra current for session_length; the
+  // twin is told of refills, not of interrogations (session_every adds those, unrecorded).
+  double session_current_ua = 0;
+  absl::Duration session_length = absl::Minutes(15);
+  absl::Duration session_every = absl::InfiniteDuration();
   double measured_step_ul = 0.0;      // quantisation of the measured reservoir (0: none)
   double refill_below_ml = 5.0;
   double refill_to_ml = 20.0;
@@ -118,12 +137,16 @@ class PumpSim {
     if (sig & kSigDriveUnits) {
       s.cumulative_drive_units = static_cast<uint64_t>(drive_ / spec.stroke_volume.value());
     }
+    const double res_sd =
+        reservoir_sd_ul >= 0 ? reservoir_sd_ul : spec.measured_reservoir_sd.value();
     if (sig & kSigMeasuredReservoir) {
-      s.measured_reservoir = Microliters(Quantise(std::max(
-          0.0, true_ul_ + Noise(spec.measured_reservoir_sd.value()) + pocket_offset_)));
+      s.measured_reservoir =
+          Microliters(Quantise(std::max(0.0, true_ul_ + Noise(res_sd) + pocket_offset_)));
     }
     if (sig & kSigStrokePressure) {
-      const double base = twin_->expected_stroke_pressure().value() + Noise(0.7);
+      const double base =
+          (stroke_base_mmhg >= 0 ? stroke_base_mmhg : twin_->expected_stroke_pressure().value()) +
+          Noise(0.7);
       const double p = faulty ? base * faults_.stroke_scale + faults_.stroke_offset_mmhg : base;
       s.stroke_pressure_peak = Mmhg(p);
       s.csf_pulsation = Mmhg(faulty && faults_.pulsation_lost ? std::abs(Noise(0.05))
@@ -131,11 +154,17 @@ class PumpSim {
       s.outlet_pressure = Mmhg(10 + Noise(0.5));
     }
     if (sig & kSigBatteryVoltage) s.battery_voltage = Volts(3.0 + Noise(0.01));
+    if (session_every != absl::InfiniteDuration() && t_ - last_session_ >= session_every) {
+      last_session_ = t_;
+    }
     if (sig & kSigBatteryCurrent) {
-      const double model = spec.idle_current_ua +
-                           spec.motor_mah_per_ul * MeanDailyRate(twin_->prescription()).value() *
-                               1000.0 / 24.0;
-      s.battery_current_ua = model * (faulty ? faults_.current_factor : 1.0) * (1 + Noise(0.05));
+      const double idle = idle_current_ua >= 0 ? idle_current_ua : spec.idle_current_ua;
+      const double model = idle + spec.motor_mah_per_ul *
+                                      MeanDailyRate(twin_->prescription()).value() * 1000.0 / 24.0;
+      const bool session = t_ - last_session_ < session_length;
+      s.battery_current_ua =
+          model * (faulty ? faults_.current_factor : 1.0) * (1 + Noise(current_noise)) +
+          (session ? session_current_ua : 0.0);
     }
     if (sig & kSigTemperature) s.temperature_c = 37.0 + Noise(0.2);
     if (auto_refill && twin_->calculated_reservoir().value() < refill_below_ml * 1000) {
@@ -149,9 +178,9 @@ class PumpSim {
       if (!res.ok()) return res.status();
       last_refill = *res;
       true_ul_ = calc_ul_ = r.added.value();
-      if (s.measured_reservoir) {
-        s.measured_reservoir = Microliters(true_ul_ + Noise(spec.measured_reservoir_sd.value()));
-      }
+      if (s.measured_reservoir) s.measured_reservoir = Microliters(true_ul_ + Noise(res_sd));
+      if (s.battery_current_ua) *s.battery_current_ua += session_current_ua;
+      last_session_ = t_;
       ++refills;
     }
     const absl::Time server = t_ + absl::Milliseconds(200 + std::abs(Noise(100)));
@@ -188,6 +217,7 @@ class PumpSim {
   double calc_ul_;
   double drive_ = 0;
   absl::Time t_;
+  absl::Time last_session_ = absl::InfinitePast();
   uint64_t seq_ = 0;
 };
 
