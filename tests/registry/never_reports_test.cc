@@ -16,25 +16,7 @@ class NeverReportsTest : public RegistryTest {
     v1::Pump p = TestPump(id);
     p.set_profile(v1::PUMP_PROFILE_CONSTANT_FLOW);
     p.set_reservoir_capacity_ul(30000);
-    auto cfg = ToPumpConfig(p);
-    if (!cfg.ok()) return cfg.status();
-    twin::Prescription rx;
-    rx.drug = "morphine";
-    rx.concentration = twin::MicrogramsPerMilliliter(10000);
-    rx.mode = twin::TherapyMode::kSimpleContinuous;
-    rx.rate = twin::MicrolitersPerDay(1000);
-    rx.version = 1;
-    auto twin = twin::Twin::Create(*cfg, rx, twin::Microliters(20000), Start());
-    if (!twin.ok()) return twin.status();
-    twin->SetRegistered(Start());
-    absl::Notification done;
-    absl::Status st;
-    registry_->Register(p, *std::move(twin), {}, [&](absl::Status s) {
-      st = s;
-      done.Notify();
-    });
-    done.WaitForNotification();
-    return st;
+    return Register(p, /*rate_ul_per_day=*/1000, /*fill_ul=*/20000, Start());
   }
   static absl::Time Start() { return absl::FromUnixMillis(kStartMs); }
 

@@ -5,6 +5,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/synchronization/notification.h"
@@ -65,19 +66,24 @@ class RegistryTest : public ::testing::Test {
     return registry_->Recover();
   }
 
-  // Registers `pump` with a 500 µL/day morphine twin; the registry's answer.
-  absl::Status Register(const v1::Pump& pump) {
+  // Registers `pump` with a morphine twin (500 µL/day, 40 mL filled, at kStartMs); the
+  // registry's answer. `registered`: the twin's registration server time (silence counts
+  // from it until the first sample).
+  absl::Status Register(const v1::Pump& pump, double rate_ul_per_day = 500,
+                        double fill_ul = 40000,
+                        std::optional<absl::Time> registered = std::nullopt) {
     auto cfg = ToPumpConfig(pump);
     if (!cfg.ok()) return cfg.status();
     twin::Prescription rx;
     rx.drug = "morphine";
     rx.concentration = twin::MicrogramsPerMilliliter(10000);
     rx.mode = twin::TherapyMode::kSimpleContinuous;
-    rx.rate = twin::MicrolitersPerDay(500);
+    rx.rate = twin::MicrolitersPerDay(rate_ul_per_day);
     rx.version = 1;
-    auto twin = twin::Twin::Create(*cfg, rx, twin::Microliters(40000),
+    auto twin = twin::Twin::Create(*cfg, rx, twin::Microliters(fill_ul),
                                    absl::FromUnixMillis(kStartMs));
     if (!twin.ok()) return twin.status();
+    if (registered.has_value()) twin->SetRegistered(*registered);
     absl::Notification done;
     absl::Status st;
     registry_->Register(pump, *std::move(twin), {}, [&](absl::Status s) {
