@@ -85,6 +85,8 @@ class CommitGate {
     return committer_->SubmitProbe(std::move(group), std::move(done));
   }
   void ClearStoreFailure() { committer_->ClearFailure(); }
+  // Latches the committer as a failed commit would (a group that cannot be stored).
+  void LatchStoreFailure(absl::Status error) { committer_->Latch(std::move(error)); }
 
   // Active alerts (raised or acknowledged), optionally of one pump.
   std::vector<v1::Alert> ActiveAlerts(const std::string& pump_id = "") const;

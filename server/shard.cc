@@ -389,16 +389,24 @@ void Shard::MaybeFlush() {
     return;  // a completion ends the wait for room: Run flushes after it
   }
   forming_.group.telemetry.reserve(forming_.group.telemetry.size() + forming_pumps_.size());
+  absl::Status encode = absl::OkStatus();
   for (auto& [id, samples] : forming_pumps_) {
     if (samples.empty()) continue;
-    auto chunk = store::MakeChunk(id, samples);
-    if (chunk.ok()) chunk->server_time = group_time_.value_or(options_.now());
+    auto chunk = options_.make_chunk ? options_.make_chunk(id, samples)
+                                     : store::MakeChunk(id, samples);
     if (!chunk.ok()) {
-      // Cannot happen for samples the twin accepted; refuse loudly rather than lose them.
+      // Samples the twin accepted always encode; if they ever do not, the pump's resume
+      // point has already moved past them, so the whole group fails (nothing acked) and
+      // the committer is latched as after a failed commit: the registry degrades and
+      // reloads from the store, and the gateway resends.
       Log(LogLevel::kError, "chunk_encode_failed",
           {{"pump", id}, {"error", std::string(chunk.status().message())}});
-      continue;
+      encode = absl::InternalError(absl::StrCat("telemetry of pump '", id,
+                                                "' could not be encoded: ",
+                                                chunk.status().message()));
+      break;
     }
+    chunk->server_time = group_time_.value_or(options_.now());
     forming_.group.telemetry.push_back(*std::move(chunk));
   }
   for (auto& [id, samples] : forming_pumps_) {
@@ -414,6 +422,12 @@ void Shard::MaybeFlush() {
   forming_ = PendingGroup();
   auto waiting = std::make_shared<Waiting>(std::move(forming_waiting_));
   forming_waiting_ = Waiting();
+  if (!encode.ok()) {
+    gate_->LatchStoreFailure(encode);
+    if (options_.on_store_error) options_.on_store_error(encode);
+    waiting->Answer(encode);
+    return;
+  }
   if (!waiting->acks.empty()) waiting->submitted = options_.now();
   ++in_flight_;
   auto on_commit = [this, waiting](absl::Status s) {

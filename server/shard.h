@@ -27,6 +27,7 @@
 #include "absl/container/node_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "device_link/ingest_sink.h"
@@ -58,6 +59,11 @@ struct ShardOptions {
   int max_groups_in_flight = 2;             // submitted, not yet completed (>= 1)
   device_link::SequencerConfig sequencer;
   std::function<absl::Time()> now = [] { return absl::Now(); };
+  // Encodes a pump's samples into a telemetry chunk (store::MakeChunk; tests inject
+  // failures).
+  std::function<absl::StatusOr<store::TelemetryChunk>(const std::string& pump_id,
+                                                      const std::vector<twin::Sample>& samples)>
+      make_chunk;
   // Called (on the committer thread) when a commit failed: the registry degrades.
   std::function<void(const absl::Status&)> on_store_error;
   // Sample received -> alert event queued (seconds), for the latency histogram.

@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "device_link/sample_codec.h"
+#include "server/clinical_time.h"
 #include "server/convert.h"
 #include "server/grpc_status.h"
 #include "server/store/telemetry_codec.h"
@@ -120,6 +121,11 @@ grpc::ServerUnaryReactor* TwinServiceImpl::RecordRefill(grpc::CallbackServerCont
     return fail(absl::InvalidArgumentError(
         absl::StrCat("device_time_ms=", req->device_time_ms(), " must be >= 0 (0: now)")));
   }
+  if (absl::Status s = CheckClinicalTimeNotInFuture("device_time_ms", req->device_time_ms(),
+                                                    deps_.now());
+      !s.ok()) {
+    return fail(s);
+  }
   auto lib = Library(deps_.drugs);
   if (!req->drug().empty() && lib->library.Find(req->drug()) == nullptr) {
     return fail(absl::InvalidArgumentError(absl::StrCat(
@@ -171,6 +177,11 @@ grpc::ServerUnaryReactor* TwinServiceImpl::RecordEvent(grpc::CallbackServerConte
   auto id = PumpIdFromName(req->name());
   if (!id.ok()) return fail(id.status());
   if (absl::Status s = ValidateEvent(*req); !s.ok()) return fail(s);
+  if (absl::Status s = CheckClinicalTimeNotInFuture("device_time_ms", req->device_time_ms(),
+                                                    deps_.now());
+      !s.ok()) {
+    return fail(s);
+  }
   if (absl::Status s = CheckNotDecommissioned(deps_.registry->directory(), *id); !s.ok()) {
     return fail(s);
   }

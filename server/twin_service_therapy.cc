@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "server/clinical_time.h"
 #include "server/convert.h"
 #include "server/grpc_status.h"
 #include "server/twin_service.h"
@@ -94,6 +95,12 @@ grpc::ServerUnaryReactor* TwinServiceImpl::SetPrescription(
     return fail(absl::InvalidArgumentError(absl::StrCat(
         "prescription.effective_time_ms=", req->prescription().effective_time_ms(),
         " must be >= 0 (0: now)")));
+  }
+  if (absl::Status s = CheckClinicalTimeNotInFuture("prescription.effective_time_ms",
+                                                    req->prescription().effective_time_ms(),
+                                                    deps_.now());
+      !s.ok()) {
+    return fail(s);
   }
   auto rx = ToPrescription(req->prescription());
   if (!rx.ok()) return fail(rx.status());
