@@ -553,9 +553,8 @@ bool Shard::Drain() {
 }
 
 const twin::DrugLibrary& Shard::Library(std::shared_ptr<const DrugLibrarySnapshot>& hold) const {
-  if (options_.drugs == nullptr) return twin::DrugLibrary::Default();
-  hold = options_.drugs->Get();
-  return hold->library;
+  if (options_.drugs) hold = options_.drugs();
+  return hold != nullptr ? hold->library : twin::DrugLibrary::Default();
 }
 
 void Shard::AddCheckpoint(const std::string& pump_id, const twin::Twin& twin,
@@ -672,6 +671,33 @@ void Shard::ApplyLateSamples(const std::string& pump_id, PumpSlot& slot,
                              std::vector<twin::Sample> late, absl::Time server_time,
                              const std::string& gateway_id,
                              std::vector<device_link::SinkNack>& nacks) {
+  // A pump clock that goes back between its own samples is a defect of the data, not a
+  // late arrival: such a sample is refused as before. Everything applied so far must be
+  // in the store to compare with (and for the rewind).
+  if (!Drain()) return;  // the registry degrades; nothing of this frame is acked
+  absl::Time previous = absl::InfinitePast();
+  if (options_.store != nullptr) {
+    auto head = options_.store->GetPumpHead(pump_id);
+    if (head.ok()) previous = head->last_device_time;
+  }
+  {
+    std::vector<twin::Sample> in_order;
+    in_order.reserve(late.size());
+    for (twin::Sample& s : late) {
+      if (s.device_time < previous) {
+        nacks.push_back({pump_id, s.seq, v1::NACK_REASON_TIME_ABSURD,
+                         absl::StrCat("sample.device_time ", absl::FormatTime(s.device_time),
+                                      " is before the pump's previous sample (",
+                                      absl::FormatTime(previous),
+                                      "): the pump clock went back")});
+        continue;
+      }
+      previous = s.device_time;
+      in_order.push_back(std::move(s));
+    }
+    late = std::move(in_order);
+  }
+  if (late.empty()) return;
   std::vector<twin::FoldInput> fresh(late.size());
   for (size_t i = 0; i < late.size(); ++i) {
     fresh[i].key = {late[i].device_time, twin::InputRank::kSample, late[i].seq};

@@ -67,7 +67,8 @@ struct ShardOptions {
   absl::Duration history_window = absl::Hours(24 * 7);
   absl::Duration checkpoint_every = absl::Hours(24);
   const store::Store* store = nullptr;        // read by rewinds (set by the registry)
-  const DrugLibraryHolder* drugs = nullptr;   // nullptr: the built-in library
+  // The drug library replays re-check records against (null or returning null: built-in).
+  std::function<std::shared_ptr<const DrugLibrarySnapshot>()> drugs;
   // A late input was applied in its place: path "rewind" (from a checkpoint) or
   // "beyond_window" (older than the history window: replayed from the registration).
   std::function<void(absl::string_view path)> on_late_input;
