@@ -34,6 +34,9 @@ struct AlertDraft {
   bool acknowledge = false;
   std::string acknowledged_by;
   std::string comment;
+  // Set when an event-time replay caused this change (Alert.correction); a resolution is
+  // then a WITHDRAWN transition.
+  std::string correction;
 };
 
 // An audit record before it has a sequence number and hash.

@@ -126,12 +126,15 @@ void Shard::Complete(Completion& c) {
 }
 
 void Shard::AddTransitions(const std::string& pump_id, absl::Time server_time,
-                           std::vector<twin::AlertTransition>& transitions) {
+                           std::vector<twin::AlertTransition>& transitions,
+                           const std::string& correction) {
   if (transitions.empty()) return;
   std::string clinic;
   if (auto e = directory_->Get(pump_id)) clinic = directory_->ClinicName(e->clinic_id);
   for (twin::AlertTransition& t : transitions) {
-    forming_.alerts.push_back(AlertDraft{pump_id, clinic, std::move(t), server_time});
+    AlertDraft d{pump_id, clinic, std::move(t), server_time};
+    d.correction = correction;
+    forming_.alerts.push_back(std::move(d));
   }
   transitions.clear();
 }
@@ -161,6 +164,7 @@ void Shard::ApplyIngest(std::vector<device_link::PumpSamples> parts,
                         std::shared_ptr<BatchState> batch, const std::string& gateway_id) {
   const absl::Time applied = options_.now();
   if (!group_time_) group_time_ = applied;
+  frame_time_ = applied;
   std::vector<device_link::ResumePoint> durable;
   std::vector<device_link::SinkNack> nacks;
   durable.reserve(parts.size());
@@ -294,13 +298,13 @@ void Shard::ApplyPart(device_link::PumpSamples& part, absl::Time server_time,
     if (e.sample) observe(*e.sample);  // no sample: consumed by an upstream rejection
   }
   if (!late.empty()) {
-    AddTransitions(part.pump_id, server_time, transitions);
+    AddTransitions(part.pump_id, frame_time_, transitions);
     ApplyLateSamples(part.pump_id, slot, std::move(late), server_time, gateway_id, nacks);
     durable.push_back({part.pump_id, slot.seq.applied_seq()});
     return;
   }
   bool alerted = !transitions.empty();
-  AddTransitions(part.pump_id, server_time, transitions);
+  AddTransitions(part.pump_id, frame_time_, transitions);
   if (alerted) {
     // Alert-raising state changes are snapshotted at once (recovery stays exact and
     // cheap), and the summary the list calls use is refreshed.
@@ -359,11 +363,11 @@ void Shard::Mutate(const std::string& pump_id, MutateFn fn,
                                                std::vector<twin::AlertTransition>* out) {
         return ApplyStoredInput(in, t, library, out, refill);
       };
-      auto r = Rewind(pump_id, slot, std::move(fresh),
-                      absl::StrCat("a back-dated clinical record at ",
-                                   absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", in.key.time,
-                                                    absl::UTCTimeZone())),
-                      ctx.extra, ctx.transitions);
+      ctx.correction = absl::StrCat("a back-dated clinical record at ",
+                                    absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", in.key.time,
+                                                     absl::UTCTimeZone()));
+      auto r = Rewind(pump_id, slot, std::move(fresh), ctx.correction, ctx.extra,
+                      ctx.transitions);
       if (!r.ok()) return r.status();
       if (!r->refused.empty()) return r->refused.front().second;
       if (options_.on_late_input) options_.on_late_input("rewind");
@@ -378,7 +382,7 @@ void Shard::Mutate(const std::string& pump_id, MutateFn fn,
     done(st);
     return;
   }
-  AddTransitions(pump_id, ctx.server_time, ctx.transitions);
+  AddTransitions(pump_id, ctx.server_time, ctx.transitions, ctx.correction);
   AddSnapshot(pump_id, slot, ctx.server_time);
   for (AuditDraft& a : ctx.audit) forming_.audit.push_back(std::move(a));
   forming_.group.Append(std::move(ctx.extra));
@@ -751,7 +755,7 @@ void Shard::ApplyLateSamples(const std::string& pump_id, PumpSlot& slot,
   auto& forming = forming_pumps_[pump_id];
   for (twin::Sample& s : kept) forming.push_back(std::move(s));
   forming_samples_ += kept.size();
-  AddTransitions(pump_id, server_time, corrections);
+  AddTransitions(pump_id, frame_time_, corrections, why);
   AddSnapshot(pump_id, slot, server_time);
   PublishSummary(pump_id, slot);
 }

@@ -137,7 +137,9 @@ struct MutationContext {
   std::function<absl::Status(const StoredInput& input, twin::RefillResult* refill)> apply_input;
   std::vector<twin::AlertTransition> transitions;  // appended by the twin call
   std::vector<AuditDraft> audit;
-  store::WriteGroup extra;                         // e.g. an updated registration
+  store::WriteGroup extra;
+  // Set when the call rewound the twin: the reason its alert changes carry.
+  std::string correction;                         // e.g. an updated registration
 };
 
 class Shard {
@@ -186,7 +188,8 @@ class Shard {
  private:
   void Run();
   void AddTransitions(const std::string& pump_id, absl::Time server_time,
-                      std::vector<twin::AlertTransition>& transitions);
+                      std::vector<twin::AlertTransition>& transitions,
+                      const std::string& correction = "");
   void AddSnapshot(const std::string& pump_id, PumpSlot& slot, absl::Time server_time);
   // Applies one pump's samples; nacks and the pump's resume point are appended.
   void ApplyPart(device_link::PumpSamples& part, absl::Time server_time,
@@ -268,6 +271,9 @@ class Shard {
   // Server time of the forming group: every sample of a group is observed with it and it
   // is stored with the group's chunks, so a replay after a crash is exact.
   std::optional<absl::Time> group_time_;
+  // When the frame being applied reached the shard: the server time of the alerts it
+  // raises (the group time can precede the frame).
+  absl::Time frame_time_;
   Waiting forming_waiting_;
   int in_flight_ = 0;  // groups submitted and not yet completed (shard thread)
   std::thread thread_;

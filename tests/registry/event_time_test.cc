@@ -215,5 +215,90 @@ TEST_F(EventTimeTest, RecordsBeyondTheHistoryWindowAreRefusedWithTheLimit) {
   EXPECT_NE(s.message().find("history_window"), std::string::npos) << s;
 }
 
+// A refill recorded while the gateway is offline looks like a discrepancy (the model has not
+// seen the pump deliver faster than programmed); the backlog shows the reservoir went down
+// as withdrawn. The replay withdraws the alert through the alert log, with a reason, and
+// the open alerts equal those of the in-order run.
+TEST_F(EventTimeTest, LateTelemetryWithdrawsAnAlertItDisprovesThroughTheAlertLog) {
+  constexpr uint64_t kLast = 2880;  // 2 days
+  auto sample = [](uint64_t seq) {
+    twin::Sample s = SampleAt(seq);
+    s.measured_reservoir = twin::Microliters(40000 - 2000.0 * seq / 1440.0);
+    return s;
+  };
+  auto frames = [&](uint64_t from, uint64_t to) {
+    for (uint64_t s = from; s <= to; s += 60) {
+      std::vector<twin::Sample> v;
+      for (uint64_t q = s; q <= std::min(to, s + 59); ++q) v.push_back(sample(q));
+      auto r = SubmitAndWait(Batch({"deg-1"}, v));
+      ASSERT_TRUE(r.status.ok()) << r.status;
+      ASSERT_TRUE(r.nacks.empty()) << r.nacks.front().message;
+    }
+  };
+  auto refill = [&] {
+    const absl::Time at = SampleAt(kLast).device_time + absl::Seconds(30);
+    v1::RecordRefillRequest req;
+    req.set_withdrawn_volume_ul(40000 - 2000.0 * kLast / 1440.0);
+    req.set_added_volume_ul(38000);
+    req.set_device_time_ms(absl::ToUnixMillis(at));
+    absl::Notification done;
+    absl::Status result;
+    registry_->Mutate(
+        "deg-1",
+        [&](PumpSlot&, MutationContext& ctx) {
+          return ctx.apply_input(
+              MakeClinicalInput(InputKind::kRefill, at, ctx.server_time, req.SerializeAsString()),
+              nullptr);
+        },
+        [&](absl::Status s) {
+          result = s;
+          done.Notify();
+        });
+    done.WaitForNotification();
+    return result;
+  };
+  // In order.
+  ASSERT_NO_FATAL_FAILURE(frames(1, kLast));
+  ASSERT_TRUE(refill().ok());
+  const std::string reference = TwinBytes();
+  const std::vector<std::string> reference_alerts = OpenAlerts();
+  const bool reference_discrepancy =
+      gate_->FindActive("deg-1", v1::ALERT_TYPE_REFILL_DISCREPANCY).has_value();
+  // Out of order: the refill arrives while 121..2880 wait at the gateway.
+  registry_->Stop();
+  committer_->Shutdown();
+  store_.~MemStore();
+  new (&store_) store::MemStore();
+  SetUp();
+  ASSERT_NO_FATAL_FAILURE(frames(1, 120));
+  ASSERT_TRUE(refill().ok());
+  ASSERT_TRUE(gate_->FindActive("deg-1", v1::ALERT_TYPE_REFILL_DISCREPANCY).has_value())
+      << "the refill should look discrepant before the backlog arrives";
+  ASSERT_NO_FATAL_FAILURE(frames(121, kLast));
+  EXPECT_TRUE(TwinBytes() == reference);
+  EXPECT_EQ(OpenAlerts(), reference_alerts);
+  ASSERT_FALSE(reference_discrepancy);
+  // The alert log: the withdrawal is an ordinary event after the raise, with its reason.
+  auto events = store_.ScanAlertsAfter(0, 1000);
+  ASSERT_TRUE(events.ok());
+  bool withdrawn = false;
+  uint64_t previous = 0;
+  for (const auto& [cursor, bytes] : *events) {
+    EXPECT_EQ(cursor, previous + 1) << "a gap in the alert log";
+    previous = cursor;
+    v1::AlertEvent ev;
+    ASSERT_TRUE(ev.ParseFromString(bytes));
+    if (ev.transition() == v1::ALERT_TRANSITION_WITHDRAWN &&
+        ev.alert().type() == v1::ALERT_TYPE_REFILL_DISCREPANCY) {
+      withdrawn = true;
+      EXPECT_NE(ev.alert().correction().find("late telemetry from gateway gw"), std::string::npos)
+          << ev.alert().correction();
+      EXPECT_GT(ev.alert().event_time_ms(), 0);
+    }
+  }
+  EXPECT_TRUE(withdrawn) << "the disproved alert was not withdrawn";
+  ExpectVerifyExact();
+}
+
 }  // namespace
 }  // namespace pumptwin::server

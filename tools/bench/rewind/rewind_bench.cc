@@ -82,10 +82,9 @@ struct Fixture {
       for (uint64_t s = first; s < first + 60 && s <= kSamples; ++s) {
         twin::Sample x = SampleAt(s);
         if (twin::CrossesCheckpoint(live, x.device_time, absl::Hours(24))) {
-          group.meta.emplace_back(
-              CheckpointMetaKey(kPump,
-                                twin::CheckpointBoundaryAtOrBefore(x.device_time, absl::Hours(24))),
-              live.Serialize());
+          group.meta.emplace_back(CheckpointMetaKey(kPump, twin::CheckpointBoundaryAtOrBefore(
+                                                               x.device_time, absl::Hours(24))),
+                                  live.Serialize());
         }
         if (!live.Observe(x, server, nullptr).ok()) std::abort();
         chunk.push_back(x);
@@ -134,9 +133,8 @@ size_t RewindOnce(const store::Store& store, absl::Time late_time) {
   if (!twin.ok()) std::abort();
   PumpHistory history;
   if (!LoadPumpHistory(store, kPump, from, &history).ok()) std::abort();
-  std::vector<twin::FoldInput> inputs = history.FoldInputs(
-      std::shared_ptr<const twin::DrugLibrary>(std::shared_ptr<void>(),
-                                               &twin::DrugLibrary::Default()));
+  std::vector<twin::FoldInput> inputs = history.FoldInputs(std::shared_ptr<const twin::DrugLibrary>(
+      std::shared_ptr<void>(), &twin::DrugLibrary::Default()));
   twin::Sample late = SampleAt(kSamples + 1);
   late.device_time = late_time;
   twin::FoldInput f;
@@ -147,7 +145,9 @@ size_t RewindOnce(const store::Store& store, absl::Time late_time) {
   inputs.push_back(f);
   twin::SortInputs(inputs);
   twin::FoldOptions fo;
-  fo.on_checkpoint = [](absl::Time, const twin::Twin& t) { benchmark::DoNotOptimize(t.Serialize()); };
+  fo.on_checkpoint = [](absl::Time, const twin::Twin& t) {
+    benchmark::DoNotOptimize(t.Serialize());
+  };
   auto r = twin::Fold(*twin, inputs, fo, nullptr);
   if (!r.ok()) std::abort();
   return inputs.size();
