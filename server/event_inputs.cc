@@ -28,15 +28,6 @@ std::string PumpPrefix(const char* space, absl::string_view pump_id) {
   return k;
 }
 
-// FNV-1a 64: a stable tie value for clinical records (deterministic across runs).
-uint64_t Fnv1a(absl::string_view bytes, uint64_t h = 1469598103934665603ULL) {
-  for (unsigned char c : bytes) {
-    h ^= c;
-    h *= 1099511628211ULL;
-  }
-  return h;
-}
-
 }  // namespace
 
 StoredInput MakeClinicalInput(InputKind kind, absl::Time time, absl::Time server_time,
@@ -45,10 +36,10 @@ StoredInput MakeClinicalInput(InputKind kind, absl::Time time, absl::Time server
   in.kind = kind;
   in.server_time = server_time;
   in.payload = std::move(payload);
-  std::string tie_bytes;
-  store::keys::PutBigEndian64(&tie_bytes, static_cast<uint64_t>(SaturatedNanos(server_time)));
-  tie_bytes.push_back(static_cast<char>(kind));
-  in.key = {time, twin::InputRank::kClinical, Fnv1a(in.payload, Fnv1a(tie_bytes))};
+  // Records stated at the same time apply in arrival order (the shard keeps the tie strictly
+  // increasing).
+  in.key = {time, twin::InputRank::kClinical,
+            static_cast<uint64_t>(SaturatedNanos(server_time)) ^ (uint64_t{1} << 63)};
   return in;
 }
 

@@ -38,7 +38,8 @@ struct StoredInput {
   std::string payload;
 };
 
-// A clinical record at `time` (rank kClinical, tie = a hash of payload and server time).
+// A clinical record at `time` (rank kClinical, tie = its server time: records stated at the
+// same time apply in arrival order).
 StoredInput MakeClinicalInput(InputKind kind, absl::Time time, absl::Time server_time,
                               std::string payload);
 // A tick that changed the twin, at the model time it ran at.

@@ -332,8 +332,11 @@ void Shard::Mutate(const std::string& pump_id, MutateFn fn,
   twin::Twin before = slot.twin;
   MutationContext ctx;
   ctx.server_time = options_.now();
-  ctx.apply_input = [this, &pump_id, &slot, &ctx](const StoredInput& in,
+  ctx.apply_input = [this, &pump_id, &slot, &ctx](const StoredInput& record,
                                                   twin::RefillResult* refill) -> absl::Status {
+    // Arrival order among records stated at the same time: a strictly increasing tie.
+    StoredInput in = record;
+    in.key.tie = std::max(in.key.tie, last_record_tie_ + 1);
     std::shared_ptr<const DrugLibrarySnapshot> hold;
     const twin::DrugLibrary& library = Library(hold);
     const absl::Time model = slot.twin.device_time();
@@ -374,6 +377,7 @@ void Shard::Mutate(const std::string& pump_id, MutateFn fn,
     }
     ctx.extra.meta.emplace_back(InputMetaKey(pump_id, in.key), InputValue(in));
     slot.record_at_model_time = true;
+    last_record_tie_ = in.key.tie;
     return absl::OkStatus();
   };
   absl::Status st = fn(slot, ctx);

@@ -274,6 +274,8 @@ class Shard {
   // When the frame being applied reached the shard: the server time of the alerts it
   // raises (the group time can precede the frame).
   absl::Time frame_time_;
+  // Tie of the last clinical record applied on this shard (InputKey.tie, kept increasing).
+  uint64_t last_record_tie_ = 0;
   Waiting forming_waiting_;
   int in_flight_ = 0;  // groups submitted and not yet completed (shard thread)
   std::thread thread_;

@@ -31,6 +31,38 @@ int KillCount() {
 
 std::string PumpName(int i) { return absl::StrCat("crash-p", i); }
 
+// Streams 40 frames of 10 samples round-robin over the pumps from their resume points,
+// kills the server with SIGKILL after a random number of them settled, and records the
+// highest seq acknowledged per pump (and the samples nacked, if asked).
+void StreamAndKill(ServerProcess& server, std::mt19937_64& rng,
+                   std::map<std::string, uint64_t>& acked, uint64_t* nacked) {
+  auto options_client = MakeGateway(server.grpc_target(), "gw-crash");
+  device_link::GatewayClient& client = *options_client;
+  client.Start();
+  ASSERT_TRUE(client.WaitUntilWelcomed(1, absl::Seconds(20)));
+  std::vector<uint64_t> next(kPumps);
+  for (int i = 0; i < kPumps; ++i) next[i] = client.acked_seq(PumpName(i)) + 1;
+  const int frames = 40;
+  for (int f = 0; f < frames; ++f) {
+    int i = f % kPumps;
+    auto st = client.Send(Samples(PumpName(i), next[i], next[i] + kSamplesPerFrame - 1));
+    ASSERT_TRUE(st.ok()) << st.status();
+    next[i] += kSamplesPerFrame;
+  }
+  const uint64_t target = std::uniform_int_distribution<uint64_t>(0, frames)(rng);
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (client.stats().frames_done < target && absl::Now() < deadline) {
+    // Waiting on another process's progress (bounded); not thread synchronisation.
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  server.Kill();  // SIGKILL: no flush, no snapshot, nothing graceful
+  client.Stop();
+  for (int i = 0; i < kPumps; ++i) {
+    acked[PumpName(i)] = std::max(acked[PumpName(i)], client.acked_seq(PumpName(i)));
+  }
+  if (nacked != nullptr) *nacked = client.stats().samples_nacked;
+}
+
 TEST(CrashTest, KillNineAtRandomMomentsLosesNothingAcknowledged) {
   TempDir dir;
   const std::string data = dir.path() + "/data";
@@ -55,30 +87,7 @@ TEST(CrashTest, KillNineAtRandomMomentsLosesNothingAcknowledged) {
           << "cycle " << cycle << ": acknowledged samples of " << PumpName(i) << " were lost";
     }
     // Stream, and kill after a random number of acknowledged frames.
-    auto options_client = MakeGateway(server.grpc_target(), "gw-crash");
-    device_link::GatewayClient& client = *options_client;
-    client.Start();
-    ASSERT_TRUE(client.WaitUntilWelcomed(1, absl::Seconds(20)));
-    std::vector<uint64_t> next(kPumps);
-    for (int i = 0; i < kPumps; ++i) next[i] = client.acked_seq(PumpName(i)) + 1;
-    const int frames = 40;
-    for (int f = 0; f < frames; ++f) {
-      int i = f % kPumps;
-      auto st = client.Send(Samples(PumpName(i), next[i], next[i] + kSamplesPerFrame - 1));
-      ASSERT_TRUE(st.ok()) << st.status();
-      next[i] += kSamplesPerFrame;
-    }
-    const uint64_t target = std::uniform_int_distribution<uint64_t>(0, frames)(rng);
-    const absl::Time deadline = absl::Now() + absl::Seconds(30);
-    while (client.stats().frames_done < target && absl::Now() < deadline) {
-      // Waiting on another process's progress (bounded); not thread synchronisation.
-      absl::SleepFor(absl::Milliseconds(1));
-    }
-    server.Kill();  // SIGKILL: no flush, no snapshot, nothing graceful
-    client.Stop();
-    for (int i = 0; i < kPumps; ++i) {
-      acked[PumpName(i)] = std::max(acked[PumpName(i)], client.acked_seq(PumpName(i)));
-    }
+    ASSERT_NO_FATAL_FAILURE(StreamAndKill(server, rng, acked, nullptr));
   }
   // Restart once more: the recovered twins answer and hold every acknowledged sample.
   {
@@ -145,31 +154,9 @@ TEST(CrashTest, KillNineDuringRewindsRecoversExactly) {
       grpc::Status s = stub->RecordEvent(&ctx, req, &resp);
       if (s.ok()) ++records;
     }
-    auto options_client = MakeGateway(server.grpc_target(), "gw-crash");
-    device_link::GatewayClient& client = *options_client;
-    client.Start();
-    ASSERT_TRUE(client.WaitUntilWelcomed(1, absl::Seconds(20)));
-    std::vector<uint64_t> next(kPumps);
-    for (int i = 0; i < kPumps; ++i) next[i] = client.acked_seq(PumpName(i)) + 1;
-    const int frames = 40;
-    for (int f = 0; f < frames; ++f) {
-      int i = f % kPumps;
-      auto st = client.Send(Samples(PumpName(i), next[i], next[i] + kSamplesPerFrame - 1));
-      ASSERT_TRUE(st.ok()) << st.status();
-      next[i] += kSamplesPerFrame;
-    }
-    const uint64_t target = std::uniform_int_distribution<uint64_t>(0, frames)(rng);
-    const absl::Time deadline = absl::Now() + absl::Seconds(30);
-    while (client.stats().frames_done < target && absl::Now() < deadline) {
-      // Waiting on another process's progress (bounded); not thread synchronisation.
-      absl::SleepFor(absl::Milliseconds(1));
-    }
-    server.Kill();
-    client.Stop();
-    for (int i = 0; i < kPumps; ++i) {
-      acked[PumpName(i)] = std::max(acked[PumpName(i)], client.acked_seq(PumpName(i)));
-      EXPECT_EQ(client.stats().samples_nacked, 0u) << "late samples were refused";
-    }
+    uint64_t nacked = 0;
+    ASSERT_NO_FATAL_FAILURE(StreamAndKill(server, rng, acked, &nacked));
+    EXPECT_EQ(nacked, 0u) << "late samples were refused";
   }
   EXPECT_GT(records, 0u) << "no clinical record was stored: no rewind was tested";
   auto [code, out] = RunVerify(data);

@@ -302,3 +302,41 @@ TEST_F(EventTimeTest, LateTelemetryWithdrawsAnAlertItDisprovesThroughTheAlertLog
 
 }  // namespace
 }  // namespace pumptwin::server
+
+namespace pumptwin::server {
+namespace {
+
+TEST_F(EventTimeTest, PrescriptionsAtTheModelTimeApplyInTurn) {
+  for (uint64_t v = 2; v <= 4; ++v) {
+    v1::SetPrescriptionRequest rec;
+    v1::Prescription* rx = rec.mutable_prescription();
+    rx->set_drug("morphine");
+    rx->set_concentration_ug_per_ml(10000);
+    rx->set_mode(v1::THERAPY_MODE_SIMPLE_CONTINUOUS);
+    rx->set_rate_ul_per_day(500 + 10 * v);
+    rx->set_version(v);
+    absl::Notification done;
+    absl::Status result;
+    uint64_t version = 0;
+    registry_->Mutate(
+        "deg-1",
+        [&](PumpSlot& slot, MutationContext& ctx) {
+          absl::Status s =
+              ctx.apply_input(MakeClinicalInput(InputKind::kPrescription, slot.twin.device_time(),
+                                                ctx.server_time, rec.SerializeAsString()),
+                              nullptr);
+          version = slot.twin.prescription().version;
+          return s;
+        },
+        [&](absl::Status s) {
+          result = s;
+          done.Notify();
+        });
+    done.WaitForNotification();
+    ASSERT_TRUE(result.ok()) << result;
+    EXPECT_EQ(version, v);
+  }
+}
+
+}  // namespace
+}  // namespace pumptwin::server
