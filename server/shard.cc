@@ -188,8 +188,8 @@ void Shard::ApplyIngest(std::vector<device_link::PumpSamples> parts,
 void Shard::Waiting::Answer(const absl::Status& status) {
   for (PendingAck& a : acks) {
     if (!status.ok()) {
-      a.batch->Complete(absl::UnavailableError(absl::StrCat("telemetry not stored: ",
-                                                            status.message(), "; resend later")),
+      a.batch->Complete(absl::UnavailableError(absl::StrCat(
+                            "telemetry not stored: ", status.message(), "; resend later")),
                         {}, {});
     } else {
       a.batch->Complete(absl::OkStatus(), std::move(a.durable), std::move(a.nacks));
@@ -199,8 +199,7 @@ void Shard::Waiting::Answer(const absl::Status& status) {
 }
 
 void Shard::ApplyPart(device_link::PumpSamples& part, absl::Time server_time,
-                      const std::string& gateway_id,
-                      std::vector<device_link::ResumePoint>& durable,
+                      const std::string& gateway_id, std::vector<device_link::ResumePoint>& durable,
                       std::vector<device_link::SinkNack>& nacks) {
   auto it = slots_.find(part.pump_id);
   if (it == slots_.end()) {
@@ -224,10 +223,10 @@ void Shard::ApplyPart(device_link::PumpSamples& part, absl::Time server_time,
       return false;
     }
     if (twin::CrossesCheckpoint(slot.twin, sample.device_time, options_.checkpoint_every)) {
-      AddCheckpoint(part.pump_id, slot.twin,
-                    twin::CheckpointBoundaryAtOrBefore(sample.device_time,
-                                                       options_.checkpoint_every),
-                    forming_.group);
+      AddCheckpoint(
+          part.pump_id, slot.twin,
+          twin::CheckpointBoundaryAtOrBefore(sample.device_time, options_.checkpoint_every),
+          forming_.group);
     }
     absl::Status st = slot.twin.Observe(sample, server_time, &transitions);
     if (!st.ok()) {
@@ -287,8 +286,7 @@ void Shard::ApplyPart(device_link::PumpSamples& part, absl::Time server_time,
     device_link::SeqVerdict v = slot.seq.Offer(options_.sequencer, std::move(entry), &released);
     if (v == device_link::SeqVerdict::kBeyondWindow) {
       nacks.push_back({part.pump_id, seq, v1::NACK_REASON_OUT_OF_ORDER,
-                       device_link::BeyondWindowMessage(part.pump_id, seq,
-                                                        slot.seq.applied_seq(),
+                       device_link::BeyondWindowMessage(part.pump_id, seq, slot.seq.applied_seq(),
                                                         options_.sequencer)});
     }
   };
@@ -351,8 +349,8 @@ void Shard::Mutate(const std::string& pump_id, MutateFn fn,
     } else {
       if (in.key.time < model - options_.history_window) {
         return absl::FailedPreconditionError(absl::StrCat(
-            "the record's time ", absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", in.key.time,
-                                                   absl::UTCTimeZone()),
+            "the record's time ",
+            absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", in.key.time, absl::UTCTimeZone()),
             " is more than the history window (", absl::FormatDuration(options_.history_window),
             ", --history_window) before the twin's model time ",
             absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", model, absl::UTCTimeZone()),
@@ -366,11 +364,10 @@ void Shard::Mutate(const std::string& pump_id, MutateFn fn,
                                                std::vector<twin::AlertTransition>* out) {
         return ApplyStoredInput(in, t, library, out, refill);
       };
-      ctx.correction = absl::StrCat("a back-dated clinical record at ",
-                                    absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", in.key.time,
-                                                     absl::UTCTimeZone()));
-      auto r = Rewind(pump_id, slot, std::move(fresh), ctx.correction, ctx.extra,
-                      ctx.transitions);
+      ctx.correction =
+          absl::StrCat("a back-dated clinical record at ",
+                       absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", in.key.time, absl::UTCTimeZone()));
+      auto r = Rewind(pump_id, slot, std::move(fresh), ctx.correction, ctx.extra, ctx.transitions);
       if (!r.ok()) return r.status();
       if (!r->refused.empty()) return r->refused.front().second;
       if (options_.on_late_input) options_.on_late_input("rewind");
@@ -477,8 +474,8 @@ absl::Status Shard::MaybeFlush() {
   absl::Status encode = absl::OkStatus();
   for (auto& [id, samples] : forming_pumps_) {
     if (samples.empty()) continue;
-    auto chunk = options_.make_chunk ? options_.make_chunk(id, samples)
-                                     : store::MakeChunk(id, samples);
+    auto chunk =
+        options_.make_chunk ? options_.make_chunk(id, samples) : store::MakeChunk(id, samples);
     if (!chunk.ok()) {
       // Samples the twin accepted always encode; if they ever do not, the pump's resume
       // point has already moved past them, so the whole group fails (nothing acked) and
@@ -486,9 +483,8 @@ absl::Status Shard::MaybeFlush() {
       // reloads from the store, and the gateway resends.
       Log(LogLevel::kError, "chunk_encode_failed",
           {{"pump", id}, {"error", std::string(chunk.status().message())}});
-      encode = absl::InternalError(absl::StrCat("telemetry of pump '", id,
-                                                "' could not be encoded: ",
-                                                chunk.status().message()));
+      encode = absl::InternalError(absl::StrCat(
+          "telemetry of pump '", id, "' could not be encoded: ", chunk.status().message()));
       break;
     }
     chunk->server_time = group_time_.value_or(options_.now());
@@ -517,8 +513,7 @@ absl::Status Shard::MaybeFlush() {
   ++in_flight_;
   auto on_commit = [this, waiting](absl::Status s) {
     if (!s.ok() && options_.on_store_error) options_.on_store_error(s);
-    const absl::Time committed =
-        waiting->acks.empty() ? absl::InfinitePast() : options_.now();
+    const absl::Time committed = waiting->acks.empty() ? absl::InfinitePast() : options_.now();
     // Back onto the shard thread, in commit order: the acks' gRPC work stays off the
     // committer thread, and the freed slot lets the next group go. Never blocks.
     absl::MutexLock lock(&mu_);
@@ -537,7 +532,6 @@ absl::Status Shard::MaybeFlush() {
   return absl::OkStatus();
 }
 
-
 bool Shard::Drain() {
   bool ok = true;
   for (;;) {
@@ -548,9 +542,8 @@ bool Shard::Drain() {
     Completion c;
     {
       absl::MutexLock lock(&mu_);
-      auto has_completion = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return !completed_.empty();
-      };
+      auto has_completion = [this]()
+                                ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !completed_.empty(); };
       mu_.Await(absl::Condition(&has_completion));
       c = std::move(completed_.front());
       completed_.pop_front();
@@ -565,19 +558,18 @@ const twin::DrugLibrary& Shard::Library(std::shared_ptr<const DrugLibrarySnapsho
   return hold != nullptr ? hold->library : twin::DrugLibrary::Default();
 }
 
-void Shard::AddCheckpoint(const std::string& pump_id, const twin::Twin& twin,
-                          absl::Time boundary, store::WriteGroup& group) const {
+void Shard::AddCheckpoint(const std::string& pump_id, const twin::Twin& twin, absl::Time boundary,
+                          store::WriteGroup& group) const {
   group.meta.emplace_back(CheckpointMetaKey(pump_id, boundary), twin.Serialize());
   // Keep the checkpoint that covers the start of the history window, drop older ones.
-  const absl::Time keep = twin::CheckpointBoundaryAtOrBefore(
-      boundary - options_.history_window, options_.checkpoint_every);
+  const absl::Time keep = twin::CheckpointBoundaryAtOrBefore(boundary - options_.history_window,
+                                                             options_.checkpoint_every);
   group.meta_erase_ranges.push_back(CheckpointRangeBefore(pump_id, keep));
 }
 
 absl::StatusOr<twin::FoldResult> Shard::Rewind(const std::string& pump_id, PumpSlot& slot,
                                                std::vector<twin::FoldInput> fresh,
-                                               const std::string& why,
-                                               store::WriteGroup& group,
+                                               const std::string& why, store::WriteGroup& group,
                                                std::vector<twin::AlertTransition>& corrections) {
   if (options_.store == nullptr) {
     return absl::FailedPreconditionError("this shard has no store to rewind from");
@@ -616,7 +608,6 @@ absl::StatusOr<twin::FoldResult> Shard::Rewind(const std::string& pump_id, PumpS
                    : std::shared_ptr<const twin::DrugLibrary>(std::shared_ptr<void>(), &lib);
   }
   std::vector<twin::FoldInput> inputs = history.FoldInputs(library);
-  std::vector<bool> is_fresh;
   for (twin::FoldInput& f : fresh) inputs.push_back(std::move(f));
   twin::SortInputs(inputs);
   twin::FoldOptions fo;
@@ -646,8 +637,8 @@ absl::StatusOr<twin::FoldResult> Shard::Rewind(const std::string& pump_id, PumpS
     if (after == twin::Severity::kUnspecified) {
       t.kind = twin::TransitionKind::kResolved;
       t.device_time = rewound.device_time();
-      t.summary = absl::StrCat("withdrawn: ", why, " shows ", twin::AlertTypeName(type),
-                               " did not hold");
+      t.summary =
+          absl::StrCat("withdrawn: ", why, " shows ", twin::AlertTypeName(type), " did not hold");
     } else {
       t.kind = before == twin::Severity::kUnspecified ? twin::TransitionKind::kRaised
                                                       : twin::TransitionKind::kUpdated;
@@ -667,7 +658,8 @@ absl::StatusOr<twin::FoldResult> Shard::Rewind(const std::string& pump_id, PumpS
   }
   if (beyond_window) {
     Log(LogLevel::kWarning, "late_input_beyond_history_window",
-        {{"pump", pump_id}, {"seq", slot.twin.last_seq()},
+        {{"pump", pump_id},
+         {"seq", slot.twin.last_seq()},
          {"event_time", absl::FormatTime(earliest)},
          {"rule", "replayed from the registration"}});
     if (options_.on_late_input) options_.on_late_input("beyond_window");
@@ -696,8 +688,7 @@ void Shard::ApplyLateSamples(const std::string& pump_id, PumpSlot& slot,
         nacks.push_back({pump_id, s.seq, v1::NACK_REASON_TIME_ABSURD,
                          absl::StrCat("sample.device_time ", absl::FormatTime(s.device_time),
                                       " is before the pump's previous sample (",
-                                      absl::FormatTime(previous),
-                                      "): the pump clock went back")});
+                                      absl::FormatTime(previous), "): the pump clock went back")});
         continue;
       }
       previous = s.device_time;
@@ -717,19 +708,19 @@ void Shard::ApplyLateSamples(const std::string& pump_id, PumpSlot& slot,
   store::WriteGroup group;
   const std::string why = absl::StrCat(
       "late telemetry", gateway_id.empty() ? "" : absl::StrCat(" from gateway ", gateway_id),
-      " (pump time ", absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", late.front().device_time,
-                                       absl::UTCTimeZone()),
-      ")");
+      " (pump time ",
+      absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", late.front().device_time, absl::UTCTimeZone()), ")");
   auto result = Rewind(pump_id, slot, std::move(fresh), why, group, corrections);
   if (!result.ok()) {
     // The sequencer has consumed these seqs: crash-only, the registry reloads from the
     // store and the gateway resends (nothing of them is acked).
     Log(LogLevel::kError, "rewind_failed",
-        {{"pump", pump_id}, {"seq", late.front().seq},
+        {{"pump", pump_id},
+         {"seq", late.front().seq},
          {"error", std::string(result.status().message())}});
     absl::Status err = absl::UnavailableError(
-        absl::StrCat("late telemetry of pump '", pump_id, "' could not be applied in its place: ",
-                     result.status().message()));
+        absl::StrCat("late telemetry of pump '", pump_id,
+                     "' could not be applied in its place: ", result.status().message()));
     gate_->LatchStoreFailure(err);
     if (options_.on_store_error) options_.on_store_error(err);
     return;

@@ -24,8 +24,8 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
-#include "absl/container/node_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/container/node_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
@@ -52,21 +52,21 @@ struct IngestStageTimes {
 };
 
 struct ShardOptions {
-  size_t max_tasks = 4096;                  // queued tasks before Post(block=false) refuses
-  uint32_t snapshot_every_samples = 256;    // twin snapshot cadence per pump, in samples
+  size_t max_tasks = 4096;                // queued tasks before Post(block=false) refuses
+  uint32_t snapshot_every_samples = 256;  // twin snapshot cadence per pump, in samples
   // ... and in time: a twin with samples not yet in a snapshot gets one at the first tick
   // this long after its last snapshot (0: samples only). Bounds the replay after a crash
   // for slowly reporting pumps (hourly telemetry would take 10 days to reach 256 samples).
   absl::Duration snapshot_interval = absl::Hours(1);
-  size_t max_group_samples = 100000;        // flush the forming group beyond this
-  int max_groups_in_flight = 2;             // submitted, not yet completed (>= 1)
+  size_t max_group_samples = 100000;  // flush the forming group beyond this
+  int max_groups_in_flight = 2;       // submitted, not yet completed (>= 1)
   device_link::SequencerConfig sequencer;
   // Event time (docs/model.md "Event time"): a late input is applied in its place by a
   // rewind to the latest checkpoint before it. Checkpoints are taken at every multiple of
   // checkpoint_every the inputs cross and kept for history_window behind the model time.
   absl::Duration history_window = absl::Hours(24 * 7);
   absl::Duration checkpoint_every = absl::Hours(24);
-  const store::Store* store = nullptr;        // read by rewinds (set by the registry)
+  const store::Store* store = nullptr;  // read by rewinds (set by the registry)
   // The drug library replays re-check records against (null or returning null: built-in).
   std::function<std::shared_ptr<const DrugLibrarySnapshot>()> drugs;
   // A late input was applied in its place: path "rewind" (from a checkpoint) or
@@ -99,8 +99,8 @@ struct PumpSlot {
   }
   twin::Twin twin;
   device_link::PumpSequencer seq;
-  uint32_t since_snapshot = 0;           // samples applied since the last snapshot
-  uint32_t snapshot_minute = 0;          // MinuteOf(server time of the last snapshot)
+  uint32_t since_snapshot = 0;   // samples applied since the last snapshot
+  uint32_t snapshot_minute = 0;  // MinuteOf(server time of the last snapshot)
   // A clinical record or tick may be applied at the current model time: a sample stamped
   // exactly then sorts before it and takes the rewind path (true after a recovery too).
   bool record_at_model_time = true;
@@ -139,7 +139,7 @@ struct MutationContext {
   std::vector<AuditDraft> audit;
   store::WriteGroup extra;
   // Set when the call rewound the twin: the reason its alert changes carry.
-  std::string correction;                         // e.g. an updated registration
+  std::string correction;  // e.g. an updated registration
 };
 
 class Shard {
@@ -163,8 +163,8 @@ class Shard {
   SlotMap& slots() { return slots_; }
   // The parts of one frame that live on this shard: one completion for all of them.
   // `gateway_id` names the sender in alert corrections caused by late telemetry.
-  void ApplyIngest(std::vector<device_link::PumpSamples> parts,
-                   std::shared_ptr<BatchState> batch, const std::string& gateway_id = "");
+  void ApplyIngest(std::vector<device_link::PumpSamples> parts, std::shared_ptr<BatchState> batch,
+                   const std::string& gateway_id = "");
   // Runs fn on the pump's slot; on OK commits snapshot + alerts + audit + extra, then
   // calls done (on the committer thread via this shard) with fn's status or the commit's.
   void Mutate(const std::string& pump_id, MutateFn fn, std::function<void(absl::Status)> done);
@@ -215,9 +215,9 @@ class Shard {
                                           const std::string& why, store::WriteGroup& group,
                                           std::vector<twin::AlertTransition>& corrections);
   // The late samples of one part (from the first one before the model time on).
-  void ApplyLateSamples(const std::string& pump_id, PumpSlot& slot,
-                        std::vector<twin::Sample> late, absl::Time server_time,
-                        const std::string& gateway_id, std::vector<device_link::SinkNack>& nacks);
+  void ApplyLateSamples(const std::string& pump_id, PumpSlot& slot, std::vector<twin::Sample> late,
+                        absl::Time server_time, const std::string& gateway_id,
+                        std::vector<device_link::SinkNack>& nacks);
   // One frame's answer from this shard, given when its group's commit is done.
   struct PendingAck {
     std::shared_ptr<BatchState> batch;

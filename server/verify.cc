@@ -12,7 +12,7 @@ absl::StatusOr<VerifyReport> VerifyStore(const store::Store& store,
                                          std::shared_ptr<const twin::DrugLibrary> library) {
   if (library == nullptr) {
     library = std::shared_ptr<const twin::DrugLibrary>(std::shared_ptr<void>(),
-                                                      &twin::DrugLibrary::Default());
+                                                       &twin::DrugLibrary::Default());
   }
   VerifyReport report;
   std::vector<std::string> ids;
@@ -38,8 +38,8 @@ absl::StatusOr<VerifyReport> VerifyStore(const store::Store& store,
     // What recovery builds: the last snapshot and the telemetry after it.
     auto a = ReplayTelemetry(store, id, *recovered);
     if (!a.ok()) {
-      report.mismatches.push_back(absl::StrCat(id, ": recovery replay failed: ",
-                                               a.status().message()));
+      report.mismatches.push_back(
+          absl::StrCat(id, ": recovery replay failed: ", a.status().message()));
       continue;
     }
     // From scratch: the genesis twin folded with every stored input in event time.
@@ -53,8 +53,8 @@ absl::StatusOr<VerifyReport> VerifyStore(const store::Store& store,
     no_checkpoints.checkpoint_every = absl::ZeroDuration();
     auto b = twin::Fold(*fresh, inputs, no_checkpoints, nullptr);
     if (!b.ok()) {
-      report.mismatches.push_back(absl::StrCat(id, ": fold from the registration failed: ",
-                                               b.status().message()));
+      report.mismatches.push_back(
+          absl::StrCat(id, ": fold from the registration failed: ", b.status().message()));
       continue;
     }
     report.samples += history.samples.size();
@@ -97,9 +97,8 @@ int RunVerify(const std::string& data_dir) {
     return 1;
   }
   for (const std::string& m : report->mismatches) std::printf("MISMATCH %s\n", m.c_str());
-  std::printf("verify: pumps=%zu exact=%zu mismatches=%zu samples=%zu records=%zu\n",
-              report->pumps, report->exact, report->mismatches.size(), report->samples,
-              report->records);
+  std::printf("verify: pumps=%zu exact=%zu mismatches=%zu samples=%zu records=%zu\n", report->pumps,
+              report->exact, report->mismatches.size(), report->samples, report->records);
   return report->mismatches.empty() ? 0 : 3;
 }
 

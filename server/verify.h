@@ -20,15 +20,15 @@ namespace pumptwin::server {
 
 struct VerifyReport {
   size_t pumps = 0;
-  size_t exact = 0;                  // recovered bytes == from-scratch bytes
-  size_t samples = 0;                // telemetry samples replayed from scratch
-  size_t records = 0;                // clinical records and ticks replayed from scratch
+  size_t exact = 0;                     // recovered bytes == from-scratch bytes
+  size_t samples = 0;                   // telemetry samples replayed from scratch
+  size_t records = 0;                   // clinical records and ticks replayed from scratch
   std::vector<std::string> mismatches;  // "pump: reason"
 };
 
 // `library`: the drug library records are re-checked against (nullptr: built-in).
-absl::StatusOr<VerifyReport> VerifyStore(const store::Store& store,
-                                         std::shared_ptr<const twin::DrugLibrary> library = nullptr);
+absl::StatusOr<VerifyReport> VerifyStore(
+    const store::Store& store, std::shared_ptr<const twin::DrugLibrary> library = nullptr);
 
 }  // namespace pumptwin::server
 
