@@ -118,12 +118,15 @@ v1::AlertEvent CommitGate::BuildEvent(const AlertDraft& d, uint64_t cursor) {
     alert.set_state(v1::ALERT_STATE_RAISED);
     alert.set_raised_time_ms(now_ms);
     alert.set_raised_device_time_ms(ToUnixMs(d.transition.device_time));
+    alert.set_event_time_ms(ToUnixMs(d.transition.device_time));
+    if (!d.correction.empty()) alert.set_correction(d.correction);
     alert.set_updated_time_ms(now_ms);
     FillEvidence(d.transition, &alert);
     if (d.transition.kind == twin::TransitionKind::kResolved) {
       alert.set_state(v1::ALERT_STATE_RESOLVED);
       alert.set_resolved_time_ms(now_ms);
-      ev.set_transition(v1::ALERT_TRANSITION_RESOLVED);
+      ev.set_transition(d.correction.empty() ? v1::ALERT_TRANSITION_RESOLVED
+                                             : v1::ALERT_TRANSITION_WITHDRAWN);
     } else {
       active_[key] = alert;
     }
@@ -133,13 +136,18 @@ v1::AlertEvent CommitGate::BuildEvent(const AlertDraft& d, uint64_t cursor) {
       alert.set_severity(static_cast<v1::Severity>(d.transition.severity));
     }
     alert.set_updated_time_ms(now_ms);
+    alert.set_event_time_ms(ToUnixMs(d.transition.device_time));
+    if (!d.correction.empty()) alert.set_correction(d.correction);
     FillEvidence(d.transition, &alert);
     it->second = alert;
   } else {
-    ev.set_transition(v1::ALERT_TRANSITION_RESOLVED);
+    ev.set_transition(d.correction.empty() ? v1::ALERT_TRANSITION_RESOLVED
+                                           : v1::ALERT_TRANSITION_WITHDRAWN);
     alert.set_state(v1::ALERT_STATE_RESOLVED);
     alert.set_resolved_time_ms(now_ms);
     alert.set_updated_time_ms(now_ms);
+    alert.set_event_time_ms(ToUnixMs(d.transition.device_time));
+    if (!d.correction.empty()) alert.set_correction(d.correction);
     if (!d.transition.summary.empty()) alert.set_summary(d.transition.summary);
     active_.erase(it);
   }

@@ -34,6 +34,9 @@ struct AlertDraft {
   bool acknowledge = false;
   std::string acknowledged_by;
   std::string comment;
+  // Set when an event-time replay caused this change (Alert.correction); a resolution is
+  // then a WITHDRAWN transition.
+  std::string correction;
 };
 
 // An audit record before it has a sequence number and hash.
@@ -85,6 +88,8 @@ class CommitGate {
     return committer_->SubmitProbe(std::move(group), std::move(done));
   }
   void ClearStoreFailure() { committer_->ClearFailure(); }
+  // Latches the committer as a failed commit would (a group that cannot be stored).
+  void LatchStoreFailure(absl::Status error) { committer_->Latch(std::move(error)); }
 
   // Active alerts (raised or acknowledged), optionally of one pump.
   std::vector<v1::Alert> ActiveAlerts(const std::string& pump_id = "") const;

@@ -48,6 +48,15 @@ IngestMetrics::IngestMetrics(prometheus::Registry& r) : registry_(r) {
   alert_latency_ = &BuildHistogram().Name("pumptwin_sample_to_alert_latency_seconds")
                         .Help("Sample received to alert event queued for commit.")
                         .Register(r).Add({}, LatencyBucketsSeconds());
+  auto& late = BuildCounter()
+                   .Name("pumptwin_late_inputs_total")
+                   .Help("Inputs (telemetry, clinical records) that arrived after later ones "
+                         "and were applied in their place, by path: rewind (from a "
+                         "checkpoint) or beyond_window (older than --history_window, "
+                         "replayed from the registration).")
+                   .Register(r);
+  late_rewind_ = &late.Add({{"path", "rewind"}});
+  late_beyond_window_ = &late.Add({{"path", "beyond_window"}});
   auto& stages = BuildCounter()
                      .Name("pumptwin_ingest_stage_seconds_total")
                      .Help("Durable-ack time of ingest frame parts, summed by stage: "

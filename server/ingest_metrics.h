@@ -35,6 +35,11 @@ class IngestMetrics : public AlertListener {
   device_link::GatewayMetrics GatewayHooks();
   store::GroupCommitMetrics CommitHooks();
   void ObserveAlertLatency(double seconds) { alert_latency_->Observe(seconds); }
+  // A late input applied in its place (ShardOptions::on_late_input): path "rewind" or
+  // "beyond_window".
+  void CountLateInput(absl::string_view path) {
+    (path == "beyond_window" ? late_beyond_window_ : late_rewind_)->Increment();
+  }
   // Adds one completion's ingest stage times (ShardOptions::on_ingest_stages).
   void AddIngestStages(const IngestStageTimes& t);
   void SetRecovery(absl::Duration d, size_t twins);
@@ -57,6 +62,8 @@ class IngestMetrics : public AlertListener {
   prometheus::Family<prometheus::Counter>* rejected_;
   prometheus::Histogram* ack_latency_;
   prometheus::Histogram* alert_latency_;
+  prometheus::Counter* late_rewind_;
+  prometheus::Counter* late_beyond_window_;
   prometheus::Counter* stage_parts_;
   prometheus::Counter* stage_shard_queue_;
   prometheus::Counter* stage_group_wait_;

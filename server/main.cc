@@ -56,6 +56,10 @@ ABSL_FLAG(uint32_t, snapshot_every_samples, 256,
 ABSL_FLAG(DurationFlag, snapshot_interval, absl::Hours(1),
           "A twin with samples newer than its snapshot gets a new one this long after the last "
           "(0 = by --snapshot_every_samples only); bounds recovery replay for slow reporters.");
+ABSL_FLAG(DurationFlag, history_window, absl::Hours(24 * 7),
+          "How far behind a twin's model time late data and back-dated clinical records are "
+          "applied in their place from a checkpoint (the longest backfill a gateway may hold); "
+          "older telemetry is replayed from the registration, older records are refused.");
 ABSL_FLAG(DurationFlag, retention, absl::InfiniteDuration(),
           "Keep telemetry this long (e.g. 400d); older chunks are dropped by compaction.");
 ABSL_FLAG(uint32_t, store_memtable_mb, 64,
@@ -178,6 +182,7 @@ int main(int argc, char** argv) {
   options.snapshot_every_samples = absl::GetFlag(FLAGS_snapshot_every_samples);
   options.snapshot_interval = absl::GetFlag(FLAGS_snapshot_interval).value;
   options.telemetry_retention = absl::GetFlag(FLAGS_retention).value;
+  options.history_window = absl::GetFlag(FLAGS_history_window).value;
   options.store_memtable_bytes = size_t{absl::GetFlag(FLAGS_store_memtable_mb)} << 20;
   options.store_block_cache_bytes = size_t{absl::GetFlag(FLAGS_store_block_cache_mb)} << 20;
   options.tick_interval = absl::GetFlag(FLAGS_tick_interval).value;

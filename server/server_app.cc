@@ -387,6 +387,11 @@ absl::Status ServerApp::OpenStoreAndRecover() {
   IngestMetrics* im = ingest_metrics_.get();
   ro.shard.on_alert_latency = [im](double s) { im->ObserveAlertLatency(s); };
   ro.shard.on_ingest_stages = [im](const IngestStageTimes& t) { im->AddIngestStages(t); };
+  ro.shard.on_late_input = [im](absl::string_view path) { im->CountLateInput(path); };
+  ro.shard.history_window = options_.history_window;
+  ro.shard.drugs = [this]() -> std::shared_ptr<const DrugLibrarySnapshot> {
+    return drugs_ != nullptr ? drugs_->Get() : nullptr;
+  };
   twin_watch_hub_ = std::make_unique<TwinWatchHub>(ingest_metrics_.get());
   TwinWatchHub* watch_hub = twin_watch_hub_.get();
   ro.shard.on_twin_changed = [watch_hub](const std::string& id, const twin::Twin&) {

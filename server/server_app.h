@@ -44,6 +44,7 @@ struct ServerOptions {
   int shards = 0;                  // 0: one per core
   uint32_t snapshot_every_samples = 256;
   absl::Duration snapshot_interval = absl::Hours(1);  // see ShardOptions
+  absl::Duration history_window = absl::Hours(24 * 7);  // ShardOptions::history_window
   absl::Duration telemetry_retention = absl::InfiniteDuration();
   size_t store_memtable_bytes = size_t{64} << 20;     // all memtables together
   size_t store_block_cache_bytes = size_t{32} << 20;

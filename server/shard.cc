@@ -103,7 +103,7 @@ void Shard::Run() {
     completions.clear();
     for (Task& t : batch) t();
     batch.clear();
-    MaybeFlush();
+    MaybeFlush().IgnoreError();  // a failed group was answered and reported
   }
 }
 
@@ -126,12 +126,15 @@ void Shard::Complete(Completion& c) {
 }
 
 void Shard::AddTransitions(const std::string& pump_id, absl::Time server_time,
-                           std::vector<twin::AlertTransition>& transitions) {
+                           std::vector<twin::AlertTransition>& transitions,
+                           const std::string& correction) {
   if (transitions.empty()) return;
   std::string clinic;
   if (auto e = directory_->Get(pump_id)) clinic = directory_->ClinicName(e->clinic_id);
   for (twin::AlertTransition& t : transitions) {
-    forming_.alerts.push_back(AlertDraft{pump_id, clinic, std::move(t), server_time});
+    AlertDraft d{pump_id, clinic, std::move(t), server_time};
+    d.correction = correction;
+    forming_.alerts.push_back(std::move(d));
   }
   transitions.clear();
 }
@@ -158,13 +161,19 @@ void Shard::PublishSummary(const std::string& pump_id, const PumpSlot& slot) {
 }
 
 void Shard::ApplyIngest(std::vector<device_link::PumpSamples> parts,
-                        std::shared_ptr<BatchState> batch) {
+                        std::shared_ptr<BatchState> batch, const std::string& gateway_id) {
   const absl::Time applied = options_.now();
   if (!group_time_) group_time_ = applied;
+  frame_time_ = applied;
   std::vector<device_link::ResumePoint> durable;
   std::vector<device_link::SinkNack> nacks;
   durable.reserve(parts.size());
-  for (device_link::PumpSamples& part : parts) ApplyPart(part, *group_time_, durable, nacks);
+  const absl::Time server_time = *group_time_;
+  for (device_link::PumpSamples& part : parts) {
+    ApplyPart(part, server_time, gateway_id, durable, nacks);
+    // A rewind commits the forming group; the rest of this frame keeps its server time.
+    if (!group_time_) group_time_ = server_time;
+  }
   if (durable.empty()) {  // only unknown pumps: nothing waits for a commit
     batch->Complete(absl::OkStatus(), {}, std::move(nacks));
     return;
@@ -173,14 +182,14 @@ void Shard::ApplyIngest(std::vector<device_link::PumpSamples> parts,
   // forming group (or an earlier one) commits.
   forming_waiting_.acks.push_back(
       {std::move(batch), std::move(durable), std::move(nacks), applied});
-  if (forming_samples_ >= options_.max_group_samples) MaybeFlush();
+  if (forming_samples_ >= options_.max_group_samples) MaybeFlush().IgnoreError();
 }
 
 void Shard::Waiting::Answer(const absl::Status& status) {
   for (PendingAck& a : acks) {
     if (!status.ok()) {
-      a.batch->Complete(absl::UnavailableError(absl::StrCat("telemetry not stored: ",
-                                                            status.message(), "; resend later")),
+      a.batch->Complete(absl::UnavailableError(absl::StrCat(
+                            "telemetry not stored: ", status.message(), "; resend later")),
                         {}, {});
     } else {
       a.batch->Complete(absl::OkStatus(), std::move(a.durable), std::move(a.nacks));
@@ -190,7 +199,7 @@ void Shard::Waiting::Answer(const absl::Status& status) {
 }
 
 void Shard::ApplyPart(device_link::PumpSamples& part, absl::Time server_time,
-                      std::vector<device_link::ResumePoint>& durable,
+                      const std::string& gateway_id, std::vector<device_link::ResumePoint>& durable,
                       std::vector<device_link::SinkNack>& nacks) {
   auto it = slots_.find(part.pump_id);
   if (it == slots_.end()) {
@@ -202,8 +211,23 @@ void Shard::ApplyPart(device_link::PumpSamples& part, absl::Time server_time,
   }
   PumpSlot& slot = it->second;
   std::vector<twin::AlertTransition> transitions;
+  // Samples from the first one before the model time on (event time: they are applied in
+  // their place by a rewind once this part's in-order samples are in the forming group).
+  std::vector<twin::Sample> late;
   // The model checks and applies a sample; false (and a Nack) when the twin refuses it.
   auto apply = [&](const twin::Sample& sample) {
+    const absl::Time model = slot.twin.device_time();
+    if (!late.empty() || sample.device_time < model ||
+        (sample.device_time == model && slot.record_at_model_time)) {
+      late.push_back(sample);
+      return false;
+    }
+    if (twin::CrossesCheckpoint(slot.twin, sample.device_time, options_.checkpoint_every)) {
+      AddCheckpoint(
+          part.pump_id, slot.twin,
+          twin::CheckpointBoundaryAtOrBefore(sample.device_time, options_.checkpoint_every),
+          forming_.group);
+    }
     absl::Status st = slot.twin.Observe(sample, server_time, &transitions);
     if (!st.ok()) {
       nacks.push_back({part.pump_id, sample.seq,
@@ -215,6 +239,7 @@ void Shard::ApplyPart(device_link::PumpSamples& part, absl::Time server_time,
     }
     ++slot.since_snapshot;
     ++forming_samples_;
+    slot.record_at_model_time = false;
     return true;
   };
   std::vector<twin::Sample>* forming = nullptr;
@@ -261,8 +286,7 @@ void Shard::ApplyPart(device_link::PumpSamples& part, absl::Time server_time,
     device_link::SeqVerdict v = slot.seq.Offer(options_.sequencer, std::move(entry), &released);
     if (v == device_link::SeqVerdict::kBeyondWindow) {
       nacks.push_back({part.pump_id, seq, v1::NACK_REASON_OUT_OF_ORDER,
-                       device_link::BeyondWindowMessage(part.pump_id, seq,
-                                                        slot.seq.applied_seq(),
+                       device_link::BeyondWindowMessage(part.pump_id, seq, slot.seq.applied_seq(),
                                                         options_.sequencer)});
     }
   };
@@ -271,8 +295,14 @@ void Shard::ApplyPart(device_link::PumpSamples& part, absl::Time server_time,
   for (device_link::SequencedEntry& e : released) {
     if (e.sample) observe(*e.sample);  // no sample: consumed by an upstream rejection
   }
+  if (!late.empty()) {
+    AddTransitions(part.pump_id, frame_time_, transitions);
+    ApplyLateSamples(part.pump_id, slot, std::move(late), server_time, gateway_id, nacks);
+    durable.push_back({part.pump_id, slot.seq.applied_seq()});
+    return;
+  }
   bool alerted = !transitions.empty();
-  AddTransitions(part.pump_id, server_time, transitions);
+  AddTransitions(part.pump_id, frame_time_, transitions);
   if (alerted) {
     // Alert-raising state changes are snapshotted at once (recovery stays exact and
     // cheap), and the summary the list calls use is refreshed.
@@ -300,13 +330,60 @@ void Shard::Mutate(const std::string& pump_id, MutateFn fn,
   twin::Twin before = slot.twin;
   MutationContext ctx;
   ctx.server_time = options_.now();
+  ctx.apply_input = [this, &pump_id, &slot, &ctx](const StoredInput& record,
+                                                  twin::RefillResult* refill) -> absl::Status {
+    // Arrival order among records stated at the same time: a strictly increasing tie.
+    StoredInput in = record;
+    in.key.tie = std::max(in.key.tie, last_record_tie_ + 1);
+    std::shared_ptr<const DrugLibrarySnapshot> hold;
+    const twin::DrugLibrary& library = Library(hold);
+    const absl::Time model = slot.twin.device_time();
+    if (in.key.time > model || (in.key.time == model && !slot.record_at_model_time)) {
+      if (twin::CrossesCheckpoint(slot.twin, in.key.time, options_.checkpoint_every)) {
+        AddCheckpoint(pump_id, slot.twin,
+                      twin::CheckpointBoundaryAtOrBefore(in.key.time, options_.checkpoint_every),
+                      ctx.extra);
+      }
+      absl::Status st = ApplyStoredInput(in, slot.twin, library, &ctx.transitions, refill);
+      if (!st.ok()) return st;
+    } else {
+      if (in.key.time < model - options_.history_window) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "the record's time ",
+            absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", in.key.time, absl::UTCTimeZone()),
+            " is more than the history window (", absl::FormatDuration(options_.history_window),
+            ", --history_window) before the twin's model time ",
+            absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", model, absl::UTCTimeZone()),
+            "; it cannot be applied in its place"));
+      }
+      std::vector<twin::FoldInput> fresh(1);
+      fresh[0].key = in.key;
+      fresh[0].server_time = in.server_time;
+      fresh[0].fresh = true;
+      fresh[0].apply = [&in, &library, refill](twin::Twin& t,
+                                               std::vector<twin::AlertTransition>* out) {
+        return ApplyStoredInput(in, t, library, out, refill);
+      };
+      ctx.correction =
+          absl::StrCat("a back-dated clinical record at ",
+                       absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", in.key.time, absl::UTCTimeZone()));
+      auto r = Rewind(pump_id, slot, std::move(fresh), ctx.correction, ctx.extra, ctx.transitions);
+      if (!r.ok()) return r.status();
+      if (!r->refused.empty()) return r->refused.front().second;
+      if (options_.on_late_input) options_.on_late_input("rewind");
+    }
+    ctx.extra.meta.emplace_back(InputMetaKey(pump_id, in.key), InputValue(in));
+    slot.record_at_model_time = true;
+    last_record_tie_ = in.key.tie;
+    return absl::OkStatus();
+  };
   absl::Status st = fn(slot, ctx);
   if (!st.ok()) {
     slot.twin = std::move(before);
     done(st);
     return;
   }
-  AddTransitions(pump_id, ctx.server_time, ctx.transitions);
+  AddTransitions(pump_id, ctx.server_time, ctx.transitions, ctx.correction);
   AddSnapshot(pump_id, slot, ctx.server_time);
   for (AuditDraft& a : ctx.audit) forming_.audit.push_back(std::move(a));
   forming_.group.Append(std::move(ctx.extra));
@@ -358,6 +435,11 @@ void Shard::TickAll(absl::Time server_time) {
       }
       continue;
     }
+    // A tick that changed the twin is one of its inputs (at the model time it ran at),
+    // so every replay applies it in the same place.
+    StoredInput tick = MakeTickInput(slot.twin.device_time(), server_time);
+    forming_.group.meta.emplace_back(InputMetaKey(id, tick.key), InputValue(tick));
+    slot.record_at_model_time = true;
     AddTransitions(id, server_time, transitions);
     AddSnapshot(id, slot, server_time);
     PublishSummary(id, slot);
@@ -383,22 +465,29 @@ void Shard::SnapshotAll() {
   }
 }
 
-void Shard::MaybeFlush() {
+absl::Status Shard::MaybeFlush() {
   if (in_flight_ >= std::max(1, options_.max_groups_in_flight) ||
       (forming_.empty() && forming_pumps_.empty() && forming_waiting_.empty())) {
-    return;  // a completion ends the wait for room: Run flushes after it
+    return absl::OkStatus();  // a completion ends the wait for room: Run flushes after it
   }
   forming_.group.telemetry.reserve(forming_.group.telemetry.size() + forming_pumps_.size());
+  absl::Status encode = absl::OkStatus();
   for (auto& [id, samples] : forming_pumps_) {
     if (samples.empty()) continue;
-    auto chunk = store::MakeChunk(id, samples);
-    if (chunk.ok()) chunk->server_time = group_time_.value_or(options_.now());
+    auto chunk =
+        options_.make_chunk ? options_.make_chunk(id, samples) : store::MakeChunk(id, samples);
     if (!chunk.ok()) {
-      // Cannot happen for samples the twin accepted; refuse loudly rather than lose them.
+      // Samples the twin accepted always encode; if they ever do not, the pump's resume
+      // point has already moved past them, so the whole group fails (nothing acked) and
+      // the committer is latched as after a failed commit: the registry degrades and
+      // reloads from the store, and the gateway resends.
       Log(LogLevel::kError, "chunk_encode_failed",
           {{"pump", id}, {"error", std::string(chunk.status().message())}});
-      continue;
+      encode = absl::InternalError(absl::StrCat(
+          "telemetry of pump '", id, "' could not be encoded: ", chunk.status().message()));
+      break;
     }
+    chunk->server_time = group_time_.value_or(options_.now());
     forming_.group.telemetry.push_back(*std::move(chunk));
   }
   for (auto& [id, samples] : forming_pumps_) {
@@ -414,12 +503,17 @@ void Shard::MaybeFlush() {
   forming_ = PendingGroup();
   auto waiting = std::make_shared<Waiting>(std::move(forming_waiting_));
   forming_waiting_ = Waiting();
+  if (!encode.ok()) {
+    gate_->LatchStoreFailure(encode);
+    if (options_.on_store_error) options_.on_store_error(encode);
+    waiting->Answer(encode);
+    return encode;
+  }
   if (!waiting->acks.empty()) waiting->submitted = options_.now();
   ++in_flight_;
   auto on_commit = [this, waiting](absl::Status s) {
     if (!s.ok() && options_.on_store_error) options_.on_store_error(s);
-    const absl::Time committed =
-        waiting->acks.empty() ? absl::InfinitePast() : options_.now();
+    const absl::Time committed = waiting->acks.empty() ? absl::InfinitePast() : options_.now();
     // Back onto the shard thread, in commit order: the acks' gRPC work stays off the
     // committer thread, and the freed slot lets the next group go. Never blocks.
     absl::MutexLock lock(&mu_);
@@ -433,7 +527,232 @@ void Shard::MaybeFlush() {
     --in_flight_;
     if (options_.on_store_error) options_.on_store_error(st);
     waiting->Answer(st);
+    return st;
   }
+  return absl::OkStatus();
+}
+
+bool Shard::Drain() {
+  bool ok = true;
+  for (;;) {
+    if (!MaybeFlush().ok()) ok = false;
+    const bool forming_empty =
+        forming_.empty() && forming_pumps_.empty() && forming_waiting_.empty();
+    if (in_flight_ == 0 && forming_empty) return ok;
+    Completion c;
+    {
+      absl::MutexLock lock(&mu_);
+      auto has_completion = [this]()
+                                ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !completed_.empty(); };
+      mu_.Await(absl::Condition(&has_completion));
+      c = std::move(completed_.front());
+      completed_.pop_front();
+    }
+    if (!c.status.ok()) ok = false;
+    Complete(c);
+  }
+}
+
+const twin::DrugLibrary& Shard::Library(std::shared_ptr<const DrugLibrarySnapshot>& hold) const {
+  if (options_.drugs) hold = options_.drugs();
+  return hold != nullptr ? hold->library : twin::DrugLibrary::Default();
+}
+
+void Shard::AddCheckpoint(const std::string& pump_id, const twin::Twin& twin, absl::Time boundary,
+                          store::WriteGroup& group) const {
+  group.meta.emplace_back(CheckpointMetaKey(pump_id, boundary), twin.Serialize());
+  // Keep the checkpoint that covers the start of the history window, drop older ones.
+  const absl::Time keep = twin::CheckpointBoundaryAtOrBefore(boundary - options_.history_window,
+                                                             options_.checkpoint_every);
+  group.meta_erase_ranges.push_back(CheckpointRangeBefore(pump_id, keep));
+}
+
+absl::StatusOr<twin::FoldResult> Shard::Rewind(const std::string& pump_id, PumpSlot& slot,
+                                               std::vector<twin::FoldInput> fresh,
+                                               const std::string& why, store::WriteGroup& group,
+                                               std::vector<twin::AlertTransition>& corrections) {
+  if (options_.store == nullptr) {
+    return absl::FailedPreconditionError("this shard has no store to rewind from");
+  }
+  // Everything applied so far must be readable from the store.
+  if (!Drain()) return absl::UnavailableError("the store failed; nothing was stored");
+  absl::Time earliest = absl::InfiniteFuture();
+  for (const twin::FoldInput& f : fresh) earliest = std::min(earliest, f.key.time);
+  // The latest checkpoint at or before the earliest fresh input, else the registration.
+  absl::Time from = absl::InfinitePast();
+  std::string start_bytes;
+  bool beyond_window = false;
+  auto ckpt = FindCheckpoint(*options_.store, pump_id, earliest);
+  if (ckpt.ok()) {
+    from = ckpt->first;
+    start_bytes = std::move(ckpt->second);
+  } else if (absl::IsNotFound(ckpt.status())) {
+    auto genesis = options_.store->GetMeta(absl::StrCat("genesis/", pump_id));
+    if (!genesis.ok()) return genesis.status();
+    start_bytes = *std::move(genesis);
+    beyond_window = earliest < slot.twin.device_time() - options_.history_window;
+  } else {
+    return ckpt.status();
+  }
+  auto start = twin::Twin::Deserialize(start_bytes);
+  if (!start.ok()) return start.status();
+  PumpHistory history;
+  if (absl::Status s = LoadPumpHistory(*options_.store, pump_id, from, &history); !s.ok()) {
+    return s;
+  }
+  std::shared_ptr<const twin::DrugLibrary> library;
+  {
+    std::shared_ptr<const DrugLibrarySnapshot> hold;
+    const twin::DrugLibrary& lib = Library(hold);
+    library = hold ? std::shared_ptr<const twin::DrugLibrary>(hold, &hold->library)
+                   : std::shared_ptr<const twin::DrugLibrary>(std::shared_ptr<void>(), &lib);
+  }
+  std::vector<twin::FoldInput> inputs = history.FoldInputs(library);
+  for (twin::FoldInput& f : fresh) inputs.push_back(std::move(f));
+  twin::SortInputs(inputs);
+  twin::FoldOptions fo;
+  fo.checkpoint_every = options_.checkpoint_every;
+  fo.on_checkpoint = [&](absl::Time boundary, const twin::Twin& t) {
+    if (boundary > from) AddCheckpoint(pump_id, t, boundary, group);
+  };
+  std::vector<twin::AlertTransition> replayed;
+  twin::Twin rewound = *std::move(start);
+  auto result = twin::Fold(rewound, inputs, fo, &replayed);
+  if (!result.ok()) return result.status();
+  // Alert corrections: what the replay changed in the set of active alerts.
+  for (int i = 1; i < twin::kNumAlertTypes; ++i) {
+    const auto type = static_cast<twin::AlertType>(i);
+    const twin::Severity before = slot.twin.active_alert(type);
+    const twin::Severity after = rewound.active_alert(type);
+    if (before == after) continue;
+    twin::AlertTransition t;
+    for (auto it = replayed.rbegin(); it != replayed.rend(); ++it) {
+      if (it->type == type && it->kind != twin::TransitionKind::kResolved) {
+        t = *it;
+        break;
+      }
+    }
+    t.type = type;
+    t.severity = after;
+    if (after == twin::Severity::kUnspecified) {
+      t.kind = twin::TransitionKind::kResolved;
+      t.device_time = rewound.device_time();
+      t.summary =
+          absl::StrCat("withdrawn: ", why, " shows ", twin::AlertTypeName(type), " did not hold");
+    } else {
+      t.kind = before == twin::Severity::kUnspecified ? twin::TransitionKind::kRaised
+                                                      : twin::TransitionKind::kUpdated;
+      t.summary = absl::StrCat(t.summary.empty() ? "" : absl::StrCat(t.summary, " "),
+                               "(raised on replay: ", why, ")");
+    }
+    corrections.push_back(std::move(t));
+  }
+  slot.twin = std::move(rewound);
+  // Conservative: any record at or after the new model time makes a sample stamped exactly
+  // then take this path again.
+  slot.record_at_model_time = false;
+  for (const twin::FoldInput& f : inputs) {
+    if (f.sample == nullptr && f.key.time >= slot.twin.device_time()) {
+      slot.record_at_model_time = true;
+    }
+  }
+  if (beyond_window) {
+    Log(LogLevel::kWarning, "late_input_beyond_history_window",
+        {{"pump", pump_id},
+         {"seq", slot.twin.last_seq()},
+         {"event_time", absl::FormatTime(earliest)},
+         {"rule", "replayed from the registration"}});
+    if (options_.on_late_input) options_.on_late_input("beyond_window");
+  }
+  return result;
+}
+
+void Shard::ApplyLateSamples(const std::string& pump_id, PumpSlot& slot,
+                             std::vector<twin::Sample> late, absl::Time server_time,
+                             const std::string& gateway_id,
+                             std::vector<device_link::SinkNack>& nacks) {
+  // A pump clock that goes back between its own samples is a defect of the data, not a
+  // late arrival: such a sample is refused as before. Everything applied so far must be
+  // in the store to compare with (and for the rewind).
+  if (!Drain()) return;  // the registry degrades; nothing of this frame is acked
+  absl::Time previous = absl::InfinitePast();
+  if (options_.store != nullptr) {
+    auto head = options_.store->GetPumpHead(pump_id);
+    if (head.ok()) previous = head->last_device_time;
+  }
+  {
+    std::vector<twin::Sample> in_order;
+    in_order.reserve(late.size());
+    for (twin::Sample& s : late) {
+      if (s.device_time < previous) {
+        nacks.push_back({pump_id, s.seq, v1::NACK_REASON_TIME_ABSURD,
+                         absl::StrCat("sample.device_time ", absl::FormatTime(s.device_time),
+                                      " is before the pump's previous sample (",
+                                      absl::FormatTime(previous), "): the pump clock went back")});
+        continue;
+      }
+      previous = s.device_time;
+      in_order.push_back(std::move(s));
+    }
+    late = std::move(in_order);
+  }
+  if (late.empty()) return;
+  std::vector<twin::FoldInput> fresh(late.size());
+  for (size_t i = 0; i < late.size(); ++i) {
+    fresh[i].key = {late[i].device_time, twin::InputRank::kSample, late[i].seq};
+    fresh[i].server_time = server_time;
+    fresh[i].sample = &late[i];
+    fresh[i].fresh = true;
+  }
+  std::vector<twin::AlertTransition> corrections;
+  store::WriteGroup group;
+  const std::string why = absl::StrCat(
+      "late telemetry", gateway_id.empty() ? "" : absl::StrCat(" from gateway ", gateway_id),
+      " (pump time ",
+      absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", late.front().device_time, absl::UTCTimeZone()), ")");
+  auto result = Rewind(pump_id, slot, std::move(fresh), why, group, corrections);
+  if (!result.ok()) {
+    // The sequencer has consumed these seqs: crash-only, the registry reloads from the
+    // store and the gateway resends (nothing of them is acked).
+    Log(LogLevel::kError, "rewind_failed",
+        {{"pump", pump_id},
+         {"seq", late.front().seq},
+         {"error", std::string(result.status().message())}});
+    absl::Status err = absl::UnavailableError(
+        absl::StrCat("late telemetry of pump '", pump_id,
+                     "' could not be applied in its place: ", result.status().message()));
+    gate_->LatchStoreFailure(err);
+    if (options_.on_store_error) options_.on_store_error(err);
+    return;
+  }
+  // Refused late samples are nacked for what they are (as in order: a bad field, or a
+  // time before the twin's start); the others are stored with this group (the rewind
+  // committed everything before them, so seq order holds).
+  absl::flat_hash_map<uint64_t, const absl::Status*> refused;
+  for (const auto& [key, status] : result->refused) refused[key.tie] = &status;
+  std::vector<twin::Sample> kept;
+  kept.reserve(late.size());
+  for (twin::Sample& s : late) {
+    auto it = refused.find(s.seq);
+    if (it != refused.end()) {
+      const absl::Status& st = *it->second;
+      nacks.push_back({pump_id, s.seq,
+                       st.code() == absl::StatusCode::kFailedPrecondition
+                           ? v1::NACK_REASON_TIME_ABSURD
+                           : v1::NACK_REASON_INVALID_FIELD,
+                       std::string(st.message())});
+      continue;
+    }
+    kept.push_back(std::move(s));
+  }
+  if (options_.on_late_input) options_.on_late_input("rewind");
+  forming_.group.Append(std::move(group));
+  auto& forming = forming_pumps_[pump_id];
+  for (twin::Sample& s : kept) forming.push_back(std::move(s));
+  forming_samples_ += kept.size();
+  AddTransitions(pump_id, frame_time_, corrections, why);
+  AddSnapshot(pump_id, slot, server_time);
+  PublishSummary(pump_id, slot);
 }
 
 }  // namespace pumptwin::server

@@ -24,15 +24,19 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
-#include "absl/container/node_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/container/node_hash_map.h"
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "device_link/ingest_sink.h"
 #include "device_link/sequencer.h"
 #include "server/commit_gate.h"
+#include "server/drug_library_holder.h"
+#include "server/event_inputs.h"
 #include "server/pump_directory.h"
+#include "twin/event_fold.h"
 #include "twin/twin.h"
 
 namespace pumptwin::server {
@@ -48,16 +52,32 @@ struct IngestStageTimes {
 };
 
 struct ShardOptions {
-  size_t max_tasks = 4096;                  // queued tasks before Post(block=false) refuses
-  uint32_t snapshot_every_samples = 256;    // twin snapshot cadence per pump, in samples
+  size_t max_tasks = 4096;                // queued tasks before Post(block=false) refuses
+  uint32_t snapshot_every_samples = 256;  // twin snapshot cadence per pump, in samples
   // ... and in time: a twin with samples not yet in a snapshot gets one at the first tick
   // this long after its last snapshot (0: samples only). Bounds the replay after a crash
   // for slowly reporting pumps (hourly telemetry would take 10 days to reach 256 samples).
   absl::Duration snapshot_interval = absl::Hours(1);
-  size_t max_group_samples = 100000;        // flush the forming group beyond this
-  int max_groups_in_flight = 2;             // submitted, not yet completed (>= 1)
+  size_t max_group_samples = 100000;  // flush the forming group beyond this
+  int max_groups_in_flight = 2;       // submitted, not yet completed (>= 1)
   device_link::SequencerConfig sequencer;
+  // Event time (docs/model.md "Event time"): a late input is applied in its place by a
+  // rewind to the latest checkpoint before it. Checkpoints are taken at every multiple of
+  // checkpoint_every the inputs cross and kept for history_window behind the model time.
+  absl::Duration history_window = absl::Hours(24 * 7);
+  absl::Duration checkpoint_every = absl::Hours(24);
+  const store::Store* store = nullptr;  // read by rewinds (set by the registry)
+  // The drug library replays re-check records against (null or returning null: built-in).
+  std::function<std::shared_ptr<const DrugLibrarySnapshot>()> drugs;
+  // A late input was applied in its place: path "rewind" (from a checkpoint) or
+  // "beyond_window" (older than the history window: replayed from the registration).
+  std::function<void(absl::string_view path)> on_late_input;
   std::function<absl::Time()> now = [] { return absl::Now(); };
+  // Encodes a pump's samples into a telemetry chunk (store::MakeChunk; tests inject
+  // failures).
+  std::function<absl::StatusOr<store::TelemetryChunk>(const std::string& pump_id,
+                                                      const std::vector<twin::Sample>& samples)>
+      make_chunk;
   // Called (on the committer thread) when a commit failed: the registry degrades.
   std::function<void(const absl::Status&)> on_store_error;
   // Sample received -> alert event queued (seconds), for the latency histogram.
@@ -79,8 +99,11 @@ struct PumpSlot {
   }
   twin::Twin twin;
   device_link::PumpSequencer seq;
-  uint32_t since_snapshot = 0;           // samples applied since the last snapshot
-  uint32_t snapshot_minute = 0;          // MinuteOf(server time of the last snapshot)
+  uint32_t since_snapshot = 0;   // samples applied since the last snapshot
+  uint32_t snapshot_minute = 0;  // MinuteOf(server time of the last snapshot)
+  // A clinical record or tick may be applied at the current model time: a sample stamped
+  // exactly then sorts before it and takes the rewind path (true after a recovery too).
+  bool record_at_model_time = true;
 };
 
 // Node-based: a flat table's power-of-two capacity would keep up to twice its 576-byte
@@ -108,9 +131,15 @@ class BatchState {
 // What a clinical/admin call may do to a twin inside Shard::Mutate.
 struct MutationContext {
   absl::Time server_time;
+  // Applies a clinical record in event time (set by Shard::Mutate): at once when it is
+  // not before the model time, else by a rewind; stores it as an input of the pump.
+  // FAILED_PRECONDITION when it is older than the history window.
+  std::function<absl::Status(const StoredInput& input, twin::RefillResult* refill)> apply_input;
   std::vector<twin::AlertTransition> transitions;  // appended by the twin call
   std::vector<AuditDraft> audit;
-  store::WriteGroup extra;                         // e.g. an updated registration
+  store::WriteGroup extra;
+  // Set when the call rewound the twin: the reason its alert changes carry.
+  std::string correction;  // e.g. an updated registration
 };
 
 class Shard {
@@ -133,8 +162,9 @@ class Shard {
   // ---- shard thread only ----
   SlotMap& slots() { return slots_; }
   // The parts of one frame that live on this shard: one completion for all of them.
-  void ApplyIngest(std::vector<device_link::PumpSamples> parts,
-                   std::shared_ptr<BatchState> batch);
+  // `gateway_id` names the sender in alert corrections caused by late telemetry.
+  void ApplyIngest(std::vector<device_link::PumpSamples> parts, std::shared_ptr<BatchState> batch,
+                   const std::string& gateway_id = "");
   // Runs fn on the pump's slot; on OK commits snapshot + alerts + audit + extra, then
   // calls done (on the committer thread via this shard) with fn's status or the commit's.
   void Mutate(const std::string& pump_id, MutateFn fn, std::function<void(absl::Status)> done);
@@ -158,13 +188,36 @@ class Shard {
  private:
   void Run();
   void AddTransitions(const std::string& pump_id, absl::Time server_time,
-                      std::vector<twin::AlertTransition>& transitions);
+                      std::vector<twin::AlertTransition>& transitions,
+                      const std::string& correction = "");
   void AddSnapshot(const std::string& pump_id, PumpSlot& slot, absl::Time server_time);
   // Applies one pump's samples; nacks and the pump's resume point are appended.
   void ApplyPart(device_link::PumpSamples& part, absl::Time server_time,
-                 std::vector<device_link::ResumePoint>& durable,
+                 const std::string& gateway_id, std::vector<device_link::ResumePoint>& durable,
                  std::vector<device_link::SinkNack>& nacks);
-  void MaybeFlush();
+  // Returns the error when the group could not be formed (it is then failed).
+  absl::Status MaybeFlush();
+  // Commits the forming group and waits until every group of this shard has completed
+  // (answering them): the store then holds everything applied so far. False when a
+  // commit failed (the registry degrades).
+  bool Drain();
+  const twin::DrugLibrary& Library(std::shared_ptr<const DrugLibrarySnapshot>& hold) const;
+  // Adds the checkpoint at `boundary` (the twin before the first input past it) and
+  // prunes those older than the history window.
+  void AddCheckpoint(const std::string& pump_id, const twin::Twin& twin, absl::Time boundary,
+                     store::WriteGroup& group) const;
+  // Applies `fresh` (inputs before the model time) in their place: drains, folds the latest
+  // checkpoint before them (or the registration) with the stored inputs and `fresh`,
+  // replaces the twin, writes the new checkpoints into `group` and the alert corrections
+  // (`why` is their reason) into `corrections`. Refused fresh inputs are reported.
+  absl::StatusOr<twin::FoldResult> Rewind(const std::string& pump_id, PumpSlot& slot,
+                                          std::vector<twin::FoldInput> fresh,
+                                          const std::string& why, store::WriteGroup& group,
+                                          std::vector<twin::AlertTransition>& corrections);
+  // The late samples of one part (from the first one before the model time on).
+  void ApplyLateSamples(const std::string& pump_id, PumpSlot& slot, std::vector<twin::Sample> late,
+                        absl::Time server_time, const std::string& gateway_id,
+                        std::vector<device_link::SinkNack>& nacks);
   // One frame's answer from this shard, given when its group's commit is done.
   struct PendingAck {
     std::shared_ptr<BatchState> batch;
@@ -218,6 +271,11 @@ class Shard {
   // Server time of the forming group: every sample of a group is observed with it and it
   // is stored with the group's chunks, so a replay after a crash is exact.
   std::optional<absl::Time> group_time_;
+  // When the frame being applied reached the shard: the server time of the alerts it
+  // raises (the group time can precede the frame).
+  absl::Time frame_time_;
+  // Tie of the last clinical record applied on this shard (InputKey.tie, kept increasing).
+  uint64_t last_record_tie_ = 0;
   Waiting forming_waiting_;
   int in_flight_ = 0;  // groups submitted and not yet completed (shard thread)
   std::thread thread_;

@@ -30,6 +30,7 @@ TwinRegistry::TwinRegistry(store::Store* store, CommitGate* gate, RegistryOption
       options_(std::move(options)),
       directory_(ShardCount(options_.shards)) {
   options_.shard.on_store_error = [this](const absl::Status& s) { OnStoreError(s); };
+  options_.shard.store = store_;
   for (int i = 0; i < directory_.stripes(); ++i) {
     shards_.push_back(std::make_unique<Shard>(i, gate_, &directory_, options_.shard));
   }
@@ -223,8 +224,8 @@ void TwinRegistry::Submit(device_link::IngestBatch batch,
     if (per_shard[i].empty()) continue;
     Shard* sh = shards_[i].get();
     bool posted = sh->Post(
-        [sh, parts = std::move(per_shard[i]), state]() mutable {
-          sh->ApplyIngest(std::move(parts), std::move(state));
+        [sh, parts = std::move(per_shard[i]), state, gateway = batch.gateway_id]() mutable {
+          sh->ApplyIngest(std::move(parts), std::move(state), gateway);
         },
         /*block=*/false);
     if (!posted) {

@@ -12,7 +12,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "device_link/sample_codec.h"
+#include "server/clinical_time.h"
 #include "server/convert.h"
+#include "server/event_inputs.h"
 #include "server/grpc_status.h"
 #include "server/store/telemetry_codec.h"
 #include "server/twin_service.h"
@@ -29,9 +31,11 @@ std::shared_ptr<const DrugLibrarySnapshot> Library(const DrugLibraryHolder* hold
   return (holder != nullptr ? holder : defaults)->Get();
 }
 
-// "0: now" for clinical calls: server time on the pump's clock (smoothed skew).
+// "0: now" for clinical calls: server time on the pump's clock (smoothed skew), in whole
+// milliseconds (the stored record's resolution, so a replay applies the same time).
 absl::Time EventTime(int64_t device_time_ms, const twin::Twin& t, absl::Time server_now) {
-  return device_time_ms > 0 ? FromUnixMs(device_time_ms) : server_now + t.clock_skew();
+  return device_time_ms > 0 ? FromUnixMs(device_time_ms)
+                            : FromUnixMs(ToUnixMs(server_now + t.clock_skew()));
 }
 
 absl::Status NonNegative(const char* field, double v) {
@@ -120,6 +124,11 @@ grpc::ServerUnaryReactor* TwinServiceImpl::RecordRefill(grpc::CallbackServerCont
     return fail(absl::InvalidArgumentError(
         absl::StrCat("device_time_ms=", req->device_time_ms(), " must be >= 0 (0: now)")));
   }
+  if (absl::Status s = CheckClinicalTimeNotInFuture("device_time_ms", req->device_time_ms(),
+                                                    deps_.now());
+      !s.ok()) {
+    return fail(s);
+  }
   auto lib = Library(deps_.drugs);
   if (!req->drug().empty() && lib->library.Find(req->drug()) == nullptr) {
     return fail(absl::InvalidArgumentError(absl::StrCat(
@@ -135,14 +144,21 @@ grpc::ServerUnaryReactor* TwinServiceImpl::RecordRefill(grpc::CallbackServerCont
     if (absl::Status s = CheckNotDecommissioned(*dir, pump_id); !s.ok()) return s;
     twin::Twin& t = slot.twin;
     v1::TwinState before = FromTwin(t);
-    twin::Refill r;
-    r.withdrawn = twin::Microliters(req->withdrawn_volume_ul());
-    r.added = twin::Microliters(req->added_volume_ul());
-    r.drug = req->drug();
-    r.concentration = twin::MicrogramsPerMilliliter(req->concentration_ug_per_ml());
-    r.device_time = EventTime(req->device_time_ms(), t, mctx.server_time);
-    auto res = t.RecordRefill(r, &mctx.transitions, lib->library);
-    if (!res.ok()) return res.status();
+    // The record as applied (its time resolved) is one of the pump's event-time inputs.
+    v1::RecordRefillRequest record = *req;
+    record.clear_name();
+    record.clear_reason();
+    const absl::Time at = EventTime(req->device_time_ms(), t, mctx.server_time);
+    record.set_device_time_ms(ToUnixMs(at));
+    twin::RefillResult result;
+    twin::RefillResult* res = &result;
+    if (absl::Status s = mctx.apply_input(
+            MakeClinicalInput(InputKind::kRefill, at, mctx.server_time,
+                              record.SerializeAsString()),
+            res);
+        !s.ok()) {
+      return s;
+    }
     resp->set_expected_remaining_ul(res->expected_remaining.value());
     resp->set_discrepancy_ul(res->discrepancy.value());
     resp->set_threshold_ul(res->threshold.value());
@@ -171,6 +187,11 @@ grpc::ServerUnaryReactor* TwinServiceImpl::RecordEvent(grpc::CallbackServerConte
   auto id = PumpIdFromName(req->name());
   if (!id.ok()) return fail(id.status());
   if (absl::Status s = ValidateEvent(*req); !s.ok()) return fail(s);
+  if (absl::Status s = CheckClinicalTimeNotInFuture("device_time_ms", req->device_time_ms(),
+                                                    deps_.now());
+      !s.ok()) {
+    return fail(s);
+  }
   if (absl::Status s = CheckNotDecommissioned(deps_.registry->directory(), *id); !s.ok()) {
     return fail(s);
   }
@@ -182,19 +203,19 @@ grpc::ServerUnaryReactor* TwinServiceImpl::RecordEvent(grpc::CallbackServerConte
     if (absl::Status s = CheckNotDecommissioned(*dir, pump_id); !s.ok()) return s;
     twin::Twin& t = slot.twin;
     v1::TwinState before = FromTwin(t);
-    twin::ClinicalEvent e;
-    e.type = static_cast<twin::ClinicalEventType>(req->type());
-    e.device_time = EventTime(req->device_time_ms(), t, mctx.server_time);
-    if (req->volume_ul() > 0) e.volume = twin::Microliters(req->volume_ul());
-    if (req->dose_ug() > 0) e.dose = twin::Micrograms(req->dose_ug());
-    e.duration = absl::Milliseconds(req->duration_ms());
     const bool revision = req->type() == v1::CLINICAL_EVENT_CATHETER_REVISION;
-    if (revision) {
-      e.catheter_length = twin::Millimeters(req->catheter_length_cm() * 10.0);
-      e.catheter_inner_diameter = twin::Millimeters(req->catheter_inner_diameter_mm());
-    }
-    if (absl::Status s = t.RecordEvent(e, &mctx.transitions); !s.ok()) {
-      return absl::InvalidArgumentError(s.message());
+    v1::RecordEventRequest record = *req;
+    record.clear_name();
+    record.clear_reason();
+    record.clear_outcome();
+    const absl::Time at = EventTime(req->device_time_ms(), t, mctx.server_time);
+    record.set_device_time_ms(ToUnixMs(at));
+    if (absl::Status s = mctx.apply_input(
+            MakeClinicalInput(InputKind::kEvent, at, mctx.server_time,
+                              record.SerializeAsString()),
+            nullptr);
+        !s.ok()) {
+      return s;
     }
     std::string before_json = MessageJson(before);
     if (revision) {

@@ -11,7 +11,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "server/clinical_time.h"
 #include "server/convert.h"
+#include "server/event_inputs.h"
 #include "server/grpc_status.h"
 #include "server/twin_service.h"
 #include "server/twin_service_common.h"
@@ -134,17 +136,32 @@ grpc::ServerUnaryReactor* TwinServiceImpl::SetPrescription(
       return s;
     }
     rx.version = old.version + 1;
+    const absl::Time model = t.device_time();
     const absl::Time eff = req->prescription().effective_time_ms() > 0
                                ? FromUnixMs(req->prescription().effective_time_ms())
-                               : t.device_time();
-    std::vector<std::string> acks(req->acknowledged_warnings().begin(),
-                                  req->acknowledged_warnings().end());
-    auto warnings = t.SetPrescription(rx, eff, acks, &mctx.transitions, lib->library);
-    if (!warnings.ok()) return warnings.status();
+                               : model;
+    // One of the pump's event-time inputs: a back-dated change applies at its effective
+    // time (a rewind), a later one is pending from now (the twin activates it).
+    v1::SetPrescriptionRequest record;
+    *record.mutable_prescription() = FromPrescription(rx);
+    record.mutable_prescription()->set_effective_time_ms(req->prescription().effective_time_ms());
+    *record.mutable_acknowledged_warnings() = req->acknowledged_warnings();
+    if (absl::Status s = mctx.apply_input(
+            MakeClinicalInput(InputKind::kPrescription, std::min(eff, model), mctx.server_time,
+                              record.SerializeAsString()),
+            nullptr);
+        !s.ok()) {
+      return s;
+    }
+    std::vector<twin::LimitViolation> warned;
+    for (const twin::LimitViolation& x : v) {
+      if (!x.hard) warned.push_back(x);
+    }
+    auto warnings = &warned;
 
     v1::Prescription before = FromPrescription(old);
     v1::Prescription stored = FromPrescription(rx);
-    stored.set_effective_time_ms(ToUnixMs(std::max(eff, t.device_time())));
+    stored.set_effective_time_ms(ToUnixMs(eff));
     stored.set_set_by(who.actor);
     stored.set_reason(req->prescription().reason());
     if (old.version == 1 && absl::IsNotFound(st->GetMeta(HistoryKey(pump_id, 1)).status())) {

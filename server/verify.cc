@@ -1,62 +1,19 @@
 #include "server/verify.h"
 
-#include "absl/container/flat_hash_set.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "pumptwin/v1/resources.pb.h"
+#include "server/event_inputs.h"
 #include "server/replay.h"
 #include "server/twin_registry.h"
+#include "twin/event_fold.h"
 
 namespace pumptwin::server {
-namespace {
 
-// Pumps whose twin changed other than by telemetry: any audit record but registration,
-// or an alert transition the server-time tick produces.
-absl::StatusOr<absl::flat_hash_set<std::string>> NotReplayable(const store::Store& store) {
-  absl::flat_hash_set<std::string> out;
-  uint64_t after = 0;
-  for (;;) {
-    auto batch = store.ScanAuditAfter(after, 4096);
-    if (!batch.ok()) return batch.status();
-    if (batch->empty()) break;
-    for (const auto& [seq, bytes] : *batch) {
-      after = seq;
-      v1::AuditRecord r;
-      if (!r.ParseFromString(bytes)) return absl::DataLossError("an audit record does not parse");
-      if (r.method() != "TwinService.RegisterPump" && absl::StartsWith(r.resource(), "pumps/")) {
-        out.insert(r.resource().substr(6, r.resource().find('/', 6) - 6));
-      }
-    }
+absl::StatusOr<VerifyReport> VerifyStore(const store::Store& store,
+                                         std::shared_ptr<const twin::DrugLibrary> library) {
+  if (library == nullptr) {
+    library = std::shared_ptr<const twin::DrugLibrary>(std::shared_ptr<void>(),
+                                                       &twin::DrugLibrary::Default());
   }
-  after = 0;
-  for (;;) {
-    auto batch = store.ScanAlertsAfter(after, 4096);
-    if (!batch.ok()) return batch.status();
-    if (batch->empty()) break;
-    for (const auto& [cursor, bytes] : *batch) {
-      after = cursor;
-      v1::AlertEvent ev;
-      if (!ev.ParseFromString(bytes)) return absl::DataLossError("an alert event does not parse");
-      switch (ev.alert().type()) {
-        case v1::ALERT_TYPE_SILENT_PUMP:
-        case v1::ALERT_TYPE_NO_RESUMPTION_AFTER_MRI:
-        case v1::ALERT_TYPE_DRUG_STABILITY:
-        case v1::ALERT_TYPE_MOTOR_STALL:
-          out.insert(ev.alert().pump_id());
-          break;
-        default:
-          break;
-      }
-    }
-  }
-  return out;
-}
-
-}  // namespace
-
-absl::StatusOr<VerifyReport> VerifyStore(const store::Store& store) {
-  auto skip = NotReplayable(store);
-  if (!skip.ok()) return skip.status();
   VerifyReport report;
   std::vector<std::string> ids;
   absl::Status scan = store.ScanPumps([&](absl::string_view id, absl::string_view) {
@@ -66,10 +23,6 @@ absl::StatusOr<VerifyReport> VerifyStore(const store::Store& store) {
   if (!scan.ok()) return scan;
   for (const std::string& id : ids) {
     ++report.pumps;
-    if (skip->contains(id)) {
-      ++report.not_replayable;
-      continue;
-    }
     auto snap = store.GetSnapshot(id);
     auto genesis = store.GetMeta(GenesisKey(id));
     if (!snap.ok() || !genesis.ok()) {
@@ -82,18 +35,35 @@ absl::StatusOr<VerifyReport> VerifyStore(const store::Store& store) {
       report.mismatches.push_back(absl::StrCat(id, ": snapshot or genesis does not decode"));
       continue;
     }
+    // What recovery builds: the last snapshot and the telemetry after it.
     auto a = ReplayTelemetry(store, id, *recovered);
-    auto b = ReplayTelemetry(store, id, *fresh);
-    if (!a.ok() || !b.ok()) {
-      report.mismatches.push_back(absl::StrCat(
-          id, ": replay failed: ", (!a.ok() ? a.status() : b.status()).message()));
+    if (!a.ok()) {
+      report.mismatches.push_back(
+          absl::StrCat(id, ": recovery replay failed: ", a.status().message()));
       continue;
     }
-    report.samples += *b;
+    // From scratch: the genesis twin folded with every stored input in event time.
+    PumpHistory history;
+    if (absl::Status s = LoadPumpHistory(store, id, absl::InfinitePast(), &history); !s.ok()) {
+      report.mismatches.push_back(absl::StrCat(id, ": history does not load: ", s.message()));
+      continue;
+    }
+    std::vector<twin::FoldInput> inputs = history.FoldInputs(library);
+    twin::FoldOptions no_checkpoints;
+    no_checkpoints.checkpoint_every = absl::ZeroDuration();
+    auto b = twin::Fold(*fresh, inputs, no_checkpoints, nullptr);
+    if (!b.ok()) {
+      report.mismatches.push_back(
+          absl::StrCat(id, ": fold from the registration failed: ", b.status().message()));
+      continue;
+    }
+    report.samples += history.samples.size();
+    report.records += history.inputs.size();
     if (recovered->Serialize() != fresh->Serialize()) {
-      report.mismatches.push_back(absl::StrCat(id, ": recovered twin (seq ",
-                                               recovered->last_seq(), ") differs from replay (seq ",
-                                               fresh->last_seq(), ")"));
+      report.mismatches.push_back(absl::StrCat(
+          id, ": recovered twin (seq ", recovered->last_seq(), ", model time ",
+          absl::FormatTime(recovered->device_time()), ") differs from the fold of its inputs (seq ",
+          fresh->last_seq(), ", model time ", absl::FormatTime(fresh->device_time()), ")"));
       continue;
     }
     ++report.exact;
@@ -127,9 +97,8 @@ int RunVerify(const std::string& data_dir) {
     return 1;
   }
   for (const std::string& m : report->mismatches) std::printf("MISMATCH %s\n", m.c_str());
-  std::printf("verify: pumps=%zu exact=%zu not_replayable=%zu mismatches=%zu samples=%zu\n",
-              report->pumps, report->exact, report->not_replayable, report->mismatches.size(),
-              report->samples);
+  std::printf("verify: pumps=%zu exact=%zu mismatches=%zu samples=%zu records=%zu\n", report->pumps,
+              report->exact, report->mismatches.size(), report->samples, report->records);
   return report->mismatches.empty() ? 0 : 3;
 }
 

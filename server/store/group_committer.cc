@@ -29,6 +29,11 @@ absl::Status GroupCommitter::SubmitProbe(WriteGroup group, DoneFn done) {
   return Enqueue(std::move(group), std::move(done), /*block=*/true, /*probe=*/true);
 }
 
+void GroupCommitter::Latch(absl::Status error) {
+  absl::MutexLock lock(&mu_);
+  if (failure_.ok() && !error.ok()) failure_ = std::move(error);
+}
+
 void GroupCommitter::ClearFailure() {
   absl::MutexLock lock(&mu_);
   failure_ = absl::OkStatus();

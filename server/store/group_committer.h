@@ -75,6 +75,9 @@ class GroupCommitter {
   absl::Status SubmitProbe(WriteGroup group, DoneFn done);
   // Lifts the failure latch: groups are committed again.
   void ClearFailure();
+  // Sets the failure latch without a commit (a producer found a group it cannot store):
+  // every later group fails until ClearFailure. Keeps the first error when already set.
+  void Latch(absl::Status error);
   // The error that set the latch, OK when not latched.
   absl::Status failure() const;
 

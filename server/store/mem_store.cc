@@ -55,6 +55,9 @@ absl::Status MemStore::Commit(const WriteGroup& group) {
   for (const auto& [k, v] : group.pumps) pumps_[k] = v;
   for (const auto& [k, v] : group.alerts) alerts_[k] = v;
   for (const auto& [k, v] : group.audit) audit_[k] = v;
+  for (const auto& [b, e] : group.meta_erase_ranges) {
+    if (b < e) meta_.erase(meta_.lower_bound(b), meta_.lower_bound(e));
+  }
   for (const auto& [k, v] : group.meta) meta_[k] = v;
   if (!group.empty()) ++commits_;
   return absl::OkStatus();
@@ -93,6 +96,21 @@ absl::Status MemStore::ScanAllSnapshots(const KeyValueFn& fn) const {
 }
 absl::StatusOr<std::string> MemStore::GetMeta(absl::string_view name) const {
   return Get(&MemStore::meta_, name, "meta");
+}
+
+absl::Status MemStore::ScanMetaRange(absl::string_view begin, absl::string_view end,
+                                     const KeyValueFn& fn) const {
+  std::vector<std::pair<std::string, std::string>> copy;
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto it = meta_.lower_bound(begin); it != meta_.end() && it->first < end; ++it) {
+      copy.emplace_back(it->first, it->second);
+    }
+  }
+  for (const auto& [k, v] : copy) {
+    if (!fn(k, v)) break;
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<PumpHead> MemStore::GetPumpHead(absl::string_view pump_id) const {

@@ -50,6 +50,8 @@ class MemStore final : public Store {
   absl::StatusOr<uint64_t> LastAlertCursor() const override;
   absl::StatusOr<uint64_t> LastAuditSeq() const override;
   absl::StatusOr<std::string> GetMeta(absl::string_view name) const override;
+  absl::Status ScanMetaRange(absl::string_view begin, absl::string_view end,
+                             const KeyValueFn& fn) const override;
 
  private:
   using StringMap = std::map<std::string, std::string, std::less<>>;

@@ -318,6 +318,9 @@ absl::Status RocksDbStore::Commit(const WriteGroup& group) {
   for (const auto& [k, v] : group.pumps) batch.Put(lease.cf(kPumps), k, v);
   for (const auto& [k, v] : group.alerts) batch.Put(lease.cf(kAlerts), keys::CursorKey(k), v);
   for (const auto& [k, v] : group.audit) batch.Put(lease.cf(kAudit), keys::CursorKey(k), v);
+  for (const auto& [b, e] : group.meta_erase_ranges) {
+    if (b < e) batch.DeleteRange(lease.cf(kMeta), b, e);
+  }
   for (const auto& [k, v] : group.meta) batch.Put(lease.cf(kMeta), k, v);
   rocksdb::WriteOptions write_options;
   write_options.sync = true;
@@ -367,6 +370,23 @@ absl::Status RocksDbStore::ScanAllSnapshots(const KeyValueFn& fn) const {
 }
 absl::StatusOr<std::string> RocksDbStore::GetMeta(absl::string_view name) const {
   return Get(kMeta, name, "meta");
+}
+
+absl::Status RocksDbStore::ScanMetaRange(absl::string_view begin, absl::string_view end,
+                                         const KeyValueFn& fn) const {
+  if (!(begin < end)) return absl::OkStatus();
+  const rocksdb::Slice lower_slice(begin.data(), begin.size());
+  const rocksdb::Slice upper_slice(end.data(), end.size());
+  rocksdb::ReadOptions ro;
+  ro.iterate_lower_bound = &lower_slice;
+  ro.iterate_upper_bound = &upper_slice;
+  ReadLease lease(this);
+  if (absl::Status s = lease.status(); !s.ok()) return s;
+  std::unique_ptr<rocksdb::Iterator> it(lease.db()->NewIterator(ro, lease.cf(kMeta)));
+  for (it->Seek(lower_slice); it->Valid(); it->Next()) {
+    if (!fn(ToView(it->key()), ToView(it->value()))) return absl::OkStatus();
+  }
+  return FromRocksDb(it->status(), "scanning meta");
 }
 
 absl::StatusOr<PumpHead> RocksDbStore::GetPumpHead(absl::string_view pump_id) const {

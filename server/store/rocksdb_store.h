@@ -75,6 +75,8 @@ class RocksDbStore final : public Store {
   absl::StatusOr<uint64_t> LastAlertCursor() const override;
   absl::StatusOr<uint64_t> LastAuditSeq() const override;
   absl::StatusOr<std::string> GetMeta(absl::string_view name) const override;
+  absl::Status ScanMetaRange(absl::string_view begin, absl::string_view end,
+                             const KeyValueFn& fn) const override;
   // Sums "rocksdb.estimate-live-data-size" / "estimate-pending-compaction-bytes" over the
   // column families.
   absl::StatusOr<Sizes> ApproximateSizes() const override;

@@ -32,7 +32,7 @@ absl::Status CheckPumpId(absl::string_view what, absl::string_view pump_id) {
 
 bool WriteGroup::empty() const {
   return telemetry.empty() && snapshots.empty() && pumps.empty() && alerts.empty() &&
-         audit.empty() && meta.empty();
+         audit.empty() && meta.empty() && meta_erase_ranges.empty();
 }
 
 size_t WriteGroup::ByteSize() const {
@@ -43,6 +43,7 @@ size_t WriteGroup::ByteSize() const {
   for (const auto& [k, v] : alerts) bytes += sizeof(k) + v.size();
   for (const auto& [k, v] : audit) bytes += sizeof(k) + v.size();
   for (const auto& [k, v] : meta) bytes += k.size() + v.size();
+  for (const auto& [b, e] : meta_erase_ranges) bytes += b.size() + e.size();
   return bytes;
 }
 
@@ -53,6 +54,7 @@ void WriteGroup::Append(WriteGroup&& other) {
   MoveAppend(alerts, other.alerts);
   MoveAppend(audit, other.audit);
   MoveAppend(meta, other.meta);
+  MoveAppend(meta_erase_ranges, other.meta_erase_ranges);
 }
 
 absl::Status ValidateWriteGroup(const WriteGroup& group) {

@@ -57,6 +57,9 @@ struct WriteGroup {
   std::vector<std::pair<uint64_t, std::string>> alerts;        // global cursor (>0) -> event
   std::vector<std::pair<uint64_t, std::string>> audit;         // global seq (>0) -> record
   std::vector<std::pair<std::string, std::string>> meta;       // name -> bytes
+  // Meta key ranges [begin, end) erased before this group's meta puts (pruning of old
+  // twin checkpoints; docs/storage.md "Event-time inputs and checkpoints").
+  std::vector<std::pair<std::string, std::string>> meta_erase_ranges;
 
   bool empty() const;
   // Payload bytes (keys + values), for queue bounds and metrics.
@@ -114,6 +117,9 @@ class Store {
 
   // NOT_FOUND when absent.
   virtual absl::StatusOr<std::string> GetMeta(absl::string_view name) const = 0;
+  // Meta entries with begin <= name < end, in bytewise name order.
+  virtual absl::Status ScanMetaRange(absl::string_view begin, absl::string_view end,
+                                     const KeyValueFn& fn) const = 0;
 
   // Engine estimates for the metrics (docs/metrics.md). Default: UNIMPLEMENTED.
   struct Sizes {

@@ -12,6 +12,7 @@
 #include "server/convert.h"
 #include "server/store/group_committer.h"
 #include "server/store/mem_store.h"
+#include "server/store/telemetry_codec.h"
 #include "server/twin_registry.h"
 #include "tests/registry/registry_fixture.h"
 
@@ -96,6 +97,38 @@ TEST_F(DegradeTest, AGroupFormedAfterAFailedOneIsNeverStored) {
   auto resent = Ingest(11, 30);
   ASSERT_TRUE(resent.status.ok()) << resent.status;
   EXPECT_EQ(resent.durable[0].highest_durable_seq, 30u);
+}
+
+// A chunk that does not encode fails its whole group: nothing of it is acknowledged, the
+// registry degrades, and no later group is stored behind the lost one.
+TEST_F(DegradeTest, AChunkThatDoesNotEncodeFailsTheGroupAndAcksNothing) {
+  ASSERT_TRUE(Ingest(1, 10).status.ok());
+  auto fail_encode = std::make_shared<std::atomic<bool>>(false);
+  RegistryOptions o = Options();
+  o.shard.make_chunk = [fail_encode](const std::string& id,
+                                     const std::vector<twin::Sample>& samples) {
+    if (fail_encode->load()) {
+      return absl::StatusOr<store::TelemetryChunk>(absl::InvalidArgumentError("injected"));
+    }
+    return store::MakeChunk(id, samples);
+  };
+  registry_->Stop();
+  registry_ = std::make_unique<TwinRegistry>(&store_, gate_.get(), o);
+  ASSERT_TRUE(registry_->Recover().ok());
+  fail_encode->store(true);
+  auto failed = Ingest(11, 20);
+  EXPECT_EQ(failed.status.code(), absl::StatusCode::kUnavailable) << failed.status;
+  EXPECT_TRUE(failed.durable.empty()) << "samples that were not stored were acknowledged";
+  EXPECT_TRUE(registry_->degraded());
+  auto head = store_.GetPumpHead("deg-1");
+  ASSERT_TRUE(head.ok());
+  EXPECT_EQ(head->last_seq, 10u);
+  fail_encode->store(false);
+  ASSERT_TRUE(registry_->TryRevive().ok());
+  EXPECT_EQ(LastSeq(), 10u);
+  auto resent = Ingest(11, 20);
+  ASSERT_TRUE(resent.status.ok()) << resent.status;
+  EXPECT_EQ(resent.durable[0].highest_durable_seq, 20u);
 }
 
 }  // namespace

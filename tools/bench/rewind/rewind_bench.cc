@@ -1,0 +1,186 @@
+// Rewind + replay of one pump, as the shard does it for a late input (docs/model.md
+// "Event time"): find the latest checkpoint at or before the late input, read the pump's
+// stored telemetry and clinical records after it from a RocksDB store on disk, fold them in
+// event-time order with the late input. The pump holds 7 days of 1-minute samples (10 080,
+// committed in 60-sample chunks) and one refill.
+//   BM_RewindWholeWindow: the late sample is 7 days old (replay from the registration: the
+//     worst case inside the window, no checkpoint before it).
+//   BM_RewindLastDay: the late sample is 1 hour old (replay from the last day's checkpoint).
+// Counters: median_ms and p99_ms over the iterations.
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "benchmark/benchmark.h"
+#include "server/event_inputs.h"
+#include "server/store/rocksdb_store.h"
+#include "server/store/telemetry_codec.h"
+#include "twin/event_fold.h"
+#include "twin/twin.h"
+
+namespace pumptwin::server {
+namespace {
+
+constexpr int64_t kStartMs = 1767225600000;  // 2026-01-01
+constexpr uint64_t kSamples = 7 * 1440;
+const char kPump[] = "bench-pump";
+
+twin::Sample SampleAt(uint64_t seq) {
+  twin::Sample s;
+  s.seq = seq;
+  s.device_time = absl::FromUnixMillis(kStartMs + static_cast<int64_t>(seq) * 60000);
+  s.calculated_reservoir = twin::Microliters(40000 - 500.0 * seq / 1440.0);
+  s.measured_reservoir = twin::Microliters(40000 - 500.0 * seq / 1440.0 + (seq % 7) * 0.5);
+  return s;
+}
+
+twin::Twin Genesis() {
+  twin::PumpConfig cfg;
+  cfg.pump_id = kPump;
+  cfg.profile = twin::PumpProfile::kSensorized;
+  cfg.reservoir_capacity = twin::Microliters(40000);
+  cfg.catheter_length = twin::Millimeters(500);
+  cfg.catheter_inner_diameter = twin::Millimeters(0.5);
+  cfg.implant_time = absl::FromUnixMillis(kStartMs);
+  twin::Prescription rx;
+  rx.drug = "morphine";
+  rx.concentration = twin::MicrogramsPerMilliliter(10000);
+  rx.mode = twin::TherapyMode::kSimpleContinuous;
+  rx.rate = twin::MicrolitersPerDay(500);
+  rx.version = 1;
+  auto t = twin::Twin::Create(cfg, rx, twin::Microliters(40000), absl::FromUnixMillis(kStartMs));
+  if (!t.ok()) std::abort();
+  return *std::move(t);
+}
+
+struct Fixture {
+  std::string dir;
+  std::unique_ptr<store::RocksDbStore> store;
+  Fixture() {
+    char tmpl[] = "/tmp/rewind_bench_XXXXXX";
+    dir = mkdtemp(tmpl);
+    store::RocksDbStoreOptions o;
+    o.path = dir + "/data";
+    o.now = [] { return absl::Now(); };
+    auto st = store::RocksDbStore::Open(o);
+    if (!st.ok()) std::abort();
+    store = *std::move(st);
+    twin::Twin live = Genesis();
+    store::WriteGroup g;
+    g.meta.emplace_back(absl::StrCat("genesis/", kPump), live.Serialize());
+    if (!store->Commit(g).ok()) std::abort();
+    const absl::Time server = absl::FromUnixMillis(kStartMs) + absl::Hours(24 * 8);
+    for (uint64_t first = 1; first <= kSamples; first += 60) {
+      std::vector<twin::Sample> chunk;
+      store::WriteGroup group;
+      for (uint64_t s = first; s < first + 60 && s <= kSamples; ++s) {
+        twin::Sample x = SampleAt(s);
+        if (twin::CrossesCheckpoint(live, x.device_time, absl::Hours(24))) {
+          group.meta.emplace_back(CheckpointMetaKey(kPump, twin::CheckpointBoundaryAtOrBefore(
+                                                               x.device_time, absl::Hours(24))),
+                                  live.Serialize());
+        }
+        if (!live.Observe(x, server, nullptr).ok()) std::abort();
+        chunk.push_back(x);
+      }
+      auto c = store::MakeChunk(kPump, chunk);
+      if (!c.ok()) std::abort();
+      c->server_time = server;
+      group.telemetry.push_back(*std::move(c));
+      if (!store->Commit(group).ok()) std::abort();
+    }
+    // A refill 30 s after the last sample.
+    v1::RecordRefillRequest refill;
+    refill.set_withdrawn_volume_ul(40000 - 500.0 * 7);
+    refill.set_added_volume_ul(38000);
+    const absl::Time at = SampleAt(kSamples).device_time + absl::Seconds(30);
+    refill.set_device_time_ms(absl::ToUnixMillis(at));
+    StoredInput in = MakeClinicalInput(InputKind::kRefill, at, server, refill.SerializeAsString());
+    store::WriteGroup g2;
+    g2.meta.emplace_back(InputMetaKey(kPump, in.key), InputValue(in));
+    if (!store->Commit(g2).ok()) std::abort();
+  }
+  ~Fixture() {
+    store.reset();
+    std::string cmd = "rm -rf '" + dir + "'";
+    if (std::system(cmd.c_str()) != 0) std::abort();
+  }
+};
+
+Fixture& Shared() {
+  static Fixture* f = new Fixture();
+  return *f;
+}
+
+// One rewind for a late sample at `late_time` (seq kSamples + 1).
+size_t RewindOnce(const store::Store& store, absl::Time late_time) {
+  absl::Time from = absl::InfinitePast();
+  std::string bytes;
+  auto ckpt = FindCheckpoint(store, kPump, late_time);
+  if (ckpt.ok()) {
+    from = ckpt->first;
+    bytes = std::move(ckpt->second);
+  } else {
+    bytes = *store.GetMeta(absl::StrCat("genesis/", kPump));
+  }
+  auto twin = twin::Twin::Deserialize(bytes);
+  if (!twin.ok()) std::abort();
+  PumpHistory history;
+  if (!LoadPumpHistory(store, kPump, from, &history).ok()) std::abort();
+  std::vector<twin::FoldInput> inputs = history.FoldInputs(std::shared_ptr<const twin::DrugLibrary>(
+      std::shared_ptr<void>(), &twin::DrugLibrary::Default()));
+  twin::Sample late = SampleAt(kSamples + 1);
+  late.device_time = late_time;
+  twin::FoldInput f;
+  f.key = {late_time, twin::InputRank::kSample, late.seq};
+  f.server_time = absl::FromUnixMillis(kStartMs) + absl::Hours(24 * 8);
+  f.sample = &late;
+  f.fresh = true;
+  inputs.push_back(f);
+  twin::SortInputs(inputs);
+  twin::FoldOptions fo;
+  fo.on_checkpoint = [](absl::Time, const twin::Twin& t) {
+    benchmark::DoNotOptimize(t.Serialize());
+  };
+  auto r = twin::Fold(*twin, inputs, fo, nullptr);
+  if (!r.ok()) std::abort();
+  return inputs.size();
+}
+
+void Run(benchmark::State& state, absl::Time late_time) {
+  const store::Store& store = *Shared().store;
+  std::vector<double> ms;
+  size_t inputs = 0;
+  for (auto _ : state) {
+    auto t0 = std::chrono::steady_clock::now();
+    inputs = RewindOnce(store, late_time);
+    auto t1 = std::chrono::steady_clock::now();
+    ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+  }
+  std::sort(ms.begin(), ms.end());
+  state.counters["inputs"] = static_cast<double>(inputs);
+  state.counters["median_ms"] = ms[ms.size() / 2];
+  state.counters["p99_ms"] = ms[std::min(ms.size() - 1, ms.size() * 99 / 100)];
+}
+
+void BM_RewindWholeWindow(benchmark::State& state) {
+  // Just after the first sample: everything of the 7 days is replayed.
+  Run(state, SampleAt(1).device_time + absl::Seconds(1));
+}
+BENCHMARK(BM_RewindWholeWindow)->Unit(benchmark::kMillisecond)->Iterations(200);
+
+void BM_RewindLastDay(benchmark::State& state) {
+  Run(state, SampleAt(kSamples).device_time - absl::Hours(1));
+}
+BENCHMARK(BM_RewindLastDay)->Unit(benchmark::kMillisecond)->Iterations(500);
+
+}  // namespace
+}  // namespace pumptwin::server
+
+BENCHMARK_MAIN();
