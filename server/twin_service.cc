@@ -135,6 +135,9 @@ TwinServiceImpl::TwinServiceImpl(TwinServiceDeps deps) : deps_(std::move(deps)) 
   TolerateUnparseable("AcknowledgeAlert", &S::AcknowledgeAlert);
   TolerateUnparseable("ListDrugs", &S::ListDrugs);
   TolerateUnparseable("ListAuditRecords", &S::ListAuditRecords);
+  TolerateUnparseable("RecordTrialOutcome", &S::RecordTrialOutcome);
+  TolerateUnparseable("ImplantAfterTrial", &S::ImplantAfterTrial);
+  TolerateUnparseable("EndTrial", &S::EndTrial);
 }
 
 grpc::ServerUnaryReactor* TwinServiceImpl::RegisterPump(grpc::CallbackServerContext* ctx,

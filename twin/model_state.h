@@ -143,6 +143,7 @@ struct ModelState {
   uint16_t high_run = 0, low_run = 0, pocket_run = 0;
   uint16_t flags = 0;
   uint8_t alert[kNumAlertTypes] = {};  // active severity per AlertType (0: none)
+  uint8_t flags_hi = 0;  // StateFlags bits 16-23 (format version 3; fills padding here)
 
   // --- format version 2: measured-reservoir flow (twin/flow_drift.cc). Compact types: the
   // whole twin stays within 512 bytes. Offsets are relative to the previous segment's
@@ -166,7 +167,6 @@ struct ModelState {
   uint16_t meas_sd_dul = 0;     // learned measured-reservoir noise sd, 0.1 µL (0: prior)
   uint16_t session_min = 0;     // PtmStamp of the last clinical session (kFlagSession)
   uint16_t drive_adv_hour = 0;  // hour_index (mod 2^16) of the last drive advance
-  uint16_t flags_hi = 0;        // StateFlags bits 16-31
 
   ModelState() { for (uint16_t& g : ptm_grants) g = kPtmEmpty; }
   // Granted activations in the 24 h before `t` (minute resolution).
@@ -178,11 +178,12 @@ struct ModelState {
   }
 
   uint32_t AllFlags() const { return flags | (static_cast<uint32_t>(flags_hi) << 16); }
+  static_assert(kFlagNoSampleYet < (1u << 24), "flags_hi holds bits 16-23");
   bool Has(uint32_t f) const { return (AllFlags() & f) != 0; }
   void Set(uint32_t f, bool on) {
     const uint32_t all = on ? (AllFlags() | f) : (AllFlags() & ~f);
     flags = static_cast<uint16_t>(all & 0xffffu);
-    flags_hi = static_cast<uint16_t>(all >> 16);
+    flags_hi = static_cast<uint8_t>(all >> 16);
   }
   Severity active(AlertType a) const { return static_cast<Severity>(alert[static_cast<int>(a)]); }
 

@@ -49,8 +49,15 @@ TEST(Enrolment, StartsAtTheInterrogationWithWhatItDoesNotKnow) {
   // The delivery ratio prior is wider than a fresh implant's, and nothing is learnt yet.
   const Twin fresh = MakeTwin(PumpProfile::kProgrammablePeristaltic, Morphine(500));
   EXPECT_GT(t->delivery_ratio_stddev(), 1.5 * fresh.delivery_ratio_stddev());
-  EXPECT_EQ(StateOf(*t, AlertType::kFlowDriftUnder), DetectorState::kWarmingUp);
-  EXPECT_EQ(StateOf(*t, AlertType::kRunsDryBeforeAlarm), DetectorState::kWarmingUp);
+  // A programmable pump shows drift and runs-dry only at a refill: not observable until
+  // then. A sensorized pump enrolled the same way has them, still learning.
+  EXPECT_EQ(StateOf(*t, AlertType::kFlowDriftUnder), DetectorState::kNotObservable);
+  EXPECT_EQ(StateOf(*t, AlertType::kRunsDryBeforeAlarm), DetectorState::kNotObservable);
+  auto sensorized = Twin::Enrol(Config(PumpProfile::kSensorized), Morphine(500), e,
+                                DrugLibrary::Default());
+  ASSERT_TRUE(sensorized.ok()) << sensorized.status();
+  EXPECT_EQ(StateOf(*sensorized, AlertType::kFlowDriftUnder), DetectorState::kWarmingUp);
+  EXPECT_EQ(StateOf(*sensorized, AlertType::kRunsDryBeforeAlarm), DetectorState::kWarmingUp);
 
   // The first refill after enrolment measures the whole interval since the last refill:
   // 17 mL filled, 5 mL programmed before the interrogation, 10 days at 0.5 mL/day after.
@@ -168,7 +175,7 @@ TEST(NeverReports, ATelemetryPumpGoesSilentCountedFromRegistration) {
   const AlertTransition* silent = First(out, AlertType::kSilentPump);
   ASSERT_NE(silent, nullptr);
   EXPECT_THAT(silent->summary, HasSubstr("since registration"));
-  EXPECT_EQ(StateOf(*t, AlertType::kFlowDriftOver), DetectorState::kUnknown);
+  EXPECT_EQ(StateOf(*t, AlertType::kMotorStall), DetectorState::kUnknown);
 }
 
 TEST(RefillVerdict, AModelThatRanDryDoesNotHideItBehindTheFloor) {
