@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <map>
+#include <memory>
 #include <random>
 
 #include "absl/strings/str_cat.h"
@@ -63,6 +64,20 @@ void StreamAndKill(ServerProcess& server, std::mt19937_64& rng,
   if (nacked != nullptr) *nacked = client.stats().samples_nacked;
 }
 
+// Starts one kill cycle's server and its TwinService stub; the first cycle registers the
+// fleet.
+void StartCycle(ServerProcess& server, int cycle,
+                std::unique_ptr<v1::TwinService::Stub>& stub) {
+  absl::Status started = server.Start();
+  ASSERT_TRUE(started.ok()) << "cycle " << cycle << ": " << started;
+  stub = v1::TwinService::NewStub(
+      grpc::CreateChannel(server.grpc_target(), grpc::InsecureChannelCredentials()));
+  if (cycle != 0) return;
+  for (int i = 0; i < kPumps; ++i) {
+    ASSERT_TRUE(RegisterSensorizedPump(*stub, PumpName(i), "gw-crash").ok());
+  }
+}
+
 TEST(CrashTest, KillNineAtRandomMomentsLosesNothingAcknowledged) {
   TempDir dir;
   const std::string data = dir.path() + "/data";
@@ -71,14 +86,8 @@ TEST(CrashTest, KillNineAtRandomMomentsLosesNothingAcknowledged) {
   const int kills = KillCount();
   for (int cycle = 0; cycle < kills; ++cycle) {
     ServerProcess server({.data_dir = data, .extra_args = {"--snapshot_every_samples=50"}});
-    { absl::Status started = server.Start(); ASSERT_TRUE(started.ok()) << "cycle " << cycle << ": " << started; }
-    auto stub = v1::TwinService::NewStub(
-        grpc::CreateChannel(server.grpc_target(), grpc::InsecureChannelCredentials()));
-    if (cycle == 0) {
-      for (int i = 0; i < kPumps; ++i) {
-        ASSERT_TRUE(RegisterSensorizedPump(*stub, PumpName(i), "gw-crash").ok());
-      }
-    }
+    std::unique_ptr<v1::TwinService::Stub> stub;
+    ASSERT_NO_FATAL_FAILURE(StartCycle(server, cycle, stub));
     // (a) everything acknowledged before the last kill survived it.
     for (int i = 0; i < kPumps; ++i) {
       auto twin = GetTwin(*stub, PumpName(i));
@@ -125,14 +134,8 @@ TEST(CrashTest, KillNineDuringRewindsRecoversExactly) {
   size_t records = 0;
   for (int cycle = 0; cycle < kills; ++cycle) {
     ServerProcess server({.data_dir = data, .extra_args = {"--snapshot_every_samples=50"}});
-    { absl::Status started = server.Start(); ASSERT_TRUE(started.ok()) << "cycle " << cycle << ": " << started; }
-    auto stub = v1::TwinService::NewStub(
-        grpc::CreateChannel(server.grpc_target(), grpc::InsecureChannelCredentials()));
-    if (cycle == 0) {
-      for (int i = 0; i < kPumps; ++i) {
-        ASSERT_TRUE(RegisterSensorizedPump(*stub, PumpName(i), "gw-crash").ok());
-      }
-    }
+    std::unique_ptr<v1::TwinService::Stub> stub;
+    ASSERT_NO_FATAL_FAILURE(StartCycle(server, cycle, stub));
     std::vector<uint64_t> last(kPumps);
     for (int i = 0; i < kPumps; ++i) {
       auto twin = GetTwin(*stub, PumpName(i));
