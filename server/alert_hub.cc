@@ -37,8 +37,8 @@ bool AlertSubscription::Push(const std::vector<std::shared_ptr<const v1::AlertEv
     if (!filter_.Matches(*ev)) continue;
     if (buffer_.size() >= capacity_) {
       buffer_.clear();
-      status_ = absl::ResourceExhaustedError(absl::StrCat(
-          "subscriber fell more than ", capacity_, " alert events behind"));
+      status_ = absl::ResourceExhaustedError(
+          absl::StrCat("subscriber fell more than ", capacity_, " alert events behind"));
       return true;
     }
     buffer_.push_back(ev);
@@ -64,8 +64,9 @@ AlertHub::AlertHub(AlertHubOptions options, uint64_t initial_position, IngestMet
 
 AlertHub::~AlertHub() { Shutdown(); }
 
-absl::StatusOr<std::shared_ptr<AlertSubscription>> AlertHub::Subscribe(
-    AlertFilter filter, std::function<void()> wake, uint64_t* position) {
+absl::StatusOr<std::shared_ptr<AlertSubscription>> AlertHub::Subscribe(AlertFilter filter,
+                                                                       std::function<void()> wake,
+                                                                       uint64_t* position) {
   auto sub = std::make_shared<AlertSubscription>(std::move(filter), options_.buffer_events,
                                                  std::move(wake));
   absl::MutexLock lock(&mu_);

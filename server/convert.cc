@@ -12,8 +12,7 @@ namespace {
 
 absl::Status NonNegativeFinite(const char* field, double v) {
   if (!std::isfinite(v) || v < 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(field, "=", v, " must be a finite number >= 0"));
+    return absl::InvalidArgumentError(absl::StrCat(field, "=", v, " must be a finite number >= 0"));
   }
   return absl::OkStatus();
 }
@@ -42,9 +41,10 @@ absl::StatusOr<absl::TimeZone> LoadTzdata(absl::string_view name, absl::string_v
   }
   absl::TimeZone tz;
   if (!absl::LoadTimeZone(std::string(name), &tz)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        field, "='", shown, "' is not a known IANA time zone (e.g. Europe/Berlin, "
-        "America/New_York; empty: UTC)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, "='", shown,
+                     "' is not a known IANA time zone (e.g. Europe/Berlin, "
+                     "America/New_York; empty: UTC)"));
   }
   return tz;
 }
@@ -72,23 +72,25 @@ absl::StatusOr<twin::LocalZone> LoadLocalZone(absl::string_view name, absl::stri
 absl::StatusOr<twin::Enrolment> ToEnrolment(const v1::Enrolment& e) {
   twin::Enrolment out;
   if (e.interrogation_time_ms() <= 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "enrolment.interrogation_time_ms=", e.interrogation_time_ms(),
-        " is required: the device time (Unix ms) of the last interrogation"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("enrolment.interrogation_time_ms=", e.interrogation_time_ms(),
+                     " is required: the device time (Unix ms) of the last interrogation"));
   }
   out.interrogation_time = FromUnixMs(e.interrogation_time_ms());
-  if (absl::Status s = NonNegativeFinite("enrolment.calculated_reservoir_ul",
-                                         e.calculated_reservoir_ul());
-      !s.ok()) return s;
+  if (absl::Status s =
+          NonNegativeFinite("enrolment.calculated_reservoir_ul", e.calculated_reservoir_ul());
+      !s.ok())
+    return s;
   out.calculated_reservoir = twin::Microliters(e.calculated_reservoir_ul());
   if (e.last_refill_time_ms() < 0) {
     return absl::InvalidArgumentError(absl::StrCat(
         "enrolment.last_refill_time_ms=", e.last_refill_time_ms(), " must be >= 0 (0: unknown)"));
   }
   if (e.last_refill_time_ms() > 0) out.last_refill_time = FromUnixMs(e.last_refill_time_ms());
-  if (absl::Status s = NonNegativeFinite("enrolment.last_refill_volume_ul",
-                                         e.last_refill_volume_ul());
-      !s.ok()) return s;
+  if (absl::Status s =
+          NonNegativeFinite("enrolment.last_refill_volume_ul", e.last_refill_volume_ul());
+      !s.ok())
+    return s;
   if (e.last_refill_volume_ul() > 0) {
     out.last_refill_volume = twin::Microliters(e.last_refill_volume_ul());
   }
@@ -110,28 +112,32 @@ absl::StatusOr<twin::PumpConfig> ToPumpConfig(const v1::Pump& p) {
   twin::PumpConfig c;
   c.pump_id = p.pump_id();
   if (p.profile() <= v1::PUMP_PROFILE_UNSPECIFIED || p.profile() > v1::PUMP_PROFILE_SENSORIZED) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "pump.profile=", p.profile(),
-        " is not a known profile (PROGRAMMABLE_PERISTALTIC, PROGRAMMABLE_VALVE, "
-        "CONSTANT_FLOW, SENSORIZED)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("pump.profile=", p.profile(),
+                     " is not a known profile (PROGRAMMABLE_PERISTALTIC, PROGRAMMABLE_VALVE, "
+                     "CONSTANT_FLOW, SENSORIZED)"));
   }
   c.profile = static_cast<twin::PumpProfile>(p.profile());
   if (absl::Status s = NonNegativeFinite("pump.reservoir_capacity_ul", p.reservoir_capacity_ul());
-      !s.ok()) return s;
+      !s.ok())
+    return s;
   if (absl::Status s = NonNegativeFinite("pump.catheter_length_cm", p.catheter_length_cm());
-      !s.ok()) return s;
+      !s.ok())
+    return s;
   if (absl::Status s =
           NonNegativeFinite("pump.catheter_inner_diameter_mm", p.catheter_inner_diameter_mm());
-      !s.ok()) return s;
+      !s.ok())
+    return s;
   if (p.reporting_interval_ms() < 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "pump.reporting_interval_ms=", p.reporting_interval_ms(), " must be >= 0"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("pump.reporting_interval_ms=", p.reporting_interval_ms(), " must be >= 0"));
   }
   c.reservoir_capacity = twin::Microliters(p.reservoir_capacity_ul());
   c.catheter_length = twin::Millimeters(p.catheter_length_cm() * 10.0);
   c.catheter_inner_diameter = twin::Millimeters(p.catheter_inner_diameter_mm());
   c.implant_time = FromUnixMs(p.implant_time_ms());
-  if (p.reporting_interval_ms() > 0) c.reporting_interval = absl::Milliseconds(p.reporting_interval_ms());
+  if (p.reporting_interval_ms() > 0)
+    c.reporting_interval = absl::Milliseconds(p.reporting_interval_ms());
   absl::StatusOr<twin::LocalZone> zone = LoadLocalZone(p.time_zone());
   if (!zone.ok()) return zone.status();
   c.zone = *zone;
@@ -145,9 +151,9 @@ absl::StatusOr<twin::Prescription> ToPrescription(const v1::Prescription& rx) {
   twin::Prescription out;
   out.drug = rx.drug();
   if (!std::isfinite(rx.concentration_ug_per_ml()) || rx.concentration_ug_per_ml() < 0) {
-    return absl::InvalidArgumentError(absl::StrCat("prescription.concentration_ug_per_ml=",
-                                                   rx.concentration_ug_per_ml(),
-                                                   " must be a finite number >= 0"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("prescription.concentration_ug_per_ml=", rx.concentration_ug_per_ml(),
+                     " must be a finite number >= 0"));
   }
   out.concentration = twin::MicrogramsPerMilliliter(rx.concentration_ug_per_ml());
   switch (rx.mode()) {

@@ -8,8 +8,8 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "absl/time/time.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 #include "pumptwin/v1/resources.pb.h"
 #include "pumptwin/v1/twin_service.pb.h"
 #include "twin/alert_types.h"

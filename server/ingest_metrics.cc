@@ -20,10 +20,14 @@ std::string NackReasonLabel(v1::NackReason r) {
 
 const char* ProfileLabel(int profile) {
   switch (profile) {
-    case v1::PUMP_PROFILE_PROGRAMMABLE_PERISTALTIC: return "programmable_peristaltic";
-    case v1::PUMP_PROFILE_PROGRAMMABLE_VALVE: return "programmable_valve";
-    case v1::PUMP_PROFILE_CONSTANT_FLOW: return "constant_flow";
-    case v1::PUMP_PROFILE_SENSORIZED: return "sensorized";
+    case v1::PUMP_PROFILE_PROGRAMMABLE_PERISTALTIC:
+      return "programmable_peristaltic";
+    case v1::PUMP_PROFILE_PROGRAMMABLE_VALVE:
+      return "programmable_valve";
+    case v1::PUMP_PROFILE_CONSTANT_FLOW:
+      return "constant_flow";
+    case v1::PUMP_PROFILE_SENSORIZED:
+      return "sensorized";
   }
   return "unspecified";
 }
@@ -34,87 +38,148 @@ IngestMetrics::IngestMetrics(prometheus::Registry& r) : registry_(r) {
   using prometheus::BuildCounter;
   using prometheus::BuildGauge;
   using prometheus::BuildHistogram;
-  gateways_ = &BuildGauge().Name("pumptwin_gateways_connected")
-                   .Help("Open DeviceGateway sessions.").Register(r).Add({});
-  frames_ = &BuildCounter().Name("pumptwin_telemetry_frames_total")
-                 .Help("Telemetry frames processed, by result.").Register(r);
-  samples_ = &BuildCounter().Name("pumptwin_telemetry_samples_total")
-                  .Help("Telemetry samples processed, by result.").Register(r);
-  rejected_ = &BuildCounter().Name("pumptwin_telemetry_samples_rejected_total")
-                   .Help("Rejected telemetry samples, by Nack reason.").Register(r);
-  ack_latency_ = &BuildHistogram().Name("pumptwin_ack_latency_seconds")
+  gateways_ = &BuildGauge()
+                   .Name("pumptwin_gateways_connected")
+                   .Help("Open DeviceGateway sessions.")
+                   .Register(r)
+                   .Add({});
+  frames_ = &BuildCounter()
+                 .Name("pumptwin_telemetry_frames_total")
+                 .Help("Telemetry frames processed, by result.")
+                 .Register(r);
+  samples_ = &BuildCounter()
+                  .Name("pumptwin_telemetry_samples_total")
+                  .Help("Telemetry samples processed, by result.")
+                  .Register(r);
+  rejected_ = &BuildCounter()
+                   .Name("pumptwin_telemetry_samples_rejected_total")
+                   .Help("Rejected telemetry samples, by Nack reason.")
+                   .Register(r);
+  ack_latency_ = &BuildHistogram()
+                      .Name("pumptwin_ack_latency_seconds")
                       .Help("Frame received to Ack queued, including the fsync.")
-                      .Register(r).Add({}, LatencyBucketsSeconds());
-  alert_latency_ = &BuildHistogram().Name("pumptwin_sample_to_alert_latency_seconds")
+                      .Register(r)
+                      .Add({}, LatencyBucketsSeconds());
+  alert_latency_ = &BuildHistogram()
+                        .Name("pumptwin_sample_to_alert_latency_seconds")
                         .Help("Sample received to alert event queued for commit.")
-                        .Register(r).Add({}, LatencyBucketsSeconds());
+                        .Register(r)
+                        .Add({}, LatencyBucketsSeconds());
   auto& late = BuildCounter()
                    .Name("pumptwin_late_inputs_total")
-                   .Help("Inputs (telemetry, clinical records) that arrived after later ones "
-                         "and were applied in their place, by path: rewind (from a "
-                         "checkpoint) or beyond_window (older than --history_window, "
-                         "replayed from the registration).")
+                   .Help(
+                       "Inputs (telemetry, clinical records) that arrived after later ones "
+                       "and were applied in their place, by path: rewind (from a "
+                       "checkpoint) or beyond_window (older than --history_window, "
+                       "replayed from the registration).")
                    .Register(r);
   late_rewind_ = &late.Add({{"path", "rewind"}});
   late_beyond_window_ = &late.Add({{"path", "beyond_window"}});
   auto& stages = BuildCounter()
                      .Name("pumptwin_ingest_stage_seconds_total")
-                     .Help("Durable-ack time of ingest frame parts, summed by stage: "
-                           "rate(...{stage}) / rate(pumptwin_ingest_stage_frame_parts_total) "
-                           "is the mean per frame part.")
+                     .Help(
+                         "Durable-ack time of ingest frame parts, summed by stage: "
+                         "rate(...{stage}) / rate(pumptwin_ingest_stage_frame_parts_total) "
+                         "is the mean per frame part.")
                      .Register(r);
   stage_shard_queue_ = &stages.Add({{"stage", "shard_queue"}});
   stage_group_wait_ = &stages.Add({{"stage", "group_wait"}});
   stage_store_ = &stages.Add({{"stage", "store"}});
   stage_ack_return_ = &stages.Add({{"stage", "ack_return"}});
-  stage_parts_ = &BuildCounter().Name("pumptwin_ingest_stage_frame_parts_total")
+  stage_parts_ = &BuildCounter()
+                      .Name("pumptwin_ingest_stage_frame_parts_total")
                       .Help("Frame parts (one per shard a frame touched) in the stage sums.")
-                      .Register(r).Add({});
-  queue_depth_ = &BuildGauge().Name("pumptwin_shard_queue_depth")
-                      .Help("Tasks waiting for a shard worker.").Register(r);
-  rate_limited_ = &BuildCounter().Name("pumptwin_gateway_rate_limited_total")
+                      .Register(r)
+                      .Add({});
+  queue_depth_ = &BuildGauge()
+                      .Name("pumptwin_shard_queue_depth")
+                      .Help("Tasks waiting for a shard worker.")
+                      .Register(r);
+  rate_limited_ = &BuildCounter()
+                       .Name("pumptwin_gateway_rate_limited_total")
                        .Help("Gateway streams ended RESOURCE_EXHAUSTED for their rate.")
-                       .Register(r).Add({});
-  commit_seconds_ = &BuildHistogram().Name("pumptwin_store_commit_duration_seconds")
+                       .Register(r)
+                       .Add({});
+  commit_seconds_ = &BuildHistogram()
+                         .Name("pumptwin_store_commit_duration_seconds")
                          .Help("One group commit (write + fsync).")
-                         .Register(r).Add({}, LatencyBucketsSeconds());
-  commits_ = &BuildCounter().Name("pumptwin_store_commits_total")
-                  .Help("Group commits (one fsync each).").Register(r).Add({});
-  commit_groups_ = &BuildCounter().Name("pumptwin_store_commit_groups_total")
-                        .Help("Write groups merged into commits.").Register(r).Add({});
-  written_bytes_ = &BuildCounter().Name("pumptwin_store_written_bytes_total")
-                        .Help("Bytes handed to the store.").Register(r).Add({});
-  store_errors_ = &BuildCounter().Name("pumptwin_store_errors_total")
-                       .Help("Failed store operations.").Register(r);
+                         .Register(r)
+                         .Add({}, LatencyBucketsSeconds());
+  commits_ = &BuildCounter()
+                  .Name("pumptwin_store_commits_total")
+                  .Help("Group commits (one fsync each).")
+                  .Register(r)
+                  .Add({});
+  commit_groups_ = &BuildCounter()
+                        .Name("pumptwin_store_commit_groups_total")
+                        .Help("Write groups merged into commits.")
+                        .Register(r)
+                        .Add({});
+  written_bytes_ = &BuildCounter()
+                        .Name("pumptwin_store_written_bytes_total")
+                        .Help("Bytes handed to the store.")
+                        .Register(r)
+                        .Add({});
+  store_errors_ = &BuildCounter()
+                       .Name("pumptwin_store_errors_total")
+                       .Help("Failed store operations.")
+                       .Register(r);
   store_errors_->Add({{"op", "commit"}});
   store_errors_->Add({{"op", "read"}});
-  live_data_bytes_ = &BuildGauge().Name("pumptwin_store_live_data_bytes")
-                         .Help("RocksDB estimated live data size.").Register(r).Add({});
-  memtable_bytes_ = &BuildGauge().Name("pumptwin_store_memtable_bytes")
-                        .Help("Memory held by the store's memtables (flushed when full or idle).")
-                        .Register(r).Add({});
-  pending_compaction_bytes_ = &BuildGauge().Name("pumptwin_store_pending_compaction_bytes")
-                                  .Help("RocksDB estimated pending compaction bytes.")
-                                  .Register(r).Add({});
-  recovery_seconds_ = &BuildGauge().Name("pumptwin_recovery_duration_seconds")
-                           .Help("Duration of the last start-up recovery.").Register(r).Add({});
-  recovered_twins_ = &BuildGauge().Name("pumptwin_recovered_twins")
-                          .Help("Twins loaded at the last start-up.").Register(r).Add({});
-  twins_ = &BuildGauge().Name("pumptwin_twins")
-                .Help("Registered twins by state and pump profile.").Register(r);
-  silent_ = &BuildGauge().Name("pumptwin_silent_pumps")
-                 .Help("Pumps silent beyond their reporting threshold.").Register(r).Add({});
-  active_alerts_ = &BuildGauge().Name("pumptwin_active_alerts")
-                        .Help("Active alerts by type and severity.").Register(r);
-  unacked_critical_ = &BuildGauge().Name("pumptwin_unacknowledged_critical_alerts")
-                           .Help("Active unacknowledged critical alerts by age.").Register(r);
-  transitions_ = &BuildCounter().Name("pumptwin_alert_transitions_total")
-                      .Help("Alert lifecycle transitions.").Register(r);
-  clinic_raised_ = &BuildCounter().Name("pumptwin_clinic_alerts_raised_total")
-                        .Help("Raised alerts per clinic (bounded label).").Register(r);
-  subscribers_ = &BuildGauge().Name("pumptwin_subscribers")
-                      .Help("Open subscriber streams.").Register(r);
-  subscribers_dropped_ = &BuildCounter().Name("pumptwin_subscribers_dropped_total")
+  live_data_bytes_ = &BuildGauge()
+                          .Name("pumptwin_store_live_data_bytes")
+                          .Help("RocksDB estimated live data size.")
+                          .Register(r)
+                          .Add({});
+  memtable_bytes_ = &BuildGauge()
+                         .Name("pumptwin_store_memtable_bytes")
+                         .Help("Memory held by the store's memtables (flushed when full or idle).")
+                         .Register(r)
+                         .Add({});
+  pending_compaction_bytes_ = &BuildGauge()
+                                   .Name("pumptwin_store_pending_compaction_bytes")
+                                   .Help("RocksDB estimated pending compaction bytes.")
+                                   .Register(r)
+                                   .Add({});
+  recovery_seconds_ = &BuildGauge()
+                           .Name("pumptwin_recovery_duration_seconds")
+                           .Help("Duration of the last start-up recovery.")
+                           .Register(r)
+                           .Add({});
+  recovered_twins_ = &BuildGauge()
+                          .Name("pumptwin_recovered_twins")
+                          .Help("Twins loaded at the last start-up.")
+                          .Register(r)
+                          .Add({});
+  twins_ = &BuildGauge()
+                .Name("pumptwin_twins")
+                .Help("Registered twins by state and pump profile.")
+                .Register(r);
+  silent_ = &BuildGauge()
+                 .Name("pumptwin_silent_pumps")
+                 .Help("Pumps silent beyond their reporting threshold.")
+                 .Register(r)
+                 .Add({});
+  active_alerts_ = &BuildGauge()
+                        .Name("pumptwin_active_alerts")
+                        .Help("Active alerts by type and severity.")
+                        .Register(r);
+  unacked_critical_ = &BuildGauge()
+                           .Name("pumptwin_unacknowledged_critical_alerts")
+                           .Help("Active unacknowledged critical alerts by age.")
+                           .Register(r);
+  transitions_ = &BuildCounter()
+                      .Name("pumptwin_alert_transitions_total")
+                      .Help("Alert lifecycle transitions.")
+                      .Register(r);
+  clinic_raised_ = &BuildCounter()
+                        .Name("pumptwin_clinic_alerts_raised_total")
+                        .Help("Raised alerts per clinic (bounded label).")
+                        .Register(r);
+  subscribers_ =
+      &BuildGauge().Name("pumptwin_subscribers").Help("Open subscriber streams.").Register(r);
+  subscribers_dropped_ = &BuildCounter()
+                              .Name("pumptwin_subscribers_dropped_total")
                               .Help("Subscribers ended because their buffer overflowed.")
                               .Register(r);
   for (const char* s : {"watch_alerts", "watch_twin"}) {
@@ -145,7 +210,8 @@ IngestMetrics::IngestMetrics(prometheus::Registry& r) : registry_(r) {
     }
     for (int s = 1; s < v1::Severity_ARRAYSIZE; ++s) {
       if (!v1::Severity_IsValid(s)) continue;
-      active_alerts_->Add({{"type", type}, {"severity", SeverityLabel(static_cast<v1::Severity>(s))}});
+      active_alerts_->Add(
+          {{"type", type}, {"severity", SeverityLabel(static_cast<v1::Severity>(s))}});
     }
   }
   for (const char* state : {"ok", "alerting", "unknown", "not_observable"}) {
@@ -211,16 +277,19 @@ void IngestMetrics::SetRecovery(absl::Duration d, size_t twins) {
 void IngestMetrics::OnAlertEvents(const std::vector<v1::AlertEvent>& events) {
   for (const v1::AlertEvent& ev : events) {
     std::string type = AlertTypeLabel(ev.alert().type());
-    std::string transition = absl::AsciiStrToLower(
-        v1::AlertTransitionKind_Name(ev.transition()).substr(std::string("ALERT_TRANSITION_").size()));
+    std::string transition =
+        absl::AsciiStrToLower(v1::AlertTransitionKind_Name(ev.transition())
+                                  .substr(std::string("ALERT_TRANSITION_").size()));
     transitions_->Add({{"type", type}, {"transition", transition}}).Increment();
     if (ev.transition() == v1::ALERT_TRANSITION_RAISED) {
       std::string clinic = ev.alert().clinic();
       {
         absl::MutexLock lock(&clinic_mu_);
         if (!clinics_seen_.contains(clinic)) {
-          if (clinics_seen_.size() >= max_clinic_labels_) clinic = "other";
-          else clinics_seen_.insert(clinic);
+          if (clinics_seen_.size() >= max_clinic_labels_)
+            clinic = "other";
+          else
+            clinics_seen_.insert(clinic);
         }
       }
       clinic_raised_->Add({{"clinic", clinic}, {"type", type}}).Increment();
@@ -239,7 +308,7 @@ void IngestMetrics::RefreshFleet(TwinRegistry& registry, const CommitGate& gate,
   registry.directory().ForEach([&](const std::string&, const PumpEntry& e) {
     if (e.lifecycle == v1::PUMP_LIFECYCLE_DECOMMISSIONED) return;
     int profile = std::min<int>(e.profile, 4);
-    int state = 0;  // ok
+    int state = 0;                                                            // ok
     if (e.summary.silent || e.summary.last_sample_server_ms == 0) state = 2;  // unknown
     if (e.summary.worst_severity > 0) state = 1;                              // alerting
     if (e.profile == v1::PUMP_PROFILE_CONSTANT_FLOW && state != 1) state = 3;

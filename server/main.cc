@@ -71,6 +71,10 @@ ABSL_FLAG(DurationFlag, store_idle_flush, absl::Seconds(30),
           "back (0 = never).");
 ABSL_FLAG(DurationFlag, tick_interval, absl::Seconds(5),
           "Period of server-time checks (silent pumps), store revival and fleet gauges.");
+ABSL_FLAG(std::string, clock, "wall",
+          "What the server-time checks run on: \"wall\" (the wall clock) or \"data\" (the "
+          "newest model time any twin reached, never past the wall clock: for replays and "
+          "simulations faster than real time; silence is then never raised).");
 ABSL_FLAG(double, gateway_max_samples_per_second, 0,
           "Per-gateway ingest rate limit in samples/s (0 = unlimited).");
 ABSL_FLAG(uint32_t, gateway_window_frames, 32,
@@ -103,8 +107,10 @@ std::vector<char*> ExpandConfig(int argc, char** argv, std::vector<std::string>*
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     std::string path;
-    if (absl::StartsWith(a, "--config=")) path = a.substr(9);
-    else if (a == "--config" && i + 1 < argc) path = argv[i + 1];
+    if (absl::StartsWith(a, "--config="))
+      path = a.substr(9);
+    else if (a == "--config" && i + 1 < argc)
+      path = argv[i + 1];
     if (!path.empty()) {
       storage->push_back("--flagfile=" + path);
       args.insert(args.begin() + 1, storage->back().data());
@@ -152,7 +158,8 @@ int main(int argc, char** argv) {
   std::vector<char*> args = ExpandConfig(argc, argv, &storage);
   pumptwin::tools::ParseFlagsOrExit(static_cast<int>(args.size()), args.data());
 
-  if (absl::GetFlag(FLAGS_verify)) return pumptwin::server::RunVerify(absl::GetFlag(FLAGS_data_dir));
+  if (absl::GetFlag(FLAGS_verify))
+    return pumptwin::server::RunVerify(absl::GetFlag(FLAGS_data_dir));
   RaiseOpenFileLimit();
 
   // Block the shutdown signals in every thread; main waits for them with sigwait.
@@ -186,6 +193,14 @@ int main(int argc, char** argv) {
   options.store_memtable_bytes = size_t{absl::GetFlag(FLAGS_store_memtable_mb)} << 20;
   options.store_block_cache_bytes = size_t{absl::GetFlag(FLAGS_store_block_cache_mb)} << 20;
   options.tick_interval = absl::GetFlag(FLAGS_tick_interval).value;
+  if (const std::string clock = absl::GetFlag(FLAGS_clock); clock == "data") {
+    options.tick_clock = pumptwin::server::ServerOptions::TickClock::kData;
+  } else if (clock != "wall") {
+    Log(LogLevel::kError, "startup_failed",
+        {{"code", "INVALID_ARGUMENT"},
+         {"error", "--clock must be \"wall\" or \"data\", not \"" + clock + "\""}});
+    return 2;
+  }
   options.store_idle_flush = absl::GetFlag(FLAGS_store_idle_flush).value;
   options.gateway_max_samples_per_second = absl::GetFlag(FLAGS_gateway_max_samples_per_second);
   options.reorder_window_seqs = absl::GetFlag(FLAGS_reorder_window);
@@ -206,8 +221,8 @@ int main(int argc, char** argv) {
     if (sig == SIGHUP) {
       Log(LogLevel::kInfo, "sighup", {{"action", "reload"}});
       (void)app.ReloadDrugLibrary();  // logs the outcome; a bad file keeps the library
-      (void)app.ReloadAuth();  // logs the outcome; a bad file keeps the previous tokens
-      continue;  // reloadable files (drug library, tokens) hook in here
+      (void)app.ReloadAuth();         // logs the outcome; a bad file keeps the previous tokens
+      continue;                       // reloadable files (drug library, tokens) hook in here
     }
     Log(LogLevel::kInfo, "shutdown_requested", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
     break;

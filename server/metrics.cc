@@ -18,11 +18,23 @@ namespace pumptwin::server {
 namespace {
 
 const char* CodeName(int code) {
-  static const char* const kNames[] = {
-      "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
-      "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
-      "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS",
-      "UNAUTHENTICATED"};
+  static const char* const kNames[] = {"OK",
+                                       "CANCELLED",
+                                       "UNKNOWN",
+                                       "INVALID_ARGUMENT",
+                                       "DEADLINE_EXCEEDED",
+                                       "NOT_FOUND",
+                                       "ALREADY_EXISTS",
+                                       "PERMISSION_DENIED",
+                                       "RESOURCE_EXHAUSTED",
+                                       "FAILED_PRECONDITION",
+                                       "ABORTED",
+                                       "OUT_OF_RANGE",
+                                       "UNIMPLEMENTED",
+                                       "INTERNAL",
+                                       "UNAVAILABLE",
+                                       "DATA_LOSS",
+                                       "UNAUTHENTICATED"};
   if (code < 0 || code > 16) return "UNKNOWN";
   return kNames[code];
 }
@@ -55,7 +67,8 @@ class ProcessCollector : public prometheus::Collectable {
         double cpu = (std::stod(fields[11]) + std::stod(fields[12])) / ticks;
         prometheus::MetricFamily f{"process_cpu_seconds_total",
                                    "Total user and system CPU time spent in seconds.",
-                                   prometheus::MetricType::Counter, {}};
+                                   prometheus::MetricType::Counter,
+                                   {}};
         prometheus::ClientMetric m;
         m.counter.value = cpu;
         f.metric.push_back(m);

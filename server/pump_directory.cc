@@ -66,10 +66,11 @@ uint16_t PumpDirectory::Place(const PumpEntry& e, absl::string_view pump_id) {
   absl::MutexLock lock(&clinic_mu_);
   size_t shard = static_cast<size_t>(StripeOf(pump_id));
   if (!e.gateways->empty()) {
-    const size_t least = static_cast<size_t>(
-        std::min_element(placed_.begin(), placed_.end()) - placed_.begin());
+    const size_t least =
+        static_cast<size_t>(std::min_element(placed_.begin(), placed_.end()) - placed_.begin());
     int& gw_shard = gateway_names_.find(*e.gateways->front())->second;
-    if (gw_shard < 0 || placed_[static_cast<size_t>(gw_shard)] >= placed_[least] + kPlacementSlack) {
+    if (gw_shard < 0 ||
+        placed_[static_cast<size_t>(gw_shard)] >= placed_[least] + kPlacementSlack) {
       gw_shard = static_cast<int>(least);
     }
     shard = static_cast<size_t>(gw_shard);

@@ -12,8 +12,8 @@
 // holds fewer than kPlacementSlack pumps more than the least loaded shard, the gateway's
 // next pumps go there too, otherwise to the least loaded shard, which becomes the
 // gateway's (a hospital relay with thousands of pumps spreads over every shard in runs).
-// Pumps without a gateway go by the hash of their id. A pump keeps its shard for the life of the process
-// (rebinding it to other gateways does not move its twin); placement is not persisted:
+// Pumps without a gateway go by the hash of their id. A pump keeps its shard for the life of the
+// process (rebinding it to other gateways does not move its twin); placement is not persisted:
 // recovery places again, in pump id order (docs/architecture.md, "Shards").
 #ifndef PUMPTWIN_SERVER_PUMP_DIRECTORY_H_
 #define PUMPTWIN_SERVER_PUMP_DIRECTORY_H_
@@ -37,7 +37,7 @@
 namespace pumptwin::server {
 
 struct PumpSummary {
-  uint8_t worst_severity = 0;     // v1::Severity of the worst active alert, 0 = none
+  uint8_t worst_severity = 0;  // v1::Severity of the worst active alert, 0 = none
   bool silent = false;
   int64_t next_refill_due_ms = 0;  // 0 = unknown
   int64_t battery_eri_ms = 0;

@@ -31,8 +31,8 @@ absl::StatusOr<size_t> ReplayTelemetry(const store::Store& store, const std::str
           if (s.seq <= twin.last_seq()) continue;
           inner = twin.Observe(s, chunk.server_time, &transitions);
           if (!inner.ok()) {
-            inner = absl::DataLossError(absl::StrCat("replay of pump '", pump_id, "' seq ",
-                                                     s.seq, " failed: ", inner.message()));
+            inner = absl::DataLossError(absl::StrCat("replay of pump '", pump_id, "' seq ", s.seq,
+                                                     " failed: ", inner.message()));
             return false;
           }
           ++replayed;
@@ -43,7 +43,8 @@ absl::StatusOr<size_t> ReplayTelemetry(const store::Store& store, const std::str
   if (!inner.ok()) return inner;
   if (!transitions.empty()) {
     Log(LogLevel::kWarning, "replay_transitions",
-        {{"pump", pump_id}, {"count", transitions.size()},
+        {{"pump", pump_id},
+         {"count", transitions.size()},
          {"note", "alert transitions during replay; they were committed before the crash"}});
   }
   return replayed;

@@ -50,7 +50,8 @@ namespace {
 
 absl::StatusOr<std::string> ReadFile(const std::string& path, const char* what) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::InvalidArgumentError(absl::StrCat("cannot read ", what, " file '", path, "'"));
+  if (!in)
+    return absl::InvalidArgumentError(absl::StrCat("cannot read ", what, " file '", path, "'"));
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
@@ -78,8 +79,7 @@ absl::Status CheckPem(const std::string& pem, const char* flag, const std::strin
                                                  private_key ? "private key" : "certificate"));
 }
 
-absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeCredentials(
-    const ServerOptions& o) {
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeCredentials(const ServerOptions& o) {
   if (o.tls_cert_file.empty()) return grpc::InsecureServerCredentials();
   auto cert = ReadFile(o.tls_cert_file, "--tls_cert_file");
   if (!cert.ok()) return cert.status();
@@ -140,10 +140,12 @@ absl::StatusOr<std::pair<std::string, int>> SplitHostPort(const std::string& add
 }
 
 absl::Status ValidateOptions(const ServerOptions& o) {
-  for (const auto& [flag, addr] : {std::pair<const char*, const std::string*>{"--listen", &o.listen},
-                                   {"--metrics_listen", &o.metrics_listen}}) {
+  for (const auto& [flag, addr] :
+       {std::pair<const char*, const std::string*>{"--listen", &o.listen},
+        {"--metrics_listen", &o.metrics_listen}}) {
     auto hp = SplitHostPort(*addr);
-    if (!hp.ok()) return absl::InvalidArgumentError(absl::StrCat(flag, ": ", hp.status().message()));
+    if (!hp.ok())
+      return absl::InvalidArgumentError(absl::StrCat(flag, ": ", hp.status().message()));
   }
   if (o.tls_cert_file.empty() != o.tls_key_file.empty()) {
     return absl::InvalidArgumentError("--tls_cert_file and --tls_key_file go together");
@@ -279,13 +281,15 @@ absl::Status ServerApp::Start() {
   server_ = builder.BuildAndStart();
   if (server_ == nullptr || grpc_port_ == 0) {
     server_.reset();
-    return absl::UnavailableError(absl::StrCat("cannot listen on ", options_.listen,
-                                               " (address in use or not local?)"));
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", options_.listen, " (address in use or not local?)"));
   }
   // Not serving until recovery has finished.
   server_->GetHealthCheckService()->SetServingStatus(false);
   Log(LogLevel::kInfo, "listening",
-      {{"grpc_port", grpc_port_}, {"metrics_port", metrics_port_}, {"listen", options_.listen},
+      {{"grpc_port", grpc_port_},
+       {"metrics_port", metrics_port_},
+       {"listen", options_.listen},
        {"tls", options_.tls_cert_file.empty() ? "off" : "on"}});
 
   // Recovery ran before binding (OpenStoreAndRecover): Health was never SERVING before.
@@ -299,8 +303,8 @@ absl::Status ServerApp::Start() {
     std::error_code ec;
     std::filesystem::create_directories(options_.backup_dir, ec);
     if (ec) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "cannot create --backup_dir=", options_.backup_dir, ": ", ec.message()));
+      return absl::FailedPreconditionError(
+          absl::StrCat("cannot create --backup_dir=", options_.backup_dir, ": ", ec.message()));
     }
     backup_thread_ = std::thread([this] {
       NameThisThread("pt-backup");
@@ -312,8 +316,7 @@ absl::Status ServerApp::Start() {
   server_->GetHealthCheckService()->SetServingStatus(true);
   metrics_->ready().Set(1);
   Log(LogLevel::kInfo, "serving",
-      {{"startup_ms", absl::ToInt64Milliseconds(absl::Now() - t0)},
-       {"version", PUMPTWIN_VERSION}});
+      {{"startup_ms", absl::ToInt64Milliseconds(absl::Now() - t0)}, {"version", PUMPTWIN_VERSION}});
   return absl::OkStatus();
 }
 
@@ -325,7 +328,8 @@ absl::Status ServerApp::ReloadAuth() {
         {{"file", token_auth_->path()}, {"principals", token_auth_->size()}});
   } else {
     Log(LogLevel::kError, "auth_tokens_reload_failed",
-        {{"file", token_auth_->path()}, {"error", std::string(s.message())},
+        {{"file", token_auth_->path()},
+         {"error", std::string(s.message())},
          {"detail", "previous tokens stay in force"}});
   }
   return s;
@@ -350,8 +354,8 @@ absl::Status ServerApp::OpenStoreAndRecover() {
   std::error_code ec;
   std::filesystem::create_directories(options_.data_dir, ec);
   if (ec) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "cannot create --data_dir=", options_.data_dir, ": ", ec.message()));
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot create --data_dir=", options_.data_dir, ": ", ec.message()));
   }
   store::RocksDbStoreOptions so;
   so.path = options_.data_dir;
@@ -409,7 +413,8 @@ absl::Status ServerApp::OpenStoreAndRecover() {
   malloc_trim(0);
   twin_watch_hub_->Start(registry_.get());
   Log(LogLevel::kInfo, "recovered",
-      {{"pumps", stats->pumps}, {"twins", stats->twins},
+      {{"pumps", stats->pumps},
+       {"twins", stats->twins},
        {"replayed_samples", stats->replayed_samples},
        {"recovery_ms", absl::ToInt64Milliseconds(absl::Now() - t0)},
        {"shards", registry_->shard_count()}});
@@ -434,7 +439,11 @@ void ServerApp::RunTicker() {
         Log(LogLevel::kWarning, "store_still_failing", {{"error", std::string(s.message())}});
       }
     }
-    registry_->Tick(now);
+    if (options_.tick_clock == ServerOptions::TickClock::kWall) {
+      registry_->Tick(now);
+    } else if (std::optional<absl::Time> data = registry_->NewestModelTime()) {
+      registry_->Tick(std::min(*data, now));
+    }
     ingest_metrics_->RefreshFleet(*registry_, *gate_, now);
     if (auto sizes = store_->ApproximateSizes(); sizes.ok()) {
       ingest_metrics_->SetStoreSizes(*sizes);
@@ -459,8 +468,7 @@ void ServerApp::RunTicker() {
 absl::StatusOr<std::string> ServerApp::BackupNow() {
   if (store_ == nullptr) return absl::FailedPreconditionError("the server is not started");
   absl::Time t0 = absl::Now();
-  std::string final_dir =
-      absl::StrCat(options_.backup_dir, "/checkpoint-", absl::ToUnixMillis(t0));
+  std::string final_dir = absl::StrCat(options_.backup_dir, "/checkpoint-", absl::ToUnixMillis(t0));
   std::string tmp = final_dir + ".tmp";
   std::error_code ec;
   std::filesystem::remove_all(tmp, ec);  // a leftover of a crash during a checkpoint
@@ -471,7 +479,8 @@ absl::StatusOr<std::string> ServerApp::BackupNow() {
   }
   if (!s.ok()) {
     std::filesystem::remove_all(tmp, ec);
-    Log(LogLevel::kError, "backup_failed", {{"dir", final_dir}, {"error", std::string(s.message())}});
+    Log(LogLevel::kError, "backup_failed",
+        {{"dir", final_dir}, {"error", std::string(s.message())}});
     return s;
   }
   Log(LogLevel::kInfo, "backup_done",
@@ -511,7 +520,8 @@ absl::Status ServerApp::ReloadDrugLibrary() {
   absl::Status s = drugs_->Reload();
   auto cur = drugs_->Get();
   if (s.ok()) {
-    Log(LogLevel::kInfo, "drug_library_reloaded", {{"source", cur->source}, {"version", cur->version}});
+    Log(LogLevel::kInfo, "drug_library_reloaded",
+        {{"source", cur->source}, {"version", cur->version}});
   } else {
     Log(LogLevel::kError, "drug_library_reload_failed",
         {{"error", std::string(s.message())}, {"kept_version", cur->version}});

@@ -27,7 +27,7 @@ class GatewayService;
 namespace pumptwin::server {
 
 struct ServerOptions {
-  std::string listen = "127.0.0.1:50051";        // gRPC address; port 0 = ephemeral
+  std::string listen = "127.0.0.1:50051";         // gRPC address; port 0 = ephemeral
   std::string metrics_listen = "127.0.0.1:9464";  // Prometheus /metrics; port 0 = ephemeral
   std::string data_dir = "./data";
   std::string tls_cert_file;       // PEM server certificate chain; empty = no TLS
@@ -40,21 +40,27 @@ struct ServerOptions {
   // Bearer-token file (server/token_auth.h). Empty: everyone is admin "anonymous"
   // (OpenAuthorizer), refused on a non-loopback address unless `insecure`.
   std::string auth_tokens_file;
-  std::string port_file;           // if set, "grpc_port=N\nmetrics_port=M\n" is written here
-  int shards = 0;                  // 0: one per core
+  std::string port_file;  // if set, "grpc_port=N\nmetrics_port=M\n" is written here
+  int shards = 0;         // 0: one per core
   uint32_t snapshot_every_samples = 256;
-  absl::Duration snapshot_interval = absl::Hours(1);  // see ShardOptions
+  absl::Duration snapshot_interval = absl::Hours(1);    // see ShardOptions
   absl::Duration history_window = absl::Hours(24 * 7);  // ShardOptions::history_window
   absl::Duration telemetry_retention = absl::InfiniteDuration();
-  size_t store_memtable_bytes = size_t{64} << 20;     // all memtables together
+  size_t store_memtable_bytes = size_t{64} << 20;  // all memtables together
   size_t store_block_cache_bytes = size_t{32} << 20;
   absl::Duration tick_interval = absl::Seconds(5);
+  // What the server-time checks run on. kWall: the wall clock. kData: the newest model time
+  // any twin reached (never past the wall clock), for replays and simulations that run
+  // recorded time faster than real time: model-only forecasts of pumps that report nothing
+  // follow the data; silence (measured on arrival times) is then never raised.
+  enum class TickClock { kWall, kData };
+  TickClock tick_clock = TickClock::kWall;
   // Memtables are flushed once the store saw no write for this long (0: never; see
   // server/idle_flush.h).
   absl::Duration store_idle_flush = absl::Seconds(30);
-  double gateway_max_samples_per_second = 0;   // per gateway; 0 = unlimited
+  double gateway_max_samples_per_second = 0;  // per gateway; 0 = unlimited
   uint32_t reorder_window_seqs = 64;
-  uint32_t gateway_window_frames = 32;          // per stream, frames not yet acked
+  uint32_t gateway_window_frames = 32;  // per stream, frames not yet acked
   // Drug library file (DrugLibrary::Format text, e.g. deploy/drug_library.txt); empty:
   // built-in defaults. Re-read by ReloadDrugLibrary (SIGHUP).
   std::string drug_library_file;
@@ -120,7 +126,9 @@ class ServerApp {
   absl::StatusOr<std::string> BackupNow();
 
   int grpc_port() const { return grpc_port_; }
-  class TwinRegistry* registry() { return registry_.get(); }
+  class TwinRegistry* registry() {
+    return registry_.get();
+  }
   int metrics_port() const { return metrics_port_; }
 
  private:

@@ -73,6 +73,12 @@ void Shard::Stop() {
 
 size_t Shard::queue_depth() const { return depth_.load(std::memory_order_relaxed); }
 
+std::optional<absl::Time> Shard::newest_model_time() const {
+  const int64_t ns = newest_model_ns_.load(std::memory_order_relaxed);
+  if (ns == INT64_MIN) return std::nullopt;
+  return absl::FromUnixNanos(ns);
+}
+
 void Shard::Run() {
   std::vector<Task> batch;
   std::vector<Completion> completions;
@@ -146,6 +152,10 @@ void Shard::AddSnapshot(const std::string& pump_id, PumpSlot& slot, absl::Time s
 }
 
 void Shard::PublishSummary(const std::string& pump_id, const PumpSlot& slot) {
+  const int64_t model_ns = absl::ToUnixNanos(slot.twin.device_time());
+  if (model_ns > newest_model_ns_.load(std::memory_order_relaxed)) {
+    newest_model_ns_.store(model_ns, std::memory_order_relaxed);  // written by this thread only
+  }
   PumpSummary s;
   for (int t = 1; t < twin::kNumAlertTypes; ++t) {
     auto sev = static_cast<uint8_t>(slot.twin.active_alert(static_cast<twin::AlertType>(t)));

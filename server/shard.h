@@ -156,6 +156,9 @@ class Shard {
   bool Post(Task task, bool block = true);
   // Finishes queued tasks and the commit in flight, then joins the thread.
   void Stop();
+  // The newest model time any twin on this shard reached (samples, records, ticks), or
+  // nullopt before the first; read from any thread.
+  std::optional<absl::Time> newest_model_time() const;
   size_t queue_depth() const;
   int index() const { return index_; }
 
@@ -255,6 +258,9 @@ class Shard {
   std::deque<Completion> completed_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::atomic<size_t> depth_{0};
+  // The newest model time of any twin on this shard (ns since the Unix epoch; INT64_MIN:
+  // none yet), for the data clock (ServerOptions::tick_clock).
+  std::atomic<int64_t> newest_model_ns_{INT64_MIN};
 
   // Shard-thread state.
   SlotMap slots_;

@@ -36,9 +36,10 @@ std::optional<TokenDigest> ParseDigest(absl::string_view hex) {
 }
 
 absl::Status Unauthenticated(absl::string_view why) {
-  return absl::UnauthenticatedError(absl::StrCat(
-      why, ": send metadata 'authorization: Bearer <token>' with a token from "
-           "the server's --auth_tokens_file (see docs/security.md)"));
+  return absl::UnauthenticatedError(
+      absl::StrCat(why,
+                   ": send metadata 'authorization: Bearer <token>' with a token from "
+                   "the server's --auth_tokens_file (see docs/security.md)"));
 }
 
 }  // namespace
@@ -74,22 +75,25 @@ absl::StatusOr<std::vector<TokenEntry>> ParseTokenFile(absl::string_view content
     line = absl::StripAsciiWhitespace(line);
     if (line.empty()) continue;
     auto where = [&] { return absl::StrCat(source, ":", line_no, ": "); };
-    std::vector<absl::string_view> f = absl::StrSplit(line, absl::ByAnyChar(" \t"), absl::SkipEmpty());
+    std::vector<absl::string_view> f =
+        absl::StrSplit(line, absl::ByAnyChar(" \t"), absl::SkipEmpty());
     if (f.size() != 3) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          where(), "expected '<name> <role> <sha256hex>', got ", f.size(), " fields"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(where(), "expected '<name> <role> <sha256hex>', got ", f.size(), " fields"));
     }
     if (!IsValidTokenName(f[0])) {
       return absl::InvalidArgumentError(absl::StrCat(
           where(), "name '", f[0], "' must be 1-128 of letters, digits, '.', '_', '-', '@'"));
     }
     auto role = ParseRole(f[1]);
-    if (!role.ok()) return absl::InvalidArgumentError(absl::StrCat(where(), role.status().message()));
+    if (!role.ok())
+      return absl::InvalidArgumentError(absl::StrCat(where(), role.status().message()));
     auto digest = ParseDigest(f[2]);
     if (!digest) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          where(), "'", f[2].substr(0, 16), "...' is not a SHA-256 hex digest (64 hex digits); "
-          "the file holds digests, never tokens: see pumptwin-token"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(where(), "'", f[2].substr(0, 16),
+                       "...' is not a SHA-256 hex digest (64 hex digits); "
+                       "the file holds digests, never tokens: see pumptwin-token"));
     }
     if (!names.insert(std::string(f[0])).second) {
       return absl::InvalidArgumentError(absl::StrCat(where(), "duplicate name '", f[0], "'"));
@@ -108,13 +112,13 @@ namespace {
 absl::StatusOr<std::vector<TokenEntry>> ReadTokenFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("cannot read --auth_tokens_file '", path, "'"));
+    return absl::InvalidArgumentError(absl::StrCat("cannot read --auth_tokens_file '", path, "'"));
   }
   std::stringstream ss;
   ss << in.rdbuf();
   if (in.bad()) {
-    return absl::InvalidArgumentError(absl::StrCat("error reading --auth_tokens_file '", path, "'"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("error reading --auth_tokens_file '", path, "'"));
   }
   return ParseTokenFile(ss.str(), path);
 }
@@ -180,9 +184,9 @@ absl::StatusOr<Principal> TokenAuthorizer::CheckAuthorization(
   }
   if (match == nullptr) return Unauthenticated("unknown bearer token");
   if (static_cast<int>(match->role) < static_cast<int>(required)) {
-    return absl::PermissionDeniedError(absl::StrCat(
-        "'", match->name, "' has role ", RoleName(match->role), "; this method requires role ",
-        RoleName(required), " or higher"));
+    return absl::PermissionDeniedError(
+        absl::StrCat("'", match->name, "' has role ", RoleName(match->role),
+                     "; this method requires role ", RoleName(required), " or higher"));
   }
   return Principal{match->name, match->role};
 }

@@ -12,8 +12,8 @@ namespace pumptwin::server {
 inline bool IsValidTokenName(absl::string_view name) {
   if (name.empty() || name.size() > 128) return false;
   for (char c : name) {
-    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' &&
-        c != '-' && c != '@') {
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '-' &&
+        c != '@') {
       return false;
     }
   }

@@ -132,16 +132,16 @@ absl::Status TwinRegistry::LoadAll(RecoveryStats* stats) {
       if (!n.ok()) {
         absl::MutexLock lock(&mu);
         if (first_error.ok()) {
-          first_error = absl::DataLossError(absl::StrCat(
-              "twin of pump '", id, "' cannot be recovered: ", n.status().message()));
+          first_error = absl::DataLossError(
+              absl::StrCat("twin of pump '", id, "' cannot be recovered: ", n.status().message()));
         }
         continue;
       }
       replayed += *n;
       ++twins;
-      PumpSlot& slot =
-          sh->slots().insert_or_assign(id, PumpSlot(*std::move(twin), options_.shard.now()))
-              .first->second;
+      PumpSlot& slot = sh->slots()
+                           .insert_or_assign(id, PumpSlot(*std::move(twin), options_.shard.now()))
+                           .first->second;
       // Replayed samples are not in the stored snapshot yet: the time-based policy writes
       // one within snapshot_interval, so the next recovery does not replay them again.
       slot.since_snapshot = static_cast<uint32_t>(std::min<size_t>(*n, UINT32_MAX));
@@ -196,7 +196,6 @@ absl::Status TwinRegistry::LoadAll(RecoveryStats* stats) {
   return absl::OkStatus();
 }
 
-
 void TwinRegistry::Submit(device_link::IngestBatch batch,
                           std::function<void(device_link::IngestResult)> done) {
   if (degraded_.load() || stopped_.load()) {
@@ -229,16 +228,17 @@ void TwinRegistry::Submit(device_link::IngestBatch batch,
         },
         /*block=*/false);
     if (!posted) {
-      state->Complete(absl::ResourceExhaustedError(
-                          "the server's shard queue is full; back off and resend"),
-                      {}, {});
+      state->Complete(
+          absl::ResourceExhaustedError("the server's shard queue is full; back off and resend"), {},
+          {});
     }
   }
 }
 
 absl::StatusOr<std::vector<device_link::ResumePoint>> TwinRegistry::ResumePoints(
     absl::string_view gateway_id, const std::vector<std::string>& pump_ids) {
-  std::vector<std::string> ids = pump_ids.empty() ? directory_.PumpsOfGateway(gateway_id) : pump_ids;
+  std::vector<std::string> ids =
+      pump_ids.empty() ? directory_.PumpsOfGateway(gateway_id) : pump_ids;
   std::vector<device_link::ResumePoint> out;
   out.reserve(ids.size());
   for (const std::string& id : ids) {
@@ -273,8 +273,8 @@ void TwinRegistry::Register(v1::Pump pump, twin::Twin twin, std::vector<AuditDra
   // the twins allocate no short-lived buffers between them.
   struct Job {
     v1::Pump pump;
-    std::string snapshot;      // the twin's bytes: its first snapshot...
-    MutationContext ctx;       // ...and, in ctx.extra, the genesis copy and the registration
+    std::string snapshot;  // the twin's bytes: its first snapshot...
+    MutationContext ctx;   // ...and, in ctx.extra, the genesis copy and the registration
     std::function<void(absl::Status)> done;
   };
   auto job = std::make_shared<Job>();
@@ -352,6 +352,14 @@ void TwinRegistry::Tick(absl::Time server_time) {
     Shard* sh = shard.get();
     sh->Post([sh, server_time] { sh->TickAll(server_time); }, /*block=*/false);
   }
+}
+
+std::optional<absl::Time> TwinRegistry::NewestModelTime() const {
+  std::optional<absl::Time> newest;
+  for (const auto& shard : shards_) {
+    if (auto t = shard->newest_model_time(); t && (!newest || *t > *newest)) newest = t;
+  }
+  return newest;
 }
 
 absl::Status TwinRegistry::TryRevive() {

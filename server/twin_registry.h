@@ -1,8 +1,8 @@
 // TwinRegistry: the sharded twins of every registered pump and the server side of ingest
 // (it implements device_link::IngestSink). Routes each pump to the shard the directory
-// placed it on (gateway-affine, server/pump_directory.h), recovers twins at start-up (last snapshot + replay of later telemetry), ticks
-// them on server time, and degrades to UNAVAILABLE when the store fails, recovering by
-// reloading everything from the store once writes succeed again.
+// placed it on (gateway-affine, server/pump_directory.h), recovers twins at start-up (last snapshot
+// + replay of later telemetry), ticks them on server time, and degrades to UNAVAILABLE when the
+// store fails, recovering by reloading everything from the store once writes succeed again.
 // Thread-safe: every public method may be called from any thread.
 #ifndef PUMPTWIN_SERVER_TWIN_REGISTRY_H_
 #define PUMPTWIN_SERVER_TWIN_REGISTRY_H_
@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -77,6 +78,9 @@ class TwinRegistry : public device_link::IngestSink {
             std::function<void(const twin::Twin* twin, absl::Status status)> fn);
   // Server-time checks on every shard (silent pumps...). Called by a periodic ticker.
   void Tick(absl::Time server_time);
+  // The newest model time any twin reached (the data clock; ServerOptions::tick_clock), or
+  // nullopt before any twin changed.
+  std::optional<absl::Time> NewestModelTime() const;
 
   PumpDirectory& directory() { return directory_; }
   int shard_count() const { return static_cast<int>(shards_.size()); }

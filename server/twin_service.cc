@@ -176,15 +176,17 @@ grpc::ServerUnaryReactor* TwinServiceImpl::RegisterPump(grpc::CallbackServerCont
       }
       break;
     default:
-      return fail(absl::InvalidArgumentError(absl::StrCat(
-          "pump.lifecycle=", pump.lifecycle(), " cannot be registered (UNSPECIFIED or "
-          "IMPLANTED: an implanted pump; TRIAL: an external trial pump)")));
+      return fail(absl::InvalidArgumentError(
+          absl::StrCat("pump.lifecycle=", pump.lifecycle(),
+                       " cannot be registered (UNSPECIFIED or "
+                       "IMPLANTED: an implanted pump; TRIAL: an external trial pump)")));
   }
   const absl::Time now = deps_.now();
   auto lib = DrugLibraryHolder::Current(deps_.drugs);
   auto twin = RegistrationTwin(
       {.pump = &pump,
-       .initial_prescription = req->has_initial_prescription() ? &req->initial_prescription() : nullptr,
+       .initial_prescription =
+           req->has_initial_prescription() ? &req->initial_prescription() : nullptr,
        .initial_reservoir_ul = req->initial_reservoir_ul(),
        .enrolment = req->has_enrolment() ? &req->enrolment() : nullptr},
       now, deps_.max_device_time_in_future, lib->library);
@@ -211,21 +213,20 @@ grpc::ServerUnaryReactor* TwinServiceImpl::RegisterPump(grpc::CallbackServerCont
 }
 
 grpc::ServerUnaryReactor* TwinServiceImpl::GetPump(grpc::CallbackServerContext* ctx,
-                                                   const v1::GetPumpRequest* req,
-                                                   v1::Pump* resp) {
+                                                   const v1::GetPumpRequest* req, v1::Pump* resp) {
   auto* reactor = ctx->DefaultReactor();
   auto id = AuthorizedPumpId(*deps_.auth, *ctx, Role::kViewer, req->name());
   if (!id.ok()) return FinishWith(reactor, id.status());
   auto bytes = deps_.store->GetPump(*id);
   if (!bytes.ok()) {
-    return FinishWith(reactor, absl::IsNotFound(bytes.status())
-                                   ? absl::NotFoundError(absl::StrCat(
-                                         "pump '", *id, "' is not registered"))
-                                   : bytes.status());
+    return FinishWith(reactor,
+                      absl::IsNotFound(bytes.status())
+                          ? absl::NotFoundError(absl::StrCat("pump '", *id, "' is not registered"))
+                          : bytes.status());
   }
   if (!resp->ParseFromString(*bytes)) {
-    return FinishWith(reactor, absl::DataLossError(absl::StrCat(
-                                   "registration of pump '", *id, "' does not parse")));
+    return FinishWith(reactor, absl::DataLossError(absl::StrCat("registration of pump '", *id,
+                                                                "' does not parse")));
   }
   reactor->Finish(grpc::Status::OK);
   return reactor;
@@ -246,9 +247,12 @@ grpc::ServerUnaryReactor* TwinServiceImpl::GetTwin(grpc::CallbackServerContext* 
 
 const char* RoleName(Role role) {
   switch (role) {
-    case Role::kViewer: return "viewer";
-    case Role::kClinician: return "clinician";
-    case Role::kAdmin: return "admin";
+    case Role::kViewer:
+      return "viewer";
+    case Role::kClinician:
+      return "clinician";
+    case Role::kAdmin:
+      return "admin";
   }
   return "viewer";
 }

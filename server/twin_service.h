@@ -27,9 +27,9 @@ struct TwinServiceDeps {
   TwinRegistry* registry = nullptr;
   CommitGate* gate = nullptr;
   store::Store* store = nullptr;
-  const Authorizer* auth = nullptr;  // required
-  AlertHub* alert_hub = nullptr;      // WatchAlerts (UNIMPLEMENTED without it)
-  TwinWatchHub* twin_watch_hub = nullptr;  // WatchTwin (UNIMPLEMENTED without it)
+  const Authorizer* auth = nullptr;          // required
+  AlertHub* alert_hub = nullptr;             // WatchAlerts (UNIMPLEMENTED without it)
+  TwinWatchHub* twin_watch_hub = nullptr;    // WatchTwin (UNIMPLEMENTED without it)
   const DrugLibraryHolder* drugs = nullptr;  // nullptr: built-in defaults
   std::function<absl::Time()> now = [] { return absl::Now(); };
   // Implant, interrogation and refill times of a registration may be at most this far
@@ -48,45 +48,60 @@ class TwinServiceImpl final : public pumptwin::v1::TwinService::CallbackService 
   // Every method of the contract. Definitions live in twin_service*.cc by area; the
   // ones still listed in twin_service_methods.inc answer UNIMPLEMENTED (twin_service_pending.cc).
   grpc::ServerUnaryReactor* RegisterPump(grpc::CallbackServerContext* ctx,
-      const v1::RegisterPumpRequest* req, v1::Pump* resp) override;
-  grpc::ServerUnaryReactor* GetPump(grpc::CallbackServerContext* ctx,
-      const v1::GetPumpRequest* req, v1::Pump* resp) override;
+                                         const v1::RegisterPumpRequest* req,
+                                         v1::Pump* resp) override;
+  grpc::ServerUnaryReactor* GetPump(grpc::CallbackServerContext* ctx, const v1::GetPumpRequest* req,
+                                    v1::Pump* resp) override;
   grpc::ServerUnaryReactor* ListPumps(grpc::CallbackServerContext* ctx,
-      const v1::ListPumpsRequest* req, v1::ListPumpsResponse* resp) override;
+                                      const v1::ListPumpsRequest* req,
+                                      v1::ListPumpsResponse* resp) override;
   grpc::ServerUnaryReactor* DecommissionPump(grpc::CallbackServerContext* ctx,
-      const v1::DecommissionPumpRequest* req, v1::Pump* resp) override;
+                                             const v1::DecommissionPumpRequest* req,
+                                             v1::Pump* resp) override;
   grpc::ServerUnaryReactor* SetPrescription(grpc::CallbackServerContext* ctx,
-      const v1::SetPrescriptionRequest* req, v1::SetPrescriptionResponse* resp) override;
-  grpc::ServerUnaryReactor* GetPrescriptionHistory(grpc::CallbackServerContext* ctx,
-      const v1::GetPrescriptionHistoryRequest* req, v1::GetPrescriptionHistoryResponse* resp) override;
+                                            const v1::SetPrescriptionRequest* req,
+                                            v1::SetPrescriptionResponse* resp) override;
+  grpc::ServerUnaryReactor* GetPrescriptionHistory(
+      grpc::CallbackServerContext* ctx, const v1::GetPrescriptionHistoryRequest* req,
+      v1::GetPrescriptionHistoryResponse* resp) override;
   grpc::ServerUnaryReactor* ReplayTwin(grpc::CallbackServerContext* ctx,
-      const v1::ReplayTwinRequest* req, v1::ReplayTwinResponse* resp) override;
+                                       const v1::ReplayTwinRequest* req,
+                                       v1::ReplayTwinResponse* resp) override;
   grpc::ServerUnaryReactor* RecordRefill(grpc::CallbackServerContext* ctx,
-      const v1::RecordRefillRequest* req, v1::RecordRefillResponse* resp) override;
+                                         const v1::RecordRefillRequest* req,
+                                         v1::RecordRefillResponse* resp) override;
   grpc::ServerUnaryReactor* RecordEvent(grpc::CallbackServerContext* ctx,
-      const v1::RecordEventRequest* req, v1::RecordEventResponse* resp) override;
-  grpc::ServerUnaryReactor* GetTwin(grpc::CallbackServerContext* ctx,
-      const v1::GetTwinRequest* req, v1::TwinState* resp) override;
+                                        const v1::RecordEventRequest* req,
+                                        v1::RecordEventResponse* resp) override;
+  grpc::ServerUnaryReactor* GetTwin(grpc::CallbackServerContext* ctx, const v1::GetTwinRequest* req,
+                                    v1::TwinState* resp) override;
   grpc::ServerWriteReactor<v1::TwinState>* WatchTwin(grpc::CallbackServerContext* ctx,
-      const v1::WatchTwinRequest* req) override;
+                                                     const v1::WatchTwinRequest* req) override;
   grpc::ServerUnaryReactor* GetTelemetry(grpc::CallbackServerContext* ctx,
-      const v1::GetTelemetryRequest* req, v1::GetTelemetryResponse* resp) override;
+                                         const v1::GetTelemetryRequest* req,
+                                         v1::GetTelemetryResponse* resp) override;
   grpc::ServerUnaryReactor* ListAlerts(grpc::CallbackServerContext* ctx,
-      const v1::ListAlertsRequest* req, v1::ListAlertsResponse* resp) override;
+                                       const v1::ListAlertsRequest* req,
+                                       v1::ListAlertsResponse* resp) override;
   grpc::ServerWriteReactor<v1::AlertEvent>* WatchAlerts(grpc::CallbackServerContext* ctx,
-      const v1::WatchAlertsRequest* req) override;
+                                                        const v1::WatchAlertsRequest* req) override;
   grpc::ServerUnaryReactor* AcknowledgeAlert(grpc::CallbackServerContext* ctx,
-      const v1::AcknowledgeAlertRequest* req, v1::Alert* resp) override;
+                                             const v1::AcknowledgeAlertRequest* req,
+                                             v1::Alert* resp) override;
   grpc::ServerUnaryReactor* ListDrugs(grpc::CallbackServerContext* ctx,
-      const v1::ListDrugsRequest* req, v1::ListDrugsResponse* resp) override;
+                                      const v1::ListDrugsRequest* req,
+                                      v1::ListDrugsResponse* resp) override;
   grpc::ServerUnaryReactor* ListAuditRecords(grpc::CallbackServerContext* ctx,
-      const v1::ListAuditRecordsRequest* req, v1::ListAuditRecordsResponse* resp) override;
+                                             const v1::ListAuditRecordsRequest* req,
+                                             v1::ListAuditRecordsResponse* resp) override;
   grpc::ServerUnaryReactor* RecordTrialOutcome(grpc::CallbackServerContext* ctx,
-      const v1::RecordTrialOutcomeRequest* req, v1::Pump* resp) override;
+                                               const v1::RecordTrialOutcomeRequest* req,
+                                               v1::Pump* resp) override;
   grpc::ServerUnaryReactor* ImplantAfterTrial(grpc::CallbackServerContext* ctx,
-      const v1::ImplantAfterTrialRequest* req, v1::Pump* resp) override;
+                                              const v1::ImplantAfterTrialRequest* req,
+                                              v1::Pump* resp) override;
   grpc::ServerUnaryReactor* EndTrial(grpc::CallbackServerContext* ctx,
-      const v1::EndTrialRequest* req, v1::Pump* resp) override;
+                                     const v1::EndTrialRequest* req, v1::Pump* resp) override;
 
  private:
   // Replaces the generated handler of `method` with one that lets a request that does

@@ -31,21 +31,21 @@ bool Keep(const v1::ListAuditRecordsRequest& r, const v1::AuditRecord& a) {
 
 }  // namespace
 
-grpc::ServerUnaryReactor* TwinServiceImpl::ListAuditRecords(
-    grpc::CallbackServerContext* ctx, const v1::ListAuditRecordsRequest* req,
-    v1::ListAuditRecordsResponse* resp) {
+grpc::ServerUnaryReactor* TwinServiceImpl::ListAuditRecords(grpc::CallbackServerContext* ctx,
+                                                            const v1::ListAuditRecordsRequest* req,
+                                                            v1::ListAuditRecordsResponse* resp) {
   auto* reactor = ctx->DefaultReactor();
   auto fail = [reactor](const absl::Status& s) { return FinishWith(reactor, s); };
   if (auto p = deps_.auth->Check(*ctx, Role::kAdmin); !p.ok()) return fail(p.status());
   if (req->page_size() < 0 || req->page_size() > kMaxPageSize) {
-    return fail(absl::InvalidArgumentError(absl::StrCat(
-        "page_size=", req->page_size(), " must be 0 (default ", kDefaultPageSize, ") to ",
-        kMaxPageSize)));
+    return fail(absl::InvalidArgumentError(absl::StrCat("page_size=", req->page_size(),
+                                                        " must be 0 (default ", kDefaultPageSize,
+                                                        ") to ", kMaxPageSize)));
   }
   if (req->end_time_ms() != 0 && req->end_time_ms() <= req->start_time_ms()) {
-    return fail(absl::InvalidArgumentError(absl::StrCat(
-        "end_time_ms=", req->end_time_ms(), " must be after start_time_ms=",
-        req->start_time_ms(), " (or 0: no end)")));
+    return fail(absl::InvalidArgumentError(
+        absl::StrCat("end_time_ms=", req->end_time_ms(),
+                     " must be after start_time_ms=", req->start_time_ms(), " (or 0: no end)")));
   }
   uint64_t after = 0;
   if (!req->page_token().empty() && !absl::SimpleAtoi(req->page_token(), &after)) {
@@ -62,8 +62,8 @@ grpc::ServerUnaryReactor* TwinServiceImpl::ListAuditRecords(
     for (const auto& [seq, bytes] : *batch) {
       v1::AuditRecord rec;
       if (!rec.ParseFromString(bytes)) {
-        return fail(absl::DataLossError(absl::StrCat(
-            "audit record ", seq, " does not parse; the store is damaged")));
+        return fail(absl::DataLossError(
+            absl::StrCat("audit record ", seq, " does not parse; the store is damaged")));
       }
       if (Keep(*req, rec)) {
         if (static_cast<size_t>(resp->records_size()) == page) {

@@ -23,8 +23,8 @@ std::string MessageJson(const google::protobuf::Message& m) {
 }
 
 AuditDraft MakeAudit(const Principal& who, absl::Time now, const char* method,
-                     const std::string& resource, std::string before_json,
-                     std::string after_json, const std::string& reason) {
+                     const std::string& resource, std::string before_json, std::string after_json,
+                     const std::string& reason) {
   AuditDraft a;
   a.record.set_server_time_ms(ToUnixMs(now));
   a.record.set_actor(who.actor);
@@ -37,8 +37,7 @@ AuditDraft MakeAudit(const Principal& who, absl::Time now, const char* method,
   return a;
 }
 
-absl::StatusOr<int> PageSize(int32_t requested, int default_size, int max_size,
-                             const char* field) {
+absl::StatusOr<int> PageSize(int32_t requested, int default_size, int max_size, const char* field) {
   if (requested < 0) {
     return absl::InvalidArgumentError(
         absl::StrCat(field, "=", requested, " must be >= 0 (0: default ", default_size,

@@ -30,8 +30,8 @@ absl::StatusOr<std::string> AuthorizedPumpId(const Authorizer& auth,
                                              const std::string& name);
 
 AuditDraft MakeAudit(const Principal& who, absl::Time now, const char* method,
-                     const std::string& resource, std::string before_json,
-                     std::string after_json, const std::string& reason);
+                     const std::string& resource, std::string before_json, std::string after_json,
+                     const std::string& reason);
 
 // page_size: 0 -> default, above max -> max, negative -> INVALID_ARGUMENT naming field.
 absl::StatusOr<int> PageSize(int32_t requested, int default_size, int max_size,

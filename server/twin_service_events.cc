@@ -75,24 +75,25 @@ absl::Status ValidateEvent(const v1::RecordEventRequest& r) {
             "concentration)");
       }
       if (r.volume_ul() > 0 && r.dose_ug() > 0) {
-        return absl::InvalidArgumentError(
-            "CLINICIAN_BOLUS takes volume_ul or dose_ug, not both");
+        return absl::InvalidArgumentError("CLINICIAN_BOLUS takes volume_ul or dose_ug, not both");
       }
       break;
     case v1::CLINICAL_EVENT_CATHETER_REVISION:
       if (absl::Status s = Positive("catheter_length_cm", r.catheter_length_cm(),
                                     "for CATHETER_REVISION (new catheter geometry)");
-          !s.ok()) return s;
+          !s.ok())
+        return s;
       if (absl::Status s = Positive("catheter_inner_diameter_mm", r.catheter_inner_diameter_mm(),
                                     "for CATHETER_REVISION (new catheter geometry)");
-          !s.ok()) return s;
+          !s.ok())
+        return s;
       break;
     case v1::CLINICAL_EVENT_ACCESS_PORT_ASPIRATION:
     case v1::CLINICAL_EVENT_TRIAL_END:
       if (r.outcome().empty()) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "outcome is required for ", v1::ClinicalEventType_Name(r.type()),
-            " (e.g. \"CSF aspirated freely\" or \"success: 60% relief\")"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("outcome is required for ", v1::ClinicalEventType_Name(r.type()),
+                         " (e.g. \"CSF aspirated freely\" or \"success: 60% relief\")"));
       }
       break;
     default:
@@ -119,21 +120,22 @@ grpc::ServerUnaryReactor* TwinServiceImpl::RecordRefill(grpc::CallbackServerCont
     return fail(s);
   }
   if (absl::Status s = NonNegative("concentration_ug_per_ml", req->concentration_ug_per_ml());
-      !s.ok()) return fail(s);
+      !s.ok())
+    return fail(s);
   if (req->device_time_ms() < 0) {
     return fail(absl::InvalidArgumentError(
         absl::StrCat("device_time_ms=", req->device_time_ms(), " must be >= 0 (0: now)")));
   }
-  if (absl::Status s = CheckClinicalTimeNotInFuture("device_time_ms", req->device_time_ms(),
-                                                    deps_.now());
+  if (absl::Status s =
+          CheckClinicalTimeNotInFuture("device_time_ms", req->device_time_ms(), deps_.now());
       !s.ok()) {
     return fail(s);
   }
   auto lib = Library(deps_.drugs);
   if (!req->drug().empty() && lib->library.Find(req->drug()) == nullptr) {
-    return fail(absl::InvalidArgumentError(absl::StrCat(
-        "drug='", req->drug(), "' is not in drug library ", lib->version,
-        " (ListDrugs shows the keys; empty: unchanged)")));
+    return fail(absl::InvalidArgumentError(
+        absl::StrCat("drug='", req->drug(), "' is not in drug library ", lib->version,
+                     " (ListDrugs shows the keys; empty: unchanged)")));
   }
   if (absl::Status s = CheckNotDecommissioned(deps_.registry->directory(), *id); !s.ok()) {
     return fail(s);
@@ -153,8 +155,7 @@ grpc::ServerUnaryReactor* TwinServiceImpl::RecordRefill(grpc::CallbackServerCont
     twin::RefillResult result;
     twin::RefillResult* res = &result;
     if (absl::Status s = mctx.apply_input(
-            MakeClinicalInput(InputKind::kRefill, at, mctx.server_time,
-                              record.SerializeAsString()),
+            MakeClinicalInput(InputKind::kRefill, at, mctx.server_time, record.SerializeAsString()),
             res);
         !s.ok()) {
       return s;
@@ -187,8 +188,8 @@ grpc::ServerUnaryReactor* TwinServiceImpl::RecordEvent(grpc::CallbackServerConte
   auto id = PumpIdFromName(req->name());
   if (!id.ok()) return fail(id.status());
   if (absl::Status s = ValidateEvent(*req); !s.ok()) return fail(s);
-  if (absl::Status s = CheckClinicalTimeNotInFuture("device_time_ms", req->device_time_ms(),
-                                                    deps_.now());
+  if (absl::Status s =
+          CheckClinicalTimeNotInFuture("device_time_ms", req->device_time_ms(), deps_.now());
       !s.ok()) {
     return fail(s);
   }
@@ -211,8 +212,7 @@ grpc::ServerUnaryReactor* TwinServiceImpl::RecordEvent(grpc::CallbackServerConte
     const absl::Time at = EventTime(req->device_time_ms(), t, mctx.server_time);
     record.set_device_time_ms(ToUnixMs(at));
     if (absl::Status s = mctx.apply_input(
-            MakeClinicalInput(InputKind::kEvent, at, mctx.server_time,
-                              record.SerializeAsString()),
+            MakeClinicalInput(InputKind::kEvent, at, mctx.server_time, record.SerializeAsString()),
             nullptr);
         !s.ok()) {
       return s;
@@ -247,22 +247,21 @@ grpc::ServerUnaryReactor* TwinServiceImpl::GetTelemetry(grpc::CallbackServerCont
   auto id = AuthorizedPumpId(*deps_.auth, *ctx, Role::kViewer, req->name());
   if (!id.ok()) return fail(id.status());
   if (req->start_device_time_ms() < 0) {
-    return fail(absl::InvalidArgumentError(absl::StrCat(
-        "start_device_time_ms=", req->start_device_time_ms(), " must be >= 0")));
+    return fail(absl::InvalidArgumentError(
+        absl::StrCat("start_device_time_ms=", req->start_device_time_ms(), " must be >= 0")));
   }
   // 0: now, with a day of tolerance for pump clocks running ahead of the server.
-  const int64_t end_ms = req->end_device_time_ms() != 0
-                             ? req->end_device_time_ms()
-                             : ToUnixMs(deps_.now() + absl::Hours(24));
+  const int64_t end_ms = req->end_device_time_ms() != 0 ? req->end_device_time_ms()
+                                                        : ToUnixMs(deps_.now() + absl::Hours(24));
   if (end_ms <= req->start_device_time_ms()) {
     return fail(absl::InvalidArgumentError(absl::StrCat(
-        "end_device_time_ms=", end_ms, " must be > start_device_time_ms=",
-        req->start_device_time_ms(), " (0: now)")));
+        "end_device_time_ms=", end_ms,
+        " must be > start_device_time_ms=", req->start_device_time_ms(), " (0: now)")));
   }
   if (req->downsample_interval_ms() < 0) {
-    return fail(absl::InvalidArgumentError(absl::StrCat(
-        "downsample_interval_ms=", req->downsample_interval_ms(),
-        " must be >= 0 (0: every sample)")));
+    return fail(absl::InvalidArgumentError(
+        absl::StrCat("downsample_interval_ms=", req->downsample_interval_ms(),
+                     " must be >= 0 (0: every sample)")));
   }
   auto page_size = PageSize(req->page_size(), kDefaultTelemetryPage, kMaxTelemetryPage);
   if (!page_size.ok()) return fail(page_size.status());
@@ -291,8 +290,7 @@ grpc::ServerUnaryReactor* TwinServiceImpl::GetTelemetry(grpc::CallbackServerCont
   std::string next_token;
   const std::string pump_id = *id;
   absl::Status scan = store::ScanSamples(
-      *deps_.store, pump_id, FromUnixMs(from_ms), FromUnixMs(end_ms),
-      [&](const twin::Sample& s) {
+      *deps_.store, pump_id, FromUnixMs(from_ms), FromUnixMs(end_ms), [&](const twin::Sample& s) {
         const int64_t t_ms = absl::ToUnixMillis(s.device_time);
         if (t_ms == from_ms && s.seq <= after_seq) return true;
         if (interval > 0) {
@@ -305,8 +303,7 @@ grpc::ServerUnaryReactor* TwinServiceImpl::GetTelemetry(grpc::CallbackServerCont
           last_bucket = bucket;
         } else if (static_cast<size_t>(resp->samples_size()) == limit) {
           const auto& last = resp->samples(resp->samples_size() - 1);
-          next_token = EncodePageToken(
-              "tm", absl::StrCat(last.device_time_ms(), ",", last.seq()));
+          next_token = EncodePageToken("tm", absl::StrCat(last.device_time_ms(), ",", last.seq()));
           return false;
         }
         device_link::ToProtoSample(pump_id, s, resp->add_samples());

@@ -51,28 +51,28 @@ ListKey KeyOf(const std::string& id, const PumpEntry& e, bool urgency) {
 std::string QueryFingerprint(const v1::ListPumpsRequest& r) {
   return absl::StrCat(r.clinic().size(), ":", r.clinic(), ",", r.alerting_only(), ",",
                       r.min_severity(), ",", r.stale_only(), ",", r.refill_due_before_ms(), ",",
-                      r.battery_replacement_due_before_ms(), ",", r.include_decommissioned(),
-                      ",", r.order());
+                      r.battery_replacement_due_before_ms(), ",", r.include_decommissioned(), ",",
+                      r.order());
 }
 
 absl::Status ValidateList(const v1::ListPumpsRequest& r) {
   if (r.min_severity() < v1::SEVERITY_UNSPECIFIED || r.min_severity() > v1::SEVERITY_CRITICAL) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "min_severity=", r.min_severity(), " is not a Severity (0..3: UNSPECIFIED, INFO, "
-        "WARNING, CRITICAL)"));
+    return absl::InvalidArgumentError(absl::StrCat("min_severity=", r.min_severity(),
+                                                   " is not a Severity (0..3: UNSPECIFIED, INFO, "
+                                                   "WARNING, CRITICAL)"));
   }
   if (r.order() != v1::PUMP_ORDER_UNSPECIFIED && r.order() != v1::PUMP_ORDER_URGENCY) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "order=", r.order(), " is not a PumpOrder (0: by id, 1: URGENCY)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("order=", r.order(), " is not a PumpOrder (0: by id, 1: URGENCY)"));
   }
   if (r.refill_due_before_ms() < 0) {
     return absl::InvalidArgumentError(absl::StrCat(
         "refill_due_before_ms=", r.refill_due_before_ms(), " must be >= 0 (0: no filter)"));
   }
   if (r.battery_replacement_due_before_ms() < 0) {
-    return absl::InvalidArgumentError(absl::StrCat("battery_replacement_due_before_ms=",
-                                                   r.battery_replacement_due_before_ms(),
-                                                   " must be >= 0 (0: no filter)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("battery_replacement_due_before_ms=", r.battery_replacement_due_before_ms(),
+                     " must be >= 0 (0: no filter)"));
   }
   return absl::OkStatus();
 }
@@ -99,8 +99,8 @@ bool Matches(const v1::ListPumpsRequest& r, const PumpEntry& e, const std::strin
 
 // Token payload: fingerprint \x1f neg_severity \x1f due_ms \x1f id (of the last pump).
 std::string KeyToken(const ListKey& k, const std::string& fingerprint) {
-  return EncodePageToken("pumps", absl::StrCat(fingerprint, "\x1f", k.neg_severity, "\x1f",
-                                               k.due_ms, "\x1f", k.id));
+  return EncodePageToken(
+      "pumps", absl::StrCat(fingerprint, "\x1f", k.neg_severity, "\x1f", k.due_ms, "\x1f", k.id));
 }
 
 absl::StatusOr<ListKey> KeyFromToken(const std::string& token, const std::string& fingerprint) {
@@ -110,7 +110,8 @@ absl::StatusOr<ListKey> KeyFromToken(const std::string& token, const std::string
   ListKey k;
   if (parts.size() != 4 || !absl::SimpleAtoi(parts[1], &k.neg_severity) ||
       !absl::SimpleAtoi(parts[2], &k.due_ms)) {
-    return absl::InvalidArgumentError("page_token is malformed; start again with an empty page_token");
+    return absl::InvalidArgumentError(
+        "page_token is malformed; start again with an empty page_token");
   }
   if (parts[0] != fingerprint) {
     return absl::InvalidArgumentError(
@@ -137,8 +138,8 @@ absl::StatusOr<twin::Twin> RegistrationTwin(const RegistrationInput& in, absl::T
                                             absl::Duration max_future,
                                             const twin::DrugLibrary& library) {
   const v1::Pump& pump = *in.pump;
-  if (absl::Status s = CheckNotTooFarAhead("pump.implant_time_ms", pump.implant_time_ms(), now,
-                                           max_future);
+  if (absl::Status s =
+          CheckNotTooFarAhead("pump.implant_time_ms", pump.implant_time_ms(), now, max_future);
       !s.ok()) {
     return s;
   }
@@ -162,8 +163,9 @@ absl::StatusOr<twin::Twin> RegistrationTwin(const RegistrationInput& in, absl::T
           "pump.implant_time_ms is required with an enrolment (the battery and the service "
           "life are counted from it)");
     }
-    for (auto [field, ms] : {std::pair{"enrolment.interrogation_time_ms", e.interrogation_time_ms()},
-                             std::pair{"enrolment.last_refill_time_ms", e.last_refill_time_ms()}}) {
+    for (auto [field, ms] :
+         {std::pair{"enrolment.interrogation_time_ms", e.interrogation_time_ms()},
+          std::pair{"enrolment.last_refill_time_ms", e.last_refill_time_ms()}}) {
       if (absl::Status s = CheckNotTooFarAhead(field, ms, now, max_future); !s.ok()) return s;
     }
     auto enrolment = ToEnrolment(e);
@@ -227,8 +229,9 @@ grpc::ServerUnaryReactor* TwinServiceImpl::ListPumps(grpc::CallbackServerContext
   return reactor;
 }
 
-grpc::ServerUnaryReactor* TwinServiceImpl::DecommissionPump(
-    grpc::CallbackServerContext* ctx, const v1::DecommissionPumpRequest* req, v1::Pump* resp) {
+grpc::ServerUnaryReactor* TwinServiceImpl::DecommissionPump(grpc::CallbackServerContext* ctx,
+                                                            const v1::DecommissionPumpRequest* req,
+                                                            v1::Pump* resp) {
   auto* reactor = ctx->DefaultReactor();
   auto fail = [reactor](const absl::Status& s) { return FinishWith(reactor, s); };
   auto principal = deps_.auth->Check(*ctx, Role::kAdmin);
@@ -242,9 +245,10 @@ grpc::ServerUnaryReactor* TwinServiceImpl::DecommissionPump(
     }
   }
   if (successor == *id) {
-    return fail(absl::InvalidArgumentError(absl::StrCat(
-        "replaced_by_pump_id='", successor, "' is the pump being decommissioned; name the "
-        "successor pump, or leave it empty")));
+    return fail(
+        absl::InvalidArgumentError(absl::StrCat("replaced_by_pump_id='", successor,
+                                                "' is the pump being decommissioned; name the "
+                                                "successor pump, or leave it empty")));
   }
   PumpDirectory* dir = &deps_.registry->directory();
   if (!dir->Contains(*id)) {
@@ -253,13 +257,15 @@ grpc::ServerUnaryReactor* TwinServiceImpl::DecommissionPump(
   if (!successor.empty()) {
     auto e = dir->Get(successor);
     if (!e.has_value()) {
-      return fail(absl::FailedPreconditionError(absl::StrCat(
-          "replaced_by_pump_id='", successor, "' is not registered; register the successor "
-          "pump first (RegisterPump), then decommission '", *id, "'")));
+      return fail(absl::FailedPreconditionError(
+          absl::StrCat("replaced_by_pump_id='", successor,
+                       "' is not registered; register the successor "
+                       "pump first (RegisterPump), then decommission '",
+                       *id, "'")));
     }
     if (e->lifecycle == v1::PUMP_LIFECYCLE_DECOMMISSIONED) {
-      return fail(absl::FailedPreconditionError(absl::StrCat(
-          "replaced_by_pump_id='", successor, "' is itself decommissioned")));
+      return fail(absl::FailedPreconditionError(
+          absl::StrCat("replaced_by_pump_id='", successor, "' is itself decommissioned")));
     }
   }
   store::Store* st = deps_.store;
@@ -300,9 +306,9 @@ grpc::ServerUnaryReactor* TwinServiceImpl::DecommissionPump(
             absl::StrCat("replaced_by_pump_id='", successor, "' is itself decommissioned"));
       }
       if (!s->replaces_pump_id().empty() && s->replaces_pump_id() != pump_id) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "replaced_by_pump_id='", successor, "' already replaces pump '",
-            s->replaces_pump_id(), "'; a pump has at most one predecessor"));
+        return absl::FailedPreconditionError(
+            absl::StrCat("replaced_by_pump_id='", successor, "' already replaces pump '",
+                         s->replaces_pump_id(), "'; a pump has at most one predecessor"));
       }
       succ_before = *s;
       succ_after = *s;
@@ -313,9 +319,8 @@ grpc::ServerUnaryReactor* TwinServiceImpl::DecommissionPump(
                                    MessageJson(before), MessageJson(after), reason));
     if (succ_after.has_value()) {
       mctx.extra.pumps.emplace_back(successor, succ_after->SerializeAsString());
-      mctx.audit.push_back(MakeAudit(who, mctx.server_time, "DecommissionPump",
-                                     PumpName(successor), MessageJson(*succ_before),
-                                     MessageJson(*succ_after), reason));
+      mctx.audit.push_back(MakeAudit(who, mctx.server_time, "DecommissionPump", PumpName(successor),
+                                     MessageJson(*succ_before), MessageJson(*succ_after), reason));
       state->tickets.emplace_back(successor, overlay.Stage(*succ_after));
       dir->Put(*succ_after);
     }

@@ -59,14 +59,15 @@ absl::Status CheckViolations(const std::vector<twin::LimitViolation>& v,
     }
   }
   if (!hard.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "prescription violates hard limits of drug library ", library_version, ": ",
-        absl::StrJoin(hard, "; "), "; nothing was changed"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("prescription violates hard limits of drug library ", library_version, ": ",
+                     absl::StrJoin(hard, "; "), "; nothing was changed"));
   }
   if (!soft.empty()) {
     return absl::FailedPreconditionError(absl::StrCat(
         "prescription exceeds soft limits; to proceed, repeat the call with these codes in "
-        "acknowledged_warnings: ", absl::StrJoin(soft, "; ")));
+        "acknowledged_warnings: ",
+        absl::StrJoin(soft, "; ")));
   }
   return absl::OkStatus();
 }
@@ -77,9 +78,9 @@ std::string HistoryKey(const std::string& pump_id, uint64_t version) {
 
 }  // namespace
 
-grpc::ServerUnaryReactor* TwinServiceImpl::SetPrescription(
-    grpc::CallbackServerContext* ctx, const v1::SetPrescriptionRequest* req,
-    v1::SetPrescriptionResponse* resp) {
+grpc::ServerUnaryReactor* TwinServiceImpl::SetPrescription(grpc::CallbackServerContext* ctx,
+                                                           const v1::SetPrescriptionRequest* req,
+                                                           v1::SetPrescriptionResponse* resp) {
   auto* reactor = ctx->DefaultReactor();
   auto fail = [reactor](const absl::Status& s) { return FinishWith(reactor, s); };
   auto principal = deps_.auth->Check(*ctx, Role::kClinician);
@@ -100,9 +101,9 @@ grpc::ServerUnaryReactor* TwinServiceImpl::SetPrescription(
         "or THERAPY_MODE_STOPPED to stop the infusion; nothing was changed"));
   }
   if (req->prescription().effective_time_ms() < 0) {
-    return fail(absl::InvalidArgumentError(absl::StrCat(
-        "prescription.effective_time_ms=", req->prescription().effective_time_ms(),
-        " must be >= 0 (0: now)")));
+    return fail(absl::InvalidArgumentError(
+        absl::StrCat("prescription.effective_time_ms=", req->prescription().effective_time_ms(),
+                     " must be >= 0 (0: now)")));
   }
   if (const absl::Time latest = deps_.now() + kMaxEffectiveAhead;
       req->prescription().effective_time_ms() > ToUnixMs(latest)) {
@@ -126,10 +127,12 @@ grpc::ServerUnaryReactor* TwinServiceImpl::SetPrescription(
     twin::Twin& t = slot.twin;
     const twin::Prescription old = LatestPrescription(t);
     if (req->expected_version() != old.version) {
-      return absl::AbortedError(absl::StrCat(
-          "expected_version=", req->expected_version(), " but the current prescription of pump '",
-          pump_id, "' is version ", old.version, " (changed by someone else); re-read it, "
-          "review the change and retry with expected_version=", old.version));
+      return absl::AbortedError(absl::StrCat("expected_version=", req->expected_version(),
+                                             " but the current prescription of pump '", pump_id,
+                                             "' is version ", old.version,
+                                             " (changed by someone else); re-read it, "
+                                             "review the change and retry with expected_version=",
+                                             old.version));
     }
     std::vector<twin::LimitViolation> v = t.ValidatePrescription(rx, lib->library);
     if (absl::Status s = CheckViolations(v, req->acknowledged_warnings(), lib->version); !s.ok()) {
@@ -146,10 +149,10 @@ grpc::ServerUnaryReactor* TwinServiceImpl::SetPrescription(
     *record.mutable_prescription() = FromPrescription(rx);
     record.mutable_prescription()->set_effective_time_ms(req->prescription().effective_time_ms());
     *record.mutable_acknowledged_warnings() = req->acknowledged_warnings();
-    if (absl::Status s = mctx.apply_input(
-            MakeClinicalInput(InputKind::kPrescription, std::min(eff, model), mctx.server_time,
-                              record.SerializeAsString()),
-            nullptr);
+    if (absl::Status s =
+            mctx.apply_input(MakeClinicalInput(InputKind::kPrescription, std::min(eff, model),
+                                               mctx.server_time, record.SerializeAsString()),
+                             nullptr);
         !s.ok()) {
       return s;
     }
@@ -242,9 +245,9 @@ grpc::ServerUnaryReactor* TwinServiceImpl::ReplayTwin(grpc::CallbackServerContex
   if (!id.ok()) return fail(id.status());
   const int64_t horizon_ms = req->horizon_ms() == 0 ? kDefaultHorizonMs : req->horizon_ms();
   if (horizon_ms < 0 || horizon_ms > kMaxHorizonMs) {
-    return fail(absl::InvalidArgumentError(absl::StrCat(
-        "horizon_ms=", req->horizon_ms(), " must be in [1, ", kMaxHorizonMs,
-        "] (5 years; 0: default 30 days)")));
+    return fail(absl::InvalidArgumentError(absl::StrCat("horizon_ms=", req->horizon_ms(),
+                                                        " must be in [1, ", kMaxHorizonMs,
+                                                        "] (5 years; 0: default 30 days)")));
   }
   int64_t step_ms = req->step_ms();
   if (step_ms < 0) {

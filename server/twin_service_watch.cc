@@ -12,10 +12,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "server/alert_hub.h"
-#include "server/grpc_status.h"
 #include "server/convert.h"
-#include "server/twin_watch_hub.h"
+#include "server/grpc_status.h"
 #include "server/twin_service.h"
+#include "server/twin_watch_hub.h"
 
 namespace pumptwin::server {
 namespace {
@@ -116,9 +116,9 @@ class WatchAlertsReactor final : public grpc::ServerWriteReactor<v1::AlertEvent>
     while (replay_after_ < replay_upto_) {
       auto batch = store_->ScanAlertsAfter(replay_after_, kReplayBatch);
       if (!batch.ok()) {
-        return absl::UnavailableError(absl::StrCat("cannot read alert history: ",
-                                                   batch.status().message(),
-                                                   "; resume with from_cursor=", last_sent_));
+        return absl::UnavailableError(
+            absl::StrCat("cannot read alert history: ", batch.status().message(),
+                         "; resume with from_cursor=", last_sent_));
       }
       if (batch->empty()) {
         replay_after_ = replay_upto_;
@@ -148,9 +148,8 @@ class WatchAlertsReactor final : public grpc::ServerWriteReactor<v1::AlertEvent>
           last_sent_, " (from_cursor=", last_sent_, ")"));
     }
     if (!s.ok()) {
-      return absl::UnavailableError(absl::StrCat(s.message(), "; resume from cursor ",
-                                                 last_sent_, " (from_cursor=", last_sent_,
-                                                 ")"));
+      return absl::UnavailableError(absl::StrCat(s.message(), "; resume from cursor ", last_sent_,
+                                                 " (from_cursor=", last_sent_, ")"));
     }
     for (auto& ev : live) pending_.push_back(std::move(ev));
     return absl::OkStatus();
@@ -280,7 +279,8 @@ grpc::ServerWriteReactor<v1::AlertEvent>* TwinServiceImpl::WatchAlerts(
     return new FailedWriter<v1::AlertEvent>(p.status());
   }
   if (deps_.alert_hub == nullptr) {
-    return new FailedWriter<v1::AlertEvent>(absl::UnimplementedError("WatchAlerts: no alert hub in this server"));
+    return new FailedWriter<v1::AlertEvent>(
+        absl::UnimplementedError("WatchAlerts: no alert hub in this server"));
   }
   if (req->min_severity() < 0 || !v1::Severity_IsValid(req->min_severity())) {
     return new FailedWriter<v1::AlertEvent>(absl::InvalidArgumentError(
@@ -319,9 +319,8 @@ grpc::ServerWriteReactor<v1::TwinState>* TwinServiceImpl::WatchTwin(
     ids.push_back(*std::move(id));
   }
   auto* reactor = new WatchTwinReactor(deps_.twin_watch_hub);
-  reactor->Start(std::move(ids), absl::Milliseconds(req->min_interval_ms() == 0
-                                                        ? 1000
-                                                        : req->min_interval_ms()));
+  reactor->Start(std::move(ids),
+                 absl::Milliseconds(req->min_interval_ms() == 0 ? 1000 : req->min_interval_ms()));
   return reactor;
 }
 

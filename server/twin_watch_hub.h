@@ -32,8 +32,10 @@ class TwinWatch {
   TwinWatch(std::vector<std::string> pump_ids, absl::Duration min_interval,
             std::function<void(const v1::TwinState&)> on_state,
             std::function<void(absl::Status)> on_end)
-      : pump_ids_(std::move(pump_ids)), min_interval_(min_interval),
-        on_state_(std::move(on_state)), on_end_(std::move(on_end)) {}
+      : pump_ids_(std::move(pump_ids)),
+        min_interval_(min_interval),
+        on_state_(std::move(on_state)),
+        on_end_(std::move(on_end)) {}
   // After Detach no callback runs any more (the reactor is going away).
   void Detach();
 

@@ -30,7 +30,8 @@ void DerivePlan(TherapyPlan& plan) {
   plan.mean_daily_rate = MeanDailyRate(plan.rx);
   plan.stability_ns = absl::ToInt64Nanoseconds(plan.drug->stability);
   plan.period_ns = SchedulePeriodNs(plan.rx);
-  plan.origin_ns = (plan.rx.mode == TherapyMode::kFlex && plan.rx.flex.weekly) ? kMondayOriginNs : 0;
+  plan.origin_ns =
+      (plan.rx.mode == TherapyMode::kFlex && plan.rx.flex.weekly) ? kMondayOriginNs : 0;
   plan.step_start_ns.clear();
   if (plan.rx.mode == TherapyMode::kFlex) {
     for (const ScheduleStep& st : plan.rx.flex.steps) {
@@ -73,10 +74,10 @@ void DeriveSetup(Setup& s, const Tuning& tuning) {
 
 absl::string_view AlertTypeName(AlertType type) {
   static constexpr absl::string_view kNames[kNumAlertTypes] = {
-      "unspecified",       "flow_drift_over",     "flow_drift_under",     "catheter_blockage",
-      "catheter_leak",     "battery_depletion",   "low_reservoir",        "runs_dry_before_alarm",
-      "refill_discrepancy", "pocket_fill",        "motor_stall",          "no_resumption_after_mri",
-      "patient_bolus_lockout", "daily_dose_limit", "silent_pump",         "clock_skew",
+      "unspecified",           "flow_drift_over",   "flow_drift_under", "catheter_blockage",
+      "catheter_leak",         "battery_depletion", "low_reservoir",    "runs_dry_before_alarm",
+      "refill_discrepancy",    "pocket_fill",       "motor_stall",      "no_resumption_after_mri",
+      "patient_bolus_lockout", "daily_dose_limit",  "silent_pump",      "clock_skew",
       "drug_stability"};
   const int i = static_cast<int>(type);
   return (i >= 0 && i < kNumAlertTypes) ? kNames[i] : kNames[0];
@@ -84,10 +85,14 @@ absl::string_view AlertTypeName(AlertType type) {
 
 absl::string_view SeverityName(Severity severity) {
   switch (severity) {
-    case Severity::kInfo: return "info";
-    case Severity::kWarning: return "warning";
-    case Severity::kCritical: return "critical";
-    default: return "unspecified";
+    case Severity::kInfo:
+      return "info";
+    case Severity::kWarning:
+      return "warning";
+    case Severity::kCritical:
+      return "critical";
+    default:
+      return "unspecified";
   }
 }
 
@@ -99,18 +104,17 @@ std::string JoinViolations(const std::vector<LimitViolation>& v, bool hard) {
   return absl::StrJoin(parts, "; ");
 }
 
-absl::StatusOr<Twin> Twin::Start(const PumpConfig& cfg, const Prescription& rx,
-                                 double reservoir_ul, absl::Time start,
-                                 const DrugLibrary& library) {
+absl::StatusOr<Twin> Twin::Start(const PumpConfig& cfg, const Prescription& rx, double reservoir_ul,
+                                 absl::Time start, const DrugLibrary& library) {
   if (absl::Status st = ValidatePumpConfig(cfg); !st.ok()) return st;
   if (!TimeInRange(start)) {
     return absl::InvalidArgumentError("start_device_time outside [1970, 2200)");
   }
   const PumpSpec& spec = *FindPumpSpec(cfg.profile);
-  const std::vector<LimitViolation> v =
-      twin::ValidatePrescription(rx, spec, library, std::nullopt);
+  const std::vector<LimitViolation> v = twin::ValidatePrescription(rx, spec, library, std::nullopt);
   if (HasHardViolation(v)) {
-    return absl::InvalidArgumentError(absl::StrCat("prescription rejected: ", JoinViolations(v, true)));
+    return absl::InvalidArgumentError(
+        absl::StrCat("prescription rejected: ", JoinViolations(v, true)));
   }
   auto su = std::make_shared<Setup>();
   su->cfg = cfg;
@@ -130,10 +134,10 @@ absl::StatusOr<Twin> Twin::Start(const PumpConfig& cfg, const Prescription& rx,
   // A twin started after implant begins with the modelled battery use.
   if (spec.has_battery && cfg.implant_time < start) {
     const double days = absl::ToDoubleHours(start - cfg.implant_time) / 24.0;
-    s.battery_used_mah = std::min(
-        spec.battery_capacity.value(),
-        days * (spec.idle_current_ua * 24e-3 +
-                spec.motor_mah_per_ul * su->current->mean_daily_rate.value()));
+    s.battery_used_mah =
+        std::min(spec.battery_capacity.value(),
+                 days * (spec.idle_current_ua * 24e-3 +
+                         spec.motor_mah_per_ul * su->current->mean_daily_rate.value()));
   }
   return Twin(std::move(su), s);
 }
@@ -149,8 +153,8 @@ absl::StatusOr<Twin> Twin::Create(const PumpConfig& cfg, const Prescription& rx,
   return Start(cfg, rx, init, start_device_time, library);
 }
 
-absl::StatusOr<Twin> Twin::Enrol(const PumpConfig& cfg, const Prescription& rx,
-                                 const Enrolment& e, const DrugLibrary& library) {
+absl::StatusOr<Twin> Twin::Enrol(const PumpConfig& cfg, const Prescription& rx, const Enrolment& e,
+                                 const DrugLibrary& library) {
   if (absl::Status st = ValidatePumpConfig(cfg); !st.ok()) return st;
   auto ms = [](absl::Time t) { return absl::ToUnixMillis(t); };
   if (!TimeInRange(e.interrogation_time) || e.interrogation_time == absl::UnixEpoch()) {
@@ -158,37 +162,37 @@ absl::StatusOr<Twin> Twin::Enrol(const PumpConfig& cfg, const Prescription& rx,
         "enrolment.interrogation_time_ms is required (device time of the last interrogation)");
   }
   if (e.interrogation_time < cfg.implant_time) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "enrolment.interrogation_time_ms=", ms(e.interrogation_time),
-        " is before pump.implant_time_ms=", ms(cfg.implant_time),
-        "; an enrolment starts at an interrogation after implant"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("enrolment.interrogation_time_ms=", ms(e.interrogation_time),
+                     " is before pump.implant_time_ms=", ms(cfg.implant_time),
+                     "; an enrolment starts at an interrogation after implant"));
   }
   const double cap = cfg.reservoir_capacity.value();
   const double calc = e.calculated_reservoir.value();
   if (!std::isfinite(calc) || calc < 0 || calc > cap) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("enrolment.calculated_reservoir_ul=", calc, " outside [0, ", cap,
-                     "] (pump.reservoir_capacity_ul)"));
+    return absl::InvalidArgumentError(absl::StrCat("enrolment.calculated_reservoir_ul=", calc,
+                                                   " outside [0, ", cap,
+                                                   "] (pump.reservoir_capacity_ul)"));
   }
   if (e.last_refill_time.has_value()) {
     if (*e.last_refill_time < cfg.implant_time) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "enrolment.last_refill_time_ms=", ms(*e.last_refill_time),
-          " is before pump.implant_time_ms=", ms(cfg.implant_time)));
+      return absl::InvalidArgumentError(
+          absl::StrCat("enrolment.last_refill_time_ms=", ms(*e.last_refill_time),
+                       " is before pump.implant_time_ms=", ms(cfg.implant_time)));
     }
     if (*e.last_refill_time > e.interrogation_time) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "enrolment.last_refill_time_ms=", ms(*e.last_refill_time),
-          " is after enrolment.interrogation_time_ms=", ms(e.interrogation_time)));
+      return absl::InvalidArgumentError(
+          absl::StrCat("enrolment.last_refill_time_ms=", ms(*e.last_refill_time),
+                       " is after enrolment.interrogation_time_ms=", ms(e.interrogation_time)));
     }
   }
   double fill = calc;
   if (e.last_refill_volume.has_value()) {
     fill = e.last_refill_volume->value();
     if (!std::isfinite(fill) || fill <= 0 || fill > cap) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("enrolment.last_refill_volume_ul=", fill, " outside (0, ", cap,
-                       "] (pump.reservoir_capacity_ul; 0: unknown)"));
+      return absl::InvalidArgumentError(absl::StrCat("enrolment.last_refill_volume_ul=", fill,
+                                                     " outside (0, ", cap,
+                                                     "] (pump.reservoir_capacity_ul; 0: unknown)"));
     }
     if (calc > fill) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -198,15 +202,16 @@ absl::StatusOr<Twin> Twin::Enrol(const PumpConfig& cfg, const Prescription& rx,
   }
   const PumpSpec& spec = *FindPumpSpec(cfg.profile);
   if (!spec.has_battery && (e.battery_indicator_fraction.has_value() || e.battery_eri_shown)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "enrolment.battery_indicator_fraction / battery_eri_shown: ", spec.name,
-        " pumps have no battery; leave them unset"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("enrolment.battery_indicator_fraction / battery_eri_shown: ", spec.name,
+                     " pumps have no battery; leave them unset"));
   }
   if (e.battery_indicator_fraction.has_value()) {
     const double f = *e.battery_indicator_fraction;
     if (!std::isfinite(f) || f < 0 || f > 1) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "enrolment.battery_indicator_fraction=", f, " outside [0, 1] (fraction of usable charge)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("enrolment.battery_indicator_fraction=", f,
+                       " outside [0, 1] (fraction of usable charge)"));
     }
   }
   absl::StatusOr<Twin> twin = Start(cfg, rx, calc, e.interrogation_time, library);
@@ -241,7 +246,8 @@ void Twin::SetRegistered(absl::Time server_time) {
 
 void Twin::ResolveAll(absl::string_view summary, std::vector<AlertTransition>* out) {
   AlertSink sink(s_, s_.t, out);
-  for (int i = 1; i < kNumAlertTypes; ++i) sink.Resolve(static_cast<AlertType>(i), std::string(summary));
+  for (int i = 1; i < kNumAlertTypes; ++i)
+    sink.Resolve(static_cast<AlertType>(i), std::string(summary));
 }
 
 void Twin::ContinueSequence(uint64_t last_seq) { s_.last_seq = std::max(s_.last_seq, last_seq); }
@@ -251,7 +257,8 @@ void Twin::CatchUp(TimeNs t) {
 }
 
 absl::Status Twin::Advance(absl::Time device_time) {
-  if (!TimeInRange(device_time)) return absl::InvalidArgumentError("device_time outside [1970, 2200)");
+  if (!TimeInRange(device_time))
+    return absl::InvalidArgumentError("device_time outside [1970, 2200)");
   const TimeNs t = ToNs(device_time);
   if (t < s_.t) {
     return absl::FailedPreconditionError(absl::StrCat("device_time ", absl::FormatTime(device_time),
@@ -325,8 +332,8 @@ absl::Status Twin::Observe(const Sample& sample, absl::Time server_time,
   CatchUp(ToNs(sample.device_time));
   ApplySignals(sample, prev_t, out);
   sink.set_now(s_.t);
-  const bool low_flag = (setup_->spec->signals & kSigAlarms) != 0 &&
-                        (sample.alarm_flags & kAlarmLowReservoir) != 0;
+  const bool low_flag =
+      (setup_->spec->signals & kSigAlarms) != 0 && (sample.alarm_flags & kAlarmLowReservoir) != 0;
   TimeChecks(s_, *setup_, tu, s_.t, low_flag, sink);
   if ((setup_->spec->signals & kSigClock) != 0) ObserveSkew(s_, tu, ToNs(server_time), sink);
   s_.last_server = ToNs(server_time);
@@ -342,10 +349,19 @@ void Twin::Tick(absl::Time server_time, std::vector<AlertTransition>* out) {
   if (!ReportsTelemetry()) {
     // No telemetry by design and no device clock: the model runs on server time, so the
     // forecasts, refill-due, low-reservoir, runs-dry and dose checks come from it alone.
+    // The model stays at its last input unless the tick changes an alert: a tick that only
+    // advances is not kept, so the twin is always the fold of its stored inputs (a tick that
+    // raises or resolves is stored as an input by the shard) and a later record whose time
+    // falls before this server time is still applied in its place.
     if (server <= s_.t) return;
+    std::vector<AlertTransition> own;
+    std::vector<AlertTransition>* to = out != nullptr ? out : &own;
+    const size_t had = to->size();
+    const ModelState kept = s_;
     twin::Advance(s_, setup_, server);
-    AlertSink sink(s_, s_.t, out);
+    AlertSink sink(s_, s_.t, to);
     TimeChecks(s_, *setup_, tu, s_.t, false, sink);
+    if (to->size() == had) s_ = kept;
     return;
   }
   // Silence counts from the last sample, or from registration until the first one.
@@ -363,15 +379,14 @@ void Twin::Tick(absl::Time server_time, std::vector<AlertTransition>* out) {
     const double silent_h = static_cast<double>(silent_for) / kNsPerHour;
     if (silent_h > limit_h && !s_.Has(kFlagSilent)) {
       s_.Set(kFlagSilent, true);
-      sink.Raise(AlertType::kSilentPump, Severity::kWarning,
-                 {Ev(sampled ? "hours_since_last_sample" : "hours_since_registration", silent_h,
-                     absl::ToDoubleHours(interval), limit_h, "h",
-                     "server time; detectors now UNKNOWN")},
-                 sampled ? absl::StrCat("no telemetry for ",
-                                        absl::FormatDuration(absl::Nanoseconds(silent_for)))
-                         : absl::StrCat("no telemetry since registration ",
-                                        absl::FormatDuration(absl::Nanoseconds(silent_for)),
-                                        " ago"));
+      sink.Raise(
+          AlertType::kSilentPump, Severity::kWarning,
+          {Ev(sampled ? "hours_since_last_sample" : "hours_since_registration", silent_h,
+              absl::ToDoubleHours(interval), limit_h, "h", "server time; detectors now UNKNOWN")},
+          sampled ? absl::StrCat("no telemetry for ",
+                                 absl::FormatDuration(absl::Nanoseconds(silent_for)))
+                  : absl::StrCat("no telemetry since registration ",
+                                 absl::FormatDuration(absl::Nanoseconds(silent_for)), " ago"));
     }
   }
   TimeChecks(s_, *setup_, tu, now, false, sink);
@@ -381,7 +396,8 @@ PatientBolusDecision Twin::CheckPatientBolus(absl::Time device_time) const {
   const auto& pb = setup_->current->rx.patient_bolus;
   if (!pb.has_value()) return PatientBolusDecision::kNotConfigured;
   const TimeNs t = std::max(ToNs(device_time), s_.t);
-  if (s_.ptm_last_grant != kNoTime && t - s_.ptm_last_grant < absl::ToInt64Nanoseconds(pb->lockout)) {
+  if (s_.ptm_last_grant != kNoTime &&
+      t - s_.ptm_last_grant < absl::ToInt64Nanoseconds(pb->lockout)) {
     return PatientBolusDecision::kDenyLockout;
   }
   const bool stale = s_.ptm_last_grant == kNoTime || t - s_.ptm_last_grant >= kNsPerDay;
@@ -480,9 +496,9 @@ std::vector<DetectorStatus> Twin::detectors() const {
     if (d.type == AlertType::kSilentPump && d.state != DetectorState::kAlerting &&
         (!ReportsTelemetry() || setup_->cfg.reporting_interval <= absl::ZeroDuration())) {
       d.state = DetectorState::kNotObservable;
-      d.detail = ReportsTelemetry() ? "no expected reporting interval: silence is not judged"
-                                    : absl::StrCat(setup_->spec->name,
-                                                   " pumps report no telemetry by design");
+      d.detail = ReportsTelemetry()
+                     ? "no expected reporting interval: silence is not judged"
+                     : absl::StrCat(setup_->spec->name, " pumps report no telemetry by design");
     }
     v.push_back(std::move(d));
   }

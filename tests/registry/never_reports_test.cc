@@ -5,6 +5,8 @@
 
 #include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
+#include "server/event_inputs.h"
+#include "server/verify.h"
 #include "tests/registry/registry_fixture.h"
 
 namespace pumptwin::server {
@@ -19,6 +21,39 @@ class NeverReportsTest : public RegistryTest {
     return Register(p, /*rate_ul_per_day=*/1000, /*fill_ul=*/20000, Start());
   }
   static absl::Time Start() { return absl::FromUnixMillis(kStartMs); }
+
+  absl::Time ModelTime(const std::string& id) {
+    absl::Notification done;
+    absl::Time t = absl::InfinitePast();
+    registry_->Read(id, [&](const twin::Twin* tw, absl::Status) {
+      if (tw != nullptr) t = tw->device_time();
+      done.Notify();
+    });
+    done.WaitForNotification();
+    return t;
+  }
+
+  absl::Status Refill(const std::string& id, absl::Time at, double withdrawn_ul) {
+    v1::RecordRefillRequest req;
+    req.set_withdrawn_volume_ul(withdrawn_ul);
+    req.set_added_volume_ul(28000 - withdrawn_ul);
+    req.set_device_time_ms(absl::ToUnixMillis(at));
+    absl::Notification done;
+    absl::Status result;
+    registry_->Mutate(
+        id,
+        [&](PumpSlot&, MutationContext& ctx) {
+          return ctx.apply_input(
+              MakeClinicalInput(InputKind::kRefill, at, ctx.server_time, req.SerializeAsString()),
+              nullptr);
+        },
+        [&](absl::Status st) {
+          result = st;
+          done.Notify();
+        });
+    done.WaitForNotification();
+    return result;
+  }
 
   twin::Severity Active(const std::string& id, twin::AlertType type) {
     absl::Notification done;
@@ -46,6 +81,40 @@ TEST_F(NeverReportsTest, LowReservoirAndRunsDryComeOnTimeThroughTick) {
   // The raised alerts were committed with the twin's snapshot: a restart keeps them.
   ASSERT_TRUE(Restart().ok());
   EXPECT_EQ(Active("cf-1", twin::AlertType::kRunsDryBeforeAlarm), twin::Severity::kCritical);
+}
+
+// A tick that changes no alert is not kept: the model stays at its last input, so a refill
+// recorded later with a time between that input and the tick's server time is applied in
+// order (a replay or simulation that reaches the server ahead of its records' times), and
+// the fold of the stored inputs equals the live twin.
+TEST_F(NeverReportsTest, ATickThatChangesNothingLeavesTheModelAtItsLastInput) {
+  ASSERT_TRUE(RegisterConstantFlow("cf-2").ok());
+  const absl::Time registered = ModelTime("cf-2");
+  registry_->Tick(Start() + absl::Hours(10 * 24));  // 10 mL left: nothing to raise
+  EXPECT_EQ(ModelTime("cf-2"), registered);
+  // Stated 9 days after registration: after the model time, before the last tick.
+  absl::Status refilled = Refill("cf-2", Start() + absl::Hours(9 * 24), 11000);
+  ASSERT_TRUE(refilled.ok()) << refilled;
+  EXPECT_EQ(ModelTime("cf-2"), Start() + absl::Hours(9 * 24));
+  // A tick that raises is kept, stored as an input, and replayed in its place.
+  registry_->Tick(Start() + absl::Hours(9 * 24 + 26 * 24 + 2));  // 26 mL at 1 mL/day: low
+  EXPECT_EQ(Active("cf-2", twin::AlertType::kLowReservoir), twin::Severity::kWarning);
+  EXPECT_EQ(ModelTime("cf-2"), Start() + absl::Hours(9 * 24 + 26 * 24 + 2));
+  ASSERT_TRUE(Restart().ok());  // stops the registry after its last commit
+  EXPECT_EQ(ModelTime("cf-2"), Start() + absl::Hours(9 * 24 + 26 * 24 + 2));
+  auto report = VerifyStore(store_);
+  ASSERT_TRUE(report.ok()) << report.status();
+  for (const std::string& m : report->mismatches) ADD_FAILURE() << m;
+  EXPECT_EQ(report->exact, report->pumps);
+}
+
+// The data clock reads the newest model time any twin reached.
+TEST_F(NeverReportsTest, NewestModelTimeFollowsTheTwins) {
+  ASSERT_TRUE(RegisterConstantFlow("cf-3").ok());
+  ASSERT_TRUE(registry_->NewestModelTime().has_value());
+  EXPECT_EQ(*registry_->NewestModelTime(), ModelTime("cf-3"));
+  ASSERT_TRUE(Refill("cf-3", Start() + absl::Hours(48), 17000).ok());
+  EXPECT_EQ(*registry_->NewestModelTime(), Start() + absl::Hours(48));
 }
 
 }  // namespace

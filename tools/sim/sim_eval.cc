@@ -18,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "google/protobuf/util/json_util.h"
 #include "grpcpp/grpcpp.h"
@@ -199,37 +200,50 @@ absl::Status Evaluate(const EvalOptions& o) {
     }
   }
   if (runs.empty()) return absl::InvalidArgumentError("ground truth holds no run record");
-  // Alerts: WatchAlerts from cursor 0 until idle_s without an event (or max_s).
-  auto stub =
-      v1::TwinService::NewStub(grpc::CreateChannel(o.target, grpc::InsecureChannelCredentials()));
+  // Alerts: WatchAlerts from cursor 0 until idle_s without an event (or max_s), from each
+  // target in turn (one server per run, or one for all).
+  std::vector<std::string> targets = absl::StrSplit(o.target, ',', absl::SkipEmpty());
+  if (targets.size() != 1 && targets.size() != o.ground_truth_paths.size()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--target names ", targets.size(), " servers for ", o.ground_truth_paths.size(),
+        " ground-truth files: give one server, or one per file in the same order"));
+  }
   std::mutex mu;
   std::vector<v1::AlertEvent> events;
-  std::atomic<int64_t> last_event_ms{absl::ToUnixMillis(absl::Now())};
-  std::atomic<bool> finished{false};
-  grpc::ClientContext ctx;
-  ctx.set_wait_for_ready(true);
-  std::thread reader_thread([&] {
-    v1::WatchAlertsRequest req;
-    req.set_from_cursor(0);
-    auto reader = stub->WatchAlerts(&ctx, req);
-    v1::AlertEvent ev;
-    while (reader->Read(&ev)) {
-      {
-        std::lock_guard<std::mutex> l(mu);
-        if (pumps.count(ev.alert().pump_id()) > 0) events.push_back(ev);
-      }
-      last_event_ms = absl::ToUnixMillis(absl::Now());
-    }
-    (void)reader->Finish();
-    finished = true;
-  });
-  const absl::Time t0 = absl::Now();
-  while (!finished && absl::Now() - t0 < absl::Seconds(o.max_s) &&
-         absl::ToUnixMillis(absl::Now()) - last_event_ms.load() < o.idle_s * 1000) {
-    absl::SleepFor(absl::Milliseconds(100));  // bounded polling of the reader's progress
+  if (targets.size() > 1) {  // one server per run: each run's pumps from its own server
+    std::sort(targets.begin(), targets.end());
+    targets.erase(std::unique(targets.begin(), targets.end()), targets.end());
   }
-  ctx.TryCancel();
-  reader_thread.join();
+  for (const std::string& target : targets) {
+    auto stub =
+        v1::TwinService::NewStub(grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
+    std::atomic<int64_t> last_event_ms{absl::ToUnixMillis(absl::Now())};
+    std::atomic<bool> finished{false};
+    grpc::ClientContext ctx;
+    ctx.set_wait_for_ready(true);
+    std::thread reader_thread([&] {
+      v1::WatchAlertsRequest req;
+      req.set_from_cursor(0);
+      auto reader = stub->WatchAlerts(&ctx, req);
+      v1::AlertEvent ev;
+      while (reader->Read(&ev)) {
+        {
+          std::lock_guard<std::mutex> l(mu);
+          if (pumps.count(ev.alert().pump_id()) > 0) events.push_back(ev);
+        }
+        last_event_ms = absl::ToUnixMillis(absl::Now());
+      }
+      (void)reader->Finish();
+      finished = true;
+    });
+    const absl::Time t0 = absl::Now();
+    while (!finished && absl::Now() - t0 < absl::Seconds(o.max_s) &&
+           absl::ToUnixMillis(absl::Now()) - last_event_ms.load() < o.idle_s * 1000) {
+      absl::SleepFor(absl::Milliseconds(100));  // bounded polling of the reader's progress
+    }
+    ctx.TryCancel();
+    reader_thread.join();
+  }
 
   std::map<std::string, const GroundTruth*> fault_of;
   for (const auto& f : faults) fault_of[f.pump_id()] = &f;
