@@ -159,8 +159,9 @@ int main(int argc, char** argv) {
             .max_total = absl::Seconds(absl::GetFlag(FLAGS_duration_s) + 120)},
         &raises);
     if (!watchers->Start(absl::Seconds(120))) {
-      std::fprintf(stderr, "only %d of %d WatchAlerts subscribers started within 120 s\n",
-                   watchers->started(), n_watch);
+      std::fprintf(stderr,
+                   "only %d of %d WatchAlerts subscribers started (%d refused) within 120 s\n",
+                   watchers->started(), n_watch, watchers->refused());
       return 1;
     }
   }
@@ -250,7 +251,8 @@ int main(int argc, char** argv) {
     const std::vector<int64_t> al =
         watchers != nullptr ? watchers->latency().SortedNanos() : std::vector<int64_t>();
     std::printf(
-        "watchers=%d stalled=%d watchers_ended_early=%d alert_events_read=%lld probe_raises=%lld "
+        "watchers=%d stalled=%d watchers_refused=%d watchers_ended_early=%d "
+        "alert_events_read=%lld probe_raises=%lld "
         "alert_latencies=%zu alert_latency_ms_p50=%.3f p99=%.3f max=%.3f\n",
         n_watch,
         watchers != nullptr ? std::clamp(absl::GetFlag(FLAGS_watch_alerts_stalled) < 0
@@ -258,6 +260,7 @@ int main(int argc, char** argv) {
                                              : absl::GetFlag(FLAGS_watch_alerts_stalled),
                                          0, n_watch)
                             : 0,
+        watchers != nullptr ? watchers->refused() : 0,
         watchers != nullptr ? watchers->ended_early() : 0,
         static_cast<long long>(watchers != nullptr ? watchers->events_read() : 0),
         static_cast<long long>(probe != nullptr ? probe->raises() : 0), al.size(),
