@@ -292,24 +292,25 @@ absl::StatusOr<std::optional<StoredInput>> FindApproximateRefill(const store::St
                                                                  absl::Time around) {
   const std::string begin =
       InputMetaKey(pump_id, {around - kRefillLogTolerance, twin::InputRank::kSample, 0});
-  std::string end = InputMetaKey(pump_id, {around + kRefillLogTolerance, twin::InputRank::kTick,
-                                           ~uint64_t{0}});
+  std::string end =
+      InputMetaKey(pump_id, {around + kRefillLogTolerance, twin::InputRank::kTick, ~uint64_t{0}});
   end.push_back('\0');
   std::optional<StoredInput> best;
   absl::Status inner;
-  absl::Status scan = store.ScanMetaRange(begin, end, [&](absl::string_view k, absl::string_view v) {
-    auto in = ParseInput(k, v);
-    if (!in.ok()) {
-      inner = in.status();
-      return false;
-    }
-    if (!IsApproximateRefill(*in)) return true;
-    if (!best || absl::AbsDuration(in->key.time - around) <
-                     absl::AbsDuration(best->key.time - around)) {
-      best = *std::move(in);
-    }
-    return true;
-  });
+  absl::Status scan =
+      store.ScanMetaRange(begin, end, [&](absl::string_view k, absl::string_view v) {
+        auto in = ParseInput(k, v);
+        if (!in.ok()) {
+          inner = in.status();
+          return false;
+        }
+        if (!IsApproximateRefill(*in)) return true;
+        if (!best ||
+            absl::AbsDuration(in->key.time - around) < absl::AbsDuration(best->key.time - around)) {
+          best = *std::move(in);
+        }
+        return true;
+      });
   if (!scan.ok()) return scan;
   if (!inner.ok()) return inner;
   return best;

@@ -415,12 +415,11 @@ void Shard::Mutate(const std::string& pump_id, MutateFn fn,
                                                std::vector<twin::AlertTransition>* out) {
         return ApplyStoredInput(in, t, library, out, refill);
       };
-      ctx.correction =
-          !reconciled.empty()
-              ? reconciled
-              : absl::StrCat(
-                    "a back-dated clinical record at ",
-                    absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", in.key.time, absl::UTCTimeZone()));
+      ctx.correction = !reconciled.empty()
+                           ? reconciled
+                           : absl::StrCat("a back-dated clinical record at ",
+                                          absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", in.key.time,
+                                                           absl::UTCTimeZone()));
       auto r = Rewind(pump_id, slot, std::move(fresh), ctx.correction, ctx.extra, ctx.transitions);
       if (!r.ok()) return r.status();
       if (!r->refused.empty()) return r->refused.front().second;
@@ -738,8 +737,8 @@ absl::StatusOr<twin::FoldResult> Shard::Rewind(const std::string& pump_id, PumpS
 }
 
 void Shard::ReconcileRefillLogs(const std::string& pump_id, PumpSlot& slot,
-                                const std::vector<RefillLogEntry>& entries,
-                                absl::Time server_time, const std::string& gateway_id) {
+                                const std::vector<RefillLogEntry>& entries, absl::Time server_time,
+                                const std::string& gateway_id) {
   if (options_.store == nullptr) return;
   for (const RefillLogEntry& e : entries) {
     // Records of this shard are in the store once drained.
@@ -763,11 +762,13 @@ void Shard::ReconcileRefillLogs(const std::string& pump_id, PumpSlot& slot,
     }
     const StoredInput& old = **found;
     const StoredInput moved = RekeyRefill(old, e.device_time);
-    const std::string why = absl::StrCat(
-        "the pump's refill log entry", gateway_id.empty() ? "" : absl::StrCat(" from gateway ", gateway_id),
-        " at ", absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", e.device_time, absl::UTCTimeZone()),
-        " (sample seq ", e.seq, ") for the refill stated at ",
-        absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", old.key.time, absl::UTCTimeZone()), " (approximate)");
+    const std::string why =
+        absl::StrCat("the pump's refill log entry",
+                     gateway_id.empty() ? "" : absl::StrCat(" from gateway ", gateway_id), " at ",
+                     absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", e.device_time, absl::UTCTimeZone()),
+                     " (sample seq ", e.seq, ") for the refill stated at ",
+                     absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", old.key.time, absl::UTCTimeZone()),
+                     " (approximate)");
     // The moved record is folded as a fresh input in place of the stored one; both changes
     // are stored in one group.
     std::shared_ptr<const DrugLibrarySnapshot> hold;
@@ -785,9 +786,9 @@ void Shard::ReconcileRefillLogs(const std::string& pump_id, PumpSlot& slot,
       // Crash-only: the registry reloads from the store (the record still at its stated time).
       Log(LogLevel::kError, "rewind_failed",
           {{"pump", pump_id}, {"seq", e.seq}, {"error", std::string(result.status().message())}});
-      absl::Status err = absl::UnavailableError(absl::StrCat(
-          "refill of pump '", pump_id, "' could not be moved to its logged time: ",
-          result.status().message()));
+      absl::Status err = absl::UnavailableError(
+          absl::StrCat("refill of pump '", pump_id,
+                       "' could not be moved to its logged time: ", result.status().message()));
       gate_->LatchStoreFailure(err);
       if (options_.on_store_error) options_.on_store_error(err);
       return;

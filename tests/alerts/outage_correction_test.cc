@@ -123,7 +123,8 @@ struct Server {
     EXPECT_TRUE(s.ok()) << s.error_message();
     std::vector<std::string> out;
     for (const v1::Alert& a : resp.alerts()) {
-      out.push_back(absl::StrCat(v1::AlertType_Name(a.type()), "/", v1::Severity_Name(a.severity())));
+      out.push_back(
+          absl::StrCat(v1::AlertType_Name(a.type()), "/", v1::Severity_Name(a.severity())));
     }
     std::sort(out.begin(), out.end());
     return out;

@@ -383,8 +383,8 @@ class RefillReconcileTest : public EventTimeTest {
       }
       auto r = SubmitAndWait(Batch({"deg-1"}, v));
       ASSERT_TRUE(r.status.ok()) << r.status;
-      ASSERT_TRUE(r.nacks.empty()) << "seq " << r.nacks.front().seq << ": "
-                                   << r.nacks.front().message;
+      ASSERT_TRUE(r.nacks.empty())
+          << "seq " << r.nacks.front().seq << ": " << r.nacks.front().message;
     }
   }
 
