@@ -8,7 +8,6 @@
 #include <atomic>
 #include <cstdio>
 #include <memory>
-#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -46,9 +45,9 @@ ABSL_FLAG(bool, distinct_prescriptions, false,
 ABSL_FLAG(int64_t, sample_interval_ms, 60000, "device time between consecutive samples of a pump");
 ABSL_FLAG(std::string, pump_prefix, "", "pump ids are <prefix>s<stream>p<pump>");
 ABSL_FLAG(double, late_percent, 0,
-          "percent of samples sent late, after a later sample of the same pump (at most one "
-          "per frame, so at most 100/--batch %): the second-to-last sample of a frame is held "
-          "back and sent first in that pump's next frame; 0: everything in order");
+          "percent of samples sent late, after the next sample of the same pump (at most one "
+          "per frame, so at most 100/--batch %): two neighbours of a frame are swapped, at a "
+          "position that moves from frame to frame; 0: everything in order");
 ABSL_FLAG(int, watch_alerts, 0,
           "TwinService.WatchAlerts subscribers held open during the run (from a fresh server)");
 ABSL_FLAG(int, watch_alerts_stalled, -1, "of them, how many never read (a stuck client); -1: half");
@@ -183,7 +182,7 @@ int main(int argc, char** argv) {
     o.gateway_id = absl::StrCat(absl::GetFlag(FLAGS_gateway_prefix), "-", i);
     o.max_unacked_frames = absl::GetFlag(FLAGS_max_unacked_frames);
     o.max_buffered_frames = 2 * o.max_unacked_frames;
-    o.max_samples_per_frame = batch + 1;  // + a held-back late sample (--late_percent)
+    o.max_samples_per_frame = batch;
     o.when_full = GatewayClientOptions::WhenFull::kBlock;
     o.block_timeout = absl::GetFlag(FLAGS_duration_s) * absl::Seconds(1);
     // A fresh channel per stream (distinct subchannel / TCP connection per gateway).
@@ -213,37 +212,29 @@ int main(int argc, char** argv) {
       // Continue after what the server already stored (a rerun against the same store).
       std::vector<uint64_t> next_seq(pumps, 1);
       for (int p = 0; p < pumps; ++p) next_seq[p] = clients[i]->acked_seq(pump_name(i, p)) + 1;
-      // --late_percent: per pump, the fraction of a late sample owed, and the one held back.
+      // --late_percent: per pump, the fraction of a late sample owed.
       const double late_per_frame = std::clamp(late_percent / 100.0 * batch, 0.0, 1.0);
       std::vector<double> late_owed(pumps, 0.0);
-      std::vector<std::optional<TelemetrySample>> held(pumps);
       for (int64_t f = 0; f < frames && absl::Now() < deadline; ++f) {
         const int p = static_cast<int>(f % pumps);
-        std::vector<TelemetrySample> samples;
-        samples.reserve(batch + 1);
-        if (held[p]) {
-          samples.push_back(*std::move(held[p]));  // after its successor, sent last frame
-          held[p].reset();
-        }
-        for (int k = 0; k < batch; ++k) {
-          TelemetrySample& s = samples.emplace_back(templates[p]);
+        std::vector<TelemetrySample> samples(batch, templates[p]);
+        for (TelemetrySample& s : samples) {
           s.set_device_time_ms(start_ms + static_cast<int64_t>(next_seq[p]) * interval_ms);
           s.set_seq(next_seq[p]++);
         }
         late_owed[p] += late_per_frame;
-        if (batch >= 2 && late_owed[p] >= 1.0 && f + pumps < frames) {
+        if (batch >= 2 && late_owed[p] >= 1.0) {
+          // Inside the frame, so its ack still covers all of it (the gateway's resume
+          // point is the highest contiguous durable seq).
           late_owed[p] -= 1.0;
-          held[p] = std::move(samples[samples.size() - 2]);
-          samples.erase(samples.end() - 2);
+          const size_t at = static_cast<size_t>((f * 37) % (batch - 1));
+          std::swap(samples[at], samples[at + 1]);
           ++late_sent;
         }
         if (!clients[i]->Send(std::move(samples)).ok()) {
           ++send_errors;
           break;
         }
-      }
-      for (int p = 0; p < pumps; ++p) {  // a run cut short by the deadline still sends them
-        if (held[p] && !clients[i]->Send({*std::move(held[p])}).ok()) ++send_errors;
       }
     });
   }
