@@ -51,12 +51,17 @@ class EventTimeTest : public RegistryTest {
       req.set_device_time_ms(absl::ToUnixMillis(at));
       payload = req.SerializeAsString();
     }
+    return Apply(r.kind, at, payload);
+  }
+
+  // Applies a clinical record stated at `at` through the shard (as the TwinService calls do).
+  absl::Status Apply(InputKind kind, absl::Time at, const std::string& payload) {
     absl::Notification done;
     absl::Status result;
     registry_->Mutate(
         "deg-1",
         [&](PumpSlot&, MutationContext& ctx) {
-          return ctx.apply_input(MakeClinicalInput(r.kind, at, ctx.server_time, payload), nullptr);
+          return ctx.apply_input(MakeClinicalInput(kind, at, ctx.server_time, payload), nullptr);
         },
         [&](absl::Status s) {
           result = s;
@@ -241,21 +246,7 @@ TEST_F(EventTimeTest, LateTelemetryWithdrawsAnAlertItDisprovesThroughTheAlertLog
     req.set_withdrawn_volume_ul(40000 - 2000.0 * kLast / 1440.0);
     req.set_added_volume_ul(38000);
     req.set_device_time_ms(absl::ToUnixMillis(at));
-    absl::Notification done;
-    absl::Status result;
-    registry_->Mutate(
-        "deg-1",
-        [&](PumpSlot&, MutationContext& ctx) {
-          return ctx.apply_input(
-              MakeClinicalInput(InputKind::kRefill, at, ctx.server_time, req.SerializeAsString()),
-              nullptr);
-        },
-        [&](absl::Status s) {
-          result = s;
-          done.Notify();
-        });
-    done.WaitForNotification();
-    return result;
+    return Apply(InputKind::kRefill, at, req.SerializeAsString());
   };
   // In order.
   ASSERT_NO_FATAL_FAILURE(frames(1, kLast));
@@ -394,21 +385,7 @@ class RefillReconcileTest : public EventTimeTest {
     req.set_added_volume_ul(38000);
     req.set_device_time_ms(absl::ToUnixMillis(at));
     req.set_time_approximate(approximate);
-    absl::Notification done;
-    absl::Status result;
-    registry_->Mutate(
-        "deg-1",
-        [&](PumpSlot&, MutationContext& ctx) {
-          return ctx.apply_input(
-              MakeClinicalInput(InputKind::kRefill, at, ctx.server_time, req.SerializeAsString()),
-              nullptr);
-        },
-        [&](absl::Status s) {
-          result = s;
-          done.Notify();
-        });
-    done.WaitForNotification();
-    return result;
+    return Apply(InputKind::kRefill, at, req.SerializeAsString());
   }
 
   // The stored refill records: (event time, still approximate).
