@@ -149,6 +149,9 @@ void ApplyDeviceEvent(ModelState& s, const Setup& su, const Tuning& tu, const De
     case DeviceEventType::kBolusStart:     // the clinical record (RecordEvent) drives the model
       MarkSession(s);                      // ... but the pump's own entry dates the session
       break;
+    case DeviceEventType::kReservoirRefill:  // the clinical record (RecordRefill) drives the
+                                             // model; the server re-keys an approximate one
+                                             // to this entry's time
     case DeviceEventType::kBolusEnd:
     case DeviceEventType::kMemoryError:    // no model effect; kept in telemetry
     case DeviceEventType::kUnspecified:
