@@ -76,6 +76,7 @@ struct Tuning {
 
   // --- battery (docs/detection.md "Learning each pump": the baseline is the pump's own) ---
   absl::Duration eri_warning_horizon = absl::Hours(24 * 180);  // ~6 months advised (label)
+  double eri_resolve_factor = 1.2;  // a raised forecast resolves beyond 1.2 x the horizon (assumed)
   // Early depletion is a drain this many times the pump's own learned baseline (recalls of
   // 2009/2011 were about this); the detector alarms once the short-term level is confidently
   // above early_depletion_alarm_factor, so that a 1.5x drain is found, not half of the time.
@@ -95,6 +96,11 @@ struct Tuning {
   // A pump whose own baseline is already this far above the profile's idle-current prior
   // upper bound is depleting from enrolment on (prior: pump_profile.cc, wide) (assumed).
   double current_prior_max_ua = 100.0;  // idle 8-40 µA seen in the field; x 2.5 (assumed)
+  // Enrolment: the battery indicator over the time since implant gives the pump's own mean
+  // drain once that time is long enough for the indicator's 5 % steps to matter little;
+  // clamped to [drain_history_min_ua, current_prior_max_ua] (assumed).
+  absl::Duration drain_history_min = absl::Hours(24 * 90);
+  double drain_history_min_ua = 5.0;    // below the lowest idle current seen (8 µA) (assumed)
 
   // --- clinical sessions (refill, programming, bolus, interrogation) ---
   // Readings within this long after a session are disturbed (telemetry radio, needle,
