@@ -103,9 +103,10 @@ struct Tuning {
   double drain_history_min_ua = 5.0;    // below the lowest idle current seen (8 µA) (assumed)
 
   // --- clinical sessions (refill, programming, bolus, interrogation) ---
-  // Readings within this long after a session are disturbed (telemetry radio, needle,
-  // motor priming): the battery-current baseline and level skip them (assumed).
-  absl::Duration session_window = absl::Minutes(30);
+  // Readings within this long after a session are disturbed (telemetry radio, needle and
+  // syringe pressure, motor priming): the battery-current and stroke-pressure baselines and
+  // detectors skip them. A refill takes up to about 45 min (assumed).
+  absl::Duration session_window = absl::Minutes(60);
   // A recorded refill time may be rounded (clinicians record to 5 min) and the refill takes
   // minutes: measured-reservoir readings this soon after it that still lie below the
   // post-refill expectation by more than the pocket-fill threshold are pre-refill readings,
