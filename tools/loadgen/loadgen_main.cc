@@ -45,9 +45,11 @@ ABSL_FLAG(bool, distinct_prescriptions, false,
 ABSL_FLAG(int64_t, sample_interval_ms, 60000, "device time between consecutive samples of a pump");
 ABSL_FLAG(std::string, pump_prefix, "", "pump ids are <prefix>s<stream>p<pump>");
 ABSL_FLAG(double, late_percent, 0,
-          "percent of samples sent late, after the next sample of the same pump (at most one "
-          "per frame, so at most 100/--batch %): two neighbours of a frame are swapped, at a "
-          "position that moves from frame to frame; 0: everything in order");
+          "percent of samples sent out of seq order, after the next sample of the same pump "
+          "(at most one per frame, so at most 100/--batch %): two neighbours of a frame are "
+          "swapped. The server's per-pump sequencer restores seq order, so this measures "
+          "reordering, not an event-time rewind (which a clinical record ahead of the "
+          "telemetry causes); 0: everything in order");
 ABSL_FLAG(int, watch_alerts, 0,
           "TwinService.WatchAlerts subscribers held open during the run (from a fresh server)");
 ABSL_FLAG(int, watch_alerts_stalled, -1, "of them, how many never read (a stuck client); -1: half");

@@ -8,7 +8,9 @@
 # (--gateway_window_frames) and the load tool. FLEET_FLAGS (env) go to the fleet
 # registration, e.g. FLEET_FLAGS=--distinct_prescriptions. LATE_PERCENT (env, e.g. 1): each
 # round runs the in-order pair and the pair with that percent of samples sent late (pumptwin_loadgen
-# --late_percent) instead of (a)/(b), and prints both ratios side by side.
+# --late_percent: swapped neighbours, which the server's per-pump sequencer puts back in seq
+# order: reordering cost, not an event-time rewind) instead of (a)/(b), and prints both ratios
+# side by side.
 # Loopback only; every run is bounded in frames and seconds.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)"
