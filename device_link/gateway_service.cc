@@ -9,6 +9,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "common/grpc_status.h"
 #include "device_link/input_limits.h"
 #include "google/protobuf/arena.h"
 #include "grpc/grpc_security_constants.h"
@@ -23,9 +24,7 @@ using v1::ServerMessage;
 
 namespace {
 
-grpc::Status ToGrpc(const absl::Status& s) {
-  return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
-}
+using common::ToGrpc;
 
 constexpr size_t kMaxGatewayIdBytes = kMaxIdBytes;
 

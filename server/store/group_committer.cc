@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "server/thread_name.h"
+#include "common/thread_name.h"
 
 namespace pumptwin::store {
 

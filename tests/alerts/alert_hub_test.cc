@@ -2,7 +2,7 @@
 // overflow ends only the slow subscriber), shutdown, the position handed to a new
 // subscriber (the replay/live boundary), and delivery on the hub's own thread (the
 // committer's OnAlertEvents only queues, whatever the subscribers do).
-#include "server/alert_hub.h"
+#include "server/api/alert_hub.h"
 
 #include <atomic>
 #include <thread>

@@ -7,8 +7,6 @@
 // the required one -> PERMISSION_DENIED naming the required role; the required role and
 // above -> anything but UNAUTHENTICATED/PERMISSION_DENIED (an empty request may well be
 // INVALID_ARGUMENT or NOT_FOUND).
-// Methods still listed in server/twin_service_methods.inc (not implemented yet) must
-// answer UNIMPLEMENTED to everyone; the full table applies to them once they land.
 #include <signal.h>
 
 #include <iostream>
@@ -66,21 +64,6 @@ std::vector<std::string> DescriptorMethods() {
   const google::protobuf::ServiceDescriptor* svc = Service();
   std::vector<std::string> out;
   for (int i = 0; i < svc->method_count(); ++i) out.push_back(svc->method(i)->name());
-  return out;
-}
-
-// Methods named in server/twin_service_methods.inc: PUMPTWIN_NOT_YET_*(Method, ...).
-std::set<std::string> PendingMethods() {
-  std::set<std::string> out;
-  auto inc = testing::ReadTextFile(PUMPTWIN_SOURCE_DIR "/server/twin_service_methods.inc");
-  if (!inc.ok()) return out;
-  for (absl::string_view line : absl::StrSplit(*inc, '\n')) {
-    if (!absl::StartsWith(line, "PUMPTWIN_NOT_YET_")) continue;
-    auto open = line.find('(');
-    auto comma = line.find(',');
-    if (open == absl::string_view::npos || comma == absl::string_view::npos) continue;
-    out.insert(std::string(absl::StripAsciiWhitespace(line.substr(open + 1, comma - open - 1))));
-  }
   return out;
 }
 
@@ -162,22 +145,11 @@ class MethodRolesServerTest : public ::testing::Test {
 };
 
 TEST_F(MethodRolesServerTest, EveryMethodEnforcesItsRole) {
-  std::set<std::string> pending = PendingMethods();
   int strict = 0;
   for (const std::string& method : DescriptorMethods()) {
     SCOPED_TRACE("TwinService." + method);
     ASSERT_TRUE(ExpectedRoles().contains(method));
     Role required = ExpectedRoles().at(method);
-    if (pending.contains(method)) {
-      // Not implemented yet: must change nothing and say so, whoever calls.
-      for (const std::string& token : {std::string(), unknown_, tokens_["admin"].token}) {
-        auto r = Call(method, token);
-        EXPECT_EQ(r.status.error_code(), grpc::StatusCode::UNIMPLEMENTED) << r.status.error_message();
-      }
-      std::cout << "[ pending  ] " << method << " (in twin_service_methods.inc: role table "
-                << "applies once it lands)\n";
-      continue;
-    }
     ++strict;
     auto none = Call(method, "");
     EXPECT_EQ(none.status.error_code(), grpc::StatusCode::UNAUTHENTICATED)

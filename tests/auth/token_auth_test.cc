@@ -2,7 +2,7 @@
 // errors name the line, checks map tokens to principals, roles are ordered, Reload
 // swaps the table atomically and a bad file keeps the previous one, concurrent checks
 // during reloads stay consistent.
-#include "server/token_auth.h"
+#include "server/api/token_auth.h"
 
 #include <unistd.h>
 

@@ -2,8 +2,8 @@
 // rule for public addresses, the exit code of a failed start, and durations in days.
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "server/server_app.h"
-#include "tools/common/duration_flag.h"
+#include "server/process/server_app.h"
+#include "common/duration_flag.h"
 
 namespace pumptwin::server {
 namespace {

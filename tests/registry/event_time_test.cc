@@ -10,8 +10,8 @@
 
 #include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
-#include "server/event_inputs.h"
-#include "server/verify.h"
+#include "server/core/event_inputs.h"
+#include "server/core/verify.h"
 #include "tests/registry/registry_fixture.h"
 
 namespace pumptwin::server {

@@ -10,11 +10,11 @@
 
 #include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
-#include "server/commit_gate.h"
-#include "server/convert.h"
+#include "server/core/commit_gate.h"
+#include "server/core/convert.h"
 #include "server/store/group_committer.h"
 #include "server/store/mem_store.h"
-#include "server/twin_registry.h"
+#include "server/core/twin_registry.h"
 
 namespace pumptwin::server {
 

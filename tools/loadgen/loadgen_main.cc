@@ -21,7 +21,7 @@
 #include "device_link/process_tuning.h"
 #include "grpcpp/grpcpp.h"
 #include "pumptwin/v1/twin_service.grpc.pb.h"
-#include "tools/common/help_flags.h"
+#include "common/help_flags.h"
 #include "tools/loadgen/alert_watchers.h"
 #include "tools/loadgen/loadgen_common.h"
 

@@ -11,7 +11,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "device_link/process_tuning.h"
-#include "tools/common/help_flags.h"
+#include "common/help_flags.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "device_link/gateway_service.h"

@@ -26,7 +26,7 @@
 #include "absl/time/clock.h"
 #include "grpcpp/grpcpp.h"
 #include "pumptwin/v1/twin_service.grpc.pb.h"
-#include "tools/common/help_flags.h"
+#include "common/help_flags.h"
 #include "tools/loadgen/loadgen_common.h"
 #include "tools/loadgen/stream_holder.h"
 

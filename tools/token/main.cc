@@ -16,7 +16,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
-#include "server/token_name.h"
+#include "server/api/token_name.h"
 
 namespace {
 
