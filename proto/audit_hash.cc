@@ -1,9 +1,7 @@
 #include "proto/audit_hash.h"
 
-#include <openssl/evp.h>
-
-#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "common/sha256.h"
 
 namespace pumptwin::audit {
 
@@ -41,12 +39,7 @@ std::string CanonicalAuditBytes(const pumptwin::v1::AuditRecord& r) {
 }
 
 std::string AuditRecordHashHex(const pumptwin::v1::AuditRecord& record) {
-  const std::string bytes = CanonicalAuditBytes(record);
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  // EVP_Digest cannot fail for SHA-256 on in-memory input short of allocation failure.
-  EVP_Digest(bytes.data(), bytes.size(), digest, &len, EVP_sha256(), nullptr);
-  return absl::BytesToHexString(absl::string_view(reinterpret_cast<const char*>(digest), len));
+  return common::Sha256Hex(CanonicalAuditBytes(record));
 }
 
 void SealAuditRecord(absl::string_view previous_hash_hex, pumptwin::v1::AuditRecord* record) {

@@ -2,7 +2,7 @@
 // SHA-256 of a record, sealing a new record onto a chain, and verifying a fetched chain.
 // One definition shared by the server (which seals) and pumptwinctl (which verifies); the
 // byte layout is documented in docs/api.md, "Audit chain". Lives next to the contract
-// (target pumptwin_audit_hash: pumptwin_proto + OpenSSL only). Pure functions: thread-safe.
+// (target pumptwin_audit_hash: the messages and common/sha256.h only). Pure functions: thread-safe.
 #ifndef PUMPTWIN_PROTO_AUDIT_HASH_H_
 #define PUMPTWIN_PROTO_AUDIT_HASH_H_
 

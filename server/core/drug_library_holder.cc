@@ -1,22 +1,15 @@
 #include "server/core/drug_library_holder.h"
 
-#include <openssl/sha.h>
-
 #include <fstream>
 #include <sstream>
 
-#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "common/sha256.h"
 
 namespace pumptwin::server {
 
 std::string DrugLibraryHolder::VersionOf(const twin::DrugLibrary& library) {
-  const std::string text = library.Format();
-  unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(text.data()), text.size(), digest);
-  std::string hex = absl::BytesToHexString(
-      absl::string_view(reinterpret_cast<const char*>(digest), sizeof(digest)));
-  return absl::StrCat("sha256:", hex.substr(0, 16));
+  return absl::StrCat("sha256:", common::Sha256Hex(library.Format()).substr(0, 16));
 }
 
 std::shared_ptr<const DrugLibrarySnapshot> DrugLibraryHolder::Current(
