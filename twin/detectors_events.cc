@@ -149,6 +149,9 @@ void ApplyDeviceEvent(ModelState& s, const Setup& su, const Tuning& tu, const De
     case DeviceEventType::kBolusStart:     // the clinical record (RecordEvent) drives the model
       MarkSession(s);                      // ... but the pump's own entry dates the session
       break;
+    case DeviceEventType::kReservoirRefill:  // the clinical record (RecordRefill) drives the
+                                             // model; the server re-keys an approximate one
+                                             // to this entry's time
     case DeviceEventType::kBolusEnd:
     case DeviceEventType::kMemoryError:    // no model effect; kept in telemetry
     case DeviceEventType::kUnspecified:
@@ -401,14 +404,28 @@ void TimeChecks(ModelState& s, const Setup& su, const Tuning& tu, TimeNs now,
                     absl::ToDoubleHours(tu.stall_overinfusion_after), "h", "label: overinfusion risk")},
                 "motor stall > 48 h: risk of overinfusion when it restarts");
   }
-  // No resumption after MRI.
-  if (s.Has(kFlagMriSuspended) && s.mri_since != kNoTime &&
-      s.active(AlertType::kNoResumptionAfterMri) == Severity::kUnspecified &&
-      now - s.mri_since > absl::ToInt64Nanoseconds(tu.mri_resume_deadline)) {
-    sink.Raise(AlertType::kNoResumptionAfterMri, Severity::kCritical,
-               {Ev("hours_since_mri", Hours(now - s.mri_since), 0,
-                   absl::ToDoubleHours(tu.mri_resume_deadline), "h", "no delivery evidence")},
-               "delivery has not resumed after MRI");
+  // No resumption after MRI: a warning once a reading taken `mri_resume_expected` after the
+  // scan (the model time: data, not the silence since) still shows no delivery; critical at
+  // `mri_resume_deadline`.
+  if (s.Has(kFlagMriSuspended) && s.mri_since != kNoTime) {
+    const Severity active = s.active(AlertType::kNoResumptionAfterMri);
+    if (active != Severity::kCritical &&
+        now - s.mri_since > absl::ToInt64Nanoseconds(tu.mri_resume_deadline)) {
+      sink.Raise(AlertType::kNoResumptionAfterMri, Severity::kCritical,
+                 {Ev("hours_since_mri", Hours(now - s.mri_since), 0,
+                     absl::ToDoubleHours(tu.mri_resume_deadline), "h", "no delivery evidence")},
+                 "delivery has not resumed after MRI");
+    } else if (active == Severity::kUnspecified && !s.Has(kFlagDriveRefPending) &&
+               s.t - s.mri_since > absl::ToInt64Nanoseconds(tu.mri_resume_expected)) {
+      sink.Raise(AlertType::kNoResumptionAfterMri, Severity::kWarning,
+                 {Ev("hours_since_mri", Hours(s.t - s.mri_since), 0,
+                     absl::ToDoubleHours(tu.mri_resume_expected), "h",
+                     "no delivery evidence in the readings since the scan")},
+                 absl::StrFormat("delivery has not resumed %.1f h after MRI (a pump resumes when "
+                                 "the scan ends; delays of 2-24 h are reported): interrogate the "
+                                 "pump",
+                                 Hours(s.t - s.mri_since)));
+    }
   }
   // Drug past its stability window.
   const double age_days = Days(now - s.refill_time);

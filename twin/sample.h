@@ -32,8 +32,9 @@ enum class DeviceEventType : uint8_t {
   kTelemetrySession = 11,
   kLowReservoirAlarm = 12,
   kDeliveryResumed = 13,
+  kReservoirRefill = 14,
 };
-inline constexpr int kMaxDeviceEventType = 13;
+inline constexpr int kMaxDeviceEventType = 14;
 
 // Mirrors pumptwin.v1.AlarmFlag bits.
 enum AlarmBits : uint32_t {

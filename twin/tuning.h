@@ -124,6 +124,9 @@ struct Tuning {
 
   // --- events ---
   absl::Duration stall_overinfusion_after = absl::Hours(48);   // (label)
+  // A pump resumes when the scan ends; delays of 2-24 h are reported (label, 2008 field
+  // notice): a warning once readings taken 2 h after the scan show no delivery, critical at 24 h.
+  absl::Duration mri_resume_expected = absl::Hours(2);         // (label: 2-24 h delay)
   absl::Duration mri_resume_deadline = absl::Hours(24);        // (label: 2-24 h delay)
   absl::Duration lockout_tolerance = absl::Seconds(60);        // pump clock granularity (assumed)
   absl::Duration bolus_violation_clear = absl::Hours(24);      // (assumed)

@@ -30,20 +30,25 @@ absl::Status AlertSubscription::Take(size_t max, std::vector<v1::AlertEvent>* ou
   return absl::OkStatus();
 }
 
-bool AlertSubscription::Push(const std::vector<std::shared_ptr<const v1::AlertEvent>>& events) {
+bool AlertSubscription::Push(const std::vector<std::shared_ptr<const v1::AlertEvent>>& events,
+                             bool* overflowed) {
+  *overflowed = false;
   absl::MutexLock lock(&mu_);
   if (!status_.ok()) return false;
+  bool added = false;
   for (const auto& ev : events) {
     if (!filter_.Matches(*ev)) continue;
     if (buffer_.size() >= capacity_) {
       buffer_.clear();
       status_ = absl::ResourceExhaustedError(
           absl::StrCat("subscriber fell more than ", capacity_, " alert events behind"));
+      *overflowed = true;
       return true;
     }
     buffer_.push_back(ev);
+    added = true;
   }
-  return false;
+  return added;
 }
 
 bool AlertSubscription::Close(absl::Status status) {
@@ -71,6 +76,13 @@ absl::StatusOr<std::shared_ptr<AlertSubscription>> AlertHub::Subscribe(AlertFilt
                                                  std::move(wake));
   absl::MutexLock lock(&mu_);
   if (shut_down_) return absl::UnavailableError("the server is shutting down; retry later");
+  if (options_.max_subscribers != 0 && subs_.size() >= options_.max_subscribers) {
+    if (metrics_ != nullptr) metrics_->subscribers_refused(kStream).Increment();
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "this server already serves ", subs_.size(),
+        " WatchAlerts streams (--watch_alerts_max_subscribers); retry with backoff, or share "
+        "one stream among the views of a client"));
+  }
   subs_.insert(sub);
   *position = position_;
   if (metrics_ != nullptr) metrics_->subscribers(kStream).Increment();
@@ -160,9 +172,9 @@ void AlertHub::Deliver(const Batch& events) {
   if (shut_down_) return;
   position_ = std::max(position_, events.back()->cursor());
   for (const auto& sub : subs_) {
-    if (sub->Push(events) && metrics_ != nullptr) {
-      metrics_->subscribers_dropped(kStream).Increment();
-    }
+    bool overflowed = false;
+    if (!sub->Push(events, &overflowed)) continue;  // nothing it wants: no wakeup
+    if (overflowed && metrics_ != nullptr) metrics_->subscribers_dropped(kStream).Increment();
     sub->wake_();
   }
 }

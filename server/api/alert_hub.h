@@ -7,6 +7,8 @@
 // pumptwin subscribers_dropped{stream="watch_alerts"}; the others are unaffected. Should
 // the delivery queue itself exceed kMaxQueuedEvents, every subscription ends the same way
 // (their clients resume from their cursor) rather than the hub holding unbounded memory.
+// A subscriber is woken only for events its filter matches. At most max_subscribers are
+// held at once: every held stream costs gRPC writes on the threads that also serve ingest.
 // Owned by ServerApp; thread-safe (subscriptions come and go on gRPC threads).
 // Lock order: hub mu_ -> Subscription mu_ -> wake callback; queue_mu_ is taken alone.
 #ifndef PUMPTWIN_SERVER_ALERT_HUB_H_
@@ -52,8 +54,10 @@ class AlertSubscription {
 
  private:
   friend class AlertHub;
-  // Appends the matching events; returns true when this push overflowed the buffer.
-  bool Push(const std::vector<std::shared_ptr<const v1::AlertEvent>>& events);
+  // Appends the matching events. `overflowed`: this push ended the subscription (buffer
+  // full). Returns whether the subscriber has anything new to see (events or its end):
+  // only then is it woken.
+  bool Push(const std::vector<std::shared_ptr<const v1::AlertEvent>>& events, bool* overflowed);
   // Ends the subscription with `status`; false if it had ended already.
   bool Close(absl::Status status);
 
@@ -67,6 +71,9 @@ class AlertSubscription {
 
 struct AlertHubOptions {
   size_t buffer_events = 4096;  // per subscriber
+  // Subscriptions held at once; Subscribe refuses the next one RESOURCE_EXHAUSTED (counted
+  // in pumptwin_subscribers_refused_total). 0: no limit.
+  size_t max_subscribers = 1000;
 };
 
 class AlertHub final : public AlertListener {
@@ -83,7 +90,8 @@ class AlertHub final : public AlertListener {
   // Registers a subscriber. `*position` receives the hub's position at that instant:
   // every event with cursor <= position is durable in the store (replay it from there),
   // every later event goes into the subscription. `wake` is called (delivery thread)
-  // after events were added or the subscription ended. UNAVAILABLE after Shutdown.
+  // after events were added or the subscription ended. UNAVAILABLE after Shutdown;
+  // RESOURCE_EXHAUSTED when max_subscribers are already subscribed.
   absl::StatusOr<std::shared_ptr<AlertSubscription>> Subscribe(AlertFilter filter,
                                                                std::function<void()> wake,
                                                                uint64_t* position);

@@ -14,6 +14,7 @@ namespace {
 constexpr uint8_t kInputVersion = 1;
 constexpr char kInputPrefix[] = "input/";
 constexpr char kCheckpointPrefix[] = "ckpt/";
+constexpr char kRefillLogPrefix[] = "rlog/";
 
 int64_t SaturatedNanos(absl::Time t) {
   if (t <= absl::FromUnixNanos(INT64_MIN)) return INT64_MIN;
@@ -236,6 +237,95 @@ absl::Status LoadPumpHistory(const store::Store& store, absl::string_view pump_i
   });
   if (!scan.ok()) return scan;
   return inner;
+}
+
+std::string RefillLogMetaKey(absl::string_view pump_id, absl::Time device_time) {
+  std::string k = PumpPrefix(kRefillLogPrefix, pump_id);
+  store::keys::PutOrderedTime(&k, SaturatedNanos(device_time));
+  return k;
+}
+
+std::string RefillLogValue(uint64_t seq) {
+  std::string v;
+  store::keys::PutBigEndian64(&v, seq);
+  return v;
+}
+
+std::pair<std::string, std::string> SingleKeyRange(std::string key) {
+  std::string end = key;
+  end.push_back('\0');
+  return {std::move(key), std::move(end)};
+}
+
+absl::StatusOr<std::optional<RefillLogEntry>> FindRefillLogEntry(const store::Store& store,
+                                                                 absl::string_view pump_id,
+                                                                 absl::Time around) {
+  const std::string prefix = PumpPrefix(kRefillLogPrefix, pump_id);
+  std::string end = RefillLogMetaKey(pump_id, around + kRefillLogTolerance);
+  end.push_back('\0');
+  std::optional<RefillLogEntry> best;
+  absl::Status scan = store.ScanMetaRange(
+      RefillLogMetaKey(pump_id, around - kRefillLogTolerance), end,
+      [&](absl::string_view k, absl::string_view v) {
+        if (k.size() != prefix.size() + 8 || v.size() != 8) return true;
+        RefillLogEntry e;
+        e.device_time = absl::FromUnixNanos(store::keys::GetOrderedTime(k.data() + prefix.size()));
+        e.seq = store::keys::GetBigEndian64(v.data());
+        if (!best || absl::AbsDuration(e.device_time - around) <
+                         absl::AbsDuration(best->device_time - around)) {
+          best = e;
+        }
+        return true;
+      });
+  if (!scan.ok()) return scan;
+  return best;
+}
+
+bool IsApproximateRefill(const StoredInput& in) {
+  if (in.kind != InputKind::kRefill) return false;
+  v1::RecordRefillRequest req;
+  return req.ParseFromString(in.payload) && req.time_approximate();
+}
+
+absl::StatusOr<std::optional<StoredInput>> FindApproximateRefill(const store::Store& store,
+                                                                 absl::string_view pump_id,
+                                                                 absl::Time around) {
+  const std::string begin =
+      InputMetaKey(pump_id, {around - kRefillLogTolerance, twin::InputRank::kSample, 0});
+  std::string end =
+      InputMetaKey(pump_id, {around + kRefillLogTolerance, twin::InputRank::kTick, ~uint64_t{0}});
+  end.push_back('\0');
+  std::optional<StoredInput> best;
+  absl::Status inner;
+  absl::Status scan =
+      store.ScanMetaRange(begin, end, [&](absl::string_view k, absl::string_view v) {
+        auto in = ParseInput(k, v);
+        if (!in.ok()) {
+          inner = in.status();
+          return false;
+        }
+        if (!IsApproximateRefill(*in)) return true;
+        if (!best ||
+            absl::AbsDuration(in->key.time - around) < absl::AbsDuration(best->key.time - around)) {
+          best = *std::move(in);
+        }
+        return true;
+      });
+  if (!scan.ok()) return scan;
+  if (!inner.ok()) return inner;
+  return best;
+}
+
+StoredInput RekeyRefill(const StoredInput& in, absl::Time exact) {
+  StoredInput out = in;
+  out.key.time = exact;
+  v1::RecordRefillRequest req;
+  if (req.ParseFromString(in.payload)) {
+    req.set_device_time_ms(ToUnixMs(exact));
+    req.clear_time_approximate();
+    out.payload = req.SerializeAsString();
+  }
+  return out;
 }
 
 absl::StatusOr<std::pair<absl::Time, std::string>> FindCheckpoint(const store::Store& store,

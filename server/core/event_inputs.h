@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -79,6 +80,36 @@ struct PumpHistory {
 // `max_seq`: samples above it are left out (0: all).
 absl::Status LoadPumpHistory(const store::Store& store, absl::string_view pump_id, absl::Time from,
                              PumpHistory* out);
+
+// ---- approximate clinical times (docs/model.md "Approximate clinical times")
+// How far the pump's refill log entry may be from an approximate refill's stated time for
+// the two to be the same act.
+inline constexpr absl::Duration kRefillLogTolerance = absl::Hours(2);
+
+// A pump refill log entry (DeviceEventType::kReservoirRefill) not matched by a record yet:
+// kept as meta "rlog/" u8 len | pump | ordered time ns, value BE seq of its sample.
+struct RefillLogEntry {
+  absl::Time device_time;
+  uint64_t seq = 0;
+};
+std::string RefillLogMetaKey(absl::string_view pump_id, absl::Time device_time);
+std::string RefillLogValue(uint64_t seq);
+// [key, key + '\0'): the range that erases exactly `key`.
+std::pair<std::string, std::string> SingleKeyRange(std::string key);
+// The unmatched entry nearest `around` within kRefillLogTolerance (earliest on a tie).
+absl::StatusOr<std::optional<RefillLogEntry>> FindRefillLogEntry(const store::Store& store,
+                                                                 absl::string_view pump_id,
+                                                                 absl::Time around);
+// The stored refill with time_approximate set nearest `around` within kRefillLogTolerance
+// (first in event order on a tie).
+absl::StatusOr<std::optional<StoredInput>> FindApproximateRefill(const store::Store& store,
+                                                                 absl::string_view pump_id,
+                                                                 absl::Time around);
+// The refill `in` moved to the pump's exact time: key time and device_time_ms, and no
+// longer approximate (a replay applies it where it is; no second entry moves it).
+StoredInput RekeyRefill(const StoredInput& in, absl::Time exact);
+// Whether `in` is a refill stated with an approximate time.
+bool IsApproximateRefill(const StoredInput& in);
 
 // The latest checkpoint with boundary <= t: (boundary, twin bytes); NOT_FOUND when none.
 absl::StatusOr<std::pair<absl::Time, std::string>> FindCheckpoint(const store::Store& store,

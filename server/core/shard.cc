@@ -225,7 +225,17 @@ void Shard::ApplyPart(device_link::PumpSamples& part, absl::Time server_time,
   // their place by a rewind once this part's in-order samples are in the forming group).
   std::vector<twin::Sample> late;
   // The model checks and applies a sample; false (and a Nack) when the twin refuses it.
+  // The pump's refill log entries of the samples taken (rare: most samples log nothing).
+  std::vector<RefillLogEntry> refill_logs;
+  auto note_refills = [&](const twin::Sample& sample) {
+    for (const twin::DeviceEvent& e : sample.events) {
+      if (e.type == twin::DeviceEventType::kReservoirRefill) {
+        refill_logs.push_back({e.device_time, sample.seq});
+      }
+    }
+  };
   auto apply = [&](const twin::Sample& sample) {
+    if (!sample.events.empty()) note_refills(sample);
     const absl::Time model = slot.twin.device_time();
     if (!late.empty() || sample.device_time < model ||
         (sample.device_time == model && slot.record_at_model_time)) {
@@ -308,6 +318,9 @@ void Shard::ApplyPart(device_link::PumpSamples& part, absl::Time server_time,
   if (!late.empty()) {
     AddTransitions(part.pump_id, frame_time_, transitions);
     ApplyLateSamples(part.pump_id, slot, std::move(late), server_time, gateway_id, nacks);
+    if (!refill_logs.empty()) {
+      ReconcileRefillLogs(part.pump_id, slot, refill_logs, server_time, gateway_id);
+    }
     durable.push_back({part.pump_id, slot.seq.applied_seq()});
     return;
   }
@@ -324,6 +337,9 @@ void Shard::ApplyPart(device_link::PumpSamples& part, absl::Time server_time,
   } else if (slot.since_snapshot >= options_.snapshot_every_samples) {
     AddSnapshot(part.pump_id, slot, server_time);
     PublishSummary(part.pump_id, slot);
+  }
+  if (!refill_logs.empty()) {
+    ReconcileRefillLogs(part.pump_id, slot, refill_logs, server_time, gateway_id);
   }
   durable.push_back({part.pump_id, slot.seq.applied_seq()});
 }
@@ -345,6 +361,31 @@ void Shard::Mutate(const std::string& pump_id, MutateFn fn,
     // Arrival order among records stated at the same time: a strictly increasing tie.
     StoredInput in = record;
     in.key.tie = std::max(in.key.tie, last_record_tie_ + 1);
+    // An approximate refill whose pump log entry arrived first takes the entry's time.
+    std::string reconciled;
+    if (options_.store != nullptr && IsApproximateRefill(in)) {
+      if (!Drain()) return absl::UnavailableError("the store failed; nothing was stored");
+      auto entry = FindRefillLogEntry(*options_.store, pump_id, in.key.time);
+      if (!entry.ok()) return entry.status();
+      if (entry->has_value()) {
+        const RefillLogEntry& e = **entry;
+        reconciled = absl::StrCat(
+            "refill stated at ",
+            absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", in.key.time, absl::UTCTimeZone()),
+            " (approximate) taken at the pump's refill log entry ",
+            absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", e.device_time, absl::UTCTimeZone()),
+            " (sample seq ", e.seq, ")");
+        Log(LogLevel::kInfo, "refill_reconciled",
+            {{"pump", pump_id},
+             {"seq", e.seq},
+             {"stated_time", absl::FormatTime(in.key.time)},
+             {"pump_time", absl::FormatTime(e.device_time)},
+             {"order", "record after log entry"}});
+        in = RekeyRefill(in, e.device_time);
+        ctx.extra.meta_erase_ranges.push_back(
+            SingleKeyRange(RefillLogMetaKey(pump_id, e.device_time)));
+      }
+    }
     std::shared_ptr<const DrugLibrarySnapshot> hold;
     const twin::DrugLibrary& library = Library(hold);
     const absl::Time model = slot.twin.device_time();
@@ -374,15 +415,27 @@ void Shard::Mutate(const std::string& pump_id, MutateFn fn,
                                                std::vector<twin::AlertTransition>* out) {
         return ApplyStoredInput(in, t, library, out, refill);
       };
-      ctx.correction =
-          absl::StrCat("a back-dated clinical record at ",
-                       absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", in.key.time, absl::UTCTimeZone()));
+      ctx.correction = !reconciled.empty()
+                           ? reconciled
+                           : absl::StrCat("a back-dated clinical record at ",
+                                          absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", in.key.time,
+                                                           absl::UTCTimeZone()));
       auto r = Rewind(pump_id, slot, std::move(fresh), ctx.correction, ctx.extra, ctx.transitions);
       if (!r.ok()) return r.status();
       if (!r->refused.empty()) return r->refused.front().second;
       if (options_.on_late_input) options_.on_late_input("rewind");
     }
     ctx.extra.meta.emplace_back(InputMetaKey(pump_id, in.key), InputValue(in));
+    if (!reconciled.empty()) {
+      AuditDraft a;
+      a.record.set_server_time_ms(ToUnixMs(ctx.server_time));
+      a.record.set_actor("server");
+      a.record.set_role("system");
+      a.record.set_method("RefillTimeReconciled");
+      a.record.set_resource(absl::StrCat("pumps/", pump_id));
+      a.record.set_reason(reconciled);
+      ctx.audit.push_back(std::move(a));
+    }
     slot.record_at_model_time = true;
     last_record_tie_ = in.key.tie;
     return absl::OkStatus();
@@ -580,13 +633,14 @@ void Shard::AddCheckpoint(const std::string& pump_id, const twin::Twin& twin, ab
 absl::StatusOr<twin::FoldResult> Shard::Rewind(const std::string& pump_id, PumpSlot& slot,
                                                std::vector<twin::FoldInput> fresh,
                                                const std::string& why, store::WriteGroup& group,
-                                               std::vector<twin::AlertTransition>& corrections) {
+                                               std::vector<twin::AlertTransition>& corrections,
+                                               std::optional<twin::InputKey> replaced) {
   if (options_.store == nullptr) {
     return absl::FailedPreconditionError("this shard has no store to rewind from");
   }
   // Everything applied so far must be readable from the store.
   if (!Drain()) return absl::UnavailableError("the store failed; nothing was stored");
-  absl::Time earliest = absl::InfiniteFuture();
+  absl::Time earliest = replaced ? replaced->time : absl::InfiniteFuture();
   for (const twin::FoldInput& f : fresh) earliest = std::min(earliest, f.key.time);
   // The latest checkpoint at or before the earliest fresh input, else the registration.
   absl::Time from = absl::InfinitePast();
@@ -618,6 +672,11 @@ absl::StatusOr<twin::FoldResult> Shard::Rewind(const std::string& pump_id, PumpS
                    : std::shared_ptr<const twin::DrugLibrary>(std::shared_ptr<void>(), &lib);
   }
   std::vector<twin::FoldInput> inputs = history.FoldInputs(library);
+  if (replaced) {
+    std::erase_if(inputs, [&](const twin::FoldInput& f) {
+      return f.sample == nullptr && f.key == *replaced;
+    });
+  }
   for (twin::FoldInput& f : fresh) inputs.push_back(std::move(f));
   twin::SortInputs(inputs);
   twin::FoldOptions fo;
@@ -675,6 +734,87 @@ absl::StatusOr<twin::FoldResult> Shard::Rewind(const std::string& pump_id, PumpS
     if (options_.on_late_input) options_.on_late_input("beyond_window");
   }
   return result;
+}
+
+void Shard::ReconcileRefillLogs(const std::string& pump_id, PumpSlot& slot,
+                                const std::vector<RefillLogEntry>& entries, absl::Time server_time,
+                                const std::string& gateway_id) {
+  if (options_.store == nullptr) return;
+  for (const RefillLogEntry& e : entries) {
+    // Records of this shard are in the store once drained.
+    if (!Drain()) return;  // the registry degrades; nothing of this frame is acked
+    auto found = FindApproximateRefill(*options_.store, pump_id, e.device_time);
+    if (!found.ok() || !found->has_value()) {
+      if (!found.ok()) {
+        Log(LogLevel::kError, "refill_log_lookup_failed",
+            {{"pump", pump_id}, {"seq", e.seq}, {"error", std::string(found.status().message())}});
+      }
+      // Stored with its sample; kept as an entry a later approximate record takes its time
+      // from.
+      forming_.group.meta.emplace_back(RefillLogMetaKey(pump_id, e.device_time),
+                                       RefillLogValue(e.seq));
+      Log(LogLevel::kInfo, "refill_log_unmatched",
+          {{"pump", pump_id},
+           {"seq", e.seq},
+           {"pump_time", absl::FormatTime(e.device_time)},
+           {"rule", "kept for an approximate refill record within 2 h"}});
+      continue;
+    }
+    const StoredInput& old = **found;
+    const StoredInput moved = RekeyRefill(old, e.device_time);
+    const std::string why =
+        absl::StrCat("the pump's refill log entry",
+                     gateway_id.empty() ? "" : absl::StrCat(" from gateway ", gateway_id), " at ",
+                     absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", e.device_time, absl::UTCTimeZone()),
+                     " (sample seq ", e.seq, ") for the refill stated at ",
+                     absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", old.key.time, absl::UTCTimeZone()),
+                     " (approximate)");
+    // The moved record is folded as a fresh input in place of the stored one; both changes
+    // are stored in one group.
+    std::shared_ptr<const DrugLibrarySnapshot> hold;
+    const twin::DrugLibrary& library = Library(hold);
+    std::vector<twin::FoldInput> fresh(1);
+    fresh[0].key = moved.key;
+    fresh[0].server_time = moved.server_time;
+    fresh[0].apply = [&moved, &library](twin::Twin& t, std::vector<twin::AlertTransition>* out) {
+      return ApplyStoredInput(moved, t, library, out);
+    };
+    std::vector<twin::AlertTransition> corrections;
+    store::WriteGroup group;
+    auto result = Rewind(pump_id, slot, std::move(fresh), why, group, corrections, old.key);
+    if (!result.ok()) {
+      // Crash-only: the registry reloads from the store (the record still at its stated time).
+      Log(LogLevel::kError, "rewind_failed",
+          {{"pump", pump_id}, {"seq", e.seq}, {"error", std::string(result.status().message())}});
+      absl::Status err = absl::UnavailableError(
+          absl::StrCat("refill of pump '", pump_id,
+                       "' could not be moved to its logged time: ", result.status().message()));
+      gate_->LatchStoreFailure(err);
+      if (options_.on_store_error) options_.on_store_error(err);
+      return;
+    }
+    group.meta_erase_ranges.push_back(SingleKeyRange(InputMetaKey(pump_id, old.key)));
+    group.meta.emplace_back(InputMetaKey(pump_id, moved.key), InputValue(moved));
+    forming_.group.Append(std::move(group));
+    AuditDraft a;
+    a.record.set_server_time_ms(ToUnixMs(server_time));
+    a.record.set_actor(gateway_id.empty() ? "server" : absl::StrCat("gateway:", gateway_id));
+    a.record.set_role("system");
+    a.record.set_method("RefillTimeReconciled");
+    a.record.set_resource(absl::StrCat("pumps/", pump_id));
+    a.record.set_reason(why);
+    forming_.audit.push_back(std::move(a));
+    Log(LogLevel::kInfo, "refill_reconciled",
+        {{"pump", pump_id},
+         {"seq", e.seq},
+         {"stated_time", absl::FormatTime(old.key.time)},
+         {"pump_time", absl::FormatTime(e.device_time)},
+         {"order", "log entry after record"}});
+    if (options_.on_late_input) options_.on_late_input("rewind");
+    AddTransitions(pump_id, frame_time_, corrections, why);
+    AddSnapshot(pump_id, slot, server_time);
+    PublishSummary(pump_id, slot);
+  }
 }
 
 void Shard::ApplyLateSamples(const std::string& pump_id, PumpSlot& slot,

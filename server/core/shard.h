@@ -213,10 +213,21 @@ class Shard {
   // checkpoint before them (or the registration) with the stored inputs and `fresh`,
   // replaces the twin, writes the new checkpoints into `group` and the alert corrections
   // (`why` is their reason) into `corrections`. Refused fresh inputs are reported.
+  // `replaced`: a stored input one of `fresh` replaces (a re-keyed record): left out of the
+  // fold, which starts at or before it too; the caller erases it in the group that stores
+  // its replacement.
   absl::StatusOr<twin::FoldResult> Rewind(const std::string& pump_id, PumpSlot& slot,
                                           std::vector<twin::FoldInput> fresh,
                                           const std::string& why, store::WriteGroup& group,
-                                          std::vector<twin::AlertTransition>& corrections);
+                                          std::vector<twin::AlertTransition>& corrections,
+                                          std::optional<twin::InputKey> replaced = std::nullopt);
+  // The pump's refill log entries of samples just applied (docs/model.md "Approximate
+  // clinical times"): each re-keys the nearest approximate refill record within
+  // kRefillLogTolerance to its exact time (rewinding the twin), or is kept for a record
+  // still to come and logged.
+  void ReconcileRefillLogs(const std::string& pump_id, PumpSlot& slot,
+                           const std::vector<RefillLogEntry>& entries, absl::Time server_time,
+                           const std::string& gateway_id);
   // The late samples of one part (from the first one before the model time on).
   void ApplyLateSamples(const std::string& pump_id, PumpSlot& slot, std::vector<twin::Sample> late,
                         absl::Time server_time, const std::string& gateway_id,

@@ -182,6 +182,11 @@ IngestMetrics::IngestMetrics(prometheus::Registry& r) : registry_(r) {
                               .Name("pumptwin_subscribers_dropped_total")
                               .Help("Subscribers ended because their buffer overflowed.")
                               .Register(r);
+  subscribers_refused_ = &BuildCounter()
+                              .Name("pumptwin_subscribers_refused_total")
+                              .Help("Subscriptions refused because the server held its maximum.")
+                              .Register(r);
+  subscribers_refused_->Add({{"stream", "watch_alerts"}});
   for (const char* s : {"watch_alerts", "watch_twin"}) {
     subscribers_->Add({{"stream", s}});
     subscribers_dropped_->Add({{"stream", s}});

@@ -89,6 +89,7 @@ class IngestMetrics : public AlertListener {
   prometheus::Family<prometheus::Counter>* clinic_raised_;
   prometheus::Family<prometheus::Gauge>* subscribers_;
   prometheus::Family<prometheus::Counter>* subscribers_dropped_;
+  prometheus::Family<prometheus::Counter>* subscribers_refused_;
   size_t max_clinic_labels_ = 200;
   absl::Mutex clinic_mu_;
   absl::flat_hash_set<std::string> clinics_seen_ ABSL_GUARDED_BY(clinic_mu_);
@@ -99,6 +100,9 @@ class IngestMetrics : public AlertListener {
   }
   prometheus::Counter& subscribers_dropped(const std::string& stream) {
     return subscribers_dropped_->Add({{"stream", stream}});
+  }
+  prometheus::Counter& subscribers_refused(const std::string& stream) {
+    return subscribers_refused_->Add({{"stream", stream}});
   }
 };
 

@@ -44,6 +44,9 @@
 ABSL_FLAG(uint32_t, watch_alerts_buffer, 4096,
           "Alert events buffered per WatchAlerts subscriber; a subscriber that falls further "
           "behind is ended with RESOURCE_EXHAUSTED and resumes from its last cursor.");
+ABSL_FLAG(uint32_t, watch_alerts_max_subscribers, 1000,
+          "WatchAlerts streams served at once; the next is refused with RESOURCE_EXHAUSTED "
+          "(each held stream costs writes on the threads that also serve ingest). 0: no limit.");
 
 namespace pumptwin::server {
 namespace {
@@ -381,6 +384,8 @@ absl::Status ServerApp::OpenStoreAndRecover() {
   hub_options.buffer_events = options_.watch_alerts_buffer != 0
                                   ? options_.watch_alerts_buffer
                                   : std::max<uint32_t>(1, absl::GetFlag(FLAGS_watch_alerts_buffer));
+  hub_options.max_subscribers = options_.watch_alerts_max_subscribers.value_or(
+      absl::GetFlag(FLAGS_watch_alerts_max_subscribers));
   alert_hub_ = std::make_unique<AlertHub>(hub_options, *last_cursor, ingest_metrics_.get());
   gate_->add_listener(alert_hub_.get());
   RegistryOptions ro;

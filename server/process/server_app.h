@@ -6,6 +6,7 @@
 #define PUMPTWIN_SERVER_SERVER_APP_H_
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -66,6 +67,9 @@ struct ServerOptions {
   std::string drug_library_file;
   // Events buffered per WatchAlerts subscriber; 0: the --watch_alerts_buffer flag (4096).
   size_t watch_alerts_buffer = 0;
+  // WatchAlerts streams held at once (0: no limit); unset: the
+  // --watch_alerts_max_subscribers flag (1000).
+  std::optional<size_t> watch_alerts_max_subscribers;
   // Online backups (docs/operations.md "Backup and restore"): every `backup_interval` a
   // consistent store checkpoint is written to `backup_dir`/checkpoint-<unix_ms> (the time it
   // started; built as .tmp and renamed when complete); the newest `backup_keep` are kept.

@@ -1,7 +1,8 @@
 // AlertHub unit tests: fan-out in cursor order, filters, the per-subscriber bound (an
 // overflow ends only the slow subscriber), shutdown, the position handed to a new
 // subscriber (the replay/live boundary), and delivery on the hub's own thread (the
-// committer's OnAlertEvents only queues, whatever the subscribers do).
+// committer's OnAlertEvents only queues, whatever the subscribers do), wakeups only for
+// matching events, and the maximum number of subscribers.
 #include "server/api/alert_hub.h"
 
 #include <atomic>
@@ -103,6 +104,70 @@ TEST(AlertHubTest, FiltersBeforeBuffering) {
   ASSERT_TRUE((*sub)->Take(10, &got).ok());
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0].cursor(), 51u);
+}
+
+TEST(AlertHubTest, WakesOnlySubscribersWithMatchingEvents) {
+  AlertHub hub({.buffer_events = 10}, 0, nullptr);
+  uint64_t pos = 0;
+  std::atomic<int> north_wakes{0}, south_wakes{0};
+  AlertFilter north, south;
+  north.clinic = "north";
+  south.clinic = "south";
+  auto n = hub.Subscribe(
+      north, [&] { ++north_wakes; }, &pos);
+  auto s = hub.Subscribe(
+      south, [&] { ++south_wakes; }, &pos);
+  ASSERT_TRUE(n.ok() && s.ok());
+  hub.OnAlertEvents(Range(1, 3));  // all north
+  hub.WaitDelivered();
+  EXPECT_EQ(north_wakes.load(), 1);
+  EXPECT_EQ(south_wakes.load(), 0);  // nothing for it: not woken
+  hub.OnAlertEvents({Ev(4, "south")});
+  hub.WaitDelivered();
+  EXPECT_EQ(north_wakes.load(), 1);
+  EXPECT_EQ(south_wakes.load(), 1);
+  hub.Unsubscribe(*n);
+  hub.Unsubscribe(*s);
+}
+
+TEST(AlertHubTest, RefusesSubscribersBeyondTheMaximumUntilOneLeaves) {
+  AlertHub hub({.buffer_events = 10, .max_subscribers = 2}, 0, nullptr);
+  uint64_t pos = 0;
+  auto a = hub.Subscribe(
+      {}, [] {}, &pos);
+  auto b = hub.Subscribe(
+      {}, [] {}, &pos);
+  ASSERT_TRUE(a.ok() && b.ok());
+  auto c = hub.Subscribe(
+      {}, [] {}, &pos);
+  ASSERT_TRUE(absl::IsResourceExhausted(c.status())) << c.status();
+  EXPECT_NE(c.status().message().find("--watch_alerts_max_subscribers"), std::string::npos);
+  EXPECT_EQ(hub.subscriber_count(), 2u);
+  hub.Unsubscribe(*a);
+  auto d = hub.Subscribe(
+      {}, [] {}, &pos);
+  ASSERT_TRUE(d.ok()) << d.status();
+  // The held ones still get every event.
+  hub.OnAlertEvents(Range(1, 2));
+  hub.WaitDelivered();
+  std::vector<v1::AlertEvent> got;
+  ASSERT_TRUE((*d)->Take(10, &got).ok());
+  EXPECT_EQ(got.size(), 2u);
+  hub.Unsubscribe(*b);
+  hub.Unsubscribe(*d);
+}
+
+TEST(AlertHubTest, ZeroMaximumMeansNoLimit) {
+  AlertHub hub({.buffer_events = 1, .max_subscribers = 0}, 0, nullptr);
+  uint64_t pos = 0;
+  std::vector<std::shared_ptr<AlertSubscription>> subs;
+  for (int i = 0; i < 1500; ++i) {
+    auto sub = hub.Subscribe(
+        {}, [] {}, &pos);
+    ASSERT_TRUE(sub.ok()) << i << ": " << sub.status();
+    subs.push_back(*sub);
+  }
+  for (const auto& sub : subs) hub.Unsubscribe(sub);
 }
 
 TEST(AlertHubTest, ShutdownEndsSubscriptionsAndRefusesNewOnes) {

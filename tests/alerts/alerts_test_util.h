@@ -149,6 +149,8 @@ class Watcher {
     return reader_->Finish();
   }
   grpc::ClientContext& context() { return ctx_; }
+  // Returns once the server sent the response headers (it does so once subscribed).
+  void WaitForInitialMetadata() { reader_->WaitForInitialMetadata(); }
 
  private:
   grpc::ClientContext ctx_;

@@ -3,7 +3,9 @@
 // SIGTERM restart (open streams end UNAVAILABLE), and slow-subscriber isolation (a
 // subscriber that never reads is dropped with RESOURCE_EXHAUSTED while a normal one gets
 // every event and ingest acks every sample), and a clean SIGTERM stop while a subscriber
-// that reads nothing has a write outstanding. Assertions are on counts and cursors.
+// that reads nothing has a write outstanding; a subscriber beyond
+// --watch_alerts_max_subscribers is refused RESOURCE_EXHAUSTED. Assertions are on counts and
+// cursors.
 #include <signal.h>
 
 #include <string>
@@ -204,6 +206,27 @@ TEST(WatchAlertsTest, SlowSubscriberIsDroppedAloneAndIngestIsNotSlowed) {
 // at the flow-control window when SIGTERM arrives. Shutdown cancels the call during that
 // write; the call must still end, so the server exits (within its bound) instead of
 // waiting for it forever.
+TEST(WatchAlertsTest, SubscriberBeyondTheMaximumIsRefusedResourceExhausted) {
+  testing::TempDir dir;
+  Server srv(dir, {"--watch_alerts_max_subscribers=2"});
+  ASSERT_NO_FATAL_FAILURE(srv.Start());
+  Watcher a(*srv.stub, 0), b(*srv.stub, 0);
+  a.WaitForInitialMetadata();  // the server sends headers once subscribed
+  b.WaitForInitialMetadata();
+  Watcher c(*srv.stub, 0);
+  WatchResult refused;
+  c.ReadUntil(
+      1, [](const v1::AlertEvent&) { return true; }, &refused);
+  ASSERT_TRUE(refused.ended);
+  EXPECT_EQ(refused.status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
+      << refused.status.error_message();
+  EXPECT_THAT(refused.status.error_message(), HasSubstr("--watch_alerts_max_subscribers"));
+  auto metrics = testing::HttpGet(srv.proc.metrics_port(), "/metrics");
+  ASSERT_TRUE(metrics.ok());
+  EXPECT_THAT(*metrics, HasSubstr("pumptwin_subscribers_refused_total{stream=\"watch_alerts\"} 1"));
+  EXPECT_THAT(*metrics, HasSubstr("pumptwin_subscribers{stream=\"watch_alerts\"} 2"));
+}
+
 TEST(WatchAlertsTest, ServerStopsWithAStalledSubscriberMidWrite) {
   testing::TempDir dir;
   Server srv(dir);

@@ -77,6 +77,27 @@ TEST(SampleCodec, TwinToProtoToTwinRoundTrips) {
   EXPECT_EQ(back, t);
 }
 
+// The pump's own refill log entry decodes with its time and volume (an approximate
+// RecordRefill is re-keyed to it, docs/model.md "Approximate clinical times").
+TEST(SampleCodec, ReservoirRefillLogEntryDecodesWithTimeAndVolume) {
+  v1::TelemetrySample p = MakeSample("p", 1);
+  v1::DeviceEvent* e = p.add_events();
+  e->set_type(v1::DEVICE_EVENT_RESERVOIR_REFILL);
+  e->set_device_time_ms(p.device_time_ms() - 23000);
+  e->set_value_ul(18000);
+  ASSERT_FALSE(ValidateSample(p, 0, TestNow(), {}).has_value());
+  twin::Sample back;
+  ASSERT_FALSE(DecodeSample(p, 0, TestNow(), {}, &back).has_value());
+  ASSERT_EQ(back.events.size(), 1u);
+  EXPECT_EQ(back.events[0].type, twin::DeviceEventType::kReservoirRefill);
+  EXPECT_EQ(back.events[0].device_time, absl::FromUnixMillis(p.device_time_ms() - 23000));
+  ASSERT_TRUE(back.events[0].volume.has_value());
+  EXPECT_EQ(back.events[0].volume->value(), 18000);
+  v1::TelemetrySample again;
+  ToProtoSample("p", back, &again);
+  EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(p, again));
+}
+
 TEST(SampleCodec, NanBatteryVoltageMessageNamesFieldValueAndIndex) {
   v1::TelemetrySample s = MakeSample("p", 1);
   s.set_battery_voltage_v(std::numeric_limits<double>::quiet_NaN());

@@ -51,12 +51,17 @@ class EventTimeTest : public RegistryTest {
       req.set_device_time_ms(absl::ToUnixMillis(at));
       payload = req.SerializeAsString();
     }
+    return Apply(r.kind, at, payload);
+  }
+
+  // Applies a clinical record stated at `at` through the shard (as the TwinService calls do).
+  absl::Status Apply(InputKind kind, absl::Time at, const std::string& payload) {
     absl::Notification done;
     absl::Status result;
     registry_->Mutate(
         "deg-1",
         [&](PumpSlot&, MutationContext& ctx) {
-          return ctx.apply_input(MakeClinicalInput(r.kind, at, ctx.server_time, payload), nullptr);
+          return ctx.apply_input(MakeClinicalInput(kind, at, ctx.server_time, payload), nullptr);
         },
         [&](absl::Status s) {
           result = s;
@@ -241,21 +246,7 @@ TEST_F(EventTimeTest, LateTelemetryWithdrawsAnAlertItDisprovesThroughTheAlertLog
     req.set_withdrawn_volume_ul(40000 - 2000.0 * kLast / 1440.0);
     req.set_added_volume_ul(38000);
     req.set_device_time_ms(absl::ToUnixMillis(at));
-    absl::Notification done;
-    absl::Status result;
-    registry_->Mutate(
-        "deg-1",
-        [&](PumpSlot&, MutationContext& ctx) {
-          return ctx.apply_input(
-              MakeClinicalInput(InputKind::kRefill, at, ctx.server_time, req.SerializeAsString()),
-              nullptr);
-        },
-        [&](absl::Status s) {
-          result = s;
-          done.Notify();
-        });
-    done.WaitForNotification();
-    return result;
+    return Apply(InputKind::kRefill, at, req.SerializeAsString());
   };
   // In order.
   ASSERT_NO_FATAL_FAILURE(frames(1, kLast));
@@ -336,6 +327,146 @@ TEST_F(EventTimeTest, PrescriptionsAtTheModelTimeApplyInTurn) {
     ASSERT_TRUE(result.ok()) << result;
     EXPECT_EQ(version, v);
   }
+}
+
+}  // namespace
+}  // namespace pumptwin::server
+
+namespace pumptwin::server {
+namespace {
+
+// Approximate clinical times: a refill entered at a time rounded to 5 minutes is re-keyed
+// to the pump's own refill log entry for the same act, whichever arrives first, and the
+// twin equals the run where the exact time was entered.
+class RefillReconcileTest : public EventTimeTest {
+ protected:
+  static constexpr uint64_t kLast = 2880;  // 2 days of 1-minute samples
+  static constexpr uint64_t kLogSeq = 1500;
+  // The pump logs the refill 23 s before its sample kLogSeq.
+  static absl::Time LogTime() { return SampleAt(kLogSeq).device_time - absl::Seconds(23); }
+  // The staff entry: the pump time rounded to 5 minutes (never equal to it).
+  static absl::Time RoundedTime() {
+    const int64_t five = 5 * 60 * 1000;
+    const int64_t ms = absl::ToUnixMillis(LogTime());
+    return absl::FromUnixMillis((ms + five / 2) / five * five);
+  }
+
+  void Reset() {
+    registry_->Stop();
+    committer_->Shutdown();
+    store_.~MemStore();
+    new (&store_) store::MemStore();
+    SetUp();
+  }
+
+  // Samples [from, to] in frames of 60; sample kLogSeq carries the pump's refill entry
+  // when `with_log`.
+  void Frames(uint64_t from, uint64_t to, bool with_log = true) {
+    for (uint64_t s = from; s <= to; s += 60) {
+      std::vector<twin::Sample> v;
+      for (uint64_t q = s; q <= std::min(to, s + 59); ++q) {
+        twin::Sample x = SampleAt(q);
+        if (q == kLogSeq && with_log) {
+          x.events.push_back(
+              {twin::DeviceEventType::kReservoirRefill, LogTime(), twin::Microliters(38000)});
+        }
+        v.push_back(std::move(x));
+      }
+      auto r = SubmitAndWait(Batch({"deg-1"}, v));
+      ASSERT_TRUE(r.status.ok()) << r.status;
+      ASSERT_TRUE(r.nacks.empty())
+          << "seq " << r.nacks.front().seq << ": " << r.nacks.front().message;
+    }
+  }
+
+  absl::Status Refill(absl::Time at, bool approximate) {
+    v1::RecordRefillRequest req;
+    req.set_withdrawn_volume_ul(40000 - 500.0 * kLogSeq / 1440.0);
+    req.set_added_volume_ul(38000);
+    req.set_device_time_ms(absl::ToUnixMillis(at));
+    req.set_time_approximate(approximate);
+    return Apply(InputKind::kRefill, at, req.SerializeAsString());
+  }
+
+  // The stored refill records: (event time, still approximate).
+  std::vector<std::pair<absl::Time, bool>> StoredRefills() {
+    PumpHistory h;
+    EXPECT_TRUE(LoadPumpHistory(store_, "deg-1", absl::InfinitePast(), &h).ok());
+    std::vector<std::pair<absl::Time, bool>> out;
+    for (const StoredInput& in : h.inputs) {
+      if (in.kind == InputKind::kRefill) out.emplace_back(in.key.time, IsApproximateRefill(in));
+    }
+    return out;
+  }
+
+  bool UnmatchedLogEntry() {
+    auto e = FindRefillLogEntry(store_, "deg-1", LogTime());
+    EXPECT_TRUE(e.ok());
+    return e.ok() && e->has_value();
+  }
+
+  // The twin of the in-order run with the exact time entered.
+  std::string Reference() {
+    Reset();
+    Frames(1, kLogSeq - 1);
+    EXPECT_TRUE(Refill(LogTime(), false).ok());
+    Frames(kLogSeq, kLast);
+    return TwinBytes();
+  }
+};
+
+TEST_F(RefillReconcileTest, LogEntryAfterAnApproximateRecordReKeysItToThePumpTime) {
+  const std::string reference = Reference();
+  ASSERT_FALSE(reference.empty());
+  Reset();
+  // The gateway is offline from sample 1200 on; the staff enter the refill at a rounded
+  // time; the backlog with the pump's log entry arrives later.
+  ASSERT_NO_FATAL_FAILURE(Frames(1, 1200));
+  ASSERT_TRUE(Refill(RoundedTime(), true).ok());
+  ASSERT_NO_FATAL_FAILURE(Frames(1201, kLast));
+  EXPECT_TRUE(TwinBytes() == reference);
+  EXPECT_EQ(StoredRefills(), (std::vector<std::pair<absl::Time, bool>>{{LogTime(), false}}));
+  EXPECT_FALSE(UnmatchedLogEntry());
+  ExpectVerifyExact();
+  auto stats = Restart();
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_TRUE(TwinBytes() == reference);
+}
+
+TEST_F(RefillReconcileTest, ApproximateRecordAfterTheLogEntryTakesThePumpTime) {
+  const std::string reference = Reference();
+  Reset();
+  ASSERT_NO_FATAL_FAILURE(Frames(1, kLast));
+  EXPECT_TRUE(UnmatchedLogEntry()) << "the unmatched entry is kept for a record to come";
+  ASSERT_TRUE(Refill(RoundedTime(), true).ok());
+  EXPECT_TRUE(TwinBytes() == reference);
+  EXPECT_EQ(StoredRefills(), (std::vector<std::pair<absl::Time, bool>>{{LogTime(), false}}));
+  EXPECT_FALSE(UnmatchedLogEntry()) << "the entry is consumed by the record it matched";
+  ExpectVerifyExact();
+}
+
+// Without the flag the stated time stands (and gives another twin: the test above can
+// tell the two apart); the pump's entry is stored with its sample and kept, never refused.
+TEST_F(RefillReconcileTest, ExactRecordsAreNeverMovedAndUnmatchedEntriesAreKept) {
+  const std::string reference = Reference();
+  Reset();
+  ASSERT_NO_FATAL_FAILURE(Frames(1, kLast));
+  ASSERT_TRUE(Refill(RoundedTime(), false).ok());
+  EXPECT_FALSE(TwinBytes() == reference);
+  EXPECT_EQ(StoredRefills(), (std::vector<std::pair<absl::Time, bool>>{{RoundedTime(), false}}));
+  EXPECT_TRUE(UnmatchedLogEntry());
+  ExpectVerifyExact();
+}
+
+// A log entry more than the tolerance from the approximate record does not move it.
+TEST_F(RefillReconcileTest, RecordsBeyondTheToleranceAreNotMoved) {
+  Reset();
+  ASSERT_NO_FATAL_FAILURE(Frames(1, kLast));
+  const absl::Time far = LogTime() + kRefillLogTolerance + absl::Minutes(5);
+  ASSERT_TRUE(Refill(far, true).ok());
+  EXPECT_EQ(StoredRefills(), (std::vector<std::pair<absl::Time, bool>>{{far, true}}));
+  EXPECT_TRUE(UnmatchedLogEntry());
+  ExpectVerifyExact();
 }
 
 }  // namespace

@@ -13,6 +13,7 @@ namespace v1 = pumptwin::v1;
 
 struct RefillFlags {
   std::string pump, withdrawn, added, drug, concentration, time, reason;
+  bool time_approximate = false;
 };
 
 absl::StatusOr<v1::RecordRefillRequest> BuildRefill(const RefillFlags& f) {
@@ -37,6 +38,7 @@ absl::StatusOr<v1::RecordRefillRequest> BuildRefill(const RefillFlags& f) {
   req.set_drug(f.drug);
   req.set_concentration_ug_per_ml(conc.ug_per_ml);
   req.set_device_time_ms(*when);
+  req.set_time_approximate(f.time_approximate);
   req.set_reason(f.reason);
   return req;
 }
@@ -155,6 +157,9 @@ void AddEventCommands(CLI::App& root, Action* chosen) {
   refill->add_option("--concentration", rf->concentration, absl::StrCat("Concentration: ", kConcentrationUnitsHelp));
   refill->add_option("--time", rf->time, absl::StrCat("When (default now): ", kTimeHelp));
   refill->add_option("--reason", rf->reason, "Note for the audit log");
+  refill->add_flag("--time-approximate", rf->time_approximate,
+                   "--time is approximate (e.g. rounded): the pump's refill log entry within 2 h "
+                   "sets the exact time");
   OnSelected(refill, chosen, [rf](Ctl& ctl) { return RunRefill(ctl, *rf); });
 
   auto* event = root.add_subcommand("event", "Clinical events");

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 
@@ -48,7 +49,11 @@ class AlertWatchers::Stream final : public grpc::ClientReadReactor<pumptwin::v1:
     }
     StartRead(&ev_);
   }
-  void OnDone(const grpc::Status&) override { owner_->OnDone(!cancelled_.load()); }
+  void OnDone(const grpc::Status& s) override {
+    // The server's subscriber maximum (a trailers-only answer: no events, no headers).
+    owner_->OnDone(!cancelled_.load(), s.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED &&
+                                           absl::StrContains(s.error_message(), "max_subscribers"));
+  }
 
  private:
   AlertWatchers* const owner_;
@@ -68,10 +73,19 @@ void AlertWatchers::OnStarted() {
   ++started_;
 }
 
-void AlertWatchers::OnDone(bool early) {
+void AlertWatchers::OnDone(bool early, bool refused) {
   absl::MutexLock l(&mu_);
   ++done_;
-  if (early) ++ended_early_;
+  if (refused) {
+    ++refused_;
+  } else if (early) {
+    ++ended_early_;
+  }
+}
+
+int AlertWatchers::refused() const {
+  absl::MutexLock l(&mu_);
+  return refused_;
 }
 
 int AlertWatchers::started() const {
@@ -100,14 +114,16 @@ bool AlertWatchers::Start(absl::Duration timeout) {
     }
   };
   const int stalled = std::clamp(opts_.stalled, 0, opts_.watchers);
-  open(0, stalled, false);
-  open(stalled, opts_.watchers, true);
+  for (int s = 0, r = stalled; s < stalled || r < opts_.watchers; s += per, r += per) {
+    if (s < stalled) open(s, std::min(stalled, s + per), false);
+    if (r < opts_.watchers) open(r, std::min(opts_.watchers, r + per), true);
+  }
   absl::MutexLock l(&mu_);
   auto all = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return started_ + done_ >= static_cast<int>(streams_.size());
   };
   mu_.AwaitWithTimeout(absl::Condition(&all), timeout);
-  return started_ == static_cast<int>(streams_.size());
+  return started_ + refused_ >= static_cast<int>(streams_.size());
 }
 
 AlertWatchers::~AlertWatchers() {

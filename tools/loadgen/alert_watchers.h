@@ -54,9 +54,12 @@ class AlertWatchers {
   AlertWatchers& operator=(const AlertWatchers&) = delete;
 
   // Starts every stream; true once each has had its initial metadata (the server has
-  // subscribed it) within `timeout`.
+  // subscribed it) or was refused RESOURCE_EXHAUSTED (the server's subscriber maximum)
+  // within `timeout`. Stalled and reading streams are opened alternately, a connection
+  // of each at a time, so that a maximum holds both kinds.
   bool Start(absl::Duration timeout);
   int started() const;
+  int refused() const;  // refused RESOURCE_EXHAUSTED by the server's subscriber maximum
   int64_t events_read() const { return events_.load(); }
   int ended_early() const;  // streams the server ended before the tool cancelled them
   const LatencyRecorder& latency() const { return latency_; }
@@ -65,7 +68,7 @@ class AlertWatchers {
   class Stream;
   friend class Stream;
   void OnStarted();
-  void OnDone(bool early);
+  void OnDone(bool early, bool refused);
 
   const WatchOptions opts_;
   const RaiseLog* const raises_;
@@ -78,6 +81,7 @@ class AlertWatchers {
   int started_ ABSL_GUARDED_BY(mu_) = 0;
   int done_ ABSL_GUARDED_BY(mu_) = 0;
   int ended_early_ ABSL_GUARDED_BY(mu_) = 0;
+  int refused_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 struct ProbeOptions {

@@ -44,6 +44,10 @@ ABSL_FLAG(bool, distinct_prescriptions, false,
           "plan: the memory worst case); default: all pumps on the same prescription");
 ABSL_FLAG(int64_t, sample_interval_ms, 60000, "device time between consecutive samples of a pump");
 ABSL_FLAG(std::string, pump_prefix, "", "pump ids are <prefix>s<stream>p<pump>");
+ABSL_FLAG(double, late_percent, 0,
+          "percent of samples sent late, after the next sample of the same pump (at most one "
+          "per frame, so at most 100/--batch %): two neighbours of a frame are swapped, at a "
+          "position that moves from frame to frame; 0: everything in order");
 ABSL_FLAG(int, watch_alerts, 0,
           "TwinService.WatchAlerts subscribers held open during the run (from a fresh server)");
 ABSL_FLAG(int, watch_alerts_stalled, -1, "of them, how many never read (a stuck client); -1: half");
@@ -159,8 +163,9 @@ int main(int argc, char** argv) {
             .max_total = absl::Seconds(absl::GetFlag(FLAGS_duration_s) + 120)},
         &raises);
     if (!watchers->Start(absl::Seconds(120))) {
-      std::fprintf(stderr, "only %d of %d WatchAlerts subscribers started within 120 s\n",
-                   watchers->started(), n_watch);
+      std::fprintf(stderr,
+                   "only %d of %d WatchAlerts subscribers started (%d refused) within 120 s\n",
+                   watchers->started(), n_watch, watchers->refused());
       return 1;
     }
   }
@@ -196,6 +201,8 @@ int main(int argc, char** argv) {
 
   const absl::Time start = absl::Now();
   std::atomic<int64_t> send_errors{0};
+  std::atomic<int64_t> late_sent{0};
+  const double late_percent = std::max(0.0, absl::GetFlag(FLAGS_late_percent));
   std::vector<std::thread> producers;
   for (int i = 0; i < streams; ++i) {
     producers.emplace_back([&, i] {
@@ -206,12 +213,24 @@ int main(int argc, char** argv) {
       // Continue after what the server already stored (a rerun against the same store).
       std::vector<uint64_t> next_seq(pumps, 1);
       for (int p = 0; p < pumps; ++p) next_seq[p] = clients[i]->acked_seq(pump_name(i, p)) + 1;
+      // --late_percent: per pump, the fraction of a late sample owed.
+      const double late_per_frame = std::clamp(late_percent / 100.0 * batch, 0.0, 1.0);
+      std::vector<double> late_owed(pumps, 0.0);
       for (int64_t f = 0; f < frames && absl::Now() < deadline; ++f) {
         const int p = static_cast<int>(f % pumps);
         std::vector<TelemetrySample> samples(batch, templates[p]);
         for (TelemetrySample& s : samples) {
           s.set_device_time_ms(start_ms + static_cast<int64_t>(next_seq[p]) * interval_ms);
           s.set_seq(next_seq[p]++);
+        }
+        late_owed[p] += late_per_frame;
+        if (batch >= 2 && late_owed[p] >= 1.0) {
+          // Inside the frame, so its ack still covers all of it (the gateway's resume
+          // point is the highest contiguous durable seq).
+          late_owed[p] -= 1.0;
+          const size_t at = static_cast<size_t>((f * 37) % (batch - 1));
+          std::swap(samples[at], samples[at + 1]);
+          ++late_sent;
         }
         if (!clients[i]->Send(std::move(samples)).ok()) {
           ++send_errors;
@@ -240,17 +259,18 @@ int main(int argc, char** argv) {
   std::printf(
       "streams=%d batch=%d frames_acked=%zu samples_acked=%llu elapsed_s=%.3f "
       "samples_per_s=%.0f frames_per_s=%.0f ack_latency_ms_p50=%.3f p99=%.3f max=%.3f "
-      "nacked=%llu reconnects=%llu unfinished_frames=%llu send_errors=%lld\n",
+      "nacked=%llu reconnects=%llu unfinished_frames=%llu send_errors=%lld late_samples=%lld\n",
       streams, batch, ns.size(), static_cast<unsigned long long>(acked), secs, acked / secs,
       ns.size() / secs, PercentileMs(ns, 0.50), PercentileMs(ns, 0.99),
       ns.empty() ? 0.0 : ns.back() / 1e6, static_cast<unsigned long long>(nacked),
       static_cast<unsigned long long>(reconnects), static_cast<unsigned long long>(buffered),
-      static_cast<long long>(send_errors.load()));
+      static_cast<long long>(send_errors.load()), static_cast<long long>(late_sent.load()));
   if (watchers != nullptr || probe != nullptr) {
     const std::vector<int64_t> al =
         watchers != nullptr ? watchers->latency().SortedNanos() : std::vector<int64_t>();
     std::printf(
-        "watchers=%d stalled=%d watchers_ended_early=%d alert_events_read=%lld probe_raises=%lld "
+        "watchers=%d stalled=%d watchers_refused=%d watchers_ended_early=%d "
+        "alert_events_read=%lld probe_raises=%lld "
         "alert_latencies=%zu alert_latency_ms_p50=%.3f p99=%.3f max=%.3f\n",
         n_watch,
         watchers != nullptr ? std::clamp(absl::GetFlag(FLAGS_watch_alerts_stalled) < 0
@@ -258,6 +278,7 @@ int main(int argc, char** argv) {
                                              : absl::GetFlag(FLAGS_watch_alerts_stalled),
                                          0, n_watch)
                             : 0,
+        watchers != nullptr ? watchers->refused() : 0,
         watchers != nullptr ? watchers->ended_early() : 0,
         static_cast<long long>(watchers != nullptr ? watchers->events_read() : 0),
         static_cast<long long>(probe != nullptr ? probe->raises() : 0), al.size(),

@@ -119,7 +119,7 @@ int main(int argc, char** argv) {
       "         --server_pid=$(pidof pumptwind) --hold_s=60 --frame_interval_s=30");
   pumptwin::tools::ParseFlagsOrExit(argc, argv);
   pumptwin::device_link::TuneProcessForStreaming();
-  // As in pumptwind (server/main.cc): no debug lock-order graph over every stream's mutexes.
+  // As in pumptwind (server/process/main.cc): no debug lock-order graph over every stream's mutexes.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
 
   HoldOptions o;

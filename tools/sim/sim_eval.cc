@@ -262,6 +262,7 @@ absl::Status Evaluate(const EvalOptions& o) {
   std::map<int, int> false_by_type, operational_by_type;
   int false_alerts = 0, first_week_critical = 0, flaps = 0;
   std::string first_week_lines;
+  std::string false_lines;  // one line per false alert (EVAL_FALSE), for diagnosis
   std::map<std::pair<std::string, int>, int64_t> last_raise;  // (pump, type) -> device time
   for (const auto& ev : events) {
     if (ev.transition() != v1::ALERT_TRANSITION_RAISED &&
@@ -301,6 +302,11 @@ absl::Status Evaluate(const EvalOptions& o) {
         } else {
           ++false_alerts;
           ++false_by_type[a.type()];
+          const PumpInfo& info = pumps[a.pump_id()];
+          false_lines += absl::StrFormat(
+              "EVAL_FALSE %s %s %s %s day=%.2f %s\n", a.pump_id(), info.profile,
+              v1::AlertType_Name(a.type()), v1::Severity_Name(a.severity()),
+              static_cast<double>(t - info.enrolment_ms) / kDayMsEval, a.summary());
         }
       }
       continue;
@@ -535,6 +541,7 @@ absl::Status Evaluate(const EvalOptions& o) {
   }
   std::printf("%s", md.c_str());
   std::printf("%s", fault_lines.c_str());
+  std::printf("%s", false_lines.c_str());
   for (const auto& [key, r] : rows) {
     std::printf("EVAL_PAIR %s %s injected=%d detected=%d\n", key.first.c_str(), key.second.c_str(),
                 r.injected, r.detected);

@@ -6,6 +6,9 @@
 # PROBE_MS ms) and drives the usual ingest load (2 gateway streams x 10 pumps, frames of 100
 # samples). The counts rotate within a round so machine drift hits each the same.
 # Usage: tools/bench/scripts/alert_subscribers.sh [frames_per_stream] [rounds] [probe_ms]
+# Environment: COUNTS (subscriber counts, default "0 100 10000"), SERVER_ARGS (extra pumptwind
+# flags, e.g. --watch_alerts_max_subscribers=200). Subscribers beyond the server's maximum
+# are refused and reported as watchers_refused.
 # Results: docs/benchmarks.md "Alert subscribers".
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)"
@@ -20,7 +23,7 @@ source "$ROOT/tools/bench/scripts/bench_common.sh"  # wait_port
 run() {  # subscribers -> one result line
   rm -rf "$WORK/data" "$WORK/ports"
   "$BIN/pumptwind" --data_dir="$WORK/data" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 \
-    --port_file="$WORK/ports" 2>"$WORK/server.log" &
+    --port_file="$WORK/ports" ${SERVER_ARGS:-} 2>"$WORK/server.log" &
   SRV=$!
   local gp; gp=$(wait_port "$WORK/ports" grpc_port)
   local out rc=0

@@ -6,7 +6,9 @@
 #   tools/bench/scripts/ingest_compare.sh [STREAMS] [BATCH] [FRAMES_PER_STREAM] [FLEET] [WINDOW]
 # WINDOW: frames in flight per stream (default 32), the same for the null sink, pumptwind
 # (--gateway_window_frames) and the load tool. FLEET_FLAGS (env) go to the fleet
-# registration, e.g. FLEET_FLAGS=--distinct_prescriptions.
+# registration, e.g. FLEET_FLAGS=--distinct_prescriptions. LATE_PERCENT (env, e.g. 1): each
+# round runs the in-order pair and the pair with that percent of samples sent late (pumptwin_loadgen
+# --late_percent) instead of (a)/(b), and prints both ratios side by side.
 # Loopback only; every run is bounded in frames and seconds.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)"
@@ -66,7 +68,7 @@ median() { sort -n | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+
 # order, so neither side always runs first) and medians, not one pair.
 ROUNDS="${ROUNDS:-5}"
 LOAD="--streams=$STREAMS --batch=$BATCH --frames_per_stream=$FRAMES --duration_s=120 --pumps_per_stream=10 --sample_interval_ms=10000 --max_unacked_frames=$WINDOW"
-if [ "$ROUNDS" -gt 0 ]; then
+if [ "$ROUNDS" -gt 0 ] && [ "${LATE_PERCENT:-0}" = 0 ]; then
 echo "== (a) null sink (parse, validate, ack) and (b) pumptwind (model + durable ack): $ROUNDS rounds =="
 : > "$WORK/null.rates"; : > "$WORK/twin.rates"; : > "$WORK/ratios"
 for r in $(seq 1 "$ROUNDS"); do
@@ -81,6 +83,22 @@ done
 mn=$(median < "$WORK/null.rates"); mt=$(median < "$WORK/twin.rates")
 echo "median null sink samples/s=$mn  median pumptwind samples/s=$mt  ratio of medians=$(awk -v a="$mn" -v b="$mt" 'BEGIN{printf "%.3f", b/a}')"
 echo "per-round ratios: $(sort -n "$WORK/ratios" | tr '\n' ' ') (median $(median < "$WORK/ratios"))"
+fi
+if [ "${LATE_PERCENT:-0}" != 0 ] && [ "$ROUNDS" -gt 0 ]; then
+  echo "== in order vs ${LATE_PERCENT} % late, side by side: $ROUNDS rounds =="
+  INORDER="$LOAD"; : > "$WORK/r_in"; : > "$WORK/r_late"
+  for r in $(seq 1 "$ROUNDS"); do
+    LOAD="$INORDER"; A=$(run_null); B=$(run_twin)
+    LOAD="$INORDER --late_percent=$LATE_PERCENT"; C=$(run_twin); D=$(run_null)
+    echo "round $r in order null: $A"; echo "round $r in order twin: $B"
+    echo "round $r late twin: $C"; echo "round $r late null: $D"
+    ri=$(awk -v a="$(echo "$A" | rate)" -v b="$(echo "$B" | rate)" 'BEGIN{printf "%.3f", b/a}')
+    rl=$(awk -v a="$(echo "$D" | rate)" -v b="$(echo "$C" | rate)" 'BEGIN{printf "%.3f", b/a}')
+    echo "$ri" >> "$WORK/r_in"; echo "$rl" >> "$WORK/r_late"
+    echo "round $r ratio in order=$ri late=$rl"
+  done
+  echo "median ratio pumptwind/nullsink in order=$(median < "$WORK/r_in") with ${LATE_PERCENT} % late=$(median < "$WORK/r_late")"
+  LOAD="$INORDER"
 fi
 [ "${SKIP_FLEET:-0}" = 1 ] && exit 0
 
