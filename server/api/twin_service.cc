@@ -5,24 +5,17 @@
 #include <type_traits>
 
 #include "absl/strings/str_cat.h"
+#include "common/grpc_status.h"
 #include "device_link/input_limits.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/unknown_field_set.h"
-#include "google/protobuf/util/json_util.h"
 #include "grpcpp/impl/codegen/server_callback_handlers.h"
-#include "server/core/convert.h"
-#include "common/grpc_status.h"
-#include "server/core/pump_registration.h"
 #include "server/api/twin_service_common.h"
+#include "server/core/convert.h"
+#include "server/core/pump_registration.h"
 
 namespace pumptwin::server {
 namespace {
-
-std::string ToJson(const google::protobuf::Message& m) {
-  std::string out;
-  (void)google::protobuf::util::MessageToJsonString(m, &out);
-  return out;
-}
 
 // A request that does not parse. gRPC's generated handlers answer such a call UNIMPLEMENTED
 // with an empty message; these handlers instead hand the method an empty request carrying
@@ -198,14 +191,8 @@ grpc::ServerUnaryReactor* TwinServiceImpl::RegisterPump(grpc::CallbackServerCont
   }
   pump.set_register_time_ms(ToUnixMs(now));
   pump.clear_replaced_by_pump_id();
-  AuditDraft audit;
-  audit.record.set_server_time_ms(ToUnixMs(now));
-  audit.record.set_actor(principal->actor);
-  audit.record.set_role(RoleName(principal->role));
-  audit.record.set_method("TwinService.RegisterPump");
-  audit.record.set_resource(pump.name());
-  audit.record.set_after_json(ToJson(pump));
-  audit.record.set_reason(req->reason());
+  AuditDraft audit = MakeAudit(*principal, now, "RegisterPump", pump.name(), /*before_json=*/"",
+                               MessageJson(pump), req->reason());
   *resp = pump;
   deps_.registry->Register(std::move(pump), *std::move(twin), {std::move(audit)},
                            [reactor](absl::Status s) { reactor->Finish(ToGrpc(s)); });

@@ -12,10 +12,11 @@
 #include "device_link/sample_codec.h"
 #include "pumptwin/v1/twin_service.grpc.pb.h"
 #include "server/api/auth.h"
+#include "server/api/twin_service_common.h"
 #include "server/core/commit_gate.h"
 #include "server/core/drug_library_holder.h"
-#include "server/store/store.h"
 #include "server/core/twin_registry.h"
+#include "server/store/store.h"
 
 namespace pumptwin::server {
 
@@ -114,6 +115,9 @@ class TwinServiceImpl final : public pumptwin::v1::TwinService::CallbackService 
                                grpc::CallbackServerContext*, const Req*));
 
   TwinServiceDeps deps_;
+  // Registrations changed by mutations whose group is not yet durable, for this service's
+  // handlers (twin_service_common.h).
+  RegistrationOverlay overlay_;
 };
 
 }  // namespace pumptwin::server

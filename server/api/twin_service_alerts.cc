@@ -9,24 +9,17 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/grpc_status.h"
 #include "device_link/input_limits.h"
-#include "google/protobuf/util/json_util.h"
+#include "server/api/twin_service.h"
 #include "server/core/commit_gate.h"
 #include "server/core/convert.h"
-#include "common/grpc_status.h"
-#include "server/api/twin_service.h"
 
 namespace pumptwin::server {
 namespace {
 
 constexpr int kDefaultPageSize = 100;
 constexpr int kMaxPageSize = 1000;
-
-std::string AlertJson(const v1::Alert& a) {
-  std::string out;
-  (void)google::protobuf::util::MessageToJsonString(a, &out);
-  return out;
-}
 
 struct AlertName {
   std::string pump_id;
@@ -205,16 +198,8 @@ grpc::ServerUnaryReactor* TwinServiceImpl::AcknowledgeAlert(grpc::CallbackServer
     after.set_acknowledge_comment(comment);
     after.set_acknowledged_time_ms(ToUnixMs(now));
     after.set_updated_time_ms(ToUnixMs(now));
-    AuditDraft audit;
-    audit.record.set_server_time_ms(ToUnixMs(now));
-    audit.record.set_actor(who.actor);
-    audit.record.set_role(RoleName(who.role));
-    audit.record.set_method("TwinService.AcknowledgeAlert");
-    audit.record.set_resource(full_name);
-    audit.record.set_before_json(AlertJson(*active));
-    audit.record.set_after_json(AlertJson(after));
-    audit.record.set_reason(comment);
-    pending.audit.push_back(std::move(audit));
+    pending.audit.push_back(MakeAudit(who, now, "AcknowledgeAlert", full_name, MessageJson(*active),
+                                      MessageJson(after), comment));
     *resp = after;
     absl::Status s = gate->Submit(std::move(pending), [reactor](absl::Status s) {
       reactor->Finish(

@@ -75,11 +75,6 @@ absl::Status CheckNotDecommissioned(const PumpDirectory& dir, const std::string&
   return absl::OkStatus();
 }
 
-RegistrationOverlay& RegistrationOverlay::Instance() {
-  static RegistrationOverlay* overlay = new RegistrationOverlay();
-  return *overlay;
-}
-
 absl::StatusOr<v1::Pump> RegistrationOverlay::Load(const store::Store& store,
                                                    const std::string& pump_id) {
   {

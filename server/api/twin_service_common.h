@@ -53,9 +53,9 @@ absl::Status CheckNotDecommissioned(const PumpDirectory& dir, const std::string&
 // A change that must write a pump's registration from another shard (DecommissionPump
 // writes the old pump's with its successor's) first claims it on its own shard: until
 // the claim is staged over or released, Load of that pump answers ABORTED.
+// Owned by the TwinServiceImpl whose handlers use it (one per store).
 class RegistrationOverlay {
  public:
-  static RegistrationOverlay& Instance();
   absl::StatusOr<v1::Pump> Load(const store::Store& store, const std::string& pump_id);
   // Remembers `pump` as the newest registration; returns a ticket for Release.
   uint64_t Stage(const v1::Pump& pump);

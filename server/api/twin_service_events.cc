@@ -11,14 +11,14 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/grpc_status.h"
 #include "device_link/sample_codec.h"
+#include "server/api/twin_service.h"
+#include "server/api/twin_service_common.h"
 #include "server/core/clinical_time.h"
 #include "server/core/convert.h"
 #include "server/core/event_inputs.h"
-#include "common/grpc_status.h"
 #include "server/store/telemetry_codec.h"
-#include "server/api/twin_service.h"
-#include "server/api/twin_service_common.h"
 
 namespace pumptwin::server {
 namespace {
@@ -199,7 +199,8 @@ grpc::ServerUnaryReactor* TwinServiceImpl::RecordEvent(grpc::CallbackServerConte
   PumpDirectory* dir = &deps_.registry->directory();
   store::Store* st = deps_.store;
   auto ticket = std::make_shared<uint64_t>(0);
-  auto fn = [req, resp, dir, st, ticket, who = *principal, pump_id = *id](
+  RegistrationOverlay* overlay = &overlay_;
+  auto fn = [req, resp, dir, st, overlay, ticket, who = *principal, pump_id = *id](
                 PumpSlot& slot, MutationContext& mctx) -> absl::Status {
     if (absl::Status s = CheckNotDecommissioned(*dir, pump_id); !s.ok()) return s;
     twin::Twin& t = slot.twin;
@@ -219,23 +220,24 @@ grpc::ServerUnaryReactor* TwinServiceImpl::RecordEvent(grpc::CallbackServerConte
     }
     std::string before_json = MessageJson(before);
     if (revision) {
-      auto pump = RegistrationOverlay::Instance().Load(*st, pump_id);
+      auto pump = overlay->Load(*st, pump_id);
       if (!pump.ok()) return pump.status();
       before_json = absl::StrCat("{\"pump\":", MessageJson(*pump), ",\"twin\":", before_json, "}");
       pump->set_catheter_length_cm(req->catheter_length_cm());
       pump->set_catheter_inner_diameter_mm(req->catheter_inner_diameter_mm());
       mctx.extra.pumps.emplace_back(pump_id, pump->SerializeAsString());
-      *ticket = RegistrationOverlay::Instance().Stage(*pump);
+      *ticket = overlay->Stage(*pump);
     }
     *resp->mutable_twin() = FromTwin(t);
     mctx.audit.push_back(MakeAudit(who, mctx.server_time, "RecordEvent", PumpName(pump_id),
                                    std::move(before_json), MessageJson(*req), req->reason()));
     return absl::OkStatus();
   };
-  deps_.registry->Mutate(*id, std::move(fn), [reactor, ticket, pump_id = *id](absl::Status s) {
-    if (*ticket != 0) RegistrationOverlay::Instance().Release(pump_id, *ticket);
-    reactor->Finish(ToGrpc(s));
-  });
+  deps_.registry->Mutate(*id, std::move(fn),
+                         [reactor, overlay, ticket, pump_id = *id](absl::Status s) {
+                           if (*ticket != 0) overlay->Release(pump_id, *ticket);
+                           reactor->Finish(ToGrpc(s));
+                         });
   return reactor;
 }
 

@@ -12,12 +12,12 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "device_link/input_limits.h"
-#include "server/core/convert.h"
 #include "common/grpc_status.h"
-#include "server/core/pump_registration.h"
+#include "device_link/input_limits.h"
 #include "server/api/twin_service.h"
 #include "server/api/twin_service_common.h"
+#include "server/core/convert.h"
+#include "server/core/pump_registration.h"
 
 namespace pumptwin::server {
 namespace {
@@ -284,22 +284,21 @@ grpc::ServerUnaryReactor* TwinServiceImpl::DecommissionPump(grpc::CallbackServer
     std::vector<std::pair<std::string, uint64_t>> tickets;
   };
   auto state = std::make_shared<State>();
-  auto finish = [reactor, state](absl::Status s) {
-    RegistrationOverlay& overlay = RegistrationOverlay::Instance();
-    for (const auto& [pid, ticket] : state->tickets) overlay.Release(pid, ticket);
+  RegistrationOverlay* overlay = &overlay_;
+  auto finish = [reactor, overlay, state](absl::Status s) {
+    for (const auto& [pid, ticket] : state->tickets) overlay->Release(pid, ticket);
     reactor->Finish(ToGrpc(s));
   };
   // Both registrations and audit records into `mctx`; the directory follows.
-  auto link = [st, dir, who, reason, successor, state, resp,
+  auto link = [st, dir, overlay, who, reason, successor, state, resp,
                pump_id = *id](MutationContext& mctx) -> absl::Status {
-    RegistrationOverlay& overlay = RegistrationOverlay::Instance();
     const v1::Pump& before = state->before;
     v1::Pump after = before;
     after.set_lifecycle(v1::PUMP_LIFECYCLE_DECOMMISSIONED);
     after.set_replaced_by_pump_id(successor);
     std::optional<v1::Pump> succ_before, succ_after;
     if (!successor.empty()) {
-      auto s = overlay.Load(*st, successor);
+      auto s = overlay->Load(*st, successor);
       if (!s.ok()) return s.status();
       if (s->lifecycle() == v1::PUMP_LIFECYCLE_DECOMMISSIONED) {
         return absl::FailedPreconditionError(
@@ -321,21 +320,20 @@ grpc::ServerUnaryReactor* TwinServiceImpl::DecommissionPump(grpc::CallbackServer
       mctx.extra.pumps.emplace_back(successor, succ_after->SerializeAsString());
       mctx.audit.push_back(MakeAudit(who, mctx.server_time, "DecommissionPump", PumpName(successor),
                                      MessageJson(*succ_before), MessageJson(*succ_after), reason));
-      state->tickets.emplace_back(successor, overlay.Stage(*succ_after));
+      state->tickets.emplace_back(successor, overlay->Stage(*succ_after));
       dir->Put(*succ_after);
     }
     // Staging replaces the claim (if any): the old pump's newest registration is `after`.
-    state->tickets.emplace_back(pump_id, overlay.Stage(after));
+    state->tickets.emplace_back(pump_id, overlay->Stage(after));
     // From here on ingest for this pump is nacked DECOMMISSIONED (directory lifecycle).
     dir->Put(after);
     *resp = after;
     return absl::OkStatus();
   };
   // First mutation, on the old pump's shard: check it and take its registration.
-  auto check_old = [st, state, link, claim_only = !successor.empty(), pump_id = *id](
+  auto check_old = [st, overlay, state, link, claim_only = !successor.empty(), pump_id = *id](
                        PumpSlot&, MutationContext& mctx) -> absl::Status {
-    RegistrationOverlay& overlay = RegistrationOverlay::Instance();
-    auto pump = overlay.Load(*st, pump_id);
+    auto pump = overlay->Load(*st, pump_id);
     if (!pump.ok()) return pump.status();
     if (pump->lifecycle() == v1::PUMP_LIFECYCLE_DECOMMISSIONED) {
       return absl::FailedPreconditionError(
@@ -346,7 +344,7 @@ grpc::ServerUnaryReactor* TwinServiceImpl::DecommissionPump(grpc::CallbackServer
     }
     state->before = *std::move(pump);
     if (!claim_only) return link(mctx);
-    state->tickets.emplace_back(pump_id, overlay.Claim(pump_id));
+    state->tickets.emplace_back(pump_id, overlay->Claim(pump_id));
     return absl::OkStatus();
   };
   if (successor.empty()) {

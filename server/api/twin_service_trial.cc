@@ -11,11 +11,11 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "server/core/convert.h"
 #include "common/grpc_status.h"
-#include "server/core/pump_registration.h"
 #include "server/api/twin_service.h"
 #include "server/api/twin_service_common.h"
+#include "server/core/convert.h"
+#include "server/core/pump_registration.h"
 
 namespace pumptwin::server {
 namespace {
@@ -29,7 +29,7 @@ using TrialChange =
 
 // Runs `change` on the newest registration of a TRIAL pump on its shard: FAILED_PRECONDITION
 // for any other lifecycle; the result is staged, stored, audited and answered.
-grpc::ServerUnaryReactor* MutateTrial(const TwinServiceDeps& deps,
+grpc::ServerUnaryReactor* MutateTrial(const TwinServiceDeps& deps, RegistrationOverlay* overlay,
                                       grpc::ServerUnaryReactor* reactor, const char* method,
                                       const std::string& pump_id, const Principal& who,
                                       const std::string& reason, TrialChange change,
@@ -37,10 +37,9 @@ grpc::ServerUnaryReactor* MutateTrial(const TwinServiceDeps& deps,
   store::Store* st = deps.store;
   PumpDirectory* dir = &deps.registry->directory();
   auto ticket = std::make_shared<uint64_t>(0);
-  auto fn = [st, dir, who, reason, method, pump_id, ticket, resp, change = std::move(change)](
-                PumpSlot& slot, MutationContext& mctx) -> absl::Status {
-    RegistrationOverlay& overlay = RegistrationOverlay::Instance();
-    auto pump = overlay.Load(*st, pump_id);
+  auto fn = [st, dir, overlay, who, reason, method, pump_id, ticket, resp,
+             change = std::move(change)](PumpSlot& slot, MutationContext& mctx) -> absl::Status {
+    auto pump = overlay->Load(*st, pump_id);
     if (!pump.ok()) return pump.status();
     if (pump->lifecycle() != v1::PUMP_LIFECYCLE_TRIAL) {
       return absl::FailedPreconditionError(
@@ -53,7 +52,7 @@ grpc::ServerUnaryReactor* MutateTrial(const TwinServiceDeps& deps,
     mctx.extra.pumps.emplace_back(pump_id, after.SerializeAsString());
     mctx.audit.push_back(MakeAudit(who, mctx.server_time, method, PumpName(pump_id),
                                    MessageJson(*pump), MessageJson(after), reason));
-    *ticket = overlay.Stage(after);
+    *ticket = overlay->Stage(after);
     if (after.lifecycle() != pump->lifecycle() ||
         after.gateway_ids_size() != pump->gateway_ids_size() || after.clinic() != pump->clinic()) {
       dir->Put(after);
@@ -61,10 +60,11 @@ grpc::ServerUnaryReactor* MutateTrial(const TwinServiceDeps& deps,
     *resp = after;
     return absl::OkStatus();
   };
-  deps.registry->Mutate(pump_id, std::move(fn), [reactor, ticket, pump_id](absl::Status s) {
-    if (*ticket != 0) RegistrationOverlay::Instance().Release(pump_id, *ticket);
-    reactor->Finish(ToGrpc(s));
-  });
+  deps.registry->Mutate(pump_id, std::move(fn),
+                        [reactor, overlay, ticket, pump_id](absl::Status s) {
+                          if (*ticket != 0) overlay->Release(pump_id, *ticket);
+                          reactor->Finish(ToGrpc(s));
+                        });
   return reactor;
 }
 
@@ -131,8 +131,8 @@ grpc::ServerUnaryReactor* TwinServiceImpl::RecordTrialOutcome(
     t->set_notes(notes);
     return absl::OkStatus();
   };
-  return MutateTrial(deps_, reactor, "RecordTrialOutcome", id, caller->who, req->reason(),
-                     std::move(change), resp);
+  return MutateTrial(deps_, &overlay_, reactor, "RecordTrialOutcome", id, caller->who,
+                     req->reason(), std::move(change), resp);
 }
 
 grpc::ServerUnaryReactor* TwinServiceImpl::ImplantAfterTrial(
@@ -207,7 +207,7 @@ grpc::ServerUnaryReactor* TwinServiceImpl::ImplantAfterTrial(
     after = std::move(next);
     return absl::OkStatus();
   };
-  return MutateTrial(deps_, reactor, "ImplantAfterTrial", id, caller->who, req->reason(),
+  return MutateTrial(deps_, &overlay_, reactor, "ImplantAfterTrial", id, caller->who, req->reason(),
                      std::move(change), resp);
 }
 
@@ -234,8 +234,8 @@ grpc::ServerUnaryReactor* TwinServiceImpl::EndTrial(grpc::CallbackServerContext*
     after.mutable_trial()->set_end_time_ms(*at);
     return absl::OkStatus();
   };
-  return MutateTrial(deps_, reactor, "EndTrial", id, caller->who, req->reason(), std::move(change),
-                     resp);
+  return MutateTrial(deps_, &overlay_, reactor, "EndTrial", id, caller->who, req->reason(),
+                     std::move(change), resp);
 }
 
 }  // namespace pumptwin::server
