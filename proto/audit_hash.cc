@@ -13,11 +13,13 @@ namespace {
 constexpr absl::string_view kDomainTag = "pumptwin.audit.v1\n";
 
 void PutU64(uint64_t v, std::string* out) {
-  for (int shift = 56; shift >= 0; shift -= 8) out->push_back(static_cast<char>((v >> shift) & 0xff));
+  for (int shift = 56; shift >= 0; shift -= 8)
+    out->push_back(static_cast<char>((v >> shift) & 0xff));
 }
 
 void PutU32(uint32_t v, std::string* out) {
-  for (int shift = 24; shift >= 0; shift -= 8) out->push_back(static_cast<char>((v >> shift) & 0xff));
+  for (int shift = 24; shift >= 0; shift -= 8)
+    out->push_back(static_cast<char>((v >> shift) & 0xff));
 }
 
 void PutString(absl::string_view s, std::string* out) {
@@ -63,8 +65,8 @@ ChainVerdict VerifyAuditChain(absl::Span<const pumptwin::v1::AuditRecord> record
     v.checked = i + 1;
     if (i == 0 && r.sequence() == 1 && r.previous_hash_hex() != kGenesisPreviousHashHex) {
       return fail(i, r.sequence(),
-                  absl::StrCat("first record (sequence 1) has previous_hash_hex ", r.previous_hash_hex(),
-                               ", expected the genesis value (64 zeros)"));
+                  absl::StrCat("first record (sequence 1) has previous_hash_hex ",
+                               r.previous_hash_hex(), ", expected the genesis value (64 zeros)"));
     }
     if (i > 0) {
       const pumptwin::v1::AuditRecord& prev = records[i - 1];
@@ -83,8 +85,8 @@ ChainVerdict VerifyAuditChain(absl::Span<const pumptwin::v1::AuditRecord> record
     const std::string recomputed = AuditRecordHashHex(r);
     if (r.hash_hex() != recomputed) {
       return fail(i, r.sequence(),
-                  absl::StrCat("stored hash_hex ", r.hash_hex(), " differs from the recomputed ", recomputed,
-                               ": the record was altered after it was sealed"));
+                  absl::StrCat("stored hash_hex ", r.hash_hex(), " differs from the recomputed ",
+                               recomputed, ": the record was altered after it was sealed"));
     }
   }
   if (!records.empty()) v.head_hash_hex = records.back().hash_hex();

@@ -37,11 +37,11 @@ void SealAuditRecord(absl::string_view previous_hash_hex, pumptwin::v1::AuditRec
 // first record that fails, and problem says why.
 struct ChainVerdict {
   bool ok = true;
-  size_t checked = 0;                 // records examined
+  size_t checked = 0;  // records examined
   size_t first_bad_index = 0;
   uint64_t first_bad_sequence = 0;
   std::string problem;
-  std::string head_hash_hex;          // hash of the last record when ok
+  std::string head_hash_hex;  // hash of the last record when ok
 };
 
 // Checks `records` (ascending sequence, as ListAuditRecords returns them): each record's

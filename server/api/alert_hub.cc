@@ -4,8 +4,8 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "server/metrics/ingest_metrics.h"
 #include "common/thread_name.h"
+#include "server/metrics/ingest_metrics.h"
 
 namespace pumptwin::server {
 namespace {

@@ -6,8 +6,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "device_link/input_limits.h"
 #include "common/grpc_status.h"
+#include "device_link/input_limits.h"
 #include "server/api/twin_service.h"
 
 namespace pumptwin::server {

@@ -10,12 +10,12 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "server/core/clinical_time.h"
-#include "server/core/convert.h"
-#include "server/core/event_inputs.h"
 #include "common/grpc_status.h"
 #include "server/api/twin_service.h"
 #include "server/api/twin_service_common.h"
+#include "server/core/clinical_time.h"
+#include "server/core/convert.h"
+#include "server/core/event_inputs.h"
 #include "server/store/store_keys.h"
 
 namespace pumptwin::server {
@@ -163,13 +163,16 @@ grpc::ServerUnaryReactor* TwinServiceImpl::SetPrescription(grpc::CallbackServerC
     stored.set_effective_time_ms(ToUnixMs(eff));
     stored.set_set_by(who.actor);
     stored.set_reason(req->prescription().reason());
-    if (old.version == 1 && absl::IsNotFound(st->GetMeta(store::keys::RxHistoryMetaKey(pump_id, 1)).status())) {
+    if (old.version == 1 &&
+        absl::IsNotFound(st->GetMeta(store::keys::RxHistoryMetaKey(pump_id, 1)).status())) {
       // Version 1 came with the registration: record it once, when it is superseded.
       v1::Prescription first = before;
       first.set_reason("initial prescription (RegisterPump)");
-      mctx.extra.meta.emplace_back(store::keys::RxHistoryMetaKey(pump_id, 1), first.SerializeAsString());
+      mctx.extra.meta.emplace_back(store::keys::RxHistoryMetaKey(pump_id, 1),
+                                   first.SerializeAsString());
     }
-    mctx.extra.meta.emplace_back(store::keys::RxHistoryMetaKey(pump_id, rx.version), stored.SerializeAsString());
+    mctx.extra.meta.emplace_back(store::keys::RxHistoryMetaKey(pump_id, rx.version),
+                                 stored.SerializeAsString());
     mctx.audit.push_back(MakeAudit(who, mctx.server_time, "SetPrescription", PumpName(pump_id),
                                    MessageJson(before), MessageJson(stored),
                                    req->prescription().reason()));

@@ -11,11 +11,11 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "server/api/alert_hub.h"
-#include "server/core/convert.h"
 #include "common/grpc_status.h"
+#include "server/api/alert_hub.h"
 #include "server/api/twin_service.h"
 #include "server/api/twin_watch_hub.h"
+#include "server/core/convert.h"
 
 namespace pumptwin::server {
 namespace {

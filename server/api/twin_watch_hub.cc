@@ -4,10 +4,10 @@
 #include <utility>
 
 #include "absl/time/clock.h"
-#include "server/core/convert.h"
-#include "server/metrics/ingest_metrics.h"
 #include "common/thread_name.h"
+#include "server/core/convert.h"
 #include "server/core/twin_registry.h"
+#include "server/metrics/ingest_metrics.h"
 
 namespace pumptwin::server {
 namespace {

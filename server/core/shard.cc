@@ -4,10 +4,10 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "server/core/convert.h"
 #include "common/logging.h"
-#include "server/store/telemetry_codec.h"
 #include "common/thread_name.h"
+#include "server/core/convert.h"
+#include "server/store/telemetry_codec.h"
 
 namespace pumptwin::server {
 namespace {

@@ -23,7 +23,6 @@ int ShardCount(int requested) {
 
 }  // namespace
 
-
 TwinRegistry::TwinRegistry(store::Store* store, CommitGate* gate, RegistryOptions options)
     : store_(store),
       gate_(gate),

@@ -76,8 +76,8 @@ absl::StatusOr<VerifyReport> VerifyStore(const store::Store& store,
 
 #include <cstdio>
 
-#include "server/store/rocksdb_store.h"
 #include "server/core/verify_main.h"
+#include "server/store/rocksdb_store.h"
 
 namespace pumptwin::server {
 

@@ -5,9 +5,9 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "server/core/convert.h"
-#include "server/metrics/metrics.h"
 #include "server/core/shard.h"
 #include "server/core/twin_registry.h"
+#include "server/metrics/metrics.h"
 
 namespace pumptwin::server {
 namespace {

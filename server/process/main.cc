@@ -11,12 +11,12 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
-#include "device_link/process_tuning.h"
-#include "common/logging.h"
-#include "server/process/server_app.h"
-#include "server/core/verify_main.h"
 #include "common/duration_flag.h"
 #include "common/help_flags.h"
+#include "common/logging.h"
+#include "device_link/process_tuning.h"
+#include "server/core/verify_main.h"
+#include "server/process/server_app.h"
 
 #ifndef PUMPTWIN_VERSION
 #define PUMPTWIN_VERSION "dev"

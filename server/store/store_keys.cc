@@ -40,9 +40,7 @@ void PutOrderedTime(std::string* dst, int64_t unix_ns) {
   PutBigEndian64(dst, static_cast<uint64_t>(unix_ns) ^ kSignBit);
 }
 
-int64_t GetOrderedTime(const char* p) {
-  return static_cast<int64_t>(GetBigEndian64(p) ^ kSignBit);
-}
+int64_t GetOrderedTime(const char* p) { return static_cast<int64_t>(GetBigEndian64(p) ^ kSignBit); }
 
 std::string TelemetryPrefix(absl::string_view pump_id) {
   std::string k;

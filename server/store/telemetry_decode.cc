@@ -33,8 +33,8 @@ using Setter = void (*)(Sample&, double);
 constexpr Setter kDoublesBeforeDrive[] = {SetDouble<&Sample::calculated_reservoir>,
                                           SetDouble<&Sample::measured_reservoir>};
 constexpr Setter kDoublesAfterDrive[] = {
-    SetDouble<&Sample::outlet_pressure>,  SetDouble<&Sample::stroke_pressure_peak>,
-    SetDouble<&Sample::csf_pulsation>,    SetDouble<&Sample::battery_voltage>,
+    SetDouble<&Sample::outlet_pressure>,    SetDouble<&Sample::stroke_pressure_peak>,
+    SetDouble<&Sample::csf_pulsation>,      SetDouble<&Sample::battery_voltage>,
     SetDouble<&Sample::battery_current_ua>, SetDouble<&Sample::motor_current_ma>,
     SetDouble<&Sample::temperature_c>};
 
@@ -123,7 +123,8 @@ absl::Status DecodeSamples(absl::string_view bytes, std::vector<Sample>* out) {
   out->clear();
   if (bytes.size() < 5) return Corrupt(absl::StrCat("only ", bytes.size(), " bytes"));
   if (static_cast<uint8_t>(bytes[0]) != kChunkCodecVersion) {
-    return Corrupt(absl::StrCat("unknown version ", static_cast<int>(static_cast<uint8_t>(bytes[0]))));
+    return Corrupt(
+        absl::StrCat("unknown version ", static_cast<int>(static_cast<uint8_t>(bytes[0]))));
   }
   const absl::string_view body = bytes.substr(0, bytes.size() - 4);
   uint32_t stored_crc = 0;
@@ -238,8 +239,8 @@ absl::Status ScanSamples(const Store& store, absl::string_view pump_id, absl::Ti
   return scan.ok() ? decode_status : scan;
 }
 
-absl::Status ScanSamplesAfterSeq(const Store& store, absl::string_view pump_id,
-                                 uint64_t after_seq, const SampleFn& fn) {
+absl::Status ScanSamplesAfterSeq(const Store& store, absl::string_view pump_id, uint64_t after_seq,
+                                 const SampleFn& fn) {
   std::vector<Sample> samples;
   absl::Status decode_status;
   absl::Status scan = store.ScanTelemetryAfterSeq(pump_id, after_seq, [&](const TelemetryChunk& c) {

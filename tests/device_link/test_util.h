@@ -46,7 +46,7 @@ inline v1::TelemetrySample MakeSample(const std::string& pump_id, uint64_t seq,
 }
 
 inline std::vector<v1::TelemetrySample> MakeSamples(const std::string& pump, uint64_t first_seq,
-                                                     int n, absl::Time now = TestNow()) {
+                                                    int n, absl::Time now = TestNow()) {
   std::vector<v1::TelemetrySample> out;
   for (int i = 0; i < n; ++i) out.push_back(MakeSample(pump, first_seq + i, now));
   return out;

@@ -53,8 +53,8 @@ TEST(Enrolment, StartsAtTheInterrogationWithWhatItDoesNotKnow) {
   // then. A sensorized pump enrolled the same way has them, still learning.
   EXPECT_EQ(StateOf(*t, AlertType::kFlowDriftUnder), DetectorState::kNotObservable);
   EXPECT_EQ(StateOf(*t, AlertType::kRunsDryBeforeAlarm), DetectorState::kNotObservable);
-  auto sensorized = Twin::Enrol(Config(PumpProfile::kSensorized), Morphine(500), e,
-                                DrugLibrary::Default());
+  auto sensorized =
+      Twin::Enrol(Config(PumpProfile::kSensorized), Morphine(500), e, DrugLibrary::Default());
   ASSERT_TRUE(sensorized.ok()) << sensorized.status();
   EXPECT_EQ(StateOf(*sensorized, AlertType::kFlowDriftUnder), DetectorState::kWarmingUp);
   EXPECT_EQ(StateOf(*sensorized, AlertType::kRunsDryBeforeAlarm), DetectorState::kWarmingUp);
