@@ -142,9 +142,8 @@ grpc::ServerUnaryReactor* TwinServiceImpl::RecordRefill(grpc::CallbackServerCont
   }
   PumpDirectory* dir = &deps_.registry->directory();
   auto fn = [req, resp, lib, dir, who = *principal, pump_id = *id](
-                PumpSlot& slot, MutationContext& mctx) -> absl::Status {
+                twin::Twin& t, MutationContext& mctx) -> absl::Status {
     if (absl::Status s = CheckNotDecommissioned(*dir, pump_id); !s.ok()) return s;
-    twin::Twin& t = slot.twin;
     v1::TwinState before = FromTwin(t);
     // The record as applied (its time resolved) is one of the pump's event-time inputs.
     v1::RecordRefillRequest record = *req;
@@ -201,9 +200,8 @@ grpc::ServerUnaryReactor* TwinServiceImpl::RecordEvent(grpc::CallbackServerConte
   auto ticket = std::make_shared<uint64_t>(0);
   RegistrationOverlay* overlay = &overlay_;
   auto fn = [req, resp, dir, st, overlay, ticket, who = *principal, pump_id = *id](
-                PumpSlot& slot, MutationContext& mctx) -> absl::Status {
+                twin::Twin& t, MutationContext& mctx) -> absl::Status {
     if (absl::Status s = CheckNotDecommissioned(*dir, pump_id); !s.ok()) return s;
-    twin::Twin& t = slot.twin;
     v1::TwinState before = FromTwin(t);
     const bool revision = req->type() == v1::CLINICAL_EVENT_CATHETER_REVISION;
     v1::RecordEventRequest record = *req;

@@ -332,7 +332,7 @@ grpc::ServerUnaryReactor* TwinServiceImpl::DecommissionPump(grpc::CallbackServer
   };
   // First mutation, on the old pump's shard: check it and take its registration.
   auto check_old = [st, overlay, state, link, claim_only = !successor.empty(), pump_id = *id](
-                       PumpSlot&, MutationContext& mctx) -> absl::Status {
+                       twin::Twin&, MutationContext& mctx) -> absl::Status {
     auto pump = overlay->Load(*st, pump_id);
     if (!pump.ok()) return pump.status();
     if (pump->lifecycle() == v1::PUMP_LIFECYCLE_DECOMMISSIONED) {
@@ -351,15 +351,15 @@ grpc::ServerUnaryReactor* TwinServiceImpl::DecommissionPump(grpc::CallbackServer
     registry->Mutate(*id, std::move(check_old), finish);
     return reactor;
   }
-  registry->Mutate(*id, std::move(check_old),
-                   [registry, state, link, finish, successor](absl::Status s) {
-                     if (!s.ok()) return finish(s);
-                     // On the old pump's shard thread: post to the successor's without
-                     // blocking (never block one shard on another).
-                     registry->Mutate(
-                         successor, [link](PumpSlot&, MutationContext& mctx) { return link(mctx); },
-                         finish, /*block=*/false);
-                   });
+  registry->Mutate(
+      *id, std::move(check_old), [registry, state, link, finish, successor](absl::Status s) {
+        if (!s.ok()) return finish(s);
+        // On the old pump's shard thread: post to the successor's without
+        // blocking (never block one shard on another).
+        registry->Mutate(
+            successor, [link](twin::Twin&, MutationContext& mctx) { return link(mctx); }, finish,
+            /*block=*/false);
+      });
   return reactor;
 }
 

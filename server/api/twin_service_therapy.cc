@@ -118,9 +118,8 @@ grpc::ServerUnaryReactor* TwinServiceImpl::SetPrescription(grpc::CallbackServerC
   store::Store* st = deps_.store;
   PumpDirectory* dir = &deps_.registry->directory();
   auto fn = [req, resp, lib, st, dir, who = *principal, rx = *std::move(rx), pump_id = *id](
-                PumpSlot& slot, MutationContext& mctx) mutable -> absl::Status {
+                twin::Twin& t, MutationContext& mctx) mutable -> absl::Status {
     if (absl::Status s = CheckNotDecommissioned(*dir, pump_id); !s.ok()) return s;
-    twin::Twin& t = slot.twin;
     const twin::Prescription old = LatestPrescription(t);
     if (req->expected_version() != old.version) {
       return absl::AbortedError(absl::StrCat("expected_version=", req->expected_version(),

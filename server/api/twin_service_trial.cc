@@ -25,7 +25,7 @@ constexpr double kTrialReliefThresholdPercent = 50.0;
 constexpr size_t kMaxTrialNotes = 2000;
 
 using TrialChange =
-    std::function<absl::Status(v1::Pump& after, PumpSlot& slot, MutationContext& mctx)>;
+    std::function<absl::Status(v1::Pump& after, twin::Twin& twin, MutationContext& mctx)>;
 
 // Runs `change` on the newest registration of a TRIAL pump on its shard: FAILED_PRECONDITION
 // for any other lifecycle; the result is staged, stored, audited and answered.
@@ -38,7 +38,8 @@ grpc::ServerUnaryReactor* MutateTrial(const TwinServiceDeps& deps, RegistrationO
   PumpDirectory* dir = &deps.registry->directory();
   auto ticket = std::make_shared<uint64_t>(0);
   auto fn = [st, dir, overlay, who, reason, method, pump_id, ticket, resp,
-             change = std::move(change)](PumpSlot& slot, MutationContext& mctx) -> absl::Status {
+             change = std::move(change)](twin::Twin& pump_twin,
+                                         MutationContext& mctx) -> absl::Status {
     auto pump = overlay->Load(*st, pump_id);
     if (!pump.ok()) return pump.status();
     if (pump->lifecycle() != v1::PUMP_LIFECYCLE_TRIAL) {
@@ -48,7 +49,7 @@ grpc::ServerUnaryReactor* MutateTrial(const TwinServiceDeps& deps, RegistrationO
                        " applies to pumps registered with lifecycle PUMP_LIFECYCLE_TRIAL"));
     }
     v1::Pump after = *pump;
-    if (absl::Status s = change(after, slot, mctx); !s.ok()) return s;
+    if (absl::Status s = change(after, pump_twin, mctx); !s.ok()) return s;
     mctx.extra.pumps.emplace_back(pump_id, after.SerializeAsString());
     mctx.audit.push_back(MakeAudit(who, mctx.server_time, method, PumpName(pump_id),
                                    MessageJson(*pump), MessageJson(after), reason));
@@ -120,7 +121,7 @@ grpc::ServerUnaryReactor* TwinServiceImpl::RecordTrialOutcome(
   const absl::Duration max_future = deps_.max_device_time_in_future;
   const int64_t assessed_ms = req->assessed_time_ms();
   const std::string notes = req->notes();
-  TrialChange change = [=](v1::Pump& after, PumpSlot&, MutationContext&) -> absl::Status {
+  TrialChange change = [=](v1::Pump& after, twin::Twin&, MutationContext&) -> absl::Status {
     auto at = TrialTime("assessed_time_ms", assessed_ms, after, now, max_future);
     if (!at.ok()) return at.status();
     v1::TrialRecord* t = after.mutable_trial();
@@ -162,7 +163,8 @@ grpc::ServerUnaryReactor* TwinServiceImpl::ImplantAfterTrial(
   auto lib = DrugLibraryHolder::Current(deps_.drugs);
   const bool ack = req->acknowledge_insufficient_relief();
   v1::ImplantAfterTrialRequest request = *req;
-  TrialChange change = [=](v1::Pump& after, PumpSlot& slot, MutationContext& mctx) -> absl::Status {
+  TrialChange change = [=](v1::Pump& after, twin::Twin& pump_twin,
+                           MutationContext& mctx) -> absl::Status {
     const v1::TrialRecord& trial = after.trial();
     if (trial.result() != v1::TRIAL_RESULT_SUCCESS && !ack) {
       return absl::FailedPreconditionError(
@@ -201,9 +203,9 @@ grpc::ServerUnaryReactor* TwinServiceImpl::ImplantAfterTrial(
     if (!twin.ok()) return twin.status();
     // Same pump id: telemetry numbering continues after the trial's samples; the trial
     // twin's open alerts are closed.
-    twin->ContinueSequence(slot.twin.last_seq());
-    slot.twin.ResolveAll("trial ended: the implanted pump's twin starts", &mctx.transitions);
-    slot.twin = *std::move(twin);
+    twin->ContinueSequence(pump_twin.last_seq());
+    pump_twin.ResolveAll("trial ended: the implanted pump's twin starts", &mctx.transitions);
+    pump_twin = *std::move(twin);
     after = std::move(next);
     return absl::OkStatus();
   };
@@ -222,14 +224,15 @@ grpc::ServerUnaryReactor* TwinServiceImpl::EndTrial(grpc::CallbackServerContext*
   const absl::Time now = deps_.now();
   const absl::Duration max_future = deps_.max_device_time_in_future;
   const int64_t end_ms = req->end_time_ms();
-  TrialChange change = [=](v1::Pump& after, PumpSlot& slot, MutationContext& mctx) -> absl::Status {
+  TrialChange change = [=](v1::Pump& after, twin::Twin& pump_twin,
+                           MutationContext& mctx) -> absl::Status {
     auto at = TrialTime("end_time_ms", end_ms, after, now, max_future);
     if (!at.ok()) return at.status();
     twin::ClinicalEvent end;
     end.type = twin::ClinicalEventType::kTrialEnd;
     end.device_time = FromUnixMs(*at);
-    if (absl::Status s = slot.twin.RecordEvent(end, &mctx.transitions); !s.ok()) return s;
-    slot.twin.ResolveAll("trial ended without implant", &mctx.transitions);
+    if (absl::Status s = pump_twin.RecordEvent(end, &mctx.transitions); !s.ok()) return s;
+    pump_twin.ResolveAll("trial ended without implant", &mctx.transitions);
     after.set_lifecycle(v1::PUMP_LIFECYCLE_DECOMMISSIONED);
     after.mutable_trial()->set_end_time_ms(*at);
     return absl::OkStatus();

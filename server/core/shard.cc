@@ -7,6 +7,7 @@
 #include "common/logging.h"
 #include "common/thread_name.h"
 #include "server/core/convert.h"
+#include "server/store/store_keys.h"
 #include "server/store/telemetry_codec.h"
 
 namespace pumptwin::server {
@@ -440,7 +441,7 @@ void Shard::Mutate(const std::string& pump_id, MutateFn fn,
     last_record_tie_ = in.key.tie;
     return absl::OkStatus();
   };
-  absl::Status st = fn(slot, ctx);
+  absl::Status st = fn(slot.twin, ctx);
   if (!st.ok()) {
     slot.twin = std::move(before);
     done(st);
@@ -651,7 +652,7 @@ absl::StatusOr<twin::FoldResult> Shard::Rewind(const std::string& pump_id, PumpS
     from = ckpt->first;
     start_bytes = std::move(ckpt->second);
   } else if (absl::IsNotFound(ckpt.status())) {
-    auto genesis = options_.store->GetMeta(absl::StrCat("genesis/", pump_id));
+    auto genesis = options_.store->GetMeta(store::keys::GenesisMetaKey(pump_id));
     if (!genesis.ok()) return genesis.status();
     start_bytes = *std::move(genesis);
     beyond_window = earliest < slot.twin.device_time() - options_.history_window;

@@ -145,7 +145,8 @@ struct MutationContext {
 class Shard {
  public:
   using Task = std::function<void()>;
-  using MutateFn = std::function<absl::Status(PumpSlot& slot, MutationContext& ctx)>;
+  // A clinical change of one pump: gets its twin (and nothing else of the slot).
+  using MutateFn = std::function<absl::Status(twin::Twin& twin, MutationContext& ctx)>;
 
   Shard(int index, CommitGate* gate, PumpDirectory* directory, ShardOptions options);
   ~Shard();

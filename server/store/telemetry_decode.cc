@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "server/store/byte_io.h"
 #include "server/store/telemetry_codec.h"
+#include "server/store/telemetry_codec_format.h"
 #include "zlib.h"
 
 namespace pumptwin::store {
@@ -15,9 +16,9 @@ namespace {
 using byte_io::Reader;
 using twin::Sample;
 
-constexpr double kPow10[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9};
-constexpr uint8_t kXorMode = 0xFF;
-constexpr int64_t kTwoPow53 = int64_t{1} << 53;
+using codec_format::kPow10;
+using codec_format::kScaledLimit;
+using codec_format::kXorMode;
 constexpr size_t kMaxEventsPerSample = 4096;
 
 absl::Status Corrupt(absl::string_view what) {
@@ -104,7 +105,7 @@ bool ReadDoubleField(Reader& r, std::vector<Sample>& out, Setter set,
     int64_t delta;
     if (!r.ZigZag(&delta)) return false;
     scaled = static_cast<int64_t>(static_cast<uint64_t>(scaled) + static_cast<uint64_t>(delta));
-    if (scaled <= -kTwoPow53 || scaled >= kTwoPow53) return false;
+    if (scaled <= -kScaledLimit || scaled >= kScaledLimit) return false;
     set(out[i], static_cast<double>(scaled) / kPow10[mode]);
   }
   return true;

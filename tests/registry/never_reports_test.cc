@@ -42,7 +42,7 @@ class NeverReportsTest : public RegistryTest {
     absl::Status result;
     registry_->Mutate(
         id,
-        [&](PumpSlot&, MutationContext& ctx) {
+        [&](twin::Twin&, MutationContext& ctx) {
           return ctx.apply_input(
               MakeClinicalInput(InputKind::kRefill, at, ctx.server_time, req.SerializeAsString()),
               nullptr);
