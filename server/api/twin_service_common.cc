@@ -25,16 +25,14 @@ std::string MessageJson(const google::protobuf::Message& m) {
 AuditDraft MakeAudit(const Principal& who, absl::Time now, const char* method,
                      const std::string& resource, std::string before_json, std::string after_json,
                      const std::string& reason) {
-  AuditDraft a;
-  a.record.set_server_time_ms(ToUnixMs(now));
-  a.record.set_actor(who.actor);
-  a.record.set_role(RoleName(who.role));
-  a.record.set_method(absl::StrCat("TwinService.", method));
-  a.record.set_resource(resource);
-  a.record.set_before_json(std::move(before_json));
-  a.record.set_after_json(std::move(after_json));
-  a.record.set_reason(reason);
-  return a;
+  return MakeAuditDraft({.actor = who.actor,
+                         .role = RoleName(who.role),
+                         .method = absl::StrCat("TwinService.", method),
+                         .resource = resource,
+                         .before_json = std::move(before_json),
+                         .after_json = std::move(after_json),
+                         .reason = reason,
+                         .server_time = now});
 }
 
 absl::StatusOr<int> PageSize(int32_t requested, int default_size, int max_size, const char* field) {

@@ -54,6 +54,19 @@ absl::Status ForEachStoredAlertEvent(
   }
 }
 
+AuditDraft MakeAuditDraft(AuditFields f) {
+  AuditDraft a;
+  a.record.set_server_time_ms(ToUnixMs(f.server_time));
+  a.record.set_actor(std::move(f.actor));
+  a.record.set_role(std::move(f.role));
+  a.record.set_method(std::move(f.method));
+  a.record.set_resource(std::move(f.resource));
+  a.record.set_before_json(std::move(f.before_json));
+  a.record.set_after_json(std::move(f.after_json));
+  a.record.set_reason(std::move(f.reason));
+  return a;
+}
+
 absl::Status CommitGate::Load() {
   absl::flat_hash_map<Key, v1::Alert> active;
   uint64_t after = 0;

@@ -44,6 +44,21 @@ struct AuditDraft {
   v1::AuditRecord record;  // actor, role, method, resource, before/after, reason, time
 };
 
+// What the author of an audit record states; the gate adds the sequence and the hash chain
+// when it commits.
+struct AuditFields {
+  std::string actor;   // a token's name, "server", "gateway:<id>"
+  std::string role;    // a role name, or "system"
+  std::string method;  // e.g. "TwinService.SetPrescription", "RefillTimeReconciled"
+  std::string resource;
+  std::string before_json;
+  std::string after_json;
+  std::string reason;
+  absl::Time server_time;
+};
+// Every audit draft is built here.
+AuditDraft MakeAuditDraft(AuditFields fields);
+
 // What a shard or an API call wants durable in one atomic commit.
 struct PendingGroup {
   store::WriteGroup group;  // telemetry, snapshots, pumps, meta

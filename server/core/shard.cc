@@ -428,14 +428,12 @@ void Shard::Mutate(const std::string& pump_id, MutateFn fn,
     }
     ctx.extra.meta.emplace_back(InputMetaKey(pump_id, in.key), InputValue(in));
     if (!reconciled.empty()) {
-      AuditDraft a;
-      a.record.set_server_time_ms(ToUnixMs(ctx.server_time));
-      a.record.set_actor("server");
-      a.record.set_role("system");
-      a.record.set_method("RefillTimeReconciled");
-      a.record.set_resource(absl::StrCat("pumps/", pump_id));
-      a.record.set_reason(reconciled);
-      ctx.audit.push_back(std::move(a));
+      ctx.audit.push_back(MakeAuditDraft({.actor = "server",
+                                          .role = "system",
+                                          .method = "RefillTimeReconciled",
+                                          .resource = absl::StrCat("pumps/", pump_id),
+                                          .reason = reconciled,
+                                          .server_time = ctx.server_time}));
     }
     slot.record_at_model_time = true;
     last_record_tie_ = in.key.tie;
@@ -797,14 +795,13 @@ void Shard::ReconcileRefillLogs(const std::string& pump_id, PumpSlot& slot,
     group.meta_erase_ranges.push_back(SingleKeyRange(InputMetaKey(pump_id, old.key)));
     group.meta.emplace_back(InputMetaKey(pump_id, moved.key), InputValue(moved));
     forming_.group.Append(std::move(group));
-    AuditDraft a;
-    a.record.set_server_time_ms(ToUnixMs(server_time));
-    a.record.set_actor(gateway_id.empty() ? "server" : absl::StrCat("gateway:", gateway_id));
-    a.record.set_role("system");
-    a.record.set_method("RefillTimeReconciled");
-    a.record.set_resource(absl::StrCat("pumps/", pump_id));
-    a.record.set_reason(why);
-    forming_.audit.push_back(std::move(a));
+    forming_.audit.push_back(MakeAuditDraft(
+        {.actor = gateway_id.empty() ? "server" : absl::StrCat("gateway:", gateway_id),
+         .role = "system",
+         .method = "RefillTimeReconciled",
+         .resource = absl::StrCat("pumps/", pump_id),
+         .reason = why,
+         .server_time = server_time}));
     Log(LogLevel::kInfo, "refill_reconciled",
         {{"pump", pump_id},
          {"seq", e.seq},
