@@ -237,6 +237,7 @@ void ObserveBattery(ModelState& s, const Setup& su, const Tuning& tu, std::optio
   const double x = *current_ua;
   if (std::isnan(s.cur_base) || s.n_current == 0) {
     s.cur_base = static_cast<float>(std::max(x, 1e-3));
+    s.Set(kFlagDrainFromHistory, false);  // the pump's own current from now on
     s.cur_var = 0;
     s.cur_hour0 = static_cast<uint16_t>(s.hour_index);
     s.current_ratio = 1.0f;
@@ -345,11 +346,12 @@ void ObserveSkew(ModelState& s, const Tuning& tu, TimeNs server_ns, AlertSink& s
 TimeNs BatteryEriTime(const ModelState& s, const Setup& su, const Tuning& /*tu*/) {
   const PumpSpec& spec = *su.spec;
   if (!spec.has_battery) return kNeverNs;
-  const TimeNs cap = su.eri_cap_ns;
-  if (s.Has(kFlagEriReported)) return std::min(s.t, cap);
+  // The labelled service life bounds a forecast made from the profile prior only: a pump's
+  // own drain (its current, its indicator since implant) says when its battery ends.
+  const TimeNs cap = DrainLearned(s) ? kNeverNs : su.eri_cap_ns;
+  if (s.Has(kFlagEriReported)) return std::min(s.t, su.eri_cap_ns);
   const double factor = DrainFactor(s);
-  const double per_day = factor * (spec.idle_current_ua * 24e-3 +
-                                   spec.motor_mah_per_ul * su.current->mean_daily_rate.value());
+  const double per_day = factor * DrainMahPerDay(s, su);
   const double left = spec.battery_capacity.value() * (1.0 - spec.eri_fraction) - s.battery_used_mah;
   if (left <= 0) return std::min(s.t, cap);
   const double days = left / per_day;
@@ -360,11 +362,11 @@ TimeNs BatteryEriTime(const ModelState& s, const Setup& su, const Tuning& /*tu*/
 TimeNs BatteryEosTime(const ModelState& s, const Setup& su, const Tuning& tu) {
   const PumpSpec& spec = *su.spec;
   if (!spec.has_battery) return kNeverNs;
-  const TimeNs cap = su.eri_cap_ns + absl::ToInt64Nanoseconds(spec.eri_to_eos);  // EOS cap
+  const TimeNs cap = DrainLearned(s) ? kNeverNs
+                                     : su.eri_cap_ns + absl::ToInt64Nanoseconds(spec.eri_to_eos);
   if (s.Has(kFlagEos)) return s.t;
   const double factor = DrainFactor(s);
-  const double per_day = factor * (spec.idle_current_ua * 24e-3 +
-                                   spec.motor_mah_per_ul * su.current->mean_daily_rate.value());
+  const double per_day = factor * DrainMahPerDay(s, su);
   const double left = spec.battery_capacity.value() * (1.0 - spec.eos_fraction) - s.battery_used_mah;
   if (left <= 0) return std::min(s.t, cap);
   const double days = left / per_day;
@@ -523,7 +525,10 @@ void TimeChecks(ModelState& s, const Setup& su, const Tuning& tu, TimeNs now,
     } else if (s.Has(kFlagEriReported) || frac <= spec.eri_fraction) {
       sev = Severity::kCritical;
       summary = "elective replacement indicator: pump stops within about 90 days";
-    } else if (days_to_eri <= horizon_days) {
+    } else if (days_to_eri <= horizon_days ||
+               (s.active(AlertType::kBatteryDepletion) != none &&
+                days_to_eri <= horizon_days * tu.eri_resolve_factor)) {
+      // Hysteresis: a forecast that moves by days around the horizon does not flap.
       sev = Severity::kWarning;
       summary = "battery ERI forecast within 180 days: schedule replacement";
     } else if (s.Has(kFlagEarlyDepletion)) {

@@ -188,7 +188,11 @@ void ObserveStrokePressure(ModelState& s, const Setup& su, const Tuning& tu, dou
   const double z = (p - base) / sd;
   s.last_stroke = static_cast<float>(p);
   s.p_residual = static_cast<float>(p - base);
-  if (s.n_pressure < UINT16_MAX) ++s.n_pressure;
+  // A clinical session (needle and syringe in the reservoir, priming) disturbs the peak:
+  // such readings neither count toward a blockage or leak nor teach the baseline; only the
+  // pump's pressure limit still counts.
+  const bool session = InSession(s, tu);
+  if (!session && s.n_pressure < UINT16_MAX) ++s.n_pressure;
   const bool warm = s.n_pressure > tu.pressure_warmup_samples;
   const bool blocked = s.active(AlertType::kCatheterBlockage) != Severity::kUnspecified;
   const bool leaking = s.active(AlertType::kCatheterLeak) != Severity::kUnspecified;
@@ -215,6 +219,8 @@ void ObserveStrokePressure(ModelState& s, const Setup& su, const Tuning& tu, dou
     s.high_run = 0;
   } else if (p >= limit) {
     s.high_run = 0;
+  } else if (session) {
+    // held: neither counted nor reset
   } else if (!blocked) {
     s.high_run = (warm && z > tu.blockage_k_sd) ? s.high_run + 1 : 0;
     if (s.high_run >= tu.blockage_run) {
@@ -242,7 +248,9 @@ void ObserveStrokePressure(ModelState& s, const Setup& su, const Tuning& tu, dou
   const bool collapsed = p < tu.leak_fraction * base && z < -tu.leak_k_sd;
   const bool low = collapsed && !under && !drive_quiet && !MotorStopped(s, su, tu) &&
                    (pulsation_lost || (!pulsation.has_value() && drive_known));
-  if (!leaking) {
+  if (session) {
+    // held, as for a blockage
+  } else if (!leaking) {
     s.low_run = (warm && low) ? s.low_run + 1 : 0;
     if (s.low_run >= tu.leak_run) {
       sink.Raise(
@@ -274,7 +282,7 @@ void ObserveStrokePressure(ModelState& s, const Setup& su, const Tuning& tu, dou
   // Learn the baseline from samples that look healthy (all of them while warming up).
   const bool healthy = !blocked && !leaking && s.high_run == 0 && s.low_run == 0 &&
                        std::abs(z) < tu.pressure_learn_gate_sd;
-  if (!warm || healthy) {
+  if (!session && (!warm || healthy)) {
     const double a = std::max(tu.pressure_learning_rate, 1.0 / s.n_pressure);
     const double d = p - base;
     double mean = base + a * d;

@@ -1,9 +1,12 @@
 #include "twin/integrator.h"
 
 #include <algorithm>
+#include <cmath>
 
 namespace pumptwin::twin {
 namespace {
+
+constexpr double kMinIdleDrainUa = 1.0;  // floor of a learned idle drain, µA
 
 // Removes `prog_ul` of programmed volume from the reservoirs and books it.
 void Deliver(ModelState& s, const Setup& setup, double prog_ul, double dose_fraction) {
@@ -59,7 +62,7 @@ void Advance(ModelState& s, std::shared_ptr<const Setup>& setup, TimeNs to) {
       Deliver(s, su, total, dose_fraction);
     }
     if (su.spec->has_battery) {
-      s.battery_used_mah += su.spec->idle_current_ua * 1e-3 * (static_cast<double>(dt) / kNsPerHour);
+      s.battery_used_mah += IdleDrainUa(s, su) * 1e-3 * (static_cast<double>(dt) / kNsPerHour);
     }
     s.t = end;
     if (bolus && s.bolus_end <= s.t) {
@@ -110,6 +113,24 @@ MicrolitersPerDay ProgrammedRateNow(const ModelState& s, const Setup& setup) {
   double r = PlanBasalAt(*setup.current, s.t, setup.cfg.zone).rate.value();
   if (s.bolus_end > s.t) r += s.bolus_rate;
   return MicrolitersPerDay(r);
+}
+
+double DrainMahPerDay(const ModelState& s, const Setup& su) {
+  return IdleDrainUa(s, su) * 24e-3 +
+         su.spec->motor_mah_per_ul * su.current->mean_daily_rate.value();
+}
+
+bool DrainLearned(const ModelState& s) {
+  return !std::isnan(s.cur_base) && (s.n_current > 0 || s.Has(kFlagDrainFromHistory));
+}
+
+double IdleDrainUa(const ModelState& s, const Setup& su) {
+  const PumpSpec& spec = *su.spec;
+  if (!DrainLearned(s)) return spec.idle_current_ua;
+  // cur_base is the total drain; the motor's share at the programmed rate is modelled per
+  // µL. A floor keeps a rate change from driving the idle share to nothing.
+  const double motor_ua = spec.motor_mah_per_ul * su.current->mean_daily_rate.value() / 24e-3;
+  return std::max(static_cast<double>(s.cur_base) - motor_ua, kMinIdleDrainUa);
 }
 
 double BatteryFraction(const ModelState& s, const PumpSpec& spec) {

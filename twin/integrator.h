@@ -31,6 +31,15 @@ MicrolitersPerDay ProgrammedRateNow(const ModelState& s, const Setup& setup);
 
 // Battery charge fraction remaining (1 for pumps without battery).
 double BatteryFraction(const ModelState& s, const PumpSpec& spec);
+// This pump's idle battery drain, µA: the current it reports (learned baseline, less the
+// programmed motor's share), else its mean drain since implant learned at enrolment, else
+// the profile prior. docs/model.md "Battery".
+double IdleDrainUa(const ModelState& s, const Setup& su);
+// Whether IdleDrainUa comes from this pump's own data (its current, or its indicator at
+// enrolment) rather than the profile prior.
+bool DrainLearned(const ModelState& s);
+// Its total drain at the programmed mean rate, mAh/day (idle + motor).
+double DrainMahPerDay(const ModelState& s, const Setup& su);
 
 }  // namespace pumptwin::twin
 

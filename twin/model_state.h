@@ -94,6 +94,9 @@ enum StateFlags : uint32_t {
   // Format version 3, second flag word (flags_hi):
   kFlagEnrolled = 1u << 16,          // started at an enrolment interrogation, not at implant
   kFlagNoSampleYet = 1u << 17,       // registered, no sample yet: last_server is the registration
+  // cur_base holds this pump's mean drain since implant, learned from the battery indicator
+  // at enrolment (pumps that report no current, or before their first current reading).
+  kFlagDrainFromHistory = 1u << 18,
 };
 
 inline constexpr float kNaNf = std::numeric_limits<float>::quiet_NaN();
@@ -160,7 +163,8 @@ struct ModelState {
 
   // --- format version 3: each pump's own baselines (docs/detection.md "Learning each pump").
   // current_ratio (above) is the short-term battery current over cur_base.
-  float cur_base = kNaNf;       // learned battery current of this pump, µA (robust)
+  float cur_base = kNaNf;       // learned battery current of this pump, µA (robust); or
+                                // kFlagDrainFromHistory: its mean drain since implant
   float cur_var = 0;            // its per-sample variance, µA²
   uint16_t cur_hour0 = 0;       // hour_index (mod 2^16) of the first current sample;
                                 // once warm: since when the level is above threshold
@@ -178,7 +182,7 @@ struct ModelState {
   }
 
   uint32_t AllFlags() const { return flags | (static_cast<uint32_t>(flags_hi) << 16); }
-  static_assert(kFlagNoSampleYet < (1u << 24), "flags_hi holds bits 16-23");
+  static_assert(kFlagDrainFromHistory < (1u << 24), "flags_hi holds bits 16-23");
   bool Has(uint32_t f) const { return (AllFlags() & f) != 0; }
   void Set(uint32_t f, bool on) {
     const uint32_t all = on ? (AllFlags() | f) : (AllFlags() & ~f);

@@ -76,6 +76,7 @@ struct Tuning {
 
   // --- battery (docs/detection.md "Learning each pump": the baseline is the pump's own) ---
   absl::Duration eri_warning_horizon = absl::Hours(24 * 180);  // ~6 months advised (label)
+  double eri_resolve_factor = 1.2;  // a raised forecast resolves beyond 1.2 x the horizon (assumed)
   // Early depletion is a drain this many times the pump's own learned baseline (recalls of
   // 2009/2011 were about this); the detector alarms once the short-term level is confidently
   // above early_depletion_alarm_factor, so that a 1.5x drain is found, not half of the time.
@@ -95,11 +96,17 @@ struct Tuning {
   // A pump whose own baseline is already this far above the profile's idle-current prior
   // upper bound is depleting from enrolment on (prior: pump_profile.cc, wide) (assumed).
   double current_prior_max_ua = 100.0;  // idle 8-40 µA seen in the field; x 2.5 (assumed)
+  // Enrolment: the battery indicator over the time since implant gives the pump's own mean
+  // drain once that time is long enough for the indicator's 5 % steps to matter little;
+  // clamped to [drain_history_min_ua, current_prior_max_ua] (assumed).
+  absl::Duration drain_history_min = absl::Hours(24 * 90);
+  double drain_history_min_ua = 5.0;    // below the lowest idle current seen (8 µA) (assumed)
 
   // --- clinical sessions (refill, programming, bolus, interrogation) ---
-  // Readings within this long after a session are disturbed (telemetry radio, needle,
-  // motor priming): the battery-current baseline and level skip them (assumed).
-  absl::Duration session_window = absl::Minutes(30);
+  // Readings within this long after a session are disturbed (telemetry radio, needle and
+  // syringe pressure, motor priming): the battery-current and stroke-pressure baselines and
+  // detectors skip them. A refill takes up to about 45 min (assumed).
+  absl::Duration session_window = absl::Minutes(60);
   // A recorded refill time may be rounded (clinicians record to 5 min) and the refill takes
   // minutes: measured-reservoir readings this soon after it that still lie below the
   // post-refill expectation by more than the pocket-fill threshold are pre-refill readings,

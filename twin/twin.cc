@@ -229,6 +229,15 @@ absl::StatusOr<Twin> Twin::Enrol(const PumpConfig& cfg, const Prescription& rx, 
     const double capacity = spec.battery_capacity.value();
     if (e.battery_indicator_fraction.has_value()) {
       s.battery_used_mah = capacity * (1.0 - *e.battery_indicator_fraction);
+      // The pump's own mean drain since implant, in this model's capacity units (the
+      // indicator is a fraction: the true capacity cancels out of the forecast).
+      const double days = absl::ToDoubleHours(e.interrogation_time - cfg.implant_time) / 24.0;
+      if (days >= absl::ToDoubleHours(tu.drain_history_min) / 24.0) {
+        const double ua = s.battery_used_mah / days / 24e-3;
+        s.cur_base = static_cast<float>(
+            std::clamp(ua, tu.drain_history_min_ua, tu.current_prior_max_ua));
+        s.Set(kFlagDrainFromHistory, true);
+      }
     }
     if (e.battery_eri_shown) {
       s.battery_used_mah = std::max(s.battery_used_mah, capacity * (1.0 - spec.eri_fraction));

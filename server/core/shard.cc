@@ -702,6 +702,9 @@ absl::StatusOr<twin::FoldResult> Shard::Rewind(const std::string& pump_id, PumpS
     }
     t.type = type;
     t.severity = after;
+    // Active in the start snapshot already, or raised without a transition of its own in
+    // the replayed range: the model time is the best pump time there is.
+    if (t.device_time == absl::UnixEpoch()) t.device_time = rewound.device_time();
     if (after == twin::Severity::kUnspecified) {
       t.kind = twin::TransitionKind::kResolved;
       t.device_time = rewound.device_time();

@@ -85,6 +85,29 @@ TEST(Detectors, PartialBlockageRaisesAfterSustainedHighStrokePressure) {
   EXPECT_GT(e->observed, e->threshold);
 }
 
+// A clinical session (needle and syringe in the reservoir) raises the stroke peak for its
+// duration: readings in the hour after it neither count toward a blockage nor teach the
+// baseline, so the same raised pressure needs one more sample once the session ends.
+TEST(Detectors, ReadingsInAClinicalSessionDoNotCountTowardABlockage) {
+  Twin twin = MakeTwin(PumpProfile::kSensorized, Morphine(500));
+  Faults f;
+  f.start = Day(3) + absl::Minutes(30);
+  f.stroke_offset_mmhg = 12;
+  PumpSim sim(&twin, 3, f);
+  std::vector<AlertTransition> out;
+  ASSERT_TRUE(sim.Run(absl::Hours(24 * 3), &out).ok());
+  ClinicalEvent session;
+  session.type = ClinicalEventType::kAccessPortAspiration;
+  session.device_time = Day(3) + absl::Minutes(30);
+  ASSERT_TRUE(twin.RecordEvent(session, &out).ok());
+  ASSERT_TRUE(sim.Run(absl::Hours(24), &out).ok());
+  const AlertTransition* a = First(out, AlertType::kCatheterBlockage);
+  ASSERT_NE(a, nullptr);
+  // Without the session the 6th high sample (3 d 6 h) raises it; the 3 d 1 h reading lies
+  // within the session's hour.
+  EXPECT_EQ(a->device_time, Day(3) + absl::Hours(7));
+}
+
 TEST(Detectors, CompleteBlockageAtPumpPressureLimitRaisesImmediately) {
   Twin twin = MakeTwin(PumpProfile::kSensorized, Morphine(500));
   Faults f;

@@ -92,6 +92,35 @@ TEST(Enrolment, BatteryIsModelledFromImplantWithoutAnIndicator) {
   EXPECT_LE(eri->battery_charge_fraction(), eri->spec().eri_fraction + 1e-9);
 }
 
+// The indicator over the years since implant is this pump's own drain: the forecast follows
+// it, not the profile's assumed current or its labelled service life.
+TEST(Enrolment, TheBatteryForecastFollowsThePumpsOwnDrainSinceImplant) {
+  Enrolment e = FourYearsIn();
+  e.interrogation_time = T0() + absl::Hours(24 * 365 * 6);
+  e.last_refill_time = e.interrogation_time - absl::Hours(24 * 10);
+  auto enrol = [&](std::optional<double> indicator) {
+    e.battery_indicator_fraction = indicator;
+    auto t = Twin::Enrol(Config(PumpProfile::kProgrammablePeristaltic), Morphine(500), e,
+                         DrugLibrary::Default());
+    EXPECT_TRUE(t.ok()) << t.status();
+    return *std::move(t);
+  };
+  const absl::Duration year = absl::Hours(24 * 365);
+  // A frugal pump: a quarter of its charge in six years leaves about as many years again.
+  const Twin frugal = enrol(0.75);
+  const absl::Time frugal_eri = frugal.ForecastAt(e.interrogation_time).battery_eri;
+  EXPECT_GT(frugal_eri - e.interrogation_time, 10 * year);
+  // Without an indicator the prior drain and the labelled service life bound it.
+  const Twin unknown = enrol(std::nullopt);
+  EXPECT_LT(unknown.ForecastAt(e.interrogation_time).battery_eri - e.interrogation_time, 1 * year);
+  // A hungry pump: 85 % in six years, 10 % left above ERI at 14 %/year: about 8 months.
+  const Twin hungry = enrol(0.15);
+  const absl::Duration left = hungry.ForecastAt(e.interrogation_time).battery_eri -
+                              e.interrogation_time;
+  EXPECT_GT(left, 0.5 * year);
+  EXPECT_LT(left, 0.8 * year);
+}
+
 TEST(Enrolment, EveryFieldIsValidated) {
   const PumpConfig cfg = Config(PumpProfile::kProgrammablePeristaltic);
   auto check = [&](Enrolment e, const std::string& needle, PumpConfig c) {

@@ -335,6 +335,7 @@ absl::Status WriteGroundTruth(const std::string& path, const RunOptions& o, cons
     g.set_mid_life(p.mid_life);
     g.set_reporting_interval_ms(p.sample_interval_ms);
     g.set_dry_before_alarm(p.dry_before_alarm);
+    g.set_battery_eri_device_ms(device(p, p.EriTrueMs(fleet.end_ms)));
     write(g);
   }
   for (size_t i = 0; i < fleet.pumps.size(); ++i) {

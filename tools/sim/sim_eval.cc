@@ -92,6 +92,23 @@ bool Operational(int type) {
          type == v1::ALERT_TYPE_CLOCK_SKEW;
 }
 
+// A battery replacement alert is true of a healthy pump whose battery really reaches its
+// replacement indicator soon: a forecast (warning, "ERI within 180 days") when the true ERI
+// is within 240 days of the alert (replacement is scheduled weeks ahead: two months early
+// still leads to the right action), the ERI itself (critical) within 30 days. An early-
+// depletion warning (a forecast beyond the horizon) is never true of a healthy pump.
+bool EriDue(const v1::Alert& a, int64_t eri_ms) {
+  if (a.type() != v1::ALERT_TYPE_BATTERY_DEPLETION || eri_ms == 0) return false;
+  const int64_t t = a.raised_device_time_ms();
+  if (a.severity() == v1::SEVERITY_CRITICAL) return eri_ms - t <= 30 * kDayMsEval;
+  for (const auto& e : a.evidence()) {
+    if (e.signal() == "days_to_eri" && e.observed() <= e.threshold()) {
+      return eri_ms - t <= 240 * kDayMsEval;
+    }
+  }
+  return false;
+}
+
 // What a profile lets the twin see of a fault, by the simulator's own reports: sensorized
 // pumps report reservoir, pressures and battery current; programmable pumps their book-keeping
 // (calculated reservoir, drive units), alarm flags and event log; constant-flow pumps nothing
@@ -171,6 +188,7 @@ struct PumpInfo {
   int64_t enrolment_ms = 0;
   double days = 0;
   bool dry_before_alarm = false;
+  int64_t battery_eri_ms = 0;  // the pump's true ERI (device time); 0: no battery
 };
 
 }  // namespace
@@ -194,7 +212,8 @@ absl::Status Evaluate(const EvalOptions& o) {
         days = g.days();
       }
       if (g.record() == "pump") {
-        pumps[g.pump_id()] = {g.profile(), g.enrolment_device_ms(), days, g.dry_before_alarm()};
+        pumps[g.pump_id()] = {g.profile(), g.enrolment_device_ms(), days, g.dry_before_alarm(),
+                              g.battery_eri_device_ms()};
       }
       if (g.record() == "fault") faults.push_back(g);
     }
@@ -262,7 +281,7 @@ absl::Status Evaluate(const EvalOptions& o) {
   std::map<int, int> false_by_type, operational_by_type;
   int false_alerts = 0, first_week_critical = 0, flaps = 0;
   std::string first_week_lines;
-  std::string false_lines;  // one line per false alert (EVAL_FALSE), for diagnosis
+  std::string false_lines;  // one line per false alert (EVAL_FALSE) and flap (EVAL_FLAP)
   std::map<std::pair<std::string, int>, int64_t> last_raise;  // (pump, type) -> device time
   for (const auto& ev : events) {
     if (ev.transition() != v1::ALERT_TRANSITION_RAISED &&
@@ -274,7 +293,14 @@ absl::Status Evaluate(const EvalOptions& o) {
     if (ev.transition() == v1::ALERT_TRANSITION_RAISED) {
       auto key = std::make_pair(a.pump_id(), static_cast<int>(a.type()));
       auto it = last_raise.find(key);
-      if (it != last_raise.end() && t - it->second <= kDayMsEval) ++flaps;
+      if (it != last_raise.end() && t - it->second <= kDayMsEval) {
+        ++flaps;
+        false_lines += absl::StrFormat("EVAL_FLAP %s %s %s %.1f h after the previous raise: %s\n",
+                                       a.pump_id(), v1::AlertType_Name(a.type()),
+                                       v1::Severity_Name(a.severity()),
+                                       static_cast<double>(t - it->second) / kMsPerHour,
+                                       a.summary());
+      }
       last_raise[key] = t;
     }
     auto fit = fault_of.find(a.pump_id());
@@ -283,7 +309,8 @@ absl::Status Evaluate(const EvalOptions& o) {
     // "Runs dry before its alarm" on a pump whose delivery ratio really does that is true.
     const bool true_of_healthy =
         Operational(a.type()) ||
-        (a.type() == v1::ALERT_TYPE_RUNS_DRY_BEFORE_ALARM && pumps[a.pump_id()].dry_before_alarm);
+        (a.type() == v1::ALERT_TYPE_RUNS_DRY_BEFORE_ALARM && pumps[a.pump_id()].dry_before_alarm) ||
+        EriDue(a, pumps[a.pump_id()].battery_eri_ms);
     if ((f == nullptr || before_fault) && a.severity() == v1::SEVERITY_CRITICAL &&
         !true_of_healthy) {
       const PumpInfo& info = pumps[a.pump_id()];

@@ -8,6 +8,7 @@ namespace pumptwin::sim {
 namespace {
 
 constexpr double kPaPerMmhg = 133.322;
+constexpr double kEriFraction = 0.05;  // the pump logs ERI at 5 % of its charge left
 
 double Quantise(double v, double step) { return std::round(v / step) * step; }
 
@@ -55,6 +56,17 @@ double SimPump::BasalRateUlPerDay(int64_t true_ms) const {
 
 double SimPump::ChargeFraction() const {
   return has_battery ? std::max(0.0, 1 - battery_used_mah / battery_capacity_mah) : 1.0;
+}
+
+int64_t SimPump::EriTrueMs(int64_t now_ms) const {
+  if (!has_battery) return 0;
+  if (eri_logged) return eri_true_ms;
+  const double per_day_mah =
+      idle_ua * 24e-3 + motor_mah_per_ul * (has_motor ? rx.rate_ul_per_day() : 0.0);
+  const double left_mah = (ChargeFraction() - kEriFraction) * battery_capacity_mah;
+  if (per_day_mah <= 0) return 0;
+  const double days = std::max(0.0, left_mah / per_day_mah);
+  return now_ms + static_cast<int64_t>(std::min(days, 1e5) * kDayMs);
 }
 
 void SimPump::Log(v1::DeviceEventType type, int64_t true_ms, double volume_ul) {
@@ -186,11 +198,12 @@ v1::TelemetrySample SimPump::TakeSample(std::mt19937_64& rng) {
   if (calc_reservoir_ul < low_alarm_ul) flags |= 1u << 0;
   if (stall_logged) flags |= 1u << 2;
   const double frac = ChargeFraction();
-  if (has_battery && frac <= 0.05) {
+  if (has_battery && frac <= kEriFraction) {
     flags |= 1u << 3;
     if (!eri_logged) {
       Log(v1::DEVICE_EVENT_ELECTIVE_REPLACEMENT, t_ms, 0);
       eri_logged = true;
+      eri_true_ms = t_ms;
       if (fault.kind == FaultKind::kBatteryEarlyDepletion && FaultActive(t_ms) &&
           outcome.pump_alarm_true_ms == 0) {
         outcome.pump_alarm_true_ms = t_ms;

@@ -106,6 +106,7 @@ struct SimPump {
   int64_t motor_stopped_until_ms = 0;   // MRI or stall; kForever: for good
   bool stall_logged = false;
   bool eri_logged = false;
+  int64_t eri_true_ms = 0;  // when the pump reached its replacement indicator (0: not yet)
   bool low_alarm_logged = false;
   uint64_t seq = 0;
   int64_t next_ptm_ms = 0, next_stall_ms = kForever;
@@ -133,6 +134,9 @@ struct SimPump {
   bool Running() const { return !has_motor || motor_stopped_until_ms == 0; }
   double BasalRateUlPerDay(int64_t true_ms) const;
   double ChargeFraction() const;
+  // When this pump reaches its replacement indicator (true time): when it did, else projected
+  // from its charge at `now_ms` at its own idle and programmed-motor drain. 0: no battery.
+  int64_t EriTrueMs(int64_t now_ms) const;
   // Integrates physics to `to_ms` (true time), drawing patient activations and stalls.
   void AdvanceTo(int64_t to_ms, std::mt19937_64& rng);
   // The sensor readings now (noise + quantisation), consuming the pending event log.
