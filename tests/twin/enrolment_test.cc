@@ -115,8 +115,8 @@ TEST(Enrolment, TheBatteryForecastFollowsThePumpsOwnDrainSinceImplant) {
   EXPECT_LT(unknown.ForecastAt(e.interrogation_time).battery_eri - e.interrogation_time, 1 * year);
   // A hungry pump: 85 % in six years, 10 % left above ERI at 14 %/year: about 8 months.
   const Twin hungry = enrol(0.15);
-  const absl::Duration left = hungry.ForecastAt(e.interrogation_time).battery_eri -
-                              e.interrogation_time;
+  const absl::Duration left =
+      hungry.ForecastAt(e.interrogation_time).battery_eri - e.interrogation_time;
   EXPECT_GT(left, 0.5 * year);
   EXPECT_LT(left, 0.8 * year);
 }
