@@ -9,11 +9,22 @@
 
 namespace pumptwin::server {
 
+absl::StatusOr<PumpCaller> AuthorizePumpCall(const Authorizer& auth,
+                                             const grpc::CallbackServerContext& ctx, Role role,
+                                             const std::string& name) {
+  auto principal = auth.Check(ctx, role);
+  if (!principal.ok()) return principal.status();
+  auto id = PumpIdFromName(name);
+  if (!id.ok()) return id.status();
+  return PumpCaller{*std::move(principal), *std::move(id)};
+}
+
 absl::StatusOr<std::string> AuthorizedPumpId(const Authorizer& auth,
                                              const grpc::CallbackServerContext& ctx, Role role,
                                              const std::string& name) {
-  if (auto p = auth.Check(ctx, role); !p.ok()) return p.status();
-  return PumpIdFromName(name);
+  auto caller = AuthorizePumpCall(auth, ctx, role, name);
+  if (!caller.ok()) return caller.status();
+  return std::move(caller->pump_id);
 }
 
 std::string MessageJson(const google::protobuf::Message& m) {

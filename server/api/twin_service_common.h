@@ -23,8 +23,18 @@ namespace pumptwin::server {
 
 std::string MessageJson(const google::protobuf::Message& m);
 
+// Who makes a pump-scoped call, and on which pump.
+struct PumpCaller {
+  Principal who;
+  std::string pump_id;
+};
+
 // The start of a pump-scoped call: the caller must hold `role`, and `name` must be a pump
-// resource name. Returns the pump id, or the status to finish the call with.
+// resource name. Returns the caller and the pump id, or the status to finish the call with.
+absl::StatusOr<PumpCaller> AuthorizePumpCall(const Authorizer& auth,
+                                             const grpc::CallbackServerContext& ctx, Role role,
+                                             const std::string& name);
+// The same when only the pump id is needed (the read calls).
 absl::StatusOr<std::string> AuthorizedPumpId(const Authorizer& auth,
                                              const grpc::CallbackServerContext& ctx, Role role,
                                              const std::string& name);

@@ -109,10 +109,10 @@ grpc::ServerUnaryReactor* TwinServiceImpl::RecordRefill(grpc::CallbackServerCont
                                                         v1::RecordRefillResponse* resp) {
   auto* reactor = ctx->DefaultReactor();
   auto fail = [reactor](const absl::Status& s) { return FinishWith(reactor, s); };
-  auto principal = deps_.auth->Check(*ctx, Role::kClinician);
-  if (!principal.ok()) return fail(principal.status());
-  auto id = PumpIdFromName(req->name());
-  if (!id.ok()) return fail(id.status());
+  auto caller = AuthorizePumpCall(*deps_.auth, *ctx, Role::kClinician, req->name());
+  if (!caller.ok()) return fail(caller.status());
+  const Principal& who = caller->who;
+  const std::string& pump_id = caller->pump_id;
   if (absl::Status s = NonNegative("withdrawn_volume_ul", req->withdrawn_volume_ul()); !s.ok()) {
     return fail(s);
   }
@@ -137,12 +137,12 @@ grpc::ServerUnaryReactor* TwinServiceImpl::RecordRefill(grpc::CallbackServerCont
         absl::StrCat("drug='", req->drug(), "' is not in drug library ", lib->version,
                      " (ListDrugs shows the keys; empty: unchanged)")));
   }
-  if (absl::Status s = CheckNotDecommissioned(deps_.registry->directory(), *id); !s.ok()) {
+  if (absl::Status s = CheckNotDecommissioned(deps_.registry->directory(), pump_id); !s.ok()) {
     return fail(s);
   }
   PumpDirectory* dir = &deps_.registry->directory();
-  auto fn = [req, resp, lib, dir, who = *principal, pump_id = *id](
-                twin::Twin& t, MutationContext& mctx) -> absl::Status {
+  auto fn = [req, resp, lib, dir, who, pump_id](twin::Twin& t,
+                                                MutationContext& mctx) -> absl::Status {
     if (absl::Status s = CheckNotDecommissioned(*dir, pump_id); !s.ok()) return s;
     v1::TwinState before = FromTwin(t);
     // The record as applied (its time resolved) is one of the pump's event-time inputs.
@@ -172,7 +172,7 @@ grpc::ServerUnaryReactor* TwinServiceImpl::RecordRefill(grpc::CallbackServerCont
         req->reason()));
     return absl::OkStatus();
   };
-  deps_.registry->Mutate(*id, std::move(fn),
+  deps_.registry->Mutate(pump_id, std::move(fn),
                          [reactor](absl::Status s) { reactor->Finish(ToGrpc(s)); });
   return reactor;
 }
@@ -182,24 +182,24 @@ grpc::ServerUnaryReactor* TwinServiceImpl::RecordEvent(grpc::CallbackServerConte
                                                        v1::RecordEventResponse* resp) {
   auto* reactor = ctx->DefaultReactor();
   auto fail = [reactor](const absl::Status& s) { return FinishWith(reactor, s); };
-  auto principal = deps_.auth->Check(*ctx, Role::kClinician);
-  if (!principal.ok()) return fail(principal.status());
-  auto id = PumpIdFromName(req->name());
-  if (!id.ok()) return fail(id.status());
+  auto caller = AuthorizePumpCall(*deps_.auth, *ctx, Role::kClinician, req->name());
+  if (!caller.ok()) return fail(caller.status());
+  const Principal& who = caller->who;
+  const std::string& pump_id = caller->pump_id;
   if (absl::Status s = ValidateEvent(*req); !s.ok()) return fail(s);
   if (absl::Status s =
           CheckClinicalTimeNotInFuture("device_time_ms", req->device_time_ms(), deps_.now());
       !s.ok()) {
     return fail(s);
   }
-  if (absl::Status s = CheckNotDecommissioned(deps_.registry->directory(), *id); !s.ok()) {
+  if (absl::Status s = CheckNotDecommissioned(deps_.registry->directory(), pump_id); !s.ok()) {
     return fail(s);
   }
   PumpDirectory* dir = &deps_.registry->directory();
   store::Store* st = deps_.store;
   auto ticket = std::make_shared<uint64_t>(0);
   RegistrationOverlay* overlay = &overlay_;
-  auto fn = [req, resp, dir, st, overlay, ticket, who = *principal, pump_id = *id](
+  auto fn = [req, resp, dir, st, overlay, ticket, who, pump_id](
                 twin::Twin& t, MutationContext& mctx) -> absl::Status {
     if (absl::Status s = CheckNotDecommissioned(*dir, pump_id); !s.ok()) return s;
     v1::TwinState before = FromTwin(t);
@@ -231,8 +231,8 @@ grpc::ServerUnaryReactor* TwinServiceImpl::RecordEvent(grpc::CallbackServerConte
                                    std::move(before_json), MessageJson(*req), req->reason()));
     return absl::OkStatus();
   };
-  deps_.registry->Mutate(*id, std::move(fn),
-                         [reactor, overlay, ticket, pump_id = *id](absl::Status s) {
+  deps_.registry->Mutate(pump_id, std::move(fn),
+                         [reactor, overlay, ticket, pump_id](absl::Status s) {
                            if (*ticket != 0) overlay->Release(pump_id, *ticket);
                            reactor->Finish(ToGrpc(s));
                          });

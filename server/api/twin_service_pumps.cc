@@ -234,25 +234,25 @@ grpc::ServerUnaryReactor* TwinServiceImpl::DecommissionPump(grpc::CallbackServer
                                                             v1::Pump* resp) {
   auto* reactor = ctx->DefaultReactor();
   auto fail = [reactor](const absl::Status& s) { return FinishWith(reactor, s); };
-  auto principal = deps_.auth->Check(*ctx, Role::kAdmin);
-  if (!principal.ok()) return fail(principal.status());
-  auto id = PumpIdFromName(req->name());
-  if (!id.ok()) return fail(id.status());
+  auto caller = AuthorizePumpCall(*deps_.auth, *ctx, Role::kAdmin, req->name());
+  if (!caller.ok()) return fail(caller.status());
+  const Principal& who = caller->who;
+  const std::string& pump_id = caller->pump_id;
   const std::string successor = req->replaced_by_pump_id();
   if (!successor.empty()) {
     if (absl::Status s = device_link::ValidateId(successor, "replaced_by_pump_id"); !s.ok()) {
       return fail(s);
     }
   }
-  if (successor == *id) {
+  if (successor == pump_id) {
     return fail(
         absl::InvalidArgumentError(absl::StrCat("replaced_by_pump_id='", successor,
                                                 "' is the pump being decommissioned; name the "
                                                 "successor pump, or leave it empty")));
   }
   PumpDirectory* dir = &deps_.registry->directory();
-  if (!dir->Contains(*id)) {
-    return fail(absl::NotFoundError(absl::StrCat("pump '", *id, "' is not registered")));
+  if (!dir->Contains(pump_id)) {
+    return fail(absl::NotFoundError(absl::StrCat("pump '", pump_id, "' is not registered")));
   }
   if (!successor.empty()) {
     auto e = dir->Get(successor);
@@ -261,7 +261,7 @@ grpc::ServerUnaryReactor* TwinServiceImpl::DecommissionPump(grpc::CallbackServer
           absl::StrCat("replaced_by_pump_id='", successor,
                        "' is not registered; register the successor "
                        "pump first (RegisterPump), then decommission '",
-                       *id, "'")));
+                       pump_id, "'")));
     }
     if (e->lifecycle == v1::PUMP_LIFECYCLE_DECOMMISSIONED) {
       return fail(absl::FailedPreconditionError(
@@ -270,7 +270,6 @@ grpc::ServerUnaryReactor* TwinServiceImpl::DecommissionPump(grpc::CallbackServer
   }
   store::Store* st = deps_.store;
   TwinRegistry* registry = deps_.registry;
-  const Principal who = *principal;
   const std::string reason = req->reason();
   // The old pump's registration is read-modify-written on its shard thread and the
   // successor's on the successor's (they may differ): each is serialised with every other
@@ -291,7 +290,7 @@ grpc::ServerUnaryReactor* TwinServiceImpl::DecommissionPump(grpc::CallbackServer
   };
   // Both registrations and audit records into `mctx`; the directory follows.
   auto link = [st, dir, overlay, who, reason, successor, state, resp,
-               pump_id = *id](MutationContext& mctx) -> absl::Status {
+               pump_id](MutationContext& mctx) -> absl::Status {
     const v1::Pump& before = state->before;
     v1::Pump after = before;
     after.set_lifecycle(v1::PUMP_LIFECYCLE_DECOMMISSIONED);
@@ -331,7 +330,7 @@ grpc::ServerUnaryReactor* TwinServiceImpl::DecommissionPump(grpc::CallbackServer
     return absl::OkStatus();
   };
   // First mutation, on the old pump's shard: check it and take its registration.
-  auto check_old = [st, overlay, state, link, claim_only = !successor.empty(), pump_id = *id](
+  auto check_old = [st, overlay, state, link, claim_only = !successor.empty(), pump_id](
                        twin::Twin&, MutationContext& mctx) -> absl::Status {
     auto pump = overlay->Load(*st, pump_id);
     if (!pump.ok()) return pump.status();
@@ -348,11 +347,11 @@ grpc::ServerUnaryReactor* TwinServiceImpl::DecommissionPump(grpc::CallbackServer
     return absl::OkStatus();
   };
   if (successor.empty()) {
-    registry->Mutate(*id, std::move(check_old), finish);
+    registry->Mutate(pump_id, std::move(check_old), finish);
     return reactor;
   }
   registry->Mutate(
-      *id, std::move(check_old), [registry, state, link, finish, successor](absl::Status s) {
+      pump_id, std::move(check_old), [registry, state, link, finish, successor](absl::Status s) {
         if (!s.ok()) return finish(s);
         // On the old pump's shard thread: post to the successor's without
         // blocking (never block one shard on another).

@@ -79,10 +79,10 @@ grpc::ServerUnaryReactor* TwinServiceImpl::SetPrescription(grpc::CallbackServerC
                                                            v1::SetPrescriptionResponse* resp) {
   auto* reactor = ctx->DefaultReactor();
   auto fail = [reactor](const absl::Status& s) { return FinishWith(reactor, s); };
-  auto principal = deps_.auth->Check(*ctx, Role::kClinician);
-  if (!principal.ok()) return fail(principal.status());
-  auto id = PumpIdFromName(req->name());
-  if (!id.ok()) return fail(id.status());
+  auto caller = AuthorizePumpCall(*deps_.auth, *ctx, Role::kClinician, req->name());
+  if (!caller.ok()) return fail(caller.status());
+  const Principal& who = caller->who;
+  const std::string& pump_id = caller->pump_id;
   if (!req->has_prescription()) {
     return fail(absl::InvalidArgumentError("prescription is required"));
   }
@@ -111,13 +111,13 @@ grpc::ServerUnaryReactor* TwinServiceImpl::SetPrescription(grpc::CallbackServerC
   }
   auto rx = ToPrescription(req->prescription());
   if (!rx.ok()) return fail(rx.status());
-  if (absl::Status s = CheckNotDecommissioned(deps_.registry->directory(), *id); !s.ok()) {
+  if (absl::Status s = CheckNotDecommissioned(deps_.registry->directory(), pump_id); !s.ok()) {
     return fail(s);
   }
   auto lib = Library(deps_.drugs);
   store::Store* st = deps_.store;
   PumpDirectory* dir = &deps_.registry->directory();
-  auto fn = [req, resp, lib, st, dir, who = *principal, rx = *std::move(rx), pump_id = *id](
+  auto fn = [req, resp, lib, st, dir, who, rx = *std::move(rx), pump_id](
                 twin::Twin& t, MutationContext& mctx) mutable -> absl::Status {
     if (absl::Status s = CheckNotDecommissioned(*dir, pump_id); !s.ok()) return s;
     const twin::Prescription old = LatestPrescription(t);
@@ -179,7 +179,7 @@ grpc::ServerUnaryReactor* TwinServiceImpl::SetPrescription(grpc::CallbackServerC
     for (const auto& w : *warnings) *resp->add_warnings() = FromViolation(w);
     return absl::OkStatus();
   };
-  deps_.registry->Mutate(*id, std::move(fn),
+  deps_.registry->Mutate(pump_id, std::move(fn),
                          [reactor](absl::Status s) { reactor->Finish(ToGrpc(s)); });
   return reactor;
 }

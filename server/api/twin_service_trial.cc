@@ -84,28 +84,13 @@ absl::StatusOr<int64_t> TrialTime(const char* field, int64_t ms, const v1::Pump&
   return ms;
 }
 
-struct Caller {
-  Principal who;
-  std::string pump_id;
-};
-
-// The caller must hold `role`; `name` must be a pump resource name.
-absl::StatusOr<Caller> Authorize(const Authorizer& auth, const grpc::CallbackServerContext& ctx,
-                                 Role role, const std::string& name) {
-  auto principal = auth.Check(ctx, role);
-  if (!principal.ok()) return principal.status();
-  auto id = PumpIdFromName(name);
-  if (!id.ok()) return id.status();
-  return Caller{*principal, *id};
-}
-
 }  // namespace
 
 grpc::ServerUnaryReactor* TwinServiceImpl::RecordTrialOutcome(
     grpc::CallbackServerContext* ctx, const v1::RecordTrialOutcomeRequest* req, v1::Pump* resp) {
   auto* reactor = ctx->DefaultReactor();
   auto fail = [reactor](const absl::Status& s) { return FinishWith(reactor, s); };
-  auto caller = Authorize(*deps_.auth, *ctx, Role::kClinician, req->name());
+  auto caller = AuthorizePumpCall(*deps_.auth, *ctx, Role::kClinician, req->name());
   if (!caller.ok()) return fail(caller.status());
   const std::string& id = caller->pump_id;
   const double relief = req->pain_relief_percent();
@@ -140,7 +125,7 @@ grpc::ServerUnaryReactor* TwinServiceImpl::ImplantAfterTrial(
     grpc::CallbackServerContext* ctx, const v1::ImplantAfterTrialRequest* req, v1::Pump* resp) {
   auto* reactor = ctx->DefaultReactor();
   auto fail = [reactor](const absl::Status& s) { return FinishWith(reactor, s); };
-  auto caller = Authorize(*deps_.auth, *ctx, Role::kAdmin, req->name());
+  auto caller = AuthorizePumpCall(*deps_.auth, *ctx, Role::kAdmin, req->name());
   if (!caller.ok()) return fail(caller.status());
   const std::string& id = caller->pump_id;
   const v1::Pump& implant = req->pump();
@@ -218,7 +203,7 @@ grpc::ServerUnaryReactor* TwinServiceImpl::EndTrial(grpc::CallbackServerContext*
                                                     v1::Pump* resp) {
   auto* reactor = ctx->DefaultReactor();
   auto fail = [reactor](const absl::Status& s) { return FinishWith(reactor, s); };
-  auto caller = Authorize(*deps_.auth, *ctx, Role::kAdmin, req->name());
+  auto caller = AuthorizePumpCall(*deps_.auth, *ctx, Role::kAdmin, req->name());
   if (!caller.ok()) return fail(caller.status());
   const std::string& id = caller->pump_id;
   const absl::Time now = deps_.now();
