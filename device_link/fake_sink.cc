@@ -112,9 +112,9 @@ void FakeSink::Submit(IngestBatch batch, std::function<void(IngestResult)> done)
           released.clear();
           SeqVerdict v = p.sequencer.Offer(config_, std::move(e), &released);
           if (v == SeqVerdict::kBeyondWindow) {
-            r.nacks.push_back(SinkNack{
-                ps.pump_id, seq, v1::NACK_REASON_OUT_OF_ORDER,
-                BeyondWindowMessage(ps.pump_id, seq, p.sequencer.applied_seq(), config_)});
+            r.nacks.push_back(
+                SinkNack{ps.pump_id, seq, v1::NACK_REASON_OUT_OF_ORDER,
+                         BeyondWindowMessage(ps.pump_id, seq, p.sequencer.applied_seq(), config_)});
           }
           for (const SequencedEntry& rel : released) {
             if (rel.sample) p.applied.push_back(rel.seq);

@@ -8,8 +8,8 @@
 
 namespace pumptwin::device_link {
 
-v1::Nack MakeNack(uint64_t frame_id, absl::string_view pump_id, uint64_t seq,
-                  v1::NackReason reason, absl::string_view message) {
+v1::Nack MakeNack(uint64_t frame_id, absl::string_view pump_id, uint64_t seq, v1::NackReason reason,
+                  absl::string_view message) {
   v1::Nack n;
   n.set_frame_id(frame_id);
   n.set_pump_id(std::string(pump_id));
@@ -88,8 +88,7 @@ absl::Status DecodeFrame(const v1::TelemetryFrame& frame, absl::string_view gate
         if (slot.index == 0) ps.samples.reserve(frame.samples_size() - i);
       } else {
         slot.reason = AuthorizeStatusToNackReason(auth);
-        slot.message = absl::StrCat("samples[", i, "].pump_id=", s.pump_id(), ": ",
-                                    auth.message());
+        slot.message = absl::StrCat("samples[", i, "].pump_id=", s.pump_id(), ": ", auth.message());
       }
     }
     if (slot.index < 0) {

@@ -38,8 +38,7 @@ bool IsPermanent(v1::NackReason r) { return r != v1::NACK_REASON_STORE_UNAVAILAB
 // guarded by the client's mu_.
 class GatewayClient::Stream final : public grpc::ClientBidiReactor<GatewayMessage, ServerMessage> {
  public:
-  Stream(GatewayClient* client, GatewayMessage hello)
-      : client_(client), hello_(std::move(hello)) {}
+  Stream(GatewayClient* client, GatewayMessage hello) : client_(client), hello_(std::move(hello)) {}
 
   void Begin() {
     client_->stub_->async()->Connect(&ctx_, this);
@@ -98,8 +97,7 @@ class GatewayClient::Stream final : public grpc::ClientBidiReactor<GatewayMessag
   std::shared_ptr<const GatewayMessage> current_;  // the frame being written
 };
 
-GatewayClient::GatewayClient(GatewayClientOptions options)
-    : opts_(Normalize(std::move(options))) {
+GatewayClient::GatewayClient(GatewayClientOptions options) : opts_(Normalize(std::move(options))) {
   grpc::ChannelArguments args = opts_.channel_args;
   // Let our own backoff drive reconnects; the channel's default (1 s .. 120 s) would delay
   // them behind ours.
@@ -226,9 +224,9 @@ absl::StatusOr<uint64_t> GatewayClient::Send(std::vector<v1::TelemetrySample> sa
   {
     absl::MutexLock l(&mu_);
     if (samples.size() > max_samples_per_frame_) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("frame of ", samples.size(), " samples exceeds max_samples_per_frame ",
-                       max_samples_per_frame_));
+      return absl::InvalidArgumentError(absl::StrCat("frame of ", samples.size(),
+                                                     " samples exceeds max_samples_per_frame ",
+                                                     max_samples_per_frame_));
     }
     // Hysteresis: once the buffer was full, Send waits for a quarter of it to free up, not
     // for one slot (one wake-up per burst of acks instead of one per ack).
@@ -449,9 +447,8 @@ bool GatewayClient::WaitUntilAllDone(absl::Duration timeout) {
 
 bool GatewayClient::WaitUntilWelcomed(uint64_t n, absl::Duration timeout) {
   absl::MutexLock l(&mu_);
-  auto cond = [this, n]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return stats_.sessions_welcomed >= n;
-  };
+  auto cond = [this, n]()
+                  ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stats_.sessions_welcomed >= n; };
   return mu_.AwaitWithTimeout(absl::Condition(&cond), timeout);
 }
 

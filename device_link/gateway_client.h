@@ -58,9 +58,9 @@ struct GatewayClientOptions {
   uint32_t max_samples_per_frame = 1000;
 
   BackoffPolicy backoff;
-  std::function<absl::Time()> clock;     // default absl::Now
-  std::function<double()> uniform01;     // jitter source in [0,1); default absl::BitGen
-  std::shared_ptr<Sleeper> sleeper;      // default RealSleeper
+  std::function<absl::Time()> clock;  // default absl::Now
+  std::function<double()> uniform01;  // jitter source in [0,1); default absl::BitGen
+  std::shared_ptr<Sleeper> sleeper;   // default RealSleeper
 
   std::function<void(const pumptwin::v1::Nack&)> on_nack;
   // A frame left the buffer: every sample acked or permanently nacked. Latency is measured
@@ -69,19 +69,19 @@ struct GatewayClientOptions {
 };
 
 struct GatewayClientStats {
-  uint64_t frames_sent = 0;     // writes, including resends
-  uint64_t frames_resent = 0;   // writes of a frame already written in an earlier session
+  uint64_t frames_sent = 0;    // writes, including resends
+  uint64_t frames_resent = 0;  // writes of a frame already written in an earlier session
   uint64_t samples_sent = 0;
-  uint64_t frames_done = 0;     // left the buffer
-  uint64_t samples_acked = 0;   // samples covered by an ack when their frame left
+  uint64_t frames_done = 0;    // left the buffer
+  uint64_t samples_acked = 0;  // samples covered by an ack when their frame left
   uint64_t samples_nacked = 0;
   std::map<int, uint64_t> nacks_by_reason;  // NackReason -> count
   uint64_t samples_dropped_by_resume = 0;   // already stored per the Welcome
   uint64_t connect_attempts = 0;
-  uint64_t reconnects = 0;                  // attempts after the first
+  uint64_t reconnects = 0;  // attempts after the first
   uint64_t sessions_welcomed = 0;
   size_t buffered_frames = 0;
-  bool connected = false;                   // a session has been welcomed and is open
+  bool connected = false;           // a session has been welcomed and is open
   absl::Status last_stream_status;  // how the last session ended (Stop's cancel excluded)
 };
 
@@ -126,7 +126,7 @@ class GatewayClient {
     std::shared_ptr<const pumptwin::v1::GatewayMessage> msg;
     std::vector<PumpRange> pumps;
     std::vector<std::pair<std::string, uint64_t>> nacked;  // permanently refused samples
-    bool sent = false;          // written in the current session
+    bool sent = false;                                     // written in the current session
     bool ever_sent = false;
     bool acked_in_session = false;
     absl::Time sent_at;

@@ -9,6 +9,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "common/grpc_status.h"
 #include "device_link/input_limits.h"
 #include "google/protobuf/arena.h"
 #include "grpc/grpc_security_constants.h"
@@ -23,9 +24,7 @@ using v1::ServerMessage;
 
 namespace {
 
-grpc::Status ToGrpc(const absl::Status& s) {
-  return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
-}
+using common::ToGrpc;
 
 constexpr size_t kMaxGatewayIdBytes = kMaxIdBytes;
 
@@ -55,9 +54,7 @@ static google::protobuf::ArenaOptions ReadArenaOptions() {
 class GatewayStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
   GatewayStream(GatewayService* service, grpc::CallbackServerContext* context)
-      : service_(service),
-        opts_(service->options()),
-        context_(context) {
+      : service_(service), opts_(service->options()), context_(context) {
     service_->active_streams_.fetch_add(1);
     if (opts_.metrics.stream_opened) opts_.metrics.stream_opened();
     {
@@ -146,8 +143,7 @@ class GatewayStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
   bool WantReadLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (want_first_read_) return true;
     if (!hello_done_) return false;  // the Hello is still being processed
-    return in_flight_ < opts_.max_unacked_frames &&
-           write_queue_.size() < opts_.max_queued_messages;
+    return in_flight_ < opts_.max_unacked_frames && write_queue_.size() < opts_.max_queued_messages;
   }
 
   // Decides and issues the next gRPC operations. Called after every state change.
@@ -222,9 +218,9 @@ class GatewayStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
       HandleFrame();
     } else {
       absl::MutexLock l(&mu_);
-      SetFinishLocked(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                                   read_msg_->has_hello() ? "Hello sent twice on one stream"
-                                                         : "empty GatewayMessage"));
+      SetFinishLocked(grpc::Status(
+          grpc::StatusCode::FAILED_PRECONDITION,
+          read_msg_->has_hello() ? "Hello sent twice on one stream" : "empty GatewayMessage"));
     }
   }
 
@@ -348,8 +344,8 @@ class GatewayStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
     const uint64_t frame_id = frame.frame_id();
     const uint64_t accepted = decoded.accepted_samples;
     sink->Submit(std::move(decoded.batch),
-                 [this, frame_id, accepted, received, nacks = std::move(decoded.nacks)](
-                     IngestResult r) mutable {
+                 [this, frame_id, accepted, received,
+                  nacks = std::move(decoded.nacks)](IngestResult r) mutable {
                    OnSinkDone(frame_id, accepted, received, std::move(nacks), std::move(r));
                  });
   }

@@ -27,13 +27,13 @@ namespace pumptwin::device_link {
 // the bounded NackReason enum.
 struct GatewayMetrics {
   std::function<void()> stream_opened;
-  std::function<void(absl::StatusCode)> stream_closed;   // the status the stream ended with
-  std::function<void(uint64_t samples)> frame_received;  // per frame: its sample count
+  std::function<void(absl::StatusCode)> stream_closed;     // the status the stream ended with
+  std::function<void(uint64_t samples)> frame_received;    // per frame: its sample count
   std::function<void(uint64_t samples)> samples_accepted;  // valid samples in acked frames
-  std::function<void(pumptwin::v1::NackReason)> nack;  // per Nack sent (NOT_BOUND included)
-  std::function<void()> rate_limited;                  // a stream ended RESOURCE_EXHAUSTED
-  std::function<void()> read_paused;                   // back-pressure engaged on a stream
-  std::function<void(absl::Duration)> frame_ack_latency;  // frame read -> Ack queued
+  std::function<void(pumptwin::v1::NackReason)> nack;      // per Nack sent (NOT_BOUND included)
+  std::function<void()> rate_limited;                      // a stream ended RESOURCE_EXHAUSTED
+  std::function<void()> read_paused;                       // back-pressure engaged on a stream
+  std::function<void(absl::Duration)> frame_ack_latency;   // frame read -> Ack queued
 };
 
 struct GatewayServiceOptions {

@@ -26,8 +26,7 @@ absl::StatusOr<std::vector<ResumePoint>> NullSink::ResumePoints(
   return std::vector<ResumePoint>{};  // stores nothing: the gateway resends what it holds
 }
 
-absl::Status NullSink::Authorize(absl::string_view /*gateway_id*/,
-                                 absl::string_view /*pump_id*/) {
+absl::Status NullSink::Authorize(absl::string_view /*gateway_id*/, absl::string_view /*pump_id*/) {
   return absl::OkStatus();
 }
 

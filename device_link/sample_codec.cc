@@ -27,13 +27,12 @@ std::string Field(int index, absl::string_view name) {
 // The rejection of a value outside [lo, hi] or not finite (out of line: the hot path only
 // compares).
 [[gnu::noinline]] SampleRejection RangeRejection(int index, absl::string_view name, double v,
-                                                 double lo, double hi,
-                                                 absl::string_view lo_name,
+                                                 double lo, double hi, absl::string_view lo_name,
                                                  absl::string_view hi_name) {
   if (!std::isfinite(v)) {
-    return Reject(v1::NACK_REASON_INVALID_FIELD, true,
-                  absl::StrCat(Field(index, name), "=", FormatDouble(v),
-                               " is not a finite number"));
+    return Reject(
+        v1::NACK_REASON_INVALID_FIELD, true,
+        absl::StrCat(Field(index, name), "=", FormatDouble(v), " is not a finite number"));
   }
   if (v < lo) {
     return Reject(v1::NACK_REASON_INVALID_FIELD, true,
@@ -49,34 +48,32 @@ std::string Field(int index, absl::string_view name) {
 inline std::optional<SampleRejection> CheckRange(int index, absl::string_view name, double v,
                                                  double lo, double hi, absl::string_view lo_name,
                                                  absl::string_view hi_name) {
-  if (std::isfinite(v) && v >= lo && v <= hi) [[likely]] return std::nullopt;
+  if (std::isfinite(v) && v >= lo && v <= hi) [[likely]]
+    return std::nullopt;
   return RangeRejection(index, name, v, lo, hi, lo_name, hi_name);
 }
 
 // `field` is only called to build a rejection message (the hot path allocates nothing).
 template <typename FieldName>
 std::optional<SampleRejection> CheckTime(const FieldName& field, int64_t device_time_ms,
-                                         absl::Time server_now,
-                                         const ValidationLimits& limits) {
+                                         absl::Time server_now, const ValidationLimits& limits) {
   const absl::Time t = absl::FromUnixMillis(device_time_ms);
   const absl::Time earliest = server_now - limits.max_device_time_in_past;
   const absl::Time latest = server_now + limits.max_device_time_in_future;
   if (t >= earliest && t <= latest) return std::nullopt;
   if (t < earliest) {
-    return Reject(v1::NACK_REASON_TIME_ABSURD, true,
-                  absl::StrCat(field(), "=", device_time_ms, " (", absl::FormatTime(t),
-                               ") is more than ", absl::FormatDuration(
-                                   limits.max_device_time_in_past),
-                               " before server time ", absl::FormatTime(server_now),
-                               " (max_device_time_in_past)"));
+    return Reject(
+        v1::NACK_REASON_TIME_ABSURD, true,
+        absl::StrCat(field(), "=", device_time_ms, " (", absl::FormatTime(t), ") is more than ",
+                     absl::FormatDuration(limits.max_device_time_in_past), " before server time ",
+                     absl::FormatTime(server_now), " (max_device_time_in_past)"));
   }
   if (t > latest) {
-    return Reject(v1::NACK_REASON_TIME_ABSURD, true,
-                  absl::StrCat(field(), "=", device_time_ms, " (", absl::FormatTime(t),
-                               ") is more than ", absl::FormatDuration(
-                                   limits.max_device_time_in_future),
-                               " after server time ", absl::FormatTime(server_now),
-                               " (max_device_time_in_future)"));
+    return Reject(
+        v1::NACK_REASON_TIME_ABSURD, true,
+        absl::StrCat(field(), "=", device_time_ms, " (", absl::FormatTime(t), ") is more than ",
+                     absl::FormatDuration(limits.max_device_time_in_future), " after server time ",
+                     absl::FormatTime(server_now), " (max_device_time_in_future)"));
   }
   return std::nullopt;
 }
@@ -112,17 +109,17 @@ std::optional<SampleRejection> ValidatePumpId(absl::string_view pump_id, int ind
                   absl::StrCat(Field(index, "pump_id"), " is empty"));
   }
   if (pump_id.size() > limits.max_pump_id_bytes) {
-    return Reject(v1::NACK_REASON_INVALID_FIELD, false,
-                  absl::StrCat(Field(index, "pump_id"), " has ", pump_id.size(),
-                               " bytes, exceeds maximum ", limits.max_pump_id_bytes,
-                               " (max_pump_id_bytes)"));
+    return Reject(
+        v1::NACK_REASON_INVALID_FIELD, false,
+        absl::StrCat(Field(index, "pump_id"), " has ", pump_id.size(), " bytes, exceeds maximum ",
+                     limits.max_pump_id_bytes, " (max_pump_id_bytes)"));
   }
   for (char c : pump_id) {
     if (!IsPumpIdChar(c)) {
-      return Reject(v1::NACK_REASON_INVALID_FIELD, false,
-                    absl::StrCat(Field(index, "pump_id"),
-                                 " contains a byte that is not printable ASCII (0x",
-                                 absl::Hex(static_cast<unsigned char>(c)), ")"));
+      return Reject(
+          v1::NACK_REASON_INVALID_FIELD, false,
+          absl::StrCat(Field(index, "pump_id"), " contains a byte that is not printable ASCII (0x",
+                       absl::Hex(static_cast<unsigned char>(c)), ")"));
     }
   }
   return std::nullopt;
@@ -143,15 +140,13 @@ std::optional<SampleRejection> ValidateSample(const v1::TelemetrySample& in, int
   }
   if (in.has_calculated_reservoir_ul()) {
     if (auto r = CheckRange(index, "calculated_reservoir_ul", in.calculated_reservoir_ul(), 0.0,
-                            l.max_reservoir_ul, "volumes are non-negative",
-                            "max_reservoir_ul")) {
+                            l.max_reservoir_ul, "volumes are non-negative", "max_reservoir_ul")) {
       return r;
     }
   }
   if (in.has_measured_reservoir_ul()) {
     if (auto r = CheckRange(index, "measured_reservoir_ul", in.measured_reservoir_ul(), 0.0,
-                            l.max_reservoir_ul, "volumes are non-negative",
-                            "max_reservoir_ul")) {
+                            l.max_reservoir_ul, "volumes are non-negative", "max_reservoir_ul")) {
       return r;
     }
   }
@@ -184,9 +179,9 @@ std::optional<SampleRejection> ValidateSample(const v1::TelemetrySample& in, int
     }
   }
   if (in.has_battery_voltage_v()) {
-    if (auto r = CheckRange(index, "battery_voltage_v", in.battery_voltage_v(),
-                            l.min_battery_voltage_v, l.max_battery_voltage_v,
-                            "min_battery_voltage_v", "max_battery_voltage_v")) {
+    if (auto r =
+            CheckRange(index, "battery_voltage_v", in.battery_voltage_v(), l.min_battery_voltage_v,
+                       l.max_battery_voltage_v, "min_battery_voltage_v", "max_battery_voltage_v")) {
       return r;
     }
   }
@@ -198,9 +193,9 @@ std::optional<SampleRejection> ValidateSample(const v1::TelemetrySample& in, int
     }
   }
   if (in.has_motor_current_ma()) {
-    if (auto r = CheckRange(index, "motor_current_ma", in.motor_current_ma(),
-                            l.min_motor_current_ma, l.max_motor_current_ma,
-                            "min_motor_current_ma", "max_motor_current_ma")) {
+    if (auto r =
+            CheckRange(index, "motor_current_ma", in.motor_current_ma(), l.min_motor_current_ma,
+                       l.max_motor_current_ma, "min_motor_current_ma", "max_motor_current_ma")) {
       return r;
     }
   }
@@ -214,8 +209,7 @@ std::optional<SampleRejection> ValidateSample(const v1::TelemetrySample& in, int
     return Reject(v1::NACK_REASON_INVALID_FIELD, true,
                   absl::StrCat(Field(index, "alarm_flags"), "=0x", absl::Hex(in.alarm_flags()),
                                " has bits outside the known mask 0x",
-                               absl::Hex(l.known_alarm_flags_mask),
-                               " (known_alarm_flags_mask)"));
+                               absl::Hex(l.known_alarm_flags_mask), " (known_alarm_flags_mask)"));
   }
   if (static_cast<size_t>(in.events_size()) > l.max_events_per_sample) {
     return Reject(v1::NACK_REASON_INVALID_FIELD, true,
@@ -227,10 +221,10 @@ std::optional<SampleRejection> ValidateSample(const v1::TelemetrySample& in, int
     const v1::DeviceEvent& ev = in.events(e);
     auto name = [e] { return absl::StrCat("events[", e, "]"); };
     if (ev.type() <= 0 || ev.type() > twin::kMaxDeviceEventType) {
-      return Reject(v1::NACK_REASON_INVALID_FIELD, true,
-                    absl::StrCat(Field(index, name()), ".type=", static_cast<int>(ev.type()),
-                                 " is not a known DeviceEventType (1..",
-                                 twin::kMaxDeviceEventType, ")"));
+      return Reject(
+          v1::NACK_REASON_INVALID_FIELD, true,
+          absl::StrCat(Field(index, name()), ".type=", static_cast<int>(ev.type()),
+                       " is not a known DeviceEventType (1..", twin::kMaxDeviceEventType, ")"));
     }
     if (auto r = CheckTime([&] { return Field(index, absl::StrCat(name(), ".device_time_ms")); },
                            ev.device_time_ms(), server_now, l)) {
@@ -279,8 +273,7 @@ twin::Sample ToTwinSample(const v1::TelemetrySample& in) {
   return s;
 }
 
-void ToProtoSample(absl::string_view pump_id, const twin::Sample& in,
-                   v1::TelemetrySample* out) {
+void ToProtoSample(absl::string_view pump_id, const twin::Sample& in, v1::TelemetrySample* out) {
   out->Clear();
   out->set_pump_id(std::string(pump_id));
   out->set_seq(in.seq);
@@ -307,8 +300,8 @@ void ToProtoSample(absl::string_view pump_id, const twin::Sample& in,
 }
 
 std::optional<SampleRejection> DecodeSample(const v1::TelemetrySample& in, int index,
-                                            absl::Time server_now,
-                                            const ValidationLimits& limits, twin::Sample* out) {
+                                            absl::Time server_now, const ValidationLimits& limits,
+                                            twin::Sample* out) {
   if (auto r = ValidateSample(in, index, server_now, limits)) return r;
   *out = ToTwinSample(in);
   return std::nullopt;

@@ -73,8 +73,8 @@ std::optional<SampleRejection> ValidatePumpId(absl::string_view pump_id, int ind
                                               const ValidationLimits& limits);
 
 // Checks every field of `in` (including the pump id). `server_now` bounds device time.
-std::optional<SampleRejection> ValidateSample(const pumptwin::v1::TelemetrySample& in,
-                                              int index, absl::Time server_now,
+std::optional<SampleRejection> ValidateSample(const pumptwin::v1::TelemetrySample& in, int index,
+                                              absl::Time server_now,
                                               const ValidationLimits& limits);
 
 // Conversion of a sample that passed ValidateSample (unchecked otherwise).
@@ -87,8 +87,8 @@ void ToProtoSample(absl::string_view pump_id, const twin::Sample& in,
 
 // Validate + convert in one call: the rejection, or the converted sample.
 std::optional<SampleRejection> DecodeSample(const pumptwin::v1::TelemetrySample& in, int index,
-                                            absl::Time server_now,
-                                            const ValidationLimits& limits, twin::Sample* out);
+                                            absl::Time server_now, const ValidationLimits& limits,
+                                            twin::Sample* out);
 
 }  // namespace pumptwin::device_link
 

@@ -35,10 +35,10 @@ struct SequencedEntry {
 };
 
 enum class SeqVerdict {
-  kReleased,        // in order: released (with any buffered successors it unblocked)
-  kBuffered,        // ahead of a gap, within the window: held until the gap fills
-  kDuplicate,       // <= applied or already buffered: acknowledge, do not re-apply
-  kBeyondWindow,    // gap larger than the window: Nack OUT_OF_ORDER, not kept
+  kReleased,      // in order: released (with any buffered successors it unblocked)
+  kBuffered,      // ahead of a gap, within the window: held until the gap fills
+  kDuplicate,     // <= applied or already buffered: acknowledge, do not re-apply
+  kBeyondWindow,  // gap larger than the window: Nack OUT_OF_ORDER, not kept
 };
 
 const char* SeqVerdictName(SeqVerdict v);

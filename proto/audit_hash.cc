@@ -1,9 +1,7 @@
 #include "proto/audit_hash.h"
 
-#include <openssl/evp.h>
-
-#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "common/sha256.h"
 
 namespace pumptwin::audit {
 
@@ -15,11 +13,13 @@ namespace {
 constexpr absl::string_view kDomainTag = "pumptwin.audit.v1\n";
 
 void PutU64(uint64_t v, std::string* out) {
-  for (int shift = 56; shift >= 0; shift -= 8) out->push_back(static_cast<char>((v >> shift) & 0xff));
+  for (int shift = 56; shift >= 0; shift -= 8)
+    out->push_back(static_cast<char>((v >> shift) & 0xff));
 }
 
 void PutU32(uint32_t v, std::string* out) {
-  for (int shift = 24; shift >= 0; shift -= 8) out->push_back(static_cast<char>((v >> shift) & 0xff));
+  for (int shift = 24; shift >= 0; shift -= 8)
+    out->push_back(static_cast<char>((v >> shift) & 0xff));
 }
 
 void PutString(absl::string_view s, std::string* out) {
@@ -41,12 +41,7 @@ std::string CanonicalAuditBytes(const pumptwin::v1::AuditRecord& r) {
 }
 
 std::string AuditRecordHashHex(const pumptwin::v1::AuditRecord& record) {
-  const std::string bytes = CanonicalAuditBytes(record);
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  // EVP_Digest cannot fail for SHA-256 on in-memory input short of allocation failure.
-  EVP_Digest(bytes.data(), bytes.size(), digest, &len, EVP_sha256(), nullptr);
-  return absl::BytesToHexString(absl::string_view(reinterpret_cast<const char*>(digest), len));
+  return common::Sha256Hex(CanonicalAuditBytes(record));
 }
 
 void SealAuditRecord(absl::string_view previous_hash_hex, pumptwin::v1::AuditRecord* record) {
@@ -70,8 +65,8 @@ ChainVerdict VerifyAuditChain(absl::Span<const pumptwin::v1::AuditRecord> record
     v.checked = i + 1;
     if (i == 0 && r.sequence() == 1 && r.previous_hash_hex() != kGenesisPreviousHashHex) {
       return fail(i, r.sequence(),
-                  absl::StrCat("first record (sequence 1) has previous_hash_hex ", r.previous_hash_hex(),
-                               ", expected the genesis value (64 zeros)"));
+                  absl::StrCat("first record (sequence 1) has previous_hash_hex ",
+                               r.previous_hash_hex(), ", expected the genesis value (64 zeros)"));
     }
     if (i > 0) {
       const pumptwin::v1::AuditRecord& prev = records[i - 1];
@@ -90,8 +85,8 @@ ChainVerdict VerifyAuditChain(absl::Span<const pumptwin::v1::AuditRecord> record
     const std::string recomputed = AuditRecordHashHex(r);
     if (r.hash_hex() != recomputed) {
       return fail(i, r.sequence(),
-                  absl::StrCat("stored hash_hex ", r.hash_hex(), " differs from the recomputed ", recomputed,
-                               ": the record was altered after it was sealed"));
+                  absl::StrCat("stored hash_hex ", r.hash_hex(), " differs from the recomputed ",
+                               recomputed, ": the record was altered after it was sealed"));
     }
   }
   if (!records.empty()) v.head_hash_hex = records.back().hash_hex();

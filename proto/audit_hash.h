@@ -2,7 +2,7 @@
 // SHA-256 of a record, sealing a new record onto a chain, and verifying a fetched chain.
 // One definition shared by the server (which seals) and pumptwinctl (which verifies); the
 // byte layout is documented in docs/api.md, "Audit chain". Lives next to the contract
-// (target pumptwin_audit_hash: pumptwin_proto + OpenSSL only). Pure functions: thread-safe.
+// (target pumptwin_audit_hash: the messages and common/sha256.h only). Pure functions: thread-safe.
 #ifndef PUMPTWIN_PROTO_AUDIT_HASH_H_
 #define PUMPTWIN_PROTO_AUDIT_HASH_H_
 
@@ -37,11 +37,11 @@ void SealAuditRecord(absl::string_view previous_hash_hex, pumptwin::v1::AuditRec
 // first record that fails, and problem says why.
 struct ChainVerdict {
   bool ok = true;
-  size_t checked = 0;                 // records examined
+  size_t checked = 0;  // records examined
   size_t first_bad_index = 0;
   uint64_t first_bad_sequence = 0;
   std::string problem;
-  std::string head_hash_hex;          // hash of the last record when ok
+  std::string head_hash_hex;  // hash of the last record when ok
 };
 
 // Checks `records` (ascending sequence, as ListAuditRecords returns them): each record's

@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "server/thread_name.h"
+#include "common/thread_name.h"
 
 namespace pumptwin::store {
 
@@ -63,9 +63,8 @@ absl::Status GroupCommitter::Enqueue(WriteGroup group, DoneFn done, bool block, 
   {
     absl::MutexLock lock(&mu_);
     if (block) {
-      auto ready = [this, bytes]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return stopping_ || HasRoom(bytes);
-      };
+      auto ready = [this, bytes]()
+                       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || HasRoom(bytes); };
       mu_.Await(absl::Condition(&ready));
     }
     if (stopping_) return absl::UnavailableError("store writer is shut down");

@@ -60,8 +60,9 @@ class MemStore final : public Store {
   absl::StatusOr<std::string> Get(StringMap MemStore::*map, absl::string_view key,
                                   absl::string_view what) const;
   absl::Status Scan(StringMap MemStore::*map, const KeyValueFn& fn) const;
-  absl::StatusOr<std::vector<std::pair<uint64_t, std::string>>> ScanCursor(
-      CursorMap MemStore::*map, uint64_t after, size_t limit) const;
+  absl::StatusOr<std::vector<std::pair<uint64_t, std::string>>> ScanCursor(CursorMap MemStore::*map,
+                                                                           uint64_t after,
+                                                                           size_t limit) const;
 
   mutable absl::Mutex mu_;
   absl::Status failure_ ABSL_GUARDED_BY(mu_);

@@ -27,8 +27,8 @@ class TelemetryRetentionFilter final : public rocksdb::CompactionFilter {
 
 }  // namespace
 
-TelemetryRetentionFilterFactory::TelemetryRetentionFilterFactory(
-    std::function<absl::Time()> now, absl::Duration retention)
+TelemetryRetentionFilterFactory::TelemetryRetentionFilterFactory(std::function<absl::Time()> now,
+                                                                 absl::Duration retention)
     : now_(std::move(now)), retention_(retention) {}
 
 std::unique_ptr<rocksdb::CompactionFilter> TelemetryRetentionFilterFactory::CreateCompactionFilter(

@@ -14,16 +14,15 @@ void MoveAppend(std::vector<T>& dst, std::vector<T>& src) {
   if (dst.empty()) {
     dst = std::move(src);
   } else {
-    dst.insert(dst.end(), std::make_move_iterator(src.begin()),
-               std::make_move_iterator(src.end()));
+    dst.insert(dst.end(), std::make_move_iterator(src.begin()), std::make_move_iterator(src.end()));
   }
   src.clear();
 }
 
 absl::Status CheckPumpId(absl::string_view what, absl::string_view pump_id) {
   if (pump_id.empty() || pump_id.size() > kMaxPumpIdBytes) {
-    return absl::InvalidArgumentError(absl::StrCat(what, ": pump id length ", pump_id.size(),
-                                                   " outside 1..", kMaxPumpIdBytes));
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, ": pump id length ", pump_id.size(), " outside 1..", kMaxPumpIdBytes));
   }
   return absl::OkStatus();
 }
@@ -61,14 +60,12 @@ absl::Status ValidateWriteGroup(const WriteGroup& group) {
   for (const TelemetryChunk& c : group.telemetry) {
     if (absl::Status s = CheckPumpId("telemetry", c.pump_id); !s.ok()) return s;
     if (c.first_seq == 0 || c.first_seq > c.last_seq) {
-      return absl::InvalidArgumentError(absl::StrCat("telemetry chunk of ", c.pump_id,
-                                                     ": bad seq range ", c.first_seq, "..",
-                                                     c.last_seq));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "telemetry chunk of ", c.pump_id, ": bad seq range ", c.first_seq, "..", c.last_seq));
     }
     if (!keys::TimeToUnixNanos(c.first_device_time).ok() ||
         !keys::TimeToUnixNanos(c.last_device_time).ok() ||
-        !keys::TimeToUnixNanos(c.server_time).ok() ||
-        c.first_device_time > c.last_device_time) {
+        !keys::TimeToUnixNanos(c.server_time).ok() || c.first_device_time > c.last_device_time) {
       return absl::InvalidArgumentError(
           absl::StrCat("telemetry chunk of ", c.pump_id, ": bad device time range"));
     }

@@ -99,8 +99,8 @@ class Store {
   virtual absl::Status ScanPumpHeads(const HeadFn& fn) const = 0;
 
   // Chunks of `pump_id` overlapping [from, to), in key (time, seq) order.
-  virtual absl::Status ScanTelemetry(absl::string_view pump_id, absl::Time from,
-                                     absl::Time to, const ChunkFn& fn) const = 0;
+  virtual absl::Status ScanTelemetry(absl::string_view pump_id, absl::Time from, absl::Time to,
+                                     const ChunkFn& fn) const = 0;
   // Chunks of `pump_id` with last_seq > after_seq, in seq order (recovery replay). Cheap when
   // they are few: it walks backwards from the pump's newest chunk.
   virtual absl::Status ScanTelemetryAfterSeq(absl::string_view pump_id, uint64_t after_seq,

@@ -2,6 +2,7 @@
 #include "server/store/store_keys.h"
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 
 namespace pumptwin::store::keys {
 namespace {
@@ -39,9 +40,7 @@ void PutOrderedTime(std::string* dst, int64_t unix_ns) {
   PutBigEndian64(dst, static_cast<uint64_t>(unix_ns) ^ kSignBit);
 }
 
-int64_t GetOrderedTime(const char* p) {
-  return static_cast<int64_t>(GetBigEndian64(p) ^ kSignBit);
-}
+int64_t GetOrderedTime(const char* p) { return static_cast<int64_t>(GetBigEndian64(p) ^ kSignBit); }
 
 std::string TelemetryPrefix(absl::string_view pump_id) {
   std::string k;
@@ -152,6 +151,12 @@ absl::StatusOr<uint64_t> ParseCursorKey(absl::string_view key) {
     return absl::DataLossError(absl::StrCat("malformed cursor key of ", key.size(), " bytes"));
   }
   return GetBigEndian64(key.data());
+}
+
+std::string GenesisMetaKey(absl::string_view pump_id) { return absl::StrCat("genesis/", pump_id); }
+
+std::string RxHistoryMetaKey(absl::string_view pump_id, uint64_t version) {
+  return absl::StrFormat("rx_history/%s/%020d", pump_id, version);
 }
 
 }  // namespace pumptwin::store::keys

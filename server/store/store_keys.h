@@ -65,6 +65,13 @@ absl::StatusOr<PumpHead> ParseHead(absl::string_view pump_id, absl::string_view 
 std::string CursorKey(uint64_t cursor);
 absl::StatusOr<uint64_t> ParseCursorKey(absl::string_view key);
 
+// Meta keys (docs/storage.md, "Meta"). The event-time input and checkpoint keys are built
+// by server/core/event_inputs.h, next to their value format.
+// "genesis/<pump id>": the pump's twin as registered, before any telemetry.
+std::string GenesisMetaKey(absl::string_view pump_id);
+// "rx_history/<pump id>/<version, 20 digits>": one stored prescription version.
+std::string RxHistoryMetaKey(absl::string_view pump_id, uint64_t version);
+
 }  // namespace pumptwin::store::keys
 
 #endif  // PUMPTWIN_SERVER_STORE_STORE_KEYS_H_

@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "server/store/byte_io.h"
 #include "server/store/store_keys.h"
+#include "server/store/telemetry_codec_format.h"
 #include "zlib.h"
 
 namespace pumptwin::store {
@@ -20,10 +21,10 @@ namespace {
 using byte_io::Writer;
 using twin::Sample;
 
-constexpr double kPow10[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9};
-constexpr int kMaxDecimalDigits = 9;
-constexpr uint8_t kXorMode = 0xFF;
-constexpr double kTwoPow53 = 9007199254740992.0;
+using codec_format::kMaxDecimalDigits;
+using codec_format::kPow10;
+using codec_format::kScaledLimit;
+using codec_format::kXorMode;
 
 // ---- The 9 optional doubles, in format order (drive units go between #1 and #2). ---------
 constexpr int kDoubleFields = 9;
@@ -94,7 +95,7 @@ void PutPresence(Writer& out, size_t n, const Column<T>& col) {
 
 inline bool DecimalFits(double v, int k, int64_t* scaled_out) {
   const double scaled = v * kPow10[k];
-  if (!(std::fabs(scaled) < kTwoPow53)) return false;  // also rejects NaN
+  if (!(std::fabs(scaled) < static_cast<double>(kScaledLimit))) return false;  // and NaN
   // Inline rounding (llround is a libm call); exactness is checked right below anyway.
   const int64_t s = static_cast<int64_t>(scaled + (scaled >= 0 ? 0.5 : -0.5));
   const double back = static_cast<double>(s) / kPow10[k];

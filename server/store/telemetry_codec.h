@@ -44,8 +44,8 @@ absl::Status ScanSamples(const Store& store, absl::string_view pump_id, absl::Ti
                          absl::Time to, const SampleFn& fn);
 
 // Samples of `pump_id` with seq > after_seq, in seq order: the recovery replay.
-absl::Status ScanSamplesAfterSeq(const Store& store, absl::string_view pump_id,
-                                 uint64_t after_seq, const SampleFn& fn);
+absl::Status ScanSamplesAfterSeq(const Store& store, absl::string_view pump_id, uint64_t after_seq,
+                                 const SampleFn& fn);
 
 }  // namespace pumptwin::store
 

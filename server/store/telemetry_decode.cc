@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "server/store/byte_io.h"
 #include "server/store/telemetry_codec.h"
+#include "server/store/telemetry_codec_format.h"
 #include "zlib.h"
 
 namespace pumptwin::store {
@@ -15,9 +16,9 @@ namespace {
 using byte_io::Reader;
 using twin::Sample;
 
-constexpr double kPow10[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9};
-constexpr uint8_t kXorMode = 0xFF;
-constexpr int64_t kTwoPow53 = int64_t{1} << 53;
+using codec_format::kPow10;
+using codec_format::kScaledLimit;
+using codec_format::kXorMode;
 constexpr size_t kMaxEventsPerSample = 4096;
 
 absl::Status Corrupt(absl::string_view what) {
@@ -33,8 +34,8 @@ using Setter = void (*)(Sample&, double);
 constexpr Setter kDoublesBeforeDrive[] = {SetDouble<&Sample::calculated_reservoir>,
                                           SetDouble<&Sample::measured_reservoir>};
 constexpr Setter kDoublesAfterDrive[] = {
-    SetDouble<&Sample::outlet_pressure>,  SetDouble<&Sample::stroke_pressure_peak>,
-    SetDouble<&Sample::csf_pulsation>,    SetDouble<&Sample::battery_voltage>,
+    SetDouble<&Sample::outlet_pressure>,    SetDouble<&Sample::stroke_pressure_peak>,
+    SetDouble<&Sample::csf_pulsation>,      SetDouble<&Sample::battery_voltage>,
     SetDouble<&Sample::battery_current_ua>, SetDouble<&Sample::motor_current_ma>,
     SetDouble<&Sample::temperature_c>};
 
@@ -104,7 +105,7 @@ bool ReadDoubleField(Reader& r, std::vector<Sample>& out, Setter set,
     int64_t delta;
     if (!r.ZigZag(&delta)) return false;
     scaled = static_cast<int64_t>(static_cast<uint64_t>(scaled) + static_cast<uint64_t>(delta));
-    if (scaled <= -kTwoPow53 || scaled >= kTwoPow53) return false;
+    if (scaled <= -kScaledLimit || scaled >= kScaledLimit) return false;
     set(out[i], static_cast<double>(scaled) / kPow10[mode]);
   }
   return true;
@@ -123,7 +124,8 @@ absl::Status DecodeSamples(absl::string_view bytes, std::vector<Sample>* out) {
   out->clear();
   if (bytes.size() < 5) return Corrupt(absl::StrCat("only ", bytes.size(), " bytes"));
   if (static_cast<uint8_t>(bytes[0]) != kChunkCodecVersion) {
-    return Corrupt(absl::StrCat("unknown version ", static_cast<int>(static_cast<uint8_t>(bytes[0]))));
+    return Corrupt(
+        absl::StrCat("unknown version ", static_cast<int>(static_cast<uint8_t>(bytes[0]))));
   }
   const absl::string_view body = bytes.substr(0, bytes.size() - 4);
   uint32_t stored_crc = 0;
@@ -238,8 +240,8 @@ absl::Status ScanSamples(const Store& store, absl::string_view pump_id, absl::Ti
   return scan.ok() ? decode_status : scan;
 }
 
-absl::Status ScanSamplesAfterSeq(const Store& store, absl::string_view pump_id,
-                                 uint64_t after_seq, const SampleFn& fn) {
+absl::Status ScanSamplesAfterSeq(const Store& store, absl::string_view pump_id, uint64_t after_seq,
+                                 const SampleFn& fn) {
   std::vector<Sample> samples;
   absl::Status decode_status;
   absl::Status scan = store.ScanTelemetryAfterSeq(pump_id, after_seq, [&](const TelemetryChunk& c) {

@@ -8,9 +8,9 @@
 #include <string>
 
 #include "gmock/gmock.h"
+#include "proto/audit_hash.h"
 #include "server/store/rocksdb_store.h"
 #include "tests/alerts/alerts_test_util.h"
-#include "proto/audit_hash.h"
 
 namespace pumptwin::alerts_test {
 namespace {
@@ -119,9 +119,10 @@ TEST(AlertsApiTest, AcknowledgeListAndAuditChainWithTamperDetection) {
   {
     Watcher w(*stub, 0);
     WatchResult r;
-    w.ReadUntil(1, [](const v1::AlertEvent& e) {
-      return e.transition() == v1::ALERT_TRANSITION_ACKNOWLEDGED;
-    }, &r, 1000);
+    w.ReadUntil(
+        1,
+        [](const v1::AlertEvent& e) { return e.transition() == v1::ALERT_TRANSITION_ACKNOWLEDGED; },
+        &r, 1000);
     ASSERT_FALSE(r.ended);
     EXPECT_EQ(r.events.back().alert().name(), live.name());
     EXPECT_EQ(r.events.back().alert().acknowledged_by(), "anonymous");

@@ -3,7 +3,7 @@
 // subscriber (the replay/live boundary), and delivery on the hub's own thread (the
 // committer's OnAlertEvents only queues, whatever the subscribers do), wakeups only for
 // matching events, and the maximum number of subscribers.
-#include "server/alert_hub.h"
+#include "server/api/alert_hub.h"
 
 #include <atomic>
 #include <thread>
@@ -34,7 +34,8 @@ TEST(AlertHubTest, DeliversEveryEventInCursorOrderAndReportsPosition) {
   AlertHub hub({.buffer_events = 100}, 7, nullptr);
   std::atomic<int> wakes{0};
   uint64_t pos = 0;
-  auto sub = hub.Subscribe({}, [&] { ++wakes; }, &pos);
+  auto sub = hub.Subscribe(
+      {}, [&] { ++wakes; }, &pos);
   ASSERT_TRUE(sub.ok());
   EXPECT_EQ(pos, 7u);
   hub.OnAlertEvents(Range(8, 10));
@@ -48,7 +49,8 @@ TEST(AlertHubTest, DeliversEveryEventInCursorOrderAndReportsPosition) {
   ASSERT_EQ(got.size(), 5u);
   for (size_t i = 0; i < got.size(); ++i) EXPECT_EQ(got[i].cursor(), 8 + i);
   uint64_t pos2 = 0;
-  auto late = hub.Subscribe({}, [] {}, &pos2);
+  auto late = hub.Subscribe(
+      {}, [] {}, &pos2);
   ASSERT_TRUE(late.ok());
   EXPECT_EQ(pos2, 12u);  // a later subscriber replays up to 12 from the store
   EXPECT_EQ(hub.subscriber_count(), 2u);
@@ -60,8 +62,10 @@ TEST(AlertHubTest, DeliversEveryEventInCursorOrderAndReportsPosition) {
 TEST(AlertHubTest, OverflowDropsOnlyTheSlowSubscriber) {
   AlertHub hub({.buffer_events = 10}, 0, nullptr);
   uint64_t pos = 0;
-  auto slow = hub.Subscribe({}, [] {}, &pos);
-  auto fast = hub.Subscribe({}, [] {}, &pos);
+  auto slow = hub.Subscribe(
+      {}, [] {}, &pos);
+  auto fast = hub.Subscribe(
+      {}, [] {}, &pos);
   ASSERT_TRUE(slow.ok() && fast.ok());
   std::vector<v1::AlertEvent> fast_got;
   for (uint64_t c = 1; c <= 100; ++c) {
@@ -76,7 +80,8 @@ TEST(AlertHubTest, OverflowDropsOnlyTheSlowSubscriber) {
   EXPECT_TRUE(absl::IsResourceExhausted(s)) << s;
   EXPECT_TRUE(slow_got.empty());
   // Exactly at the bound is fine; one more overflows.
-  auto edge = hub.Subscribe({}, [] {}, &pos);
+  auto edge = hub.Subscribe(
+      {}, [] {}, &pos);
   ASSERT_TRUE(edge.ok());
   hub.OnAlertEvents(Range(101, 110));
   hub.WaitDelivered();
@@ -94,11 +99,13 @@ TEST(AlertHubTest, FiltersBeforeBuffering) {
   AlertFilter f;
   f.clinic = "south";
   f.min_severity = v1::SEVERITY_CRITICAL;
-  auto sub = hub.Subscribe(f, [] {}, &pos);
+  auto sub = hub.Subscribe(
+      f, [] {}, &pos);
   ASSERT_TRUE(sub.ok());
   // 50 events of other clinics / lower severity never count against the bound.
   for (uint64_t c = 1; c <= 50; ++c) hub.OnAlertEvents({Ev(c, c % 2 ? "north" : "south")});
-  hub.OnAlertEvents({Ev(51, "south", v1::SEVERITY_CRITICAL), Ev(52, "north", v1::SEVERITY_CRITICAL)});
+  hub.OnAlertEvents(
+      {Ev(51, "south", v1::SEVERITY_CRITICAL), Ev(52, "north", v1::SEVERITY_CRITICAL)});
   hub.WaitDelivered();
   std::vector<v1::AlertEvent> got;
   ASSERT_TRUE((*sub)->Take(10, &got).ok());
@@ -174,7 +181,8 @@ TEST(AlertHubTest, ShutdownEndsSubscriptionsAndRefusesNewOnes) {
   AlertHub hub({.buffer_events = 10}, 0, nullptr);
   uint64_t pos = 0;
   std::atomic<int> wakes{0};
-  auto sub = hub.Subscribe({}, [&] { ++wakes; }, &pos);
+  auto sub = hub.Subscribe(
+      {}, [&] { ++wakes; }, &pos);
   ASSERT_TRUE(sub.ok());
   hub.OnAlertEvents(Range(1, 3));
   hub.WaitDelivered();
@@ -182,7 +190,9 @@ TEST(AlertHubTest, ShutdownEndsSubscriptionsAndRefusesNewOnes) {
   EXPECT_EQ(wakes.load(), 2);
   std::vector<v1::AlertEvent> got;
   EXPECT_TRUE(absl::IsUnavailable((*sub)->Take(10, &got)));
-  EXPECT_TRUE(absl::IsUnavailable(hub.Subscribe({}, [] {}, &pos).status()));
+  EXPECT_TRUE(absl::IsUnavailable(hub.Subscribe(
+                                         {}, [] {}, &pos)
+                                      .status()));
   hub.Unsubscribe(*sub);
   hub.OnAlertEvents(Range(4, 5));  // after Unsubscribe: no wake
   EXPECT_EQ(wakes.load(), 2);

@@ -29,8 +29,8 @@ inline std::chrono::system_clock::time_point In(int seconds) {
 
 // Implant 30 days ago; sample seq s is at implant + s minutes.
 inline absl::Time Implant() {
-  static const absl::Time t = absl::FromUnixSeconds(absl::ToUnixSeconds(absl::Now()) / 60 * 60) -
-                              absl::Hours(24 * 30);
+  static const absl::Time t =
+      absl::FromUnixSeconds(absl::ToUnixSeconds(absl::Now()) / 60 * 60) - absl::Hours(24 * 30);
   return t;
 }
 

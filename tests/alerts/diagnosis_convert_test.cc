@@ -1,7 +1,7 @@
 // The differential diagnosis of a twin alert reaches the Alert message (diagnosis,
 // alternatives), and a transition without one leaves the alert's diagnosis as it was.
 #include "gtest/gtest.h"
-#include "server/convert.h"
+#include "server/core/convert.h"
 
 namespace pumptwin::server {
 namespace {

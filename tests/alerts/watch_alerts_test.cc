@@ -50,7 +50,8 @@ TEST(WatchAlertsTest, ResumeFromLastCursorHasNoGapAndNoDuplicate) {
   WatchResult first;
   {
     Watcher w(*srv.stub, 0);
-    w.ReadUntil(120, [](const v1::AlertEvent&) { return true; }, &first);
+    w.ReadUntil(
+        120, [](const v1::AlertEvent&) { return true; }, &first);
     ASSERT_FALSE(first.ended) << first.status.error_message();
   }  // disconnect mid-stream
   ASSERT_EQ(first.events.size(), 120u);
@@ -63,8 +64,8 @@ TEST(WatchAlertsTest, ResumeFromLastCursorHasNoGapAndNoDuplicate) {
   WatchResult second;
   size_t stalls_before = 0;
   for (const auto& e : first.events) stalls_before += IsStallOf(e, "PA") ? 1 : 0;
-  w2.ReadUntil(600 - stalls_before, [](const v1::AlertEvent& e) { return IsStallOf(e, "PA"); },
-               &second);
+  w2.ReadUntil(
+      600 - stalls_before, [](const v1::AlertEvent& e) { return IsStallOf(e, "PA"); }, &second);
   feeder.join();
   ASSERT_FALSE(second.ended) << second.status.error_message();
   ASSERT_NO_FATAL_FAILURE(ExpectConsecutive(second.events, last + 1));
@@ -91,7 +92,8 @@ TEST(WatchAlertsTest, ResumeAcrossServerRestart) {
     ASSERT_NO_FATAL_FAILURE(Feed(srv.proc.grpc_target(), "PR", 1, 100));
     WatchResult r;
     Watcher w(*srv.stub, 0);
-    w.ReadUntil(100, [](const v1::AlertEvent& e) { return IsStallOf(e, "PR"); }, &r);
+    w.ReadUntil(
+        100, [](const v1::AlertEvent& e) { return IsStallOf(e, "PR"); }, &r);
     ASSERT_FALSE(r.ended);
     ASSERT_NO_FATAL_FAILURE(ExpectConsecutive(r.events, 1));
     // Keep only the first 60 events as "seen"; the rest must come again after restart.
@@ -103,7 +105,8 @@ TEST(WatchAlertsTest, ResumeAcrossServerRestart) {
     ASSERT_TRUE(code.ok());
     EXPECT_EQ(*code, 0) << srv.proc.ReadLog();
     WatchResult tail;
-    w.ReadUntil(1000000, [](const v1::AlertEvent&) { return true; }, &tail, 100000);
+    w.ReadUntil(
+        1000000, [](const v1::AlertEvent&) { return true; }, &tail, 100000);
     ASSERT_TRUE(tail.ended);
     EXPECT_EQ(tail.status.error_code(), grpc::StatusCode::UNAVAILABLE)
         << tail.status.error_message();
@@ -114,7 +117,8 @@ TEST(WatchAlertsTest, ResumeAcrossServerRestart) {
   Watcher w(*srv.stub, last);
   std::thread feeder([&] { Feed(srv.proc.grpc_target(), "PR", 101, 200); });
   WatchResult r;
-  w.ReadUntil(200 - stalls_seen, [](const v1::AlertEvent& e) { return IsStallOf(e, "PR"); }, &r);
+  w.ReadUntil(
+      200 - stalls_seen, [](const v1::AlertEvent& e) { return IsStallOf(e, "PR"); }, &r);
   feeder.join();
   ASSERT_FALSE(r.ended) << r.status.error_message();
   ASSERT_NO_FATAL_FAILURE(ExpectConsecutive(r.events, last + 1));
@@ -148,12 +152,15 @@ TEST(WatchAlertsTest, SlowSubscriberIsDroppedAloneAndIngestIsNotSlowed) {
   size_t read_stalls = 0;
   WatchResult got;
   std::thread reader([&] {
-    normal.ReadUntil(kSamples, [&](const v1::AlertEvent& e) {
-      if (!IsStallOf(e, "PS")) return false;
-      absl::MutexLock l(&mu);
-      ++read_stalls;
-      return true;
-    }, &got);
+    normal.ReadUntil(
+        kSamples,
+        [&](const v1::AlertEvent& e) {
+          if (!IsStallOf(e, "PS")) return false;
+          absl::MutexLock l(&mu);
+          ++read_stalls;
+          return true;
+        },
+        &got);
   });
   device_link::GatewayClientOptions o;
   o.target = srv.proc.grpc_target();
@@ -180,7 +187,8 @@ TEST(WatchAlertsTest, SlowSubscriberIsDroppedAloneAndIngestIsNotSlowed) {
   // Now the slow one reads: what the transport held, then RESOURCE_EXHAUSTED naming the
   // cursor to resume from, which is the last event it received.
   WatchResult s;
-  slow.ReadUntil(1000000, [](const v1::AlertEvent&) { return true; }, &s, kSamples * 2);
+  slow.ReadUntil(
+      1000000, [](const v1::AlertEvent&) { return true; }, &s, kSamples * 2);
   ASSERT_TRUE(s.ended);
   EXPECT_EQ(s.status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
       << s.status.error_message();
@@ -192,14 +200,13 @@ TEST(WatchAlertsTest, SlowSubscriberIsDroppedAloneAndIngestIsNotSlowed) {
   // Resuming from there yields exactly the rest.
   Watcher again(*srv.stub, resume);
   WatchResult rest;
-  again.ReadUntil(got.events.size() - s.events.size(),
-                  [](const v1::AlertEvent&) { return true; }, &rest);
+  again.ReadUntil(
+      got.events.size() - s.events.size(), [](const v1::AlertEvent&) { return true; }, &rest);
   ASSERT_NO_FATAL_FAILURE(ExpectConsecutive(rest.events, resume + 1));
 
   auto metrics = testing::HttpGet(srv.proc.metrics_port(), "/metrics");
   ASSERT_TRUE(metrics.ok());
-  EXPECT_THAT(*metrics,
-              HasSubstr("pumptwin_subscribers_dropped_total{stream=\"watch_alerts\"} 1"));
+  EXPECT_THAT(*metrics, HasSubstr("pumptwin_subscribers_dropped_total{stream=\"watch_alerts\"} 1"));
 }
 
 // A subscriber that reads nothing while events flow: the server's write to it is stuck

@@ -53,8 +53,8 @@ TEST(WatchTwinTest, StreamsCoalescedStatesUpToTheLastSample) {
     auto rd = stub->WatchTwin(&c2, r2);
     EXPECT_FALSE(rd->Read(&st));
     grpc::Status s = rd->Finish();
-    EXPECT_EQ(s.error_code(), *bad == '\0' ? grpc::StatusCode::INVALID_ARGUMENT
-                                           : grpc::StatusCode::NOT_FOUND)
+    EXPECT_EQ(s.error_code(),
+              *bad == '\0' ? grpc::StatusCode::INVALID_ARGUMENT : grpc::StatusCode::NOT_FOUND)
         << s.error_message();
   }
   auto code = server.Stop(SIGTERM);

@@ -18,8 +18,8 @@
 namespace pumptwin::testing {
 
 absl::StatusOr<IssuedToken> IssueToken(const std::string& name, const std::string& role) {
-  std::string cmd = absl::StrCat(PUMPTWIN_TOKEN_BINARY, " new --quiet --name ", name,
-                                 " --role ", role);
+  std::string cmd =
+      absl::StrCat(PUMPTWIN_TOKEN_BINARY, " new --quiet --name ", name, " --role ", role);
   FILE* p = popen(cmd.c_str(), "r");
   if (p == nullptr) return absl::InternalError(absl::StrCat("cannot run ", cmd));
   std::string out;
@@ -111,8 +111,7 @@ pid_t FindServerChildPid() {
     auto close = stat->rfind(')');
     if (open == std::string::npos || close == std::string::npos) continue;
     std::string comm = stat->substr(open + 1, close - open - 1);
-    std::vector<std::string> rest =
-        absl::StrSplit(stat->substr(close + 2), ' ', absl::SkipEmpty());
+    std::vector<std::string> rest = absl::StrSplit(stat->substr(close + 2), ' ', absl::SkipEmpty());
     int ppid;
     if (rest.size() < 2 || !absl::SimpleAtoi(rest[1], &ppid)) continue;
     if (ppid == self && comm == "pumptwind") {
@@ -139,13 +138,13 @@ absl::Status MakeTestCertificates(const std::string& dir) {
       !s.ok()) {
     return s;
   }
-  for (const std::string& cmd : {
-           std::string("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 "
-                       "-nodes -keyout ca.key -out ca.pem -subj /CN=pumptwin-test-ca -days 2"),
-           std::string("openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
-                       "-keyout server.key -out server.csr -subj /CN=localhost"),
-           std::string("openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key "
-                       "-CAcreateserial -days 2 -out server.pem -extfile server.ext")}) {
+  for (const std::string& cmd :
+       {std::string("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 "
+                    "-nodes -keyout ca.key -out ca.pem -subj /CN=pumptwin-test-ca -days 2"),
+        std::string("openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+                    "-keyout server.key -out server.csr -subj /CN=localhost"),
+        std::string("openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key "
+                    "-CAcreateserial -days 2 -out server.pem -extfile server.ext")}) {
     if (auto s = run(cmd); !s.ok()) return s;
   }
   return absl::OkStatus();

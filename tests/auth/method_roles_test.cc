@@ -1,14 +1,11 @@
 // The TwinService method/role table, walked against the real server with a token file
 // holding a viewer, a clinician and an admin token (made by the real pumptwin-token).
-// The method list comes from the service descriptor (pumptwin.v1.TwinService), so a method added to the contract
-// fails ExpectedRolesCoverEveryMethod until its role is declared here, and the declared
-// roles must match the role comments of proto/pumptwin/v1/twin_service.proto.
-// For every method: no token and an unknown token -> UNAUTHENTICATED; each role below
-// the required one -> PERMISSION_DENIED naming the required role; the required role and
-// above -> anything but UNAUTHENTICATED/PERMISSION_DENIED (an empty request may well be
-// INVALID_ARGUMENT or NOT_FOUND).
-// Methods still listed in server/twin_service_methods.inc (not implemented yet) must
-// answer UNIMPLEMENTED to everyone; the full table applies to them once they land.
+// The method list comes from the service descriptor (pumptwin.v1.TwinService), so a method added to
+// the contract fails ExpectedRolesCoverEveryMethod until its role is declared here, and the
+// declared roles must match the role comments of proto/pumptwin/v1/twin_service.proto. For every
+// method: no token and an unknown token -> UNAUTHENTICATED; each role below the required one ->
+// PERMISSION_DENIED naming the required role; the required role and above -> anything but
+// UNAUTHENTICATED/PERMISSION_DENIED (an empty request may well be INVALID_ARGUMENT or NOT_FOUND).
 #include <signal.h>
 
 #include <iostream>
@@ -39,16 +36,16 @@ const char* kRoleNames[] = {"", "viewer", "clinician", "admin"};
 // The declared role of every TwinService method (docs/security.md has the same table).
 const std::map<std::string, Role>& ExpectedRoles() {
   static const auto* m = new std::map<std::string, Role>{
-      {"RegisterPump", kAdmin},          {"GetPump", kViewer},
-      {"ListPumps", kViewer},            {"DecommissionPump", kAdmin},
-      {"SetPrescription", kClinician},   {"GetPrescriptionHistory", kViewer},
-      {"ReplayTwin", kViewer},           {"RecordRefill", kClinician},
-      {"RecordEvent", kClinician},       {"GetTwin", kViewer},
-      {"WatchTwin", kViewer},            {"GetTelemetry", kViewer},
-      {"ListAlerts", kViewer},           {"WatchAlerts", kViewer},
-      {"AcknowledgeAlert", kClinician},  {"ListDrugs", kViewer},
-      {"ListAuditRecords", kAdmin},      {"RecordTrialOutcome", kClinician},
-      {"ImplantAfterTrial", kAdmin},     {"EndTrial", kAdmin},
+      {"RegisterPump", kAdmin},         {"GetPump", kViewer},
+      {"ListPumps", kViewer},           {"DecommissionPump", kAdmin},
+      {"SetPrescription", kClinician},  {"GetPrescriptionHistory", kViewer},
+      {"ReplayTwin", kViewer},          {"RecordRefill", kClinician},
+      {"RecordEvent", kClinician},      {"GetTwin", kViewer},
+      {"WatchTwin", kViewer},           {"GetTelemetry", kViewer},
+      {"ListAlerts", kViewer},          {"WatchAlerts", kViewer},
+      {"AcknowledgeAlert", kClinician}, {"ListDrugs", kViewer},
+      {"ListAuditRecords", kAdmin},     {"RecordTrialOutcome", kClinician},
+      {"ImplantAfterTrial", kAdmin},    {"EndTrial", kAdmin},
   };
   return *m;
 }
@@ -66,21 +63,6 @@ std::vector<std::string> DescriptorMethods() {
   const google::protobuf::ServiceDescriptor* svc = Service();
   std::vector<std::string> out;
   for (int i = 0; i < svc->method_count(); ++i) out.push_back(svc->method(i)->name());
-  return out;
-}
-
-// Methods named in server/twin_service_methods.inc: PUMPTWIN_NOT_YET_*(Method, ...).
-std::set<std::string> PendingMethods() {
-  std::set<std::string> out;
-  auto inc = testing::ReadTextFile(PUMPTWIN_SOURCE_DIR "/server/twin_service_methods.inc");
-  if (!inc.ok()) return out;
-  for (absl::string_view line : absl::StrSplit(*inc, '\n')) {
-    if (!absl::StartsWith(line, "PUMPTWIN_NOT_YET_")) continue;
-    auto open = line.find('(');
-    auto comma = line.find(',');
-    if (open == absl::string_view::npos || comma == absl::string_view::npos) continue;
-    out.insert(std::string(absl::StripAsciiWhitespace(line.substr(open + 1, comma - open - 1))));
-  }
   return out;
 }
 
@@ -135,9 +117,11 @@ class MethodRolesServerTest : public ::testing::Test {
     ASSERT_TRUE(unknown.ok()) << unknown.status();
     unknown_ = unknown->token;
     token_file_ = dir_.path() + "/tokens";
-    ASSERT_TRUE(testing::WriteTextFile(token_file_, absl::StrCat(
-        "# test principals\n", tokens_["viewer"].line, "\n", tokens_["clinician"].line,
-        "\n\n", tokens_["admin"].line, "   # trailing comment\n")).ok());
+    ASSERT_TRUE(testing::WriteTextFile(
+                    token_file_, absl::StrCat("# test principals\n", tokens_["viewer"].line, "\n",
+                                              tokens_["clinician"].line, "\n\n",
+                                              tokens_["admin"].line, "   # trailing comment\n"))
+                    .ok());
     server_ = std::make_unique<testing::ServerProcess>(testing::ServerProcessOptions{
         .data_dir = dir_.path() + "/data",
         .extra_args = {"--auth_tokens_file=" + token_file_, "--shutdown_grace=1s"}});
@@ -162,22 +146,11 @@ class MethodRolesServerTest : public ::testing::Test {
 };
 
 TEST_F(MethodRolesServerTest, EveryMethodEnforcesItsRole) {
-  std::set<std::string> pending = PendingMethods();
   int strict = 0;
   for (const std::string& method : DescriptorMethods()) {
     SCOPED_TRACE("TwinService." + method);
     ASSERT_TRUE(ExpectedRoles().contains(method));
     Role required = ExpectedRoles().at(method);
-    if (pending.contains(method)) {
-      // Not implemented yet: must change nothing and say so, whoever calls.
-      for (const std::string& token : {std::string(), unknown_, tokens_["admin"].token}) {
-        auto r = Call(method, token);
-        EXPECT_EQ(r.status.error_code(), grpc::StatusCode::UNIMPLEMENTED) << r.status.error_message();
-      }
-      std::cout << "[ pending  ] " << method << " (in twin_service_methods.inc: role table "
-                << "applies once it lands)\n";
-      continue;
-    }
     ++strict;
     auto none = Call(method, "");
     EXPECT_EQ(none.status.error_code(), grpc::StatusCode::UNAUTHENTICATED)
@@ -248,8 +221,9 @@ TEST_F(MethodRolesServerTest, SighupReloadsTokensAndABadFileKeepsThePreviousOnes
   EXPECT_EQ(get_pump(tokens_["viewer"].token), grpc::StatusCode::NOT_FOUND);
 
   // Rotation: the old viewer token is replaced by a new one.
-  ASSERT_TRUE(testing::WriteTextFile(token_file_, absl::StrCat(
-      fresh->line, "\n", tokens_["admin"].line, "\n")).ok());
+  ASSERT_TRUE(testing::WriteTextFile(token_file_,
+                                     absl::StrCat(fresh->line, "\n", tokens_["admin"].line, "\n"))
+                  .ok());
   ASSERT_EQ(kill(pid, SIGHUP), 0);
   auto wait_for = [&](const std::string& token, grpc::StatusCode want) {
     absl::Time end = absl::Now() + absl::Seconds(15);
@@ -264,8 +238,7 @@ TEST_F(MethodRolesServerTest, SighupReloadsTokensAndABadFileKeepsThePreviousOnes
   ASSERT_TRUE(testing::WriteTextFile(token_file_, "someone admin not-a-digest\n").ok());
   ASSERT_EQ(kill(pid, SIGHUP), 0);
   absl::Time end = absl::Now() + absl::Seconds(15);
-  while (absl::Now() < end &&
-         !absl::StrContains(server_->ReadLog(), "auth_tokens_reload_failed")) {
+  while (absl::Now() < end && !absl::StrContains(server_->ReadLog(), "auth_tokens_reload_failed")) {
     absl::SleepFor(absl::Milliseconds(50));
   }
   EXPECT_THAT(server_->ReadLog(), HasSubstr("auth_tokens_reload_failed"));

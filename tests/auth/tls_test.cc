@@ -11,7 +11,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "pumptwin/v1/twin_service.grpc.pb.h"
-#include "server/server_app.h"
+#include "server/process/server_app.h"
 #include "tests/auth/auth_test_util.h"
 #include "tests/support/server_process.h"
 

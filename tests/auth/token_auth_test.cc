@@ -2,7 +2,7 @@
 // errors name the line, checks map tokens to principals, roles are ordered, Reload
 // swaps the table atomically and a bad file keeps the previous one, concurrent checks
 // during reloads stay consistent.
-#include "server/token_auth.h"
+#include "server/api/token_auth.h"
 
 #include <unistd.h>
 
@@ -42,10 +42,10 @@ TEST(TokenFile, HashIsSha256Hex) {
 TEST(TokenFile, ParsesCommentsBlankLinesAndUppercaseHex) {
   std::string upper = DigestHex(HashToken("t2"));
   for (char& c : upper) c = static_cast<char>(toupper(c));
-  auto e = ParseTokenFile(absl::StrCat("# header\n\n", Line("a.b", "viewer", "t1"),
-                                       "  dr.smith\tclinician  ", upper, "  # note\n",
-                                       Line("ops@clinic", "admin", "t3")),
-                          "f");
+  auto e = ParseTokenFile(
+      absl::StrCat("# header\n\n", Line("a.b", "viewer", "t1"), "  dr.smith\tclinician  ", upper,
+                   "  # note\n", Line("ops@clinic", "admin", "t3")),
+      "f");
   ASSERT_TRUE(e.ok()) << e.status();
   ASSERT_EQ(e->size(), 3u);
   EXPECT_EQ((*e)[1].name, "dr.smith");
@@ -88,7 +88,8 @@ TEST(TokenAuthorizer, ChecksTokensAndRoles) {
   EXPECT_THAT(missing.status().message(), HasSubstr("missing bearer token"));
   for (absl::string_view bad : {"Bearer nope", "Basic tv", "tv", "Bearer ", "Bearer"}) {
     EXPECT_EQ((*auth)->CheckAuthorization(bad, Role::kViewer).status().code(),
-              absl::StatusCode::kUnauthenticated) << bad;
+              absl::StatusCode::kUnauthenticated)
+        << bad;
   }
   auto denied = (*auth)->CheckAuthorization("Bearer tv", Role::kClinician);
   EXPECT_EQ(denied.status().code(), absl::StatusCode::kPermissionDenied);

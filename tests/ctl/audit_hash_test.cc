@@ -13,8 +13,8 @@
 namespace pumptwin::audit {
 namespace {
 
-using ::testing::HasSubstr;
 using pumptwin::v1::AuditRecord;
+using ::testing::HasSubstr;
 
 std::vector<AuditRecord> MakeChain(int n) {
   std::vector<AuditRecord> chain;

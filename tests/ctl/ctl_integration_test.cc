@@ -52,8 +52,10 @@ CtlRun RunCtl(const testing::TempDir& dir, const std::vector<std::string>& args)
   argv.push_back(nullptr);
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, out_path.c_str(),
+                                   O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, err_path.c_str(),
+                                   O_WRONLY | O_CREAT | O_TRUNC, 0600);
   pid_t pid = -1;
   CtlRun r;
   const int rc = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
@@ -113,10 +115,35 @@ TEST_F(CtlIntegrationTest, GetOfAnUnknownPumpExitsTwoWithTheServersError) {
 // a precise answer (never a usage error, never "unavailable").
 TEST_F(CtlIntegrationTest, EveryMethodHasACommandThatReachesTheServer) {
   const std::vector<std::vector<std::string>> commands = {
-      {"pumps", "register", "CTL1", "--profile", "programmable-peristaltic", "--reservoir", "40mL", "--fill",
-       "20mL", "--catheter_length", "45cm", "--catheter_diameter", "0.53mm", "--implant_time", "now-30d",
-       "--clinic", "north", "--gateway", "gw1", "--reporting_interval", "1h", "--drug", "morphine",
-       "--concentration", "10mg/mL", "--rate", "0.5mL/day", "--reason", "implant"},
+      {"pumps",
+       "register",
+       "CTL1",
+       "--profile",
+       "programmable-peristaltic",
+       "--reservoir",
+       "40mL",
+       "--fill",
+       "20mL",
+       "--catheter_length",
+       "45cm",
+       "--catheter_diameter",
+       "0.53mm",
+       "--implant_time",
+       "now-30d",
+       "--clinic",
+       "north",
+       "--gateway",
+       "gw1",
+       "--reporting_interval",
+       "1h",
+       "--drug",
+       "morphine",
+       "--concentration",
+       "10mg/mL",
+       "--rate",
+       "0.5mL/day",
+       "--reason",
+       "implant"},
       {"pumps", "get", "CTL1"},
       {"pumps", "list", "--clinic", "north", "--order", "urgency", "--all"},
       {"prescription", "set", "CTL1", "--drug", "morphine", "--concentration", "10mg/mL", "--rate",
@@ -124,10 +151,10 @@ TEST_F(CtlIntegrationTest, EveryMethodHasACommandThatReachesTheServer) {
       {"prescription", "set", "CTL1", "--drug", "morphine", "--concentration", "10mg/mL", "--step",
        "00:00=0.4mL/day", "--step", "07:00=0.6mL/day", "--expected_version", "2"},
       {"prescription", "history", "CTL1"},
-      {"whatif", "CTL1", "--drug", "morphine", "--concentration", "10mg/mL", "--rate", "0.6mL/day", "--horizon",
-       "7d", "--resolution", "1d"},
-      {"refill", "CTL1", "--withdrawn", "3.2mL", "--added", "20mL", "--drug", "morphine", "--concentration",
-       "10mg/mL"},
+      {"whatif", "CTL1", "--drug", "morphine", "--concentration", "10mg/mL", "--rate", "0.6mL/day",
+       "--horizon", "7d", "--resolution", "1d"},
+      {"refill", "CTL1", "--withdrawn", "3.2mL", "--added", "20mL", "--drug", "morphine",
+       "--concentration", "10mg/mL"},
       {"event", "record", "CTL1", "clinician-bolus", "--volume", "50uL", "--duration", "30m"},
       {"event", "record", "CTL1", "mri"},
       {"twin", "get", "CTL1"},
@@ -140,15 +167,18 @@ TEST_F(CtlIntegrationTest, EveryMethodHasACommandThatReachesTheServer) {
       {"audit", "list", "--resource", "pumps/CTL1"},
       {"audit", "verify"},
       {"pumps", "trial-outcome", "CTL1", "--relief", "60"},
-      {"pumps", "implant-after-trial", "CTL1", "--profile", "programmable-peristaltic", "--reservoir",
-       "40mL", "--implant_time", "now", "--catheter_length", "45cm", "--catheter_diameter", "0.53mm"},
+      {"pumps", "implant-after-trial", "CTL1", "--profile", "programmable-peristaltic",
+       "--reservoir", "40mL", "--implant_time", "now", "--catheter_length", "45cm",
+       "--catheter_diameter", "0.53mm"},
       {"pumps", "end-trial", "CTL1"},
       {"pumps", "decommission", "CTL1", "--reason", "explant"},
   };
   for (const auto& args : commands) {
     CtlRun r = Ctl(args);
     const std::string what = absl::StrJoin(args, " ");
-    EXPECT_THAT(r.code, AnyOf(0, 2)) << what << "\n" << r.out << r.err << "server log:\n" << server_->ReadLog();
+    EXPECT_THAT(r.code, AnyOf(0, 2)) << what << "\n"
+                                     << r.out << r.err << "server log:\n"
+                                     << server_->ReadLog();
     if (r.code == 2) {
       EXPECT_THAT(r.err, StartsWith("error: ")) << what;
     }
@@ -168,8 +198,9 @@ TEST_F(CtlIntegrationTest, EveryMethodHasACommandThatReachesTheServer) {
 // Enrolment of a pump implanted years ago, a time zone, and a trial taken to implant, all
 // through pumptwinctl: the server's answers show what was registered.
 TEST_F(CtlIntegrationTest, EnrolmentTimeZoneAndTrialCommands) {
-  const std::vector<std::string> pump = {"--profile", "programmable-peristaltic", "--reservoir", "20mL",
-                                         "--catheter_length", "45cm", "--catheter_diameter", "0.53mm"};
+  const std::vector<std::string> pump = {
+      "--profile", "programmable-peristaltic", "--reservoir", "20mL", "--catheter_length",
+      "45cm",      "--catheter_diameter",      "0.53mm"};
   auto with = [&](std::vector<std::string> head, std::vector<std::string> tail) {
     head.insert(head.end(), pump.begin(), pump.end());
     head.insert(head.end(), tail.begin(), tail.end());
@@ -178,26 +209,28 @@ TEST_F(CtlIntegrationTest, EnrolmentTimeZoneAndTrialCommands) {
   CtlRun r = Ctl(with({"pumps", "register", "ENR1"},
                       {"--implant_time", "now-1460d", "--time_zone", "Europe/Berlin",
                        "--enrol_interrogation_time", "now-1h", "--enrol_reservoir", "9mL",
-                       "--enrol_last_refill_volume", "19mL", "--enrol_battery", "40%", "--drug", "morphine",
-                       "--concentration", "10mg/mL", "--rate", "0.5mL/day"}));
+                       "--enrol_last_refill_volume", "19mL", "--enrol_battery", "40%", "--drug",
+                       "morphine", "--concentration", "10mg/mL", "--rate", "0.5mL/day"}));
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("Europe/Berlin"));
   r = Ctl({"--json", "twin", "get", "ENR1"});
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("\"enrolled\":true"));
-  r = Ctl(with({"pumps", "register", "ENR2"},
-               {"--implant_time", "now-10d", "--enrol_interrogation_time", "now-20d", "--enrol_reservoir",
-                "9mL", "--drug", "morphine", "--concentration", "10mg/mL", "--rate", "0.5mL/day"}));
+  r = Ctl(with(
+      {"pumps", "register", "ENR2"},
+      {"--implant_time", "now-10d", "--enrol_interrogation_time", "now-20d", "--enrol_reservoir",
+       "9mL", "--drug", "morphine", "--concentration", "10mg/mL", "--rate", "0.5mL/day"}));
   EXPECT_EQ(r.code, 2);
   EXPECT_THAT(r.err, HasSubstr("is before pump.implant_time_ms"));
-  r = Ctl(with({"pumps", "register", "ENR3"}, {"--enrol_reservoir", "9mL", "--drug", "morphine",
-                                               "--concentration", "10mg/mL", "--rate", "0.5mL/day"}));
+  r = Ctl(
+      with({"pumps", "register", "ENR3"}, {"--enrol_reservoir", "9mL", "--drug", "morphine",
+                                           "--concentration", "10mg/mL", "--rate", "0.5mL/day"}));
   EXPECT_EQ(r.code, 1);  // usage: the interrogation time is required
   EXPECT_THAT(r.err, HasSubstr("--enrol_interrogation_time"));
 
   r = Ctl(with({"pumps", "register", "TR1", "--trial"},
-               {"--implant_time", "now-1h", "--drug", "morphine", "--concentration", "1mg/mL", "--rate",
-                "0.2mL/day"}));
+               {"--implant_time", "now-1h", "--drug", "morphine", "--concentration", "1mg/mL",
+                "--rate", "0.2mL/day"}));
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("trial"));
   r = Ctl({"pumps", "trial-outcome", "TR1", "--relief", "65%", "--notes", "walks 2 km"});

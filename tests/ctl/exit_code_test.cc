@@ -73,15 +73,19 @@ TEST(ExitCodeForStatusTest, MapsStatusesToDocumentedCodes) {
 TEST(CtlFailTest, PrintsCodeAndMessage) {
   std::ostringstream out, err;
   Ctl ctl(GlobalOptions{}, out, err);
-  EXPECT_EQ(ctl.Fail(grpc::Status(grpc::StatusCode::NOT_FOUND, "pump pumps/X is not registered")), 2);
+  EXPECT_EQ(ctl.Fail(grpc::Status(grpc::StatusCode::NOT_FOUND, "pump pumps/X is not registered")),
+            2);
   EXPECT_THAT(err.str(), HasSubstr("error: NOT_FOUND: pump pumps/X is not registered\n"));
   EXPECT_THAT(out.str(), IsEmpty());
 }
 
 TEST(RunCtlTest, HelpExitsZeroEverywhereAndDocumentsExitCodes) {
-  for (std::vector<std::string> args :
-       {std::vector<std::string>{"--help"}, {"pumps", "--help"}, {"pumps", "list", "--help"},
-        {"alerts", "watch", "--help"}, {"audit", "verify", "--help"}, {"event", "record", "--help"}}) {
+  for (std::vector<std::string> args : {std::vector<std::string>{"--help"},
+                                        {"pumps", "--help"},
+                                        {"pumps", "list", "--help"},
+                                        {"alerts", "watch", "--help"},
+                                        {"audit", "verify", "--help"},
+                                        {"event", "record", "--help"}}) {
     Result r = RunArgs(args);
     EXPECT_EQ(r.code, 0) << args.back() << r.err;
     EXPECT_THAT(r.out, HasSubstr("Exit codes:"));
@@ -94,7 +98,8 @@ TEST(RunCtlTest, BareNumbersAreUsageErrorsNamingTheUnits) {
   EXPECT_EQ(r.code, 1);
   EXPECT_THAT(r.err, HasSubstr("--rate: '0.5' has no unit"));
   EXPECT_THAT(r.err, HasSubstr("mL/day"));
-  r = RunArgs({"refill", "P1", "--withdrawn", "3", "--added", "20mL", "--drug", "m", "--concentration", "10mg/mL"});
+  r = RunArgs({"refill", "P1", "--withdrawn", "3", "--added", "20mL", "--drug", "m",
+               "--concentration", "10mg/mL"});
   EXPECT_EQ(r.code, 1);
   EXPECT_THAT(r.err, HasSubstr("--withdrawn: '3' has no unit"));
   r = RunArgs({"event", "record", "P1", "clinician-bolus", "--dose", "15", "--duration", "30m"});
@@ -114,7 +119,8 @@ TEST(RunCtlTest, CommandLineMistakesAreUsageErrors) {
   Result r = RunArgs({"event", "record", "P1", "lunch"});
   EXPECT_EQ(r.code, 1);
   EXPECT_THAT(r.err, HasSubstr("clinician-bolus"));
-  r = RunArgs({"prescription", "set", "P1", "--drug", "morphine", "--concentration", "10mg/mL", "--rate", "0.5mL/day"});
+  r = RunArgs({"prescription", "set", "P1", "--drug", "morphine", "--concentration", "10mg/mL",
+               "--rate", "0.5mL/day"});
   EXPECT_EQ(r.code, 1);
   EXPECT_THAT(r.err, HasSubstr("--expected_version N is required"));
   r = RunArgs({"alerts", "ack", "P1", "--comment", "seen"});

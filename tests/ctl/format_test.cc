@@ -1,14 +1,13 @@
 // Human output of pumptwinctl: aligned tables with units in headers, RFC 3339 UTC times,
 // display-unit numbers, short enum names, JSON lines, prescription summaries.
-#include "tools/ctl/ctl_format.h"
-
 #include <sstream>
 
+#include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "absl/strings/str_split.h"
 #include "pumptwin/v1/resources.pb.h"
 #include "pumptwin/v1/twin_service.pb.h"
+#include "tools/ctl/ctl_format.h"
 #include "tools/ctl/ctl_prescription.h"
 
 namespace pumptwin::ctl {
@@ -83,9 +82,10 @@ TEST(EnumNameTest, ShortNamesRoundTrip) {
   EXPECT_EQ(EnumShortName(d, v1::ALERT_TYPE_LOW_RESERVOIR, "ALERT_TYPE_"), "low-reservoir");
   EXPECT_EQ(*ParseEnumShortName(d, "ALERT_TYPE_", "low-reservoir"), v1::ALERT_TYPE_LOW_RESERVOIR);
   EXPECT_EQ(*ParseEnumShortName(d, "ALERT_TYPE_", "LOW_RESERVOIR"), v1::ALERT_TYPE_LOW_RESERVOIR);
-  EXPECT_EQ(*ParseEnumShortName(d, "ALERT_TYPE_", "ALERT_TYPE_LOW_RESERVOIR"), v1::ALERT_TYPE_LOW_RESERVOIR);
-  EXPECT_EQ(EnumShortName(v1::ClinicalEventType_descriptor(), v1::CLINICAL_EVENT_ACCESS_PORT_ASPIRATION,
-                          "CLINICAL_EVENT_"),
+  EXPECT_EQ(*ParseEnumShortName(d, "ALERT_TYPE_", "ALERT_TYPE_LOW_RESERVOIR"),
+            v1::ALERT_TYPE_LOW_RESERVOIR);
+  EXPECT_EQ(EnumShortName(v1::ClinicalEventType_descriptor(),
+                          v1::CLINICAL_EVENT_ACCESS_PORT_ASPIRATION, "CLINICAL_EVENT_"),
             "access-port-aspiration");
 }
 
@@ -132,7 +132,8 @@ TEST(PrescriptionTest, BuildsSortedFlexScheduleAndAveragesTheDose) {
   EXPECT_EQ(p->flex().steps(1).start_offset_ms(), 12 * 3600000);
   // Half a day at 0.4 mL/day, half at 0.6 mL/day: 0.5 mL/day * 500 µg/mL = 250 µg/day.
   EXPECT_NEAR(DailyDoseUg(*p), 250, 1e-6);
-  EXPECT_THAT(DescribePrescription(*p), HasSubstr("daily flex [00:00=0.4 mL/day, 12:00=0.6 mL/day]"));
+  EXPECT_THAT(DescribePrescription(*p),
+              HasSubstr("daily flex [00:00=0.4 mL/day, 12:00=0.6 mL/day]"));
 }
 
 TEST(PrescriptionTest, UnitMistakesComeFirstThenMissingFields) {
@@ -142,13 +143,15 @@ TEST(PrescriptionTest, UnitMistakesComeFirstThenMissingFields) {
   ASSERT_FALSE(p.ok());
   EXPECT_THAT(std::string(p.status().message()), HasSubstr("--rate: '0.5' has no unit"));
   f.rate = "0.5mL/day";
-  EXPECT_THAT(std::string(BuildPrescription(f, absl::Now()).status().message()), HasSubstr("--drug is required"));
+  EXPECT_THAT(std::string(BuildPrescription(f, absl::Now()).status().message()),
+              HasSubstr("--drug is required"));
   f.drug = "morphine";
   EXPECT_THAT(std::string(BuildPrescription(f, absl::Now()).status().message()),
               HasSubstr("--concentration is required"));
   f.concentration = "10mg/mL";
   f.stop = true;
-  EXPECT_THAT(std::string(BuildPrescription(f, absl::Now()).status().message()), HasSubstr("exactly one mode"));
+  EXPECT_THAT(std::string(BuildPrescription(f, absl::Now()).status().message()),
+              HasSubstr("exactly one mode"));
   f.stop = false;
   f.bolus_volume = "50uL";
   EXPECT_THAT(std::string(BuildPrescription(f, absl::Now()).status().message()),

@@ -29,10 +29,10 @@ struct Case {
 };
 
 TEST(ParseVolumeTest, EveryAcceptedSpellingGivesMicrolitres) {
-  for (const Case& c : {Case{"0.5mL", 500}, Case{"0.5ml", 500}, Case{"500uL", 500}, Case{"500ul", 500},
-                        Case{"500\xC2\xB5L", 500}, Case{"500\xCE\xBCL", 500}, Case{"20mL", 20000},
-                        Case{"0.5 mL", 500}, Case{"  3.25mL ", 3250}, Case{".5mL", 500}, Case{"0mL", 0},
-                        Case{"+1uL", 1}}) {
+  for (const Case& c : {Case{"0.5mL", 500}, Case{"0.5ml", 500}, Case{"500uL", 500},
+                        Case{"500ul", 500}, Case{"500\xC2\xB5L", 500}, Case{"500\xCE\xBCL", 500},
+                        Case{"20mL", 20000}, Case{"0.5 mL", 500}, Case{"  3.25mL ", 3250},
+                        Case{".5mL", 500}, Case{"0mL", 0}, Case{"+1uL", 1}}) {
     auto v = ParseVolume(c.text);
     ASSERT_TRUE(v.ok()) << c.text << ": " << v.status();
     EXPECT_DOUBLE_EQ(v->ul, c.base) << c.text;
@@ -62,10 +62,11 @@ TEST(ParseVolumeTest, RefusesWrongUnitsNegativesAndGarbage) {
 }
 
 TEST(ParseRateTest, EveryAcceptedSpellingGivesMicrolitresPerDay) {
-  for (const Case& c : {Case{"0.5mL/day", 500}, Case{"0.5mL/d", 500}, Case{"0.5ml/day", 500},
-                        Case{"20uL/h", 480}, Case{"20uL/hr", 480}, Case{"20uL/hour", 480},
-                        Case{"0.02mL/hr", 480}, Case{"0.02mL/h", 480}, Case{"480\xC2\xB5L/day", 480},
-                        Case{"20\xCE\xBCL/h", 480}, Case{"100ul/d", 100}, Case{"0mL/day", 0}}) {
+  for (const Case& c :
+       {Case{"0.5mL/day", 500}, Case{"0.5mL/d", 500}, Case{"0.5ml/day", 500}, Case{"20uL/h", 480},
+        Case{"20uL/hr", 480}, Case{"20uL/hour", 480}, Case{"0.02mL/hr", 480}, Case{"0.02mL/h", 480},
+        Case{"480\xC2\xB5L/day", 480}, Case{"20\xCE\xBCL/h", 480}, Case{"100ul/d", 100},
+        Case{"0mL/day", 0}}) {
     auto v = ParseRate(c.text);
     ASSERT_TRUE(v.ok()) << c.text << ": " << v.status();
     EXPECT_NEAR(v->ul_per_day, c.base, 1e-9) << c.text;
@@ -83,9 +84,10 @@ TEST(ParseRateTest, RefusesBareNumbersAndIncompleteRates) {
 }
 
 TEST(ParseConcentrationTest, EveryAcceptedSpellingGivesMicrogramsPerMillilitre) {
-  for (const Case& c : {Case{"10mg/mL", 10000}, Case{"10mg/ml", 10000}, Case{"500ug/mL", 500},
-                        Case{"500mcg/mL", 500}, Case{"500\xC2\xB5g/mL", 500}, Case{"500\xCE\xBCg/mL", 500},
-                        Case{"25mcg/ml", 25}, Case{"0.025mg/mL", 25}}) {
+  for (const Case& c :
+       {Case{"10mg/mL", 10000}, Case{"10mg/ml", 10000}, Case{"500ug/mL", 500},
+        Case{"500mcg/mL", 500}, Case{"500\xC2\xB5g/mL", 500}, Case{"500\xCE\xBCg/mL", 500},
+        Case{"25mcg/ml", 25}, Case{"0.025mg/mL", 25}}) {
     auto v = ParseConcentration(c.text);
     ASSERT_TRUE(v.ok()) << c.text << ": " << v.status();
     EXPECT_NEAR(v->ug_per_ml, c.base, 1e-9) << c.text;
@@ -151,8 +153,8 @@ TEST(ParseDurationTest, RefusesBareNumbersAndUnknownUnits) {
 
 TEST(ParseTimeTest, Rfc3339NowAndRelative) {
   const absl::Time now = absl::FromUnixSeconds(1795000000);
-  EXPECT_EQ(*ParseTime("2026-11-22T08:00:00Z", now), absl::FromCivil(absl::CivilSecond(2026, 11, 22, 8, 0, 0),
-                                                                     absl::UTCTimeZone()));
+  EXPECT_EQ(*ParseTime("2026-11-22T08:00:00Z", now),
+            absl::FromCivil(absl::CivilSecond(2026, 11, 22, 8, 0, 0), absl::UTCTimeZone()));
   EXPECT_EQ(*ParseTime("2026-11-22T09:00:00+01:00", now),
             absl::FromCivil(absl::CivilSecond(2026, 11, 22, 8, 0, 0), absl::UTCTimeZone()));
   EXPECT_EQ(*ParseTime("2026-11-22T08:00:00.250Z", now),
@@ -193,7 +195,8 @@ TEST(ParseFlexStepTest, RefusesMalformedSteps) {
   EXPECT_THAT(ParseFlexStep("7:00=1mL/day", false), IsInvalidWith("bad time of day"));
   EXPECT_THAT(ParseFlexStep("07:60=1mL/day", false), IsInvalidWith("bad time of day"));
   EXPECT_THAT(ParseFlexStep("07:00=1mL/day", true), IsInvalidWith("weekly steps start with a day"));
-  EXPECT_THAT(ParseFlexStep("Xyz-07:00=1mL/day", true), IsInvalidWith("weekly steps start with a day"));
+  EXPECT_THAT(ParseFlexStep("Xyz-07:00=1mL/day", true),
+              IsInvalidWith("weekly steps start with a day"));
 }
 
 TEST(NormalizeFlexStepsTest, SortsAndRequiresAStepAtMidnight) {
@@ -202,8 +205,10 @@ TEST(NormalizeFlexStepsTest, SortsAndRequiresAStepAtMidnight) {
   ASSERT_EQ(steps->size(), 2u);
   EXPECT_EQ((*steps)[0].start_offset, absl::ZeroDuration());
   EXPECT_EQ((*steps)[1].rate.ul_per_day, 600);
-  EXPECT_THAT(NormalizeFlexSteps({{absl::Hours(7), {600}}}, false), IsInvalidWith("must start at 00:00"));
-  EXPECT_THAT(NormalizeFlexSteps({{absl::Hours(7), {600}}}, true), IsInvalidWith("must start at Mon-00:00"));
+  EXPECT_THAT(NormalizeFlexSteps({{absl::Hours(7), {600}}}, false),
+              IsInvalidWith("must start at 00:00"));
+  EXPECT_THAT(NormalizeFlexSteps({{absl::Hours(7), {600}}}, true),
+              IsInvalidWith("must start at Mon-00:00"));
   EXPECT_THAT(NormalizeFlexSteps({}, false), IsInvalidWith("at least one --step"));
   EXPECT_THAT(NormalizeFlexSteps({{absl::ZeroDuration(), {1}}, {absl::ZeroDuration(), {2}}}, false),
               IsInvalidWith("same time"));

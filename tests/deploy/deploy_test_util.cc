@@ -38,7 +38,8 @@ absl::StatusOr<int> FreeLoopbackPort() {
 
 ChildProcess::~ChildProcess() { Stop(); }
 
-absl::Status ChildProcess::Start(const std::vector<std::string>& argv, const std::string& log_path) {
+absl::Status ChildProcess::Start(const std::vector<std::string>& argv,
+                                 const std::string& log_path) {
   std::vector<std::string> args = argv;
   std::vector<char*> c_argv;
   for (auto& a : args) c_argv.push_back(a.data());

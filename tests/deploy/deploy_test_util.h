@@ -58,7 +58,6 @@ grpc::Status RegisterPumpReportingEvery(v1::TwinService::Stub& stub, const std::
 // A plausible sample of that pump at `device_time`, `seq`.
 v1::TelemetrySample SampleNow(const std::string& pump, uint64_t seq, absl::Time device_time);
 
-
 }  // namespace pumptwin::testing
 
 #endif  // PUMPTWIN_TESTS_DEPLOY_DEPLOY_TEST_UTIL_H_

@@ -1,5 +1,7 @@
 // DeviceGateway service over real gRPC on 127.0.0.1 with the FakeSink, driven by a raw
 // stream (to control every message) and by GatewayClient.
+#include "device_link/gateway_service.h"
+
 #include <atomic>
 #include <chrono>
 #include <memory>
@@ -9,7 +11,6 @@
 
 #include "device_link/fake_sink.h"
 #include "device_link/gateway_client.h"
-#include "device_link/gateway_service.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/device_link/test_util.h"
@@ -247,7 +248,7 @@ TEST_F(GatewayServiceTest, SinkFailureEndsStreamWithItsStatusAndNothingIsAcked) 
   ASSERT_TRUE(s.Hello("gw1"));
   ASSERT_TRUE(s.Frame(1, MakeSamples("p1", 1, 2)));
   ServerMessage m;
-  ASSERT_TRUE(s.Read(&m));  // Welcome
+  ASSERT_TRUE(s.Read(&m));   // Welcome
   EXPECT_FALSE(s.Read(&m));  // no Ack
   grpc::Status st = s.Close();
   EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE);
@@ -445,10 +446,10 @@ TEST_F(GatewayServiceTest, ServerCrashMidStreamThenRestartDeliversExactlyOnce) {
     ASSERT_TRUE(client.Send(MakeSamples("p1", 1 + f * kPerFrame, kPerFrame)).ok());
   }
   ASSERT_TRUE(sink_.AwaitHeld(10, kWait));
-  sink_.ReleaseHeld(5);   // five frames acked, the rest in flight
-  server_->Kill();         // crash
+  sink_.ReleaseHeld(5);  // five frames acked, the rest in flight
+  server_->Kill();       // crash
   sink_.SetHoldCompletions(false);
-  sink_.ReleaseHeld();     // late completions hit finished streams: must be harmless
+  sink_.ReleaseHeld();  // late completions hit finished streams: must be harmless
   EXPECT_EQ(server_->service()->active_streams(), 0);
   server_ = TestServer::Start(&sink_, {}, port);  // restart on the same port
   ASSERT_NE(server_, nullptr);

@@ -27,7 +27,9 @@ std::string ReadFile(const std::string& path) {
   return ss.str();
 }
 
-bool RunQuiet(const std::string& cmd) { return std::system((cmd + " >/dev/null 2>&1").c_str()) == 0; }
+bool RunQuiet(const std::string& cmd) {
+  return std::system((cmd + " >/dev/null 2>&1").c_str()) == 0;
+}
 
 struct Pki {
   std::string dir;
@@ -35,18 +37,20 @@ struct Pki {
 
   // A CA, then leaf certificates signed by it (CN = name).
   bool MakeCa(const std::string& ca) {
-    return RunQuiet(absl::StrCat("cd ", dir, " && openssl req -x509 -newkey ec -pkeyopt "
-                            "ec_paramgen_curve:prime256v1 -nodes -keyout ", ca, ".key -out ", ca,
-                            ".pem -subj /CN=", ca, " -days 2"));
+    return RunQuiet(absl::StrCat("cd ", dir,
+                                 " && openssl req -x509 -newkey ec -pkeyopt "
+                                 "ec_paramgen_curve:prime256v1 -nodes -keyout ",
+                                 ca, ".key -out ", ca, ".pem -subj /CN=", ca, " -days 2"));
   }
   bool MakeLeaf(const std::string& ca, const std::string& name, const std::string& ext) {
     std::ofstream(absl::StrCat(dir, "/", name, ".ext")) << ext;
-    return RunQuiet(absl::StrCat("cd ", dir, " && openssl req -newkey ec -pkeyopt "
-                            "ec_paramgen_curve:prime256v1 -nodes -keyout ", name, ".key -out ",
-                            name, ".csr -subj /CN=", name)) &&
+    return RunQuiet(absl::StrCat("cd ", dir,
+                                 " && openssl req -newkey ec -pkeyopt "
+                                 "ec_paramgen_curve:prime256v1 -nodes -keyout ",
+                                 name, ".key -out ", name, ".csr -subj /CN=", name)) &&
            RunQuiet(absl::StrCat("cd ", dir, " && openssl x509 -req -in ", name, ".csr -CA ", ca,
-                            ".pem -CAkey ", ca, ".key -CAcreateserial -days 2 -out ", name,
-                            ".pem -extfile ", name, ".ext"));
+                                 ".pem -CAkey ", ca, ".key -CAcreateserial -days 2 -out ", name,
+                                 ".pem -extfile ", name, ".ext"));
   }
   std::string Pem(const std::string& name, const std::string& ext) const {
     return ReadFile(absl::StrCat(dir, "/", name, ".", ext));
@@ -68,7 +72,8 @@ class MtlsTest : public ::testing::Test {
                               "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\n"
                               "extendedKeyUsage=serverAuth\n"
                               "subjectAltName=IP:127.0.0.1,DNS:localhost\n") &&
-               pki_->MakeLeaf("ca", "gw-a", client_ext) && pki_->MakeLeaf("ca", "gw-b", client_ext) &&
+               pki_->MakeLeaf("ca", "gw-a", client_ext) &&
+               pki_->MakeLeaf("ca", "gw-b", client_ext) &&
                pki_->MakeLeaf("rogue-ca", "gw-rogue", client_ext);
   }
   static void TearDownTestSuite() {

@@ -41,7 +41,8 @@ TEST(SampleCodec, ProtoToTwinToProtoRoundTripsEveryField) {
   v1::TelemetrySample out;
   ToProtoSample("pump-1", t, &out);
   EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(in, out))
-      << in.DebugString() << "\nvs\n" << out.DebugString();
+      << in.DebugString() << "\nvs\n"
+      << out.DebugString();
 }
 
 TEST(SampleCodec, AbsentOptionalFieldsStayAbsent) {
@@ -144,14 +145,12 @@ INSTANTIATE_TEST_SUITE_P(
              v1::NACK_REASON_INVALID_FIELD, "not printable ASCII (0x20)", false},
         Rule{"SeqZero", [](auto* s) { s->set_seq(0); }, v1::NACK_REASON_INVALID_FIELD,
              "samples[0].seq=0 is invalid", false},
-        Rule{"TimeFarPast", [](auto* s) { s->set_device_time_ms(0); },
-             v1::NACK_REASON_TIME_ABSURD, "max_device_time_in_past", true},
-        Rule{"TimeFuture",
-             [](auto* s) { s->set_device_time_ms(kNowMs + 25LL * 3600 * 1000); },
+        Rule{"TimeFarPast", [](auto* s) { s->set_device_time_ms(0); }, v1::NACK_REASON_TIME_ABSURD,
+             "max_device_time_in_past", true},
+        Rule{"TimeFuture", [](auto* s) { s->set_device_time_ms(kNowMs + 25LL * 3600 * 1000); },
              v1::NACK_REASON_TIME_ABSURD, "max_device_time_in_future", true},
         Rule{"CalcReservoirNegative", [](auto* s) { s->set_calculated_reservoir_ul(-1); },
-             v1::NACK_REASON_INVALID_FIELD, "calculated_reservoir_ul=-1 is below minimum 0",
-             true},
+             v1::NACK_REASON_INVALID_FIELD, "calculated_reservoir_ul=-1 is below minimum 0", true},
         Rule{"CalcReservoirInf", [](auto* s) { s->set_calculated_reservoir_ul(kInf); },
              v1::NACK_REASON_INVALID_FIELD, "calculated_reservoir_ul=inf is not a finite", true},
         Rule{"MeasuredReservoirHuge", [](auto* s) { s->set_measured_reservoir_ul(1e6); },
@@ -230,14 +229,12 @@ TEST(SampleCodec, LimitsAreConfigurable) {
 TEST(SampleCodec, NackReasonsMapToGrpcCodes) {
   EXPECT_EQ(NackReasonToCode(v1::NACK_REASON_UNKNOWN_PUMP), absl::StatusCode::kNotFound);
   EXPECT_EQ(NackReasonToCode(v1::NACK_REASON_NOT_BOUND), absl::StatusCode::kPermissionDenied);
-  EXPECT_EQ(NackReasonToCode(v1::NACK_REASON_INVALID_FIELD),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(NackReasonToCode(v1::NACK_REASON_INVALID_FIELD), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(NackReasonToCode(v1::NACK_REASON_TIME_ABSURD), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(NackReasonToCode(v1::NACK_REASON_OUT_OF_ORDER), absl::StatusCode::kOutOfRange);
   EXPECT_EQ(NackReasonToCode(v1::NACK_REASON_DECOMMISSIONED),
             absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(NackReasonToCode(v1::NACK_REASON_STORE_UNAVAILABLE),
-            absl::StatusCode::kUnavailable);
+  EXPECT_EQ(NackReasonToCode(v1::NACK_REASON_STORE_UNAVAILABLE), absl::StatusCode::kUnavailable);
 }
 
 TEST(FrameDecoder, GroupsByPumpAuthorizesOnceAndConsumesRejectedSeqs) {
@@ -252,13 +249,14 @@ TEST(FrameDecoder, GroupsByPumpAuthorizesOnceAndConsumesRejectedSeqs) {
   *f.add_samples() = MakeSample("a", 3);
   int auth_calls = 0;
   DecodedFrame out;
-  ASSERT_TRUE(DecodeFrame(f, "gw", TestNow(), {},
-                          [&](absl::string_view pump) {
-                            ++auth_calls;
-                            return pump == "stranger" ? absl::PermissionDeniedError("not yours")
-                                                      : absl::OkStatus();
-                          },
-                          &out)
+  ASSERT_TRUE(DecodeFrame(
+                  f, "gw", TestNow(), {},
+                  [&](absl::string_view pump) {
+                    ++auth_calls;
+                    return pump == "stranger" ? absl::PermissionDeniedError("not yours")
+                                              : absl::OkStatus();
+                  },
+                  &out)
                   .ok());
   EXPECT_EQ(auth_calls, 3);
   ASSERT_EQ(out.batch.pumps.size(), 2u);
@@ -281,8 +279,8 @@ TEST(FrameDecoder, OversizedFrameIsAProtocolViolation) {
   FrameLimits limits;
   limits.max_samples_per_frame = 2;
   DecodedFrame out;
-  absl::Status st = DecodeFrame(f, "gw", TestNow(), limits,
-                                [](absl::string_view) { return absl::OkStatus(); }, &out);
+  absl::Status st = DecodeFrame(
+      f, "gw", TestNow(), limits, [](absl::string_view) { return absl::OkStatus(); }, &out);
   EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(st.message(), HasSubstr("exceeds max_samples_per_frame 2"));
 }

@@ -152,8 +152,8 @@ TEST(PumpSequencer, MatchesReferenceModelOnRandomPermutationsWithDuplicates) {
     for (uint64_t seq : arrivals) {
       const SeqVerdict v = p.Offer(c, Entry(seq), &got);
       const SeqVerdict rv = ref.Offer(window, seq, &want);
-      ASSERT_EQ(v, rv) << "seed " << seed << " seq " << seq << ": " << SeqVerdictName(v)
-                       << " vs " << SeqVerdictName(rv);
+      ASSERT_EQ(v, rv) << "seed " << seed << " seq " << seq << ": " << SeqVerdictName(v) << " vs "
+                       << SeqVerdictName(rv);
       ASSERT_EQ(p.applied_seq(), ref.applied);
       ASSERT_EQ(p.buffered_count(), ref.buffered.size());
     }

@@ -16,19 +16,27 @@
 #include "device_link/gateway_service.h"
 #include "grpcpp/grpcpp.h"
 #include "pumptwin/v1/telemetry.pb.h"
-#include "tools/loadgen/loadgen_common.h"
 
 namespace pumptwin::device_link::testing {
 
 // Server time used by tests: 2026-11-22 00:00 UTC.
 inline absl::Time TestNow() { return absl::FromUnixSeconds(1795305600); }
 
-// A sample that passes every default validation rule: the load tool's all-signals template
-// (tools/loadgen) with this seq, a device time just before `now`, and a reservoir and drive
-// count that move with the seq.
+// A sample that passes every default validation rule: every signal set to a plausible
+// value, this seq, a device time just before `now`, and a reservoir and drive count that
+// move with the seq. (Built here, not by tools/: tests of device_link/ use no tool code.)
 inline v1::TelemetrySample MakeSample(const std::string& pump_id, uint64_t seq,
                                       absl::Time now = TestNow()) {
-  v1::TelemetrySample s = loadgen::SampleTemplate(pump_id);
+  v1::TelemetrySample s;
+  s.set_pump_id(pump_id);
+  s.set_measured_reservoir_ul(17'950.0);
+  s.set_outlet_pressure_mmhg(12.5);
+  s.set_stroke_pressure_peak_mmhg(40.0);
+  s.set_csf_pulsation_mmhg(3.0);
+  s.set_battery_voltage_v(3.1);
+  s.set_battery_current_ua(15.0);
+  s.set_motor_current_ma(20.0);
+  s.set_temperature_c(37.0);
   s.set_seq(seq);
   s.set_device_time_ms(absl::ToUnixMillis(now) - 60'000 + static_cast<int64_t>(seq));
   s.set_calculated_reservoir_ul(18'000.0 - static_cast<double>(seq));
@@ -38,7 +46,7 @@ inline v1::TelemetrySample MakeSample(const std::string& pump_id, uint64_t seq,
 }
 
 inline std::vector<v1::TelemetrySample> MakeSamples(const std::string& pump, uint64_t first_seq,
-                                                     int n, absl::Time now = TestNow()) {
+                                                    int n, absl::Time now = TestNow()) {
   std::vector<v1::TelemetrySample> out;
   for (int i = 0; i < n; ++i) out.push_back(MakeSample(pump, first_seq + i, now));
   return out;

@@ -15,7 +15,7 @@
 #include "google/protobuf/util/message_differencer.h"
 #include "pumptwin/v1/gateway.pb.h"
 
-using namespace pumptwin;                // NOLINT: fuzz harness
+using namespace pumptwin;               // NOLINT: fuzz harness
 using namespace pumptwin::device_link;  // NOLINT
 
 namespace {

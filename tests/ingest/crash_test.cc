@@ -66,8 +66,7 @@ void StreamAndKill(ServerProcess& server, std::mt19937_64& rng,
 
 // Starts one kill cycle's server and its TwinService stub; the first cycle registers the
 // fleet.
-void StartCycle(ServerProcess& server, int cycle,
-                std::unique_ptr<v1::TwinService::Stub>& stub) {
+void StartCycle(ServerProcess& server, int cycle, std::unique_ptr<v1::TwinService::Stub>& stub) {
   absl::Status started = server.Start();
   ASSERT_TRUE(started.ok()) << "cycle " << cycle << ": " << started;
   stub = v1::TwinService::NewStub(
@@ -101,7 +100,10 @@ TEST(CrashTest, KillNineAtRandomMomentsLosesNothingAcknowledged) {
   // Restart once more: the recovered twins answer and hold every acknowledged sample.
   {
     ServerProcess server({.data_dir = data});
-    { absl::Status started = server.Start(); ASSERT_TRUE(started.ok()) << started; }
+    {
+      absl::Status started = server.Start();
+      ASSERT_TRUE(started.ok()) << started;
+    }
     auto stub = v1::TwinService::NewStub(
         grpc::CreateChannel(server.grpc_target(), grpc::InsecureChannelCredentials()));
     uint64_t total = 0;

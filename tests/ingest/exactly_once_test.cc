@@ -27,7 +27,10 @@ void ExpectSameModelState(const v1::TwinState& a, const v1::TwinState& b) {
 TEST(ExactlyOnceTest, DuplicatesReorderAndReconnectApplyEachSampleOnce) {
   TempDir dir;
   ServerProcess server({.data_dir = dir.path() + "/data"});
-  { absl::Status started = server.Start(); ASSERT_TRUE(started.ok()) << started; }
+  {
+    absl::Status started = server.Start();
+    ASSERT_TRUE(started.ok()) << started;
+  }
   auto stub = v1::TwinService::NewStub(
       grpc::CreateChannel(server.grpc_target(), grpc::InsecureChannelCredentials()));
   ASSERT_TRUE(RegisterSensorizedPump(*stub, "eo-a", "gw-eo").ok());
@@ -38,7 +41,8 @@ TEST(ExactlyOnceTest, DuplicatesReorderAndReconnectApplyEachSampleOnce) {
     client->Start();
     ASSERT_TRUE(client->WaitUntilWelcomed(1, absl::Seconds(20)));
     // A: 1..120 once, in order.
-    for (uint64_t s = 1; s <= 120; s += 20) ASSERT_TRUE(client->Send(Samples("eo-a", s, s + 19)).ok());
+    for (uint64_t s = 1; s <= 120; s += 20)
+      ASSERT_TRUE(client->Send(Samples("eo-a", s, s + 19)).ok());
     // B: 1..40 in order, then 41..60 reversed in one frame (within the window),
     // then 30..70 (duplicates 30..60 plus new 61..70), then 71..80 twice.
     ASSERT_TRUE(client->Send(Samples("eo-b", 1, 40)).ok());
@@ -76,7 +80,10 @@ TEST(ExactlyOnceTest, DuplicatesReorderAndReconnectApplyEachSampleOnce) {
 TEST(ExactlyOnceTest, GapBeyondTheReorderWindowIsNackedOutOfOrder) {
   TempDir dir;
   ServerProcess server({.data_dir = dir.path() + "/data", .extra_args = {"--reorder_window=8"}});
-  { absl::Status started = server.Start(); ASSERT_TRUE(started.ok()) << started; }
+  {
+    absl::Status started = server.Start();
+    ASSERT_TRUE(started.ok()) << started;
+  }
   auto stub = v1::TwinService::NewStub(
       grpc::CreateChannel(server.grpc_target(), grpc::InsecureChannelCredentials()));
   ASSERT_TRUE(RegisterSensorizedPump(*stub, "gap-a", "gw-gap").ok());

@@ -16,8 +16,8 @@
 
 namespace pumptwin::testing {
 
-inline constexpr int64_t kStartMs = 1767225600000;   // 2026-01-01T00:00:00Z
-inline constexpr int64_t kIntervalMs = 60000;         // one sample a minute
+inline constexpr int64_t kStartMs = 1767225600000;  // 2026-01-01T00:00:00Z
+inline constexpr int64_t kIntervalMs = 60000;       // one sample a minute
 inline constexpr double kRateUlPerDay = 500;
 
 inline grpc::Status RegisterSensorizedPump(v1::TwinService::Stub& stub, const std::string& pump,
@@ -40,8 +40,7 @@ inline std::vector<v1::TelemetrySample> Samples(const std::string& pump, uint64_
   return out;
 }
 
-inline absl::StatusOr<v1::TwinState> GetTwin(v1::TwinService::Stub& stub,
-                                             const std::string& pump) {
+inline absl::StatusOr<v1::TwinState> GetTwin(v1::TwinService::Stub& stub, const std::string& pump) {
   v1::GetTwinRequest req;
   req.set_name("pumps/" + pump);
   grpc::ClientContext ctx;

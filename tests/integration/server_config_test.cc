@@ -1,9 +1,9 @@
 // pumptwind's configuration checks, without binding anything: the gateway-authentication
 // rule for public addresses, the exit code of a failed start, and durations in days.
+#include "common/duration_flag.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "server/server_app.h"
-#include "tools/common/duration_flag.h"
+#include "server/process/server_app.h"
 
 namespace pumptwin::server {
 namespace {

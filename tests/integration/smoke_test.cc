@@ -17,7 +17,7 @@ using ::testing::HasSubstr;
 
 TEST(SmokeTest, ServesHealthMetricsAndStopsCleanlyOnSigterm) {
   testing::TempDir dir;
-  testing::ServerProcess server({.data_dir = dir.path() + "/data", 
+  testing::ServerProcess server({.data_dir = dir.path() + "/data",
                                  // gRPC core waits for idle client connections to close
                                  // until the grace deadline: keep it short here.
                                  .extra_args = {"--shutdown_grace=1s"}});
@@ -51,8 +51,7 @@ TEST(SmokeTest, ServesHealthMetricsAndStopsCleanlyOnSigterm) {
   ASSERT_TRUE(metrics.ok()) << metrics.status();
   EXPECT_THAT(*metrics, HasSubstr("pumptwin_build_info{version=\""));
   EXPECT_THAT(*metrics, HasSubstr("pumptwin_ready 1"));
-  EXPECT_THAT(*metrics,
-              HasSubstr("pumptwin_grpc_requests_total{code=\""));
+  EXPECT_THAT(*metrics, HasSubstr("pumptwin_grpc_requests_total{code=\""));
   EXPECT_THAT(*metrics, HasSubstr("method=\"pumptwin.v1.TwinService/GetPump\""));
 
   auto code = server.Stop(SIGTERM);

@@ -13,8 +13,8 @@
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "pumptwin/v1/twin_service.grpc.pb.h"
-#include "server/auth.h"
-#include "server/twin_service.h"
+#include "server/api/auth.h"
+#include "server/api/twin_service.h"
 #include "tests/registry/registry_fixture.h"
 
 namespace pumptwin::server {

@@ -8,12 +8,12 @@
 
 #include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
-#include "server/commit_gate.h"
-#include "server/convert.h"
+#include "server/core/commit_gate.h"
+#include "server/core/convert.h"
+#include "server/core/twin_registry.h"
 #include "server/store/group_committer.h"
 #include "server/store/mem_store.h"
 #include "server/store/telemetry_codec.h"
-#include "server/twin_registry.h"
 #include "tests/registry/registry_fixture.h"
 
 namespace pumptwin::server {

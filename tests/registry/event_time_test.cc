@@ -10,8 +10,8 @@
 
 #include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
-#include "server/event_inputs.h"
-#include "server/verify.h"
+#include "server/core/event_inputs.h"
+#include "server/core/verify.h"
 #include "tests/registry/registry_fixture.h"
 
 namespace pumptwin::server {
@@ -60,7 +60,7 @@ class EventTimeTest : public RegistryTest {
     absl::Status result;
     registry_->Mutate(
         "deg-1",
-        [&](PumpSlot&, MutationContext& ctx) {
+        [&](twin::Twin&, MutationContext& ctx) {
           return ctx.apply_input(MakeClinicalInput(kind, at, ctx.server_time, payload), nullptr);
         },
         [&](absl::Status s) {
@@ -311,12 +311,12 @@ TEST_F(EventTimeTest, PrescriptionsAtTheModelTimeApplyInTurn) {
     uint64_t version = 0;
     registry_->Mutate(
         "deg-1",
-        [&](PumpSlot& slot, MutationContext& ctx) {
+        [&](twin::Twin& pump_twin, MutationContext& ctx) {
           absl::Status s =
-              ctx.apply_input(MakeClinicalInput(InputKind::kPrescription, slot.twin.device_time(),
+              ctx.apply_input(MakeClinicalInput(InputKind::kPrescription, pump_twin.device_time(),
                                                 ctx.server_time, rec.SerializeAsString()),
                               nullptr);
-          version = slot.twin.prescription().version;
+          version = pump_twin.prescription().version;
           return s;
         },
         [&](absl::Status s) {

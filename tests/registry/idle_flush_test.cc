@@ -1,7 +1,7 @@
 // IdleFlushPolicy: a flush is due only after the memtables went unchanged (no writes) for
 // the idle period, never while they keep changing, never for tiny memtables, never when
 // disabled, and not again right after a flush that did not shrink them.
-#include "server/idle_flush.h"
+#include "server/core/idle_flush.h"
 
 #include "gtest/gtest.h"
 

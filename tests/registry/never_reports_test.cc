@@ -5,8 +5,8 @@
 
 #include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
-#include "server/event_inputs.h"
-#include "server/verify.h"
+#include "server/core/event_inputs.h"
+#include "server/core/verify.h"
 #include "tests/registry/registry_fixture.h"
 
 namespace pumptwin::server {
@@ -42,7 +42,7 @@ class NeverReportsTest : public RegistryTest {
     absl::Status result;
     registry_->Mutate(
         id,
-        [&](PumpSlot&, MutationContext& ctx) {
+        [&](twin::Twin&, MutationContext& ctx) {
           return ctx.apply_input(
               MakeClinicalInput(InputKind::kRefill, at, ctx.server_time, req.SerializeAsString()),
               nullptr);

@@ -2,7 +2,7 @@
 // bits of one character (plain FNV-1a modulo 2 is the parity of the bytes' low bits, so
 // such ids all landed on one shard); placement puts a gateway's pumps on one shard, keeps
 // the shards balanced within kPlacementSlack, and Insert is the one-twin-per-id check.
-#include "server/pump_directory.h"
+#include "server/core/pump_directory.h"
 
 #include <algorithm>
 #include <string>

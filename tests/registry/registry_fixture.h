@@ -10,11 +10,11 @@
 
 #include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
-#include "server/commit_gate.h"
-#include "server/convert.h"
+#include "server/core/commit_gate.h"
+#include "server/core/convert.h"
+#include "server/core/twin_registry.h"
 #include "server/store/group_committer.h"
 #include "server/store/mem_store.h"
-#include "server/twin_registry.h"
 
 namespace pumptwin::server {
 
@@ -69,8 +69,7 @@ class RegistryTest : public ::testing::Test {
   // Registers `pump` with a morphine twin (500 µL/day, 40 mL filled, at kStartMs); the
   // registry's answer. `registered`: the twin's registration server time (silence counts
   // from it until the first sample).
-  absl::Status Register(const v1::Pump& pump, double rate_ul_per_day = 500,
-                        double fill_ul = 40000,
+  absl::Status Register(const v1::Pump& pump, double rate_ul_per_day = 500, double fill_ul = 40000,
                         std::optional<absl::Time> registered = std::nullopt) {
     auto cfg = ToPumpConfig(pump);
     if (!cfg.ok()) return cfg.status();
@@ -80,8 +79,8 @@ class RegistryTest : public ::testing::Test {
     rx.mode = twin::TherapyMode::kSimpleContinuous;
     rx.rate = twin::MicrolitersPerDay(rate_ul_per_day);
     rx.version = 1;
-    auto twin = twin::Twin::Create(*cfg, rx, twin::Microliters(fill_ul),
-                                   absl::FromUnixMillis(kStartMs));
+    auto twin =
+        twin::Twin::Create(*cfg, rx, twin::Microliters(fill_ul), absl::FromUnixMillis(kStartMs));
     if (!twin.ok()) return twin.status();
     if (registered.has_value()) twin->SetRegistered(*registered);
     absl::Notification done;

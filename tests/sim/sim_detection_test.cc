@@ -73,8 +73,8 @@ TEST(SimDetectionTest, SuiteFleetMeetsItsBounds) {
   TempDir dir;
   // The data clock: pumps that report nothing are forecast on simulated time (as the full
   // evaluation runs them), not on today's wall clock.
-  ServerProcess server({.data_dir = dir.path() + "/data",
-                        .extra_args = {"--clock=data", "--tick_interval=200ms"}});
+  ServerProcess server(
+      {.data_dir = dir.path() + "/data", .extra_args = {"--clock=data", "--tick_interval=200ms"}});
   ASSERT_TRUE(server.Start().ok()) << server.ReadLog();
   const std::string gt = dir.path() + "/gt.jsonl";
   int rc = 0;

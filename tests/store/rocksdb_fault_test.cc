@@ -91,11 +91,14 @@ void ExpectExactlyGroups(const Store& store, int n) {
     const std::string pump = absl::StrCat("p", p);
     const int groups_of_pump = n > p ? (n - p + 2) / 3 : 0;
     uint64_t chunks = 0, last = 0;
-    ASSERT_TRUE(store.ScanTelemetryAfterSeq(pump, 0, [&](const TelemetryChunk& c) {
-      ++chunks;
-      last = c.last_seq;
-      return true;
-    }).ok());
+    ASSERT_TRUE(store
+                    .ScanTelemetryAfterSeq(pump, 0,
+                                           [&](const TelemetryChunk& c) {
+                                             ++chunks;
+                                             last = c.last_seq;
+                                             return true;
+                                           })
+                    .ok());
     EXPECT_EQ(chunks, static_cast<uint64_t>(groups_of_pump)) << pump;
     if (groups_of_pump == 0) {
       EXPECT_EQ(store.GetPumpHead(pump).status().code(), absl::StatusCode::kNotFound);
@@ -268,12 +271,15 @@ TEST(RocksDbStoreCorruption, FlippedSstBlockIsDataLossNeverWrongData) {
     reads.push_back((*store)->ScanAuditAfter(0, 1000).status());
     reads.push_back((*store)->GetMeta("pumptwin.store.format_version").status());
     for (const char* pump : {"p0", "p1", "p2"}) {
-      reads.push_back((*store)->ScanTelemetryAfterSeq(pump, 0, [](const TelemetryChunk&) { return true; }));
+      reads.push_back(
+          (*store)->ScanTelemetryAfterSeq(pump, 0, [](const TelemetryChunk&) { return true; }));
     }
     int data_loss = 0;
     for (const absl::Status& s : reads) {
-      if (absl::IsDataLoss(s)) ++data_loss;
-      else EXPECT_TRUE(s.ok()) << s;
+      if (absl::IsDataLoss(s))
+        ++data_loss;
+      else
+        EXPECT_TRUE(s.ok()) << s;
     }
     EXPECT_GE(data_loss, 1);
   }

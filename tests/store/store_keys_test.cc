@@ -1,18 +1,19 @@
 // Key layouts: bytewise order equals (pump, time, seq) order; pumps never interleave.
+#include "server/store/store_keys.h"
+
 #include <algorithm>
 #include <random>
 #include <tuple>
 
 #include "gtest/gtest.h"
-#include "server/store/store_keys.h"
 
 namespace pumptwin::store::keys {
 namespace {
 
 TEST(StoreKeys, TelemetryKeyBytewiseOrderIsPumpThenTimeThenSeq) {
   std::mt19937_64 rng(7);
-  const std::vector<std::string> pumps = {"a", "ab", "abc", "b", std::string("a\0b", 3),
-                                          std::string(255, 'z')};
+  const std::vector<std::string> pumps = {
+      "a", "ab", "abc", "b", std::string("a\0b", 3), std::string(255, 'z')};
   struct Parts {
     std::string pump;
     int64_t t;
@@ -23,7 +24,8 @@ TEST(StoreKeys, TelemetryKeyBytewiseOrderIsPumpThenTimeThenSeq) {
   for (int i = 0; i < 3000; ++i) {
     Parts p{pumps[rng() % pumps.size()], static_cast<int64_t>(rng()), rng() % 5, ""};
     if (i % 10 == 0) p.t = -p.t;
-    if (i % 17 == 0) p.t = i % 2 ? std::numeric_limits<int64_t>::min() : std::numeric_limits<int64_t>::max();
+    if (i % 17 == 0)
+      p.t = i % 2 ? std::numeric_limits<int64_t>::min() : std::numeric_limits<int64_t>::max();
     p.key = TelemetryKey(p.pump, p.t, p.seq);
     all.push_back(p);
   }
@@ -33,7 +35,8 @@ TEST(StoreKeys, TelemetryKeyBytewiseOrderIsPumpThenTimeThenSeq) {
            std::make_tuple(b.pump.size(), b.pump, b.t, b.seq);
   };
   std::vector<Parts> by_key = all, by_logic = all;
-  std::sort(by_key.begin(), by_key.end(), [](const Parts& a, const Parts& b) { return a.key < b.key; });
+  std::sort(by_key.begin(), by_key.end(),
+            [](const Parts& a, const Parts& b) { return a.key < b.key; });
   std::stable_sort(by_logic.begin(), by_logic.end(), logical);
   std::sort(by_logic.begin(), by_logic.end(), logical);
   for (size_t i = 0; i < all.size(); ++i) {
@@ -46,7 +49,8 @@ TEST(StoreKeys, TelemetryKeyBytewiseOrderIsPumpThenTimeThenSeq) {
 TEST(StoreKeys, EveryKeyOfAPumpLiesInsideItsPrefixRange) {
   for (const std::string pump : {"ab", "abc", "b"}) {
     const std::string lo = TelemetryPrefix(pump), hi = TelemetryPrefixEnd(pump);
-    for (int64_t t : {std::numeric_limits<int64_t>::min(), int64_t{0}, std::numeric_limits<int64_t>::max()}) {
+    for (int64_t t :
+         {std::numeric_limits<int64_t>::min(), int64_t{0}, std::numeric_limits<int64_t>::max()}) {
       for (uint64_t seq : {uint64_t{0}, std::numeric_limits<uint64_t>::max()}) {
         const std::string k = TelemetryKey(pump, t, seq);
         EXPECT_LE(lo, k);
@@ -70,8 +74,7 @@ TEST(StoreKeys, TelemetryKeyParsesBack) {
 }
 
 TEST(StoreKeys, EnvelopeCarriesLastSeqAndTimesAtFixedOffsets) {
-  const std::string v =
-      TelemetryEnvelope(99, 1700000000000000000, 1700000000123000000, "chunk");
+  const std::string v = TelemetryEnvelope(99, 1700000000000000000, 1700000000123000000, "chunk");
   ASSERT_EQ(v.size(), kEnvelopeHeaderBytes + 5);
   EXPECT_EQ(GetOrderedTime(v.data() + 9), 1700000000000000000);
   EXPECT_EQ(GetOrderedTime(v.data() + 17), 1700000000123000000);

@@ -3,8 +3,8 @@
 #ifndef PUMPTWIN_TESTS_STORE_STORE_TEST_UTIL_H_
 #define PUMPTWIN_TESTS_STORE_STORE_TEST_UTIL_H_
 
-#include <cstdint>
 #include <cmath>
+#include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <random>
@@ -60,14 +60,15 @@ inline std::vector<twin::Sample> RegularSamples(uint64_t first_seq, size_t n,
     s.battery_voltage = twin::Volts(3.05);
     s.temperature_c = 37.1;
     if (i % 50 == 7) {
-      s.events.push_back({twin::DeviceEventType::kBolusStart, s.device_time, twin::Microliters(25.0)});
+      s.events.push_back(
+          {twin::DeviceEventType::kBolusStart, s.device_time, twin::Microliters(25.0)});
     }
   }
   return out;
 }
 
 inline TelemetryChunk Chunk(absl::string_view pump, uint64_t first_seq, size_t n,
-                           absl::Time first_time) {
+                            absl::Time first_time) {
   absl::StatusOr<TelemetryChunk> c = MakeChunk(pump, RegularSamples(first_seq, n, first_time));
   EXPECT_TRUE(c.ok()) << c.status();
   return *c;
@@ -79,8 +80,8 @@ inline WriteGroup NumberedGroup(int i, int pumps = 3) {
   WriteGroup g;
   const std::string pump = absl::StrCat("p", i % pumps);
   const uint64_t first_seq = 1 + 10 * static_cast<uint64_t>(i / pumps);
-  g.telemetry.push_back(
-      Chunk(pump, first_seq, 10, absl::FromUnixSeconds(1700000000) + absl::Minutes(10.0 * (i / pumps))));
+  g.telemetry.push_back(Chunk(
+      pump, first_seq, 10, absl::FromUnixSeconds(1700000000) + absl::Minutes(10.0 * (i / pumps))));
   g.telemetry.back().server_time = absl::FromUnixSeconds(1800000000) + absl::Seconds(i);
   g.snapshots.emplace_back(pump, absl::StrCat("snapshot-after-group-", i));
   g.alerts.emplace_back(i + 1, absl::StrCat("alert-", i));

@@ -1,11 +1,12 @@
 // Chunk codec: lossless round trip over random samples, compactness, strict rejection.
+#include "server/store/telemetry_codec.h"
+
 #include <bit>
 #include <cmath>
 #include <limits>
 #include <random>
 
 #include "gtest/gtest.h"
-#include "server/store/telemetry_codec.h"
 #include "store_test_util.h"
 
 namespace pumptwin::store {
@@ -16,14 +17,22 @@ using twin::Sample;
 // Doubles of every kind the codec must keep bit-exact.
 double RandomDouble(std::mt19937_64& rng) {
   switch (rng() % 8) {
-    case 0: return static_cast<double>(static_cast<int64_t>(rng() % 100000) - 50000) / 10.0;
-    case 1: return static_cast<double>(rng() % 1000) / 1000.0;
-    case 2: return std::bit_cast<double>(rng());  // any bit pattern, NaNs and infinities included
-    case 3: return -0.0;
-    case 4: return std::uniform_real_distribution<double>(-1e6, 1e6)(rng);
-    case 5: return std::numeric_limits<double>::denorm_min();
-    case 6: return 1e300;
-    default: return 3.05;
+    case 0:
+      return static_cast<double>(static_cast<int64_t>(rng() % 100000) - 50000) / 10.0;
+    case 1:
+      return static_cast<double>(rng() % 1000) / 1000.0;
+    case 2:
+      return std::bit_cast<double>(rng());  // any bit pattern, NaNs and infinities included
+    case 3:
+      return -0.0;
+    case 4:
+      return std::uniform_real_distribution<double>(-1e6, 1e6)(rng);
+    case 5:
+      return std::numeric_limits<double>::denorm_min();
+    case 6:
+      return 1e300;
+    default:
+      return 3.05;
   }
 }
 
@@ -61,7 +70,8 @@ std::vector<Sample> RandomSamples(std::mt19937_64& rng,
     for (int e = 0, ne = rng() % 5 == 0 ? 1 + rng() % 3 : 0; e < ne; ++e) {
       twin::DeviceEvent ev;
       ev.type = static_cast<twin::DeviceEventType>(rng() % (max_event_type + 1));
-      ev.device_time = s.device_time + absl::Nanoseconds((static_cast<int64_t>(rng() % 100) - 50) * unit);
+      ev.device_time =
+          s.device_time + absl::Nanoseconds((static_cast<int64_t>(rng() % 100) - 50) * unit);
       if (rng() % 2) ev.volume = twin::Microliters(RandomDouble(rng));
       s.events.push_back(ev);
     }
@@ -74,8 +84,10 @@ void ExpectBitIdentical(const std::vector<Sample>& a, const std::vector<Sample>&
   ASSERT_EQ(a.size(), b.size());
   auto bits = [](const auto& o) -> std::optional<uint64_t> {
     if (!o) return std::nullopt;
-    if constexpr (std::is_same_v<std::decay_t<decltype(*o)>, double>) return std::bit_cast<uint64_t>(*o);
-    else return std::bit_cast<uint64_t>(o->value());
+    if constexpr (std::is_same_v<std::decay_t<decltype(*o)>, double>)
+      return std::bit_cast<uint64_t>(*o);
+    else
+      return std::bit_cast<uint64_t>(o->value());
   };
   for (size_t i = 0; i < a.size(); ++i) {
     SCOPED_TRACE(i);

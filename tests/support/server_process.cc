@@ -48,11 +48,9 @@ ServerProcess::~ServerProcess() { Kill(); }
 absl::Status ServerProcess::Start() {
   if (pid_ > 0) return absl::FailedPreconditionError("server already running");
   std::filesystem::remove(port_file_);
-  std::vector<std::string> args = {options_.binary,
-                                   "--listen=127.0.0.1:0",
+  std::vector<std::string> args = {options_.binary, "--listen=127.0.0.1:0",
                                    "--metrics_listen=127.0.0.1:0",
-                                   "--data_dir=" + options_.data_dir,
-                                   "--port_file=" + port_file_};
+                                   "--data_dir=" + options_.data_dir, "--port_file=" + port_file_};
   args.insert(args.end(), options_.extra_args.begin(), options_.extra_args.end());
   pid_ = ::fork();
   if (pid_ < 0) return absl::InternalError("fork failed");
@@ -74,8 +72,8 @@ absl::Status ServerProcess::Start() {
     int status;
     if (::waitpid(pid_, &status, WNOHANG) == pid_) {
       pid_ = -1;
-      return absl::InternalError(absl::StrCat("pumptwind exited during start-up (status ",
-                                              status, "); log:\n", ReadLog()));
+      return absl::InternalError(absl::StrCat("pumptwind exited during start-up (status ", status,
+                                              "); log:\n", ReadLog()));
     }
     std::ifstream in(port_file_);
     if (in) {

@@ -30,8 +30,8 @@ class TempDir {
 };
 
 struct ServerProcessOptions {
-  std::string binary;                 // default: PUMPTWIND_BINARY (compile definition)
-  std::string data_dir;               // required
+  std::string binary;    // default: PUMPTWIND_BINARY (compile definition)
+  std::string data_dir;  // required
   std::vector<std::string> extra_args;
   absl::Duration start_timeout = absl::Seconds(30);
 };

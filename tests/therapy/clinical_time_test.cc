@@ -1,7 +1,7 @@
 // Clinical times against the real pumptwind: a refill or event stated more than the
 // telemetry bound (24 h) after the server clock, or a prescription taking effect more than
-// 366 days ahead, is refused with the limit in the message, and the pump's telemetry keeps being applied (a mistyped date must not move the
-// model ahead and make later samples unusable).
+// 366 days ahead, is refused with the limit in the message, and the pump's telemetry keeps being
+// applied (a mistyped date must not move the model ahead and make later samples unusable).
 #include <string>
 #include <vector>
 

@@ -4,7 +4,7 @@
 #include <sstream>
 
 #include "gtest/gtest.h"
-#include "server/drug_library_holder.h"
+#include "server/core/drug_library_holder.h"
 #include "tests/support/server_process.h"
 
 namespace pumptwin::server {

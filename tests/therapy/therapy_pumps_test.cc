@@ -264,8 +264,8 @@ TEST_F(PumpsTest, TelemetryRangeDownsampleAndPaging) {
 
   v1::GetTelemetryRequest req;
   req.set_name("pumps/tm-1");
-  req.set_start_device_time_ms(t0 + 10000);       // seq 1
-  req.set_end_device_time_ms(t0 + 50 * 10000);    // excludes seq 50
+  req.set_start_device_time_ms(t0 + 10000);     // seq 1
+  req.set_end_device_time_ms(t0 + 50 * 10000);  // excludes seq 50
   req.set_page_size(20);
   std::vector<uint64_t> seqs;
   int pages = 0;

@@ -1,7 +1,8 @@
 // Serialisation: lossless, deterministic round trip; truncation and corruption detected.
+#include "twin/codec.h"
+
 #include "gtest/gtest.h"
 #include "tests/twin/twin_test_util.h"
-#include "twin/codec.h"
 #include "twin/model_state.h"
 
 namespace pumptwin::twin {

@@ -9,9 +9,9 @@ namespace {
 using testing::At;
 using testing::Count;
 using testing::Day;
+using testing::Faults;
 using testing::FindEvidence;
 using testing::First;
-using testing::Faults;
 using testing::MakeTwin;
 using testing::Morphine;
 using testing::PumpSim;
@@ -20,7 +20,6 @@ using testing::T0;
 constexpr auto kRaised = TransitionKind::kRaised;
 constexpr auto kResolved = TransitionKind::kResolved;
 constexpr auto kUpdated = TransitionKind::kUpdated;
-
 
 TEST(Detectors, OverInfusionRaisesCriticalFlowDriftAfterFaultStarts) {
   Twin twin = MakeTwin(PumpProfile::kSensorized, Morphine(1000));
@@ -273,8 +272,13 @@ TEST(Detectors, NoResumptionAfterMriWithin24h) {
   Twin twin = MakeTwin(PumpProfile::kProgrammablePeristaltic, Morphine(500));
   std::vector<AlertTransition> out;
   ASSERT_TRUE(twin.Observe(At(1, Day(1)), Day(1), &out).ok());
-  ClinicalEvent mri{ClinicalEventType::kMri, Day(1) + absl::Hours(1), std::nullopt, std::nullopt,
-                    absl::ZeroDuration(), std::nullopt, std::nullopt};
+  ClinicalEvent mri{ClinicalEventType::kMri,
+                    Day(1) + absl::Hours(1),
+                    std::nullopt,
+                    std::nullopt,
+                    absl::ZeroDuration(),
+                    std::nullopt,
+                    std::nullopt};
   ASSERT_TRUE(twin.RecordEvent(mri, &out).ok());
   ASSERT_TRUE(twin.Observe(At(2, Day(2)), Day(2), &out).ok());  // 23 h: not yet
   EXPECT_EQ(Count(out, AlertType::kNoResumptionAfterMri, kRaised), 0);
@@ -317,7 +321,8 @@ TEST(Detectors, GrantedActivationInsideLockoutIsAPumpFault) {
   std::vector<AlertTransition> out;
   Sample s = At(1, T0() + absl::Hours(2));
   s.events.push_back({DeviceEventType::kPatientBolusGranted, T0() + absl::Hours(1), std::nullopt});
-  s.events.push_back({DeviceEventType::kPatientBolusGranted, T0() + absl::Minutes(90), std::nullopt});
+  s.events.push_back(
+      {DeviceEventType::kPatientBolusGranted, T0() + absl::Minutes(90), std::nullopt});
   ASSERT_TRUE(twin.Observe(s, s.device_time, &out).ok());
   const AlertTransition* a = First(out, AlertType::kPatientBolusLockout);
   ASSERT_NE(a, nullptr);
@@ -343,10 +348,16 @@ TEST(Detectors, GrantedActivationInsideLockoutIsAPumpFault) {
 TEST(Detectors, DailyDoseAboveDrugMaximumIsCritical) {
   Twin twin = MakeTwin(PumpProfile::kProgrammablePeristaltic, Morphine(500));  // 5 mg/day
   std::vector<AlertTransition> out;
-  ClinicalEvent bolus{ClinicalEventType::kClinicianBolus, Day(1), std::nullopt,
-                      Micrograms(12000), absl::Hours(1), std::nullopt, std::nullopt};
+  ClinicalEvent bolus{ClinicalEventType::kClinicianBolus,
+                      Day(1),
+                      std::nullopt,
+                      Micrograms(12000),
+                      absl::Hours(1),
+                      std::nullopt,
+                      std::nullopt};
   ASSERT_TRUE(twin.RecordEvent(bolus, &out).ok());
-  ASSERT_TRUE(twin.Observe(At(1, Day(1) + absl::Minutes(30)), Day(1) + absl::Minutes(30), &out).ok());
+  ASSERT_TRUE(
+      twin.Observe(At(1, Day(1) + absl::Minutes(30)), Day(1) + absl::Minutes(30), &out).ok());
   EXPECT_EQ(Count(out, AlertType::kDailyDoseLimit, kRaised), 0);  // 5 + 6 mg
   ASSERT_TRUE(twin.Observe(At(2, Day(1) + absl::Hours(1)), Day(1) + absl::Hours(1), &out).ok());
   const AlertTransition* a = First(out, AlertType::kDailyDoseLimit);

@@ -53,8 +53,8 @@ TEST(Enrolment, StartsAtTheInterrogationWithWhatItDoesNotKnow) {
   // then. A sensorized pump enrolled the same way has them, still learning.
   EXPECT_EQ(StateOf(*t, AlertType::kFlowDriftUnder), DetectorState::kNotObservable);
   EXPECT_EQ(StateOf(*t, AlertType::kRunsDryBeforeAlarm), DetectorState::kNotObservable);
-  auto sensorized = Twin::Enrol(Config(PumpProfile::kSensorized), Morphine(500), e,
-                                DrugLibrary::Default());
+  auto sensorized =
+      Twin::Enrol(Config(PumpProfile::kSensorized), Morphine(500), e, DrugLibrary::Default());
   ASSERT_TRUE(sensorized.ok()) << sensorized.status();
   EXPECT_EQ(StateOf(*sensorized, AlertType::kFlowDriftUnder), DetectorState::kWarmingUp);
   EXPECT_EQ(StateOf(*sensorized, AlertType::kRunsDryBeforeAlarm), DetectorState::kWarmingUp);
@@ -115,8 +115,8 @@ TEST(Enrolment, TheBatteryForecastFollowsThePumpsOwnDrainSinceImplant) {
   EXPECT_LT(unknown.ForecastAt(e.interrogation_time).battery_eri - e.interrogation_time, 1 * year);
   // A hungry pump: 85 % in six years, 10 % left above ERI at 14 %/year: about 8 months.
   const Twin hungry = enrol(0.15);
-  const absl::Duration left = hungry.ForecastAt(e.interrogation_time).battery_eri -
-                              e.interrogation_time;
+  const absl::Duration left =
+      hungry.ForecastAt(e.interrogation_time).battery_eri - e.interrogation_time;
   EXPECT_GT(left, 0.5 * year);
   EXPECT_LT(left, 0.8 * year);
 }

@@ -26,9 +26,9 @@ TEST_P(FaultFreeYear, RaisesNoAlert) {
     absl::Status st = sim.Run(absl::Hours(24 * 365), &out);
     ASSERT_TRUE(st.ok()) << st;
     for (const AlertTransition& a : out) {
-      ADD_FAILURE() << PumpProfileName(profile) << " seed " << seed << ": "
-                    << AlertTypeName(a.type) << " " << static_cast<int>(a.kind) << " at "
-                    << absl::FormatTime(a.device_time) << ": " << a.summary;
+      ADD_FAILURE() << PumpProfileName(profile) << " seed " << seed << ": " << AlertTypeName(a.type)
+                    << " " << static_cast<int>(a.kind) << " at " << absl::FormatTime(a.device_time)
+                    << ": " << a.summary;
     }
     EXPECT_GE(sim.refills, 6);
     EXPECT_NEAR(t.delivery_ratio(), 1.0, 0.06);

@@ -43,7 +43,8 @@ TEST(Integrator, ThirteenStepFlexScheduleDeliversTheSumOfItsStepsPerDay) {
   for (size_t i = 0; i < rx.flex.steps.size(); ++i) {
     const absl::Duration end =
         i + 1 < rx.flex.steps.size() ? rx.flex.steps[i + 1].start_offset : absl::Hours(24);
-    per_day += rx.flex.steps[i].rate.value() * absl::ToDoubleHours(end - rx.flex.steps[i].start_offset) / 24.0;
+    per_day += rx.flex.steps[i].rate.value() *
+               absl::ToDoubleHours(end - rx.flex.steps[i].start_offset) / 24.0;
   }
   Twin twin = MakeTwin(PumpProfile::kProgrammablePeristaltic, rx);
   for (int d = 1; d <= 3; ++d) {
@@ -97,8 +98,13 @@ TEST(Integrator, BolusOverlappingScheduleEdgeAddsItsVolume) {
   rx.flex.steps = {{absl::ZeroDuration(), MicrolitersPerDay(240)},
                    {absl::Hours(12), MicrolitersPerDay(720)}};
   Twin twin = MakeTwin(PumpProfile::kProgrammablePeristaltic, rx);
-  ClinicalEvent bolus{ClinicalEventType::kClinicianBolus, T0() + absl::Hours(11), Microliters(100),
-                      std::nullopt, absl::Hours(2), std::nullopt, std::nullopt};
+  ClinicalEvent bolus{ClinicalEventType::kClinicianBolus,
+                      T0() + absl::Hours(11),
+                      Microliters(100),
+                      std::nullopt,
+                      absl::Hours(2),
+                      std::nullopt,
+                      std::nullopt};
   ASSERT_TRUE(twin.RecordEvent(bolus, nullptr).ok());
   ASSERT_TRUE(twin.Advance(T0() + absl::Hours(14)).ok());
   // basal: 12 h x 10 uL/h + 2 h x 30 uL/h = 180; bolus 100.
@@ -116,8 +122,8 @@ TEST(Integrator, StoppedTherapyDeliversNothing) {
 
 TEST(Integrator, MriStallSuspendsDeliveryUntilResumed) {
   Twin twin = MakeTwin(PumpProfile::kProgrammablePeristaltic, Morphine(480));
-  ClinicalEvent mri{ClinicalEventType::kMri, Day(1), std::nullopt, std::nullopt,
-                    absl::ZeroDuration(), std::nullopt, std::nullopt};
+  ClinicalEvent mri{ClinicalEventType::kMri, Day(1),       std::nullopt, std::nullopt,
+                    absl::ZeroDuration(),    std::nullopt, std::nullopt};
   ASSERT_TRUE(twin.RecordEvent(mri, nullptr).ok());
   EXPECT_TRUE(twin.delivery_suspended());
   ASSERT_TRUE(twin.Advance(Day(1.5)).ok());
@@ -135,8 +141,13 @@ TEST(Integrator, PrimingBolusUsesTubingPlusCatheterVolumeAndGivesNoDose) {
   Twin twin = MakeTwin(PumpProfile::kProgrammablePeristaltic, Morphine(0.0 + 48));
   const double catheter = 3.14159265358979 * 0.265 * 0.265 * 500;  // mm^3 == uL
   EXPECT_NEAR(PrimingVolume(twin.spec(), twin.config()).value(), 140 + catheter, 1e-9);
-  ClinicalEvent prime{ClinicalEventType::kPrimingBolus, T0(), std::nullopt, std::nullopt,
-                      absl::ZeroDuration(), std::nullopt, std::nullopt};
+  ClinicalEvent prime{ClinicalEventType::kPrimingBolus,
+                      T0(),
+                      std::nullopt,
+                      std::nullopt,
+                      absl::ZeroDuration(),
+                      std::nullopt,
+                      std::nullopt};
   ASSERT_TRUE(twin.RecordEvent(prime, nullptr).ok());
   EXPECT_NEAR(twin.calculated_reservoir().value(), 20000 - 140 - catheter, 1e-9);
   EXPECT_EQ(twin.delivered_24h().value(), 0.0);
@@ -166,7 +177,8 @@ Prescription RandomRx(std::mt19937_64& rng) {
   const int64_t period_min = rx.flex.weekly ? 7 * 1440 : 1440;
   const int n = 1 + static_cast<int>(rng() % 13);
   std::vector<int64_t> offs{0};
-  while (static_cast<int>(offs.size()) < n) offs.push_back(1 + static_cast<int64_t>(rng() % (period_min - 1)));
+  while (static_cast<int>(offs.size()) < n)
+    offs.push_back(1 + static_cast<int64_t>(rng() % (period_min - 1)));
   std::sort(offs.begin(), offs.end());
   offs.erase(std::unique(offs.begin(), offs.end()), offs.end());
   for (int64_t o : offs) {
@@ -228,8 +240,9 @@ TEST(IntegratorProperty, ReservoirDropEqualsDeliveredVolume) {
     for (const auto& [at, e] : sc.events) {
       if (at > end) break;
       const absl::Duration d = std::min(e.duration, end - at);
-      expected += e.duration == absl::ZeroDuration() ? e.volume->value()
-                                                     : e.volume->value() * absl::FDivDuration(d, e.duration);
+      expected += e.duration == absl::ZeroDuration()
+                      ? e.volume->value()
+                      : e.volume->value() * absl::FDivDuration(d, e.duration);
     }
     const double drop_calc = 40000 - twin.calculated_reservoir().value();
     const double drop_est = 40000 - twin.estimated_reservoir().value();
@@ -253,7 +266,8 @@ TEST(IntegratorProperty, IntegratingAtoCEqualsAtoBPlusBtoC) {
     const Script sc = RandomScript(seed);
     std::mt19937_64 rng(seed * 104729);
     const absl::Duration c = absl::Seconds(static_cast<int64_t>(rng() % (10 * 86400)) + 2);
-    const absl::Duration b = absl::Seconds(static_cast<int64_t>(rng() % absl::ToInt64Seconds(c)) + 1);
+    const absl::Duration b =
+        absl::Seconds(static_cast<int64_t>(rng() % absl::ToInt64Seconds(c)) + 1);
     const Twin direct = RunScript(sc, {c});
     const Twin split = RunScript(sc, {b, c});
     const double tol = 1e-9 * std::max(1.0, direct.programmed_total().value());

@@ -6,8 +6,8 @@
 namespace pumptwin::twin {
 namespace {
 
-using ::testing::HasSubstr;
 using testing::Day;
+using ::testing::HasSubstr;
 using testing::MakeTwin;
 using testing::Morphine;
 using testing::T0;
@@ -62,8 +62,9 @@ TEST(ValidatePrescription, ReturnsEveryViolationWithFieldValueAndLimit) {
   }
   Prescription unknown = Morphine(500);
   unknown.drug = "unobtainium";
-  EXPECT_THAT(Codes(ValidatePrescription(unknown, Peristaltic(), DrugLibrary::Default(), std::nullopt)),
-              ::testing::ElementsAre("UNKNOWN_DRUG"));
+  EXPECT_THAT(
+      Codes(ValidatePrescription(unknown, Peristaltic(), DrugLibrary::Default(), std::nullopt)),
+      ::testing::ElementsAre("UNKNOWN_DRUG"));
 }
 
 TEST(ValidatePrescription, DailyDoseHardAndSoftLimitsIncludePatientBoluses) {
@@ -83,9 +84,11 @@ TEST(ValidatePrescription, DailyDoseHardAndSoftLimitsIncludePatientBoluses) {
 TEST(ValidatePrescription, FlexScheduleStructureAndConstantFlowRules) {
   Prescription rx = Morphine(0);
   rx.mode = TherapyMode::kFlex;
-  rx.flex.steps = {{absl::Hours(1), MicrolitersPerDay(100)}, {absl::Hours(1), MicrolitersPerDay(10)}};
+  rx.flex.steps = {{absl::Hours(1), MicrolitersPerDay(100)},
+                   {absl::Hours(1), MicrolitersPerDay(10)}};
   const auto v = ValidatePrescription(rx, Peristaltic(), DrugLibrary::Default(), std::nullopt);
-  EXPECT_THAT(Codes(v), ::testing::ElementsAre("INVALID_SCHEDULE", "INVALID_SCHEDULE", "HARD_RATE_MIN"));
+  EXPECT_THAT(Codes(v),
+              ::testing::ElementsAre("INVALID_SCHEDULE", "INVALID_SCHEDULE", "HARD_RATE_MIN"));
   EXPECT_EQ(v[2].field, "prescription.flex.steps[1].rate_ul_per_day");
   const PumpSpec& cf = *FindPumpSpec(PumpProfile::kConstantFlow);
   rx.flex.steps = {{absl::ZeroDuration(), MicrolitersPerDay(500)}};
@@ -112,7 +115,8 @@ TEST(Twin, TitrationGuardIsASoftLimitNeedingAcknowledgement) {
   ASSERT_TRUE(t2.Advance(Day(2)).ok());
   ASSERT_TRUE(t2.SetPrescription(Morphine(600), Day(2), {}, nullptr).ok());
   ASSERT_TRUE(t2.Advance(Day(2.5)).ok());
-  EXPECT_THAT(Codes(t2.ValidatePrescription(Morphine(720))), ::testing::ElementsAre("SOFT_TITRATION"));
+  EXPECT_THAT(Codes(t2.ValidatePrescription(Morphine(720))),
+              ::testing::ElementsAre("SOFT_TITRATION"));
 }
 
 TEST(Twin, PendingPrescriptionTakesEffectAtItsTime) {
@@ -138,27 +142,31 @@ TEST(Forecast, ReservoirDatesForSimpleContinuous) {
   EXPECT_EQ(f.battery_eos, T0() + absl::Hours(24 * 365.25 * 7));
   EXPECT_EQ(f.battery_eri, T0() + absl::Hours(24 * 365.25 * 7) - absl::Hours(24 * 90));
   // Constant flow pumps have no battery.
-  EXPECT_EQ(MakeTwin(PumpProfile::kConstantFlow, Morphine(1000), 20, 30).ForecastAt(T0()).battery_eri,
-            absl::InfiniteFuture());
+  EXPECT_EQ(
+      MakeTwin(PumpProfile::kConstantFlow, Morphine(1000), 20, 30).ForecastAt(T0()).battery_eri,
+      absl::InfiniteFuture());
 }
 
 TEST(Forecast, FlexScheduleAndStoppedPump) {
   Prescription rx = Morphine(0);
   rx.mode = TherapyMode::kFlex;
-  rx.flex.steps = {{absl::ZeroDuration(), MicrolitersPerDay(0)}, {absl::Hours(12), MicrolitersPerDay(2000)}};
+  rx.flex.steps = {{absl::ZeroDuration(), MicrolitersPerDay(0)},
+                   {absl::Hours(12), MicrolitersPerDay(2000)}};
   Twin twin = MakeTwin(PumpProfile::kProgrammablePeristaltic, rx);  // 1 mL/day, all after noon
   const Forecast f = twin.ForecastAt(T0());
   EXPECT_EQ(f.calculated_empty, Day(19) + absl::Hours(24));  // 20th day's last hour ends at 24:00
   Prescription stopped = Morphine(0);
   stopped.mode = TherapyMode::kStopped;
-  EXPECT_EQ(MakeTwin(PumpProfile::kProgrammablePeristaltic, stopped).ForecastAt(T0()).calculated_empty,
-            absl::InfiniteFuture());
+  EXPECT_EQ(
+      MakeTwin(PumpProfile::kProgrammablePeristaltic, stopped).ForecastAt(T0()).calculated_empty,
+      absl::InfiniteFuture());
 }
 
 TEST(Twin, PredictFollowsAProposedPrescription) {
   Twin twin = MakeTwin(PumpProfile::kProgrammablePeristaltic, Morphine(500));
   const Prescription proposed = Morphine(1000);
-  absl::StatusOr<std::vector<TrajectoryPoint>> p = twin.Predict(Day(10), absl::Hours(24), &proposed);
+  absl::StatusOr<std::vector<TrajectoryPoint>> p =
+      twin.Predict(Day(10), absl::Hours(24), &proposed);
   ASSERT_TRUE(p.ok()) << p.status();
   ASSERT_EQ(p->size(), 11u);
   EXPECT_NEAR(p->back().calculated_reservoir.value(), 10000, 1e-9);

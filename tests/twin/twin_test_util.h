@@ -81,12 +81,12 @@ inline const Evidence* FindEvidence(const AlertTransition& t, const std::string&
 // Faults a simulated pump can carry from `start` on.
 struct Faults {
   absl::Time start = absl::InfiniteFuture();
-  double ratio = 1.0;                 // true / programmed delivery
-  double stroke_offset_mmhg = 0.0;    // added to the stroke peak (blockage > 0)
-  double stroke_scale = 1.0;          // multiplies the stroke peak (leak < 1)
+  double ratio = 1.0;               // true / programmed delivery
+  double stroke_offset_mmhg = 0.0;  // added to the stroke peak (blockage > 0)
+  double stroke_scale = 1.0;        // multiplies the stroke peak (leak < 1)
   bool pulsation_lost = false;
-  double current_factor = 1.0;        // battery drain factor
-  double clock_skew_min = 0.0;        // device clock minus true time
+  double current_factor = 1.0;  // battery drain factor
+  double clock_skew_min = 0.0;  // device clock minus true time
 };
 
 // Generates telemetry for one twin's pump: truth integrates the twin's prescription at
@@ -95,11 +95,14 @@ struct Faults {
 class PumpSim {
  public:
   PumpSim(Twin* twin, uint64_t seed, Faults faults = Faults())
-      : twin_(twin), rng_(seed), faults_(faults),
-        true_ul_(twin->estimated_reservoir().value()), calc_ul_(true_ul_),
+      : twin_(twin),
+        rng_(seed),
+        faults_(faults),
+        true_ul_(twin->estimated_reservoir().value()),
+        calc_ul_(true_ul_),
         t_(twin->device_time()) {}
 
-  double base_ratio = 1.0;             // true ratio before the fault (within label)
+  double base_ratio = 1.0;  // true ratio before the fault (within label)
   // Physics unlike the profile's defaults (negative: the profile's value). The twin is
   // never told these: it has to learn them.
   double idle_current_ua = -1;   // battery current without the motor
@@ -111,7 +114,7 @@ class PumpSim {
   double session_current_ua = 0;
   absl::Duration session_length = absl::Minutes(15);
   absl::Duration session_every = absl::InfiniteDuration();
-  double measured_step_ul = 0.0;      // quantisation of the measured reservoir (0: none)
+  double measured_step_ul = 0.0;  // quantisation of the measured reservoir (0: none)
   double refill_below_ml = 5.0;
   double refill_to_ml = 20.0;
   absl::Duration interval = absl::Hours(1);
@@ -120,8 +123,7 @@ class PumpSim {
   // Advances one interval, refills if due, and feeds a sample; returns Observe's status.
   absl::Status Step(std::vector<AlertTransition>* out) {
     const absl::Time next = t_ + interval;
-    const double prog =
-        BasalVolume(twin_->prescription(), ToNs(t_), ToNs(next)).value();
+    const double prog = BasalVolume(twin_->prescription(), ToNs(t_), ToNs(next)).value();
     const double ratio = next > faults_.start ? faults_.ratio : base_ratio;
     true_ul_ = std::max(0.0, true_ul_ - prog * ratio);
     calc_ul_ = std::max(0.0, calc_ul_ - prog);
@@ -149,8 +151,8 @@ class PumpSim {
           Noise(0.7);
       const double p = faulty ? base * faults_.stroke_scale + faults_.stroke_offset_mmhg : base;
       s.stroke_pressure_peak = Mmhg(p);
-      s.csf_pulsation = Mmhg(faulty && faults_.pulsation_lost ? std::abs(Noise(0.05))
-                                                               : 2.0 + Noise(0.3));
+      s.csf_pulsation =
+          Mmhg(faulty && faults_.pulsation_lost ? std::abs(Noise(0.05)) : 2.0 + Noise(0.3));
       s.outlet_pressure = Mmhg(10 + Noise(0.5));
     }
     if (sig & kSigBatteryVoltage) s.battery_voltage = Volts(3.0 + Noise(0.01));

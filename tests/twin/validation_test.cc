@@ -8,8 +8,8 @@
 namespace pumptwin::twin {
 namespace {
 
-using ::testing::HasSubstr;
 using testing::Day;
+using ::testing::HasSubstr;
 using testing::MakeTwin;
 using testing::Morphine;
 using testing::T0;
@@ -81,7 +81,8 @@ TEST_F(BadSample, AbsurdTimesAndEventsAreInvalidArgument) {
   s.device_time = absl::FromUnixSeconds(8000000000);  // year 2223
   ExpectRejected(s, absl::StatusCode::kInvalidArgument, "outside [1970, 2200)");
   s = Good();
-  s.events.push_back({DeviceEventType::kMotorStall, s.device_time + absl::Seconds(1), std::nullopt});
+  s.events.push_back(
+      {DeviceEventType::kMotorStall, s.device_time + absl::Seconds(1), std::nullopt});
   ExpectRejected(s, absl::StatusCode::kInvalidArgument, "sample.events[0].device_time");
   s = Good();
   s.events.push_back({static_cast<DeviceEventType>(99), s.device_time, std::nullopt});
@@ -105,13 +106,23 @@ TEST(BadInput, ClinicalCallsRejectBadValuesWithoutChangingState) {
   r = Refill{Milliliters(10), Milliliters(20), "", MicrogramsPerMilliliter(50000), Day(2)};
   EXPECT_THAT(std::string(twin.RecordRefill(r, nullptr).status().message()),
               HasSubstr("above the morphine maximum 20000"));
-  ClinicalEvent e{ClinicalEventType::kClinicianBolus, Day(2), std::nullopt, std::nullopt,
-                  absl::Hours(1), std::nullopt, std::nullopt};
+  ClinicalEvent e{ClinicalEventType::kClinicianBolus,
+                  Day(2),
+                  std::nullopt,
+                  std::nullopt,
+                  absl::Hours(1),
+                  std::nullopt,
+                  std::nullopt};
   EXPECT_EQ(twin.RecordEvent(e, nullptr).code(), absl::StatusCode::kInvalidArgument);
   e.volume = Microliters(-5);
   EXPECT_EQ(twin.RecordEvent(e, nullptr).code(), absl::StatusCode::kInvalidArgument);
-  e = ClinicalEvent{ClinicalEventType::kCatheterRevision, Day(2), std::nullopt, std::nullopt,
-                    absl::ZeroDuration(), Millimeters(5), Millimeters(0.5)};
+  e = ClinicalEvent{ClinicalEventType::kCatheterRevision,
+                    Day(2),
+                    std::nullopt,
+                    std::nullopt,
+                    absl::ZeroDuration(),
+                    Millimeters(5),
+                    Millimeters(0.5)};
   EXPECT_THAT(std::string(twin.RecordEvent(e, nullptr).message()),
               HasSubstr("pump_config.catheter_length_mm 5 outside"));
   Prescription rx = Morphine(100000);
@@ -123,15 +134,17 @@ TEST(BadInput, ClinicalCallsRejectBadValuesWithoutChangingState) {
 
 TEST(BadInput, CreateRejectsBadConfigAndReservoir) {
   PumpConfig cfg = testing::Config(PumpProfile::kSensorized);
-  EXPECT_THAT(std::string(Twin::Create(cfg, Morphine(500), Milliliters(25), T0()).status().message()),
-              HasSubstr("initial_reservoir_ul 25000 outside [0, 20000]"));
+  EXPECT_THAT(
+      std::string(Twin::Create(cfg, Morphine(500), Milliliters(25), T0()).status().message()),
+      HasSubstr("initial_reservoir_ul 25000 outside [0, 20000]"));
   cfg.profile = PumpProfile::kUnspecified;
   EXPECT_EQ(Twin::Create(cfg, Morphine(500), Milliliters(10), T0()).status().code(),
             absl::StatusCode::kInvalidArgument);
   cfg = testing::Config(PumpProfile::kSensorized);
   cfg.reservoir_capacity = Microliters(kNaN);
-  EXPECT_THAT(std::string(Twin::Create(cfg, Morphine(500), Milliliters(10), T0()).status().message()),
-              HasSubstr("pump_config.reservoir_capacity_ul"));
+  EXPECT_THAT(
+      std::string(Twin::Create(cfg, Morphine(500), Milliliters(10), T0()).status().message()),
+      HasSubstr("pump_config.reservoir_capacity_ul"));
 }
 
 }  // namespace

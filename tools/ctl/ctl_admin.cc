@@ -15,14 +15,16 @@ int RunHealth(Ctl& ctl, const std::string& service) {
   auto ctx = ctl.NewContext();
   grpc::Status s = ctl.health().Check(ctx.get(), req, &resp);
   if (!s.ok()) return ctl.Fail(s);
-  const std::string status = grpc::health::v1::HealthCheckResponse::ServingStatus_Name(resp.status());
+  const std::string status =
+      grpc::health::v1::HealthCheckResponse::ServingStatus_Name(resp.status());
   if (ctl.json()) {
     ctl.PrintJson(resp);
   } else {
     ctl.out() << status << "\n";
   }
   // Scripts use `pumptwinctl health` as a readiness probe: only SERVING is success.
-  return resp.status() == grpc::health::v1::HealthCheckResponse::SERVING ? kExitOk : kExitServerError;
+  return resp.status() == grpc::health::v1::HealthCheckResponse::SERVING ? kExitOk
+                                                                         : kExitServerError;
 }
 
 // --wait: follows Health.Watch until SERVING or the --timeout deadline (a readiness wait
@@ -73,8 +75,8 @@ int RunListDrugs(Ctl& ctl) {
               FormatNumber(d.titration_max_increase_fraction() * 100.0, 1),
               FormatNumber(d.stability_days(), 1), d.source()});
   }
-  ctl.out() << "drug library version " << (resp.library_version().empty() ? "-" : resp.library_version())
-            << "\n";
+  ctl.out() << "drug library version "
+            << (resp.library_version().empty() ? "-" : resp.library_version()) << "\n";
   t.Print(ctl.out());
   return kExitOk;
 }
@@ -83,13 +85,15 @@ int RunListDrugs(Ctl& ctl) {
 
 void AddHealthCommand(CLI::App& root, Action* chosen) {
   auto* cmd = root.add_subcommand(
-      "health", "grpc.health.v1 Check: prints SERVING when the server has finished recovery; exit 0 only "
-                "when SERVING, 2 for any other answer, 3 when unreachable");
+      "health",
+      "grpc.health.v1 Check: prints SERVING when the server has finished recovery; exit 0 only "
+      "when SERVING, 2 for any other answer, 3 when unreachable");
   auto service = std::make_shared<std::string>();
   cmd->add_option("--service", *service, "Service name to check (empty: the whole server)");
   auto wait = std::make_shared<bool>(false);
-  cmd->add_flag("--wait", *wait,
-                "Wait (up to --timeout, following Health.Watch) until SERVING; exit 3 if it never is");
+  cmd->add_flag(
+      "--wait", *wait,
+      "Wait (up to --timeout, following Health.Watch) until SERVING; exit 3 if it never is");
   OnSelected(cmd, chosen, [service, wait](Ctl& ctl) {
     return *wait ? RunHealthWait(ctl, *service) : RunHealth(ctl, *service);
   });
@@ -98,7 +102,8 @@ void AddHealthCommand(CLI::App& root, Action* chosen) {
 void AddDrugsCommands(CLI::App& root, Action* chosen) {
   auto* drugs = root.add_subcommand("drugs", "Drug library");
   drugs->require_subcommand(1);
-  auto* list = drugs->add_subcommand("list", "ListDrugs: the drug library and its hard and soft limits");
+  auto* list =
+      drugs->add_subcommand("list", "ListDrugs: the drug library and its hard and soft limits");
   OnSelected(list, chosen, [](Ctl& ctl) { return RunListDrugs(ctl); });
 }
 

@@ -29,7 +29,8 @@ absl::Status FlagError(absl::string_view flag, const absl::Status& status) {
 absl::StatusOr<absl::Duration> ParseDurationFlag(absl::string_view flag, const std::string& text) {
   absl::StatusOr<absl::Duration> d = ParseDuration(text);
   if (!d.ok()) return FlagError(flag, d.status());
-  if (*d <= absl::ZeroDuration()) return absl::InvalidArgumentError(absl::StrCat(flag, " must be positive"));
+  if (*d <= absl::ZeroDuration())
+    return absl::InvalidArgumentError(absl::StrCat(flag, " must be positive"));
   return d;
 }
 
@@ -69,14 +70,18 @@ int RunCtl(int argc, const char* const* argv, std::ostream& out, std::ostream& e
   app.add_option("--server", g.server, "gRPC address of pumptwind (env PUMPTWIN_SERVER)")
       ->envname("PUMPTWIN_SERVER")
       ->capture_default_str();
-  app.add_option("--token", g.token,
-                 "Bearer token sent as 'authorization: Bearer TOKEN' (env PUMPTWIN_TOKEN; prefer the "
-                 "environment: command lines are visible to other users)")
+  app.add_option(
+         "--token", g.token,
+         "Bearer token sent as 'authorization: Bearer TOKEN' (env PUMPTWIN_TOKEN; prefer the "
+         "environment: command lines are visible to other users)")
       ->envname("PUMPTWIN_TOKEN");
-  app.add_option("--tls_ca", g.tls_ca, "PEM file of the CA of the server certificate (enables TLS)");
-  app.add_option("--tls_cert", g.tls_cert, "PEM client certificate for mutual TLS (with --tls_key)");
+  app.add_option("--tls_ca", g.tls_ca,
+                 "PEM file of the CA of the server certificate (enables TLS)");
+  app.add_option("--tls_cert", g.tls_cert,
+                 "PEM client certificate for mutual TLS (with --tls_key)");
   app.add_option("--tls_key", g.tls_key, "PEM private key of --tls_cert");
-  app.add_option("--timeout", g.timeout, "Deadline of each call (not of watch streams), e.g. 10s, 1m")
+  app.add_option("--timeout", g.timeout,
+                 "Deadline of each call (not of watch streams), e.g. 10s, 1m")
       ->capture_default_str();
   app.add_flag("--json", g.json,
                "JSON output: one object per line (per item for lists, per message for streams)");

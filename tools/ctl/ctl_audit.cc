@@ -37,7 +37,14 @@ absl::StatusOr<v1::ListAuditRecordsRequest> BuildRequest(const AuditFlags& f) {
 int RunList(Ctl& ctl, const AuditFlags& f) {
   absl::StatusOr<v1::ListAuditRecordsRequest> req = BuildRequest(f);
   if (!req.ok()) return ctl.Usage(req.status().message());
-  Table t({{"SEQ", true}, {"TIME (UTC)"}, {"ACTOR"}, {"ROLE"}, {"METHOD"}, {"RESOURCE"}, {"REASON"}, {"HASH"}});
+  Table t({{"SEQ", true},
+           {"TIME (UTC)"},
+           {"ACTOR"},
+           {"ROLE"},
+           {"METHOD"},
+           {"RESOURCE"},
+           {"REASON"},
+           {"HASH"}});
   v1::ListAuditRecordsResponse resp;
   do {
     resp.Clear();
@@ -49,8 +56,8 @@ int RunList(Ctl& ctl, const AuditFlags& f) {
         ctl.PrintJson(r);
         continue;
       }
-      t.AddRow({absl::StrCat(r.sequence()), FormatTimeMs(r.server_time_ms()), r.actor(), r.role(), r.method(),
-                r.resource(), r.reason(), r.hash_hex().substr(0, 12)});
+      t.AddRow({absl::StrCat(r.sequence()), FormatTimeMs(r.server_time_ms()), r.actor(), r.role(),
+                r.method(), r.resource(), r.reason(), r.hash_hex().substr(0, 12)});
     }
     req->set_page_token(resp.next_page_token());
   } while (f.page.all && !resp.next_page_token().empty());
@@ -95,7 +102,8 @@ int RunVerify(Ctl& ctl, const AuditFlags& f) {
     ctl.PrintJson(out);
   } else if (v.ok) {
     ctl.out() << "audit chain OK: " << records.size() << " records";
-    if (!records.empty()) ctl.out() << ", sequence " << first_seq << ".." << last_seq << ", head " << v.head_hash_hex;
+    if (!records.empty())
+      ctl.out() << ", sequence " << first_seq << ".." << last_seq << ", head " << v.head_hash_hex;
     ctl.out() << "\n";
     if (!records.empty() && first_seq != 1) {
       ctl.out() << "note: the chain was checked from sequence " << first_seq
@@ -116,7 +124,8 @@ void AddAuditCommands(CLI::App& root, Action* chosen) {
   auto* audit = root.add_subcommand("audit", "Audit log of every mutating call (admin)");
   audit->require_subcommand(1);
 
-  auto* list = audit->add_subcommand("list", "ListAuditRecords: who did what, when, to which resource");
+  auto* list =
+      audit->add_subcommand("list", "ListAuditRecords: who did what, when, to which resource");
   auto lf = std::make_shared<AuditFlags>();
   list->add_option("--resource", lf->resource, "Only this resource, e.g. pumps/P1");
   list->add_option("--actor", lf->actor, "Only this actor");
@@ -127,7 +136,8 @@ void AddAuditCommands(CLI::App& root, Action* chosen) {
 
   auto* verify = audit->add_subcommand(
       "verify",
-      "Fetch the audit records and recompute their SHA-256 hash chain (docs/api.md, \"Audit chain\"); "
+      "Fetch the audit records and recompute their SHA-256 hash chain (docs/api.md, \"Audit "
+      "chain\"); "
       "exit 4 and report the first broken link when a record was altered, removed or reordered");
   auto vf = std::make_shared<AuditFlags>();
   verify->add_option("--from", vf->from, "Verify from this server time (default: the whole chain)");

@@ -6,7 +6,6 @@
 #define PUMPTWIN_TOOLS_CTL_CTL_COMMANDS_H_
 
 #include <CLI/CLI.hpp>
-
 #include <cstdint>
 #include <functional>
 #include <ostream>
@@ -22,14 +21,14 @@ namespace pumptwin::ctl {
 
 using Action = std::function<int(Ctl&)>;
 
-void AddHealthCommand(CLI::App& root, Action* chosen);      // ctl_admin.cc
-void AddDrugsCommands(CLI::App& root, Action* chosen);      // ctl_admin.cc
-void AddAuditCommands(CLI::App& root, Action* chosen);      // ctl_audit.cc
-void AddPumpsCommands(CLI::App& root, Action* chosen);      // ctl_pumps.cc
-void AddTherapyCommands(CLI::App& root, Action* chosen);    // ctl_therapy.cc: prescription, whatif
-void AddEventCommands(CLI::App& root, Action* chosen);      // ctl_events.cc: refill, event
-void AddTwinCommands(CLI::App& root, Action* chosen);       // ctl_twin.cc: twin, telemetry
-void AddAlertsCommands(CLI::App& root, Action* chosen);     // ctl_alerts.cc
+void AddHealthCommand(CLI::App& root, Action* chosen);    // ctl_admin.cc
+void AddDrugsCommands(CLI::App& root, Action* chosen);    // ctl_admin.cc
+void AddAuditCommands(CLI::App& root, Action* chosen);    // ctl_audit.cc
+void AddPumpsCommands(CLI::App& root, Action* chosen);    // ctl_pumps.cc
+void AddTherapyCommands(CLI::App& root, Action* chosen);  // ctl_therapy.cc: prescription, whatif
+void AddEventCommands(CLI::App& root, Action* chosen);    // ctl_events.cc: refill, event
+void AddTwinCommands(CLI::App& root, Action* chosen);     // ctl_twin.cc: twin, telemetry
+void AddAlertsCommands(CLI::App& root, Action* chosen);   // ctl_alerts.cc
 
 // The whole program: parses argv, runs the command, returns the exit code (see ExitCode).
 int RunCtl(int argc, const char* const* argv, std::ostream& out, std::ostream& err);
@@ -61,9 +60,9 @@ absl::StatusOr<absl::Duration> ParseDurationFlag(absl::string_view flag, const s
 absl::StatusOr<int64_t> OptionalTimeMs(absl::string_view flag, const std::string& text);
 
 struct PageFlags {
-  int32_t page_size = 0;    // 0: server default
+  int32_t page_size = 0;  // 0: server default
   std::string page_token;
-  bool all = false;         // follow next_page_token until the end
+  bool all = false;  // follow next_page_token until the end
 };
 void AddPageFlags(CLI::App* cmd, PageFlags* flags);
 // After the last page fetched: tells a human (on stderr) how to get the next one.
@@ -71,8 +70,8 @@ void NoteMorePages(Ctl& ctl, const std::string& next_page_token);
 
 // Options of streaming commands: stop after N messages or after a duration (exit 0).
 struct StreamFlags {
-  uint64_t count = 0;       // 0: unlimited
-  std::string for_duration; // empty: until the server ends the stream
+  uint64_t count = 0;        // 0: unlimited
+  std::string for_duration;  // empty: until the server ends the stream
 };
 void AddStreamFlags(CLI::App* cmd, StreamFlags* flags);
 
@@ -92,7 +91,8 @@ int ReadStream(Ctl& ctl, const StreamFlags& flags, Start start, OnMessage on_mes
     for_duration = *d;
   }
   std::unique_ptr<grpc::ClientContext> ctx = ctl.NewContext(/*streaming=*/true);
-  if (for_duration != absl::InfiniteDuration()) ctx->set_deadline(absl::ToChronoTime(absl::Now() + for_duration));
+  if (for_duration != absl::InfiniteDuration())
+    ctx->set_deadline(absl::ToChronoTime(absl::Now() + for_duration));
   auto reader = start(ctx.get());
   Resp msg;
   uint64_t n = 0;
@@ -107,7 +107,8 @@ int ReadStream(Ctl& ctl, const StreamFlags& flags, Start start, OnMessage on_mes
   }
   const grpc::Status s = reader->Finish();
   if (enough || s.ok()) return kExitOk;
-  if (for_duration != absl::InfiniteDuration() && s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
+  if (for_duration != absl::InfiniteDuration() &&
+      s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
     return kExitOk;
   }
   const int rc = ctl.Fail(s);

@@ -27,7 +27,8 @@ bool IsLoopback(absl::string_view target) {
   absl::ConsumePrefix(&target, "ipv4:");
   absl::ConsumePrefix(&target, "ipv6:");
   return absl::StartsWith(target, "127.") || absl::StartsWith(target, "localhost:") ||
-         target == "localhost" || absl::StartsWith(target, "[::1]") || absl::StartsWith(target, "unix:");
+         target == "localhost" || absl::StartsWith(target, "[::1]") ||
+         absl::StartsWith(target, "unix:");
 }
 
 }  // namespace
@@ -54,16 +55,20 @@ Ctl::Ctl(GlobalOptions options, std::ostream& out, std::ostream& err)
 
 absl::Status Ctl::Init() {
   absl::StatusOr<absl::Duration> timeout = ParseDuration(options_.timeout);
-  if (!timeout.ok()) return absl::InvalidArgumentError(absl::StrCat("--timeout: ", timeout.status().message()));
-  if (*timeout <= absl::ZeroDuration()) return absl::InvalidArgumentError("--timeout must be positive");
+  if (!timeout.ok())
+    return absl::InvalidArgumentError(absl::StrCat("--timeout: ", timeout.status().message()));
+  if (*timeout <= absl::ZeroDuration())
+    return absl::InvalidArgumentError("--timeout must be positive");
   timeout_ = *timeout;
   if (options_.server.empty()) return absl::InvalidArgumentError("--server is empty");
 
   std::shared_ptr<grpc::ChannelCredentials> creds;
-  const bool tls = !options_.tls_ca.empty() || !options_.tls_cert.empty() || !options_.tls_key.empty();
+  const bool tls =
+      !options_.tls_ca.empty() || !options_.tls_cert.empty() || !options_.tls_key.empty();
   if (tls) {
     if (options_.tls_cert.empty() != options_.tls_key.empty()) {
-      return absl::InvalidArgumentError("--tls_cert and --tls_key go together (client certificate and its key)");
+      return absl::InvalidArgumentError(
+          "--tls_cert and --tls_key go together (client certificate and its key)");
     }
     grpc::SslCredentialsOptions ssl;
     if (!options_.tls_ca.empty()) {
@@ -82,9 +87,9 @@ absl::Status Ctl::Init() {
     creds = grpc::SslCredentials(ssl);
   } else {
     if (!options_.token.empty() && !IsLoopback(options_.server)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "refusing to send a bearer token in plaintext to ", options_.server,
-          "; use TLS (--tls_ca) or a loopback address"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("refusing to send a bearer token in plaintext to ", options_.server,
+                       "; use TLS (--tls_ca) or a loopback address"));
     }
     creds = grpc::InsecureChannelCredentials();
   }
@@ -96,13 +101,15 @@ absl::Status Ctl::Init() {
 
 std::unique_ptr<grpc::ClientContext> Ctl::NewContext(bool streaming) const {
   auto ctx = std::make_unique<grpc::ClientContext>();
-  if (!options_.token.empty()) ctx->AddMetadata("authorization", absl::StrCat("Bearer ", options_.token));
+  if (!options_.token.empty())
+    ctx->AddMetadata("authorization", absl::StrCat("Bearer ", options_.token));
   if (!streaming) ctx->set_deadline(absl::ToChronoTime(absl::Now() + timeout_));
   return ctx;
 }
 
 int Ctl::Fail(const grpc::Status& status) {
-  err_ << "error: " << StatusCodeName(status.error_code()) << ": " << status.error_message() << "\n";
+  err_ << "error: " << StatusCodeName(status.error_code()) << ": " << status.error_message()
+       << "\n";
   const int code = ExitCodeForStatus(status);
   if (status.error_code() == grpc::StatusCode::UNAVAILABLE) {
     err_ << "hint: is pumptwind running and reachable at " << options_.server
@@ -127,7 +134,8 @@ absl::StatusOr<std::string> PumpResourceName(absl::string_view text) {
   absl::string_view id = text;
   absl::ConsumePrefix(&id, "pumps/");
   if (id.empty() || absl::StrContains(id, '/')) {
-    return absl::InvalidArgumentError(absl::StrCat("'", text, "' is not a pump: give PUMP_ID or pumps/PUMP_ID"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", text, "' is not a pump: give PUMP_ID or pumps/PUMP_ID"));
   }
   return absl::StrCat("pumps/", id);
 }

@@ -22,10 +22,10 @@ namespace pumptwin::ctl {
 // Exit codes scripts can rely on (documented in --help and docs/api.md).
 enum ExitCode : int {
   kExitOk = 0,
-  kExitUsage = 1,          // bad command line or unit; nothing was sent
-  kExitServerError = 2,    // the server answered with an error status
-  kExitUnavailable = 3,    // cannot connect, UNAVAILABLE, or deadline exceeded
-  kExitAuditFailed = 4,    // audit verify found a broken chain
+  kExitUsage = 1,        // bad command line or unit; nothing was sent
+  kExitServerError = 2,  // the server answered with an error status
+  kExitUnavailable = 3,  // cannot connect, UNAVAILABLE, or deadline exceeded
+  kExitAuditFailed = 4,  // audit verify found a broken chain
 };
 
 // 0 for OK, 3 for UNAVAILABLE / DEADLINE_EXCEEDED, 2 for every other status.
@@ -35,9 +35,9 @@ std::string StatusCodeName(grpc::StatusCode code);
 
 struct GlobalOptions {
   std::string server = "127.0.0.1:50051";
-  std::string token;        // bearer token; empty: none
-  std::string tls_ca;       // PEM file of the CA that signed the server; enables TLS
-  std::string tls_cert;     // PEM client certificate (mTLS); needs tls_key
+  std::string token;     // bearer token; empty: none
+  std::string tls_ca;    // PEM file of the CA that signed the server; enables TLS
+  std::string tls_cert;  // PEM client certificate (mTLS); needs tls_key
   std::string tls_key;
   std::string timeout = "10s";
   bool json = false;

@@ -7,10 +7,10 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/strip.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
+#include "absl/strings/strip.h"
 #include "absl/time/time.h"
 #include "google/protobuf/util/json_util.h"
 
@@ -62,8 +62,8 @@ void PrintFields(std::ostream& out, const Fields& fields) {
   size_t width = 0;
   for (const auto& [label, value] : fields) width = std::max(width, label.size() + 1);
   for (const auto& [label, value] : fields) {
-    out << label << ':' << std::string(width - label.size() - 1 + 2, ' ') << (value.empty() ? "-" : value)
-        << '\n';
+    out << label << ':' << std::string(width - label.size() - 1 + 2, ' ')
+        << (value.empty() ? "-" : value) << '\n';
   }
 }
 
@@ -132,7 +132,8 @@ absl::StatusOr<int> ParseEnumShortName(const google::protobuf::EnumDescriptor* t
 std::string EnumShortNames(const google::protobuf::EnumDescriptor* type, absl::string_view prefix) {
   std::vector<std::string> names;
   for (int i = 0; i < type->value_count(); ++i) {
-    if (type->value(i)->number() != 0) names.push_back(EnumShortName(type, type->value(i)->number(), prefix));
+    if (type->value(i)->number() != 0)
+      names.push_back(EnumShortName(type, type->value(i)->number(), prefix));
   }
   return absl::StrJoin(names, ", ");
 }
@@ -144,7 +145,8 @@ std::string ToJsonLine(const google::protobuf::Message& message) {
   options.preserve_proto_field_names = true;
   std::string out;
   auto status = google::protobuf::util::MessageToJsonString(message, &out, options);
-  if (!status.ok()) return absl::StrCat("{\"error\":\"cannot print as JSON: ", status.ToString(), "\"}");
+  if (!status.ok())
+    return absl::StrCat("{\"error\":\"cannot print as JSON: ", status.ToString(), "\"}");
   return out;
 }
 

@@ -18,7 +18,8 @@ bool PrescriptionFlags::Any() const {
 
 void AddPrescriptionFlags(CLI::App* cmd, PrescriptionFlags* f) {
   cmd->add_option("--drug", f->drug, "Drug library key, e.g. morphine");
-  cmd->add_option("--concentration", f->concentration, absl::StrCat("Concentration: ", kConcentrationUnitsHelp));
+  cmd->add_option("--concentration", f->concentration,
+                  absl::StrCat("Concentration: ", kConcentrationUnitsHelp));
   cmd->add_option("--rate", f->rate, absl::StrCat("Simple continuous rate: ", kRateUnitsHelp));
   cmd->add_option("--step", f->steps,
                   "Flex schedule step HH:MM=RATE (DAY-HH:MM=RATE with --weekly), repeatable, "
@@ -26,7 +27,8 @@ void AddPrescriptionFlags(CLI::App* cmd, PrescriptionFlags* f) {
       ->allow_extra_args(false);
   cmd->add_flag("--weekly", f->weekly, "Flex steps are offsets within a week (Mon 00:00 UTC)");
   cmd->add_flag("--stop", f->stop, "Mode STOPPED: no infusion");
-  cmd->add_option("--effective", f->effective, absl::StrCat("Applies from (default now): ", kTimeHelp));
+  cmd->add_option("--effective", f->effective,
+                  absl::StrCat("Applies from (default now): ", kTimeHelp));
   cmd->add_option("--reason", f->reason, "Why (kept in the audit log)");
   cmd->add_option("--bolus_volume", f->bolus_volume,
                   absl::StrCat("Patient bolus volume per activation: ", kVolumeUnitsHelp));
@@ -44,11 +46,22 @@ absl::StatusOr<Prescription> BuildPrescription(const PrescriptionFlags& f, absl:
   absl::Duration bolus_duration, lockout;
   bool has_conc = false, has_rate = false, has_bolus_volume = false, has_bolus_duration = false,
        has_lockout = false;
-  if (auto s = ParseOptionalFlag("--concentration", f.concentration, ParseConcentration, &conc, &has_conc); !s.ok()) return s;
+  if (auto s = ParseOptionalFlag("--concentration", f.concentration, ParseConcentration, &conc,
+                                 &has_conc);
+      !s.ok())
+    return s;
   if (auto s = ParseOptionalFlag("--rate", f.rate, ParseRate, &rate, &has_rate); !s.ok()) return s;
-  if (auto s = ParseOptionalFlag("--bolus_volume", f.bolus_volume, ParseVolume, &bolus_volume, &has_bolus_volume); !s.ok()) return s;
-  if (auto s = ParseOptionalFlag("--bolus_duration", f.bolus_duration, ParseDuration, &bolus_duration, &has_bolus_duration); !s.ok()) return s;
-  if (auto s = ParseOptionalFlag("--lockout", f.lockout, ParseDuration, &lockout, &has_lockout); !s.ok()) return s;
+  if (auto s = ParseOptionalFlag("--bolus_volume", f.bolus_volume, ParseVolume, &bolus_volume,
+                                 &has_bolus_volume);
+      !s.ok())
+    return s;
+  if (auto s = ParseOptionalFlag("--bolus_duration", f.bolus_duration, ParseDuration,
+                                 &bolus_duration, &has_bolus_duration);
+      !s.ok())
+    return s;
+  if (auto s = ParseOptionalFlag("--lockout", f.lockout, ParseDuration, &lockout, &has_lockout);
+      !s.ok())
+    return s;
   std::vector<FlexStep> steps;
   for (const std::string& text : f.steps) {
     absl::StatusOr<FlexStep> step = ParseFlexStep(text, f.weekly);
@@ -67,8 +80,11 @@ absl::StatusOr<Prescription> BuildPrescription(const PrescriptionFlags& f, absl:
         "choose exactly one mode: --rate RATE (simple continuous), --step ... (flex), or --stop");
   }
   if (f.weekly && steps.empty()) return absl::InvalidArgumentError("--weekly needs --step");
-  if (f.drug.empty()) return absl::InvalidArgumentError("--drug is required (a drug library key, see `drugs list`)");
-  if (!has_conc) return absl::InvalidArgumentError(absl::StrCat("--concentration is required: ", kConcentrationUnitsHelp));
+  if (f.drug.empty())
+    return absl::InvalidArgumentError("--drug is required (a drug library key, see `drugs list`)");
+  if (!has_conc)
+    return absl::InvalidArgumentError(
+        absl::StrCat("--concentration is required: ", kConcentrationUnitsHelp));
   p.set_drug(f.drug);
   p.set_concentration_ug_per_ml(conc.ug_per_ml);
   if (has_rate) {
@@ -87,11 +103,13 @@ absl::StatusOr<Prescription> BuildPrescription(const PrescriptionFlags& f, absl:
   } else {
     p.set_mode(pumptwin::v1::THERAPY_MODE_STOPPED);
   }
-  const bool any_bolus = has_bolus_volume || has_bolus_duration || has_lockout || f.max_per_24h != 0;
+  const bool any_bolus =
+      has_bolus_volume || has_bolus_duration || has_lockout || f.max_per_24h != 0;
   if (any_bolus) {
     if (!has_bolus_volume || !has_bolus_duration || !has_lockout || f.max_per_24h == 0) {
       return absl::InvalidArgumentError(
-          "patient bolus limits need all of --bolus_volume, --bolus_duration, --lockout, --max_per_24h");
+          "patient bolus limits need all of --bolus_volume, --bolus_duration, --lockout, "
+          "--max_per_24h");
     }
     auto* b = p.mutable_patient_bolus();
     b->set_bolus_volume_ul(bolus_volume.ul);
@@ -148,8 +166,8 @@ std::string DescribePrescription(const Prescription& p) {
     case pumptwin::v1::THERAPY_MODE_FLEX: {
       std::vector<std::string> steps;
       for (const auto& s : p.flex().steps()) {
-        steps.push_back(absl::StrCat(FormatScheduleOffset(s.start_offset_ms(), p.flex().weekly()), "=",
-                                     UlPerDayAsMlPerDay(s.rate_ul_per_day()), " mL/day"));
+        steps.push_back(absl::StrCat(FormatScheduleOffset(s.start_offset_ms(), p.flex().weekly()),
+                                     "=", UlPerDayAsMlPerDay(s.rate_ul_per_day()), " mL/day"));
       }
       absl::StrAppend(&out, p.flex().weekly() ? "weekly" : "daily", " flex [",
                       absl::StrJoin(steps, ", "), "]");
@@ -165,8 +183,8 @@ std::string DescribePrescription(const Prescription& p) {
   if (p.has_patient_bolus()) {
     const auto& b = p.patient_bolus();
     absl::StrAppend(&out, "; patient bolus ", UlAsMl(b.bolus_volume_ul()), " mL over ",
-                    FormatDurationMs(b.bolus_duration_ms()), ", lockout ", FormatDurationMs(b.lockout_ms()),
-                    ", max ", b.max_per_24h(), "/24h");
+                    FormatDurationMs(b.bolus_duration_ms()), ", lockout ",
+                    FormatDurationMs(b.lockout_ms()), ", max ", b.max_per_24h(), "/24h");
   }
   return out;
 }

@@ -5,7 +5,6 @@
 #define PUMPTWIN_TOOLS_CTL_CTL_PRESCRIPTION_H_
 
 #include <CLI/CLI.hpp>
-
 #include <cstdint>
 #include <ostream>
 #include <string>
@@ -19,14 +18,14 @@ namespace pumptwin::ctl {
 
 struct PrescriptionFlags {
   std::string drug;
-  std::string concentration;         // "10mg/mL"
-  std::string rate;                  // simple continuous: "0.5mL/day"
-  std::vector<std::string> steps;    // flex: "07:00=0.6mL/day"
+  std::string concentration;       // "10mg/mL"
+  std::string rate;                // simple continuous: "0.5mL/day"
+  std::vector<std::string> steps;  // flex: "07:00=0.6mL/day"
   bool weekly = false;
-  bool stop = false;                 // mode STOPPED
-  std::string effective;             // time; empty: now
+  bool stop = false;      // mode STOPPED
+  std::string effective;  // time; empty: now
   std::string reason;
-  std::string bolus_volume;          // patient bolus: per activation
+  std::string bolus_volume;  // patient bolus: per activation
   std::string bolus_duration;
   std::string lockout;
   uint32_t max_per_24h = 0;

@@ -54,7 +54,8 @@ int RunSet(Ctl& ctl, const SetFlags& f) {
   if (!s.ok()) {
     const int rc = ctl.Fail(s);
     if (s.error_code() == grpc::StatusCode::FAILED_PRECONDITION) {
-      ctl.err() << "hint: soft-limit warnings must be acknowledged: repeat with --ack CODE for each\n";
+      ctl.err()
+          << "hint: soft-limit warnings must be acknowledged: repeat with --ack CODE for each\n";
     } else if (s.error_code() == grpc::StatusCode::ABORTED) {
       ctl.err() << "hint: the prescription changed since version " << expected
                 << "; review `prescription history` before retrying\n";
@@ -65,8 +66,8 @@ int RunSet(Ctl& ctl, const SetFlags& f) {
     ctl.PrintJson(resp);
     return kExitOk;
   }
-  ctl.out() << *name << ": prescription version " << resp.prescription().version() << " stored: "
-            << DescribePrescription(resp.prescription()) << "\n";
+  ctl.out() << *name << ": prescription version " << resp.prescription().version()
+            << " stored: " << DescribePrescription(resp.prescription()) << "\n";
   PrintViolations(ctl, resp.warnings(), "acknowledged warnings:");
   return kExitOk;
 }
@@ -83,7 +84,11 @@ int RunHistory(Ctl& ctl, const HistoryFlags& f) {
   req.set_name(*name);
   req.set_page_size(f.page.page_size);
   req.set_page_token(f.page.page_token);
-  Table t({{"VERSION", true}, {"EFFECTIVE (UTC)"}, {"SET BY"}, {"DAILY DOSE (mg/day)", true}, {"PRESCRIPTION"},
+  Table t({{"VERSION", true},
+           {"EFFECTIVE (UTC)"},
+           {"SET BY"},
+           {"DAILY DOSE (mg/day)", true},
+           {"PRESCRIPTION"},
            {"REASON"}});
   v1::GetPrescriptionHistoryResponse resp;
   do {
@@ -139,10 +144,14 @@ int RunWhatIf(Ctl& ctl, const WhatIfFlags& f) {
     return kExitOk;
   }
   ctl.out() << "what-if for " << *name << " (nothing was changed): "
-            << (f.rx.Any() ? DescribePrescription(req.proposed_prescription()) : "current prescription")
+            << (f.rx.Any() ? DescribePrescription(req.proposed_prescription())
+                           : "current prescription")
             << "\n";
-  Table t({{"TIME (UTC)"}, {"CALCULATED RESERVOIR (mL)", true}, {"ESTIMATED RESERVOIR (mL)", true},
-           {"DELIVERED 24H (mg)", true}, {"BATTERY (%)", true}});
+  Table t({{"TIME (UTC)"},
+           {"CALCULATED RESERVOIR (mL)", true},
+           {"ESTIMATED RESERVOIR (mL)", true},
+           {"DELIVERED 24H (mg)", true},
+           {"BATTERY (%)", true}});
   for (const auto& p : resp.trajectory()) {
     t.AddRow({FormatTimeMs(p.device_time_ms()), UlAsMl(p.calculated_reservoir_ul()),
               UlAsMl(p.estimated_reservoir_ul()), UgAsMg(p.delivered_24h_ug()),
@@ -151,15 +160,18 @@ int RunWhatIf(Ctl& ctl, const WhatIfFlags& f) {
   t.Print(ctl.out());
   const auto& fc = resp.forecast();
   ctl.out() << "forecast:\n";
-  PrintFields(ctl.out(), {
-      {"  reservoir low (estimated)", FormatTimeMs(fc.estimated_low_reservoir_time_ms())},
-      {"  reservoir empty (estimated)", FormatTimeMs(fc.estimated_empty_time_ms())},
-      {"  empty earliest .. latest", absl::StrCat(FormatTimeMs(fc.estimated_empty_earliest_ms()), " .. ",
-                                                  FormatTimeMs(fc.estimated_empty_latest_ms()))},
-      {"  next refill due", FormatTimeMs(fc.next_refill_due_ms())},
-      {"  battery ERI", FormatTimeMs(fc.battery_eri_time_ms())},
-      {"  battery EOS", FormatTimeMs(fc.battery_eos_time_ms())},
-  });
+  PrintFields(
+      ctl.out(),
+      {
+          {"  reservoir low (estimated)", FormatTimeMs(fc.estimated_low_reservoir_time_ms())},
+          {"  reservoir empty (estimated)", FormatTimeMs(fc.estimated_empty_time_ms())},
+          {"  empty earliest .. latest",
+           absl::StrCat(FormatTimeMs(fc.estimated_empty_earliest_ms()), " .. ",
+                        FormatTimeMs(fc.estimated_empty_latest_ms()))},
+          {"  next refill due", FormatTimeMs(fc.next_refill_due_ms())},
+          {"  battery ERI", FormatTimeMs(fc.battery_eri_time_ms())},
+          {"  battery EOS", FormatTimeMs(fc.battery_eos_time_ms())},
+      });
   PrintViolations(ctl, resp.violations(), "limit violations (what SetPrescription would say):");
   return kExitOk;
 }
@@ -170,15 +182,16 @@ void AddTherapyCommands(CLI::App& root, Action* chosen) {
   auto* rx = root.add_subcommand("prescription", "Prescriptions of a pump");
   rx->require_subcommand(1);
 
-  auto* set = rx->add_subcommand(
-      "set",
-      "SetPrescription (clinician): e.g. prescription set P1 --drug morphine --concentration 10mg/mL "
-      "--rate 0.5mL/day --expected_version 3");
+  auto* set = rx->add_subcommand("set",
+                                 "SetPrescription (clinician): e.g. prescription set P1 --drug "
+                                 "morphine --concentration 10mg/mL "
+                                 "--rate 0.5mL/day --expected_version 3");
   auto sf = std::make_shared<SetFlags>();
   set->add_option("PUMP", sf->pump, "PUMP_ID or pumps/PUMP_ID")->required();
   AddPrescriptionFlags(set, &sf->rx);
-  set->add_option("--expected_version", sf->expected_version,
-                  "Version being replaced (required; 0 when none); ABORTED if it changed meanwhile");
+  set->add_option(
+      "--expected_version", sf->expected_version,
+      "Version being replaced (required; 0 when none); ABORTED if it changed meanwhile");
   set->add_option("--ack", sf->acks, "Acknowledge a soft-limit warning by its code (repeatable)")
       ->allow_extra_args(false);
   OnSelected(set, chosen, [sf](Ctl& ctl) { return RunSet(ctl, *sf); });
@@ -198,7 +211,8 @@ void AddTherapyCommands(CLI::App& root, Action* chosen) {
   AddPrescriptionFlags(whatif, &wf->rx);
   whatif->add_option("--horizon", wf->horizon, absl::StrCat("How far ahead: ", kDurationUnitsHelp))
       ->capture_default_str();
-  whatif->add_option("--resolution", wf->resolution, "Trajectory step, e.g. 1d, 6h")->capture_default_str();
+  whatif->add_option("--resolution", wf->resolution, "Trajectory step, e.g. 1d, 6h")
+      ->capture_default_str();
   OnSelected(whatif, chosen, [wf](Ctl& ctl) { return RunWhatIf(ctl, *wf); });
 }
 

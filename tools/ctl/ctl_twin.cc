@@ -30,54 +30,66 @@ std::string AlertingDetectors(const v1::TwinState& t) {
 }  // namespace
 
 void PrintTwinState(Ctl& ctl, const v1::TwinState& t) {
-  PrintFields(ctl.out(), {
-      {"pump", t.pump_id()},
-      {"model time (device, UTC)", FormatTimeMs(t.device_time_ms())},
-      {"last sample received (UTC)", FormatTimeMs(t.last_sample_server_time_ms())},
-      {"last seq", absl::StrCat(t.last_seq())},
-      {"prescription", absl::StrCat("version ", t.prescription_version(), ", ", t.drug().empty() ? "-" : t.drug(),
-                                    " ", UgPerMlAsMgPerMl(t.concentration_ug_per_ml()), " mg/mL")},
-      {"calculated reservoir (mL)", UlAsMl(t.calculated_reservoir_ul())},
-      {"estimated reservoir (mL)", UlAsMl(t.estimated_reservoir_ul())},
-      {"measured reservoir (mL)", OptMl(t.has_last_measured_reservoir_ul(), t.last_measured_reservoir_ul())},
-      {"reservoir residual (mL)", OptMl(t.has_reservoir_residual_ul(), t.reservoir_residual_ul())},
-      {"delivery ratio", absl::StrCat(FormatNumber(t.delivery_ratio(), 3), " ± ",
-                                      FormatNumber(t.delivery_ratio_stddev(), 3))},
-      {"delivered today (mg)", UgAsMg(t.delivered_today_ug())},
-      {"delivered last 24h (mg)", UgAsMg(t.delivered_24h_ug())},
-      {"delivered total (mL)", UlAsMl(t.delivered_total_ul())},
-      {"battery (%)", FormatNumber(t.battery_charge_fraction() * 100.0, 1)},
-      {"battery voltage (V)", Opt(t.has_last_battery_voltage_v(), t.last_battery_voltage_v(), 3)},
-      {"stroke pressure expected / baseline (mmHg)",
-       absl::StrCat(FormatNumber(t.expected_stroke_pressure_mmhg(), 1), " / ",
-                    FormatNumber(t.pressure_baseline_mmhg(), 1))},
-      {"stroke pressure measured (mmHg)", Opt(t.has_last_stroke_pressure_mmhg(), t.last_stroke_pressure_mmhg(), 1)},
-      {"pressure residual (mmHg)", Opt(t.has_pressure_residual_mmhg(), t.pressure_residual_mmhg(), 1)},
-      {"clock skew device-server (ms)", FormatNumber(t.clock_skew_ms(), 0)},
-      {"last refill (UTC)", FormatTimeMs(t.last_refill_time_ms())},
-  });
+  PrintFields(
+      ctl.out(),
+      {
+          {"pump", t.pump_id()},
+          {"model time (device, UTC)", FormatTimeMs(t.device_time_ms())},
+          {"last sample received (UTC)", FormatTimeMs(t.last_sample_server_time_ms())},
+          {"last seq", absl::StrCat(t.last_seq())},
+          {"prescription", absl::StrCat("version ", t.prescription_version(), ", ",
+                                        t.drug().empty() ? "-" : t.drug(), " ",
+                                        UgPerMlAsMgPerMl(t.concentration_ug_per_ml()), " mg/mL")},
+          {"calculated reservoir (mL)", UlAsMl(t.calculated_reservoir_ul())},
+          {"estimated reservoir (mL)", UlAsMl(t.estimated_reservoir_ul())},
+          {"measured reservoir (mL)",
+           OptMl(t.has_last_measured_reservoir_ul(), t.last_measured_reservoir_ul())},
+          {"reservoir residual (mL)",
+           OptMl(t.has_reservoir_residual_ul(), t.reservoir_residual_ul())},
+          {"delivery ratio", absl::StrCat(FormatNumber(t.delivery_ratio(), 3), " ± ",
+                                          FormatNumber(t.delivery_ratio_stddev(), 3))},
+          {"delivered today (mg)", UgAsMg(t.delivered_today_ug())},
+          {"delivered last 24h (mg)", UgAsMg(t.delivered_24h_ug())},
+          {"delivered total (mL)", UlAsMl(t.delivered_total_ul())},
+          {"battery (%)", FormatNumber(t.battery_charge_fraction() * 100.0, 1)},
+          {"battery voltage (V)",
+           Opt(t.has_last_battery_voltage_v(), t.last_battery_voltage_v(), 3)},
+          {"stroke pressure expected / baseline (mmHg)",
+           absl::StrCat(FormatNumber(t.expected_stroke_pressure_mmhg(), 1), " / ",
+                        FormatNumber(t.pressure_baseline_mmhg(), 1))},
+          {"stroke pressure measured (mmHg)",
+           Opt(t.has_last_stroke_pressure_mmhg(), t.last_stroke_pressure_mmhg(), 1)},
+          {"pressure residual (mmHg)",
+           Opt(t.has_pressure_residual_mmhg(), t.pressure_residual_mmhg(), 1)},
+          {"clock skew device-server (ms)", FormatNumber(t.clock_skew_ms(), 0)},
+          {"last refill (UTC)", FormatTimeMs(t.last_refill_time_ms())},
+      });
   const auto& f = t.forecast();
   ctl.out() << "forecast:\n";
-  PrintFields(ctl.out(), {
-      {"  reservoir low: calculated / estimated",
-       absl::StrCat(FormatTimeMs(f.calculated_low_reservoir_time_ms()), " / ",
-                    FormatTimeMs(f.estimated_low_reservoir_time_ms()))},
-      {"  reservoir empty: calculated / estimated",
-       absl::StrCat(FormatTimeMs(f.calculated_empty_time_ms()), " / ", FormatTimeMs(f.estimated_empty_time_ms()))},
-      {"  estimated empty earliest .. latest",
-       absl::StrCat(FormatTimeMs(f.estimated_empty_earliest_ms()), " .. ",
-                    FormatTimeMs(f.estimated_empty_latest_ms()))},
-      {"  next refill due", FormatTimeMs(f.next_refill_due_ms())},
-      {"  battery ERI / EOS",
-       absl::StrCat(FormatTimeMs(f.battery_eri_time_ms()), " / ", FormatTimeMs(f.battery_eos_time_ms()))},
-      {"  dose today delivered / prescribed (mg)",
-       absl::StrCat(UgAsMg(f.dose_today_delivered_ug()), " / ", UgAsMg(f.dose_today_prescribed_ug()))},
-  });
+  PrintFields(ctl.out(),
+              {
+                  {"  reservoir low: calculated / estimated",
+                   absl::StrCat(FormatTimeMs(f.calculated_low_reservoir_time_ms()), " / ",
+                                FormatTimeMs(f.estimated_low_reservoir_time_ms()))},
+                  {"  reservoir empty: calculated / estimated",
+                   absl::StrCat(FormatTimeMs(f.calculated_empty_time_ms()), " / ",
+                                FormatTimeMs(f.estimated_empty_time_ms()))},
+                  {"  estimated empty earliest .. latest",
+                   absl::StrCat(FormatTimeMs(f.estimated_empty_earliest_ms()), " .. ",
+                                FormatTimeMs(f.estimated_empty_latest_ms()))},
+                  {"  next refill due", FormatTimeMs(f.next_refill_due_ms())},
+                  {"  battery ERI / EOS", absl::StrCat(FormatTimeMs(f.battery_eri_time_ms()), " / ",
+                                                       FormatTimeMs(f.battery_eos_time_ms()))},
+                  {"  dose today delivered / prescribed (mg)",
+                   absl::StrCat(UgAsMg(f.dose_today_delivered_ug()), " / ",
+                                UgAsMg(f.dose_today_prescribed_ug()))},
+              });
   if (t.detectors_size() > 0) {
     Table d({{"DETECTOR"}, {"STATE"}, {"DETAIL"}});
     for (const auto& s : t.detectors()) {
       d.AddRow({EnumShortName(v1::AlertType_descriptor(), s.type(), "ALERT_TYPE_"),
-                EnumShortName(v1::DetectorState_descriptor(), s.state(), "DETECTOR_STATE_"), s.detail()});
+                EnumShortName(v1::DetectorState_descriptor(), s.state(), "DETECTOR_STATE_"),
+                s.detail()});
     }
     d.Print(ctl.out());
   }
@@ -123,17 +135,18 @@ int RunTwinWatch(Ctl& ctl, const WatchFlags& f) {
   // Streams are printed as they come: fixed-width columns instead of a measured table.
   constexpr char kRow[] = "%-24s  %-12s  %10s  %14s  %14s  %12s  %s\n";
   if (!ctl.json()) {
-    ctl.out() << absl::StrFormat(kRow, "TIME (device, UTC)", "PUMP", "SEQ", "EST RES (mL)", "DELIV 24H (mg)",
-                                 "BATTERY (%)", "ALERTING");
+    ctl.out() << absl::StrFormat(kRow, "TIME (device, UTC)", "PUMP", "SEQ", "EST RES (mL)",
+                                 "DELIV 24H (mg)", "BATTERY (%)", "ALERTING");
     ctl.out().flush();
   }
   return ReadStream<v1::TwinState>(
       ctl, f.stream, [&](grpc::ClientContext* ctx) { return ctl.twin().WatchTwin(ctx, req); },
       [&](const v1::TwinState& t) {
         if (ctl.json()) return ctl.PrintJson(t);
-        ctl.out() << absl::StrFormat(kRow, FormatTimeMs(t.device_time_ms()), t.pump_id(), absl::StrCat(t.last_seq()),
-                                     UlAsMl(t.estimated_reservoir_ul()), UgAsMg(t.delivered_24h_ug()),
-                                     FormatNumber(t.battery_charge_fraction() * 100.0, 1), AlertingDetectors(t));
+        ctl.out() << absl::StrFormat(
+            kRow, FormatTimeMs(t.device_time_ms()), t.pump_id(), absl::StrCat(t.last_seq()),
+            UlAsMl(t.estimated_reservoir_ul()), UgAsMg(t.delivered_24h_ug()),
+            FormatNumber(t.battery_charge_fraction() * 100.0, 1), AlertingDetectors(t));
         ctl.out().flush();
       });
 }
@@ -170,9 +183,17 @@ int RunTelemetry(Ctl& ctl, const TelemetryFlags& f) {
   }
   req.set_page_size(f.page.page_size);
   req.set_page_token(f.page.page_token);
-  Table t({{"TIME (device, UTC)"}, {"SEQ", true}, {"CALC RES (mL)", true}, {"MEAS RES (mL)", true},
-           {"OUTLET (mmHg)", true}, {"STROKE PEAK (mmHg)", true}, {"BATTERY (V)", true}, {"MOTOR (mA)", true},
-           {"TEMP (C)", true}, {"ALARMS", true}, {"EVENTS"}});
+  Table t({{"TIME (device, UTC)"},
+           {"SEQ", true},
+           {"CALC RES (mL)", true},
+           {"MEAS RES (mL)", true},
+           {"OUTLET (mmHg)", true},
+           {"STROKE PEAK (mmHg)", true},
+           {"BATTERY (V)", true},
+           {"MOTOR (mA)", true},
+           {"TEMP (C)", true},
+           {"ALARMS", true},
+           {"EVENTS"}});
   v1::GetTelemetryResponse resp;
   do {
     resp.Clear();
@@ -192,7 +213,8 @@ int RunTelemetry(Ctl& ctl, const TelemetryFlags& f) {
                 Opt(x.has_battery_voltage_v(), x.battery_voltage_v(), 3),
                 Opt(x.has_motor_current_ma(), x.motor_current_ma(), 2),
                 Opt(x.has_temperature_c(), x.temperature_c(), 1),
-                x.alarm_flags() == 0 ? "-" : absl::StrFormat("0x%02x", x.alarm_flags()), Events(x)});
+                x.alarm_flags() == 0 ? "-" : absl::StrFormat("0x%02x", x.alarm_flags()),
+                Events(x)});
     }
     req.set_page_token(resp.next_page_token());
   } while (f.page.all && !resp.next_page_token().empty());
@@ -212,19 +234,23 @@ void AddTwinCommands(CLI::App& root, Action* chosen) {
   get->add_option("PUMP", *pump, "PUMP_ID or pumps/PUMP_ID")->required();
   OnSelected(get, chosen, [pump](Ctl& ctl) { return RunTwinGet(ctl, *pump); });
 
-  auto* watch = twin->add_subcommand("watch", "WatchTwin: stream twin changes of one or more pumps");
+  auto* watch =
+      twin->add_subcommand("watch", "WatchTwin: stream twin changes of one or more pumps");
   auto wf = std::make_shared<WatchFlags>();
   watch->add_option("PUMP", wf->pumps, "Pumps to follow (PUMP_ID or pumps/PUMP_ID)")->required();
-  watch->add_option("--min_interval", wf->min_interval, "Coalesce updates per pump (server default 1s)");
+  watch->add_option("--min_interval", wf->min_interval,
+                    "Coalesce updates per pump (server default 1s)");
   AddStreamFlags(watch, &wf->stream);
   OnSelected(watch, chosen, [wf](Ctl& ctl) { return RunTwinWatch(ctl, *wf); });
 
   auto* telemetry = root.add_subcommand("telemetry", "Recorded telemetry");
   telemetry->require_subcommand(1);
-  auto* tget = telemetry->add_subcommand("get", "GetTelemetry: samples of a pump over a time range");
+  auto* tget =
+      telemetry->add_subcommand("get", "GetTelemetry: samples of a pump over a time range");
   auto tf = std::make_shared<TelemetryFlags>();
   tget->add_option("PUMP", tf->pump, "PUMP_ID or pumps/PUMP_ID")->required();
-  tget->add_option("--from", tf->from, absl::StrCat("Start, inclusive (device time; required): ", kTimeHelp));
+  tget->add_option("--from", tf->from,
+                   absl::StrCat("Start, inclusive (device time; required): ", kTimeHelp));
   tget->add_option("--to", tf->to, "End, exclusive (default now)");
   tget->add_option("--downsample", tf->downsample, "At most one sample per interval, e.g. 1h");
   AddPageFlags(tget, &tf->page);

@@ -8,8 +8,8 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/strip.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/types/span.h"
 
 namespace pumptwin::ctl {
@@ -17,8 +17,7 @@ namespace pumptwin::ctl {
 const char kVolumeUnitsHelp[] = "mL, uL, µL (e.g. 0.5mL, 500uL)";
 const char kRateUnitsHelp[] =
     "mL/day, uL/day, µL/day, mL/h, uL/h, µL/h (also /d, /hr, /hour; e.g. 0.5mL/day, 20uL/h)";
-const char kConcentrationUnitsHelp[] =
-    "mg/mL, ug/mL, mcg/mL, µg/mL (e.g. 10mg/mL, 500mcg/mL)";
+const char kConcentrationUnitsHelp[] = "mg/mL, ug/mL, mcg/mL, µg/mL (e.g. 10mg/mL, 500mcg/mL)";
 const char kDoseUnitsHelp[] = "mg, ug, mcg, µg (e.g. 15mg, 500ug)";
 const char kLengthUnitsHelp[] = "mm, cm (e.g. 45cm, 0.5mm)";
 const char kDurationUnitsHelp[] = "ms, s, m or min, h, d, w (e.g. 30m, 2h, 1d, 1h30m)";
@@ -60,20 +59,23 @@ std::vector<Unit> MassUnits() {
 std::vector<Unit> Combine(const std::vector<Unit>& num, const std::vector<Unit>& den) {
   std::vector<Unit> out;
   for (const Unit& n : num) {
-    for (const Unit& d : den) out.push_back({absl::StrCat(n.spelling, "/", d.spelling), n.factor / d.factor});
+    for (const Unit& d : den)
+      out.push_back({absl::StrCat(n.spelling, "/", d.spelling), n.factor / d.factor});
   }
   return out;
 }
 
 const std::vector<Unit>& RateUnits() {
   // Denominator factor: days per unit of time.
-  static const auto* units = new std::vector<Unit>(Combine(
-      VolumeUnits(), {{"day", 1.0}, {"d", 1.0}, {"h", 1.0 / 24}, {"hr", 1.0 / 24}, {"hour", 1.0 / 24}}));
+  static const auto* units = new std::vector<Unit>(
+      Combine(VolumeUnits(),
+              {{"day", 1.0}, {"d", 1.0}, {"h", 1.0 / 24}, {"hr", 1.0 / 24}, {"hour", 1.0 / 24}}));
   return *units;
 }
 
 const std::vector<Unit>& ConcentrationUnits() {
-  static const auto* units = new std::vector<Unit>(Combine(MassUnits(), {{"mL", 1.0}, {"ml", 1.0}}));
+  static const auto* units =
+      new std::vector<Unit>(Combine(MassUnits(), {{"mL", 1.0}, {"ml", 1.0}}));
   return *units;
 }
 
@@ -86,10 +88,12 @@ struct Split {
 absl::StatusOr<Split> SplitNumberUnit(absl::string_view text, absl::string_view kind,
                                       absl::string_view accepted) {
   if (text.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat("empty ", kind, "; give a number and its unit, one of: ", accepted));
+    return absl::InvalidArgumentError(
+        absl::StrCat("empty ", kind, "; give a number and its unit, one of: ", accepted));
   }
   if (text[0] == '-') {
-    return absl::InvalidArgumentError(absl::StrCat("'", text, "': a ", kind, " cannot be negative"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", text, "': a ", kind, " cannot be negative"));
   }
   size_t i = 0;
   if (text[0] == '+') i = 1;
@@ -104,8 +108,9 @@ absl::StatusOr<Split> SplitNumberUnit(absl::string_view text, absl::string_view 
     }
   }
   if (digits == 0 || dots > 1) {
-    return absl::InvalidArgumentError(absl::StrCat("'", text, "' is not a ", kind,
-                                                   ": expected a number followed by its unit, one of: ", accepted));
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", text, "' is not a ", kind,
+                     ": expected a number followed by its unit, one of: ", accepted));
   }
   absl::string_view number = text.substr(0, i);
   absl::string_view unit = text.substr(i);
@@ -137,8 +142,8 @@ absl::StatusOr<double> ParseQuantity(absl::string_view raw, absl::string_view ki
       return *v * u.factor;
     }
   }
-  return absl::InvalidArgumentError(absl::StrCat("'", text, "': unknown ", kind, " unit '", split->unit,
-                                                 "'; accepted: ", accepted));
+  return absl::InvalidArgumentError(absl::StrCat("'", text, "': unknown ", kind, " unit '",
+                                                 split->unit, "'; accepted: ", accepted));
 }
 
 }  // namespace
@@ -180,12 +185,17 @@ absl::StatusOr<LengthMm> ParseLength(absl::string_view text) {
 absl::StatusOr<absl::Duration> ParseDuration(absl::string_view raw) {
   absl::string_view text = absl::StripAsciiWhitespace(raw);
   static const auto* units = new std::vector<std::pair<std::string, absl::Duration>>({
-      {"ms", absl::Milliseconds(1)}, {"s", absl::Seconds(1)},  {"min", absl::Minutes(1)},
-      {"m", absl::Minutes(1)},       {"h", absl::Hours(1)},    {"d", absl::Hours(24)},
+      {"ms", absl::Milliseconds(1)},
+      {"s", absl::Seconds(1)},
+      {"min", absl::Minutes(1)},
+      {"m", absl::Minutes(1)},
+      {"h", absl::Hours(1)},
+      {"d", absl::Hours(24)},
       {"w", absl::Hours(24 * 7)},
   });
   if (text.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat("empty duration; accepted units: ", kDurationUnitsHelp));
+    return absl::InvalidArgumentError(
+        absl::StrCat("empty duration; accepted units: ", kDurationUnitsHelp));
   }
   absl::Duration total;
   absl::string_view rest = text;
@@ -193,8 +203,8 @@ absl::StatusOr<absl::Duration> ParseDuration(absl::string_view raw) {
     absl::StatusOr<Split> split = SplitNumberUnit(rest, "duration", kDurationUnitsHelp);
     if (!split.ok()) {
       if (rest.size() != text.size()) {
-        return absl::InvalidArgumentError(absl::StrCat("'", text, "' is not a duration; accepted units: ",
-                                                       kDurationUnitsHelp));
+        return absl::InvalidArgumentError(
+            absl::StrCat("'", text, "' is not a duration; accepted units: ", kDurationUnitsHelp));
       }
       return split.status();
     }
@@ -227,27 +237,29 @@ absl::StatusOr<absl::Time> ParseTime(absl::string_view raw, absl::Time now) {
     if (text.empty()) return now;
     const char sign = text[0];
     if (sign != '-' && sign != '+') {
-      return absl::InvalidArgumentError(absl::StrCat("'", raw, "' is not a time; accepted: ", kTimeHelp));
+      return absl::InvalidArgumentError(
+          absl::StrCat("'", raw, "' is not a time; accepted: ", kTimeHelp));
     }
     absl::StatusOr<absl::Duration> d = ParseDuration(text.substr(1));
     if (!d.ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("'", raw, "' is not a time (", d.status().message(), "); accepted: ", kTimeHelp));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "'", raw, "' is not a time (", d.status().message(), "); accepted: ", kTimeHelp));
     }
     return sign == '-' ? now - *d : now + *d;
   }
   absl::Time t;
   std::string err;
   if (!absl::ParseTime(absl::RFC3339_full, text, &t, &err)) {
-    return absl::InvalidArgumentError(absl::StrCat("'", raw, "' is not a time; accepted: ", kTimeHelp));
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", raw, "' is not a time; accepted: ", kTimeHelp));
   }
   return t;
 }
 
 absl::StatusOr<FlexStep> ParseFlexStep(absl::string_view raw, bool weekly) {
   absl::string_view text = absl::StripAsciiWhitespace(raw);
-  const std::string usage = weekly ? "DAY-HH:MM=RATE (e.g. Mon-07:00=0.6mL/day)"
-                                   : "HH:MM=RATE (e.g. 07:00=0.6mL/day)";
+  const std::string usage =
+      weekly ? "DAY-HH:MM=RATE (e.g. Mon-07:00=0.6mL/day)" : "HH:MM=RATE (e.g. 07:00=0.6mL/day)";
   std::vector<absl::string_view> parts = absl::StrSplit(text, absl::MaxSplits('=', 1));
   if (parts.size() != 2) {
     return absl::InvalidArgumentError(absl::StrCat("step '", raw, "': expected ", usage));
@@ -262,15 +274,16 @@ absl::StatusOr<FlexStep> ParseFlexStep(absl::string_view raw, bool weekly) {
       if (lower == absl::StrCat(kDays[i], "-")) day = i;
     }
     if (day < 0) {
-      return absl::InvalidArgumentError(absl::StrCat("step '", raw, "': weekly steps start with a day, ", usage));
+      return absl::InvalidArgumentError(
+          absl::StrCat("step '", raw, "': weekly steps start with a day, ", usage));
     }
     when.remove_prefix(4);
   }
   int hh = -1, mm = -1;
   if (when.size() != 5 || when[2] != ':' || !absl::SimpleAtoi(when.substr(0, 2), &hh) ||
       !absl::SimpleAtoi(when.substr(3, 2), &mm) || hh < 0 || hh > 23 || mm < 0 || mm > 59) {
-    return absl::InvalidArgumentError(absl::StrCat("step '", raw, "': bad time of day '", when,
-                                                   "', expected ", usage));
+    return absl::InvalidArgumentError(
+        absl::StrCat("step '", raw, "': bad time of day '", when, "', expected ", usage));
   }
   absl::StatusOr<RateUlPerDay> rate = ParseRate(parts[1]);
   if (!rate.ok()) {
@@ -284,13 +297,14 @@ absl::StatusOr<std::vector<FlexStep>> NormalizeFlexSteps(std::vector<FlexStep> s
   std::sort(steps.begin(), steps.end(),
             [](const FlexStep& a, const FlexStep& b) { return a.start_offset < b.start_offset; });
   if (steps.front().start_offset != absl::ZeroDuration()) {
-    return absl::InvalidArgumentError(absl::StrCat("the first step of a flex schedule must start at ",
-                                                   weekly ? "Mon-00:00" : "00:00"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the first step of a flex schedule must start at ", weekly ? "Mon-00:00" : "00:00"));
   }
   for (size_t i = 1; i < steps.size(); ++i) {
     if (steps[i].start_offset == steps[i - 1].start_offset) {
-      return absl::InvalidArgumentError(absl::StrCat("two flex steps start at the same time (offset ",
-                                                     absl::FormatDuration(steps[i].start_offset), ")"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("two flex steps start at the same time (offset ",
+                       absl::FormatDuration(steps[i].start_offset), ")"));
     }
   }
   return steps;

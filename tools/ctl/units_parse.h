@@ -15,11 +15,21 @@
 namespace pumptwin::ctl {
 
 // Each parsed value carries its unit in its type, so it cannot be passed on bare.
-struct VolumeUl { double ul = 0; };
-struct RateUlPerDay { double ul_per_day = 0; };
-struct ConcentrationUgPerMl { double ug_per_ml = 0; };
-struct DoseUg { double ug = 0; };
-struct LengthMm { double mm = 0; };
+struct VolumeUl {
+  double ul = 0;
+};
+struct RateUlPerDay {
+  double ul_per_day = 0;
+};
+struct ConcentrationUgPerMl {
+  double ug_per_ml = 0;
+};
+struct DoseUg {
+  double ug = 0;
+};
+struct LengthMm {
+  double mm = 0;
+};
 
 // "0.5mL", "500uL", "500µL" (also "0.5 mL"). Never negative.
 absl::StatusOr<VolumeUl> ParseVolume(absl::string_view text);
@@ -45,8 +55,7 @@ struct FlexStep {
 absl::StatusOr<FlexStep> ParseFlexStep(absl::string_view text, bool weekly);
 // Sorts the steps and checks the schedule: not empty, first step at 00:00 (Mon-00:00 when
 // weekly), no two steps at the same offset.
-absl::StatusOr<std::vector<FlexStep>> NormalizeFlexSteps(std::vector<FlexStep> steps,
-                                                         bool weekly);
+absl::StatusOr<std::vector<FlexStep>> NormalizeFlexSteps(std::vector<FlexStep> steps, bool weekly);
 
 // Human list of the spellings each kind accepts (used in messages and --help).
 extern const char kVolumeUnitsHelp[];

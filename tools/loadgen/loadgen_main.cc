@@ -17,11 +17,11 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/help_flags.h"
 #include "device_link/gateway_client.h"
 #include "device_link/process_tuning.h"
 #include "grpcpp/grpcpp.h"
 #include "pumptwin/v1/twin_service.grpc.pb.h"
-#include "tools/common/help_flags.h"
 #include "tools/loadgen/alert_watchers.h"
 #include "tools/loadgen/loadgen_common.h"
 
@@ -88,8 +88,8 @@ int main(int argc, char** argv) {
 
   const int64_t interval_ms = std::max<int64_t>(1, absl::GetFlag(FLAGS_sample_interval_ms));
   // Device time of seq 1, early enough that the last sample is not in the future.
-  const int64_t start_ms = absl::ToUnixMillis(absl::Now()) -
-                           (frames * batch / pumps + 10) * interval_ms;
+  const int64_t start_ms =
+      absl::ToUnixMillis(absl::Now()) - (frames * batch / pumps + 10) * interval_ms;
   const std::string prefix = absl::GetFlag(FLAGS_pump_prefix);
   auto pump_name = [&](int stream, int p) { return absl::StrCat(prefix, "s", stream, "p", p); };
   if (const int64_t n = absl::GetFlag(FLAGS_register_only); n > 0) {
@@ -106,7 +106,8 @@ int main(int argc, char** argv) {
         absl::GetFlag(FLAGS_register_concurrency));
     const double secs = absl::ToDoubleSeconds(absl::Now() - t0);
     std::printf("registered=%lld elapsed_s=%.1f registrations_per_s=%.0f status=%s\n",
-                static_cast<long long>(n), secs, n / secs, st.ok() ? "OK" : st.error_message().c_str());
+                static_cast<long long>(n), secs, n / secs,
+                st.ok() ? "OK" : st.error_message().c_str());
     return st.ok() ? 0 : 1;
   }
   if (absl::GetFlag(FLAGS_register_pumps)) {
@@ -242,7 +243,8 @@ int main(int argc, char** argv) {
     });
   }
   for (auto& t : producers) t.join();
-  for (auto& c : clients) c->WaitUntilAllDone(std::max(absl::ZeroDuration(), deadline - absl::Now()));
+  for (auto& c : clients)
+    c->WaitUntilAllDone(std::max(absl::ZeroDuration(), deadline - absl::Now()));
   const absl::Duration elapsed = absl::Now() - start;
   if (probe != nullptr) probe->Stop();
 

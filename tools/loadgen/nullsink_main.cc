@@ -10,12 +10,12 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
-#include "device_link/process_tuning.h"
-#include "tools/common/help_flags.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/help_flags.h"
 #include "device_link/gateway_service.h"
 #include "device_link/null_sink.h"
+#include "device_link/process_tuning.h"
 #include "grpcpp/grpcpp.h"
 
 ABSL_FLAG(int, port, 0, "TCP port on 127.0.0.1 (0: ephemeral, printed on stdout)");

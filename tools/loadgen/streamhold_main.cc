@@ -14,7 +14,6 @@
 #include <string>
 #include <vector>
 
-#include "device_link/process_tuning.h"
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
@@ -24,9 +23,10 @@
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "common/help_flags.h"
+#include "device_link/process_tuning.h"
 #include "grpcpp/grpcpp.h"
 #include "pumptwin/v1/twin_service.grpc.pb.h"
-#include "tools/common/help_flags.h"
 #include "tools/loadgen/loadgen_common.h"
 #include "tools/loadgen/stream_holder.h"
 
@@ -119,7 +119,8 @@ int main(int argc, char** argv) {
       "         --server_pid=$(pidof pumptwind) --hold_s=60 --frame_interval_s=30");
   pumptwin::tools::ParseFlagsOrExit(argc, argv);
   pumptwin::device_link::TuneProcessForStreaming();
-  // As in pumptwind (server/main.cc): no debug lock-order graph over every stream's mutexes.
+  // As in pumptwind (server/process/main.cc): no debug lock-order graph over every stream's
+  // mutexes.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
 
   HoldOptions o;

@@ -11,6 +11,7 @@ PUMPTWIN_PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
   prometheus-cpp-dev libgtest-dev libgmock-dev libbenchmark-dev librocksdb-dev libssl-dev
   libcli11-dev python3 python3-grpcio python3-protobuf python3-yaml prometheus openssl curl
+  clang-format
   tzdata
 )
 

@@ -13,7 +13,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "device_link/process_tuning.h"
-#include "tools/common/help_flags.h"
+#include "common/help_flags.h"
 #include "tools/sim/sim.h"
 
 ABSL_FLAG(std::string, target, "127.0.0.1:50051", "pumptwind gRPC address");

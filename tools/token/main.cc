@@ -16,7 +16,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
-#include "server/token_name.h"
+#include "server/api/token_name.h"
 
 namespace {
 
@@ -115,8 +115,8 @@ int main(int argc, char** argv) {
       return 1;
     }
     std::string b64;
-    absl::WebSafeBase64Escape(
-        absl::string_view(reinterpret_cast<const char*>(bytes), sizeof bytes), &b64);
+    absl::WebSafeBase64Escape(absl::string_view(reinterpret_cast<const char*>(bytes), sizeof bytes),
+                              &b64);
     token = "ptw_" + b64;
   } else {
     std::getline(std::cin, token);

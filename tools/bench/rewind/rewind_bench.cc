@@ -18,7 +18,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "benchmark/benchmark.h"
-#include "server/event_inputs.h"
+#include "server/core/event_inputs.h"
 #include "server/store/rocksdb_store.h"
 #include "server/store/telemetry_codec.h"
 #include "twin/event_fold.h"

@@ -29,7 +29,8 @@ std::vector<twin::Sample> Samples(uint64_t first_seq, size_t n) {
     const double k = static_cast<double>(first_seq + i);
     s.seq = first_seq + i;
     s.device_time = kT0 + absl::Minutes(k);
-    s.calculated_reservoir = twin::Microliters(20000.0 - k * 0.34722222222 * (1 + 1e-7 * std::sin(k)));
+    s.calculated_reservoir =
+        twin::Microliters(20000.0 - k * 0.34722222222 * (1 + 1e-7 * std::sin(k)));
     s.measured_reservoir = twin::Microliters(std::round((20000.0 - k * 0.3472) * 10) / 10);
     s.cumulative_drive_units = 1000 + 7 * (first_seq + i);
     s.outlet_pressure = twin::Mmhg(std::round((12 + 2 * std::sin(k / 7)) * 10) / 10);
@@ -49,7 +50,8 @@ void BM_EncodeChunk(benchmark::State& state) {
     benchmark::DoNotOptimize(out);
   }
   state.SetItemsProcessed(state.iterations() * state.range(0));
-  state.counters["bytes_per_sample"] = static_cast<double>(bytes) / static_cast<double>(state.range(0));
+  state.counters["bytes_per_sample"] =
+      static_cast<double>(bytes) / static_cast<double>(state.range(0));
 }
 BENCHMARK(BM_EncodeChunk)->Arg(10)->Arg(100)->Arg(1000);
 
@@ -66,7 +68,8 @@ BENCHMARK(BM_DecodeChunk)->Arg(100)->Arg(1000);
 struct BenchDir {
   BenchDir() {
     const char* tmp = std::getenv("TMPDIR");
-    std::string pattern = absl::StrCat(tmp != nullptr && *tmp ? tmp : "/tmp", "/pumptwin_bench_XXXXXX");
+    std::string pattern =
+        absl::StrCat(tmp != nullptr && *tmp ? tmp : "/tmp", "/pumptwin_bench_XXXXXX");
     path = ::mkdtemp(pattern.data());
   }
   ~BenchDir() { std::filesystem::remove_all(path); }
@@ -102,8 +105,8 @@ void BM_CommitGroup(benchmark::State& state) {
     if (!s.ok()) state.SkipWithError(s.ToString().c_str());
   }
   state.SetItemsProcessed(state.iterations() * static_cast<int64_t>(chunks) * 100);
-  state.counters["fsyncs_per_s"] = benchmark::Counter(static_cast<double>(state.iterations()),
-                                                      benchmark::Counter::kIsRate);
+  state.counters["fsyncs_per_s"] =
+      benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_CommitGroup)->Arg(1)->Arg(10)->Arg(100)->Arg(1000)->UseRealTime()->MinTime(2.0);
 
@@ -121,10 +124,10 @@ void BM_GroupCommitter(benchmark::State& state) {
   absl::Mutex mu;
   int64_t outstanding = 0, commits = 0, groups = 0;
   GroupCommitter committer(store->get(), {.metrics = {.on_commit = [&](const CommitStats& s) {
-                                             absl::MutexLock lock(&mu);
-                                             ++commits;
-                                             groups += static_cast<int64_t>(s.groups);
-                                           }}});
+                                            absl::MutexLock lock(&mu);
+                                            ++commits;
+                                            groups += static_cast<int64_t>(s.groups);
+                                          }}});
   uint64_t n = 0;
   const absl::Time start = absl::Now();
   for (auto _ : state) {
@@ -153,7 +156,8 @@ void BM_GroupCommitter(benchmark::State& state) {
   const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
   state.counters["durable_samples_per_s"] = static_cast<double>(state.iterations()) * 100 / seconds;
   state.SetItemsProcessed(state.iterations() * 100);
-  state.counters["groups_per_fsync"] = static_cast<double>(groups) / static_cast<double>(std::max<int64_t>(commits, 1));
+  state.counters["groups_per_fsync"] =
+      static_cast<double>(groups) / static_cast<double>(std::max<int64_t>(commits, 1));
 }
 BENCHMARK(BM_GroupCommitter)->Arg(1)->Arg(64)->Arg(1024)->UseRealTime()->MinTime(2.0);
 
@@ -187,7 +191,7 @@ struct RecoveryFixture {
     }
     if (!store->CompactAll().ok()) std::abort();
   }
-  BenchDir dir;                          // removed at exit, after the store closed
+  BenchDir dir;  // removed at exit, after the store closed
   std::unique_ptr<RocksDbStore> store;
 };
 RocksDbStore* RecoveryStore() {
@@ -223,9 +227,8 @@ void BM_RecoveryReplayPerLaggingTwin(benchmark::State& state) {
   std::vector<twin::Sample> samples;
   for (auto _ : state) {
     const std::string id = absl::StrCat("pump-", p++ % kRecoveryPumps);
-    absl::Status s = store->ScanTelemetryAfterSeq(id, 5, [&](const TelemetryChunk& c) {
-      return DecodeSamples(c.encoded, &samples).ok();
-    });
+    absl::Status s = store->ScanTelemetryAfterSeq(
+        id, 5, [&](const TelemetryChunk& c) { return DecodeSamples(c.encoded, &samples).ok(); });
     if (!s.ok() || samples.size() != 10) state.SkipWithError("replay failed");
   }
   state.SetItemsProcessed(state.iterations());

@@ -54,8 +54,10 @@ std::vector<Sample> Samples(const Twin& twin, int n) {
     s.device_time = t;
     const double left = std::max(0.0, twin.config().reservoir_capacity.value() - prog);
     if (spec.signals & kSigCalculatedReservoir) s.calculated_reservoir = Microliters(left);
-    if (spec.signals & kSigDriveUnits) s.cumulative_drive_units = static_cast<uint64_t>(prog / spec.stroke_volume.value());
-    if (spec.signals & kSigMeasuredReservoir) s.measured_reservoir = Microliters(std::max(0.0, left + 50 * z(rng)));
+    if (spec.signals & kSigDriveUnits)
+      s.cumulative_drive_units = static_cast<uint64_t>(prog / spec.stroke_volume.value());
+    if (spec.signals & kSigMeasuredReservoir)
+      s.measured_reservoir = Microliters(std::max(0.0, left + 50 * z(rng)));
     if (spec.signals & kSigStrokePressure) {
       s.stroke_pressure_peak = Mmhg(twin.expected_stroke_pressure().value() + 0.7 * z(rng));
       s.csf_pulsation = Mmhg(2 + 0.3 * z(rng));

@@ -1,0 +1,205 @@
+#include "server/api/alert_hub.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/thread_name.h"
+#include "server/metrics/ingest_metrics.h"
+
+namespace pumptwin::server {
+namespace {
+constexpr char kStream[] = "watch_alerts";
+}  // namespace
+
+bool AlertFilter::Matches(const v1::AlertEvent& event) const {
+  if (!clinic.empty() && event.alert().clinic() != clinic) return false;
+  if (min_severity != v1::SEVERITY_UNSPECIFIED && event.alert().severity() < min_severity) {
+    return false;
+  }
+  return true;
+}
+
+absl::Status AlertSubscription::Take(size_t max, std::vector<v1::AlertEvent>* out) {
+  absl::MutexLock lock(&mu_);
+  if (!status_.ok()) return status_;
+  while (max-- > 0 && !buffer_.empty()) {
+    out->push_back(*buffer_.front());
+    buffer_.pop_front();
+  }
+  return absl::OkStatus();
+}
+
+bool AlertSubscription::Push(const std::vector<std::shared_ptr<const v1::AlertEvent>>& events,
+                             bool* overflowed) {
+  *overflowed = false;
+  absl::MutexLock lock(&mu_);
+  if (!status_.ok()) return false;
+  bool added = false;
+  for (const auto& ev : events) {
+    if (!filter_.Matches(*ev)) continue;
+    if (buffer_.size() >= capacity_) {
+      buffer_.clear();
+      status_ = absl::ResourceExhaustedError(
+          absl::StrCat("subscriber fell more than ", capacity_, " alert events behind"));
+      *overflowed = true;
+      return true;
+    }
+    buffer_.push_back(ev);
+    added = true;
+  }
+  return added;
+}
+
+bool AlertSubscription::Close(absl::Status status) {
+  absl::MutexLock lock(&mu_);
+  if (!status_.ok()) return false;
+  buffer_.clear();
+  status_ = std::move(status);
+  return true;
+}
+
+AlertHub::AlertHub(AlertHubOptions options, uint64_t initial_position, IngestMetrics* metrics)
+    : options_(options), metrics_(metrics), position_(initial_position) {
+  thread_ = std::thread([this] {
+    NameThisThread("pt-alert-hub");
+    Run();
+  });
+}
+
+AlertHub::~AlertHub() { Shutdown(); }
+
+absl::StatusOr<std::shared_ptr<AlertSubscription>> AlertHub::Subscribe(AlertFilter filter,
+                                                                       std::function<void()> wake,
+                                                                       uint64_t* position) {
+  auto sub = std::make_shared<AlertSubscription>(std::move(filter), options_.buffer_events,
+                                                 std::move(wake));
+  absl::MutexLock lock(&mu_);
+  if (shut_down_) return absl::UnavailableError("the server is shutting down; retry later");
+  if (options_.max_subscribers != 0 && subs_.size() >= options_.max_subscribers) {
+    if (metrics_ != nullptr) metrics_->subscribers_refused(kStream).Increment();
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "this server already serves ", subs_.size(),
+        " WatchAlerts streams (--watch_alerts_max_subscribers); retry with backoff, or share "
+        "one stream among the views of a client"));
+  }
+  subs_.insert(sub);
+  *position = position_;
+  if (metrics_ != nullptr) metrics_->subscribers(kStream).Increment();
+  return sub;
+}
+
+void AlertHub::Unsubscribe(const std::shared_ptr<AlertSubscription>& sub) {
+  absl::MutexLock lock(&mu_);
+  if (subs_.erase(sub) > 0 && metrics_ != nullptr) metrics_->subscribers(kStream).Decrement();
+}
+
+void AlertHub::Shutdown() {
+  {
+    absl::MutexLock lock(&queue_mu_);
+    stop_ = true;
+    queue_.clear();
+    queued_events_ = 0;
+  }
+  if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) thread_.join();
+  absl::MutexLock lock(&mu_);
+  if (shut_down_) return;
+  shut_down_ = true;
+  for (const auto& sub : subs_) {
+    sub->Close(absl::UnavailableError("the server is shutting down"));
+    sub->wake_();
+  }
+}
+
+void AlertHub::OnAlertEvents(const std::vector<v1::AlertEvent>& events) {
+  if (events.empty()) return;
+  Batch batch;
+  batch.reserve(events.size());
+  for (const v1::AlertEvent& ev : events)
+    batch.push_back(std::make_shared<const v1::AlertEvent>(ev));
+  absl::MutexLock lock(&queue_mu_);
+  if (stop_) return;
+  if (queued_events_ + batch.size() > kMaxQueuedEvents) {
+    // Delivery is that far behind: drop what waits (it is durable; subscribers resume
+    // from the store) and end every subscription instead of holding it all in memory.
+    queue_.clear();
+    queued_events_ = 0;
+    overflowed_ = true;
+    overflow_cursor_ = std::max(overflow_cursor_, batch.back()->cursor());
+    return;
+  }
+  queued_events_ += batch.size();
+  queue_.push_back(std::move(batch));
+}
+
+void AlertHub::WaitDelivered() {
+  absl::MutexLock lock(&queue_mu_);
+  auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(queue_mu_) {
+    return stop_ || (queue_.empty() && !busy_ && !overflowed_);
+  };
+  queue_mu_.Await(absl::Condition(&idle));
+}
+
+void AlertHub::Run() {
+  for (;;) {
+    std::deque<Batch> batches;
+    bool overflow = false;
+    uint64_t dropped_upto = 0;
+    {
+      absl::MutexLock lock(&queue_mu_);
+      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(queue_mu_) {
+        return stop_ || overflowed_ || !queue_.empty();
+      };
+      queue_mu_.Await(absl::Condition(&ready));
+      if (stop_) return;
+      batches.swap(queue_);
+      queued_events_ = 0;
+      overflow = overflowed_;
+      overflowed_ = false;
+      dropped_upto = overflow_cursor_;
+      busy_ = true;
+    }
+    // Dropped events are older than every batch queued after the drop.
+    if (overflow) DropAll(dropped_upto);
+    for (const Batch& b : batches) Deliver(b);
+    absl::MutexLock lock(&queue_mu_);
+    busy_ = false;
+  }
+}
+
+void AlertHub::Deliver(const Batch& events) {
+  absl::MutexLock lock(&mu_);
+  if (shut_down_) return;
+  position_ = std::max(position_, events.back()->cursor());
+  for (const auto& sub : subs_) {
+    bool overflowed = false;
+    if (!sub->Push(events, &overflowed)) continue;  // nothing it wants: no wakeup
+    if (overflowed && metrics_ != nullptr) metrics_->subscribers_dropped(kStream).Increment();
+    sub->wake_();
+  }
+}
+
+void AlertHub::DropAll(uint64_t last_dropped_cursor) {
+  absl::MutexLock lock(&mu_);
+  position_ = std::max(position_, last_dropped_cursor);
+  for (const auto& sub : subs_) {
+    if (sub->Close(absl::ResourceExhaustedError(
+            absl::StrCat("alert delivery fell more than ", kMaxQueuedEvents, " events behind"))) &&
+        metrics_ != nullptr) {
+      metrics_->subscribers_dropped(kStream).Increment();
+    }
+    sub->wake_();
+  }
+}
+
+uint64_t AlertHub::position() const {
+  absl::MutexLock lock(&mu_);
+  return position_;
+}
+
+size_t AlertHub::subscriber_count() const {
+  absl::MutexLock lock(&mu_);
+  return subs_.size();
+}
+
+}  // namespace pumptwin::server

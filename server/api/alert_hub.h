@@ -1,0 +1,138 @@
+// AlertHub: fans durable alert events (CommitGate AlertListener) out to WatchAlerts
+// subscribers. OnAlertEvents (the store's committer thread) only queues the events; the
+// hub's own delivery thread hands them to every subscription and wakes its stream, so no
+// number of subscribers, slow or stalled, costs the committer more than that append.
+// Each subscription has its own bounded buffer (events are shared between buffers, not
+// copied): one whose buffer overflows is marked RESOURCE_EXHAUSTED, emptied and counted in
+// pumptwin subscribers_dropped{stream="watch_alerts"}; the others are unaffected. Should
+// the delivery queue itself exceed kMaxQueuedEvents, every subscription ends the same way
+// (their clients resume from their cursor) rather than the hub holding unbounded memory.
+// A subscriber is woken only for events its filter matches. At most max_subscribers are
+// held at once: every held stream costs gRPC writes on the threads that also serve ingest.
+// Owned by ServerApp; thread-safe (subscriptions come and go on gRPC threads).
+// Lock order: hub mu_ -> Subscription mu_ -> wake callback; queue_mu_ is taken alone.
+#ifndef PUMPTWIN_SERVER_ALERT_HUB_H_
+#define PUMPTWIN_SERVER_ALERT_HUB_H_
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "pumptwin/v1/resources.pb.h"
+#include "server/core/commit_gate.h"
+
+namespace pumptwin::server {
+
+class IngestMetrics;
+
+// Which events a subscriber wants (WatchAlertsRequest filters).
+struct AlertFilter {
+  std::string clinic;                                    // empty: every clinic
+  v1::Severity min_severity = v1::SEVERITY_UNSPECIFIED;  // unspecified: every severity
+  bool Matches(const v1::AlertEvent& event) const;
+};
+
+// One subscriber's buffer. Created by AlertHub::Subscribe; the subscriber drains it.
+class AlertSubscription {
+ public:
+  AlertSubscription(AlertFilter filter, size_t capacity, std::function<void()> wake)
+      : filter_(std::move(filter)), capacity_(capacity), wake_(std::move(wake)) {}
+
+  // Moves up to `max` buffered events (cursor order) into `out`. Returns the terminal
+  // status once the subscription has ended (RESOURCE_EXHAUSTED overflow, UNAVAILABLE
+  // shutdown): then nothing more is delivered and the buffer is empty.
+  absl::Status Take(size_t max, std::vector<v1::AlertEvent>* out);
+  const AlertFilter& filter() const { return filter_; }
+
+ private:
+  friend class AlertHub;
+  // Appends the matching events. `overflowed`: this push ended the subscription (buffer
+  // full). Returns whether the subscriber has anything new to see (events or its end):
+  // only then is it woken.
+  bool Push(const std::vector<std::shared_ptr<const v1::AlertEvent>>& events, bool* overflowed);
+  // Ends the subscription with `status`; false if it had ended already.
+  bool Close(absl::Status status);
+
+  const AlertFilter filter_;
+  const size_t capacity_;
+  const std::function<void()> wake_;  // quick, non-blocking; called without mu_ held
+  absl::Mutex mu_;
+  std::deque<std::shared_ptr<const v1::AlertEvent>> buffer_ ABSL_GUARDED_BY(mu_);
+  absl::Status status_ ABSL_GUARDED_BY(mu_);
+};
+
+struct AlertHubOptions {
+  size_t buffer_events = 4096;  // per subscriber
+  // Subscriptions held at once; Subscribe refuses the next one RESOURCE_EXHAUSTED (counted
+  // in pumptwin_subscribers_refused_total). 0: no limit.
+  size_t max_subscribers = 1000;
+};
+
+class AlertHub final : public AlertListener {
+ public:
+  static constexpr size_t kMaxQueuedEvents = 1 << 16;
+
+  // `initial_position`: the last durable cursor at start-up (store's LastAlertCursor).
+  // `metrics` may be null (unit tests). Starts the delivery thread.
+  AlertHub(AlertHubOptions options, uint64_t initial_position, IngestMetrics* metrics);
+  ~AlertHub() override;  // Shutdown()
+  AlertHub(const AlertHub&) = delete;
+  AlertHub& operator=(const AlertHub&) = delete;
+
+  // Registers a subscriber. `*position` receives the hub's position at that instant:
+  // every event with cursor <= position is durable in the store (replay it from there),
+  // every later event goes into the subscription. `wake` is called (delivery thread)
+  // after events were added or the subscription ended. UNAVAILABLE after Shutdown;
+  // RESOURCE_EXHAUSTED when max_subscribers are already subscribed.
+  absl::StatusOr<std::shared_ptr<AlertSubscription>> Subscribe(AlertFilter filter,
+                                                               std::function<void()> wake,
+                                                               uint64_t* position);
+  // After it returns, `wake` of that subscription is never called again.
+  void Unsubscribe(const std::shared_ptr<AlertSubscription>& sub);
+  // Ends every subscription with UNAVAILABLE (server stopping); refuses new ones; stops
+  // the delivery thread. Idempotent.
+  void Shutdown();
+
+  // Queues the events for the delivery thread and returns (committer thread).
+  void OnAlertEvents(const std::vector<v1::AlertEvent>& events) override;
+  // Returns once every event queued before the call has been delivered (tests).
+  void WaitDelivered();
+
+  uint64_t position() const;
+  size_t subscriber_count() const;
+  size_t buffer_events() const { return options_.buffer_events; }
+
+ private:
+  using Batch = std::vector<std::shared_ptr<const v1::AlertEvent>>;
+  void Run();
+  void Deliver(const Batch& events);
+  void DropAll(uint64_t last_dropped_cursor);  // the queue overflowed: end every subscription
+
+  const AlertHubOptions options_;
+  IngestMetrics* const metrics_;
+  mutable absl::Mutex mu_;
+  uint64_t position_ ABSL_GUARDED_BY(mu_);  // last cursor delivered to the subscriptions
+  bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
+  absl::flat_hash_set<std::shared_ptr<AlertSubscription>> subs_ ABSL_GUARDED_BY(mu_);
+
+  absl::Mutex queue_mu_;
+  std::deque<Batch> queue_ ABSL_GUARDED_BY(queue_mu_);
+  size_t queued_events_ ABSL_GUARDED_BY(queue_mu_) = 0;
+  bool overflowed_ ABSL_GUARDED_BY(queue_mu_) = false;
+  uint64_t overflow_cursor_ ABSL_GUARDED_BY(queue_mu_) = 0;  // last cursor dropped
+  bool busy_ ABSL_GUARDED_BY(queue_mu_) = false;             // the thread is delivering a take
+  bool stop_ ABSL_GUARDED_BY(queue_mu_) = false;
+  std::thread thread_;
+};
+
+}  // namespace pumptwin::server
+
+#endif  // PUMPTWIN_SERVER_ALERT_HUB_H_

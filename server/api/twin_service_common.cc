@@ -1,0 +1,139 @@
+#include "server/api/twin_service_common.h"
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "device_link/input_limits.h"
+#include "google/protobuf/util/json_util.h"
+#include "server/core/convert.h"
+
+namespace pumptwin::server {
+
+absl::StatusOr<PumpCaller> AuthorizePumpCall(const Authorizer& auth,
+                                             const grpc::CallbackServerContext& ctx, Role role,
+                                             const std::string& name) {
+  auto principal = auth.Check(ctx, role);
+  if (!principal.ok()) return principal.status();
+  auto id = PumpIdFromName(name);
+  if (!id.ok()) return id.status();
+  return PumpCaller{*std::move(principal), *std::move(id)};
+}
+
+absl::StatusOr<std::string> AuthorizedPumpId(const Authorizer& auth,
+                                             const grpc::CallbackServerContext& ctx, Role role,
+                                             const std::string& name) {
+  auto caller = AuthorizePumpCall(auth, ctx, role, name);
+  if (!caller.ok()) return caller.status();
+  return std::move(caller->pump_id);
+}
+
+std::string MessageJson(const google::protobuf::Message& m) {
+  std::string out;
+  (void)google::protobuf::util::MessageToJsonString(m, &out);
+  return out;
+}
+
+AuditDraft MakeAudit(const Principal& who, absl::Time now, const char* method,
+                     const std::string& resource, std::string before_json, std::string after_json,
+                     const std::string& reason) {
+  return MakeAuditDraft({.actor = who.actor,
+                         .role = RoleName(who.role),
+                         .method = absl::StrCat("TwinService.", method),
+                         .resource = resource,
+                         .before_json = std::move(before_json),
+                         .after_json = std::move(after_json),
+                         .reason = reason,
+                         .server_time = now});
+}
+
+absl::StatusOr<int> PageSize(int32_t requested, int default_size, int max_size, const char* field) {
+  if (requested < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, "=", requested, " must be >= 0 (0: default ", default_size,
+                     ", larger than ", max_size, ": ", max_size, ")"));
+  }
+  if (requested == 0) return default_size;
+  return requested > max_size ? max_size : requested;
+}
+
+std::string EncodePageToken(absl::string_view kind, absl::string_view payload) {
+  return absl::WebSafeBase64Escape(absl::StrCat(kind, "|", payload));
+}
+
+absl::StatusOr<std::string> DecodePageToken(absl::string_view token, absl::string_view kind,
+                                            absl::string_view method) {
+  std::string raw;
+  const std::string prefix = absl::StrCat(kind, "|");
+  if (!absl::WebSafeBase64Unescape(token, &raw) || !absl::StartsWith(raw, prefix)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "page_token=", device_link::Echo(token), " is not a page_token returned by ", method,
+        "; pass the next_page_token of the previous page unchanged, or empty for the first"));
+  }
+  return raw.substr(prefix.size());
+}
+
+absl::Status CheckNotDecommissioned(const PumpDirectory& dir, const std::string& pump_id) {
+  auto e = dir.Get(pump_id);
+  if (!e.has_value()) {
+    return absl::NotFoundError(absl::StrCat("pump '", pump_id, "' is not registered"));
+  }
+  if (e->lifecycle == v1::PUMP_LIFECYCLE_DECOMMISSIONED) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "pump '", pump_id, "' is decommissioned (archived, read-only); nothing was changed"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::Pump> RegistrationOverlay::Load(const store::Store& store,
+                                                   const std::string& pump_id) {
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = staged_.find(pump_id);
+    if (it != staged_.end()) {
+      if (it->second.claimed) {
+        return absl::AbortedError(
+            absl::StrCat("pump '", pump_id,
+                         "' is being decommissioned by another call; nothing was changed, "
+                         "retry"));
+      }
+      return it->second.pump;
+    }
+  }
+  auto bytes = store.GetPump(pump_id);
+  if (!bytes.ok()) {
+    if (absl::IsNotFound(bytes.status())) {
+      return absl::NotFoundError(absl::StrCat("pump '", pump_id, "' is not registered"));
+    }
+    return bytes.status();
+  }
+  v1::Pump pump;
+  if (!pump.ParseFromString(*bytes)) {
+    return absl::DataLossError(absl::StrCat("registration of pump '", pump_id, "' does not parse"));
+  }
+  return pump;
+}
+
+uint64_t RegistrationOverlay::Stage(const v1::Pump& pump) {
+  absl::MutexLock lock(&mu_);
+  uint64_t ticket = next_ticket_++;
+  staged_.insert_or_assign(pump.pump_id(), Staged{pump, ticket});
+  return ticket;
+}
+
+uint64_t RegistrationOverlay::Claim(const std::string& pump_id) {
+  absl::MutexLock lock(&mu_);
+  uint64_t ticket = next_ticket_++;
+  Staged claim;
+  claim.ticket = ticket;
+  claim.claimed = true;
+  staged_.insert_or_assign(pump_id, std::move(claim));
+  return ticket;
+}
+
+void RegistrationOverlay::Release(const std::string& pump_id, uint64_t ticket) {
+  absl::MutexLock lock(&mu_);
+  auto it = staged_.find(pump_id);
+  if (it != staged_.end() && it->second.ticket == ticket) staged_.erase(it);
+}
+
+}  // namespace pumptwin::server

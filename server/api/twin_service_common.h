@@ -1,0 +1,90 @@
+// Helpers shared by the TwinService method files (twin_service_*.cc): audit drafts,
+// opaque page tokens, page-size rules, the read-modify-write of registrations inside a
+// shard mutation, and the "is this pump archived" check. Internal to pumptwin_server.
+// Thread-safety: free functions; RegistrationOverlay is internally locked.
+#ifndef PUMPTWIN_SERVER_TWIN_SERVICE_COMMON_H_
+#define PUMPTWIN_SERVER_TWIN_SERVICE_COMMON_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "google/protobuf/message.h"
+#include "pumptwin/v1/resources.pb.h"
+#include "server/api/auth.h"
+#include "server/core/commit_gate.h"
+#include "server/core/pump_directory.h"
+#include "server/store/store.h"
+
+namespace pumptwin::server {
+
+std::string MessageJson(const google::protobuf::Message& m);
+
+// Who makes a pump-scoped call, and on which pump.
+struct PumpCaller {
+  Principal who;
+  std::string pump_id;
+};
+
+// The start of a pump-scoped call: the caller must hold `role`, and `name` must be a pump
+// resource name. Returns the caller and the pump id, or the status to finish the call with.
+absl::StatusOr<PumpCaller> AuthorizePumpCall(const Authorizer& auth,
+                                             const grpc::CallbackServerContext& ctx, Role role,
+                                             const std::string& name);
+// The same when only the pump id is needed (the read calls).
+absl::StatusOr<std::string> AuthorizedPumpId(const Authorizer& auth,
+                                             const grpc::CallbackServerContext& ctx, Role role,
+                                             const std::string& name);
+
+AuditDraft MakeAudit(const Principal& who, absl::Time now, const char* method,
+                     const std::string& resource, std::string before_json, std::string after_json,
+                     const std::string& reason);
+
+// page_size: 0 -> default, above max -> max, negative -> INVALID_ARGUMENT naming field.
+absl::StatusOr<int> PageSize(int32_t requested, int default_size, int max_size,
+                             const char* field = "page_size");
+
+// Opaque page tokens: web-safe base64 of "<kind>|<payload>". Decoding a token of another
+// kind, or garbage, is INVALID_ARGUMENT ("not a page_token returned by <method>").
+std::string EncodePageToken(absl::string_view kind, absl::string_view payload);
+absl::StatusOr<std::string> DecodePageToken(absl::string_view token, absl::string_view kind,
+                                            absl::string_view method);
+
+// FAILED_PRECONDITION when the directory says the pump is decommissioned (read-only).
+absl::Status CheckNotDecommissioned(const PumpDirectory& dir, const std::string& pump_id);
+
+// The registration of a pump as the latest mutation left it: registrations changed by
+// a shard mutation whose group is not yet durable are served from here, so two quick
+// read-modify-writes of one pump never lose an update. Call Load/Stage/Claim only on the
+// pump's shard thread (inside TwinRegistry::Mutate); Release after the commit.
+// A change that must write a pump's registration from another shard (DecommissionPump
+// writes the old pump's with its successor's) first claims it on its own shard: until
+// the claim is staged over or released, Load of that pump answers ABORTED.
+// Owned by the TwinServiceImpl whose handlers use it (one per store).
+class RegistrationOverlay {
+ public:
+  absl::StatusOr<v1::Pump> Load(const store::Store& store, const std::string& pump_id);
+  // Remembers `pump` as the newest registration; returns a ticket for Release.
+  uint64_t Stage(const v1::Pump& pump);
+  // Reserves the registration of `pump_id` for one writer; returns a ticket for Stage
+  // over it (any Stage replaces the claim) or Release.
+  uint64_t Claim(const std::string& pump_id);
+  void Release(const std::string& pump_id, uint64_t ticket);
+
+ private:
+  struct Staged {
+    v1::Pump pump;
+    uint64_t ticket = 0;
+    bool claimed = false;  // Claim: no registration, Load answers ABORTED
+  };
+  absl::Mutex mu_;
+  uint64_t next_ticket_ ABSL_GUARDED_BY(mu_) = 1;
+  absl::flat_hash_map<std::string, Staged> staged_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace pumptwin::server
+
+#endif  // PUMPTWIN_SERVER_TWIN_SERVICE_COMMON_H_

@@ -1,0 +1,365 @@
+// TwinService pump methods: the twin a registration starts with (new implant or
+// enrolment), ListPumps (directory filters, id or urgency order, opaque page tokens, full
+// registrations from the store) and DecommissionPump (archive, link a successor, audit).
+// See docs/api.md "Method reference (server)".
+#include <algorithm>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "common/grpc_status.h"
+#include "device_link/input_limits.h"
+#include "server/api/twin_service.h"
+#include "server/api/twin_service_common.h"
+#include "server/core/convert.h"
+#include "server/core/pump_registration.h"
+
+namespace pumptwin::server {
+namespace {
+
+constexpr int kDefaultPumpPage = 100;
+constexpr int kMaxPumpPage = 1000;
+
+// Sort key of a listed pump; urgency: higher severity first, then the soonest known due
+// date (refill or battery ERI; unknown last), then id. Id order uses the id only.
+struct ListKey {
+  int neg_severity = 0;
+  int64_t due_ms = INT64_MAX;
+  std::string id;
+  bool operator<(const ListKey& o) const {
+    return std::tie(neg_severity, due_ms, id) < std::tie(o.neg_severity, o.due_ms, o.id);
+  }
+};
+
+ListKey KeyOf(const std::string& id, const PumpEntry& e, bool urgency) {
+  ListKey k;
+  k.id = id;
+  if (!urgency) return k;
+  k.neg_severity = -static_cast<int>(e.summary.worst_severity);
+  for (int64_t d : {e.summary.next_refill_due_ms, e.summary.battery_eri_ms}) {
+    if (d > 0) k.due_ms = std::min(k.due_ms, d);
+  }
+  return k;
+}
+
+// Filters and order hashed into the token, so a token is only valid for the same query.
+std::string QueryFingerprint(const v1::ListPumpsRequest& r) {
+  return absl::StrCat(r.clinic().size(), ":", r.clinic(), ",", r.alerting_only(), ",",
+                      r.min_severity(), ",", r.stale_only(), ",", r.refill_due_before_ms(), ",",
+                      r.battery_replacement_due_before_ms(), ",", r.include_decommissioned(), ",",
+                      r.order());
+}
+
+absl::Status ValidateList(const v1::ListPumpsRequest& r) {
+  if (r.min_severity() < v1::SEVERITY_UNSPECIFIED || r.min_severity() > v1::SEVERITY_CRITICAL) {
+    return absl::InvalidArgumentError(absl::StrCat("min_severity=", r.min_severity(),
+                                                   " is not a Severity (0..3: UNSPECIFIED, INFO, "
+                                                   "WARNING, CRITICAL)"));
+  }
+  if (r.order() != v1::PUMP_ORDER_UNSPECIFIED && r.order() != v1::PUMP_ORDER_URGENCY) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("order=", r.order(), " is not a PumpOrder (0: by id, 1: URGENCY)"));
+  }
+  if (r.refill_due_before_ms() < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "refill_due_before_ms=", r.refill_due_before_ms(), " must be >= 0 (0: no filter)"));
+  }
+  if (r.battery_replacement_due_before_ms() < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("battery_replacement_due_before_ms=", r.battery_replacement_due_before_ms(),
+                     " must be >= 0 (0: no filter)"));
+  }
+  return absl::OkStatus();
+}
+
+bool Matches(const v1::ListPumpsRequest& r, const PumpEntry& e, const std::string& clinic) {
+  if (!r.include_decommissioned() && e.lifecycle == v1::PUMP_LIFECYCLE_DECOMMISSIONED) {
+    return false;
+  }
+  if (!r.clinic().empty() && clinic != r.clinic()) return false;
+  if (r.alerting_only() && e.summary.worst_severity == 0) return false;
+  if (r.min_severity() > 0 && e.summary.worst_severity < r.min_severity()) return false;
+  if (r.stale_only() && !e.summary.silent) return false;
+  if (r.refill_due_before_ms() > 0 && (e.summary.next_refill_due_ms <= 0 ||
+                                       e.summary.next_refill_due_ms >= r.refill_due_before_ms())) {
+    return false;
+  }
+  if (r.battery_replacement_due_before_ms() > 0 &&
+      (e.summary.battery_eri_ms <= 0 ||
+       e.summary.battery_eri_ms >= r.battery_replacement_due_before_ms())) {
+    return false;
+  }
+  return true;
+}
+
+// Token payload: fingerprint \x1f neg_severity \x1f due_ms \x1f id (of the last pump).
+std::string KeyToken(const ListKey& k, const std::string& fingerprint) {
+  return EncodePageToken(
+      "pumps", absl::StrCat(fingerprint, "\x1f", k.neg_severity, "\x1f", k.due_ms, "\x1f", k.id));
+}
+
+absl::StatusOr<ListKey> KeyFromToken(const std::string& token, const std::string& fingerprint) {
+  auto payload = DecodePageToken(token, "pumps", "ListPumps");
+  if (!payload.ok()) return payload.status();
+  std::vector<std::string> parts = absl::StrSplit(*payload, '\x1f');
+  ListKey k;
+  if (parts.size() != 4 || !absl::SimpleAtoi(parts[1], &k.neg_severity) ||
+      !absl::SimpleAtoi(parts[2], &k.due_ms)) {
+    return absl::InvalidArgumentError(
+        "page_token is malformed; start again with an empty page_token");
+  }
+  if (parts[0] != fingerprint) {
+    return absl::InvalidArgumentError(
+        "page_token was issued for different filters or order; keep the filters of the "
+        "first page, or start again with an empty page_token");
+  }
+  k.id = parts[3];
+  return k;
+}
+
+}  // namespace
+
+absl::Status CheckNotTooFarAhead(const char* field, int64_t time_ms, absl::Time now,
+                                 absl::Duration max_future) {
+  const absl::Time t = FromUnixMs(time_ms);
+  if (t <= now + max_future) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(
+      field, "=", time_ms, " is ", absl::FormatDuration(absl::Trunc(t - now, absl::Minutes(1))),
+      " after the server time; times may be at most ", absl::FormatDuration(max_future),
+      " ahead (max_device_time_in_future): check the date"));
+}
+
+absl::StatusOr<twin::Twin> RegistrationTwin(const RegistrationInput& in, absl::Time now,
+                                            absl::Duration max_future,
+                                            const twin::DrugLibrary& library) {
+  const v1::Pump& pump = *in.pump;
+  if (absl::Status s =
+          CheckNotTooFarAhead("pump.implant_time_ms", pump.implant_time_ms(), now, max_future);
+      !s.ok()) {
+    return s;
+  }
+  auto cfg = ToPumpConfig(pump);
+  if (!cfg.ok()) return cfg.status();
+  if (in.initial_prescription == nullptr) {
+    return absl::InvalidArgumentError(
+        "initial_prescription is required: give the drug and concentration the pump is filled "
+        "with at implant, or in force at the enrolment's interrogation (mode "
+        "THERAPY_MODE_STOPPED if it is not infusing)");
+  }
+  auto parsed_rx = ToPrescription(*in.initial_prescription);
+  if (!parsed_rx.ok()) return parsed_rx.status();
+  twin::Prescription rx = *std::move(parsed_rx);
+  rx.version = 1;
+  absl::StatusOr<twin::Twin> twin;
+  if (in.enrolment != nullptr) {
+    const v1::Enrolment& e = *in.enrolment;
+    if (pump.implant_time_ms() <= 0) {
+      return absl::InvalidArgumentError(
+          "pump.implant_time_ms is required with an enrolment (the battery and the service "
+          "life are counted from it)");
+    }
+    for (auto [field, ms] :
+         {std::pair{"enrolment.interrogation_time_ms", e.interrogation_time_ms()},
+          std::pair{"enrolment.last_refill_time_ms", e.last_refill_time_ms()}}) {
+      if (absl::Status s = CheckNotTooFarAhead(field, ms, now, max_future); !s.ok()) return s;
+    }
+    auto enrolment = ToEnrolment(e);
+    if (!enrolment.ok()) return enrolment.status();
+    twin = twin::Twin::Enrol(*cfg, rx, *enrolment, library);
+  } else {
+    const absl::Time start = pump.implant_time_ms() > 0 ? FromUnixMs(pump.implant_time_ms()) : now;
+    twin = twin::Twin::Create(*cfg, rx, twin::Microliters(in.initial_reservoir_ul), start, library);
+  }
+  if (twin.ok()) twin->SetRegistered(now);
+  return twin;
+}
+
+grpc::ServerUnaryReactor* TwinServiceImpl::ListPumps(grpc::CallbackServerContext* ctx,
+                                                     const v1::ListPumpsRequest* req,
+                                                     v1::ListPumpsResponse* resp) {
+  auto* reactor = ctx->DefaultReactor();
+  auto fail = [reactor](const absl::Status& s) { return FinishWith(reactor, s); };
+  if (auto p = deps_.auth->Check(*ctx, Role::kViewer); !p.ok()) return fail(p.status());
+  if (absl::Status s = ValidateList(*req); !s.ok()) return fail(s);
+  auto page_size = PageSize(req->page_size(), kDefaultPumpPage, kMaxPumpPage);
+  if (!page_size.ok()) return fail(page_size.status());
+  const bool urgency = req->order() == v1::PUMP_ORDER_URGENCY;
+  const std::string fingerprint = QueryFingerprint(*req);
+  std::optional<ListKey> after;
+  if (!req->page_token().empty()) {
+    auto k = KeyFromToken(req->page_token(), fingerprint);
+    if (!k.ok()) return fail(k.status());
+    after = *std::move(k);
+  }
+
+  PumpDirectory& dir = deps_.registry->directory();
+  // Clinic names are interned: resolve ids once instead of per entry.
+  std::vector<ListKey> keys;
+  absl::flat_hash_map<uint32_t, std::string> clinics;
+  std::vector<std::pair<std::string, PumpEntry>> entries;
+  dir.ForEach([&](const std::string& id, const PumpEntry& e) { entries.emplace_back(id, e); });
+  for (const auto& [id, e] : entries) {
+    auto it = clinics.find(e.clinic_id);
+    if (it == clinics.end()) it = clinics.emplace(e.clinic_id, dir.ClinicName(e.clinic_id)).first;
+    if (!Matches(*req, e, it->second)) continue;
+    ListKey k = KeyOf(id, e, urgency);
+    if (after.has_value() && !(*after < k)) continue;
+    keys.push_back(std::move(k));
+  }
+  const size_t n = std::min<size_t>(keys.size(), static_cast<size_t>(*page_size));
+  std::partial_sort(keys.begin(), keys.begin() + n, keys.end());
+  for (size_t i = 0; i < n; ++i) {
+    auto bytes = deps_.store->GetPump(keys[i].id);
+    if (!bytes.ok()) {
+      if (absl::IsNotFound(bytes.status())) continue;  // registration raced: skip
+      return fail(bytes.status());
+    }
+    if (!resp->add_pumps()->ParseFromString(*bytes)) {
+      return fail(absl::DataLossError(
+          absl::StrCat("registration of pump '", keys[i].id, "' does not parse")));
+    }
+  }
+  if (keys.size() > n) resp->set_next_page_token(KeyToken(keys[n - 1], fingerprint));
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* TwinServiceImpl::DecommissionPump(grpc::CallbackServerContext* ctx,
+                                                            const v1::DecommissionPumpRequest* req,
+                                                            v1::Pump* resp) {
+  auto* reactor = ctx->DefaultReactor();
+  auto fail = [reactor](const absl::Status& s) { return FinishWith(reactor, s); };
+  auto caller = AuthorizePumpCall(*deps_.auth, *ctx, Role::kAdmin, req->name());
+  if (!caller.ok()) return fail(caller.status());
+  const Principal& who = caller->who;
+  const std::string& pump_id = caller->pump_id;
+  const std::string successor = req->replaced_by_pump_id();
+  if (!successor.empty()) {
+    if (absl::Status s = device_link::ValidateId(successor, "replaced_by_pump_id"); !s.ok()) {
+      return fail(s);
+    }
+  }
+  if (successor == pump_id) {
+    return fail(
+        absl::InvalidArgumentError(absl::StrCat("replaced_by_pump_id='", successor,
+                                                "' is the pump being decommissioned; name the "
+                                                "successor pump, or leave it empty")));
+  }
+  PumpDirectory* dir = &deps_.registry->directory();
+  if (!dir->Contains(pump_id)) {
+    return fail(absl::NotFoundError(absl::StrCat("pump '", pump_id, "' is not registered")));
+  }
+  if (!successor.empty()) {
+    auto e = dir->Get(successor);
+    if (!e.has_value()) {
+      return fail(absl::FailedPreconditionError(
+          absl::StrCat("replaced_by_pump_id='", successor,
+                       "' is not registered; register the successor "
+                       "pump first (RegisterPump), then decommission '",
+                       pump_id, "'")));
+    }
+    if (e->lifecycle == v1::PUMP_LIFECYCLE_DECOMMISSIONED) {
+      return fail(absl::FailedPreconditionError(
+          absl::StrCat("replaced_by_pump_id='", successor, "' is itself decommissioned")));
+    }
+  }
+  store::Store* st = deps_.store;
+  TwinRegistry* registry = deps_.registry;
+  const std::string reason = req->reason();
+  // The old pump's registration is read-modify-written on its shard thread and the
+  // successor's on the successor's (they may differ): each is serialised with every other
+  // change of that pump. Without a successor that is one mutation. With one, the first
+  // mutation (old pump's shard) checks the old pump and claims its registration; its
+  // completion runs after every earlier change of the old pump is durable. The second
+  // (successor's shard) checks the successor and commits both registrations and both audit
+  // records in one group.
+  struct State {
+    v1::Pump before;  // the old pump's registration when claimed
+    std::vector<std::pair<std::string, uint64_t>> tickets;
+  };
+  auto state = std::make_shared<State>();
+  RegistrationOverlay* overlay = &overlay_;
+  auto finish = [reactor, overlay, state](absl::Status s) {
+    for (const auto& [pid, ticket] : state->tickets) overlay->Release(pid, ticket);
+    reactor->Finish(ToGrpc(s));
+  };
+  // Both registrations and audit records into `mctx`; the directory follows.
+  auto link = [st, dir, overlay, who, reason, successor, state, resp,
+               pump_id](MutationContext& mctx) -> absl::Status {
+    const v1::Pump& before = state->before;
+    v1::Pump after = before;
+    after.set_lifecycle(v1::PUMP_LIFECYCLE_DECOMMISSIONED);
+    after.set_replaced_by_pump_id(successor);
+    std::optional<v1::Pump> succ_before, succ_after;
+    if (!successor.empty()) {
+      auto s = overlay->Load(*st, successor);
+      if (!s.ok()) return s.status();
+      if (s->lifecycle() == v1::PUMP_LIFECYCLE_DECOMMISSIONED) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("replaced_by_pump_id='", successor, "' is itself decommissioned"));
+      }
+      if (!s->replaces_pump_id().empty() && s->replaces_pump_id() != pump_id) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("replaced_by_pump_id='", successor, "' already replaces pump '",
+                         s->replaces_pump_id(), "'; a pump has at most one predecessor"));
+      }
+      succ_before = *s;
+      succ_after = *s;
+      succ_after->set_replaces_pump_id(pump_id);
+    }
+    mctx.extra.pumps.emplace_back(pump_id, after.SerializeAsString());
+    mctx.audit.push_back(MakeAudit(who, mctx.server_time, "DecommissionPump", PumpName(pump_id),
+                                   MessageJson(before), MessageJson(after), reason));
+    if (succ_after.has_value()) {
+      mctx.extra.pumps.emplace_back(successor, succ_after->SerializeAsString());
+      mctx.audit.push_back(MakeAudit(who, mctx.server_time, "DecommissionPump", PumpName(successor),
+                                     MessageJson(*succ_before), MessageJson(*succ_after), reason));
+      state->tickets.emplace_back(successor, overlay->Stage(*succ_after));
+      dir->Put(*succ_after);
+    }
+    // Staging replaces the claim (if any): the old pump's newest registration is `after`.
+    state->tickets.emplace_back(pump_id, overlay->Stage(after));
+    // From here on ingest for this pump is nacked DECOMMISSIONED (directory lifecycle).
+    dir->Put(after);
+    *resp = after;
+    return absl::OkStatus();
+  };
+  // First mutation, on the old pump's shard: check it and take its registration.
+  auto check_old = [st, overlay, state, link, claim_only = !successor.empty(), pump_id](
+                       twin::Twin&, MutationContext& mctx) -> absl::Status {
+    auto pump = overlay->Load(*st, pump_id);
+    if (!pump.ok()) return pump.status();
+    if (pump->lifecycle() == v1::PUMP_LIFECYCLE_DECOMMISSIONED) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("pump '", pump_id, "' is already decommissioned",
+                       pump->replaced_by_pump_id().empty()
+                           ? ""
+                           : absl::StrCat(" (replaced by '", pump->replaced_by_pump_id(), "')")));
+    }
+    state->before = *std::move(pump);
+    if (!claim_only) return link(mctx);
+    state->tickets.emplace_back(pump_id, overlay->Claim(pump_id));
+    return absl::OkStatus();
+  };
+  if (successor.empty()) {
+    registry->Mutate(pump_id, std::move(check_old), finish);
+    return reactor;
+  }
+  registry->Mutate(
+      pump_id, std::move(check_old), [registry, state, link, finish, successor](absl::Status s) {
+        if (!s.ok()) return finish(s);
+        // On the old pump's shard thread: post to the successor's without
+        // blocking (never block one shard on another).
+        registry->Mutate(
+            successor, [link](twin::Twin&, MutationContext& mctx) { return link(mctx); }, finish,
+            /*block=*/false);
+      });
+  return reactor;
+}
+
+}  // namespace pumptwin::server

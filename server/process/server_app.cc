@@ -1,0 +1,560 @@
+#include "server/process/server_app.h"
+
+#include <malloc.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "absl/flags/flag.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "common/logging.h"
+#include "common/thread_name.h"
+#include "device_link/gateway_service.h"
+#include "grpc/health/v1/health.pb.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/security/server_credentials.h"
+#include "grpcpp/server_builder.h"
+#include "server/api/alert_hub.h"
+#include "server/api/auth.h"
+#include "server/api/token_auth.h"
+#include "server/api/twin_service.h"
+#include "server/api/twin_watch_hub.h"
+#include "server/core/commit_gate.h"
+#include "server/core/idle_flush.h"
+#include "server/core/twin_registry.h"
+#include "server/metrics/ingest_metrics.h"
+#include "server/store/group_committer.h"
+#include "server/store/rocksdb_store.h"
+
+#ifndef PUMPTWIN_VERSION
+#define PUMPTWIN_VERSION "dev"
+#endif
+
+// Defined here (not in main.cc) because it belongs to the alert hub this file wires.
+ABSL_FLAG(uint32_t, watch_alerts_buffer, 4096,
+          "Alert events buffered per WatchAlerts subscriber; a subscriber that falls further "
+          "behind is ended with RESOURCE_EXHAUSTED and resumes from its last cursor.");
+ABSL_FLAG(uint32_t, watch_alerts_max_subscribers, 1000,
+          "WatchAlerts streams served at once; the next is refused with RESOURCE_EXHAUSTED "
+          "(each held stream costs writes on the threads that also serve ingest). 0: no limit.");
+
+namespace pumptwin::server {
+namespace {
+
+absl::StatusOr<std::string> ReadFile(const std::string& path, const char* what) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in)
+    return absl::InvalidArgumentError(absl::StrCat("cannot read ", what, " file '", path, "'"));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// A malformed PEM file is a configuration error found before binding (gRPC would only
+// report a failed bind, not which file is wrong).
+absl::Status CheckPem(const std::string& pem, const char* flag, const std::string& path,
+                      bool private_key) {
+  std::unique_ptr<BIO, decltype(&BIO_free)> bio(
+      BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), &BIO_free);
+  bool ok = false;
+  if (bio != nullptr && private_key) {
+    EVP_PKEY* k = PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr);
+    ok = k != nullptr;
+    EVP_PKEY_free(k);
+  } else if (bio != nullptr) {
+    X509* c = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr);
+    ok = c != nullptr;
+    X509_free(c);
+  }
+  ERR_clear_error();
+  if (ok) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(flag, " '", path, "' holds no PEM ",
+                                                 private_key ? "private key" : "certificate"));
+}
+
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeCredentials(const ServerOptions& o) {
+  if (o.tls_cert_file.empty()) return grpc::InsecureServerCredentials();
+  auto cert = ReadFile(o.tls_cert_file, "--tls_cert_file");
+  if (!cert.ok()) return cert.status();
+  auto key = ReadFile(o.tls_key_file, "--tls_key_file");
+  if (!key.ok()) return key.status();
+  if (absl::Status s = CheckPem(*cert, "--tls_cert_file", o.tls_cert_file, false); !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = CheckPem(*key, "--tls_key_file", o.tls_key_file, true); !s.ok()) return s;
+  grpc::SslServerCredentialsOptions ssl;
+  ssl.pem_key_cert_pairs.push_back({*key, *cert});
+  if (!o.tls_client_ca_file.empty()) {
+    auto ca = ReadFile(o.tls_client_ca_file, "--tls_client_ca_file");
+    if (!ca.ok()) return ca.status();
+    if (absl::Status s = CheckPem(*ca, "--tls_client_ca_file", o.tls_client_ca_file, false);
+        !s.ok()) {
+      return s;
+    }
+    ssl.pem_root_certs = *ca;
+    // Gateways present certificates (verified against the CA); dashboards use bearer
+    // tokens over plain TLS, so a certificate is requested but not required here: the
+    // DeviceGateway service refuses a session without one.
+    ssl.client_certificate_request = GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY;
+  }
+  return grpc::SslServerCredentials(ssl);
+}
+
+}  // namespace
+
+bool IsLoopbackHost(const std::string& host) {
+  std::string h = host;
+  if (h.size() >= 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
+  if (h == "localhost" || h == "::1") return true;
+  if (!absl::StartsWith(h, "127.")) return false;
+  // Must be a dotted quad inside 127.0.0.0/8.
+  int parts = 0;
+  for (absl::string_view p : absl::StrSplit(h, '.')) {
+    int v;
+    if (!absl::SimpleAtoi(p, &v) || v < 0 || v > 255) return false;
+    ++parts;
+  }
+  return parts == 4;
+}
+
+absl::StatusOr<std::pair<std::string, int>> SplitHostPort(const std::string& address) {
+  if (absl::StartsWith(address, "unix:")) return std::make_pair(address, 0);
+  auto colon = address.rfind(':');
+  if (colon == std::string::npos || colon == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("address '", address, "' is not host:port (e.g. 127.0.0.1:50051)"));
+  }
+  int port;
+  if (!absl::SimpleAtoi(address.substr(colon + 1), &port) || port < 0 || port > 65535) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("address '", address, "' has no valid port (0..65535)"));
+  }
+  return std::make_pair(address.substr(0, colon), port);
+}
+
+absl::Status ValidateOptions(const ServerOptions& o) {
+  for (const auto& [flag, addr] :
+       {std::pair<const char*, const std::string*>{"--listen", &o.listen},
+        {"--metrics_listen", &o.metrics_listen}}) {
+    auto hp = SplitHostPort(*addr);
+    if (!hp.ok())
+      return absl::InvalidArgumentError(absl::StrCat(flag, ": ", hp.status().message()));
+  }
+  if (o.tls_cert_file.empty() != o.tls_key_file.empty()) {
+    return absl::InvalidArgumentError("--tls_cert_file and --tls_key_file go together");
+  }
+  if (!o.tls_client_ca_file.empty() && o.tls_cert_file.empty()) {
+    return absl::InvalidArgumentError("--tls_client_ca_file needs --tls_cert_file/--tls_key_file");
+  }
+  if (o.gateway_window_frames < 1 || o.gateway_window_frames > 4096) {
+    return absl::InvalidArgumentError("--gateway_window_frames must be in [1, 4096]");
+  }
+  if (o.store_memtable_bytes < (size_t{8} << 20)) {
+    return absl::InvalidArgumentError("--store_memtable_mb must be at least 8 (MiB)");
+  }
+  if (!o.backup_dir.empty() && o.backup_interval < absl::Milliseconds(100)) {
+    return absl::InvalidArgumentError("--backup_interval must be at least 100ms");
+  }
+  auto host = SplitHostPort(o.listen)->first;
+  bool unix_socket = absl::StartsWith(o.listen, "unix:");
+  if (o.tls_cert_file.empty() && !unix_socket && !IsLoopbackHost(host) && !o.insecure) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "refusing to serve plaintext gRPC on non-loopback address '", o.listen,
+        "': give --tls_cert_file/--tls_key_file, or --insecure if you really mean it"));
+  }
+  if (o.auth_tokens_file.empty() && !unix_socket && !IsLoopbackHost(host) && !o.insecure) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "refusing to serve without authentication on non-loopback address '", o.listen,
+        "': give --auth_tokens_file (see docs/security.md), or --insecure if you really "
+        "mean everyone to be admin"));
+  }
+  if (o.tls_client_ca_file.empty() && !unix_socket && !IsLoopbackHost(host) && !o.insecure &&
+      !o.gateways_authenticated_externally) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "refusing to serve DeviceGateway without gateway authentication on non-loopback "
+        "address '",
+        o.listen,
+        "': any client could claim a gateway id and stream telemetry for its pumps. Give "
+        "--tls_client_ca_file (gateway mTLS, docs/security.md), or "
+        "--gateways_authenticated_externally if a proxy or the network authenticates them"));
+  }
+  return absl::OkStatus();
+}
+
+std::string GatewayAuthWarning(const ServerOptions& o) {
+  if (!o.tls_client_ca_file.empty()) return "";
+  return absl::StrCat(
+      "no --tls_client_ca_file: DeviceGateway trusts Hello.gateway_id from any client that "
+      "can reach ",
+      o.listen,
+      o.gateways_authenticated_externally ? " (--gateways_authenticated_externally)"
+                                          : " (loopback or --insecure only)");
+}
+
+int StartFailureExitCode(const absl::Status& s) {
+  switch (s.code()) {
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kFailedPrecondition:
+    case absl::StatusCode::kNotFound:
+    case absl::StatusCode::kPermissionDenied:
+      return 2;
+    default:
+      return 1;
+  }
+}
+
+ServerApp::ServerApp(ServerOptions options) : options_(std::move(options)) {}
+
+ServerApp::~ServerApp() { Shutdown(absl::ZeroDuration()); }
+
+absl::Status ServerApp::Start() {
+  if (absl::Status s = ValidateOptions(options_); !s.ok()) return s;
+  absl::Time t0 = absl::Now();
+  metrics_ = std::make_unique<ServerMetrics>(PUMPTWIN_VERSION);
+  auto metrics_port = metrics_->StartExposer(options_.metrics_listen);
+  if (!metrics_port.ok()) return metrics_port.status();
+  metrics_port_ = *metrics_port;
+
+  auto creds = MakeCredentials(options_);
+  if (!creds.ok()) return creds.status();
+
+  ingest_metrics_ = std::make_unique<IngestMetrics>(metrics_->registry());
+  device_link::GatewayServiceOptions gw;
+  gw.max_samples_per_second = options_.gateway_max_samples_per_second;
+  gw.max_unacked_frames = options_.gateway_window_frames;
+  gw.require_peer_identity = !options_.tls_client_ca_file.empty();
+  gw.server_version = absl::StrCat("pumptwind ", PUMPTWIN_VERSION);
+  gw.metrics = ingest_metrics_->GatewayHooks();
+  if (absl::Status s = OpenStoreAndRecover(); !s.ok()) return s;
+  gateway_service_ = std::make_unique<device_link::GatewayService>(registry_.get(), gw);
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  // gRPC's built-in health service has no protobuf descriptors of its own: link the
+  // generated grpc.health.v1 code so that reflection can describe it.
+  (void)grpc::health::v1::HealthCheckRequest::descriptor();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(options_.listen, *creds, &grpc_port_);
+  // One limit for the whole server (gRPC has no per-service receive limit): the larger of
+  // a full gateway frame and the largest API request; anything bigger is refused
+  // RESOURCE_EXHAUSTED instead of being parsed.
+  builder.SetMaxReceiveMessageSize(static_cast<int>(
+      std::max(device_link::MaxGatewayMessageBytes(gw.frame_limits), kApiMaxReceiveBytes)));
+  if (std::string warning = GatewayAuthWarning(options_); !warning.empty()) {
+    Log(LogLevel::kWarning, "gateway_auth_none", {{"detail", warning}});
+  }
+  if (options_.auth_tokens_file.empty()) {
+    auth_ = std::make_unique<OpenAuthorizer>();
+    Log(LogLevel::kInfo, "auth_open",
+        {{"detail", "no --auth_tokens_file: every caller is admin \"anonymous\""}});
+  } else {
+    auto token_auth = TokenAuthorizer::Load(options_.auth_tokens_file);
+    if (!token_auth.ok()) return token_auth.status();
+    token_auth_ = token_auth->get();
+    auth_ = *std::move(token_auth);
+    Log(LogLevel::kInfo, "auth_tokens_loaded",
+        {{"file", options_.auth_tokens_file}, {"principals", token_auth_->size()}});
+  }
+  drugs_ = std::make_unique<DrugLibraryHolder>();
+  if (absl::Status s = drugs_->Load(options_.drug_library_file); !s.ok()) {
+    return absl::InvalidArgumentError(s.message());
+  }
+  Log(LogLevel::kInfo, "drug_library_loaded",
+      {{"source", drugs_->Get()->source}, {"version", drugs_->Get()->version}});
+  TwinServiceDeps deps{registry_.get(), gate_.get(), store_.get(), auth_.get()};
+  deps.drugs = drugs_.get();
+  deps.alert_hub = alert_hub_.get();
+  deps.twin_watch_hub = twin_watch_hub_.get();
+  twin_service_ = std::make_unique<TwinServiceImpl>(std::move(deps));
+  builder.RegisterService(twin_service_.get());
+  builder.RegisterService(gateway_service_.get());
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> icpt;
+  icpt.push_back(metrics_->InterceptorFactory());
+  builder.experimental().SetInterceptorCreators(std::move(icpt));
+  server_ = builder.BuildAndStart();
+  if (server_ == nullptr || grpc_port_ == 0) {
+    server_.reset();
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", options_.listen, " (address in use or not local?)"));
+  }
+  // Not serving until recovery has finished.
+  server_->GetHealthCheckService()->SetServingStatus(false);
+  Log(LogLevel::kInfo, "listening",
+      {{"grpc_port", grpc_port_},
+       {"metrics_port", metrics_port_},
+       {"listen", options_.listen},
+       {"tls", options_.tls_cert_file.empty() ? "off" : "on"}});
+
+  // Recovery ran before binding (OpenStoreAndRecover): Health was never SERVING before.
+  ingest_metrics_->RefreshFleet(*registry_, *gate_, absl::Now());  // gauges from scrape one
+  if (auto sizes = store_->ApproximateSizes(); sizes.ok()) ingest_metrics_->SetStoreSizes(*sizes);
+  ticker_ = std::thread([this] {
+    NameThisThread("pt-ticker");
+    RunTicker();
+  });
+  if (!options_.backup_dir.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(options_.backup_dir, ec);
+    if (ec) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("cannot create --backup_dir=", options_.backup_dir, ": ", ec.message()));
+    }
+    backup_thread_ = std::thread([this] {
+      NameThisThread("pt-backup");
+      RunBackups();
+    });
+  }
+
+  if (absl::Status s = WritePortFile(); !s.ok()) return s;
+  server_->GetHealthCheckService()->SetServingStatus(true);
+  metrics_->ready().Set(1);
+  Log(LogLevel::kInfo, "serving",
+      {{"startup_ms", absl::ToInt64Milliseconds(absl::Now() - t0)}, {"version", PUMPTWIN_VERSION}});
+  return absl::OkStatus();
+}
+
+absl::Status ServerApp::ReloadAuth() {
+  if (token_auth_ == nullptr) return absl::OkStatus();
+  absl::Status s = token_auth_->Reload();
+  if (s.ok()) {
+    Log(LogLevel::kInfo, "auth_tokens_reloaded",
+        {{"file", token_auth_->path()}, {"principals", token_auth_->size()}});
+  } else {
+    Log(LogLevel::kError, "auth_tokens_reload_failed",
+        {{"file", token_auth_->path()},
+         {"error", std::string(s.message())},
+         {"detail", "previous tokens stay in force"}});
+  }
+  return s;
+}
+
+absl::Status ServerApp::WritePortFile() const {
+  if (options_.port_file.empty()) return absl::OkStatus();
+  std::string tmp = options_.port_file + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << "grpc_port=" << grpc_port_ << "\nmetrics_port=" << metrics_port_ << "\n";
+    if (!out) return absl::UnavailableError(absl::StrCat("cannot write --port_file ", tmp));
+  }
+  if (std::rename(tmp.c_str(), options_.port_file.c_str()) != 0) {
+    return absl::UnavailableError(absl::StrCat("cannot rename ", tmp, " to ", options_.port_file));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ServerApp::OpenStoreAndRecover() {
+  absl::Time t0 = absl::Now();
+  std::error_code ec;
+  std::filesystem::create_directories(options_.data_dir, ec);
+  if (ec) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot create --data_dir=", options_.data_dir, ": ", ec.message()));
+  }
+  store::RocksDbStoreOptions so;
+  so.path = options_.data_dir;
+  so.now = [] { return absl::Now(); };
+  so.telemetry_retention = options_.telemetry_retention;
+  so.memtable_budget_bytes = options_.store_memtable_bytes;
+  so.block_cache_bytes = options_.store_block_cache_bytes;
+  auto store = store::RocksDbStore::Open(so);
+  if (!store.ok()) {
+    return absl::Status(store.status().code(),
+                        absl::StrCat("cannot open the store in --data_dir=", options_.data_dir,
+                                     ": ", store.status().message()));
+  }
+  store_ = *std::move(store);
+  store::GroupCommitterOptions co;
+  co.metrics = ingest_metrics_->CommitHooks();
+  committer_ = std::make_unique<store::GroupCommitter>(store_.get(), co);
+  gate_ = std::make_unique<CommitGate>(store_.get(), committer_.get());
+  gate_->add_listener(ingest_metrics_.get());
+  auto last_cursor = store_->LastAlertCursor();
+  if (!last_cursor.ok()) return last_cursor.status();
+  AlertHubOptions hub_options;
+  hub_options.buffer_events = options_.watch_alerts_buffer != 0
+                                  ? options_.watch_alerts_buffer
+                                  : std::max<uint32_t>(1, absl::GetFlag(FLAGS_watch_alerts_buffer));
+  hub_options.max_subscribers = options_.watch_alerts_max_subscribers.value_or(
+      absl::GetFlag(FLAGS_watch_alerts_max_subscribers));
+  alert_hub_ = std::make_unique<AlertHub>(hub_options, *last_cursor, ingest_metrics_.get());
+  gate_->add_listener(alert_hub_.get());
+  RegistryOptions ro;
+  ro.shards = options_.shards;
+  ro.shard.snapshot_every_samples = options_.snapshot_every_samples;
+  ro.shard.snapshot_interval = options_.snapshot_interval;
+  ro.shard.sequencer.reorder_window_seqs = options_.reorder_window_seqs;
+  IngestMetrics* im = ingest_metrics_.get();
+  ro.shard.on_alert_latency = [im](double s) { im->ObserveAlertLatency(s); };
+  ro.shard.on_ingest_stages = [im](const IngestStageTimes& t) { im->AddIngestStages(t); };
+  ro.shard.on_late_input = [im](absl::string_view path) { im->CountLateInput(path); };
+  ro.shard.history_window = options_.history_window;
+  ro.shard.drugs = [this]() -> std::shared_ptr<const DrugLibrarySnapshot> {
+    return drugs_ != nullptr ? drugs_->Get() : nullptr;
+  };
+  twin_watch_hub_ = std::make_unique<TwinWatchHub>(ingest_metrics_.get());
+  TwinWatchHub* watch_hub = twin_watch_hub_.get();
+  ro.shard.on_twin_changed = [watch_hub](const std::string& id, const twin::Twin&) {
+    watch_hub->OnTwinChanged(id);
+  };
+  registry_ = std::make_unique<TwinRegistry>(store_.get(), gate_.get(), ro);
+  auto stats = registry_->Recover();
+  if (!stats.ok()) {
+    return absl::Status(stats.status().code(),
+                        absl::StrCat("recovery failed: ", stats.status().message()));
+  }
+  ingest_metrics_->SetRecovery(absl::Now() - t0, stats->twins);
+  // Recovery's transient buffers (snapshot batches, decode scratch) lie between the twins
+  // it kept: hand those free pages back (glibc; main.cc keeps the trim threshold high).
+  malloc_trim(0);
+  twin_watch_hub_->Start(registry_.get());
+  Log(LogLevel::kInfo, "recovered",
+      {{"pumps", stats->pumps},
+       {"twins", stats->twins},
+       {"replayed_samples", stats->replayed_samples},
+       {"recovery_ms", absl::ToInt64Milliseconds(absl::Now() - t0)},
+       {"shards", registry_->shard_count()}});
+  return absl::OkStatus();
+}
+
+void ServerApp::RunTicker() {
+  // Freed request buffers lie scattered between long-lived twins in glibc's per-thread
+  // arenas; with the trim threshold raised (main.cc) nothing hands them back on its own.
+  // A trim a minute returns them (a few ms of CPU) without the per-free cost.
+  constexpr absl::Duration kTrimEvery = absl::Minutes(1);
+  absl::Time last_trim = absl::Now();
+  IdleFlushPolicy idle_flush(options_.store_idle_flush, /*min_bytes=*/1 << 20);
+  absl::MutexLock lock(&ticker_mu_);
+  for (;;) {
+    auto stop = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(ticker_mu_) { return ticker_stop_; };
+    if (ticker_mu_.AwaitWithTimeout(absl::Condition(&stop), options_.tick_interval)) return;
+    ticker_mu_.Unlock();
+    absl::Time now = absl::Now();
+    if (registry_->degraded()) {
+      if (absl::Status s = registry_->TryRevive(); !s.ok()) {
+        Log(LogLevel::kWarning, "store_still_failing", {{"error", std::string(s.message())}});
+      }
+    }
+    if (options_.tick_clock == ServerOptions::TickClock::kWall) {
+      registry_->Tick(now);
+    } else if (std::optional<absl::Time> data = registry_->NewestModelTime()) {
+      registry_->Tick(std::min(*data, now));
+    }
+    ingest_metrics_->RefreshFleet(*registry_, *gate_, now);
+    if (auto sizes = store_->ApproximateSizes(); sizes.ok()) {
+      ingest_metrics_->SetStoreSizes(*sizes);
+      if (idle_flush.Observe(now, sizes->memtable_bytes)) {
+        const absl::Time t0 = absl::Now();
+        absl::Status flushed = store_->FlushMemtables();
+        Log(flushed.ok() ? LogLevel::kInfo : LogLevel::kWarning, "store_idle_flush",
+            {{"memtable_bytes", sizes->memtable_bytes},
+             {"flush_ms", absl::ToInt64Milliseconds(absl::Now() - t0)},
+             {"status", flushed.ok() ? "ok" : std::string(flushed.message())}});
+        last_trim = absl::InfinitePast();  // hand the freed memtable arenas back now
+      }
+    }
+    if (now - last_trim >= kTrimEvery) {
+      malloc_trim(0);
+      last_trim = now;
+    }
+    ticker_mu_.Lock();
+  }
+}
+
+absl::StatusOr<std::string> ServerApp::BackupNow() {
+  if (store_ == nullptr) return absl::FailedPreconditionError("the server is not started");
+  absl::Time t0 = absl::Now();
+  std::string final_dir = absl::StrCat(options_.backup_dir, "/checkpoint-", absl::ToUnixMillis(t0));
+  std::string tmp = final_dir + ".tmp";
+  std::error_code ec;
+  std::filesystem::remove_all(tmp, ec);  // a leftover of a crash during a checkpoint
+  absl::Status s = store_->Checkpoint(tmp);
+  if (s.ok()) {
+    std::filesystem::rename(tmp, final_dir, ec);
+    if (ec) s = absl::UnavailableError(absl::StrCat("renaming ", tmp, ": ", ec.message()));
+  }
+  if (!s.ok()) {
+    std::filesystem::remove_all(tmp, ec);
+    Log(LogLevel::kError, "backup_failed",
+        {{"dir", final_dir}, {"error", std::string(s.message())}});
+    return s;
+  }
+  Log(LogLevel::kInfo, "backup_done",
+      {{"dir", final_dir}, {"duration_ms", absl::ToInt64Milliseconds(absl::Now() - t0)}});
+  PruneBackups();
+  return final_dir;
+}
+
+void ServerApp::PruneBackups() const {
+  std::vector<std::string> done;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(options_.backup_dir, ec)) {
+    std::string name = e.path().filename().string();
+    if (absl::StartsWith(name, "checkpoint-") && !absl::EndsWith(name, ".tmp")) {
+      done.push_back(e.path().string());
+    }
+  }
+  // Same-width millisecond stamps sort by time; keep the newest backup_keep.
+  std::sort(done.begin(), done.end());
+  int keep = std::max(1, options_.backup_keep);
+  for (size_t i = 0; i + keep < done.size(); ++i) std::filesystem::remove_all(done[i], ec);
+}
+
+void ServerApp::RunBackups() {
+  absl::MutexLock lock(&ticker_mu_);
+  for (;;) {
+    auto stop = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(ticker_mu_) { return ticker_stop_; };
+    if (ticker_mu_.AwaitWithTimeout(absl::Condition(&stop), options_.backup_interval)) return;
+    ticker_mu_.Unlock();
+    (void)BackupNow();  // logs its outcome; the next interval tries again
+    ticker_mu_.Lock();
+  }
+}
+
+absl::Status ServerApp::ReloadDrugLibrary() {
+  if (drugs_ == nullptr) return absl::FailedPreconditionError("the server is not started");
+  absl::Status s = drugs_->Reload();
+  auto cur = drugs_->Get();
+  if (s.ok()) {
+    Log(LogLevel::kInfo, "drug_library_reloaded",
+        {{"source", cur->source}, {"version", cur->version}});
+  } else {
+    Log(LogLevel::kError, "drug_library_reload_failed",
+        {{"error", std::string(s.message())}, {"kept_version", cur->version}});
+  }
+  return s;
+}
+
+void ServerApp::Shutdown(absl::Duration grace) {
+  if (shut_down_ || server_ == nullptr) return;
+  shut_down_ = true;
+  metrics_->ready().Set(0);
+  server_->GetHealthCheckService()->SetServingStatus(false);
+  absl::Time t0 = absl::Now();
+  {
+    absl::MutexLock lock(&ticker_mu_);
+    ticker_stop_ = true;
+  }
+  if (ticker_.joinable()) ticker_.join();
+  if (backup_thread_.joinable()) backup_thread_.join();
+  // Streams end now with UNAVAILABLE ("resume from cursor N") instead of at the deadline.
+  if (alert_hub_ != nullptr) alert_hub_->Shutdown();
+  if (twin_watch_hub_ != nullptr) twin_watch_hub_->Shutdown();
+  server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
+  server_->Wait();
+  // Flush: dirty twins are snapshotted, the last groups commit, the store closes.
+  registry_->Stop();
+  committer_->Shutdown();
+  Log(LogLevel::kInfo, "stopped", {{"shutdown_ms", absl::ToInt64Milliseconds(absl::Now() - t0)}});
+}
+
+}  // namespace pumptwin::server
