@@ -66,7 +66,10 @@ class Reader {
   size_t remaining() const { return in_.size(); }
 
  private:
-  bool fail() { ok_ = false; return false; }
+  bool fail() {
+    ok_ = false;
+    return false;
+  }
   absl::string_view in_;
   bool ok_ = true;
 };

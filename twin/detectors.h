@@ -85,8 +85,7 @@ void ObserveMeasuredReservoir(ModelState& s, const Setup& su, const Tuning& tu, 
 // programmed volume since the previous one was Tuning::motor_stopped_strokes strokes or more
 // (a stopped motor makes no stroke peak either: that is not a leak).
 void ObserveStrokePressure(ModelState& s, const Setup& su, const Tuning& tu, double peak_mmhg,
-                           std::optional<double> pulsation_mmhg, bool drive_quiet,
-                           AlertSink& sink);
+                           std::optional<double> pulsation_mmhg, bool drive_quiet, AlertSink& sink);
 
 // --- events, battery, time (detectors_events.cc) ---
 void ApplyDeviceEvent(ModelState& s, const Setup& su, const Tuning& tu, const DeviceEvent& e,

@@ -70,8 +70,9 @@ void PatientBolusGranted(ModelState& s, const Setup& su, const Tuning& tu, const
   } else {
     const TimeNs lockout = absl::ToInt64Nanoseconds(pb->lockout - tu.lockout_tolerance);
     if (s.ptm_last_grant != kNoTime && s.t - s.ptm_last_grant < lockout) {
-      ev.push_back(Ev("minutes_since_last_grant", static_cast<double>(s.t - s.ptm_last_grant) / 6e10,
-                      0, absl::ToDoubleMinutes(pb->lockout), "min", "granted inside lockout"));
+      ev.push_back(Ev("minutes_since_last_grant",
+                      static_cast<double>(s.t - s.ptm_last_grant) / 6e10, 0,
+                      absl::ToDoubleMinutes(pb->lockout), "min", "granted inside lockout"));
     }
     // A day without grants empties the ring, so stamps never alias (they wrap at 45 days).
     if (s.ptm_last_grant == kNoTime || s.t - s.ptm_last_grant >= kNsPerDay) {
@@ -86,7 +87,10 @@ void PatientBolusGranted(ModelState& s, const Setup& su, const Tuning& tu, const
     const uint16_t now = PtmStamp(s.t);
     uint16_t* slot = &s.ptm_grants[0];
     for (uint16_t& g : s.ptm_grants) {
-      if (g == kPtmEmpty) { slot = &g; break; }
+      if (g == kPtmEmpty) {
+        slot = &g;
+        break;
+      }
       if (PtmAgeMinutes(now, g) > PtmAgeMinutes(now, *slot)) slot = &g;
     }
     *slot = now;
@@ -146,21 +150,22 @@ void ApplyDeviceEvent(ModelState& s, const Setup& su, const Tuning& tu, const De
                      su.spec->low_reservoir_alarm.value(), "uL", "pump's own alarm (event log)")},
                  "low reservoir: pump alarm");
       break;
-    case DeviceEventType::kBolusStart:     // the clinical record (RecordEvent) drives the model
-      MarkSession(s);                      // ... but the pump's own entry dates the session
+    case DeviceEventType::kBolusStart:  // the clinical record (RecordEvent) drives the model
+      MarkSession(s);                   // ... but the pump's own entry dates the session
       break;
     case DeviceEventType::kReservoirRefill:  // the clinical record (RecordRefill) drives the
                                              // model; the server re-keys an approximate one
                                              // to this entry's time
     case DeviceEventType::kBolusEnd:
-    case DeviceEventType::kMemoryError:    // no model effect; kept in telemetry
+    case DeviceEventType::kMemoryError:  // no model effect; kept in telemetry
     case DeviceEventType::kUnspecified:
       break;
   }
 }
 
 void ApplyAlarmFlags(ModelState& s, const Setup& su, uint32_t flags, AlertSink& sink) {
-  if ((flags & kAlarmMotorStall) != 0 && !s.Has(kFlagStalled)) StartStall(s, su, sink, "alarm flag");
+  if ((flags & kAlarmMotorStall) != 0 && !s.Has(kFlagStalled))
+    StartStall(s, su, sink, "alarm flag");
   if ((flags & kAlarmEri) != 0) s.Set(kFlagEriReported, true);
   if ((flags & kAlarmEos) != 0) {
     s.Set(kFlagEriReported, true);
@@ -352,25 +357,29 @@ TimeNs BatteryEriTime(const ModelState& s, const Setup& su, const Tuning& /*tu*/
   if (s.Has(kFlagEriReported)) return std::min(s.t, su.eri_cap_ns);
   const double factor = DrainFactor(s);
   const double per_day = factor * DrainMahPerDay(s, su);
-  const double left = spec.battery_capacity.value() * (1.0 - spec.eri_fraction) - s.battery_used_mah;
+  const double left =
+      spec.battery_capacity.value() * (1.0 - spec.eri_fraction) - s.battery_used_mah;
   if (left <= 0) return std::min(s.t, cap);
   const double days = left / per_day;
-  const TimeNs t = days * kNsPerDayD > 1e18 ? kNeverNs : s.t + static_cast<TimeNs>(days * kNsPerDayD);
+  const TimeNs t =
+      days * kNsPerDayD > 1e18 ? kNeverNs : s.t + static_cast<TimeNs>(days * kNsPerDayD);
   return std::min(t, cap);
 }
 
 TimeNs BatteryEosTime(const ModelState& s, const Setup& su, const Tuning& tu) {
   const PumpSpec& spec = *su.spec;
   if (!spec.has_battery) return kNeverNs;
-  const TimeNs cap = DrainLearned(s) ? kNeverNs
-                                     : su.eri_cap_ns + absl::ToInt64Nanoseconds(spec.eri_to_eos);
+  const TimeNs cap =
+      DrainLearned(s) ? kNeverNs : su.eri_cap_ns + absl::ToInt64Nanoseconds(spec.eri_to_eos);
   if (s.Has(kFlagEos)) return s.t;
   const double factor = DrainFactor(s);
   const double per_day = factor * DrainMahPerDay(s, su);
-  const double left = spec.battery_capacity.value() * (1.0 - spec.eos_fraction) - s.battery_used_mah;
+  const double left =
+      spec.battery_capacity.value() * (1.0 - spec.eos_fraction) - s.battery_used_mah;
   if (left <= 0) return std::min(s.t, cap);
   const double days = left / per_day;
-  const TimeNs t = days * kNsPerDayD > 1e18 ? kNeverNs : s.t + static_cast<TimeNs>(days * kNsPerDayD);
+  const TimeNs t =
+      days * kNsPerDayD > 1e18 ? kNeverNs : s.t + static_cast<TimeNs>(days * kNsPerDayD);
   // After a reported ERI the label gives 90 days to EOS.
   const TimeNs after_eri = s.Has(kFlagEriReported) ? BatteryEriTime(s, su, tu) +
                                                          absl::ToInt64Nanoseconds(spec.eri_to_eos)
@@ -401,10 +410,11 @@ void TimeChecks(ModelState& s, const Setup& su, const Tuning& tu, TimeNs now,
   if (s.Has(kFlagStalled) && !s.Has(kFlagStallLong) &&
       now - s.stall_since > absl::ToInt64Nanoseconds(tu.stall_overinfusion_after)) {
     s.Set(kFlagStallLong, true);
-    sink.Update(AlertType::kMotorStall,
-                {Ev("stall_hours", Hours(now - s.stall_since), 0,
-                    absl::ToDoubleHours(tu.stall_overinfusion_after), "h", "label: overinfusion risk")},
-                "motor stall > 48 h: risk of overinfusion when it restarts");
+    sink.Update(
+        AlertType::kMotorStall,
+        {Ev("stall_hours", Hours(now - s.stall_since), 0,
+            absl::ToDoubleHours(tu.stall_overinfusion_after), "h", "label: overinfusion risk")},
+        "motor stall > 48 h: risk of overinfusion when it restarts");
   }
   // No resumption after MRI: a warning once a reading taken `mri_resume_expected` after the
   // scan (the model time: data, not the silence since) still shows no delivery; critical at
@@ -439,7 +449,8 @@ void TimeChecks(ModelState& s, const Setup& su, const Tuning& tu, TimeNs now,
                                su.current->drug->key, age_days, stab_days));
   }
   // Patient-bolus fault clears after a quiet day.
-  if (s.ptm_violation != kNoTime && s.active(AlertType::kPatientBolusLockout) != Severity::kUnspecified &&
+  if (s.ptm_violation != kNoTime &&
+      s.active(AlertType::kPatientBolusLockout) != Severity::kUnspecified &&
       now - s.ptm_violation > absl::ToInt64Nanoseconds(tu.bolus_violation_clear)) {
     sink.Resolve(AlertType::kPatientBolusLockout, "no further out-of-limit grants for 24 h");
     s.ptm_violation = kNoTime;
@@ -506,8 +517,8 @@ void TimeChecks(ModelState& s, const Setup& su, const Tuning& tu, TimeNs now,
   if (d24 > max_daily && !dose_active) {
     sink.Raise(AlertType::kDailyDoseLimit, Severity::kCritical,
                {Ev("delivered_24h", d24, 0, max_daily, "ug", su.current->drug->key)},
-               absl::StrFormat("%.1f ug delivered in 24 h, above the %s maximum of %.1f ug",
-                               d24, su.current->drug->key, max_daily));
+               absl::StrFormat("%.1f ug delivered in 24 h, above the %s maximum of %.1f ug", d24,
+                               su.current->drug->key, max_daily));
   } else if (dose_active && d24 < tu.daily_dose_resolve_fraction * max_daily) {
     sink.Resolve(AlertType::kDailyDoseLimit, "24 h dose back below the daily maximum");
   }
@@ -537,9 +548,9 @@ void TimeChecks(ModelState& s, const Setup& su, const Tuning& tu, TimeNs now,
     }
     const Severity active = s.active(AlertType::kBatteryDepletion);
     if (sev > active || (sev == none && active != none)) {
-      std::vector<Evidence> ev{Ev("days_to_eri", days_to_eri, 0, horizon_days, "days"),
-                               Ev("battery_charge_fraction", frac, frac, spec.eri_fraction,
-                                  "fraction")};
+      std::vector<Evidence> ev{
+          Ev("days_to_eri", days_to_eri, 0, horizon_days, "days"),
+          Ev("battery_charge_fraction", frac, frac, spec.eri_fraction, "fraction")};
       if (s.n_current > 0) {
         ev.push_back(Ev("battery_current_ratio", s.current_ratio, 1.0,
                         tu.early_depletion_alarm_factor, "ratio",

@@ -12,8 +12,8 @@ namespace pumptwin::twin {
 
 Evidence Ev(std::string signal, double observed, double predicted, double threshold,
             std::string unit, std::string note) {
-  return Evidence{std::move(signal), observed, predicted, threshold, std::move(unit),
-                  std::move(note)};
+  return Evidence{std::move(signal), observed,        predicted,
+                  threshold,         std::move(unit), std::move(note)};
 }
 
 DifferentialAlternative Alt(std::string cause, std::string evidence, bool ruled_out) {
@@ -174,8 +174,7 @@ void ObserveMeasuredReservoir(ModelState& s, const Setup& su, const Tuning& tu, 
 }
 
 void ObserveStrokePressure(ModelState& s, const Setup& su, const Tuning& tu, double p,
-                           std::optional<double> pulsation, bool drive_quiet,
-                           AlertSink& sink) {
+                           std::optional<double> pulsation, bool drive_quiet, AlertSink& sink) {
   const double expected = su.expected_stroke.value();
   const double floor = tu.pressure_sd_floor.value();
   if (std::isnan(s.p_base)) {

@@ -3,11 +3,11 @@
 #include <algorithm>
 #include <cmath>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
-#include "absl/strings/ascii.h"
 
 namespace pumptwin::twin {
 namespace {
@@ -32,12 +32,10 @@ std::vector<DrugLimits> DefaultRows() {
   return {
       Row("baclofen", "Baclofen", 2000, 2000, 1600, 0.20, 180, 0,
           "conc 500-2000 ug/mL (label); 2000 ug/day (assumed); stability (assumed)"),
-      Row("bupivacaine", "Bupivacaine", 30000, 20000, 16000, 0.30, 90, 0,
-          "PACC 2017 (assumed)"),
+      Row("bupivacaine", "Bupivacaine", 30000, 20000, 16000, 0.30, 90, 0, "PACC 2017 (assumed)"),
       Row("clonidine", "Clonidine", 1000, 600, 480, 0.30, 90, 0, "PACC 2017 (assumed)"),
       Row("fentanyl", "Fentanyl", 10000, 1000, 800, 0.30, 90, 0, "PACC 2017 (assumed)"),
-      Row("hydromorphone", "Hydromorphone", 15000, 10000, 8000, 0.30, 90, 0,
-          "PACC 2017 (assumed)"),
+      Row("hydromorphone", "Hydromorphone", 15000, 10000, 8000, 0.30, 90, 0, "PACC 2017 (assumed)"),
       Row("morphine", "Morphine", 20000, 15000, 12000, 0.30, 90, 300,
           "PACC 2017 (assumed); stability 90 days (label); oral:IT 300:1"),
       Row("sufentanil", "Sufentanil", 5000, 500, 400, 0.30, 90, 0, "PACC 2017 (assumed)"),
@@ -65,13 +63,13 @@ absl::StatusOr<DrugLibrary> DrugLibrary::Create(std::vector<DrugLimits> drugs) {
           absl::StrCat("drug '", d.key, "': concentration and daily limits must be > 0"));
     }
     if (d.soft_max_daily_dose > d.max_daily_dose) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "drug '", d.key, "': soft_max_daily_dose_ug ", d.soft_max_daily_dose.value(),
-          " above max_daily_dose_ug ", d.max_daily_dose.value()));
+      return absl::InvalidArgumentError(
+          absl::StrCat("drug '", d.key, "': soft_max_daily_dose_ug ", d.soft_max_daily_dose.value(),
+                       " above max_daily_dose_ug ", d.max_daily_dose.value()));
     }
-    if (!std::isfinite(d.titration_max_increase_fraction) || d.titration_max_increase_fraction < 0 ||
-        d.stability <= absl::ZeroDuration() || !std::isfinite(d.oral_morphine_equivalence) ||
-        d.oral_morphine_equivalence < 0) {
+    if (!std::isfinite(d.titration_max_increase_fraction) ||
+        d.titration_max_increase_fraction < 0 || d.stability <= absl::ZeroDuration() ||
+        !std::isfinite(d.oral_morphine_equivalence) || d.oral_morphine_equivalence < 0) {
       return absl::InvalidArgumentError(
           absl::StrCat("drug '", d.key, "': titration, stability or equivalence invalid"));
     }
@@ -103,9 +101,8 @@ absl::StatusOr<DrugLibrary> DrugLibrary::Parse(absl::string_view text) {
     double num[6];
     for (int i = 0; i < 6; ++i) {
       if (!absl::SimpleAtod(absl::StripAsciiWhitespace(f[2 + i]), &num[i])) {
-        return absl::InvalidArgumentError(absl::StrCat("drug library line ", line_no, ": ",
-                                                       kNames[i], " '", f[2 + i],
-                                                       "' is not a number"));
+        return absl::InvalidArgumentError(absl::StrCat(
+            "drug library line ", line_no, ": ", kNames[i], " '", f[2 + i], "' is not a number"));
       }
     }
     drugs.push_back(DrugLimits{std::string(absl::StripAsciiWhitespace(f[0])),
@@ -119,14 +116,14 @@ absl::StatusOr<DrugLibrary> DrugLibrary::Parse(absl::string_view text) {
 }
 
 std::string DrugLibrary::Format() const {
-  std::string out = "# key|display|max_conc_ug_per_ml|max_daily_ug|soft_max_daily_ug|"
-                    "titration_fraction|stability_days|oral_morphine_equivalence|source\n";
+  std::string out =
+      "# key|display|max_conc_ug_per_ml|max_daily_ug|soft_max_daily_ug|"
+      "titration_fraction|stability_days|oral_morphine_equivalence|source\n";
   for (const DrugLimits& d : drugs_) {
     absl::StrAppend(&out, d.key, "|", d.display_name, "|", d.max_concentration.value(), "|",
                     d.max_daily_dose.value(), "|", d.soft_max_daily_dose.value(), "|",
-                    d.titration_max_increase_fraction, "|",
-                    absl::ToDoubleHours(d.stability) / 24.0, "|", d.oral_morphine_equivalence,
-                    "|", d.source, "\n");
+                    d.titration_max_increase_fraction, "|", absl::ToDoubleHours(d.stability) / 24.0,
+                    "|", d.oral_morphine_equivalence, "|", d.source, "\n");
   }
   return out;
 }
@@ -150,10 +147,9 @@ bool HasHardViolation(const std::vector<LimitViolation>& v) {
   return std::any_of(v.begin(), v.end(), [](const LimitViolation& x) { return x.hard; });
 }
 
-std::vector<LimitViolation> ValidatePrescription(const Prescription& rx, const PumpSpec& spec,
-                                                 const DrugLibrary& library,
-                                                 std::optional<MicrogramsPerDay> titration_reference,
-                                                 const PrescriptionBounds& bounds) {
+std::vector<LimitViolation> ValidatePrescription(
+    const Prescription& rx, const PumpSpec& spec, const DrugLibrary& library,
+    std::optional<MicrogramsPerDay> titration_reference, const PrescriptionBounds& bounds) {
   std::vector<LimitViolation> out;
   auto add = [&out](std::string field, double value, double limit, bool hard, std::string code,
                     std::string message) {

@@ -19,15 +19,15 @@
 namespace pumptwin::twin {
 
 struct DrugLimits {
-  std::string key;                                // "morphine"
+  std::string key;  // "morphine"
   std::string display_name;
-  MicrogramsPerMilliliter max_concentration;      // hard
-  MicrogramsPerDay max_daily_dose;                // hard
-  MicrogramsPerDay soft_max_daily_dose;           // soft: needs acknowledgement
-  double titration_max_increase_fraction = 0.0;   // soft: daily-dose increase within 24 h
-  absl::Duration stability;                       // in-pump stability window
-  double oral_morphine_equivalence = 0.0;         // display factor, 0 if n/a
-  std::string source;                             // where the numbers come from
+  MicrogramsPerMilliliter max_concentration;     // hard
+  MicrogramsPerDay max_daily_dose;               // hard
+  MicrogramsPerDay soft_max_daily_dose;          // soft: needs acknowledgement
+  double titration_max_increase_fraction = 0.0;  // soft: daily-dose increase within 24 h
+  absl::Duration stability;                      // in-pump stability window
+  double oral_morphine_equivalence = 0.0;        // display factor, 0 if n/a
+  std::string source;                            // where the numbers come from
   bool operator==(const DrugLimits&) const = default;
 };
 
@@ -57,18 +57,18 @@ class DrugLibrary {
 };
 
 struct LimitViolation {
-  std::string field;    // e.g. "prescription.daily_dose_ug"
+  std::string field;  // e.g. "prescription.daily_dose_ug"
   double value = 0.0;
   double limit = 0.0;
-  bool hard = false;    // hard: reject; soft: warn, needs acknowledgement
-  std::string code;     // stable id, e.g. "SOFT_DAILY_DOSE"
+  bool hard = false;  // hard: reject; soft: warn, needs acknowledgement
+  std::string code;   // stable id, e.g. "SOFT_DAILY_DOSE"
   std::string message;
   bool operator==(const LimitViolation&) const = default;
 };
 
 // Structural caps that are not clinical limits (assumed; generous).
 struct PrescriptionBounds {
-  size_t max_schedule_steps = 96;                       // 13/day (label) × 7, rounded up
+  size_t max_schedule_steps = 96;  // 13/day (label) × 7, rounded up
   absl::Duration max_patient_bolus_duration = absl::Hours(24);
   uint32_t max_patient_boluses_per_24h = 24;
 };

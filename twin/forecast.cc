@@ -42,7 +42,8 @@ TimeNs TimeToProgram(const ModelState& s, const Setup& su, double volume_ul, Tim
   TimeNs hit = kNeverNs;
   // Until the pending therapy (if any) takes over, with the active bolus.
   if (su.pending != nullptr) {
-    hit = Walk(su.current->rx, su.cfg.zone, s.bolus_rate, s.bolus_end, t, std::min(su.pending_at, limit), need);
+    hit = Walk(su.current->rx, su.cfg.zone, s.bolus_rate, s.bolus_end, t,
+               std::min(su.pending_at, limit), need);
     if (hit != kNeverNs) return hit;
   }
   const Prescription& rx = su.pending != nullptr ? su.pending->rx : su.current->rx;

@@ -40,9 +40,9 @@ struct TherapyPlan {
   // Derived (not serialised): recomputed from rx by DerivePlan.
   MicrolitersPerDay mean_daily_rate;
   TimeNs stability_ns = 0;
-  TimeNs period_ns = kNsPerDay;        // schedule period and origin (flex)
+  TimeNs period_ns = kNsPerDay;  // schedule period and origin (flex)
   TimeNs origin_ns = 0;
-  std::vector<TimeNs> step_start_ns;   // flex step offsets, ns
+  std::vector<TimeNs> step_start_ns;  // flex step offsets, ns
 };
 
 // BasalAt on the compiled plan (no Duration conversions: the integrator's hot path); flex
@@ -54,8 +54,8 @@ using PlanRef = std::shared_ptr<const TherapyPlan>;
 
 struct Setup {
   PumpConfig cfg;
-  PlanRef current;   // never null
-  PlanRef pending;   // null: none
+  PlanRef current;  // never null
+  PlanRef pending;  // null: none
   TimeNs pending_at = kNoTime;
   MicrogramsPerDay titration_base;  // daily dose at the start of the titration window
   TimeNs titration_base_time = kNoTime;
@@ -92,8 +92,8 @@ enum StateFlags : uint32_t {
   kFlagCurrentWarm = 1u << 14,       // the battery-current baseline is learnt
   kFlagFusedLast = 1u << 15,         // the last measured reading was fused into the estimate
   // Format version 3, second flag word (flags_hi):
-  kFlagEnrolled = 1u << 16,          // started at an enrolment interrogation, not at implant
-  kFlagNoSampleYet = 1u << 17,       // registered, no sample yet: last_server is the registration
+  kFlagEnrolled = 1u << 16,     // started at an enrolment interrogation, not at implant
+  kFlagNoSampleYet = 1u << 17,  // registered, no sample yet: last_server is the registration
   // cur_base holds this pump's mean drain since implant, learned from the battery indicator
   // at enrolment (pumps that report no current, or before their first current reading).
   kFlagDrainFromHistory = 1u << 18,
@@ -103,27 +103,27 @@ inline constexpr float kNaNf = std::numeric_limits<float>::quiet_NaN();
 inline constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 struct ModelState {
-  TimeNs t = 0;                     // model device time
-  TimeNs last_server = kNoTime;     // server time of the last sample (kFlagNoSampleYet:
-                                    // of the registration; silence counts from there)
+  TimeNs t = 0;                  // model device time
+  TimeNs last_server = kNoTime;  // server time of the last sample (kFlagNoSampleYet:
+                                 // of the registration; silence counts from there)
   uint64_t last_seq = 0;
-  TimeNs refill_time = 0;           // last refill (or twin start)
-  double calc_ul = 0;               // pump's calculated reservoir (floors at 0)
-  double est_ul = 0;                // twin's estimated reservoir (floors at 0)
-  double prog_total_ul = 0;         // programmed volume pumped, lifetime (unclamped)
-  double est_total_ul = 0;          // estimated delivered volume, lifetime (== est drops)
+  TimeNs refill_time = 0;    // last refill (or twin start)
+  double calc_ul = 0;        // pump's calculated reservoir (floors at 0)
+  double est_ul = 0;         // twin's estimated reservoir (floors at 0)
+  double prog_total_ul = 0;  // programmed volume pumped, lifetime (unclamped)
+  double est_total_ul = 0;   // estimated delivered volume, lifetime (== est drops)
   double prog_at_refill_ul = 0;
-  double fill_ul = 0;               // reservoir content right after the last refill
-  double dose_today_ug = 0;         // since 00:00 UTC of the model day
-  double bolus_rate = 0;            // µL/day on top of basal until bolus_end
+  double fill_ul = 0;        // reservoir content right after the last refill
+  double dose_today_ug = 0;  // since 00:00 UTC of the model day
+  double bolus_rate = 0;     // µL/day on top of basal until bolus_end
   TimeNs bolus_end = 0;
   double battery_used_mah = 0;
-  double ratio = 1.0;               // learned true/programmed
+  double ratio = 1.0;  // learned true/programmed
   double ratio_var = 0;
-  double seg_meas_ul = kNaN;        // previous measured segment: mean measured reservoir
-  double seg_prog_ul = kNaN;        //                            mean programmed total
-  double skew_cur_ms = kNaN;        // max(device - server) in the current window
-  double skew_prev_ms = kNaN;       // ... in the previous window
+  double seg_meas_ul = kNaN;   // previous measured segment: mean measured reservoir
+  double seg_prog_ul = kNaN;   //                            mean programmed total
+  double skew_cur_ms = kNaN;   // max(device - server) in the current window
+  double skew_prev_ms = kNaN;  // ... in the previous window
   TimeNs skew_window_start = kNoTime;
   uint64_t last_drive_units = kNoDriveUnits;
   TimeNs stall_since = kNoTime;
@@ -132,15 +132,15 @@ struct ModelState {
   TimeNs ptm_violation = kNoTime;
   TimeNs pocket_until = kNoTime;
   float dose_hour_ug[kDoseBuckets] = {};
-  int32_t hour_index = 0;           // floor(t / 1 h)
+  int32_t hour_index = 0;  // floor(t / 1 h)
   float cusum_hi = 0, cusum_lo = 0;
   float p_base = kNaNf, p_var = 0;  // stroke-pressure baseline (mmHg, mmHg²)
   float current_ratio = 1.0f;       // EWMA measured/modelled battery current
   float last_meas_res = kNaNf, res_residual = kNaNf;
   float last_stroke = kNaNf, p_residual = kNaNf;
   float last_voltage = kNaNf;
-  float shift_ref_hi = 1.0f;        // learned ratio when the current high-side run started
-  uint16_t ptm_grants[kPtmRing];      // PtmStamp of granted activations (kPtmEmpty: none)
+  float shift_ref_hi = 1.0f;      // learned ratio when the current high-side run started
+  uint16_t ptm_grants[kPtmRing];  // PtmStamp of granted activations (kPtmEmpty: none)
   uint32_t n_grants = 0, n_denials = 0, n_stalls = 0, n_mri = 0;
   uint16_t n_ratio_obs = 0, n_pressure = 0, n_current = 0;
   uint16_t high_run = 0, low_run = 0, pocket_run = 0;
@@ -151,15 +151,15 @@ struct ModelState {
   // --- format version 2: measured-reservoir flow (twin/flow_drift.cc). Compact types: the
   // whole twin stays within 512 bytes. Offsets are relative to the previous segment's
   // means (seg_meas_ul, seg_prog_ul), which anchor the current segment.
-  uint16_t seg_hour0 = 0;           // hour_index (mod 2^16) at the segment's first sample
-  uint16_t seg_n = 0;               // samples in the current segment
-  float seg_sum_meas = 0;           // sum over the segment of (measured - seg_meas_ul), µL
-  float seg_sum_prog = 0;           // sum of (programmed total - seg_prog_ul), µL
-  float level_off = 0;              // filtered level at seg_prog_ul minus seg_meas_ul, µL
-  float level_var = 0;              // its variance (µL²; 0: the anchor is a single sample)
-  float level_ratio_cov = 0;        // covariance of level and ratio (µL)
-  float shift_hi = 0, shift_lo = 0; // shift CUSUMs (sd units)
-  float shift_ref_lo = 1.0f;        // learned ratio when the current low-side run started
+  uint16_t seg_hour0 = 0;            // hour_index (mod 2^16) at the segment's first sample
+  uint16_t seg_n = 0;                // samples in the current segment
+  float seg_sum_meas = 0;            // sum over the segment of (measured - seg_meas_ul), µL
+  float seg_sum_prog = 0;            // sum of (programmed total - seg_prog_ul), µL
+  float level_off = 0;               // filtered level at seg_prog_ul minus seg_meas_ul, µL
+  float level_var = 0;               // its variance (µL²; 0: the anchor is a single sample)
+  float level_ratio_cov = 0;         // covariance of level and ratio (µL)
+  float shift_hi = 0, shift_lo = 0;  // shift CUSUMs (sd units)
+  float shift_ref_lo = 1.0f;         // learned ratio when the current low-side run started
 
   // --- format version 3: each pump's own baselines (docs/detection.md "Learning each pump").
   // current_ratio (above) is the short-term battery current over cur_base.
@@ -172,7 +172,9 @@ struct ModelState {
   uint16_t session_min = 0;     // PtmStamp of the last clinical session (kFlagSession)
   uint16_t drive_adv_hour = 0;  // hour_index (mod 2^16) of the last drive advance
 
-  ModelState() { for (uint16_t& g : ptm_grants) g = kPtmEmpty; }
+  ModelState() {
+    for (uint16_t& g : ptm_grants) g = kPtmEmpty;
+  }
   // Granted activations in the 24 h before `t` (minute resolution).
   uint32_t GrantsIn24h(TimeNs t) const {
     const uint16_t now = PtmStamp(t);
@@ -194,27 +196,73 @@ struct ModelState {
   // Calls v(field) for every field, in serialisation order.
   template <typename V>
   void Visit(V&& v) {
-    v(t); v(last_server); v(last_seq); v(refill_time); v(calc_ul); v(est_ul);
-    v(prog_total_ul); v(est_total_ul); v(prog_at_refill_ul); v(fill_ul); v(dose_today_ug);
-    v(bolus_rate); v(bolus_end); v(battery_used_mah); v(ratio); v(ratio_var);
-    v(seg_meas_ul); v(seg_prog_ul); v(skew_cur_ms); v(skew_prev_ms); v(skew_window_start);
-    v(last_drive_units); v(stall_since); v(mri_since); v(ptm_last_grant); v(ptm_violation);
+    v(t);
+    v(last_server);
+    v(last_seq);
+    v(refill_time);
+    v(calc_ul);
+    v(est_ul);
+    v(prog_total_ul);
+    v(est_total_ul);
+    v(prog_at_refill_ul);
+    v(fill_ul);
+    v(dose_today_ug);
+    v(bolus_rate);
+    v(bolus_end);
+    v(battery_used_mah);
+    v(ratio);
+    v(ratio_var);
+    v(seg_meas_ul);
+    v(seg_prog_ul);
+    v(skew_cur_ms);
+    v(skew_prev_ms);
+    v(skew_window_start);
+    v(last_drive_units);
+    v(stall_since);
+    v(mri_since);
+    v(ptm_last_grant);
+    v(ptm_violation);
     v(pocket_until);
     for (float& f : dose_hour_ug) v(f);
-    v(hour_index); v(cusum_hi); v(cusum_lo); v(p_base); v(p_var); v(current_ratio);
-    v(last_meas_res); v(res_residual); v(last_stroke); v(p_residual); v(last_voltage);
+    v(hour_index);
+    v(cusum_hi);
+    v(cusum_lo);
+    v(p_base);
+    v(p_var);
+    v(current_ratio);
+    v(last_meas_res);
+    v(res_residual);
+    v(last_stroke);
+    v(p_residual);
+    v(last_voltage);
     v(shift_ref_hi);
     for (uint16_t& g : ptm_grants) v(g);
-    v(n_grants); v(n_denials); v(n_stalls); v(n_mri);
-    v(n_ratio_obs); v(n_pressure); v(n_current); v(high_run); v(low_run); v(pocket_run);
+    v(n_grants);
+    v(n_denials);
+    v(n_stalls);
+    v(n_mri);
+    v(n_ratio_obs);
+    v(n_pressure);
+    v(n_current);
+    v(high_run);
+    v(low_run);
+    v(pocket_run);
     v(flags);
     for (uint8_t& a : alert) v(a);
   }
   // Fields added in format version 2, serialised after Visit's.
   template <typename V>
   void VisitV2(V&& v) {
-    v(seg_hour0); v(seg_n); v(seg_sum_meas); v(seg_sum_prog); v(level_off); v(level_var);
-    v(level_ratio_cov); v(shift_hi); v(shift_lo); v(shift_ref_lo);
+    v(seg_hour0);
+    v(seg_n);
+    v(seg_sum_meas);
+    v(seg_sum_prog);
+    v(level_off);
+    v(level_var);
+    v(level_ratio_cov);
+    v(shift_hi);
+    v(shift_lo);
+    v(shift_ref_lo);
   }
   // Fields added in format version 3, serialised after VisitV2's.
   template <typename V>

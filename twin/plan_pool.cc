@@ -12,15 +12,16 @@ namespace {
 
 size_t HashOf(const DrugLimits& d) {
   return absl::HashOf(d.key, d.display_name, d.max_concentration.value(), d.max_daily_dose.value(),
-                      d.soft_max_daily_dose.value(), d.titration_max_increase_fraction,
-                      d.stability, d.oral_morphine_equivalence, d.source);
+                      d.soft_max_daily_dose.value(), d.titration_max_increase_fraction, d.stability,
+                      d.oral_morphine_equivalence, d.source);
 }
 
 size_t HashOf(const TherapyPlan& p) {
   const Prescription& rx = p.rx;
   size_t h = absl::HashOf(rx.drug, rx.concentration.value(), static_cast<int>(rx.mode),
                           rx.rate.value(), rx.flex.weekly, rx.version, p.drug.get());
-  for (const ScheduleStep& st : rx.flex.steps) h = absl::HashOf(h, st.start_offset, st.rate.value());
+  for (const ScheduleStep& st : rx.flex.steps)
+    h = absl::HashOf(h, st.start_offset, st.rate.value());
   if (rx.patient_bolus.has_value()) {
     const PatientBolusLimits& pb = *rx.patient_bolus;
     h = absl::HashOf(h, pb.volume.value(), pb.duration, pb.lockout, pb.max_per_24h);
@@ -98,7 +99,9 @@ Pool<TherapyPlan>& Plans() {
 
 }  // namespace
 
-std::shared_ptr<const DrugLimits> InternDrug(const DrugLimits& drug) { return Drugs().Intern(drug); }
+std::shared_ptr<const DrugLimits> InternDrug(const DrugLimits& drug) {
+  return Drugs().Intern(drug);
+}
 
 std::shared_ptr<const TherapyPlan> InternPlan(TherapyPlan plan) {
   DerivePlan(plan);

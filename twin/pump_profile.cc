@@ -11,9 +11,9 @@ namespace {
 
 constexpr uint32_t kProgrammableSignals =
     kSigCalculatedReservoir | kSigDriveUnits | kSigAlarms | kSigEventLog | kSigClock;
-constexpr uint32_t kSensorizedSignals =
-    kProgrammableSignals | kSigMeasuredReservoir | kSigStrokePressure | kSigBatteryVoltage |
-    kSigBatteryCurrent | kSigMotorCurrent | kSigTemperature;
+constexpr uint32_t kSensorizedSignals = kProgrammableSignals | kSigMeasuredReservoir |
+                                        kSigStrokePressure | kSigBatteryVoltage |
+                                        kSigBatteryCurrent | kSigMotorCurrent | kSigTemperature;
 
 absl::Duration Years(double y) { return absl::Hours(24 * 365.25 * y); }
 
@@ -28,26 +28,110 @@ absl::Duration Years(double y) { return absl::Hours(24 * 365.25 * y); }
 //            limits and sensor noise are engineering guesses to be replaced by vendor data.
 const std::array<PumpSpec, 4>& Table() {
   static const std::array<PumpSpec, 4> kTable = {{
-      {PumpProfile::kProgrammablePeristaltic, "programmable_peristaltic", kProgrammableSignals,
-       /*programmable=*/true, /*has_motor=*/true, MicrolitersPerDay(48), MicrolitersPerDay(24000),
-       0.145, Microliters(2000), Microliters(140), Microliters(0.25), 50.0, Mmhg(200),
-       /*has_battery=*/true, MilliampHours(2000), 29.0, 3.4e-5, MilliampHours(0.05), 0.05, 0.018,
-       Years(7), absl::Hours(24 * 90), Volts(0), Microliters(0), Microliters(0), Mmhg(0)},
-      {PumpProfile::kProgrammableValve, "programmable_valve", kProgrammableSignals, true, true,
-       MicrolitersPerDay(24), MicrolitersPerDay(28800), 0.10, Microliters(2000), Microliters(140),
-       Microliters(2.0), 100.0, Mmhg(200), true, MilliampHours(2000), 20.0, 2.0e-5,
-       MilliampHours(0.05), 0.04, 0.018, Years(10), absl::Hours(24 * 90), Volts(0),
-       Microliters(0), Microliters(0), Mmhg(0)},
-      {PumpProfile::kConstantFlow, "constant_flow", /*signals=*/0, /*programmable=*/false,
-       /*has_motor=*/false, MicrolitersPerDay(250), MicrolitersPerDay(3000), 0.15,
-       Microliters(2000), Microliters(100), Microliters(0), 0.0, Mmhg(0), /*has_battery=*/false,
-       MilliampHours(0), 0.0, 0.0, MilliampHours(0), 0.0, 0.0, absl::InfiniteDuration(),
-       absl::ZeroDuration(), Volts(0), Microliters(0), Microliters(0), Mmhg(0)},
-      {PumpProfile::kSensorized, "sensorized", kSensorizedSignals, true, true,
-       MicrolitersPerDay(48), MicrolitersPerDay(24000), 0.145, Microliters(2000),
-       Microliters(140), Microliters(0.25), 50.0, Mmhg(200), true, MilliampHours(2400), 35.0,
-       3.4e-5, MilliampHours(0.05), 0.05, 0.018, Years(7), absl::Hours(24 * 90), Volts(2.6),
-       Microliters(50), Microliters(10), Mmhg(1.0)},
+      {PumpProfile::kProgrammablePeristaltic,
+       "programmable_peristaltic",
+       kProgrammableSignals,
+       /*programmable=*/true,
+       /*has_motor=*/true,
+       MicrolitersPerDay(48),
+       MicrolitersPerDay(24000),
+       0.145,
+       Microliters(2000),
+       Microliters(140),
+       Microliters(0.25),
+       50.0,
+       Mmhg(200),
+       /*has_battery=*/true,
+       MilliampHours(2000),
+       29.0,
+       3.4e-5,
+       MilliampHours(0.05),
+       0.05,
+       0.018,
+       Years(7),
+       absl::Hours(24 * 90),
+       Volts(0),
+       Microliters(0),
+       Microliters(0),
+       Mmhg(0)},
+      {PumpProfile::kProgrammableValve,
+       "programmable_valve",
+       kProgrammableSignals,
+       true,
+       true,
+       MicrolitersPerDay(24),
+       MicrolitersPerDay(28800),
+       0.10,
+       Microliters(2000),
+       Microliters(140),
+       Microliters(2.0),
+       100.0,
+       Mmhg(200),
+       true,
+       MilliampHours(2000),
+       20.0,
+       2.0e-5,
+       MilliampHours(0.05),
+       0.04,
+       0.018,
+       Years(10),
+       absl::Hours(24 * 90),
+       Volts(0),
+       Microliters(0),
+       Microliters(0),
+       Mmhg(0)},
+      {PumpProfile::kConstantFlow,
+       "constant_flow",
+       /*signals=*/0,
+       /*programmable=*/false,
+       /*has_motor=*/false,
+       MicrolitersPerDay(250),
+       MicrolitersPerDay(3000),
+       0.15,
+       Microliters(2000),
+       Microliters(100),
+       Microliters(0),
+       0.0,
+       Mmhg(0),
+       /*has_battery=*/false,
+       MilliampHours(0),
+       0.0,
+       0.0,
+       MilliampHours(0),
+       0.0,
+       0.0,
+       absl::InfiniteDuration(),
+       absl::ZeroDuration(),
+       Volts(0),
+       Microliters(0),
+       Microliters(0),
+       Mmhg(0)},
+      {PumpProfile::kSensorized,
+       "sensorized",
+       kSensorizedSignals,
+       true,
+       true,
+       MicrolitersPerDay(48),
+       MicrolitersPerDay(24000),
+       0.145,
+       Microliters(2000),
+       Microliters(140),
+       Microliters(0.25),
+       50.0,
+       Mmhg(200),
+       true,
+       MilliampHours(2400),
+       35.0,
+       3.4e-5,
+       MilliampHours(0.05),
+       0.05,
+       0.018,
+       Years(7),
+       absl::Hours(24 * 90),
+       Volts(2.6),
+       Microliters(50),
+       Microliters(10),
+       Mmhg(1.0)},
   }};
   return kTable;
 }
@@ -77,7 +161,9 @@ absl::Status ValidatePumpConfig(const PumpConfig& cfg) {
     return absl::InvalidArgumentError(
         absl::StrCat("pump_config.profile ", static_cast<int>(cfg.profile), " is not a profile"));
   }
-  auto in_range = [](double v, double lo, double hi) { return std::isfinite(v) && v >= lo && v <= hi; };
+  auto in_range = [](double v, double lo, double hi) {
+    return std::isfinite(v) && v >= lo && v <= hi;
+  };
   if (!in_range(cfg.reservoir_capacity.value(), kMinCapacityUl, kMaxCapacityUl)) {
     return absl::InvalidArgumentError(absl::StrCat("pump_config.reservoir_capacity_ul ",
                                                    cfg.reservoir_capacity.value(), " outside [",
@@ -95,8 +181,7 @@ absl::Status ValidatePumpConfig(const PumpConfig& cfg) {
   }
   if (cfg.reporting_interval < absl::ZeroDuration() ||
       cfg.reporting_interval > absl::Hours(24 * 366)) {
-    return absl::InvalidArgumentError(
-        "pump_config.reporting_interval outside [0, 366 days]");
+    return absl::InvalidArgumentError("pump_config.reporting_interval outside [0, 366 days]");
   }
   if (cfg.implant_time < absl::UnixEpoch() ||
       cfg.implant_time > absl::FromUnixSeconds(7258118400)) {  // 2200-01-01
@@ -121,7 +206,8 @@ Mmhg ExpectedStrokePressure(const PumpSpec& spec, const PumpConfig& cfg,
   if (spec.stroke_duration_ms <= 0) return hyd.csf_pressure;
   const double length_m = cfg.catheter_length.value() * 1e-3;
   const double r_m = cfg.catheter_inner_diameter.value() * 0.5e-3;
-  const double resistance = 8.0 * hyd.viscosity_pa_s * length_m / (std::numbers::pi * std::pow(r_m, 4));
+  const double resistance =
+      8.0 * hyd.viscosity_pa_s * length_m / (std::numbers::pi * std::pow(r_m, 4));
   const double flow_m3_s = spec.stroke_volume.value() * 1e-9 / (spec.stroke_duration_ms * 1e-3);
   return hyd.csf_pressure + Mmhg(resistance * flow_m3_s / kPascalPerMmhg);
 }

@@ -31,24 +31,24 @@ enum SignalBits : uint32_t {
   kSigCalculatedReservoir = 1u << 0,
   kSigMeasuredReservoir = 1u << 1,
   kSigDriveUnits = 1u << 2,
-  kSigStrokePressure = 1u << 3,    // stroke peak + CSF pulsation + mean outlet pressure
+  kSigStrokePressure = 1u << 3,  // stroke peak + CSF pulsation + mean outlet pressure
   kSigBatteryVoltage = 1u << 4,
   kSigBatteryCurrent = 1u << 5,
   kSigMotorCurrent = 1u << 6,
   kSigTemperature = 1u << 7,
   kSigAlarms = 1u << 8,
-  kSigEventLog = 1u << 9,          // stalls, patient boluses, ERI/EOS, MRI, sessions
-  kSigClock = 1u << 10,            // the pump keeps a device clock
+  kSigEventLog = 1u << 9,  // stalls, patient boluses, ERI/EOS, MRI, sessions
+  kSigClock = 1u << 10,    // the pump keeps a device clock
 };
 
 // One row of the pump model table. All rates in µL/day, volumes in µL.
 struct PumpSpec {
   PumpProfile profile;
   absl::string_view name;
-  uint32_t signals;                 // SignalBits
-  bool programmable;                // false: fixed rate set at manufacture
-  bool has_motor;                   // stalls under MRI / magnetic field
-  MicrolitersPerDay min_rate;       // lowest programmable non-zero rate
+  uint32_t signals;            // SignalBits
+  bool programmable;           // false: fixed rate set at manufacture
+  bool has_motor;              // stalls under MRI / magnetic field
+  MicrolitersPerDay min_rate;  // lowest programmable non-zero rate
   MicrolitersPerDay max_rate;
   double labeled_accuracy;          // |true/programmed - 1| the label allows
   Microliters low_reservoir_alarm;  // the pump's own alarm volume
@@ -59,8 +59,8 @@ struct PumpSpec {
   // Battery (has_battery false: all below ignored).
   bool has_battery;
   MilliampHours battery_capacity;
-  double idle_current_ua;           // electronics, sensors, radio idle
-  double motor_mah_per_ul;          // drive energy per µL pumped
+  double idle_current_ua;   // electronics, sensors, radio idle
+  double motor_mah_per_ul;  // drive energy per µL pumped
   MilliampHours telemetry_session_charge;
   double eri_fraction;              // charge fraction at elective replacement indicator
   double eos_fraction;              // charge fraction at end of service (pump stops)

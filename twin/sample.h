@@ -55,7 +55,7 @@ struct DeviceEvent {
 };
 
 struct Sample {
-  uint64_t seq = 0;                       // per-pump, strictly increasing, from 1
+  uint64_t seq = 0;  // per-pump, strictly increasing, from 1
   absl::Time device_time = absl::UnixEpoch();
   std::optional<Microliters> calculated_reservoir;
   std::optional<Microliters> measured_reservoir;

@@ -39,21 +39,21 @@ struct FlexSchedule {
 };
 
 struct PatientBolusLimits {
-  Microliters volume;              // per activation
-  absl::Duration duration;         // delivery time of one activation (0: instantaneous)
-  absl::Duration lockout;          // minimum interval between granted activations
-  uint32_t max_per_24h = 0;        // granted activations in any 24 h window
+  Microliters volume;        // per activation
+  absl::Duration duration;   // delivery time of one activation (0: instantaneous)
+  absl::Duration lockout;    // minimum interval between granted activations
+  uint32_t max_per_24h = 0;  // granted activations in any 24 h window
   bool operator==(const PatientBolusLimits&) const = default;
 };
 
 struct Prescription {
-  std::string drug;                         // drug library key, e.g. "morphine"
+  std::string drug;  // drug library key, e.g. "morphine"
   MicrogramsPerMilliliter concentration;
   TherapyMode mode = TherapyMode::kStopped;
-  MicrolitersPerDay rate;                   // kSimpleContinuous
-  FlexSchedule flex;                        // kFlex
+  MicrolitersPerDay rate;  // kSimpleContinuous
+  FlexSchedule flex;       // kFlex
   std::optional<PatientBolusLimits> patient_bolus;
-  uint64_t version = 0;                     // assigned by the server
+  uint64_t version = 0;  // assigned by the server
   bool operator==(const Prescription&) const = default;
 };
 
@@ -72,7 +72,9 @@ inline TimeNs ToNs(absl::Time t) { return absl::ToUnixNanos(t); }
 inline absl::Time FromNs(TimeNs ns) {
   return ns == kNeverNs ? absl::InfiniteFuture() : absl::FromUnixNanos(ns);
 }
-inline int64_t FloorDiv(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
+inline int64_t FloorDiv(int64_t a, int64_t b) {
+  return a / b - ((a % b != 0) && ((a < 0) != (b < 0)));
+}
 
 // Volume pumped at `rate_ul_per_day` over `dt_ns` nanoseconds.
 inline double VolumeUl(double rate_ul_per_day, TimeNs dt_ns) {

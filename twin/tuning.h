@@ -15,22 +15,23 @@ namespace pumptwin::twin {
 
 struct Tuning {
   // --- delivery ratio learning (Kalman filter on true/programmed; docs/model.md §3) ---
-  double ratio_prior_sd = 0.0725;         // labelled ±14.5 % read as 2 sd (assumed)
+  double ratio_prior_sd = 0.0725;  // labelled ±14.5 % read as 2 sd (assumed)
   // Enrolment mid-life: the pump's history is unknown (a catheter or drive fault may already
   // be under way), so the prior is twice as wide as at implant (assumed).
   double enrol_ratio_prior_sd = 0.145;
-  double ratio_process_sd = 0.02;         // random walk per refill observation (assumed)
-  double ratio_drift_sd_per_day = 0.01;   // random walk per sqrt(day), measured reservoir (assumed)
-  double ratio_obs_sd_floor = 0.01;       // unmodelled error of one ratio observation (assumed)
+  double ratio_process_sd = 0.02;        // random walk per refill observation (assumed)
+  double ratio_drift_sd_per_day = 0.01;  // random walk per sqrt(day), measured reservoir (assumed)
+  double ratio_obs_sd_floor = 0.01;      // unmodelled error of one ratio observation (assumed)
   // A measured-reservoir segment closes after this much device time or programmed volume,
   // whichever comes first (assumed); its mean is one observation of the reservoir level.
   absl::Duration ratio_segment_time = absl::Hours(6);
   Microliters ratio_segment = Microliters(1000);
   Microliters segment_mean_sd_floor = Microliters(5);  // slow error averaging keeps (assumed)
-  double reservoir_rise_reanchor_sd = 10; // rise beyond this many sd: unrecorded refill (assumed)
+  double reservoir_rise_reanchor_sd = 10;  // rise beyond this many sd: unrecorded refill (assumed)
   Microliters refill_withdrawal_sd = Microliters(500);  // syringe read-out (assumed)
-  Microliters min_refill_ratio_volume = Microliters(2000);  // below: refill gives no ratio (assumed)
-  double measured_fusion_gain = 0.02;     // pull of the estimate toward a measurement (assumed)
+  Microliters min_refill_ratio_volume =
+      Microliters(2000);               // below: refill gives no ratio (assumed)
+  double measured_fusion_gain = 0.02;  // pull of the estimate toward a measurement (assumed)
   // Measured-reservoir noise is learnt per pump (EWMA of clipped residuals, from the
   // profile's sd times the prior factor) (assumed).
   double meas_noise_learning_rate = 0.03;
@@ -38,37 +39,37 @@ struct Tuning {
   double meas_noise_clip_sd = 3.0;
 
   // --- flow drift (model.md §4) ---
-  double drift_critical_band = 0.145;     // labelled accuracy (label)
-  double drift_warning_band = 0.10;       // (model.md)
-  double drift_resolve_band = 0.07;       // hysteresis (assumed)
-  double cusum_slack = 0.05;              // k, in ratio units: half the warning band (assumed)
-  double cusum_threshold = 5.0;           // h, in sd units (assumed; ARL0 >> 1 pump-year)
-  double cusum_cap = 20.0;                // keeps recovery time bounded (assumed)
+  double drift_critical_band = 0.145;  // labelled accuracy (label)
+  double drift_warning_band = 0.10;    // (model.md)
+  double drift_resolve_band = 0.07;    // hysteresis (assumed)
+  double cusum_slack = 0.05;           // k, in ratio units: half the warning band (assumed)
+  double cusum_threshold = 5.0;        // h, in sd units (assumed; ARL0 >> 1 pump-year)
+  double cusum_cap = 20.0;             // keeps recovery time bounded (assumed)
   // Shift CUSUMs (measured reservoir): the same k, h and cap, against the learned ratio at
   // the start of the run instead of the nominal 1. Either CUSUM alarms only while the learned
   // ratio (or its change over the run) lies beyond the warning band by drift_band_z of its sd.
-  double drift_band_z = 2.0;              // (assumed)
-  double shift_ref_max_sd = 0.03;         // no shift run before the ratio's sd is below (assumed)
-  int drift_warmup_observations = 2;      // (assumed)
+  double drift_band_z = 2.0;          // (assumed)
+  double shift_ref_max_sd = 0.03;     // no shift run before the ratio's sd is below (assumed)
+  int drift_warmup_observations = 2;  // (assumed)
 
   // --- catheter blockage / leak (stroke pressure) ---
-  double pressure_learning_rate = 0.02;   // EWMA of baseline mean and variance (assumed)
-  Mmhg pressure_sd_floor = Mmhg(1.0);     // (assumed)
-  double pressure_learn_gate_sd = 3.0;    // learn only from samples within this (assumed)
+  double pressure_learning_rate = 0.02;  // EWMA of baseline mean and variance (assumed)
+  Mmhg pressure_sd_floor = Mmhg(1.0);    // (assumed)
+  double pressure_learn_gate_sd = 3.0;   // learn only from samples within this (assumed)
   // Learned baseline stays within [min,max] x the Poiseuille model: wide, because catheter
   // geometry on record and CSF pressure differ between patients (assumed).
   double baseline_min_factor = 0.25;
   double baseline_max_factor = 4.0;
-  int pressure_warmup_samples = 24;       // (assumed: a day of hourly samples)
-  double blockage_k_sd = 4.0;             // partial: above baseline + k sd (assumed)
-  int blockage_run = 6;                   // sustained for this many samples (assumed)
-  double blockage_resolve_k_sd = 2.0;     // (assumed)
-  double no_flow_segment_ratio = 0.3;     // drive advancing, reservoir not dropping (assumed)
-  double no_flow_z = 7.0;                 // ... and that many sd below a ratio of 1 (assumed)
-  double leak_fraction = 0.5;             // stroke pressure below this x baseline (assumed)
-  double leak_k_sd = 4.0;                 // and below baseline - k sd (assumed)
-  Mmhg csf_pulsation_min = Mmhg(0.5);     // below: catheter tip out of CSF (assumed)
-  int leak_run = 6;                       // (assumed)
+  int pressure_warmup_samples = 24;    // (assumed: a day of hourly samples)
+  double blockage_k_sd = 4.0;          // partial: above baseline + k sd (assumed)
+  int blockage_run = 6;                // sustained for this many samples (assumed)
+  double blockage_resolve_k_sd = 2.0;  // (assumed)
+  double no_flow_segment_ratio = 0.3;  // drive advancing, reservoir not dropping (assumed)
+  double no_flow_z = 7.0;              // ... and that many sd below a ratio of 1 (assumed)
+  double leak_fraction = 0.5;          // stroke pressure below this x baseline (assumed)
+  double leak_k_sd = 4.0;              // and below baseline - k sd (assumed)
+  Mmhg csf_pulsation_min = Mmhg(0.5);  // below: catheter tip out of CSF (assumed)
+  int leak_run = 6;                    // (assumed)
   // The motor counts as stopped when drive units have not advanced for this long nor for
   // motor_stopped_strokes strokes at the programmed rate (assumed).
   absl::Duration motor_stopped_after = absl::Hours(2);
@@ -100,7 +101,7 @@ struct Tuning {
   // drain once that time is long enough for the indicator's 5 % steps to matter little;
   // clamped to [drain_history_min_ua, current_prior_max_ua] (assumed).
   absl::Duration drain_history_min = absl::Hours(24 * 90);
-  double drain_history_min_ua = 5.0;    // below the lowest idle current seen (8 µA) (assumed)
+  double drain_history_min_ua = 5.0;  // below the lowest idle current seen (8 µA) (assumed)
 
   // --- clinical sessions (refill, programming, bolus, interrogation) ---
   // Readings within this long after a session are disturbed (telemetry radio, needle and
@@ -121,29 +122,29 @@ struct Tuning {
   // advancing without a drop is then an empty reservoir, not an occlusion (assumed).
   Microliters empty_reservoir = Microliters(500);
   double flow_restored_ratio = 0.7;  // no-flow blockage resolves above this (assumed)
-  Microliters refill_discrepancy_min = Microliters(2000);   // (practice guidance)
-  double refill_discrepancy_fraction = 0.145;               // of volume delivered (practice)
-  absl::Duration pocket_fill_window = absl::Hours(24);      // checks after a refill (assumed)
-  Microliters pocket_fill_small = Microliters(1000);        // 20 mL pump (paper)
-  Microliters pocket_fill_large = Microliters(2000);        // 40 mL pump (paper)
+  Microliters refill_discrepancy_min = Microliters(2000);       // (practice guidance)
+  double refill_discrepancy_fraction = 0.145;                   // of volume delivered (practice)
+  absl::Duration pocket_fill_window = absl::Hours(24);          // checks after a refill (assumed)
+  Microliters pocket_fill_small = Microliters(1000);            // 20 mL pump (paper)
+  Microliters pocket_fill_large = Microliters(2000);            // 40 mL pump (paper)
   Microliters pocket_fill_small_capacity = Microliters(20000);  // <= this: "small" (paper)
-  int pocket_fill_run = 2;                                  // consecutive samples (assumed)
+  int pocket_fill_run = 2;                                      // consecutive samples (assumed)
 
   // --- events ---
-  absl::Duration stall_overinfusion_after = absl::Hours(48);   // (label)
+  absl::Duration stall_overinfusion_after = absl::Hours(48);  // (label)
   // A pump resumes when the scan ends; delays of 2-24 h are reported (label, 2008 field
   // notice): a warning once readings taken 2 h after the scan show no delivery, critical at 24 h.
-  absl::Duration mri_resume_expected = absl::Hours(2);         // (label: 2-24 h delay)
-  absl::Duration mri_resume_deadline = absl::Hours(24);        // (label: 2-24 h delay)
-  absl::Duration lockout_tolerance = absl::Seconds(60);        // pump clock granularity (assumed)
-  absl::Duration bolus_violation_clear = absl::Hours(24);      // (assumed)
-  double daily_dose_resolve_fraction = 0.95;                   // (assumed)
+  absl::Duration mri_resume_expected = absl::Hours(2);     // (label: 2-24 h delay)
+  absl::Duration mri_resume_deadline = absl::Hours(24);    // (label: 2-24 h delay)
+  absl::Duration lockout_tolerance = absl::Seconds(60);    // pump clock granularity (assumed)
+  absl::Duration bolus_violation_clear = absl::Hours(24);  // (assumed)
+  double daily_dose_resolve_fraction = 0.95;               // (assumed)
 
   // --- silence and clock ---
-  double silent_after_intervals = 3.0;    // k x reporting interval (assumed)
-  absl::Duration skew_window = absl::Hours(24);  // windowed max of device - server (assumed)
+  double silent_after_intervals = 3.0;               // k x reporting interval (assumed)
+  absl::Duration skew_window = absl::Hours(24);      // windowed max of device - server (assumed)
   absl::Duration skew_threshold = absl::Minutes(5);  // (assumed)
-  double skew_resolve_fraction = 0.8;     // (assumed)
+  double skew_resolve_fraction = 0.8;                // (assumed)
 
   HydraulicsConfig hydraulics;
 };

@@ -234,8 +234,8 @@ absl::StatusOr<Twin> Twin::Enrol(const PumpConfig& cfg, const Prescription& rx, 
       const double days = absl::ToDoubleHours(e.interrogation_time - cfg.implant_time) / 24.0;
       if (days >= absl::ToDoubleHours(tu.drain_history_min) / 24.0) {
         const double ua = s.battery_used_mah / days / 24e-3;
-        s.cur_base = static_cast<float>(
-            std::clamp(ua, tu.drain_history_min_ua, tu.current_prior_max_ua));
+        s.cur_base =
+            static_cast<float>(std::clamp(ua, tu.drain_history_min_ua, tu.current_prior_max_ua));
         s.Set(kFlagDrainFromHistory, true);
       }
     }

@@ -33,18 +33,18 @@ namespace pumptwin::twin {
 enum class RefillVerdict : uint8_t { kUnspecified = 0, kOk = 1, kDiscrepancy = 2 };
 
 struct Refill {
-  Microliters withdrawn;                 // aspirated before filling
+  Microliters withdrawn;  // aspirated before filling
   Microliters added;
-  std::string drug;                      // empty: unchanged
-  MicrogramsPerMilliliter concentration; // 0: unchanged
+  std::string drug;                       // empty: unchanged
+  MicrogramsPerMilliliter concentration;  // 0: unchanged
   absl::Time device_time = absl::UnixEpoch();
 };
 
 struct RefillResult {
-  Microliters expected_remaining;        // twin's estimate before the refill
-  Microliters calculated_remaining;      // the pump's own calculation before the refill
-  Microliters discrepancy;               // withdrawn - expected
-  Microliters threshold;                 // max(2 mL, 14.5 % of volume since last refill)
+  Microliters expected_remaining;    // twin's estimate before the refill
+  Microliters calculated_remaining;  // the pump's own calculation before the refill
+  Microliters discrepancy;           // withdrawn - expected
+  Microliters threshold;             // max(2 mL, 14.5 % of volume since last refill)
   RefillVerdict verdict = RefillVerdict::kUnspecified;
   std::optional<double> observed_ratio;  // delivery ratio implied by the withdrawal
 };
@@ -63,13 +63,13 @@ struct Enrolment {
 // Mirrors pumptwin.v1.ClinicalEventType.
 enum class ClinicalEventType : uint8_t {
   kUnspecified = 0,
-  kClinicianBolus = 1,       // volume, or dose at the current concentration, over duration
-  kPrimingBolus = 2,         // volume, default tubing + catheter volume; no patient dose
-  kBridgeBolus = 3,          // volume, default tubing + catheter volume
-  kMri = 4,                  // motor pumps stall until delivery evidence
-  kCatheterRevision = 5,     // new catheter geometry; pressure baseline relearnt
+  kClinicianBolus = 1,    // volume, or dose at the current concentration, over duration
+  kPrimingBolus = 2,      // volume, default tubing + catheter volume; no patient dose
+  kBridgeBolus = 3,       // volume, default tubing + catheter volume
+  kMri = 4,               // motor pumps stall until delivery evidence
+  kCatheterRevision = 5,  // new catheter geometry; pressure baseline relearnt
   kAccessPortAspiration = 6,
-  kPumpReplacement = 7,      // new pump, same patient history: battery and drive reset
+  kPumpReplacement = 7,  // new pump, same patient history: battery and drive reset
   kTrialStart = 8,
   kTrialEnd = 9,
 };
@@ -129,8 +129,7 @@ class Twin {
   // device time before the model time: FAILED_PRECONDITION), advances the model exactly to
   // its device time (event-log entries applied at their own times), runs the detectors and
   // appends alert transitions to `out` (may be null). On error nothing changes.
-  absl::Status Observe(const Sample& s, absl::Time server_time,
-                       std::vector<AlertTransition>* out);
+  absl::Status Observe(const Sample& s, absl::Time server_time, std::vector<AlertTransition>* out);
 
   // Server-time checks without a sample: silent pump (detectors go to UNKNOWN; before the
   // first sample silence counts from registration), and the time-driven rules (MRI
@@ -207,19 +206,19 @@ class Twin {
   double delivery_ratio_stddev() const;
   Micrograms delivered_today() const;
   Micrograms delivered_24h() const;
-  Microliters delivered_total() const;      // estimated (physical) volume, lifetime
-  Microliters programmed_total() const;     // programmed volume, lifetime
-  double battery_charge_fraction() const;   // 1 for pumps without battery
+  Microliters delivered_total() const;     // estimated (physical) volume, lifetime
+  Microliters programmed_total() const;    // programmed volume, lifetime
+  double battery_charge_fraction() const;  // 1 for pumps without battery
   Mmhg expected_stroke_pressure() const;
-  Mmhg pressure_baseline() const;           // learned; expected until the first sample
-  absl::Duration clock_skew() const;        // device minus server
+  Mmhg pressure_baseline() const;     // learned; expected until the first sample
+  absl::Duration clock_skew() const;  // device minus server
   std::optional<Microliters> last_measured_reservoir() const;
   std::optional<Microliters> reservoir_residual() const;  // measured - estimated
   std::optional<Mmhg> last_stroke_pressure() const;
-  std::optional<Mmhg> pressure_residual() const;          // measured - baseline
+  std::optional<Mmhg> pressure_residual() const;  // measured - baseline
   std::optional<Volts> last_battery_voltage() const;
   absl::Time last_refill_time() const;
-  bool delivery_suspended() const;          // stall, MRI stall or end of service
+  bool delivery_suspended() const;  // stall, MRI stall or end of service
   uint32_t patient_boluses_granted() const;
   uint32_t patient_boluses_denied() const;
   uint32_t motor_stalls() const;

@@ -31,7 +31,8 @@ absl::Status CheckVolume(const char* field, double v, double max) {
 std::vector<LimitViolation> Twin::ValidatePrescription(const Prescription& rx,
                                                        const DrugLibrary& library) const {
   const Setup& su = *setup_;
-  const bool in_window = su.titration_base_time != kNoTime && s_.t - su.titration_base_time < kNsPerDay;
+  const bool in_window =
+      su.titration_base_time != kNoTime && s_.t - su.titration_base_time < kNsPerDay;
   const MicrogramsPerDay ref = in_window ? su.titration_base : MaxDailyDose(su.current->rx);
   return twin::ValidatePrescription(rx, *su.spec, library, ref);
 }
@@ -45,7 +46,8 @@ absl::StatusOr<std::vector<LimitViolation>> Twin::SetPrescription(
   }
   std::vector<LimitViolation> v = ValidatePrescription(rx, library);
   if (HasHardViolation(v)) {
-    return absl::InvalidArgumentError(absl::StrCat("prescription rejected: ", JoinViolations(v, true)));
+    return absl::InvalidArgumentError(
+        absl::StrCat("prescription rejected: ", JoinViolations(v, true)));
   }
   std::vector<std::string> missing;
   for (const LimitViolation& x : v) {
@@ -54,8 +56,8 @@ absl::StatusOr<std::vector<LimitViolation>> Twin::SetPrescription(
     }
   }
   if (!missing.empty()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "soft limits need acknowledgement: ", JoinViolations(v, false)));
+    return absl::FailedPreconditionError(
+        absl::StrCat("soft limits need acknowledgement: ", JoinViolations(v, false)));
   }
   auto next = std::make_shared<Setup>(*setup_);
   if (s_.t - next->titration_base_time >= kNsPerDay || next->titration_base_time == kNoTime) {
@@ -91,18 +93,22 @@ absl::StatusOr<RefillResult> Twin::RecordRefill(const Refill& r, std::vector<Ale
   if (absl::Status st = CheckVolume("refill.added_volume_ul", r.added.value(), cap); !st.ok()) {
     return st;
   }
-  if (!TimeInRange(r.device_time)) return absl::InvalidArgumentError("refill.device_time outside [1970, 2200)");
+  if (!TimeInRange(r.device_time))
+    return absl::InvalidArgumentError("refill.device_time outside [1970, 2200)");
   const double conc = r.concentration.value();
   if (!Finite(conc) || conc < 0) {
-    return absl::InvalidArgumentError(absl::StrCat("refill.concentration_ug_per_ml ", conc, " must be finite and >= 0"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("refill.concentration_ug_per_ml ", conc, " must be finite and >= 0"));
   }
   const DrugLimits* drug = setup_->current->drug.get();
   if (!r.drug.empty()) {
     drug = library.Find(r.drug);
     if (drug == nullptr) {
-      return absl::InvalidArgumentError(absl::StrCat("refill.drug '", r.drug, "' is not in the drug library"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("refill.drug '", r.drug, "' is not in the drug library"));
     }
-    if (conc == 0) return absl::InvalidArgumentError("refill.concentration_ug_per_ml required with a new drug");
+    if (conc == 0)
+      return absl::InvalidArgumentError("refill.concentration_ug_per_ml required with a new drug");
   }
   if (conc > drug->max_concentration.value()) {
     return absl::InvalidArgumentError(absl::StrCat("refill.concentration_ug_per_ml ", conc,
@@ -124,8 +130,8 @@ absl::StatusOr<RefillResult> Twin::RecordRefill(const Refill& r, std::vector<Ale
   res.expected_remaining = Microliters(expected);
   res.calculated_remaining = Microliters(s_.calc_ul);
   res.discrepancy = Microliters(withdrawn - expected);
-  res.threshold = Microliters(std::max(tu.refill_discrepancy_min.value(),
-                                       tu.refill_discrepancy_fraction * since));
+  res.threshold = Microliters(
+      std::max(tu.refill_discrepancy_min.value(), tu.refill_discrepancy_fraction * since));
   const bool bad = ran_dry || std::abs(res.discrepancy.value()) > res.threshold.value();
   res.verdict = bad ? RefillVerdict::kDiscrepancy : RefillVerdict::kOk;
   std::vector<Evidence> ev{
@@ -188,10 +194,12 @@ absl::Status Twin::RecordEvent(const ClinicalEvent& e, std::vector<AlertTransiti
   if (type < 1 || type > static_cast<int>(ClinicalEventType::kTrialEnd)) {
     return absl::InvalidArgumentError(absl::StrCat("event.type ", type, " outside [1, 9]"));
   }
-  if (!TimeInRange(e.device_time)) return absl::InvalidArgumentError("event.device_time outside [1970, 2200)");
+  if (!TimeInRange(e.device_time))
+    return absl::InvalidArgumentError("event.device_time outside [1970, 2200)");
   const double cap = setup_->cfg.reservoir_capacity.value();
   if (e.volume.has_value()) {
-    if (absl::Status st = CheckVolume("event.volume_ul", e.volume->value(), cap); !st.ok()) return st;
+    if (absl::Status st = CheckVolume("event.volume_ul", e.volume->value(), cap); !st.ok())
+      return st;
   }
   if (e.dose.has_value() && (!Finite(e.dose->value()) || e.dose->value() < 0)) {
     return absl::InvalidArgumentError("event.dose_ug must be finite and >= 0");
@@ -203,7 +211,8 @@ absl::Status Twin::RecordEvent(const ClinicalEvent& e, std::vector<AlertTransiti
   PumpConfig revised = su.cfg;
   if (e.type == ClinicalEventType::kCatheterRevision) {
     if (!e.catheter_length.has_value() || !e.catheter_inner_diameter.has_value()) {
-      return absl::InvalidArgumentError("catheter revision needs catheter length and inner diameter");
+      return absl::InvalidArgumentError(
+          "catheter revision needs catheter length and inner diameter");
     }
     revised.catheter_length = *e.catheter_length;
     revised.catheter_inner_diameter = *e.catheter_inner_diameter;
@@ -219,10 +228,11 @@ absl::Status Twin::RecordEvent(const ClinicalEvent& e, std::vector<AlertTransiti
       return absl::InvalidArgumentError("clinician bolus needs volume_ul or dose_ug");
     }
     if (!Finite(bolus.value()) || bolus.value() > cap) {
-      return absl::InvalidArgumentError(absl::StrCat("clinician bolus volume ", bolus.value(),
-                                                     " uL outside [0, ", cap, "]"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("clinician bolus volume ", bolus.value(), " uL outside [0, ", cap, "]"));
     }
-  } else if (e.type == ClinicalEventType::kPrimingBolus || e.type == ClinicalEventType::kBridgeBolus) {
+  } else if (e.type == ClinicalEventType::kPrimingBolus ||
+             e.type == ClinicalEventType::kBridgeBolus) {
     bolus = e.volume.value_or(PrimingVolume(*su.spec, su.cfg));
   }
 
@@ -277,7 +287,8 @@ absl::Status Twin::RecordEvent(const ClinicalEvent& e, std::vector<AlertTransiti
     case ClinicalEventType::kTrialStart:
     case ClinicalEventType::kTrialEnd: {
       auto next = std::make_shared<Setup>(*setup_);
-      next->phase = e.type == ClinicalEventType::kTrialStart ? TwinPhase::kTrial : TwinPhase::kTrialEnded;
+      next->phase =
+          e.type == ClinicalEventType::kTrialStart ? TwinPhase::kTrial : TwinPhase::kTrialEnded;
       setup_ = std::move(next);
       break;
     }
@@ -302,7 +313,8 @@ absl::StatusOr<std::vector<TrajectoryPoint>> Twin::Predict(absl::Time until, abs
   if (proposed != nullptr) {
     const std::vector<LimitViolation> v = ValidatePrescription(*proposed, library);
     if (HasHardViolation(v)) {
-      return absl::InvalidArgumentError(absl::StrCat("proposed prescription rejected: ", JoinViolations(v, true)));
+      return absl::InvalidArgumentError(
+          absl::StrCat("proposed prescription rejected: ", JoinViolations(v, true)));
     }
     auto next = std::make_shared<Setup>(*setup_);
     next->current = MakePlan(*proposed, *library.Find(proposed->drug));

@@ -29,8 +29,14 @@ class Quantity {
   constexpr Quantity operator*(double k) const { return Quantity(v_ * k); }
   constexpr Quantity operator/(double k) const { return Quantity(v_ / k); }
   constexpr double operator/(Quantity o) const { return v_ / o.v_; }  // ratio
-  constexpr Quantity& operator+=(Quantity o) { v_ += o.v_; return *this; }
-  constexpr Quantity& operator-=(Quantity o) { v_ -= o.v_; return *this; }
+  constexpr Quantity& operator+=(Quantity o) {
+    v_ += o.v_;
+    return *this;
+  }
+  constexpr Quantity& operator-=(Quantity o) {
+    v_ -= o.v_;
+    return *this;
+  }
   constexpr auto operator<=>(const Quantity&) const = default;
 
  private:
@@ -38,7 +44,9 @@ class Quantity {
 };
 
 template <typename Tag>
-constexpr Quantity<Tag> operator*(double k, Quantity<Tag> q) { return q * k; }
+constexpr Quantity<Tag> operator*(double k, Quantity<Tag> q) {
+  return q * k;
+}
 
 struct VolumeTag {};
 struct DoseTag {};
@@ -50,15 +58,15 @@ struct VoltageTag {};
 struct ChargeTag {};
 struct LengthTag {};
 
-using Microliters = Quantity<VolumeTag>;                    // µL
-using Micrograms = Quantity<DoseTag>;                       // µg
-using MicrolitersPerDay = Quantity<RateTag>;                // µL/day
-using MicrogramsPerDay = Quantity<DoseRateTag>;             // µg/day
-using MicrogramsPerMilliliter = Quantity<ConcentrationTag>; // µg/mL
-using Mmhg = Quantity<PressureTag>;                         // mmHg
-using Volts = Quantity<VoltageTag>;                         // V
-using MilliampHours = Quantity<ChargeTag>;                  // mAh
-using Millimeters = Quantity<LengthTag>;                    // mm
+using Microliters = Quantity<VolumeTag>;                     // µL
+using Micrograms = Quantity<DoseTag>;                        // µg
+using MicrolitersPerDay = Quantity<RateTag>;                 // µL/day
+using MicrogramsPerDay = Quantity<DoseRateTag>;              // µg/day
+using MicrogramsPerMilliliter = Quantity<ConcentrationTag>;  // µg/mL
+using Mmhg = Quantity<PressureTag>;                          // mmHg
+using Volts = Quantity<VoltageTag>;                          // V
+using MilliampHours = Quantity<ChargeTag>;                   // mAh
+using Millimeters = Quantity<LengthTag>;                     // mm
 
 inline constexpr double kMicrolitersPerMilliliter = 1000.0;
 

@@ -12,8 +12,8 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
-#include "device_link/process_tuning.h"
 #include "common/help_flags.h"
+#include "device_link/process_tuning.h"
 #include "tools/sim/sim.h"
 
 ABSL_FLAG(std::string, target, "127.0.0.1:50051", "pumptwind gRPC address");

@@ -295,11 +295,10 @@ absl::Status Evaluate(const EvalOptions& o) {
       auto it = last_raise.find(key);
       if (it != last_raise.end() && t - it->second <= kDayMsEval) {
         ++flaps;
-        false_lines += absl::StrFormat("EVAL_FLAP %s %s %s %.1f h after the previous raise: %s\n",
-                                       a.pump_id(), v1::AlertType_Name(a.type()),
-                                       v1::Severity_Name(a.severity()),
-                                       static_cast<double>(t - it->second) / kMsPerHour,
-                                       a.summary());
+        false_lines +=
+            absl::StrFormat("EVAL_FLAP %s %s %s %.1f h after the previous raise: %s\n", a.pump_id(),
+                            v1::AlertType_Name(a.type()), v1::Severity_Name(a.severity()),
+                            static_cast<double>(t - it->second) / kMsPerHour, a.summary());
       }
       last_raise[key] = t;
     }
@@ -330,10 +329,10 @@ absl::Status Evaluate(const EvalOptions& o) {
           ++false_alerts;
           ++false_by_type[a.type()];
           const PumpInfo& info = pumps[a.pump_id()];
-          false_lines += absl::StrFormat(
-              "EVAL_FALSE %s %s %s %s day=%.2f %s\n", a.pump_id(), info.profile,
-              v1::AlertType_Name(a.type()), v1::Severity_Name(a.severity()),
-              static_cast<double>(t - info.enrolment_ms) / kDayMsEval, a.summary());
+          false_lines +=
+              absl::StrFormat("EVAL_FALSE %s %s %s %s day=%.2f %s\n", a.pump_id(), info.profile,
+                              v1::AlertType_Name(a.type()), v1::Severity_Name(a.severity()),
+                              static_cast<double>(t - info.enrolment_ms) / kDayMsEval, a.summary());
         }
       }
       continue;
