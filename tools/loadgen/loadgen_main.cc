@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -50,6 +51,12 @@ ABSL_FLAG(double, late_percent, 0,
           "swapped. The server's per-pump sequencer restores seq order, so this measures "
           "reordering, not an event-time rewind (which a clinical record ahead of the "
           "telemetry causes); 0: everything in order");
+ABSL_FLAG(double, late_record_percent, 0,
+          "percent of samples made late for the twin by a clinical record ahead of them: before "
+          "every M-th frame of a stream (M = 50 / percent), an access-port aspiration is recorded "
+          "(TwinService.RecordEvent, waited for) at the device time of that frame's middle "
+          "sample, so the frame's first half arrives after a record stated later and the server "
+          "applies it by an event-time rewind. Needs --register_pumps; 0: none");
 ABSL_FLAG(int, watch_alerts, 0,
           "TwinService.WatchAlerts subscribers held open during the run (from a fresh server)");
 ABSL_FLAG(int, watch_alerts_stalled, -1, "of them, how many never read (a stuck client); -1: half");
@@ -205,6 +212,22 @@ int main(int argc, char** argv) {
   const absl::Time start = absl::Now();
   std::atomic<int64_t> send_errors{0};
   std::atomic<int64_t> late_sent{0};
+  std::atomic<int64_t> late_records{0}, late_record_errors{0};
+  const double late_record_percent = std::max(0.0, absl::GetFlag(FLAGS_late_record_percent));
+  if (late_record_percent > 0 && !absl::GetFlag(FLAGS_register_pumps)) {
+    std::fprintf(stderr, "--late_record_percent needs --register_pumps\n");
+    return 2;
+  }
+  // One record every `record_every` frames of a stream makes batch/2 of every
+  // 2 * record_every * batch / 2 samples late: record_every = 50 / percent.
+  const int64_t record_every =
+      late_record_percent > 0
+          ? std::max<int64_t>(1, static_cast<int64_t>(std::llround(50.0 / late_record_percent)))
+          : 0;
+  std::shared_ptr<grpc::Channel> record_channel;
+  if (record_every > 0) {
+    record_channel = grpc::CreateChannel(target, grpc::InsecureChannelCredentials());
+  }
   const double late_percent = std::max(0.0, absl::GetFlag(FLAGS_late_percent));
   std::vector<std::thread> producers;
   for (int i = 0; i < streams; ++i) {
@@ -219,6 +242,8 @@ int main(int argc, char** argv) {
       // --late_percent: per pump, the fraction of a late sample owed.
       const double late_per_frame = std::clamp(late_percent / 100.0 * batch, 0.0, 1.0);
       std::vector<double> late_owed(pumps, 0.0);
+      std::unique_ptr<pumptwin::v1::TwinService::Stub> records;
+      if (record_channel != nullptr) records = pumptwin::v1::TwinService::NewStub(record_channel);
       for (int64_t f = 0; f < frames && absl::Now() < deadline; ++f) {
         const int p = static_cast<int>(f % pumps);
         std::vector<TelemetrySample> samples(batch, templates[p]);
@@ -234,6 +259,23 @@ int main(int argc, char** argv) {
           const size_t at = static_cast<size_t>((f * 37) % (batch - 1));
           std::swap(samples[at], samples[at + 1]);
           ++late_sent;
+        }
+        if (records != nullptr && f % record_every == record_every - 1 && batch >= 2) {
+          pumptwin::v1::RecordEventRequest req;
+          req.set_name(absl::StrCat("pumps/", pump_name(i, p)));
+          req.set_type(pumptwin::v1::CLINICAL_EVENT_ACCESS_PORT_ASPIRATION);
+          req.set_device_time_ms(samples[samples.size() / 2].device_time_ms());
+          req.set_outcome("load test: clear fluid");
+          req.set_reason("load test: a record ahead of the telemetry");
+          grpc::ClientContext ctx;
+          ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+          pumptwin::v1::RecordEventResponse resp;
+          if (records->RecordEvent(&ctx, req, &resp).ok()) {
+            ++late_records;
+            late_sent += static_cast<int64_t>(samples.size() / 2);
+          } else {
+            ++late_record_errors;
+          }
         }
         if (!clients[i]->Send(std::move(samples)).ok()) {
           ++send_errors;
@@ -263,12 +305,15 @@ int main(int argc, char** argv) {
   std::printf(
       "streams=%d batch=%d frames_acked=%zu samples_acked=%llu elapsed_s=%.3f "
       "samples_per_s=%.0f frames_per_s=%.0f ack_latency_ms_p50=%.3f p99=%.3f max=%.3f "
-      "nacked=%llu reconnects=%llu unfinished_frames=%llu send_errors=%lld late_samples=%lld\n",
+      "nacked=%llu reconnects=%llu unfinished_frames=%llu send_errors=%lld late_samples=%lld "
+      "late_records=%lld late_record_errors=%lld\n",
       streams, batch, ns.size(), static_cast<unsigned long long>(acked), secs, acked / secs,
       ns.size() / secs, PercentileMs(ns, 0.50), PercentileMs(ns, 0.99),
       ns.empty() ? 0.0 : ns.back() / 1e6, static_cast<unsigned long long>(nacked),
       static_cast<unsigned long long>(reconnects), static_cast<unsigned long long>(buffered),
-      static_cast<long long>(send_errors.load()), static_cast<long long>(late_sent.load()));
+      static_cast<long long>(send_errors.load()), static_cast<long long>(late_sent.load()),
+      static_cast<long long>(late_records.load()),
+      static_cast<long long>(late_record_errors.load()));
   if (watchers != nullptr || probe != nullptr) {
     const std::vector<int64_t> al =
         watchers != nullptr ? watchers->latency().SortedNanos() : std::vector<int64_t>();

@@ -7,10 +7,10 @@
 # WINDOW: frames in flight per stream (default 32), the same for the null sink, pumptwind
 # (--gateway_window_frames) and the load tool. FLEET_FLAGS (env) go to the fleet
 # registration, e.g. FLEET_FLAGS=--distinct_prescriptions. LATE_PERCENT (env, e.g. 1): each
-# round runs the in-order pair and the pair with that percent of samples sent late (pumptwin_loadgen
-# --late_percent: swapped neighbours, which the server's per-pump sequencer puts back in seq
-# order: reordering cost, not an event-time rewind) instead of (a)/(b), and prints both ratios
-# side by side.
+# round runs the null sink, pumptwind in order and pumptwind with that percent of samples made
+# late by clinical records stated ahead of them (pumptwin_loadgen --late_record_percent: the
+# server applies them by event-time rewinds, counted in pumptwin_late_inputs_total) instead of
+# (a)/(b), and prints both ratios against the same null-sink run side by side.
 # Loopback only; every run is bounded in frames and seconds.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)"
@@ -41,7 +41,7 @@ run_twin() {
   local out; out=$("$BIN/pumptwin_loadgen" --target=127.0.0.1:$gp $LOAD --register_pumps)
   thread_cpu $srv > "$WORK/cpu1"
   local samples; samples=$(echo "$out" | grep -o 'samples_acked=[0-9]*' | cut -d= -f2)
-  echo "$out commits=$(metric $mp pumptwin_store_commits_total) groups=$(metric $mp pumptwin_store_commit_groups_total) $(cpu_per_sample "$samples") $(stage_ms $mp)"
+  echo "$out commits=$(metric $mp pumptwin_store_commits_total) groups=$(metric $mp pumptwin_store_commit_groups_total) rewinds=$(curl -s 127.0.0.1:$mp/metrics | awk '$1 ~ /^pumptwin_late_inputs_total\{path="rewind"\}/ {print $2}') $(cpu_per_sample "$samples") $(stage_ms $mp)"
   kill -TERM $srv; wait $srv || true
 }
 # Mean server-side durable-ack time per frame part by stage, ms (pumptwin_ingest_stage_*).
@@ -90,12 +90,14 @@ if [ "${LATE_PERCENT:-0}" != 0 ] && [ "$ROUNDS" -gt 0 ]; then
   echo "== in order vs ${LATE_PERCENT} % late, side by side: $ROUNDS rounds =="
   INORDER="$LOAD"; : > "$WORK/r_in"; : > "$WORK/r_late"
   for r in $(seq 1 "$ROUNDS"); do
-    LOAD="$INORDER"; A=$(run_null); B=$(run_twin)
-    LOAD="$INORDER --late_percent=$LATE_PERCENT"; C=$(run_twin); D=$(run_null)
-    echo "round $r in order null: $A"; echo "round $r in order twin: $B"
-    echo "round $r late twin: $C"; echo "round $r late null: $D"
+    LOAD="$INORDER"
+    if [ $((r % 2)) -eq 1 ]; then A=$(run_null); B=$(run_twin); fi
+    LOAD="$INORDER --late_record_percent=$LATE_PERCENT"; C=$(run_twin)
+    LOAD="$INORDER"
+    if [ $((r % 2)) -eq 0 ]; then B=$(run_twin); A=$(run_null); fi
+    echo "round $r null: $A"; echo "round $r in order twin: $B"; echo "round $r late twin: $C"
     ri=$(awk -v a="$(echo "$A" | rate)" -v b="$(echo "$B" | rate)" 'BEGIN{printf "%.3f", b/a}')
-    rl=$(awk -v a="$(echo "$D" | rate)" -v b="$(echo "$C" | rate)" 'BEGIN{printf "%.3f", b/a}')
+    rl=$(awk -v a="$(echo "$A" | rate)" -v b="$(echo "$C" | rate)" 'BEGIN{printf "%.3f", b/a}')
     echo "$ri" >> "$WORK/r_in"; echo "$rl" >> "$WORK/r_late"
     echo "round $r ratio in order=$ri late=$rl"
   done
