@@ -159,6 +159,15 @@ void ObserveMeasuredReservoir(ModelState& s, const Setup& su, const Tuning& tu, 
     }
   } else {
     s.pocket_until = kNoTime;
+    // A reservoir only rises by a refill: a reading this far above the estimate is a refill
+    // whose record has not been applied yet (a clinician's time rounded up, a record still
+    // to come). Held out of the estimate and the flow segments for a few readings, so the
+    // refill's expected volume is not taken from after it; fused once it persists.
+    if (residual > thr && s.pocket_run < tu.unrecorded_refill_hold) {
+      ++s.pocket_run;
+      return;
+    }
+    s.pocket_run = 0;
     if (prev_fused) {
       // Successive residuals, the previous one less its fused part: the difference of two
       // readings' noise plus the (small) ratio error over one interval; variance 2 sd².

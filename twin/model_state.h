@@ -143,7 +143,9 @@ struct ModelState {
   uint16_t ptm_grants[kPtmRing];  // PtmStamp of granted activations (kPtmEmpty: none)
   uint32_t n_grants = 0, n_denials = 0, n_stalls = 0, n_mri = 0;
   uint16_t n_ratio_obs = 0, n_pressure = 0, n_current = 0;
-  uint16_t high_run = 0, low_run = 0, pocket_run = 0;
+  uint16_t high_run = 0, low_run = 0, pocket_run = 0;  // pocket_run outside a refill's
+                                                       // window: readings held as a refill
+                                                       // not yet recorded
   uint16_t flags = 0;
   uint8_t alert[kNumAlertTypes] = {};  // active severity per AlertType (0: none)
   uint8_t flags_hi = 0;  // StateFlags bits 16-23 (format version 3; fills padding here)

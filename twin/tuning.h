@@ -129,6 +129,10 @@ struct Tuning {
   Microliters pocket_fill_large = Microliters(2000);            // 40 mL pump (paper)
   Microliters pocket_fill_small_capacity = Microliters(20000);  // <= this: "small" (paper)
   int pocket_fill_run = 2;                                      // consecutive samples (assumed)
+  // Readings above the estimate by more than the pocket-fill threshold, outside a refill's
+  // window, are held out of the estimate for at most this many readings (a refill not yet
+  // recorded) (assumed).
+  int unrecorded_refill_hold = 12;
 
   // --- events ---
   absl::Duration stall_overinfusion_after = absl::Hours(48);  // (label)
