@@ -418,10 +418,11 @@ void TimeChecks(ModelState& s, const Setup& su, const Tuning& tu, TimeNs now,
   }
   // No resumption after MRI: a warning once a reading taken `mri_resume_expected` after the
   // scan (the model time: data, not the silence since) still shows no delivery; critical at
-  // `mri_resume_deadline`.
+  // `mri_resume_deadline`. A silent pump's readings are still to come (a gateway outage):
+  // its silence is the alert, and the deadline is judged on the readings when they arrive.
   if (s.Has(kFlagMriSuspended) && s.mri_since != kNoTime) {
     const Severity active = s.active(AlertType::kNoResumptionAfterMri);
-    if (active != Severity::kCritical &&
+    if (active != Severity::kCritical && !s.Has(kFlagSilent) &&
         now - s.mri_since > absl::ToInt64Nanoseconds(tu.mri_resume_deadline)) {
       sink.Raise(AlertType::kNoResumptionAfterMri, Severity::kCritical,
                  {Ev("hours_since_mri", Hours(now - s.mri_since), 0,
