@@ -33,7 +33,7 @@ cleanup() {
 trap cleanup INT TERM EXIT
 
 "$BIN/pumptwind" --data_dir="$DATA/store" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 \
-  --port_file="$DATA/ports" 2>"$DATA/pumptwind.log" &
+  --port_file="$DATA/ports" --clock=data --tick_interval=500ms 2>"$DATA/pumptwind.log" &
 pids+=($!)
 for _ in $(seq 1 300); do
   [ -s "$DATA/ports" ] && break

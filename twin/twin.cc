@@ -376,26 +376,35 @@ void Twin::Tick(absl::Time server_time, std::vector<AlertTransition>* out) {
   // Silence counts from the last sample, or from registration until the first one.
   if (s_.last_server == kNoTime) return;
   const bool sampled = !s_.Has(kFlagNoSampleYet);
-  const TimeNs since = s_.last_server;
+  const absl::Duration interval = setup_->cfg.reporting_interval;
+  const double limit_h = absl::ToDoubleHours(interval) * tu.silent_after_intervals;
+  // Silence is the tick's time less the last sample's receipt. A receipt stamp further
+  // ahead of the tick than the silence limit is on another clock: the tick runs on the
+  // data clock (a replay or simulation of the past, stamped on receipt by the wall clock),
+  // so silence is measured from the pump's own model time, the clock the tick runs on.
+  const bool data_clock =
+      sampled && interval > absl::ZeroDuration() &&
+      static_cast<double>(s_.last_server - server) > limit_h * static_cast<double>(kNsPerHour);
+  const TimeNs since = data_clock ? s_.t : s_.last_server;
   const TimeNs silent_for = std::max<TimeNs>(0, server - since);
   // Estimated device time: the model time plus the silence; before any sample, the server
   // time (no clock skew is known yet).
   const TimeNs now = sampled ? s_.t + silent_for : std::max(s_.t, server);
   AlertSink sink(s_, now, out);
-  const absl::Duration interval = setup_->cfg.reporting_interval;
   if (interval > absl::ZeroDuration()) {
-    const double limit_h = absl::ToDoubleHours(interval) * tu.silent_after_intervals;
     const double silent_h = static_cast<double>(silent_for) / kNsPerHour;
     if (silent_h > limit_h && !s_.Has(kFlagSilent)) {
       s_.Set(kFlagSilent, true);
-      sink.Raise(
-          AlertType::kSilentPump, Severity::kWarning,
-          {Ev(sampled ? "hours_since_last_sample" : "hours_since_registration", silent_h,
-              absl::ToDoubleHours(interval), limit_h, "h", "server time; detectors now UNKNOWN")},
-          sampled ? absl::StrCat("no telemetry for ",
-                                 absl::FormatDuration(absl::Nanoseconds(silent_for)))
-                  : absl::StrCat("no telemetry since registration ",
-                                 absl::FormatDuration(absl::Nanoseconds(silent_for)), " ago"));
+      sink.Raise(AlertType::kSilentPump, Severity::kWarning,
+                 {Ev(sampled ? "hours_since_last_sample" : "hours_since_registration", silent_h,
+                     absl::ToDoubleHours(interval), limit_h, "h",
+                     data_clock ? "data-clock time; detectors now UNKNOWN"
+                                : "server time; detectors now UNKNOWN")},
+                 sampled
+                     ? absl::StrCat("no telemetry for ",
+                                    absl::FormatDuration(absl::Nanoseconds(silent_for)))
+                     : absl::StrCat("no telemetry since registration ",
+                                    absl::FormatDuration(absl::Nanoseconds(silent_for)), " ago"));
     }
   }
   TimeChecks(s_, *setup_, tu, now, false, sink);

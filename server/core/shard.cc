@@ -481,7 +481,7 @@ void Shard::AddPump(const std::string& pump_id, std::string twin_bytes, Mutation
   forming_waiting_.done.push_back(std::move(done));
 }
 
-void Shard::TickAll(absl::Time server_time) {
+void Shard::TickAll(absl::Time server_time, absl::Time received_before) {
   std::vector<twin::AlertTransition> transitions;
   const int64_t interval_minutes =
       options_.snapshot_interval > absl::ZeroDuration()
@@ -489,6 +489,10 @@ void Shard::TickAll(absl::Time server_time) {
           : -1;
   const int64_t now_minute = PumpSlot::MinuteOf(server_time);
   for (auto& [id, slot] : slots_) {
+    if (received_before != absl::InfiniteFuture()) {
+      const std::optional<absl::Time> received = slot.twin.last_sample_server_time();
+      if (received && *received >= received_before) continue;
+    }
     slot.twin.Tick(server_time, &transitions);
     if (transitions.empty()) {
       if (slot.since_snapshot > 0 && interval_minutes > 0 &&

@@ -179,8 +179,9 @@ class Shard {
   void AddPump(const std::string& pump_id, std::string twin_bytes, MutationContext ctx,
                std::function<void(absl::Status)> done);
   // Server-time checks of every twin (silence, time-driven rules), and snapshots of the
-  // twins whose last one is older than options.snapshot_interval.
-  void TickAll(absl::Time server_time);
+  // twins whose last one is older than options.snapshot_interval. Twins whose last sample
+  // was received at or after `received_before` are skipped (TwinRegistry::Tick).
+  void TickAll(absl::Time server_time, absl::Time received_before = absl::InfiniteFuture());
   // Drops every twin and the forming group (its callers get UNAVAILABLE): the registry
   // reloads everything from the store after a store failure.
   void ResetState();

@@ -345,11 +345,12 @@ void TwinRegistry::Read(const std::string& pump_id,
   if (!posted) fn(nullptr, absl::UnavailableError("the server is shutting down"));
 }
 
-void TwinRegistry::Tick(absl::Time server_time) {
+void TwinRegistry::Tick(absl::Time server_time, absl::Time received_before) {
   if (degraded_.load() || stopped_.load()) return;
   for (auto& shard : shards_) {
     Shard* sh = shard.get();
-    sh->Post([sh, server_time] { sh->TickAll(server_time); }, /*block=*/false);
+    sh->Post([sh, server_time, received_before] { sh->TickAll(server_time, received_before); },
+             /*block=*/false);
   }
 }
 

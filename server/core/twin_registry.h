@@ -74,7 +74,10 @@ class TwinRegistry : public device_link::IngestSink {
   void Read(const std::string& pump_id,
             std::function<void(const twin::Twin* twin, absl::Status status)> fn);
   // Server-time checks on every shard (silent pumps...). Called by a periodic ticker.
-  void Tick(absl::Time server_time);
+  // `received_before`: only pumps whose last sample was received (receipt stamp) before it
+  // are checked; the data clock passes the wall time of a few ticks ago, so a pump whose
+  // samples are still arriving is never silent because another shard's data ran ahead.
+  void Tick(absl::Time server_time, absl::Time received_before = absl::InfiniteFuture());
   // The newest model time any twin reached (the data clock; ServerOptions::tick_clock), or
   // nullopt before any twin changed.
   std::optional<absl::Time> NewestModelTime() const;

@@ -74,7 +74,8 @@ ABSL_FLAG(DurationFlag, tick_interval, absl::Seconds(5),
 ABSL_FLAG(std::string, clock, "wall",
           "What the server-time checks run on: \"wall\" (the wall clock) or \"data\" (the "
           "newest model time any twin reached, never past the wall clock: for replays and "
-          "simulations faster than real time; silence is then never raised).");
+          "simulations faster than real time; silence is then measured from each pump's model "
+          "time).");
 ABSL_FLAG(double, gateway_max_samples_per_second, 0,
           "Per-gateway ingest rate limit in samples/s (0 = unlimited).");
 ABSL_FLAG(uint32_t, gateway_window_frames, 32,

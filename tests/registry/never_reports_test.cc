@@ -117,5 +117,29 @@ TEST_F(NeverReportsTest, NewestModelTimeFollowsTheTwins) {
   EXPECT_EQ(*registry_->NewestModelTime(), Start() + absl::Hours(48));
 }
 
+// On the data clock (a replay of the past, samples stamped on receipt by today's clock), a
+// pump is silent when the data clock has passed 3 reporting intervals since its last sample
+// and nothing arrived for it on the wall clock meanwhile; the raising tick replays exactly.
+TEST_F(NeverReportsTest, OnTheDataClockAPumpStillReceivingIsNotSilent) {
+  v1::Pump p = TestPump("dc-1");
+  p.set_reporting_interval_ms(60000);
+  ASSERT_TRUE(Register(p).ok());
+  auto ingested = Ingest(1, 10, {"dc-1"});
+  ASSERT_TRUE(ingested.status.ok()) << ingested.status;
+  ASSERT_TRUE(ingested.nacks.empty());
+  const absl::Time received = Options().shard.now();  // the receipt stamp of those samples
+  const absl::Time data = SampleAt(10).device_time + absl::Minutes(4);
+  registry_->Tick(data, /*received_before=*/received);  // still receiving: not checked
+  EXPECT_EQ(Active("dc-1", twin::AlertType::kSilentPump), twin::Severity::kUnspecified);
+  registry_->Tick(data, /*received_before=*/received + absl::Seconds(1));
+  EXPECT_EQ(Active("dc-1", twin::AlertType::kSilentPump), twin::Severity::kWarning);
+  ASSERT_TRUE(Restart().ok());
+  EXPECT_EQ(Active("dc-1", twin::AlertType::kSilentPump), twin::Severity::kWarning);
+  auto report = VerifyStore(store_);
+  ASSERT_TRUE(report.ok()) << report.status();
+  for (const std::string& m : report->mismatches) ADD_FAILURE() << m;
+  EXPECT_EQ(report->exact, report->pumps);
+}
+
 }  // namespace
 }  // namespace pumptwin::server

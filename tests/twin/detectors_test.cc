@@ -247,6 +247,41 @@ TEST(Detectors, PocketFillWhenMeasuredReservoirBelowExpectedAfterRefill) {
   EXPECT_NEAR(e->predicted - e->threshold, 1000, 1e-9);
 }
 
+// A clinician records the refill at a time rounded up: the pump's readings after the
+// drug went in arrive before the record. Those readings must not become the expected
+// volume the record is checked against.
+TEST(Detectors, ReadingsOfARefillNotYetRecordedDoNotMoveTheExpectedVolume) {
+  Twin twin = MakeTwin(PumpProfile::kSensorized, Morphine(500));
+  PumpSim sim(&twin, 23);
+  sim.auto_refill = false;
+  sim.interval = absl::Minutes(5);
+  std::vector<AlertTransition> out;
+  ASSERT_TRUE(sim.Run(absl::Hours(24 * 10), &out).ok());
+  const double before_ul = sim.true_reservoir_ul();
+  const double estimate_ul = twin.estimated_reservoir().value();
+  sim.set_true_reservoir_ul(20000);  // refilled; the record says 55 min later
+  sim.set_calc_ul(20000);
+  ASSERT_TRUE(sim.Run(absl::Minutes(55), &out).ok());
+  EXPECT_NEAR(twin.estimated_reservoir().value(), estimate_ul, 100);
+  out.clear();
+  Refill r{Microliters(before_ul), Milliliters(20), "", MicrogramsPerMilliliter(0), sim.time()};
+  absl::StatusOr<RefillResult> res = twin.RecordRefill(r, &out);
+  ASSERT_TRUE(res.ok()) << res.status();
+  EXPECT_EQ(res->verdict, RefillVerdict::kOk);
+  EXPECT_NEAR(res->expected_remaining.value(), before_ul, 600);
+  EXPECT_EQ(First(out, AlertType::kRefillDiscrepancy), nullptr);
+  // A rise that persists past the hold is taken as real (no record is coming).
+  Twin twin2 = MakeTwin(PumpProfile::kSensorized, Morphine(500));
+  PumpSim sim2(&twin2, 23);
+  sim2.auto_refill = false;
+  sim2.interval = absl::Minutes(5);
+  ASSERT_TRUE(sim2.Run(absl::Hours(24 * 10), &out).ok());
+  sim2.set_true_reservoir_ul(20000);
+  sim2.set_calc_ul(20000);
+  ASSERT_TRUE(sim2.Run(absl::Hours(4), &out).ok());
+  EXPECT_GT(twin2.estimated_reservoir().value(), 15000);
+}
+
 TEST(Detectors, MotorStallRaisesUpdatesAfter48hAndResolvesOnRecovery) {
   Twin twin = MakeTwin(PumpProfile::kProgrammablePeristaltic, Morphine(500));
   std::vector<AlertTransition> out;
@@ -296,6 +331,40 @@ TEST(Detectors, NoResumptionAfterMriWithin24h) {
   ASSERT_TRUE(twin.Observe(d2, d2.device_time, &out).ok());
   EXPECT_EQ(Count(out, AlertType::kNoResumptionAfterMri, kResolved), 1);
   EXPECT_FALSE(twin.delivery_suspended());
+}
+
+// A pump whose gateway went offline after a scan: its silence is the alert; whether
+// delivery resumed is judged on its readings when the backfill brings them.
+TEST(Detectors, NoResumptionAfterMriIsNotConcludedFromASilentPump) {
+  for (const bool resumed : {true, false}) {
+    SCOPED_TRACE(resumed ? "resumed" : "not resumed");
+    Twin twin = MakeTwin(PumpProfile::kProgrammablePeristaltic, Morphine(500));
+    std::vector<AlertTransition> out;
+    Sample s1 = At(1, Day(1));
+    s1.cumulative_drive_units = 500;
+    ASSERT_TRUE(twin.Observe(s1, Day(1), &out).ok());
+    ClinicalEvent mri{ClinicalEventType::kMri,
+                      Day(1) + absl::Minutes(30),
+                      std::nullopt,
+                      std::nullopt,
+                      absl::ZeroDuration(),
+                      std::nullopt,
+                      std::nullopt};
+    ASSERT_TRUE(twin.RecordEvent(mri, &out).ok());
+    twin.Tick(Day(2) + absl::Hours(2), &out);  // 26 h of silence, 25.5 h after the scan
+    EXPECT_EQ(Count(out, AlertType::kSilentPump, kRaised), 1);
+    EXPECT_EQ(Count(out, AlertType::kNoResumptionAfterMri, kRaised), 0);
+    // The backfill: hourly readings from the scan on.
+    for (int h = 1; h <= 27; ++h) {
+      Sample b = At(1 + h, Day(1) + absl::Hours(h));
+      b.cumulative_drive_units = 500 + (resumed ? 3 * h : 0);
+      ASSERT_TRUE(twin.Observe(b, Day(2) + absl::Hours(2), &out).ok());
+    }
+    EXPECT_EQ(Count(out, AlertType::kNoResumptionAfterMri, kRaised) > 0, !resumed);
+    if (!resumed) {
+      EXPECT_EQ(twin.active_alert(AlertType::kNoResumptionAfterMri), Severity::kCritical);
+    }
+  }
 }
 
 Prescription WithPtm() {
@@ -387,6 +456,30 @@ TEST(Detectors, SilentPumpMakesDetectorsUnknownAndResolvesOnNextSample) {
   }
   ASSERT_TRUE(twin.Observe(At(2, Day(1) + absl::Hours(4)), Day(1) + absl::Hours(4), &out).ok());
   EXPECT_EQ(Count(out, AlertType::kSilentPump, kResolved), 1);
+}
+
+// A replay of the past on the data clock: samples are stamped on receipt by today's wall
+// clock while the ticks run on the fleet's model time. Silence is then measured on the
+// tick's clock, from the pump's own model time.
+TEST(Detectors, SilentPumpOnTheDataClockCountsFromTheModelTime) {
+  Twin twin = MakeTwin(PumpProfile::kSensorized, Morphine(500));
+  std::vector<AlertTransition> out;
+  const absl::Time wall = Day(300);  // receipt stamps: months after the replayed data
+  ASSERT_TRUE(twin.Observe(At(1, Day(1)), wall, &out).ok());
+  twin.Tick(Day(1) + absl::Hours(2), &out);  // the rest of the fleet is 2 h further
+  EXPECT_EQ(Count(out, AlertType::kSilentPump, kRaised), 0);
+  twin.Tick(Day(1) + absl::Hours(3) + absl::Seconds(1), &out);
+  const AlertTransition* a = First(out, AlertType::kSilentPump);
+  ASSERT_NE(a, nullptr);
+  EXPECT_NEAR(FindEvidence(*a, "hours_since_last_sample")->observed, 3.0, 0.01);
+  ASSERT_TRUE(twin.Observe(At(2, Day(1) + absl::Hours(4)), wall, &out).ok());
+  EXPECT_EQ(Count(out, AlertType::kSilentPump, kResolved), 1);
+  // On one clock, a receipt stamp just after the tick (a sample that raced it) is no silence.
+  Twin same = MakeTwin(PumpProfile::kSensorized, Morphine(500));
+  out.clear();
+  ASSERT_TRUE(same.Observe(At(1, Day(1)), Day(1) + absl::Hours(5), &out).ok());
+  same.Tick(Day(1) + absl::Hours(4), &out);
+  EXPECT_EQ(Count(out, AlertType::kSilentPump, kRaised), 0);
 }
 
 TEST(Detectors, ClockSkewAboveFiveMinutesIsInfo) {
