@@ -1,10 +1,15 @@
 #include "server/api/twin_service_common.h"
 
+#include <memory>
+#include <utility>
+
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/grpc_status.h"
 #include "device_link/input_limits.h"
 #include "google/protobuf/util/json_util.h"
+#include "server/api/twin_service.h"
 #include "server/core/convert.h"
 
 namespace pumptwin::server {
@@ -134,6 +139,72 @@ void RegistrationOverlay::Release(const std::string& pump_id, uint64_t ticket) {
   absl::MutexLock lock(&mu_);
   auto it = staged_.find(pump_id);
   if (it != staged_.end() && it->second.ticket == ticket) staged_.erase(it);
+}
+
+absl::StatusOr<v1::Pump> PumpChangeScope::LoadRegistration() const {
+  return overlay_->Load(*store_, pump_id_);
+}
+
+void PumpChangeScope::StageRegistration(const v1::Pump& pump) {
+  mctx_.extra.pumps.emplace_back(pump_id_, pump.SerializeAsString());
+  *ticket_ = overlay_->Stage(pump);
+}
+
+PumpChange::PumpChange(const TwinServiceDeps& deps, RegistrationOverlay* overlay,
+                       grpc::CallbackServerContext* ctx, Role role, const std::string& name)
+    : deps_(deps), overlay_(overlay), reactor_(ctx->DefaultReactor()) {
+  auto caller = AuthorizePumpCall(*deps.auth, *ctx, role, name);
+  if (!caller.ok()) {
+    status_ = caller.status();
+    return;
+  }
+  who_ = std::move(caller->who);
+  pump_id_ = std::move(caller->pump_id);
+}
+
+grpc::ServerUnaryReactor* PumpChange::Fail(const absl::Status& s) {
+  return FinishWith(reactor_, s);
+}
+
+grpc::ServerUnaryReactor* PumpChange::Apply(const char* method, std::string reason,
+                                            PumpChangeFn change) {
+  return Queue(method, std::move(reason), std::move(change), /*refuse_decommissioned=*/true);
+}
+
+grpc::ServerUnaryReactor* PumpChange::ApplyAnyLifecycle(const char* method, std::string reason,
+                                                        PumpChangeFn change) {
+  return Queue(method, std::move(reason), std::move(change), /*refuse_decommissioned=*/false);
+}
+
+grpc::ServerUnaryReactor* PumpChange::Queue(const char* method, std::string reason,
+                                            PumpChangeFn change, bool refuse_decommissioned) {
+  PumpDirectory* dir = &deps_.registry->directory();
+  if (refuse_decommissioned) {
+    if (absl::Status s = CheckNotDecommissioned(*dir, pump_id_); !s.ok()) return Fail(s);
+  }
+  store::Store* st = deps_.store;
+  RegistrationOverlay* overlay = overlay_;
+  auto ticket = std::make_shared<uint64_t>(0);
+  auto fn = [dir, st, overlay, ticket, refuse_decommissioned, method, who = who_,
+             pump_id = pump_id_, reason = std::move(reason),
+             change = std::move(change)](twin::Twin& t, MutationContext& mctx) -> absl::Status {
+    if (refuse_decommissioned) {
+      if (absl::Status s = CheckNotDecommissioned(*dir, pump_id); !s.ok()) return s;
+    }
+    PumpChangeScope scope(t, mctx, who, pump_id, st, overlay, ticket.get());
+    auto json = change(scope);
+    if (!json.ok()) return json.status();
+    mctx.audit.push_back(MakeAudit(who, mctx.server_time, method, PumpName(pump_id),
+                                   std::move(json->before), std::move(json->after), reason));
+    return absl::OkStatus();
+  };
+  grpc::ServerUnaryReactor* reactor = reactor_;
+  deps_.registry->Mutate(pump_id_, std::move(fn),
+                         [reactor, overlay, ticket, pump_id = pump_id_](absl::Status s) {
+                           if (*ticket != 0) overlay->Release(pump_id, *ticket);
+                           reactor->Finish(ToGrpc(s));
+                         });
+  return reactor_;
 }
 
 }  // namespace pumptwin::server
