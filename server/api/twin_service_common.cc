@@ -145,9 +145,25 @@ absl::StatusOr<v1::Pump> PumpChangeScope::LoadRegistration() const {
   return overlay_->Load(*store_, pump_id_);
 }
 
-void PumpChangeScope::StageRegistration(const v1::Pump& pump) {
-  mctx_.extra.pumps.emplace_back(pump_id_, pump.SerializeAsString());
-  *ticket_ = overlay_->Stage(pump);
+absl::StatusOr<v1::Pump> PumpChangeScope::LoadRegistrationOf(const std::string& pump_id) const {
+  return overlay_->Load(*store_, pump_id);
+}
+
+void PumpChangeScope::StageRegistration(const v1::Pump& pump) { Stage(pump_id_, pump); }
+
+void PumpChangeScope::StageRegistrationOf(const v1::Pump& pump) { Stage(pump.pump_id(), pump); }
+
+void PumpChangeScope::Stage(const std::string& pump_id, const v1::Pump& pump) {
+  mctx_.extra.pumps.emplace_back(pump_id, pump.SerializeAsString());
+  staged_->emplace_back(pump_id, overlay_->Stage(pump));
+}
+
+void PumpChangeScope::ClaimRegistration() {
+  staged_->emplace_back(pump_id_, overlay_->Claim(pump_id_));
+}
+
+void PumpChangeScope::AuditAlso(std::string resource, ChangeJson json) {
+  also_audited_.emplace_back(std::move(resource), std::move(json));
 }
 
 PumpChange::PumpChange(const TwinServiceDeps& deps, RegistrationOverlay* overlay,
@@ -176,34 +192,74 @@ grpc::ServerUnaryReactor* PumpChange::ApplyAnyLifecycle(const char* method, std:
   return Queue(method, std::move(reason), std::move(change), /*refuse_decommissioned=*/false);
 }
 
-grpc::ServerUnaryReactor* PumpChange::Queue(const char* method, std::string reason,
-                                            PumpChangeFn change, bool refuse_decommissioned) {
-  PumpDirectory* dir = &deps_.registry->directory();
-  if (refuse_decommissioned) {
-    if (absl::Status s = CheckNotDecommissioned(*dir, pump_id_); !s.ok()) return Fail(s);
-  }
-  store::Store* st = deps_.store;
-  RegistrationOverlay* overlay = overlay_;
-  auto ticket = std::make_shared<uint64_t>(0);
-  auto fn = [dir, st, overlay, ticket, refuse_decommissioned, method, who = who_,
-             pump_id = pump_id_, reason = std::move(reason),
-             change = std::move(change)](twin::Twin& t, MutationContext& mctx) -> absl::Status {
+grpc::ServerUnaryReactor* PumpChange::ApplyAcross(const char* method, std::string reason,
+                                                  std::string other_pump_id, PumpCheckFn check,
+                                                  PumpChangeFn change) {
+  auto staged = std::make_shared<StagedRegistrations>();
+  auto first = [st = deps_.store, overlay = overlay_, staged, who = who_, pump_id = pump_id_,
+                check = std::move(check)](twin::Twin& t, MutationContext& mctx) -> absl::Status {
+    PumpChangeScope scope(t, mctx, who, pump_id, st, overlay, staged.get());
+    if (absl::Status s = check(scope); !s.ok()) return s;
+    scope.ClaimRegistration();
+    return absl::OkStatus();
+  };
+  TwinRegistry* registry = deps_.registry;
+  deps_.registry->Mutate(pump_id_, std::move(first),
+                         [registry, other = std::move(other_pump_id),
+                          second = Mutation(method, std::move(reason), std::move(change),
+                                            /*refuse_decommissioned=*/false, staged),
+                          finish = Finish(staged)](absl::Status s) {
+                           if (!s.ok()) return finish(s);
+                           // On the pump's shard thread: post to the other pump's without blocking
+                           // (never block one shard on another).
+                           registry->Mutate(other, second, finish, /*block=*/false);
+                         });
+  return reactor_;
+}
+
+Shard::MutateFn PumpChange::Mutation(const char* method, std::string reason, PumpChangeFn change,
+                                     bool refuse_decommissioned,
+                                     std::shared_ptr<StagedRegistrations> staged) const {
+  return [dir = &deps_.registry->directory(), st = deps_.store, overlay = overlay_,
+          staged = std::move(staged), refuse_decommissioned, method, who = who_, pump_id = pump_id_,
+          reason = std::move(reason),
+          change = std::move(change)](twin::Twin& t, MutationContext& mctx) -> absl::Status {
     if (refuse_decommissioned) {
       if (absl::Status s = CheckNotDecommissioned(*dir, pump_id); !s.ok()) return s;
     }
-    PumpChangeScope scope(t, mctx, who, pump_id, st, overlay, ticket.get());
+    PumpChangeScope scope(t, mctx, who, pump_id, st, overlay, staged.get());
     auto json = change(scope);
     if (!json.ok()) return json.status();
     mctx.audit.push_back(MakeAudit(who, mctx.server_time, method, PumpName(pump_id),
                                    std::move(json->before), std::move(json->after), reason));
+    for (auto& [resource, also] : scope.also_audited()) {
+      mctx.audit.push_back(MakeAudit(who, mctx.server_time, method, resource,
+                                     std::move(also.before), std::move(also.after), reason));
+    }
     return absl::OkStatus();
   };
-  grpc::ServerUnaryReactor* reactor = reactor_;
-  deps_.registry->Mutate(pump_id_, std::move(fn),
-                         [reactor, overlay, ticket, pump_id = pump_id_](absl::Status s) {
-                           if (*ticket != 0) overlay->Release(pump_id, *ticket);
-                           reactor->Finish(ToGrpc(s));
-                         });
+}
+
+std::function<void(absl::Status)> PumpChange::Finish(
+    std::shared_ptr<StagedRegistrations> staged) const {
+  return [reactor = reactor_, overlay = overlay_, staged = std::move(staged)](absl::Status s) {
+    for (const auto& [pump_id, ticket] : *staged) overlay->Release(pump_id, ticket);
+    reactor->Finish(ToGrpc(s));
+  };
+}
+
+grpc::ServerUnaryReactor* PumpChange::Queue(const char* method, std::string reason,
+                                            PumpChangeFn change, bool refuse_decommissioned) {
+  if (refuse_decommissioned) {
+    if (absl::Status s = CheckNotDecommissioned(deps_.registry->directory(), pump_id_); !s.ok()) {
+      return Fail(s);
+    }
+  }
+  auto staged = std::make_shared<StagedRegistrations>();
+  deps_.registry->Mutate(
+      pump_id_,
+      Mutation(method, std::move(reason), std::move(change), refuse_decommissioned, staged),
+      Finish(staged));
   return reactor_;
 }
 
