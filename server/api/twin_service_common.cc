@@ -232,7 +232,7 @@ Shard::MutateFn PumpChange::Mutation(const char* method, std::string reason, Pum
     if (!json.ok()) return json.status();
     mctx.audit.push_back(MakeAudit(who, mctx.server_time, method, PumpName(pump_id),
                                    std::move(json->before), std::move(json->after), reason));
-    for (auto& [resource, also] : scope.also_audited()) {
+    for (auto& [resource, also] : scope.also_audited_) {
       mctx.audit.push_back(MakeAudit(who, mctx.server_time, method, resource,
                                      std::move(also.before), std::move(also.after), reason));
     }

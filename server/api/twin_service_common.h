@@ -1,7 +1,7 @@
 // Helpers shared by the TwinService method files (twin_service_*.cc): the shape of a
 // clinical change of one pump (PumpChange), audit drafts, opaque page tokens, page-size rules, the
 // read-modify-write of registrations inside a shard mutation, and the "is this pump archived"
-// check. Internal to pumptwin_server. Thread-safety: free functions; RegistrationOverlay is
+// check. Internal to pumptwin_api. Thread-safety: free functions; RegistrationOverlay is
 // internally locked.
 #ifndef PUMPTWIN_SERVER_TWIN_SERVICE_COMMON_H_
 #define PUMPTWIN_SERVER_TWIN_SERVICE_COMMON_H_
@@ -130,15 +130,15 @@ class PumpChangeScope {
   // until the call finishes.
   void StageRegistration(const v1::Pump& pump);
   void StageRegistrationOf(const v1::Pump& pump);
+  // One more audit record of the change, on `resource`, after the change's own.
+  void AuditAlso(std::string resource, ChangeJson json);
+
+ private:
+  friend class PumpChange;
+  void Stage(const std::string& pump_id, const v1::Pump& pump);
   // Reserves the change's pump's registration until the call finishes or the change stages
   // it (RegistrationOverlay::Claim).
   void ClaimRegistration();
-  // One more audit record of the change, on `resource`, after the change's own.
-  void AuditAlso(std::string resource, ChangeJson json);
-  std::vector<std::pair<std::string, ChangeJson>>& also_audited() { return also_audited_; }
-
- private:
-  void Stage(const std::string& pump_id, const v1::Pump& pump);
 
   twin::Twin& twin_;
   MutationContext& mctx_;
