@@ -134,19 +134,13 @@ grpc::ServerUnaryReactor* TwinServiceImpl::AcknowledgeAlert(grpc::CallbackServer
                                                             v1::Alert* resp) {
   auto* reactor = ctx->DefaultReactor();
   auto principal = deps_.auth->Check(*ctx, Role::kClinician);
-  if (!principal.ok()) {
-    reactor->Finish(ToGrpc(principal.status()));
-    return reactor;
-  }
+  if (!principal.ok()) return FinishWith(reactor, principal.status());
   auto name = ParseAlertName(req->name());
-  if (!name.ok()) {
-    reactor->Finish(ToGrpc(name.status()));
-    return reactor;
-  }
+  if (!name.ok()) return FinishWith(reactor, name.status());
   if (req->comment().size() > 4096) {
-    reactor->Finish(ToGrpc(absl::InvalidArgumentError(
-        absl::StrCat("comment is ", req->comment().size(), " bytes; at most 4096 are accepted"))));
-    return reactor;
+    return FinishWith(
+        reactor, absl::InvalidArgumentError(absl::StrCat("comment is ", req->comment().size(),
+                                                         " bytes; at most 4096 are accepted")));
   }
   CommitGate* gate = deps_.gate;
   store::Store* store = deps_.store;

@@ -1,10 +1,15 @@
 #include "server/api/twin_service_common.h"
 
+#include <memory>
+#include <utility>
+
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/grpc_status.h"
 #include "device_link/input_limits.h"
 #include "google/protobuf/util/json_util.h"
+#include "server/api/twin_service.h"
 #include "server/core/convert.h"
 
 namespace pumptwin::server {
@@ -134,6 +139,128 @@ void RegistrationOverlay::Release(const std::string& pump_id, uint64_t ticket) {
   absl::MutexLock lock(&mu_);
   auto it = staged_.find(pump_id);
   if (it != staged_.end() && it->second.ticket == ticket) staged_.erase(it);
+}
+
+absl::StatusOr<v1::Pump> PumpChangeScope::LoadRegistration() const {
+  return overlay_->Load(*store_, pump_id_);
+}
+
+absl::StatusOr<v1::Pump> PumpChangeScope::LoadRegistrationOf(const std::string& pump_id) const {
+  return overlay_->Load(*store_, pump_id);
+}
+
+void PumpChangeScope::StageRegistration(const v1::Pump& pump) { Stage(pump_id_, pump); }
+
+void PumpChangeScope::StageRegistrationOf(const v1::Pump& pump) { Stage(pump.pump_id(), pump); }
+
+void PumpChangeScope::Stage(const std::string& pump_id, const v1::Pump& pump) {
+  mctx_.extra.pumps.emplace_back(pump_id, pump.SerializeAsString());
+  staged_->emplace_back(pump_id, overlay_->Stage(pump));
+}
+
+void PumpChangeScope::ClaimRegistration() {
+  staged_->emplace_back(pump_id_, overlay_->Claim(pump_id_));
+}
+
+void PumpChangeScope::AuditAlso(std::string resource, ChangeJson json) {
+  also_audited_.emplace_back(std::move(resource), std::move(json));
+}
+
+PumpChange::PumpChange(const TwinServiceDeps& deps, RegistrationOverlay* overlay,
+                       grpc::CallbackServerContext* ctx, Role role, const std::string& name)
+    : deps_(deps), overlay_(overlay), reactor_(ctx->DefaultReactor()) {
+  auto caller = AuthorizePumpCall(*deps.auth, *ctx, role, name);
+  if (!caller.ok()) {
+    status_ = caller.status();
+    return;
+  }
+  who_ = std::move(caller->who);
+  pump_id_ = std::move(caller->pump_id);
+}
+
+grpc::ServerUnaryReactor* PumpChange::Fail(const absl::Status& s) {
+  return FinishWith(reactor_, s);
+}
+
+grpc::ServerUnaryReactor* PumpChange::Apply(const char* method, std::string reason,
+                                            PumpChangeFn change) {
+  return Queue(method, std::move(reason), std::move(change), /*refuse_decommissioned=*/true);
+}
+
+grpc::ServerUnaryReactor* PumpChange::ApplyAnyLifecycle(const char* method, std::string reason,
+                                                        PumpChangeFn change) {
+  return Queue(method, std::move(reason), std::move(change), /*refuse_decommissioned=*/false);
+}
+
+grpc::ServerUnaryReactor* PumpChange::ApplyAcross(const char* method, std::string reason,
+                                                  std::string other_pump_id, PumpCheckFn check,
+                                                  PumpChangeFn change) {
+  auto staged = std::make_shared<StagedRegistrations>();
+  auto first = [st = deps_.store, overlay = overlay_, staged, who = who_, pump_id = pump_id_,
+                check = std::move(check)](twin::Twin& t, MutationContext& mctx) -> absl::Status {
+    PumpChangeScope scope(t, mctx, who, pump_id, st, overlay, staged.get());
+    if (absl::Status s = check(scope); !s.ok()) return s;
+    scope.ClaimRegistration();
+    return absl::OkStatus();
+  };
+  TwinRegistry* registry = deps_.registry;
+  deps_.registry->Mutate(pump_id_, std::move(first),
+                         [registry, other = std::move(other_pump_id),
+                          second = Mutation(method, std::move(reason), std::move(change),
+                                            /*refuse_decommissioned=*/false, staged),
+                          finish = Finish(staged)](absl::Status s) {
+                           if (!s.ok()) return finish(s);
+                           // On the pump's shard thread: post to the other pump's without blocking
+                           // (never block one shard on another).
+                           registry->Mutate(other, second, finish, /*block=*/false);
+                         });
+  return reactor_;
+}
+
+Shard::MutateFn PumpChange::Mutation(const char* method, std::string reason, PumpChangeFn change,
+                                     bool refuse_decommissioned,
+                                     std::shared_ptr<StagedRegistrations> staged) const {
+  return [dir = &deps_.registry->directory(), st = deps_.store, overlay = overlay_,
+          staged = std::move(staged), refuse_decommissioned, method, who = who_, pump_id = pump_id_,
+          reason = std::move(reason),
+          change = std::move(change)](twin::Twin& t, MutationContext& mctx) -> absl::Status {
+    if (refuse_decommissioned) {
+      if (absl::Status s = CheckNotDecommissioned(*dir, pump_id); !s.ok()) return s;
+    }
+    PumpChangeScope scope(t, mctx, who, pump_id, st, overlay, staged.get());
+    auto json = change(scope);
+    if (!json.ok()) return json.status();
+    mctx.audit.push_back(MakeAudit(who, mctx.server_time, method, PumpName(pump_id),
+                                   std::move(json->before), std::move(json->after), reason));
+    for (auto& [resource, also] : scope.also_audited_) {
+      mctx.audit.push_back(MakeAudit(who, mctx.server_time, method, resource,
+                                     std::move(also.before), std::move(also.after), reason));
+    }
+    return absl::OkStatus();
+  };
+}
+
+std::function<void(absl::Status)> PumpChange::Finish(
+    std::shared_ptr<StagedRegistrations> staged) const {
+  return [reactor = reactor_, overlay = overlay_, staged = std::move(staged)](absl::Status s) {
+    for (const auto& [pump_id, ticket] : *staged) overlay->Release(pump_id, ticket);
+    reactor->Finish(ToGrpc(s));
+  };
+}
+
+grpc::ServerUnaryReactor* PumpChange::Queue(const char* method, std::string reason,
+                                            PumpChangeFn change, bool refuse_decommissioned) {
+  if (refuse_decommissioned) {
+    if (absl::Status s = CheckNotDecommissioned(deps_.registry->directory(), pump_id_); !s.ok()) {
+      return Fail(s);
+    }
+  }
+  auto staged = std::make_shared<StagedRegistrations>();
+  deps_.registry->Mutate(
+      pump_id_,
+      Mutation(method, std::move(reason), std::move(change), refuse_decommissioned, staged),
+      Finish(staged));
+  return reactor_;
 }
 
 }  // namespace pumptwin::server

@@ -1,12 +1,17 @@
-// Helpers shared by the TwinService method files (twin_service_*.cc): audit drafts,
-// opaque page tokens, page-size rules, the read-modify-write of registrations inside a
-// shard mutation, and the "is this pump archived" check. Internal to pumptwin_server.
-// Thread-safety: free functions; RegistrationOverlay is internally locked.
+// Helpers shared by the TwinService method files (twin_service_*.cc): the shape of a
+// clinical change of one pump (PumpChange), audit drafts, opaque page tokens, page-size rules, the
+// read-modify-write of registrations inside a shard mutation, and the "is this pump archived"
+// check. Internal to pumptwin_api. Thread-safety: free functions; RegistrationOverlay is
+// internally locked.
 #ifndef PUMPTWIN_SERVER_TWIN_SERVICE_COMMON_H_
 #define PUMPTWIN_SERVER_TWIN_SERVICE_COMMON_H_
 
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -17,9 +22,12 @@
 #include "server/api/auth.h"
 #include "server/core/commit_gate.h"
 #include "server/core/pump_directory.h"
+#include "server/core/shard.h"
 #include "server/store/store.h"
 
 namespace pumptwin::server {
+
+struct TwinServiceDeps;
 
 std::string MessageJson(const google::protobuf::Message& m);
 
@@ -83,6 +91,119 @@ class RegistrationOverlay {
   absl::Mutex mu_;
   uint64_t next_ticket_ ABSL_GUARDED_BY(mu_) = 1;
   absl::flat_hash_map<std::string, Staged> staged_ ABSL_GUARDED_BY(mu_);
+};
+
+// The audit record of a change: the state before and after it, as JSON.
+struct ChangeJson {
+  std::string before;
+  std::string after;
+};
+
+// The registrations a change staged or claimed (pump id, RegistrationOverlay ticket): all are
+// released when the call finishes.
+using StagedRegistrations = std::vector<std::pair<std::string, uint64_t>>;
+
+// What a clinical change sees on a shard thread (inside TwinRegistry::Mutate): the change's
+// pump, and the twin of the shard's pump (the change's pump, except in the second step of
+// PumpChange::ApplyAcross).
+class PumpChangeScope {
+ public:
+  PumpChangeScope(twin::Twin& twin, MutationContext& mctx, const Principal& who,
+                  const std::string& pump_id, store::Store* store, RegistrationOverlay* overlay,
+                  StagedRegistrations* staged)
+      : twin_(twin),
+        mctx_(mctx),
+        who_(who),
+        pump_id_(pump_id),
+        store_(store),
+        overlay_(overlay),
+        staged_(staged) {}
+  twin::Twin& twin() const { return twin_; }
+  MutationContext& mutation() const { return mctx_; }
+  const Principal& who() const { return who_; }
+  const std::string& pump_id() const { return pump_id_; }
+  // The newest registration of the change's pump, or of `pump_id` (RegistrationOverlay::Load).
+  absl::StatusOr<v1::Pump> LoadRegistration() const;
+  absl::StatusOr<v1::Pump> LoadRegistrationOf(const std::string& pump_id) const;
+  // Writes `pump` as the registration of the change's pump (StageRegistration) or of
+  // pump.pump_id() (StageRegistrationOf) with the change, and serves it from the overlay
+  // until the call finishes.
+  void StageRegistration(const v1::Pump& pump);
+  void StageRegistrationOf(const v1::Pump& pump);
+  // One more audit record of the change, on `resource`, after the change's own.
+  void AuditAlso(std::string resource, ChangeJson json);
+
+ private:
+  friend class PumpChange;
+  void Stage(const std::string& pump_id, const v1::Pump& pump);
+  // Reserves the change's pump's registration until the call finishes or the change stages
+  // it (RegistrationOverlay::Claim).
+  void ClaimRegistration();
+
+  twin::Twin& twin_;
+  MutationContext& mctx_;
+  const Principal& who_;
+  const std::string& pump_id_;
+  store::Store* store_;
+  RegistrationOverlay* overlay_;
+  StagedRegistrations* staged_;
+  std::vector<std::pair<std::string, ChangeJson>> also_audited_;
+};
+
+// The part of a clinical change that differs per method: on the pump's shard thread,
+// validates and applies it to the twin (or registration), fills the response, and returns
+// the before/after JSON of its audit record, or the status to finish the call with.
+using PumpChangeFn = std::function<absl::StatusOr<ChangeJson>(PumpChangeScope& scope)>;
+// The first step of a change across two shards (ApplyAcross): checks the pump on its shard.
+using PumpCheckFn = std::function<absl::Status(PumpChangeScope& scope)>;
+
+// The shape of a clinical change of one pump, said once. The constructor takes the reactor
+// and authorizes (the caller holds `role`, `name` is a pump resource name); the handler then
+// checks the request (`return call.Fail(s)`), and Apply queues the change on the pump's
+// shard, audits it as `method` by the caller with `reason` (MakeAudit), and finishes the
+// call with the status of the change or of its commit.
+class PumpChange {
+ public:
+  PumpChange(const TwinServiceDeps& deps, RegistrationOverlay* overlay,
+             grpc::CallbackServerContext* ctx, Role role, const std::string& name);
+  // The authorization status; on failure, finish with Fail(status()).
+  const absl::Status& status() const { return status_; }
+  bool ok() const { return status_.ok(); }
+  const Principal& who() const { return who_; }
+  const std::string& pump_id() const { return pump_id_; }
+  // Finishes the call with `s` (a failed check of the request).
+  grpc::ServerUnaryReactor* Fail(const absl::Status& s);
+  // For a pump in service: a decommissioned pump is refused (FAILED_PRECONDITION, NOT_FOUND
+  // when unknown) before the change is queued and again on the shard thread.
+  grpc::ServerUnaryReactor* Apply(const char* method, std::string reason, PumpChangeFn change);
+  // For a change that checks the pump's lifecycle itself (the trial calls, DecommissionPump).
+  grpc::ServerUnaryReactor* ApplyAnyLifecycle(const char* method, std::string reason,
+                                              PumpChangeFn change);
+  // For a change that also writes the registration of `other_pump_id`, serialised with every
+  // other change of either pump (DecommissionPump naming a successor): `check` runs on the
+  // pump's shard and the pump's registration is claimed; once every earlier change of the
+  // pump is durable, `change` runs on the other pump's shard (scope.twin() is the other
+  // pump's twin) and commits both in one group. The pump's lifecycle is checked by `check`.
+  grpc::ServerUnaryReactor* ApplyAcross(const char* method, std::string reason,
+                                        std::string other_pump_id, PumpCheckFn check,
+                                        PumpChangeFn change);
+
+ private:
+  // The change as a shard mutation: applies `change`, audits it, and records what it staged.
+  Shard::MutateFn Mutation(const char* method, std::string reason, PumpChangeFn change,
+                           bool refuse_decommissioned,
+                           std::shared_ptr<StagedRegistrations> staged) const;
+  // Releases what the change staged and finishes the call.
+  std::function<void(absl::Status)> Finish(std::shared_ptr<StagedRegistrations> staged) const;
+  grpc::ServerUnaryReactor* Queue(const char* method, std::string reason, PumpChangeFn change,
+                                  bool refuse_decommissioned);
+
+  const TwinServiceDeps& deps_;
+  RegistrationOverlay* overlay_;
+  grpc::ServerUnaryReactor* reactor_;
+  absl::Status status_;
+  Principal who_;
+  std::string pump_id_;
 };
 
 }  // namespace pumptwin::server

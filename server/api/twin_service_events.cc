@@ -107,136 +107,108 @@ absl::Status ValidateEvent(const v1::RecordEventRequest& r) {
 grpc::ServerUnaryReactor* TwinServiceImpl::RecordRefill(grpc::CallbackServerContext* ctx,
                                                         const v1::RecordRefillRequest* req,
                                                         v1::RecordRefillResponse* resp) {
-  auto* reactor = ctx->DefaultReactor();
-  auto fail = [reactor](const absl::Status& s) { return FinishWith(reactor, s); };
-  auto caller = AuthorizePumpCall(*deps_.auth, *ctx, Role::kClinician, req->name());
-  if (!caller.ok()) return fail(caller.status());
-  const Principal& who = caller->who;
-  const std::string& pump_id = caller->pump_id;
+  PumpChange call(deps_, &overlay_, ctx, Role::kClinician, req->name());
+  if (!call.ok()) return call.Fail(call.status());
   if (absl::Status s = NonNegative("withdrawn_volume_ul", req->withdrawn_volume_ul()); !s.ok()) {
-    return fail(s);
+    return call.Fail(s);
   }
   if (absl::Status s = NonNegative("added_volume_ul", req->added_volume_ul()); !s.ok()) {
-    return fail(s);
+    return call.Fail(s);
   }
   if (absl::Status s = NonNegative("concentration_ug_per_ml", req->concentration_ug_per_ml());
       !s.ok())
-    return fail(s);
+    return call.Fail(s);
   if (req->device_time_ms() < 0) {
-    return fail(absl::InvalidArgumentError(
+    return call.Fail(absl::InvalidArgumentError(
         absl::StrCat("device_time_ms=", req->device_time_ms(), " must be >= 0 (0: now)")));
   }
   if (absl::Status s =
           CheckClinicalTimeNotInFuture("device_time_ms", req->device_time_ms(), deps_.now());
       !s.ok()) {
-    return fail(s);
+    return call.Fail(s);
   }
   auto lib = Library(deps_.drugs);
   if (!req->drug().empty() && lib->library.Find(req->drug()) == nullptr) {
-    return fail(absl::InvalidArgumentError(
+    return call.Fail(absl::InvalidArgumentError(
         absl::StrCat("drug='", req->drug(), "' is not in drug library ", lib->version,
                      " (ListDrugs shows the keys; empty: unchanged)")));
   }
-  if (absl::Status s = CheckNotDecommissioned(deps_.registry->directory(), pump_id); !s.ok()) {
-    return fail(s);
-  }
-  PumpDirectory* dir = &deps_.registry->directory();
-  auto fn = [req, resp, lib, dir, who, pump_id](twin::Twin& t,
-                                                MutationContext& mctx) -> absl::Status {
-    if (absl::Status s = CheckNotDecommissioned(*dir, pump_id); !s.ok()) return s;
-    v1::TwinState before = FromTwin(t);
-    // The record as applied (its time resolved) is one of the pump's event-time inputs.
-    v1::RecordRefillRequest record = *req;
-    record.clear_name();
-    record.clear_reason();
-    const absl::Time at = EventTime(req->device_time_ms(), t, mctx.server_time);
-    record.set_device_time_ms(ToUnixMs(at));
-    twin::RefillResult result;
-    twin::RefillResult* res = &result;
-    if (absl::Status s = mctx.apply_input(
-            MakeClinicalInput(InputKind::kRefill, at, mctx.server_time, record.SerializeAsString()),
-            res);
-        !s.ok()) {
-      return s;
-    }
-    resp->set_expected_remaining_ul(res->expected_remaining.value());
-    resp->set_discrepancy_ul(res->discrepancy.value());
-    resp->set_threshold_ul(res->threshold.value());
-    resp->set_verdict(static_cast<v1::RefillVerdict>(res->verdict));
-    *resp->mutable_twin() = FromTwin(t);
-    v1::RecordRefillResponse after = *resp;
-    after.clear_twin();
-    mctx.audit.push_back(MakeAudit(
-        who, mctx.server_time, "RecordRefill", PumpName(pump_id), MessageJson(before),
-        absl::StrCat("{\"request\":", MessageJson(*req), ",\"result\":", MessageJson(after), "}"),
-        req->reason()));
-    return absl::OkStatus();
-  };
-  deps_.registry->Mutate(pump_id, std::move(fn),
-                         [reactor](absl::Status s) { reactor->Finish(ToGrpc(s)); });
-  return reactor;
+  return call.Apply("RecordRefill", req->reason(),
+                    [req, resp, lib](PumpChangeScope& c) -> absl::StatusOr<ChangeJson> {
+                      twin::Twin& t = c.twin();
+                      MutationContext& mctx = c.mutation();
+                      v1::TwinState before = FromTwin(t);
+                      // The record as applied (its time resolved) is one of the pump's event-time
+                      // inputs.
+                      v1::RecordRefillRequest record = *req;
+                      record.clear_name();
+                      record.clear_reason();
+                      const absl::Time at = EventTime(req->device_time_ms(), t, mctx.server_time);
+                      record.set_device_time_ms(ToUnixMs(at));
+                      twin::RefillResult res;
+                      if (absl::Status s = mctx.apply_input(
+                              MakeClinicalInput(InputKind::kRefill, at, mctx.server_time,
+                                                record.SerializeAsString()),
+                              &res);
+                          !s.ok()) {
+                        return s;
+                      }
+                      resp->set_expected_remaining_ul(res.expected_remaining.value());
+                      resp->set_discrepancy_ul(res.discrepancy.value());
+                      resp->set_threshold_ul(res.threshold.value());
+                      resp->set_verdict(static_cast<v1::RefillVerdict>(res.verdict));
+                      *resp->mutable_twin() = FromTwin(t);
+                      v1::RecordRefillResponse after = *resp;
+                      after.clear_twin();
+                      return ChangeJson{MessageJson(before),
+                                        absl::StrCat("{\"request\":", MessageJson(*req),
+                                                     ",\"result\":", MessageJson(after), "}")};
+                    });
 }
 
 grpc::ServerUnaryReactor* TwinServiceImpl::RecordEvent(grpc::CallbackServerContext* ctx,
                                                        const v1::RecordEventRequest* req,
                                                        v1::RecordEventResponse* resp) {
-  auto* reactor = ctx->DefaultReactor();
-  auto fail = [reactor](const absl::Status& s) { return FinishWith(reactor, s); };
-  auto caller = AuthorizePumpCall(*deps_.auth, *ctx, Role::kClinician, req->name());
-  if (!caller.ok()) return fail(caller.status());
-  const Principal& who = caller->who;
-  const std::string& pump_id = caller->pump_id;
-  if (absl::Status s = ValidateEvent(*req); !s.ok()) return fail(s);
+  PumpChange call(deps_, &overlay_, ctx, Role::kClinician, req->name());
+  if (!call.ok()) return call.Fail(call.status());
+  if (absl::Status s = ValidateEvent(*req); !s.ok()) return call.Fail(s);
   if (absl::Status s =
           CheckClinicalTimeNotInFuture("device_time_ms", req->device_time_ms(), deps_.now());
       !s.ok()) {
-    return fail(s);
+    return call.Fail(s);
   }
-  if (absl::Status s = CheckNotDecommissioned(deps_.registry->directory(), pump_id); !s.ok()) {
-    return fail(s);
-  }
-  PumpDirectory* dir = &deps_.registry->directory();
-  store::Store* st = deps_.store;
-  auto ticket = std::make_shared<uint64_t>(0);
-  RegistrationOverlay* overlay = &overlay_;
-  auto fn = [req, resp, dir, st, overlay, ticket, who, pump_id](
-                twin::Twin& t, MutationContext& mctx) -> absl::Status {
-    if (absl::Status s = CheckNotDecommissioned(*dir, pump_id); !s.ok()) return s;
-    v1::TwinState before = FromTwin(t);
-    const bool revision = req->type() == v1::CLINICAL_EVENT_CATHETER_REVISION;
-    v1::RecordEventRequest record = *req;
-    record.clear_name();
-    record.clear_reason();
-    record.clear_outcome();
-    const absl::Time at = EventTime(req->device_time_ms(), t, mctx.server_time);
-    record.set_device_time_ms(ToUnixMs(at));
-    if (absl::Status s = mctx.apply_input(
-            MakeClinicalInput(InputKind::kEvent, at, mctx.server_time, record.SerializeAsString()),
-            nullptr);
-        !s.ok()) {
-      return s;
-    }
-    std::string before_json = MessageJson(before);
-    if (revision) {
-      auto pump = overlay->Load(*st, pump_id);
-      if (!pump.ok()) return pump.status();
-      before_json = absl::StrCat("{\"pump\":", MessageJson(*pump), ",\"twin\":", before_json, "}");
-      pump->set_catheter_length_cm(req->catheter_length_cm());
-      pump->set_catheter_inner_diameter_mm(req->catheter_inner_diameter_mm());
-      mctx.extra.pumps.emplace_back(pump_id, pump->SerializeAsString());
-      *ticket = overlay->Stage(*pump);
-    }
-    *resp->mutable_twin() = FromTwin(t);
-    mctx.audit.push_back(MakeAudit(who, mctx.server_time, "RecordEvent", PumpName(pump_id),
-                                   std::move(before_json), MessageJson(*req), req->reason()));
-    return absl::OkStatus();
-  };
-  deps_.registry->Mutate(pump_id, std::move(fn),
-                         [reactor, overlay, ticket, pump_id](absl::Status s) {
-                           if (*ticket != 0) overlay->Release(pump_id, *ticket);
-                           reactor->Finish(ToGrpc(s));
-                         });
-  return reactor;
+  return call.Apply(
+      "RecordEvent", req->reason(), [req, resp](PumpChangeScope& c) -> absl::StatusOr<ChangeJson> {
+        twin::Twin& t = c.twin();
+        MutationContext& mctx = c.mutation();
+        v1::TwinState before = FromTwin(t);
+        const bool revision = req->type() == v1::CLINICAL_EVENT_CATHETER_REVISION;
+        v1::RecordEventRequest record = *req;
+        record.clear_name();
+        record.clear_reason();
+        record.clear_outcome();
+        const absl::Time at = EventTime(req->device_time_ms(), t, mctx.server_time);
+        record.set_device_time_ms(ToUnixMs(at));
+        if (absl::Status s =
+                mctx.apply_input(MakeClinicalInput(InputKind::kEvent, at, mctx.server_time,
+                                                   record.SerializeAsString()),
+                                 nullptr);
+            !s.ok()) {
+          return s;
+        }
+        std::string before_json = MessageJson(before);
+        if (revision) {
+          auto pump = c.LoadRegistration();
+          if (!pump.ok()) return pump.status();
+          before_json =
+              absl::StrCat("{\"pump\":", MessageJson(*pump), ",\"twin\":", before_json, "}");
+          pump->set_catheter_length_cm(req->catheter_length_cm());
+          pump->set_catheter_inner_diameter_mm(req->catheter_inner_diameter_mm());
+          c.StageRegistration(*pump);
+        }
+        *resp->mutable_twin() = FromTwin(t);
+        return ChangeJson{std::move(before_json), MessageJson(*req)};
+      });
 }
 
 grpc::ServerUnaryReactor* TwinServiceImpl::GetTelemetry(grpc::CallbackServerContext* ctx,

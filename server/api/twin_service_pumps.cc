@@ -232,134 +232,101 @@ grpc::ServerUnaryReactor* TwinServiceImpl::ListPumps(grpc::CallbackServerContext
 grpc::ServerUnaryReactor* TwinServiceImpl::DecommissionPump(grpc::CallbackServerContext* ctx,
                                                             const v1::DecommissionPumpRequest* req,
                                                             v1::Pump* resp) {
-  auto* reactor = ctx->DefaultReactor();
-  auto fail = [reactor](const absl::Status& s) { return FinishWith(reactor, s); };
-  auto caller = AuthorizePumpCall(*deps_.auth, *ctx, Role::kAdmin, req->name());
-  if (!caller.ok()) return fail(caller.status());
-  const Principal& who = caller->who;
-  const std::string& pump_id = caller->pump_id;
+  PumpChange call(deps_, &overlay_, ctx, Role::kAdmin, req->name());
+  if (!call.ok()) return call.Fail(call.status());
+  const std::string& pump_id = call.pump_id();
   const std::string successor = req->replaced_by_pump_id();
   if (!successor.empty()) {
     if (absl::Status s = device_link::ValidateId(successor, "replaced_by_pump_id"); !s.ok()) {
-      return fail(s);
+      return call.Fail(s);
     }
   }
   if (successor == pump_id) {
-    return fail(
+    return call.Fail(
         absl::InvalidArgumentError(absl::StrCat("replaced_by_pump_id='", successor,
                                                 "' is the pump being decommissioned; name the "
                                                 "successor pump, or leave it empty")));
   }
   PumpDirectory* dir = &deps_.registry->directory();
   if (!dir->Contains(pump_id)) {
-    return fail(absl::NotFoundError(absl::StrCat("pump '", pump_id, "' is not registered")));
+    return call.Fail(absl::NotFoundError(absl::StrCat("pump '", pump_id, "' is not registered")));
   }
   if (!successor.empty()) {
     auto e = dir->Get(successor);
     if (!e.has_value()) {
-      return fail(absl::FailedPreconditionError(
+      return call.Fail(absl::FailedPreconditionError(
           absl::StrCat("replaced_by_pump_id='", successor,
                        "' is not registered; register the successor "
                        "pump first (RegisterPump), then decommission '",
                        pump_id, "'")));
     }
     if (e->lifecycle == v1::PUMP_LIFECYCLE_DECOMMISSIONED) {
-      return fail(absl::FailedPreconditionError(
+      return call.Fail(absl::FailedPreconditionError(
           absl::StrCat("replaced_by_pump_id='", successor, "' is itself decommissioned")));
     }
   }
-  store::Store* st = deps_.store;
-  TwinRegistry* registry = deps_.registry;
-  const std::string reason = req->reason();
   // The old pump's registration is read-modify-written on its shard thread and the
   // successor's on the successor's (they may differ): each is serialised with every other
-  // change of that pump. Without a successor that is one mutation. With one, the first
-  // mutation (old pump's shard) checks the old pump and claims its registration; its
-  // completion runs after every earlier change of the old pump is durable. The second
-  // (successor's shard) checks the successor and commits both registrations and both audit
-  // records in one group.
-  struct State {
-    v1::Pump before;  // the old pump's registration when claimed
-    std::vector<std::pair<std::string, uint64_t>> tickets;
+  // change of that pump. Without a successor that is one change. With one, the old pump is
+  // checked on its shard (and its registration claimed), then the successor is checked on
+  // its shard, which commits both registrations and both audit records in one group.
+  auto before = std::make_shared<v1::Pump>();  // the old pump's registration when checked
+  auto check = [before](PumpChangeScope& c) -> absl::Status {
+    auto pump = c.LoadRegistration();
+    if (!pump.ok()) return pump.status();
+    if (pump->lifecycle() == v1::PUMP_LIFECYCLE_DECOMMISSIONED) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("pump '", c.pump_id(), "' is already decommissioned",
+                       pump->replaced_by_pump_id().empty()
+                           ? ""
+                           : absl::StrCat(" (replaced by '", pump->replaced_by_pump_id(), "')")));
+    }
+    *before = *std::move(pump);
+    return absl::OkStatus();
   };
-  auto state = std::make_shared<State>();
-  RegistrationOverlay* overlay = &overlay_;
-  auto finish = [reactor, overlay, state](absl::Status s) {
-    for (const auto& [pid, ticket] : state->tickets) overlay->Release(pid, ticket);
-    reactor->Finish(ToGrpc(s));
-  };
-  // Both registrations and audit records into `mctx`; the directory follows.
-  auto link = [st, dir, overlay, who, reason, successor, state, resp,
-               pump_id](MutationContext& mctx) -> absl::Status {
-    const v1::Pump& before = state->before;
-    v1::Pump after = before;
+  // Both registrations into the change; the directory follows.
+  auto link = [dir, successor, before, resp](PumpChangeScope& c) -> absl::StatusOr<ChangeJson> {
+    v1::Pump after = *before;
     after.set_lifecycle(v1::PUMP_LIFECYCLE_DECOMMISSIONED);
     after.set_replaced_by_pump_id(successor);
     std::optional<v1::Pump> succ_before, succ_after;
     if (!successor.empty()) {
-      auto s = overlay->Load(*st, successor);
+      auto s = c.LoadRegistrationOf(successor);
       if (!s.ok()) return s.status();
       if (s->lifecycle() == v1::PUMP_LIFECYCLE_DECOMMISSIONED) {
         return absl::FailedPreconditionError(
             absl::StrCat("replaced_by_pump_id='", successor, "' is itself decommissioned"));
       }
-      if (!s->replaces_pump_id().empty() && s->replaces_pump_id() != pump_id) {
+      if (!s->replaces_pump_id().empty() && s->replaces_pump_id() != c.pump_id()) {
         return absl::FailedPreconditionError(
             absl::StrCat("replaced_by_pump_id='", successor, "' already replaces pump '",
                          s->replaces_pump_id(), "'; a pump has at most one predecessor"));
       }
       succ_before = *s;
       succ_after = *s;
-      succ_after->set_replaces_pump_id(pump_id);
-    }
-    mctx.extra.pumps.emplace_back(pump_id, after.SerializeAsString());
-    mctx.audit.push_back(MakeAudit(who, mctx.server_time, "DecommissionPump", PumpName(pump_id),
-                                   MessageJson(before), MessageJson(after), reason));
-    if (succ_after.has_value()) {
-      mctx.extra.pumps.emplace_back(successor, succ_after->SerializeAsString());
-      mctx.audit.push_back(MakeAudit(who, mctx.server_time, "DecommissionPump", PumpName(successor),
-                                     MessageJson(*succ_before), MessageJson(*succ_after), reason));
-      state->tickets.emplace_back(successor, overlay->Stage(*succ_after));
-      dir->Put(*succ_after);
+      succ_after->set_replaces_pump_id(c.pump_id());
     }
     // Staging replaces the claim (if any): the old pump's newest registration is `after`.
-    state->tickets.emplace_back(pump_id, overlay->Stage(after));
+    c.StageRegistration(after);
+    if (succ_after.has_value()) {
+      c.StageRegistrationOf(*succ_after);
+      c.AuditAlso(PumpName(successor), {MessageJson(*succ_before), MessageJson(*succ_after)});
+      dir->Put(*succ_after);
+    }
     // From here on ingest for this pump is nacked DECOMMISSIONED (directory lifecycle).
     dir->Put(after);
     *resp = after;
-    return absl::OkStatus();
-  };
-  // First mutation, on the old pump's shard: check it and take its registration.
-  auto check_old = [st, overlay, state, link, claim_only = !successor.empty(), pump_id](
-                       twin::Twin&, MutationContext& mctx) -> absl::Status {
-    auto pump = overlay->Load(*st, pump_id);
-    if (!pump.ok()) return pump.status();
-    if (pump->lifecycle() == v1::PUMP_LIFECYCLE_DECOMMISSIONED) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("pump '", pump_id, "' is already decommissioned",
-                       pump->replaced_by_pump_id().empty()
-                           ? ""
-                           : absl::StrCat(" (replaced by '", pump->replaced_by_pump_id(), "')")));
-    }
-    state->before = *std::move(pump);
-    if (!claim_only) return link(mctx);
-    state->tickets.emplace_back(pump_id, overlay->Claim(pump_id));
-    return absl::OkStatus();
+    return ChangeJson{MessageJson(*before), MessageJson(after)};
   };
   if (successor.empty()) {
-    registry->Mutate(pump_id, std::move(check_old), finish);
-    return reactor;
+    return call.ApplyAnyLifecycle("DecommissionPump", req->reason(),
+                                  [check, link](PumpChangeScope& c) -> absl::StatusOr<ChangeJson> {
+                                    if (absl::Status s = check(c); !s.ok()) return s;
+                                    return link(c);
+                                  });
   }
-  registry->Mutate(
-      pump_id, std::move(check_old), [registry, state, link, finish, successor](absl::Status s) {
-        if (!s.ok()) return finish(s);
-        // On the old pump's shard thread: post to the successor's without
-        // blocking (never block one shard on another).
-        registry->Mutate(
-            successor, [link](twin::Twin&, MutationContext& mctx) { return link(mctx); }, finish,
-            /*block=*/false);
-      });
-  return reactor;
+  return call.ApplyAcross("DecommissionPump", req->reason(), successor, std::move(check),
+                          std::move(link));
 }
 
 }  // namespace pumptwin::server

@@ -77,12 +77,9 @@ absl::Status CheckViolations(const std::vector<twin::LimitViolation>& v,
 grpc::ServerUnaryReactor* TwinServiceImpl::SetPrescription(grpc::CallbackServerContext* ctx,
                                                            const v1::SetPrescriptionRequest* req,
                                                            v1::SetPrescriptionResponse* resp) {
-  auto* reactor = ctx->DefaultReactor();
-  auto fail = [reactor](const absl::Status& s) { return FinishWith(reactor, s); };
-  auto caller = AuthorizePumpCall(*deps_.auth, *ctx, Role::kClinician, req->name());
-  if (!caller.ok()) return fail(caller.status());
-  const Principal& who = caller->who;
-  const std::string& pump_id = caller->pump_id;
+  PumpChange call(deps_, &overlay_, ctx, Role::kClinician, req->name());
+  if (!call.ok()) return call.Fail(call.status());
+  auto fail = [&call](const absl::Status& s) { return call.Fail(s); };
   if (!req->has_prescription()) {
     return fail(absl::InvalidArgumentError("prescription is required"));
   }
@@ -111,77 +108,70 @@ grpc::ServerUnaryReactor* TwinServiceImpl::SetPrescription(grpc::CallbackServerC
   }
   auto rx = ToPrescription(req->prescription());
   if (!rx.ok()) return fail(rx.status());
-  if (absl::Status s = CheckNotDecommissioned(deps_.registry->directory(), pump_id); !s.ok()) {
-    return fail(s);
-  }
   auto lib = Library(deps_.drugs);
   store::Store* st = deps_.store;
-  PumpDirectory* dir = &deps_.registry->directory();
-  auto fn = [req, resp, lib, st, dir, who, rx = *std::move(rx), pump_id](
-                twin::Twin& t, MutationContext& mctx) mutable -> absl::Status {
-    if (absl::Status s = CheckNotDecommissioned(*dir, pump_id); !s.ok()) return s;
-    const twin::Prescription old = LatestPrescription(t);
-    if (req->expected_version() != old.version) {
-      return absl::AbortedError(absl::StrCat("expected_version=", req->expected_version(),
-                                             " but the current prescription of pump '", pump_id,
-                                             "' is version ", old.version,
-                                             " (changed by someone else); re-read it, "
-                                             "review the change and retry with expected_version=",
-                                             old.version));
-    }
-    std::vector<twin::LimitViolation> v = t.ValidatePrescription(rx, lib->library);
-    if (absl::Status s = CheckViolations(v, req->acknowledged_warnings(), lib->version); !s.ok()) {
-      return s;
-    }
-    rx.version = old.version + 1;
-    const absl::Time model = t.device_time();
-    const absl::Time eff = req->prescription().effective_time_ms() > 0
-                               ? FromUnixMs(req->prescription().effective_time_ms())
-                               : model;
-    // One of the pump's event-time inputs: a back-dated change applies at its effective
-    // time (a rewind), a later one is pending from now (the twin activates it).
-    v1::SetPrescriptionRequest record;
-    *record.mutable_prescription() = FromPrescription(rx);
-    record.mutable_prescription()->set_effective_time_ms(req->prescription().effective_time_ms());
-    *record.mutable_acknowledged_warnings() = req->acknowledged_warnings();
-    if (absl::Status s =
-            mctx.apply_input(MakeClinicalInput(InputKind::kPrescription, std::min(eff, model),
-                                               mctx.server_time, record.SerializeAsString()),
-                             nullptr);
-        !s.ok()) {
-      return s;
-    }
-    std::vector<twin::LimitViolation> warned;
-    for (const twin::LimitViolation& x : v) {
-      if (!x.hard) warned.push_back(x);
-    }
-    auto warnings = &warned;
-
-    v1::Prescription before = FromPrescription(old);
-    v1::Prescription stored = FromPrescription(rx);
-    stored.set_effective_time_ms(ToUnixMs(eff));
-    stored.set_set_by(who.actor);
-    stored.set_reason(req->prescription().reason());
-    if (old.version == 1 &&
-        absl::IsNotFound(st->GetMeta(store::keys::RxHistoryMetaKey(pump_id, 1)).status())) {
-      // Version 1 came with the registration: record it once, when it is superseded.
-      v1::Prescription first = before;
-      first.set_reason("initial prescription (RegisterPump)");
-      mctx.extra.meta.emplace_back(store::keys::RxHistoryMetaKey(pump_id, 1),
-                                   first.SerializeAsString());
-    }
-    mctx.extra.meta.emplace_back(store::keys::RxHistoryMetaKey(pump_id, rx.version),
-                                 stored.SerializeAsString());
-    mctx.audit.push_back(MakeAudit(who, mctx.server_time, "SetPrescription", PumpName(pump_id),
-                                   MessageJson(before), MessageJson(stored),
-                                   req->prescription().reason()));
-    *resp->mutable_prescription() = stored;
-    for (const auto& w : *warnings) *resp->add_warnings() = FromViolation(w);
-    return absl::OkStatus();
-  };
-  deps_.registry->Mutate(pump_id, std::move(fn),
-                         [reactor](absl::Status s) { reactor->Finish(ToGrpc(s)); });
-  return reactor;
+  return call.Apply(
+      "SetPrescription", req->prescription().reason(),
+      [req, resp, lib, st,
+       parsed = *std::move(rx)](PumpChangeScope& c) -> absl::StatusOr<ChangeJson> {
+        twin::Twin& t = c.twin();
+        MutationContext& mctx = c.mutation();
+        const std::string& pump_id = c.pump_id();
+        const twin::Prescription old = LatestPrescription(t);
+        if (req->expected_version() != old.version) {
+          return absl::AbortedError(absl::StrCat(
+              "expected_version=", req->expected_version(),
+              " but the current prescription of pump '", pump_id, "' is version ", old.version,
+              " (changed by someone else); re-read it, "
+              "review the change and retry with expected_version=",
+              old.version));
+        }
+        twin::Prescription rx = parsed;
+        std::vector<twin::LimitViolation> v = t.ValidatePrescription(rx, lib->library);
+        if (absl::Status s = CheckViolations(v, req->acknowledged_warnings(), lib->version);
+            !s.ok()) {
+          return s;
+        }
+        rx.version = old.version + 1;
+        const absl::Time model = t.device_time();
+        const absl::Time eff = req->prescription().effective_time_ms() > 0
+                                   ? FromUnixMs(req->prescription().effective_time_ms())
+                                   : model;
+        // One of the pump's event-time inputs: a back-dated change applies at its effective
+        // time (a rewind), a later one is pending from now (the twin activates it).
+        v1::SetPrescriptionRequest record;
+        *record.mutable_prescription() = FromPrescription(rx);
+        record.mutable_prescription()->set_effective_time_ms(
+            req->prescription().effective_time_ms());
+        *record.mutable_acknowledged_warnings() = req->acknowledged_warnings();
+        if (absl::Status s =
+                mctx.apply_input(MakeClinicalInput(InputKind::kPrescription, std::min(eff, model),
+                                                   mctx.server_time, record.SerializeAsString()),
+                                 nullptr);
+            !s.ok()) {
+          return s;
+        }
+        v1::Prescription before = FromPrescription(old);
+        v1::Prescription stored = FromPrescription(rx);
+        stored.set_effective_time_ms(ToUnixMs(eff));
+        stored.set_set_by(c.who().actor);
+        stored.set_reason(req->prescription().reason());
+        if (old.version == 1 &&
+            absl::IsNotFound(st->GetMeta(store::keys::RxHistoryMetaKey(pump_id, 1)).status())) {
+          // Version 1 came with the registration: record it once, when it is superseded.
+          v1::Prescription first = before;
+          first.set_reason("initial prescription (RegisterPump)");
+          mctx.extra.meta.emplace_back(store::keys::RxHistoryMetaKey(pump_id, 1),
+                                       first.SerializeAsString());
+        }
+        mctx.extra.meta.emplace_back(store::keys::RxHistoryMetaKey(pump_id, rx.version),
+                                     stored.SerializeAsString());
+        *resp->mutable_prescription() = stored;
+        for (const twin::LimitViolation& x : v) {
+          if (!x.hard) *resp->add_warnings() = FromViolation(x);
+        }
+        return ChangeJson{MessageJson(before), MessageJson(stored)};
+      });
 }
 
 grpc::ServerUnaryReactor* TwinServiceImpl::GetPrescriptionHistory(

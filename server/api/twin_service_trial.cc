@@ -29,44 +29,32 @@ using TrialChange =
 
 // Runs `change` on the newest registration of a TRIAL pump on its shard: FAILED_PRECONDITION
 // for any other lifecycle; the result is staged, stored, audited and answered.
-grpc::ServerUnaryReactor* MutateTrial(const TwinServiceDeps& deps, RegistrationOverlay* overlay,
-                                      grpc::ServerUnaryReactor* reactor, const char* method,
-                                      const std::string& pump_id, const Principal& who,
+grpc::ServerUnaryReactor* MutateTrial(PumpChange& call, PumpDirectory* dir, const char* method,
                                       const std::string& reason, TrialChange change,
                                       v1::Pump* resp) {
-  store::Store* st = deps.store;
-  PumpDirectory* dir = &deps.registry->directory();
-  auto ticket = std::make_shared<uint64_t>(0);
-  auto fn = [st, dir, overlay, who, reason, method, pump_id, ticket, resp,
-             change = std::move(change)](twin::Twin& pump_twin,
-                                         MutationContext& mctx) -> absl::Status {
-    auto pump = overlay->Load(*st, pump_id);
-    if (!pump.ok()) return pump.status();
-    if (pump->lifecycle() != v1::PUMP_LIFECYCLE_TRIAL) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("pump '", pump_id, "' is not in a trial (lifecycle ",
-                       v1::PumpLifecycle_Name(pump->lifecycle()), "); ", method,
-                       " applies to pumps registered with lifecycle PUMP_LIFECYCLE_TRIAL"));
-    }
-    v1::Pump after = *pump;
-    if (absl::Status s = change(after, pump_twin, mctx); !s.ok()) return s;
-    mctx.extra.pumps.emplace_back(pump_id, after.SerializeAsString());
-    mctx.audit.push_back(MakeAudit(who, mctx.server_time, method, PumpName(pump_id),
-                                   MessageJson(*pump), MessageJson(after), reason));
-    *ticket = overlay->Stage(after);
-    if (after.lifecycle() != pump->lifecycle() ||
-        after.gateway_ids_size() != pump->gateway_ids_size() || after.clinic() != pump->clinic()) {
-      dir->Put(after);
-    }
-    *resp = after;
-    return absl::OkStatus();
-  };
-  deps.registry->Mutate(pump_id, std::move(fn),
-                        [reactor, overlay, ticket, pump_id](absl::Status s) {
-                          if (*ticket != 0) overlay->Release(pump_id, *ticket);
-                          reactor->Finish(ToGrpc(s));
-                        });
-  return reactor;
+  return call.ApplyAnyLifecycle(
+      method, reason,
+      [dir, method, resp,
+       change = std::move(change)](PumpChangeScope& c) -> absl::StatusOr<ChangeJson> {
+        auto pump = c.LoadRegistration();
+        if (!pump.ok()) return pump.status();
+        if (pump->lifecycle() != v1::PUMP_LIFECYCLE_TRIAL) {
+          return absl::FailedPreconditionError(
+              absl::StrCat("pump '", c.pump_id(), "' is not in a trial (lifecycle ",
+                           v1::PumpLifecycle_Name(pump->lifecycle()), "); ", method,
+                           " applies to pumps registered with lifecycle PUMP_LIFECYCLE_TRIAL"));
+        }
+        v1::Pump after = *pump;
+        if (absl::Status s = change(after, c.twin(), c.mutation()); !s.ok()) return s;
+        c.StageRegistration(after);
+        if (after.lifecycle() != pump->lifecycle() ||
+            after.gateway_ids_size() != pump->gateway_ids_size() ||
+            after.clinic() != pump->clinic()) {
+          dir->Put(after);
+        }
+        *resp = after;
+        return ChangeJson{MessageJson(*pump), MessageJson(after)};
+      });
 }
 
 // A time of a trial call: 0 -> now; otherwise not before the trial start and not too far
@@ -88,11 +76,9 @@ absl::StatusOr<int64_t> TrialTime(const char* field, int64_t ms, const v1::Pump&
 
 grpc::ServerUnaryReactor* TwinServiceImpl::RecordTrialOutcome(
     grpc::CallbackServerContext* ctx, const v1::RecordTrialOutcomeRequest* req, v1::Pump* resp) {
-  auto* reactor = ctx->DefaultReactor();
-  auto fail = [reactor](const absl::Status& s) { return FinishWith(reactor, s); };
-  auto caller = AuthorizePumpCall(*deps_.auth, *ctx, Role::kClinician, req->name());
-  if (!caller.ok()) return fail(caller.status());
-  const std::string& id = caller->pump_id;
+  PumpChange call(deps_, &overlay_, ctx, Role::kClinician, req->name());
+  if (!call.ok()) return call.Fail(call.status());
+  auto fail = [&call](const absl::Status& s) { return call.Fail(s); };
   const double relief = req->pain_relief_percent();
   if (!std::isfinite(relief) || relief < 0 || relief > 100) {
     return fail(absl::InvalidArgumentError(absl::StrCat(
@@ -117,17 +103,16 @@ grpc::ServerUnaryReactor* TwinServiceImpl::RecordTrialOutcome(
     t->set_notes(notes);
     return absl::OkStatus();
   };
-  return MutateTrial(deps_, &overlay_, reactor, "RecordTrialOutcome", id, caller->who,
-                     req->reason(), std::move(change), resp);
+  return MutateTrial(call, &deps_.registry->directory(), "RecordTrialOutcome", req->reason(),
+                     std::move(change), resp);
 }
 
 grpc::ServerUnaryReactor* TwinServiceImpl::ImplantAfterTrial(
     grpc::CallbackServerContext* ctx, const v1::ImplantAfterTrialRequest* req, v1::Pump* resp) {
-  auto* reactor = ctx->DefaultReactor();
-  auto fail = [reactor](const absl::Status& s) { return FinishWith(reactor, s); };
-  auto caller = AuthorizePumpCall(*deps_.auth, *ctx, Role::kAdmin, req->name());
-  if (!caller.ok()) return fail(caller.status());
-  const std::string& id = caller->pump_id;
+  PumpChange call(deps_, &overlay_, ctx, Role::kAdmin, req->name());
+  if (!call.ok()) return call.Fail(call.status());
+  auto fail = [&call](const absl::Status& s) { return call.Fail(s); };
+  const std::string& id = call.pump_id();
   const v1::Pump& implant = req->pump();
   if (!implant.pump_id().empty() && implant.pump_id() != id) {
     return fail(absl::InvalidArgumentError(absl::StrCat(
@@ -194,18 +179,15 @@ grpc::ServerUnaryReactor* TwinServiceImpl::ImplantAfterTrial(
     after = std::move(next);
     return absl::OkStatus();
   };
-  return MutateTrial(deps_, &overlay_, reactor, "ImplantAfterTrial", id, caller->who, req->reason(),
+  return MutateTrial(call, &deps_.registry->directory(), "ImplantAfterTrial", req->reason(),
                      std::move(change), resp);
 }
 
 grpc::ServerUnaryReactor* TwinServiceImpl::EndTrial(grpc::CallbackServerContext* ctx,
                                                     const v1::EndTrialRequest* req,
                                                     v1::Pump* resp) {
-  auto* reactor = ctx->DefaultReactor();
-  auto fail = [reactor](const absl::Status& s) { return FinishWith(reactor, s); };
-  auto caller = AuthorizePumpCall(*deps_.auth, *ctx, Role::kAdmin, req->name());
-  if (!caller.ok()) return fail(caller.status());
-  const std::string& id = caller->pump_id;
+  PumpChange call(deps_, &overlay_, ctx, Role::kAdmin, req->name());
+  if (!call.ok()) return call.Fail(call.status());
   const absl::Time now = deps_.now();
   const absl::Duration max_future = deps_.max_device_time_in_future;
   const int64_t end_ms = req->end_time_ms();
@@ -222,7 +204,7 @@ grpc::ServerUnaryReactor* TwinServiceImpl::EndTrial(grpc::CallbackServerContext*
     after.mutable_trial()->set_end_time_ms(*at);
     return absl::OkStatus();
   };
-  return MutateTrial(deps_, &overlay_, reactor, "EndTrial", id, caller->who, req->reason(),
+  return MutateTrial(call, &deps_.registry->directory(), "EndTrial", req->reason(),
                      std::move(change), resp);
 }
 

@@ -12,21 +12,11 @@ namespace pumptwin::server {
 namespace {
 
 constexpr uint8_t kInputVersion = 1;
-constexpr char kInputPrefix[] = "input/";
-constexpr char kCheckpointPrefix[] = "ckpt/";
-constexpr char kRefillLogPrefix[] = "rlog/";
 
 int64_t SaturatedNanos(absl::Time t) {
   if (t <= absl::FromUnixNanos(INT64_MIN)) return INT64_MIN;
   if (t >= absl::FromUnixNanos(INT64_MAX)) return INT64_MAX;
   return absl::ToUnixNanos(t);
-}
-
-std::string PumpPrefix(const char* space, absl::string_view pump_id) {
-  std::string k = space;
-  k.push_back(static_cast<char>(pump_id.size()));
-  k.append(pump_id.data(), pump_id.size());
-  return k;
 }
 
 }  // namespace
@@ -54,11 +44,8 @@ StoredInput MakeTickInput(absl::Time model_time, absl::Time server_time) {
 }
 
 std::string InputMetaKey(absl::string_view pump_id, const twin::InputKey& key) {
-  std::string k = PumpPrefix(kInputPrefix, pump_id);
-  store::keys::PutOrderedTime(&k, SaturatedNanos(key.time));
-  k.push_back(static_cast<char>(key.rank));
-  store::keys::PutBigEndian64(&k, key.tie);
-  return k;
+  return store::keys::InputMetaKey(pump_id, SaturatedNanos(key.time),
+                                   static_cast<uint8_t>(key.rank), key.tie);
 }
 
 std::string InputValue(const StoredInput& in) {
@@ -71,7 +58,7 @@ std::string InputValue(const StoredInput& in) {
 }
 
 absl::StatusOr<StoredInput> ParseInput(absl::string_view key, absl::string_view value) {
-  const size_t prefix = sizeof(kInputPrefix) - 1;
+  const size_t prefix = sizeof(store::keys::kInputMetaSpace) - 1;
   if (key.size() < prefix + 1) return absl::DataLossError("input key too short");
   const size_t len = static_cast<unsigned char>(key[prefix]);
   if (key.size() != prefix + 1 + len + 8 + 1 + 8) {
@@ -100,14 +87,13 @@ absl::StatusOr<StoredInput> ParseInput(absl::string_view key, absl::string_view 
 }
 
 std::string CheckpointMetaKey(absl::string_view pump_id, absl::Time boundary) {
-  std::string k = PumpPrefix(kCheckpointPrefix, pump_id);
-  store::keys::PutOrderedTime(&k, SaturatedNanos(boundary));
-  return k;
+  return store::keys::CheckpointMetaKey(pump_id, SaturatedNanos(boundary));
 }
 
 std::pair<std::string, std::string> CheckpointRangeBefore(absl::string_view pump_id,
                                                           absl::Time before) {
-  return {PumpPrefix(kCheckpointPrefix, pump_id), CheckpointMetaKey(pump_id, before)};
+  return {store::keys::PumpMetaPrefix(store::keys::kCheckpointMetaSpace, pump_id),
+          CheckpointMetaKey(pump_id, before)};
 }
 
 twin::Refill RefillFromRequest(const v1::RecordRefillRequest& req) {
@@ -223,7 +209,7 @@ absl::Status LoadPumpHistory(const store::Store& store, absl::string_view pump_i
   if (!scan.ok()) return scan;
   if (!inner.ok()) return inner;
   const std::string begin = InputMetaKey(pump_id, {from, twin::InputRank::kSample, 0});
-  std::string end = PumpPrefix(kInputPrefix, pump_id);
+  std::string end = store::keys::PumpMetaPrefix(store::keys::kInputMetaSpace, pump_id);
   end.append(8 + 1 + 8, '\xff');
   end.push_back('\xff');
   scan = store.ScanMetaRange(begin, end, [&](absl::string_view k, absl::string_view v) {
@@ -240,9 +226,7 @@ absl::Status LoadPumpHistory(const store::Store& store, absl::string_view pump_i
 }
 
 std::string RefillLogMetaKey(absl::string_view pump_id, absl::Time device_time) {
-  std::string k = PumpPrefix(kRefillLogPrefix, pump_id);
-  store::keys::PutOrderedTime(&k, SaturatedNanos(device_time));
-  return k;
+  return store::keys::RefillLogMetaKey(pump_id, SaturatedNanos(device_time));
 }
 
 std::string RefillLogValue(uint64_t seq) {
@@ -260,7 +244,7 @@ std::pair<std::string, std::string> SingleKeyRange(std::string key) {
 absl::StatusOr<std::optional<RefillLogEntry>> FindRefillLogEntry(const store::Store& store,
                                                                  absl::string_view pump_id,
                                                                  absl::Time around) {
-  const std::string prefix = PumpPrefix(kRefillLogPrefix, pump_id);
+  const std::string prefix = store::keys::PumpMetaPrefix(store::keys::kRefillLogMetaSpace, pump_id);
   std::string end = RefillLogMetaKey(pump_id, around + kRefillLogTolerance);
   end.push_back('\0');
   std::optional<RefillLogEntry> best;
@@ -331,7 +315,7 @@ StoredInput RekeyRefill(const StoredInput& in, absl::Time exact) {
 absl::StatusOr<std::pair<absl::Time, std::string>> FindCheckpoint(const store::Store& store,
                                                                   absl::string_view pump_id,
                                                                   absl::Time t) {
-  const std::string begin = PumpPrefix(kCheckpointPrefix, pump_id);
+  const std::string begin = store::keys::PumpMetaPrefix(store::keys::kCheckpointMetaSpace, pump_id);
   // Keys up to and including t's own boundary value.
   std::string end = CheckpointMetaKey(pump_id, t);
   end.push_back('\0');

@@ -46,8 +46,9 @@ StoredInput MakeClinicalInput(InputKind kind, absl::Time time, absl::Time server
 // A tick that changed the twin, at the model time it ran at.
 StoredInput MakeTickInput(absl::Time model_time, absl::Time server_time);
 
-// Meta keys: "input/" u8 len | pump | ordered time ns | rank | BE tie, and
-// "ckpt/" u8 len | pump | ordered boundary ns. Bytewise order == event order.
+// Meta keys (layouts in server/store/store_keys.h): "input/" u8 len | pump | ordered time
+// ns | rank | BE tie, and "ckpt/" u8 len | pump | ordered boundary ns. Bytewise order ==
+// event order.
 std::string InputMetaKey(absl::string_view pump_id, const twin::InputKey& key);
 std::string InputValue(const StoredInput& in);
 absl::StatusOr<StoredInput> ParseInput(absl::string_view key, absl::string_view value);

@@ -370,7 +370,7 @@ absl::Status TwinRegistry::TryRevive() {
   // before it has finished when it completes). The committer's failure latch stays set:
   // the shards may still hold groups formed on state the failed commit never stored.
   store::WriteGroup probe;
-  probe.meta.emplace_back("probe", absl::FormatTime(absl::Now()));
+  probe.meta.emplace_back(store::keys::kProbeMetaKey, absl::FormatTime(absl::Now()));
   absl::Notification committed;
   absl::Status result;
   absl::Status st = gate_->SubmitProbe(std::move(probe), [&](absl::Status s) {

@@ -159,4 +159,31 @@ std::string RxHistoryMetaKey(absl::string_view pump_id, uint64_t version) {
   return absl::StrFormat("rx_history/%s/%020d", pump_id, version);
 }
 
+std::string PumpMetaPrefix(absl::string_view space, absl::string_view pump_id) {
+  std::string k(space);
+  k.push_back(static_cast<char>(pump_id.size()));
+  k.append(pump_id.data(), pump_id.size());
+  return k;
+}
+
+std::string InputMetaKey(absl::string_view pump_id, int64_t unix_ns, uint8_t rank, uint64_t tie) {
+  std::string k = PumpMetaPrefix(kInputMetaSpace, pump_id);
+  PutOrderedTime(&k, unix_ns);
+  k.push_back(static_cast<char>(rank));
+  PutBigEndian64(&k, tie);
+  return k;
+}
+
+std::string CheckpointMetaKey(absl::string_view pump_id, int64_t boundary_unix_ns) {
+  std::string k = PumpMetaPrefix(kCheckpointMetaSpace, pump_id);
+  PutOrderedTime(&k, boundary_unix_ns);
+  return k;
+}
+
+std::string RefillLogMetaKey(absl::string_view pump_id, int64_t device_unix_ns) {
+  std::string k = PumpMetaPrefix(kRefillLogMetaSpace, pump_id);
+  PutOrderedTime(&k, device_unix_ns);
+  return k;
+}
+
 }  // namespace pumptwin::store::keys

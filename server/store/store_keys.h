@@ -65,12 +65,29 @@ absl::StatusOr<PumpHead> ParseHead(absl::string_view pump_id, absl::string_view 
 std::string CursorKey(uint64_t cursor);
 absl::StatusOr<uint64_t> ParseCursorKey(absl::string_view key);
 
-// Meta keys (docs/storage.md, "Meta"). The event-time input and checkpoint keys are built
-// by server/core/event_inputs.h, next to their value format.
+// Meta keys (docs/storage.md, "Meta"): every one is spelled here. The event-time inputs,
+// checkpoints and refill-log entries get their values and time types from
+// server/core/event_inputs.h, which builds their keys with these.
 // "genesis/<pump id>": the pump's twin as registered, before any telemetry.
 std::string GenesisMetaKey(absl::string_view pump_id);
 // "rx_history/<pump id>/<version, 20 digits>": one stored prescription version.
 std::string RxHistoryMetaKey(absl::string_view pump_id, uint64_t version);
+// The registry's probe write after a failed commit (value: the time of the probe).
+inline constexpr char kProbeMetaKey[] = "probe";
+
+// Per-pump meta key spaces: "<space>" u8 len | pump id | ordered time ns [| ...]; within a
+// pump, bytewise order == time order.
+inline constexpr char kInputMetaSpace[] = "input/";
+inline constexpr char kCheckpointMetaSpace[] = "ckpt/";
+inline constexpr char kRefillLogMetaSpace[] = "rlog/";
+// "<space>" u8 len | pump id: every key of the pump in that space starts with it.
+std::string PumpMetaPrefix(absl::string_view space, absl::string_view pump_id);
+// "input/" u8 len | pump id | ordered time ns | u8 rank | BE tie: one event-time input.
+std::string InputMetaKey(absl::string_view pump_id, int64_t unix_ns, uint8_t rank, uint64_t tie);
+// "ckpt/" u8 len | pump id | ordered boundary ns: one fold checkpoint.
+std::string CheckpointMetaKey(absl::string_view pump_id, int64_t boundary_unix_ns);
+// "rlog/" u8 len | pump id | ordered device time ns: one unmatched refill-log entry.
+std::string RefillLogMetaKey(absl::string_view pump_id, int64_t device_unix_ns);
 
 }  // namespace pumptwin::store::keys
 
