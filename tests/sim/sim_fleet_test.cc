@@ -151,6 +151,36 @@ std::vector<std::string> TwinIncludes(const std::filesystem::path& root,
   return found;
 }
 
+// A fault seen only at a refill counts as observable from the first refill whose withdrawal
+// differs from the pump's calculated reservoir by more than its labelled accuracy allows.
+TEST(SimFleetTest, ARefillShowsAFaultOnlyBeyondTheLabelledAccuracy) {
+  SimPump p;
+  p.fault.kind = FaultKind::kFlowDrift;
+  p.fault.start_true_ms = 1000;
+  p.last_refill_volume_ul = 40000;
+  p.calc_reservoir_ul = 10000;  // 30 mL programmed: the label allows 4.35 mL
+  p.true_reservoir_ul = 6000;   // 4 mL short: within it
+  NoteRefillShowsFault(p, 2000, /*own=*/false);
+  EXPECT_EQ(p.outcome.visible_refill_true_ms, 0);
+  p.true_reservoir_ul = 5000;                   // 5 mL short
+  NoteRefillShowsFault(p, 999, /*own=*/false);  // before the fault's start
+  EXPECT_EQ(p.outcome.visible_refill_true_ms, 0);
+  NoteRefillShowsFault(p, 3000, /*own=*/true);  // the fault's own refill (a pocket fill)
+  EXPECT_EQ(p.outcome.visible_refill_true_ms, 0);
+  NoteRefillShowsFault(p, 4000, /*own=*/false);
+  EXPECT_EQ(p.outcome.visible_refill_true_ms, 4000);
+  NoteRefillShowsFault(p, 5000, /*own=*/false);  // the first one stays
+  EXPECT_EQ(p.outcome.visible_refill_true_ms, 4000);
+  // Small fills: at least 2 mL (a syringe reading).
+  SimPump q;
+  q.fault.kind = FaultKind::kSeptumLeak;
+  q.last_refill_volume_ul = 10000;
+  q.calc_reservoir_ul = 5000;
+  q.true_reservoir_ul = 3200;  // 1.8 mL short, more than 14.5 % of 5 mL
+  NoteRefillShowsFault(q, 10, /*own=*/false);
+  EXPECT_EQ(q.outcome.visible_refill_true_ms, 0);
+}
+
 TEST(SimFleetTest, SimulatorIncludesNothingFromTwin) {
   const auto found = TwinIncludes(PUMPTWIN_SOURCE_ROOT, PUMPSIM_SOURCE_DIR);
   EXPECT_TRUE(found.empty()) << found.front();

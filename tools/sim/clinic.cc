@@ -8,8 +8,22 @@ namespace pumptwin::sim {
 namespace {
 
 constexpr int64_t kRoundingMs = 5 * kMinuteMs;
+// The pump's labelled accuracy (±14.5 % of the programmed volume) and the least difference a
+// clinician's syringe reading shows (2 mL): a refill whose withdrawal differs from the pump's
+// calculated reservoir by no more is what a healthy pump may show.
+constexpr double kLabelAccuracy = 0.145;
+constexpr double kSyringeReadingUl = 2000;
 
 }  // namespace
+
+void NoteRefillShowsFault(SimPump& p, int64_t t, bool own) {
+  if (own || !p.FaultActive(t) || p.outcome.visible_refill_true_ms != 0) return;
+  const double programmed = std::max(0.0, p.last_refill_volume_ul - p.calc_reservoir_ul);
+  const double shown = std::abs(p.calc_reservoir_ul - std::max(0.0, p.true_reservoir_ul));
+  if (shown > std::max(kSyringeReadingUl, kLabelAccuracy * programmed)) {
+    p.outcome.visible_refill_true_ms = t;
+  }
+}
 
 int64_t ClinicianTime(int64_t true_ms) {
   return (true_ms + kRoundingMs / 2) / kRoundingMs * kRoundingMs;
@@ -65,7 +79,12 @@ absl::Status Clinic::Refill(SimPump& p, std::vector<int64_t>& refills, std::mt19
   const double withdrawn =
       std::max(0.0, std::round((p.true_reservoir_ul + 300 * n01(rng)) / 100) * 100);
   const double added = std::round(p.capacity_ul * Uniform(rng, 0.9, 1.0) / 500) * 500;
-  const bool pocket = p.fault.kind == FaultKind::kPocketFill && p.fault.start_true_ms == t;
+  // The fault's refill: the first at or after its start (a session of the same hour step
+  // can run it a little late; the fault's start is then its real time).
+  const bool pocket = p.fault.kind == FaultKind::kPocketFill && t >= p.fault.start_true_ms &&
+                      p.last_refill_true_ms < p.fault.start_true_ms;
+  if (pocket) p.fault.start_true_ms = t;
+  NoteRefillShowsFault(p, t, pocket);
   // The refill session: 15-40 min of telemetry, the needle and syringe disturb the readings.
   p.Session(Uniform(rng, 0.3, 1.5), static_cast<int64_t>(Uniform(rng, 15, 40) * kMinuteMs),
             Uniform(rng, -500, 500));
@@ -114,7 +133,10 @@ absl::Status Clinic::Refill(SimPump& p, std::vector<int64_t>& refills, std::mt19
 
 absl::Status Clinic::Mri(SimPump& p, std::mt19937_64& rng) {
   const int64_t t = p.t_ms;
-  const bool stuck = p.fault.kind == FaultKind::kMriNoResumption && p.fault.start_true_ms == t;
+  // The scan that sticks: the first at or after the fault's start (see Refill).
+  const bool stuck = p.fault.kind == FaultKind::kMriNoResumption && t >= p.fault.start_true_ms &&
+                     p.outcome.expected_resume_true_ms == 0;
+  if (stuck) p.fault.start_true_ms = t;
   v1::RecordEventRequest ev;
   ev.set_name("pumps/" + p.pump_id);
   ev.set_type(v1::CLINICAL_EVENT_MRI);

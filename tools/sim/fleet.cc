@@ -406,6 +406,7 @@ absl::Status WriteGroundTruth(const std::string& path, const RunOptions& o, cons
       }
     }
     g.set_pump_alarm_device_ms(device(p, p.outcome.pump_alarm_true_ms));
+    g.set_visible_refill_device_ms(device(p, p.outcome.visible_refill_true_ms));
     write(g);
   }
   gt.flush();

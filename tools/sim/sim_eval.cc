@@ -346,6 +346,7 @@ absl::Status Evaluate(const EvalOptions& o) {
   struct Row {
     Observability obs = Observability::kNotObservable;
     int injected = 0, detected = 0, right_name = 0, no_refill_in_run = 0;
+    int within_label_at_refills = 0;
     std::vector<double> ttd_h, baseline_h;
   };
   std::map<std::pair<std::string, std::string>, Row> rows;
@@ -375,6 +376,12 @@ absl::Status Evaluate(const EvalOptions& o) {
     }
     if (r.obs == Observability::kAtRefill && f.next_refill_device_ms() == 0) {
       ++r.no_refill_in_run;  // the twin cannot have seen it yet: not counted as injected
+      continue;
+    }
+    if (r.obs == Observability::kAtRefill && f.visible_refill_device_ms() == 0) {
+      // Every refill in the run withdrew what the pump's labelled accuracy allows: a healthy
+      // pump may show as much, so nothing could tell it yet.
+      ++r.within_label_at_refills;
       continue;
     }
     ++r.injected;
@@ -520,8 +527,12 @@ absl::Status Evaluate(const EvalOptions& o) {
     md += absl::StrFormat(
         "| %s | %s | %s | %d%s | %d | %s | %s | %s | %s | %s | %s |\n", key.first, key.second,
         ObservabilityName(r.obs), r.injected,
-        r.no_refill_in_run > 0 ? absl::StrFormat(" (+%d no refill in run)", r.no_refill_in_run)
-                               : "",
+        absl::StrCat(
+            r.no_refill_in_run > 0 ? absl::StrFormat(" (+%d no refill in run)", r.no_refill_in_run)
+                                   : "",
+            r.within_label_at_refills > 0
+                ? absl::StrFormat(" (+%d within label at every refill)", r.within_label_at_refills)
+                : ""),
         r.detected, none ? "–" : absl::StrFormat("%.0f %%", 100.0 * r.detected / r.injected),
         r.detected == 0 ? "–" : absl::StrFormat("%d of %d", r.right_name, r.detected),
         Hours(Percentile(r.ttd_h, 0.5)), Hours(Percentile(r.ttd_h, 0.95)),
@@ -588,13 +599,14 @@ absl::Status Evaluate(const EvalOptions& o) {
     for (const auto& [key, r] : rows) {
       j += absl::StrFormat(
           "%s\n  {\"kind\": \"%s\", \"profile\": \"%s\", \"observability\": \"%s\", "
-          "\"injected\": %d, \"no_refill_in_run\": %d, \"detected\": %d, \"right_cause\": %d, "
+          "\"injected\": %d, \"no_refill_in_run\": %d, \"within_label_at_refills\": %d, "
+          "\"detected\": %d, \"right_cause\": %d, "
           "\"ttd_median_h\": %s, \"ttd_p95_h\": %s, \"baseline_median_h\": %s, "
           "\"baseline_p95_h\": %s}",
           first ? "" : ",", key.first, key.second, ObservabilityName(r.obs), r.injected,
-          r.no_refill_in_run, r.detected, r.right_name, JsonNumber(Percentile(r.ttd_h, 0.5)),
-          JsonNumber(Percentile(r.ttd_h, 0.95)), JsonNumber(Percentile(r.baseline_h, 0.5)),
-          JsonNumber(Percentile(r.baseline_h, 0.95)));
+          r.no_refill_in_run, r.within_label_at_refills, r.detected, r.right_name,
+          JsonNumber(Percentile(r.ttd_h, 0.5)), JsonNumber(Percentile(r.ttd_h, 0.95)),
+          JsonNumber(Percentile(r.baseline_h, 0.5)), JsonNumber(Percentile(r.baseline_h, 0.95)));
       first = false;
     }
     j += "],\n \"false_alerts_by_type\": {";

@@ -92,6 +92,11 @@ int64_t ClinicHours(int64_t true_ms, std::mt19937_64& rng);
 // The time a clinician types for a session at true time `true_ms`: the wall clock rounded
 // to 5 minutes (the pump's clock offset and drift are not in it).
 int64_t ClinicianTime(int64_t true_ms);
+// Ground truth for faults seen only at a refill: at a refill at `t`, records it as the first
+// that shows the fault when the withdrawal differs from the pump's calculated reservoir by
+// more than its labelled accuracy allows (14.5 % of the volume programmed since the last
+// refill, at least 2 mL). `own`: the refill that is the fault itself (a pocket fill).
+void NoteRefillShowsFault(SimPump& p, int64_t t, bool own);
 
 // ---- time_loop.cc ----
 absl::Status TimeLoop(const RunOptions& o, const Scenario& sc, Fleet& fleet,

@@ -57,6 +57,7 @@ struct FaultOutcome {
   int64_t dry_true_ms = 0;              // the true reservoir reached zero
   int64_t missed_refill_true_ms = 0;    // empty_reservoir: the refill that did not happen
   int64_t expected_resume_true_ms = 0;  // mri_no_resumption: end of the normal resume window
+  int64_t visible_refill_true_ms = 0;   // first refill showing it beyond the labelled accuracy
 };
 
 struct SimPump {
