@@ -209,6 +209,25 @@ TEST_F(PumpsTest, DecommissionArchivesLinksSuccessorAndRefusesIngest) {
   ASSERT_TRUE(s.ok()) << s.error_message();
   EXPECT_EQ(out.lifecycle(), v1::PUMP_LIFECYCLE_DECOMMISSIONED);
   EXPECT_EQ(out.replaced_by_pump_id(), "dec-new");
+  // Two audit records, the old pump's first, each with its registration before and after.
+  v1::ListAuditRecordsRequest audit;
+  audit.set_page_size(100);
+  v1::ListAuditRecordsResponse ar;
+  ctx = Ctx();
+  ASSERT_TRUE(twin().ListAuditRecords(ctx.get(), audit, &ar).ok());
+  std::vector<const v1::AuditRecord*> dec;
+  for (const v1::AuditRecord& r : ar.records()) {
+    if (absl::StrContains(r.method(), "DecommissionPump")) dec.push_back(&r);
+  }
+  ASSERT_EQ(dec.size(), 2u);
+  EXPECT_EQ(dec[0]->resource(), "pumps/dec-old");
+  EXPECT_EQ(dec[1]->resource(), "pumps/dec-new");
+  EXPECT_LT(dec[0]->sequence(), dec[1]->sequence());
+  EXPECT_THAT(dec[0]->after_json(), HasSubstr("PUMP_LIFECYCLE_DECOMMISSIONED"));
+  EXPECT_THAT(dec[0]->after_json(), HasSubstr("dec-new"));
+  EXPECT_THAT(dec[1]->after_json(), HasSubstr("dec-old"));
+  EXPECT_THAT(dec[1]->before_json(), ::testing::Not(HasSubstr("dec-old")));
+  EXPECT_EQ(dec[0]->reason(), "replacement");
 
   // Twice: FAILED_PRECONDITION.
   ctx = Ctx();
