@@ -198,17 +198,8 @@ absl::StatusOr<std::unique_ptr<RocksDbStore>> RocksDbStore::Open(RocksDbStoreOpt
   store->compression_description_ = absl::StrJoin(described, " ");
 
   if (absl::Status s = store->OpenDb(); !s.ok()) return s;
-  absl::StatusOr<std::string> version = store->GetMeta(keys::kFormatVersionKey);
-  if (absl::IsNotFound(version.status())) {
-    WriteGroup init;
-    init.meta.emplace_back(keys::kFormatVersionKey, keys::kFormatVersion);
-    if (absl::Status st = store->Commit(init); !st.ok()) return st;
-  } else if (!version.ok()) {
-    return version.status();
-  } else if (*version != keys::kFormatVersion) {
-    return absl::FailedPreconditionError(absl::StrCat("store ", options.path,
-                                                      " has format version ", *version,
-                                                      ", this build reads ", keys::kFormatVersion));
+  if (absl::Status s = EnsureFormatVersion(*store, absl::StrCat("store ", options.path)); !s.ok()) {
+    return s;
   }
   return store;
 }
