@@ -277,14 +277,10 @@ absl::StatusOr<PostgresStore::Lease> PostgresStore::Acquire() const {
       c = idle_.back();
       idle_.pop_back();
     }
-    // An idle connection the server closed (restart, crash, idle timeout) has a readable
-    // socket: reading notices the close without a round trip.
+    // An idle connection has nothing to read unless the server hung up (restart, crash,
+    // idle timeout) or sent a notice: a readable socket at rest means "replace it".
     pollfd pfd{PQsocket(c), POLLIN, 0};
-    const bool readable = ::poll(&pfd, 1, 0) > 0;
-    if (!readable || (PQconsumeInput(c) == 1 && PQstatus(c) == CONNECTION_OK)) {
-      while (PGnotify* n = PQnotifies(c)) PQfreemem(n);
-      if (PQstatus(c) == CONNECTION_OK) return Lease(this, c);
-    }
+    if (PQstatus(c) == CONNECTION_OK && ::poll(&pfd, 1, 0) == 0) return Lease(this, c);
     PQfinish(c);
   }
   const char* keywords[] = {"dbname", "fallback_application_name", nullptr};

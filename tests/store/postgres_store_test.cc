@@ -5,6 +5,7 @@
 
 #include <libpq-fe.h>
 
+#include <cstdlib>
 #include <memory>
 #include <string>
 
@@ -58,13 +59,13 @@ TEST(PostgresStore, AcknowledgedGroupsSurviveADatabaseCrashAndTheStoreReconnects
   for (int i = 0; i < 20; ++i) ASSERT_TRUE(store->Commit(NumberedGroup(i)).ok());
   // Immediate shutdown: no checkpoint, the restart replays the WAL.
   ASSERT_TRUE((*server)->Crash().ok());
-  EXPECT_EQ(store->LastAlertCursor().status().code(), absl::StatusCode::kUnavailable);
   ASSERT_TRUE((*server)->Restart().ok()) << (*server)->Log();
   EXPECT_NE((*server)->Log().find("database system was interrupted"), std::string::npos)
       << "the restart did not recover from a crash:\n"
       << (*server)->Log();
   const int64_t opened_before = store->connections_opened();
-  EXPECT_EQ(*store->LastAlertCursor(), 20u);  // the same store: dead connections replaced
+  // The same store, its pooled connections to the crashed server: the first call works.
+  EXPECT_EQ(*store->LastAlertCursor(), 20u);
   EXPECT_GT(store->connections_opened(), opened_before);
   EXPECT_EQ(*store->GetSnapshot("p1"), "snapshot-after-group-19");
   EXPECT_EQ(store->GetPumpHead("p2")->last_seq, 70u - 10u);
@@ -196,6 +197,17 @@ TEST(PostgresStore, EachSchemaIsAStoreOfItsOwnWithKeyValueTables) {
                                  "' AND data_type = 'bytea' AND column_name IN ('k', 'v')) <> 14 "
                                  "THEN RAISE EXCEPTION 'unexpected layout'; END IF; END $$")),
             "");
+}
+
+TEST(PostgresTestServer, MissingServerBinariesFailAndNameThePackages) {
+  testing::ScratchDir empty;
+  ASSERT_EQ(::setenv("PUMPTWIN_POSTGRES_BIN_DIR", empty.path().c_str(), 1), 0);
+  auto server = PostgresTestServer::Start();
+  ::unsetenv("PUMPTWIN_POSTGRES_BIN_DIR");
+  EXPECT_EQ(server.status().code(), absl::StatusCode::kFailedPrecondition) << server.status();
+  EXPECT_TRUE(
+      absl::StrContains(server.status().message(), "install the Debian packages postgresql"))
+      << server.status();
 }
 
 }  // namespace

@@ -24,6 +24,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 
 namespace pumptwin::testing {
@@ -35,23 +36,27 @@ constexpr char kInstallHint[] =
     "install the Debian packages postgresql and libpq-dev (tools/scripts/common.sh installs "
     "them)";
 
-// PUMPTWIN_POSTGRES_BIN_DIR, else the newest /usr/lib/postgresql/<major>/bin with both
-// initdb and postgres (Debian's layout).
+bool HasServerBinaries(const fs::path& bin) {
+  std::error_code ec;
+  return fs::exists(bin / "initdb", ec) && fs::exists(bin / "postgres", ec);
+}
+
+// PUMPTWIN_POSTGRES_BIN_DIR, else the newest /usr/lib/postgresql/<major>/bin (Debian's
+// layout); "" when that directory lacks initdb or postgres.
 std::string FindBinDir() {
   if (const char* env = std::getenv("PUMPTWIN_POSTGRES_BIN_DIR"); env != nullptr && *env) {
-    return env;
+    return HasServerBinaries(env) ? env : "";
   }
   std::string best;
   int best_major = -1;
   std::error_code ec;
   for (const fs::directory_entry& e : fs::directory_iterator("/usr/lib/postgresql", ec)) {
     int major = 0;
-    const fs::path bin = e.path() / "bin";
     if (!absl::SimpleAtoi(e.path().filename().string(), &major)) continue;
-    if (!fs::exists(bin / "initdb") || !fs::exists(bin / "postgres")) continue;
+    if (!HasServerBinaries(e.path() / "bin")) continue;
     if (major > best_major) {
       best_major = major;
-      best = bin.string();
+      best = (e.path() / "bin").string();
     }
   }
   return best;
@@ -164,8 +169,8 @@ absl::StatusOr<std::unique_ptr<PostgresTestServer>> PostgresTestServer::Start() 
   server->bin_dir_ = FindBinDir();
   if (server->bin_dir_.empty()) {
     return absl::FailedPreconditionError(absl::StrCat(
-        "no PostgreSQL server binaries (initdb, postgres) in /usr/lib/postgresql/*/bin and "
-        "PUMPTWIN_POSTGRES_BIN_DIR is not set: ",
+        "no PostgreSQL server binaries (initdb, postgres) in $PUMPTWIN_POSTGRES_BIN_DIR or "
+        "else /usr/lib/postgresql/*/bin: ",
         kInstallHint));
   }
   if (::geteuid() == 0) {
@@ -339,6 +344,30 @@ absl::Status PostgresTestServer::Restart() {
 }
 
 std::string PostgresTestServer::Log() const { return ReadFile(dir_ + "/postgres.log"); }
+
+absl::StatusOr<absl::Duration> PostgresTestServer::CpuTime() const {
+  if (pid_ <= 0) return absl::FailedPreconditionError("postgres is not running");
+  const double tick = static_cast<double>(::sysconf(_SC_CLK_TCK));
+  double seconds = 0;
+  std::error_code ec;
+  for (const fs::directory_entry& e : fs::directory_iterator("/proc", ec)) {
+    int pid = 0;
+    if (!absl::SimpleAtoi(e.path().filename().string(), &pid)) continue;
+    // /proc/<pid>/stat: "pid (comm) state ppid ... utime(14) stime(15)"; comm may hold spaces.
+    const std::string stat = ReadFile(e.path().string() + "/stat");
+    const size_t close = stat.rfind(')');
+    if (close == std::string::npos) continue;
+    std::vector<std::string> fields = absl::StrSplit(stat.substr(close + 2), ' ');
+    int ppid = 0;
+    double utime = 0, stime = 0;
+    if (fields.size() < 13 || !absl::SimpleAtoi(fields[1], &ppid) ||
+        !absl::SimpleAtod(fields[11], &utime) || !absl::SimpleAtod(fields[12], &stime)) {
+      continue;
+    }
+    if (pid == pid_ || ppid == pid_) seconds += (utime + stime) / tick;
+  }
+  return absl::Seconds(seconds);
+}
 
 absl::StatusOr<PostgresTestServer*> SharedPostgresTestServer() {
   static absl::StatusOr<std::unique_ptr<PostgresTestServer>>* const shared =

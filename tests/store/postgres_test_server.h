@@ -47,6 +47,9 @@ class PostgresTestServer {
   absl::Status Restart();
   // Everything the server wrote to its log so far.
   std::string Log() const;
+  // CPU time (user + system) used so far by the server and its live child processes
+  // (backends, WAL writer, checkpointer...), from /proc: benchmarks' per-commit costs.
+  absl::StatusOr<absl::Duration> CpuTime() const;
 
  private:
   PostgresTestServer() = default;
