@@ -314,20 +314,14 @@ absl::Status PostgresStore::Commit(const WriteGroup& group) {
   if (group.empty()) return absl::OkStatus();
   if (absl::Status s = ValidateWriteGroup(group); !s.ok()) return s;
   std::vector<std::pair<std::string, std::string>> puts[kTableCount];
-  // One head per pump: the head of its last chunk in the group (chunks come in seq order).
-  absl::flat_hash_set<absl::string_view> headed;
-  for (size_t i = group.telemetry.size(); i-- > 0;) {
-    const TelemetryChunk& c = group.telemetry[i];
-    const int64_t first_ns = *keys::TimeToUnixNanos(c.first_device_time);  // validated above
-    const int64_t last_ns = *keys::TimeToUnixNanos(c.last_device_time);
-    const int64_t server_ns = *keys::TimeToUnixNanos(c.server_time);
-    if (headed.insert(c.pump_id).second) {
-      puts[kHeads].emplace_back(c.pump_id, keys::HeadValue(c.last_seq, last_ns));
-    }
-    puts[kTelemetry].emplace_back(
-        keys::TelemetryKey(c.pump_id, first_ns, c.first_seq),
-        keys::TelemetryEnvelope(c.last_seq, last_ns, server_ns, c.encoded));
-  }
+  keys::ForEachTelemetryPut(
+      group,
+      [&](std::string key, std::string value) {
+        puts[kTelemetry].emplace_back(std::move(key), std::move(value));
+      },
+      [&](absl::string_view pump_id, std::string value) {
+        puts[kHeads].emplace_back(std::string(pump_id), std::move(value));
+      });
   std::reverse(puts[kTelemetry].begin(), puts[kTelemetry].end());  // back to group order
   for (const auto& [k, v] : group.snapshots) puts[kState].emplace_back(k, v);
   for (const auto& [k, v] : group.pumps) puts[kPumps].emplace_back(k, v);
@@ -507,16 +501,8 @@ absl::StatusOr<PumpHead> PostgresStore::GetPumpHead(absl::string_view pump_id) c
 }
 
 absl::Status PostgresStore::ScanPumpHeads(const HeadFn& fn) const {
-  absl::Status parse_status;
-  absl::Status scan = ScanAll(kHeads, [&](absl::string_view k, absl::string_view v) {
-    absl::StatusOr<PumpHead> head = keys::ParseHead(k, v);
-    if (!head.ok()) {
-      parse_status = head.status();
-      return false;
-    }
-    return fn(*head);
-  });
-  return scan.ok() ? parse_status : scan;
+  return keys::ScanDecoded<PumpHead>([&](const KeyValueFn& kv) { return ScanAll(kHeads, kv); },
+                                     keys::ParseHead, fn);
 }
 
 absl::Status PostgresStore::ScanTelemetry(absl::string_view pump_id, absl::Time from, absl::Time to,
@@ -535,21 +521,14 @@ absl::Status PostgresStore::ScanTelemetry(absl::string_view pump_id, absl::Time 
                                           " WHERE k >= $1 AND k <= $2 ORDER BY k DESC "
                                           "LIMIT 1) UNION ALL (SELECT k, v FROM ",
                                           t, " WHERE k > $2 AND k < $3)) AS s ORDER BY k");
-  absl::Status decode_status;
-  absl::Status scan = ScanRows(
-      select, p, 64,
-      [&](absl::string_view k, absl::string_view v) {
-        absl::StatusOr<TelemetryChunk> c = keys::ChunkFromKeyValue(k, v);
-        if (!c.ok()) {
-          decode_status = c.status();
-          return false;
-        }
-        if (c->first_device_time >= to) return false;
-        if (c->last_device_time < from) return true;
-        return fn(*c);
-      },
-      absl::StrCat("telemetry of ", pump_id));
-  return scan.ok() ? decode_status : scan;
+  const std::string what = absl::StrCat("telemetry of ", pump_id);
+  return keys::ScanDecoded<TelemetryChunk>(
+      [&](const KeyValueFn& kv) { return ScanRows(select, p, 64, kv, what); },
+      keys::ChunkFromKeyValue,
+      [&](const TelemetryChunk& c) {
+        if (c.first_device_time >= to) return false;
+        return c.last_device_time < from || fn(c);
+      });
 }
 
 absl::Status PostgresStore::ScanTelemetryAfterSeq(absl::string_view pump_id, uint64_t after_seq,
@@ -557,25 +536,19 @@ absl::Status PostgresStore::ScanTelemetryAfterSeq(absl::string_view pump_id, uin
   Params p;
   p.Bytea(keys::TelemetryPrefix(pump_id));
   p.Bytea(keys::TelemetryPrefixEnd(pump_id));
+  const std::string select = absl::StrCat("SELECT k, v FROM ", table(kTelemetry),
+                                          " WHERE k >= $1 AND k < $2 ORDER BY k DESC");
+  const std::string what = absl::StrCat("telemetry of ", pump_id);
   std::vector<TelemetryChunk> later;  // newest first
-  absl::Status decode_status;
-  absl::Status scan = ScanRows(
-      absl::StrCat("SELECT k, v FROM ", table(kTelemetry),
-                   " WHERE k >= $1 AND k < $2 ORDER BY k DESC"),
-      p, 4,
-      [&](absl::string_view k, absl::string_view v) {
-        absl::StatusOr<TelemetryChunk> c = keys::ChunkFromKeyValue(k, v);
-        if (!c.ok()) {
-          decode_status = c.status();
-          return false;
-        }
-        if (c->last_seq <= after_seq) return false;
-        later.push_back(*std::move(c));
+  absl::Status scan = keys::ScanDecoded<TelemetryChunk>(
+      [&](const KeyValueFn& kv) { return ScanRows(select, p, 4, kv, what); },
+      keys::ChunkFromKeyValue,
+      [&](TelemetryChunk c) {
+        if (c.last_seq <= after_seq) return false;
+        later.push_back(std::move(c));
         return true;
-      },
-      absl::StrCat("telemetry of ", pump_id));
+      });
   if (!scan.ok()) return scan;
-  if (!decode_status.ok()) return decode_status;
   for (auto c = later.rbegin(); c != later.rend(); ++c) {
     if (!fn(*c)) break;
   }
