@@ -8,6 +8,8 @@
 #include <cstdlib>
 #include <memory>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -197,6 +199,23 @@ TEST(PostgresStore, EachSchemaIsAStoreOfItsOwnWithKeyValueTables) {
                                  "' AND data_type = 'bytea' AND column_name IN ('k', 'v')) <> 14 "
                                  "THEN RAISE EXCEPTION 'unexpected layout'; END IF; END $$")),
             "");
+}
+
+TEST(PostgresStore, ReplicasOpeningANewSchemaAtOnceShareIt) {
+  PostgresTestServer* server = Shared();
+  ASSERT_NE(server, nullptr);
+  const std::string schema = NextTestSchema();
+  constexpr int kOpeners = 4;
+  std::vector<absl::StatusOr<std::unique_ptr<PostgresStore>>> opened(kOpeners);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kOpeners; ++i) {
+    threads.emplace_back(
+        [&, i] { opened[i] = PostgresStore::Open({.dsn = server->Dsn(), .schema = schema}); });
+  }
+  for (std::thread& t : threads) t.join();
+  for (const auto& o : opened) ASSERT_TRUE(o.ok()) << o.status();
+  ASSERT_TRUE((*opened[0])->Commit(NumberedGroup(0)).ok());
+  for (const auto& o : opened) EXPECT_EQ(*(*o)->LastAlertCursor(), 1u);
 }
 
 TEST(PostgresTestServer, MissingServerBinariesFailAndNameThePackages) {

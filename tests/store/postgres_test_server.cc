@@ -316,7 +316,7 @@ absl::Status PostgresTestServer::Launch() {
 
 std::string PostgresTestServer::Dsn(absl::string_view dbname) const {
   return absl::StrCat("host=127.0.0.1 port=", port_, " user=postgres dbname=", dbname,
-                      " connect_timeout=10");
+                      " connect_timeout=10 gssencmode=disable sslmode=disable");
 }
 
 absl::Status PostgresTestServer::Signal(int sig, absl::Duration timeout) {
