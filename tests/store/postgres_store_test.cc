@@ -143,6 +143,18 @@ TEST(PostgresStore, RefusesAServerThatCouldLoseAcknowledgedCommits) {
   EXPECT_TRUE(local.ok()) << local.status();
 }
 
+TEST(PostgresStore, AReadOnlyServerIsUnavailableAndSaysSo) {
+  PostgresTestServer* server = Shared();
+  ASSERT_NE(server, nullptr);
+  const std::string schema = NextTestSchema();
+  ASSERT_NE(OpenOrDie(server->Dsn(), schema), nullptr);  // the schema exists
+  // What a standby (or a primary demoted by failover) answers: read-only transactions.
+  auto opened = PostgresStore::Open(
+      {.dsn = server->Dsn() + " options='-c default_transaction_read_only=on'", .schema = schema});
+  EXPECT_EQ(opened.status().code(), absl::StatusCode::kUnavailable) << opened.status();
+  EXPECT_TRUE(absl::StrContains(opened.status().message(), "read-only server")) << opened.status();
+}
+
 TEST(PostgresStore, BadOptionsAndAnUnreachableServerAreTold) {
   EXPECT_EQ(PostgresStore::Open({.dsn = ""}).status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(PostgresStore::Open({.dsn = "host=127.0.0.1 port"}).status().code(),

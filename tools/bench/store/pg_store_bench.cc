@@ -17,6 +17,7 @@
 #include "server/store/rocksdb_store.h"
 #include "server/store/telemetry_codec.h"
 #include "tests/store/postgres_test_server.h"
+#include "tools/bench/store/telemetry_batch.h"
 
 namespace pumptwin::store {
 namespace {
@@ -56,16 +57,7 @@ void CommitBatches(benchmark::State& state, Store& store,
   size_t bytes = 0;
   for (auto _ : state) {
     state.PauseTiming();
-    WriteGroup g;
-    for (size_t c = 0; c < chunks; ++c) {
-      g.telemetry.push_back({.pump_id = absl::StrCat("pump-", c),
-                             .first_seq = 1 + 100 * round,
-                             .last_seq = 100 + 100 * round,
-                             .first_device_time = kT0 + absl::Minutes(100.0 * round),
-                             .last_device_time = kT0 + absl::Minutes(100.0 * round + 99),
-                             .server_time = kT0,
-                             .encoded = encoded});
-    }
+    WriteGroup g = TelemetryBatch(chunks, round, encoded, kT0);
     bytes = g.ByteSize();
     ++round;
     state.ResumeTiming();
