@@ -198,17 +198,8 @@ absl::StatusOr<std::unique_ptr<RocksDbStore>> RocksDbStore::Open(RocksDbStoreOpt
   store->compression_description_ = absl::StrJoin(described, " ");
 
   if (absl::Status s = store->OpenDb(); !s.ok()) return s;
-  absl::StatusOr<std::string> version = store->GetMeta(keys::kFormatVersionKey);
-  if (absl::IsNotFound(version.status())) {
-    WriteGroup init;
-    init.meta.emplace_back(keys::kFormatVersionKey, keys::kFormatVersion);
-    if (absl::Status st = store->Commit(init); !st.ok()) return st;
-  } else if (!version.ok()) {
-    return version.status();
-  } else if (*version != keys::kFormatVersion) {
-    return absl::FailedPreconditionError(absl::StrCat("store ", options.path,
-                                                      " has format version ", *version,
-                                                      ", this build reads ", keys::kFormatVersion));
+  if (absl::Status s = EnsureFormatVersion(*store, absl::StrCat("store ", options.path)); !s.ok()) {
+    return s;
   }
   return store;
 }
@@ -297,23 +288,13 @@ absl::Status RocksDbStore::Commit(const WriteGroup& group) {
   ReadLease lease(this);
   if (absl::Status s = lease.status(); !s.ok()) return s;
   rocksdb::WriteBatch batch;
-  // One put per chunk, and one head put per pump: a pump's head is the head of its last
-  // chunk in the group (chunks come in seq order, merged shard groups often hold several
-  // chunks of a pump), so walk the chunks newest first.
-  thread_local absl::flat_hash_set<absl::string_view> headed;
-  headed.clear();
-  for (size_t i = group.telemetry.size(); i-- > 0;) {
-    const TelemetryChunk& c = group.telemetry[i];
-    const int64_t first_ns = *keys::TimeToUnixNanos(c.first_device_time);  // validated above
-    const int64_t last_ns = *keys::TimeToUnixNanos(c.last_device_time);
-    const int64_t server_ns = *keys::TimeToUnixNanos(c.server_time);
-    batch.Put(lease.cf(kTelemetry), keys::TelemetryKey(c.pump_id, first_ns, c.first_seq),
-              keys::TelemetryEnvelope(c.last_seq, last_ns, server_ns, c.encoded));
-    if (headed.insert(c.pump_id).second) {
-      batch.Put(lease.cf(kHeads), c.pump_id, keys::HeadValue(c.last_seq, last_ns));
-    }
-  }
-  headed.clear();
+  // One put per chunk, and one head put per pump (the head of its last chunk).
+  keys::ForEachTelemetryPut(
+      group,
+      [&](std::string key, std::string value) { batch.Put(lease.cf(kTelemetry), key, value); },
+      [&](absl::string_view pump_id, std::string value) {
+        batch.Put(lease.cf(kHeads), ToSlice(pump_id), value);
+      });
   for (const auto& [k, v] : group.snapshots) batch.Put(lease.cf(kState), k, v);
   for (const auto& [k, v] : group.pumps) batch.Put(lease.cf(kPumps), k, v);
   for (const auto& [k, v] : group.alerts) batch.Put(lease.cf(kAlerts), keys::CursorKey(k), v);
@@ -396,16 +377,8 @@ absl::StatusOr<PumpHead> RocksDbStore::GetPumpHead(absl::string_view pump_id) co
 }
 
 absl::Status RocksDbStore::ScanPumpHeads(const HeadFn& fn) const {
-  absl::Status parse_status;
-  absl::Status scan = ScanAll(kHeads, [&](absl::string_view k, absl::string_view v) {
-    absl::StatusOr<PumpHead> head = keys::ParseHead(k, v);
-    if (!head.ok()) {
-      parse_status = head.status();
-      return false;
-    }
-    return fn(*head);
-  });
-  return scan.ok() ? parse_status : scan;
+  return keys::ScanDecoded<PumpHead>([&](const KeyValueFn& kv) { return ScanAll(kHeads, kv); },
+                                     keys::ParseHead, fn);
 }
 
 absl::Status RocksDbStore::ScanTelemetry(absl::string_view pump_id, absl::Time from, absl::Time to,

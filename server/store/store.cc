@@ -92,4 +92,19 @@ absl::Status ValidateWriteGroup(const WriteGroup& group) {
   return absl::OkStatus();
 }
 
+absl::Status EnsureFormatVersion(Store& store, absl::string_view where) {
+  absl::StatusOr<std::string> version = store.GetMeta(keys::kFormatVersionKey);
+  if (absl::IsNotFound(version.status())) {
+    WriteGroup init;
+    init.meta.emplace_back(keys::kFormatVersionKey, keys::kFormatVersion);
+    return store.Commit(init);
+  }
+  if (!version.ok()) return version.status();
+  if (*version != keys::kFormatVersion) {
+    return absl::FailedPreconditionError(absl::StrCat(where, " has format version ", *version,
+                                                      ", this build reads ", keys::kFormatVersion));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace pumptwin::store

@@ -143,6 +143,10 @@ class Store {
   }
 };
 
+// Writes the store format version (store_keys.h) into a new store, or checks the one of an
+// existing store: FAILED_PRECONDITION when it is another. `where` names the store in messages.
+absl::Status EnsureFormatVersion(Store& store, absl::string_view where);
+
 }  // namespace pumptwin::store
 
 #endif  // PUMPTWIN_SERVER_STORE_STORE_H_

@@ -1,6 +1,7 @@
 // Key and value byte layouts of docs/storage.md ("Column families").
 #include "server/store/store_keys.h"
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 
@@ -184,6 +185,25 @@ std::string RefillLogMetaKey(absl::string_view pump_id, int64_t device_unix_ns) 
   std::string k = PumpMetaPrefix(kRefillLogMetaSpace, pump_id);
   PutOrderedTime(&k, device_unix_ns);
   return k;
+}
+
+void ForEachTelemetryPut(
+    const WriteGroup& group, absl::FunctionRef<void(std::string key, std::string value)> chunk,
+    absl::FunctionRef<void(absl::string_view pump_id, std::string value)> head) {
+  // Merged shard groups often hold several chunks of a pump: walk newest first, so the first
+  // chunk seen of a pump gives its head.
+  thread_local absl::flat_hash_set<absl::string_view> headed;
+  headed.clear();
+  for (size_t i = group.telemetry.size(); i-- > 0;) {
+    const TelemetryChunk& c = group.telemetry[i];
+    const int64_t first_ns = *TimeToUnixNanos(c.first_device_time);  // validated by the caller
+    const int64_t last_ns = *TimeToUnixNanos(c.last_device_time);
+    const int64_t server_ns = *TimeToUnixNanos(c.server_time);
+    chunk(TelemetryKey(c.pump_id, first_ns, c.first_seq),
+          TelemetryEnvelope(c.last_seq, last_ns, server_ns, c.encoded));
+    if (headed.insert(c.pump_id).second) head(c.pump_id, HeadValue(c.last_seq, last_ns));
+  }
+  headed.clear();
 }
 
 }  // namespace pumptwin::store::keys

@@ -6,7 +6,10 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 
+#include "absl/functional/function_ref.h"
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
@@ -56,6 +59,30 @@ absl::StatusOr<EnvelopeParts> ParseTelemetryEnvelope(absl::string_view value);
 
 // Rebuilds the chunk from a stored key + envelope (DATA_LOSS when malformed).
 absl::StatusOr<TelemetryChunk> ChunkFromKeyValue(absl::string_view key, absl::string_view value);
+
+// The puts a group's telemetry makes, for backends storing these layouts: `chunk(key,
+// envelope)` per chunk, newest first, and `head(pump id, head value)` once per pump, the head
+// of its last chunk in the group (chunks come in seq order). The group must be validated.
+void ForEachTelemetryPut(
+    const WriteGroup& group, absl::FunctionRef<void(std::string key, std::string value)> chunk,
+    absl::FunctionRef<void(absl::string_view pump_id, std::string value)> head);
+
+// Runs `scan` (which feeds stored key/value pairs to its callback) and hands each entry,
+// decoded by `parse`, to `fn`; stops at the first entry that does not decode and returns its
+// status, else the scan's.
+template <typename T, typename Scan, typename Parse, typename Fn>
+absl::Status ScanDecoded(Scan&& scan, Parse&& parse, Fn&& fn) {
+  absl::Status parse_status;
+  absl::Status scanned = scan([&](absl::string_view k, absl::string_view v) {
+    absl::StatusOr<T> item = parse(k, v);
+    if (!item.ok()) {
+      parse_status = item.status();
+      return false;
+    }
+    return fn(*std::move(item));
+  });
+  return scanned.ok() ? parse_status : scanned;
+}
 
 // Head: u8 version | BE last seq | ordered last time.
 std::string HeadValue(uint64_t last_seq, int64_t last_unix_ns);

@@ -5,7 +5,8 @@ set -euo pipefail
 PUMPTWIN_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 PUMPTWIN_BUILD="${PUMPTWIN_BUILD:-$PUMPTWIN_ROOT/build}"
 
-# Everything the build, the tests and the tools need (Debian 12 names).
+# Everything the build, the tests and the tools need (Debian 12 names). PostgreSQL: libpq
+# for the PostgreSQL store, the server binaries for its tests (they start their own server).
 PUMPTWIN_PACKAGES=(
   build-essential cmake pkg-config ccache
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
@@ -13,6 +14,7 @@ PUMPTWIN_PACKAGES=(
   libcli11-dev python3 python3-grpcio python3-protobuf python3-yaml prometheus openssl curl
   clang-format
   tzdata
+  postgresql libpq-dev
 )
 
 # The fuzz stage of the suite (libFuzzer needs clang and its runtime).

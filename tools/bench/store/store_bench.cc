@@ -14,6 +14,7 @@
 #include "server/store/group_committer.h"
 #include "server/store/rocksdb_store.h"
 #include "server/store/telemetry_codec.h"
+#include "tools/bench/store/telemetry_batch.h"
 
 namespace pumptwin::store {
 namespace {
@@ -89,16 +90,7 @@ void BM_CommitGroup(benchmark::State& state) {
   uint64_t round = 0;
   for (auto _ : state) {
     state.PauseTiming();
-    WriteGroup g;
-    for (size_t c = 0; c < chunks; ++c) {
-      g.telemetry.push_back({.pump_id = absl::StrCat("pump-", c),
-                             .first_seq = 1 + 100 * round,
-                             .last_seq = 100 + 100 * round,
-                             .first_device_time = kT0 + absl::Minutes(100.0 * round),
-                             .last_device_time = kT0 + absl::Minutes(100.0 * round + 99),
-                             .server_time = kT0,
-                             .encoded = encoded});
-    }
+    WriteGroup g = TelemetryBatch(chunks, round, encoded, kT0);
     ++round;
     state.ResumeTiming();
     absl::Status s = (*store)->Commit(g);
