@@ -1,0 +1,82 @@
+// RecentInputs: a pump's latest event-time inputs kept in memory, so that an input arriving
+// a little late is applied in its place without reading the store (docs/model.md "Event
+// time"). It holds one or two generations: a copy of the twin as it was when the
+// generation started (its base) and every input applied after it (samples, clinical
+// records, ticks that changed the twin). A rewind folds the oldest generation whose base
+// precedes the late input with its inputs and those of the newer generations; the result
+// is the twin the same fold from a stored checkpoint gives, byte for byte, because the
+// base is the live twin, which is that fold.
+// Memory: at most `max_inputs` inputs (Maintain) and two twin copies per pump.
+// Thread-compatible (the shard thread owns it).
+#ifndef PUMPTWIN_SERVER_RECENT_INPUTS_H_
+#define PUMPTWIN_SERVER_RECENT_INPUTS_H_
+
+#include <cstddef>
+#include <deque>
+#include <memory>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "server/core/event_inputs.h"
+#include "twin/drug_library.h"
+#include "twin/event_fold.h"
+#include "twin/twin.h"
+
+namespace pumptwin::server {
+
+class RecentInputs {
+ public:
+  // Starts at `live`, the twin after every input up to and including `last_key`;
+  // `last_sample_time`: the pump time of its latest applied sample (the clock check of late
+  // samples).
+  RecentInputs(const twin::Twin& live, const twin::InputKey& last_key, absl::Time last_sample_time);
+
+  // An input applied to the live twin (in order, or accepted by a rewind from here).
+  void AddSample(const twin::Sample& sample, absl::Time server_time);
+  void AddRecord(const StoredInput& input);
+
+  // Whether a rewind for inputs from `earliest` on can start here: some base holds only
+  // inputs before it.
+  bool Covers(const twin::InputKey& earliest) const;
+  // The fold that applies inputs from `earliest` on (Covers must hold): the base to start
+  // from and the inputs after it, sorted (they reference this object: use them before the
+  // next change).
+  struct Start {
+    twin::Twin twin;
+    std::vector<twin::FoldInput> inputs;
+  };
+  Start From(const twin::InputKey& earliest,
+             const std::shared_ptr<const twin::DrugLibrary>& library) const;
+  // After the fold of From(earliest) replaced the live twin: the newer generations' bases
+  // are stale, their inputs join the generation it started from. Add the accepted late
+  // inputs after this.
+  void Merge(const twin::InputKey& earliest);
+  // Drops everything and starts again at `live` (a change the inputs do not describe).
+  void Reset(const twin::Twin& live);
+  // Starts a new generation at `live` once the newest holds max_inputs / 2 inputs, and
+  // drops the oldest generations while more than `max_inputs` are held: afterwards
+  // size() <= max_inputs, and the inputs of at least the newest generation are kept.
+  void Maintain(const twin::Twin& live, size_t max_inputs);
+
+  size_t size() const;  // inputs held (samples and records)
+  absl::Time last_sample_time() const { return last_sample_time_; }
+
+ private:
+  struct Generation {
+    twin::Twin base;
+    twin::InputKey base_key;  // every input folded into `base` is at or before it
+    PumpHistory inputs;
+    size_t size() const { return inputs.samples.size() + inputs.inputs.size(); }
+  };
+  // Index of the newest generation whose base precedes `earliest` (-1: none).
+  int GenerationFor(const twin::InputKey& earliest) const;
+  void Note(const twin::InputKey& key);
+
+  std::deque<Generation> gens_;  // oldest first, never empty
+  twin::InputKey last_key_;      // the latest input applied to the live twin
+  absl::Time last_sample_time_;
+};
+
+}  // namespace pumptwin::server
+
+#endif  // PUMPTWIN_SERVER_RECENT_INPUTS_H_
