@@ -17,6 +17,10 @@ namespace {
 // (~1.8 MB at ~220 bytes per sample).
 constexpr size_t kMaxSpareSamples = 8192;
 
+// A pump that keeps its recent inputs is replaced by a newly late pump only when it has not
+// rewound during the last kRecentKeepRewinds x (pumps kept) rewinds of its shard.
+constexpr uint64_t kRecentKeepRewinds = 4;
+
 }  // namespace
 
 void BatchState::Complete(absl::Status status, std::vector<device_link::ResumePoint> durable,
@@ -668,6 +672,11 @@ RecentInputs* Shard::TrackRecent(const std::string& pump_id, const twin::Twin& b
     for (auto r = recent_.begin(); r != recent_.end(); ++r) {
       if (r->second.last_rewind < oldest->second.last_rewind) oldest = r;
     }
+    // Pumps that rewound lately keep their place: more late pumps than places would
+    // otherwise take turns evicting each other and none would rewind from memory.
+    if (rewinds_ - oldest->second.last_rewind < kRecentKeepRewinds * recent_.size()) {
+      return nullptr;
+    }
     recent_.erase(oldest);
   }
   return &recent_.try_emplace(pump_id, RecentEntry{RecentInputs(base, last_key, last_sample_time)})
@@ -821,6 +830,7 @@ absl::StatusOr<twin::FoldResult> Shard::Rewind(const std::string& pump_id, PumpS
       slot.record_at_model_time = true;
     }
   }
+  ++rewinds_;
   // The pump's recent inputs take the accepted fresh inputs (from memory), or start again
   // at `base` with the inputs after it (from the store).
   auto accepted = [&](const twin::FoldInput& f) {
@@ -860,7 +870,7 @@ absl::StatusOr<twin::FoldResult> Shard::Rewind(const std::string& pump_id, PumpS
   }
   inputs.clear();
   if (recent != nullptr) {
-    recent_.find(pump_id)->second.last_rewind = ++rewinds_;
+    recent_.find(pump_id)->second.last_rewind = rewinds_;
     MaintainRecent(*recent, slot);
   }
   if (options_.on_rewind) options_.on_rewind(from_memory);

@@ -69,8 +69,9 @@ struct ShardOptions {
   absl::Duration checkpoint_every = absl::Hours(24);
   // Rewinds from memory (RecentInputs): a pump whose input arrived late keeps its latest
   // inputs in memory, so the next late ones are applied without waiting for the shard's
-  // commits and reading the store. At most rewind_memory_pumps pumps per shard (the least
-  // recently rewound one makes room; 0: always from the store), each holding at most
+  // commits and reading the store. At most rewind_memory_pumps pumps per shard (0: always
+  // from the store; when all places are taken, the least recently rewound pump makes room
+  // if it has not rewound for 4 x that many rewinds of the shard), each holding at most
   // rewind_memory_inputs inputs (~250 bytes per sample) and two twin copies: about 8 MB per
   // shard with the defaults. A late input older than those inputs takes the store path.
   size_t rewind_memory_pumps = 64;
@@ -326,7 +327,7 @@ class Shard {
   uint64_t last_record_tie_ = 0;
   Waiting forming_waiting_;
   // Pumps that keep their recent inputs (at most options_.rewind_memory_pumps), with the
-  // rewind count when they last rewound (least recently rewound goes first).
+  // shard's rewind count when they last rewound (least recently rewound goes first).
   struct RecentEntry {
     RecentInputs inputs;
     uint64_t last_rewind = 0;

@@ -46,7 +46,7 @@ class RegistryTest : public ::testing::Test {
   void SetUp() override {
     committer_ = std::make_unique<store::GroupCommitter>(&store_, store::GroupCommitterOptions());
     gate_ = std::make_unique<CommitGate>(&store_, committer_.get());
-    registry_ = std::make_unique<TwinRegistry>(&store_, gate_.get(), Options());
+    registry_ = std::make_unique<TwinRegistry>(&store_, gate_.get(), MakeOptions());
     ASSERT_TRUE(registry_->Recover().ok());
     absl::Status st = Register(TestPump());
     ASSERT_TRUE(st.ok()) << st;
@@ -59,10 +59,13 @@ class RegistryTest : public ::testing::Test {
     return o;
   }
 
+  // The options SetUp and Restart use (a fixture may change them).
+  virtual RegistryOptions MakeOptions() const { return Options(); }
+
   // A clean restart over the same store: a new registry recovers every twin.
   absl::StatusOr<RecoveryStats> Restart() {
     registry_->Stop();
-    registry_ = std::make_unique<TwinRegistry>(&store_, gate_.get(), Options());
+    registry_ = std::make_unique<TwinRegistry>(&store_, gate_.get(), MakeOptions());
     return registry_->Recover();
   }
 
