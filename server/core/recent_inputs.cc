@@ -52,19 +52,33 @@ RecentInputs::Start RecentInputs::From(
   return start;
 }
 
-void RecentInputs::Merge(const twin::InputKey& earliest) {
+void RecentInputs::Rebase(const twin::InputKey& earliest, const twin::Twin* before,
+                          const twin::InputKey& before_key) {
   const int first = GenerationFor(earliest);
   if (first < 0) return;
-  PumpHistory& into = gens_[first].inputs;
-  for (size_t g = first + 1; g < gens_.size(); ++g) {
+  Generation next{before != nullptr ? *before : std::move(gens_[first].base),
+                  before != nullptr ? before_key : gens_[first].base_key,
+                  {}};
+  for (size_t g = first; g < gens_.size(); ++g) {
     PumpHistory& from = gens_[g].inputs;
-    std::move(from.samples.begin(), from.samples.end(), std::back_inserter(into.samples));
-    into.sample_server_times.insert(into.sample_server_times.end(),
-                                    from.sample_server_times.begin(),
-                                    from.sample_server_times.end());
-    std::move(from.inputs.begin(), from.inputs.end(), std::back_inserter(into.inputs));
+    // Only the generation the fold started from can hold inputs before `earliest`.
+    const bool split = before != nullptr && g == static_cast<size_t>(first);
+    PumpHistory kept;
+    for (size_t i = 0; i < from.samples.size(); ++i) {
+      const bool stays =
+          split && twin::InputKey{from.samples[i].device_time, twin::InputRank::kSample,
+                                  from.samples[i].seq} < earliest;
+      PumpHistory& into = stays ? kept : next.inputs;
+      into.samples.push_back(std::move(from.samples[i]));
+      into.sample_server_times.push_back(from.sample_server_times[i]);
+    }
+    for (StoredInput& in : from.inputs) {
+      (split && in.key < earliest ? kept : next.inputs).inputs.push_back(std::move(in));
+    }
+    from = std::move(kept);
   }
-  gens_.erase(gens_.begin() + first + 1, gens_.end());
+  gens_.erase(gens_.begin() + first + (before != nullptr ? 1 : 0), gens_.end());
+  gens_.push_back(std::move(next));
 }
 
 void RecentInputs::Reset(const twin::Twin& live) {

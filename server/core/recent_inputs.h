@@ -47,10 +47,14 @@ class RecentInputs {
   };
   Start From(const twin::InputKey& earliest,
              const std::shared_ptr<const twin::DrugLibrary>& library) const;
-  // After the fold of From(earliest) replaced the live twin: the newer generations' bases
-  // are stale, their inputs join the generation it started from. Add the accepted late
-  // inputs after this.
-  void Merge(const twin::InputKey& earliest);
+  // After the fold of From(earliest) replaced the live twin (the newer generations' bases
+  // are stale): `before` is the twin that fold had before its first input at or after
+  // `earliest`, after `before_key`; null when it had none before (the generation it
+  // started from takes every input). The generation it started from keeps its inputs before
+  // `earliest`, a new one starts at `before` with those at and after it, so the next late
+  // input after this one replays only from here. Add the accepted late inputs after this.
+  void Rebase(const twin::InputKey& earliest, const twin::Twin* before,
+              const twin::InputKey& before_key);
   // Drops everything and starts again at `live` (a change the inputs do not describe).
   void Reset(const twin::Twin& live);
   // Starts a new generation at `live` once the newest holds max_inputs / 2 inputs, and

@@ -759,8 +759,9 @@ absl::StatusOr<twin::FoldResult> Shard::Rewind(const std::string& pump_id, PumpS
       return f.sample == nullptr && f.key == *replaced;
     });
   }
+  const size_t stored = inputs.size();
   for (twin::FoldInput& f : fresh) inputs.push_back(std::move(f));
-  twin::SortInputs(inputs);
+  SortAppendedInputs(inputs, stored);
   twin::FoldOptions fo;
   fo.checkpoint_every = options_.checkpoint_every;
   fo.on_checkpoint = [&](absl::Time boundary, const twin::Twin& t) {
@@ -768,24 +769,24 @@ absl::StatusOr<twin::FoldResult> Shard::Rewind(const std::string& pump_id, PumpS
   };
   std::vector<twin::AlertTransition> replayed;
   twin::Twin rewound = *std::move(start);
-  // From the store, the fold stops before the earliest fresh input to keep the twin there:
-  // the recent inputs start at it, so the next late inputs after this one (the rest of a
-  // backlog) need no store read.
+  // The fold stops before the earliest fresh input to keep the twin there: the recent inputs
+  // go on from it, so the next late input after this one (the rest of a backlog, frames
+  // still in flight behind a record) replays only from here and needs no store read.
   const size_t split =
-      from_memory || !describable
-          ? 0
-          : static_cast<size_t>(
-                std::lower_bound(
-                    inputs.begin(), inputs.end(), earliest,
-                    [](const twin::FoldInput& f, const twin::InputKey& k) { return f.key < k; }) -
-                inputs.begin());
+      !describable ? 0
+                   : static_cast<size_t>(
+                         std::lower_bound(inputs.begin(), inputs.end(), earliest,
+                                          [](const twin::FoldInput& f, const twin::InputKey& k) {
+                                            return f.key < k;
+                                          }) -
+                         inputs.begin());
   const absl::Span<const twin::FoldInput> all(inputs);
   auto result = twin::Fold(rewound, all.first(split), fo, &replayed);
   if (!result.ok()) return result.status();
   std::optional<twin::Twin> base;
   twin::InputKey base_key{from - absl::Nanoseconds(1), twin::InputRank::kTick, ~uint64_t{0}};
   if (split > 0) base_key = inputs[split - 1].key;
-  if (!from_memory && describable) base.emplace(rewound);
+  if (describable && (split > 0 || !from_memory)) base.emplace(rewound);
   auto rest = twin::Fold(rewound, all.subspan(split), fo, &replayed);
   if (!rest.ok()) return rest.status();
   result->applied += rest->applied;
@@ -840,7 +841,7 @@ absl::StatusOr<twin::FoldResult> Shard::Rewind(const std::string& pump_id, PumpS
     return true;
   };
   if (from_memory) {
-    recent->Merge(earliest);
+    recent->Rebase(earliest, base ? &*base : nullptr, base_key);
     for (const twin::FoldInput& f : inputs) {  // the fresh ones reference no recent input
       if (!f.fresh || !accepted(f)) continue;
       if (f.sample != nullptr) {
