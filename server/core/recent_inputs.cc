@@ -87,13 +87,30 @@ void RecentInputs::Reset(const twin::Twin& live) {
 }
 
 void RecentInputs::Maintain(const twin::Twin& live, size_t max_inputs) {
-  if (gens_.back().size() >= std::max<size_t>(1, max_inputs / 2)) {
+  if (gens_.back().size() >= std::max<size_t>(1, max_inputs / kGenerationsPerBound)) {
     gens_.push_back({live, last_key_, {}});
   }
   size_t held = size();
   while (gens_.size() > 1 && held > max_inputs) {
     held -= gens_.front().size();
     gens_.pop_front();
+  }
+  // Rewinds add generations: the two adjacent ones with the fewest inputs become one.
+  while (gens_.size() > kMaxGenerations) {
+    size_t best = 0;
+    for (size_t g = 1; g + 1 < gens_.size(); ++g) {
+      if (gens_[g].size() + gens_[g + 1].size() < gens_[best].size() + gens_[best + 1].size()) {
+        best = g;
+      }
+    }
+    PumpHistory& into = gens_[best].inputs;
+    PumpHistory& from = gens_[best + 1].inputs;
+    std::move(from.samples.begin(), from.samples.end(), std::back_inserter(into.samples));
+    into.sample_server_times.insert(into.sample_server_times.end(),
+                                    from.sample_server_times.begin(),
+                                    from.sample_server_times.end());
+    std::move(from.inputs.begin(), from.inputs.end(), std::back_inserter(into.inputs));
+    gens_.erase(gens_.begin() + static_cast<std::ptrdiff_t>(best) + 1);
   }
 }
 

@@ -1,12 +1,13 @@
 // RecentInputs: a pump's latest event-time inputs kept in memory, so that an input arriving
 // a little late is applied in its place without reading the store (docs/model.md "Event
-// time"). It holds one or two generations: a copy of the twin as it was when the
-// generation started (its base) and every input applied after it (samples, clinical
-// records, ticks that changed the twin). A rewind folds the oldest generation whose base
-// precedes the late input with its inputs and those of the newer generations; the result
+// time"). It holds generations: a copy of the twin as it was when the generation started
+// (its base) and every input applied after it (samples, clinical records, ticks that
+// changed the twin). A rewind folds from the newest base that precedes the late input, with
+// the inputs of that generation and the newer ones (at most max_inputs / 8 of them more
+// than the inputs after the late one); the result
 // is the twin the same fold from a stored checkpoint gives, byte for byte, because the
 // base is the live twin, which is that fold.
-// Memory: at most `max_inputs` inputs (Maintain) and two twin copies per pump.
+// Memory: after Maintain, at most `max_inputs` inputs and kMaxGenerations twin copies.
 // Thread-compatible (the shard thread owns it).
 #ifndef PUMPTWIN_SERVER_RECENT_INPUTS_H_
 #define PUMPTWIN_SERVER_RECENT_INPUTS_H_
@@ -26,6 +27,11 @@ namespace pumptwin::server {
 
 class RecentInputs {
  public:
+  // A new generation starts every max_inputs / kGenerationsPerBound inputs.
+  static constexpr size_t kGenerationsPerBound = 8;
+  // At most this many generations (twin copies) after Maintain.
+  static constexpr size_t kMaxGenerations = 2 * kGenerationsPerBound;
+
   // Starts at `live`, the twin after every input up to and including `last_key`;
   // `last_sample_time`: the pump time of its latest applied sample (the clock check of late
   // samples).
@@ -57,12 +63,15 @@ class RecentInputs {
               const twin::InputKey& before_key);
   // Drops everything and starts again at `live` (a change the inputs do not describe).
   void Reset(const twin::Twin& live);
-  // Starts a new generation at `live` once the newest holds max_inputs / 2 inputs, and
-  // drops the oldest generations while more than `max_inputs` are held: afterwards
-  // size() <= max_inputs, and the inputs of at least the newest generation are kept.
+  // Starts a new generation at `live` once the newest holds max_inputs /
+  // kGenerationsPerBound inputs, drops the oldest generations while more than `max_inputs`
+  // are held and joins adjacent ones beyond kMaxGenerations: afterwards size() <=
+  // max_inputs and generations() <= kMaxGenerations, and the inputs of at least the newest
+  // generation are kept.
   void Maintain(const twin::Twin& live, size_t max_inputs);
 
   size_t size() const;  // inputs held (samples and records)
+  size_t generations() const { return gens_.size(); }
   absl::Time last_sample_time() const { return last_sample_time_; }
 
  private:

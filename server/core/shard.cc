@@ -685,7 +685,8 @@ RecentInputs* Shard::TrackRecent(const std::string& pump_id, const twin::Twin& b
 
 void Shard::MaintainRecent(RecentInputs& recent, const PumpSlot& slot) {
   recent.Maintain(slot.twin, options_.rewind_memory_inputs);
-  if (options_.on_recent_inputs) options_.on_recent_inputs(recent.size(), recent_.size());
+  if (options_.on_recent_inputs)
+    options_.on_recent_inputs(recent.size(), recent.generations(), recent_.size());
 }
 
 absl::StatusOr<twin::FoldResult> Shard::Rewind(const std::string& pump_id, PumpSlot& slot,

@@ -72,8 +72,9 @@ struct ShardOptions {
   // commits and reading the store. At most rewind_memory_pumps pumps per shard (0: always
   // from the store; when all places are taken, the least recently rewound pump makes room
   // if it has not rewound for 4 x that many rewinds of the shard), each holding at most
-  // rewind_memory_inputs inputs (~250 bytes per sample) and two twin copies: about 8 MB per
-  // shard with the defaults. A late input older than those inputs takes the store path.
+  // rewind_memory_inputs inputs (~250 bytes per sample) and 16 twin copies
+  // (RecentInputs::kMaxGenerations): about 10 MB per shard with the defaults. A late input older
+  // than those inputs takes the store path.
   size_t rewind_memory_pumps = 64;
   size_t rewind_memory_inputs = 512;
   const store::Store* store = nullptr;  // read by rewinds (set by the registry)
@@ -97,9 +98,10 @@ struct ShardOptions {
   // Called on the shard thread after every rewind: from_memory says whether it was served
   // by the pump's recent inputs (RecentInputs) or read the store.
   std::function<void(bool from_memory)> on_rewind;
-  // Called on the shard thread after a pump's recent inputs changed: the inputs it holds
-  // now and the number of pumps of this shard that keep some (the memory bound in tests).
-  std::function<void(size_t inputs, size_t pumps)> on_recent_inputs;
+  // Called on the shard thread after a pump's recent inputs changed: the inputs and twin
+  // copies it holds now and the number of pumps of this shard that keep some (the memory
+  // bound in tests).
+  std::function<void(size_t inputs, size_t twins, size_t pumps)> on_recent_inputs;
   // Called on the shard thread after a pump's twin changed (samples, mutation, tick);
   // must be cheap and never block (WatchTwin's hub only marks the pump dirty).
   std::function<void(const std::string& pump_id, const twin::Twin& twin)> on_twin_changed;

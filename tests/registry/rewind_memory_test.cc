@@ -32,13 +32,15 @@ class RewindMemoryTest : public RegistryTest {
     o.shard.on_rewind = [this](bool from_memory) {
       (from_memory ? from_memory_ : from_store_).fetch_add(1);
     };
-    o.shard.on_recent_inputs = [this](size_t inputs, size_t pumps) {
-      size_t seen = max_inputs_.load();
-      while (inputs > seen && !max_inputs_.compare_exchange_weak(seen, inputs)) {
-      }
-      seen = max_pumps_.load();
-      while (pumps > seen && !max_pumps_.compare_exchange_weak(seen, pumps)) {
-      }
+    o.shard.on_recent_inputs = [this](size_t inputs, size_t twins, size_t pumps) {
+      auto raise = [](std::atomic<size_t>& max, size_t v) {
+        size_t seen = max.load();
+        while (v > seen && !max.compare_exchange_weak(seen, v)) {
+        }
+      };
+      raise(max_inputs_, inputs);
+      raise(max_twins_, twins);
+      raise(max_pumps_, pumps);
     };
     return o;
   }
@@ -52,6 +54,7 @@ class RewindMemoryTest : public RegistryTest {
     from_memory_ = 0;
     from_store_ = 0;
     max_inputs_ = 0;
+    max_twins_ = 0;
     max_pumps_ = 0;
     SetUp();
     for (const std::string& id : pumps) {
@@ -135,7 +138,7 @@ class RewindMemoryTest : public RegistryTest {
   size_t memory_pumps_ = ShardOptions().rewind_memory_pumps;
   size_t memory_inputs_ = ShardOptions().rewind_memory_inputs;
   mutable std::atomic<int> from_memory_{0}, from_store_{0};
-  mutable std::atomic<size_t> max_inputs_{0}, max_pumps_{0};
+  mutable std::atomic<size_t> max_inputs_{0}, max_twins_{0}, max_pumps_{0};
 };
 
 // Records stated two frames ahead of the telemetry: the first rewind of the pump reads the
@@ -167,9 +170,9 @@ TEST_F(RewindMemoryTest, LateTelemetryBehindRecordsRewindsFromMemoryAsInOrder) {
   ExpectVerifyExact();
 }
 
-// Tight bounds (2 pumps per shard, 100 inputs per pump) with 6 late pumps: evictions and
-// generations dropped send rewinds back to the store, the memory never exceeds the bounds,
-// and every twin ends as in order.
+// Tight bounds (2 pumps per shard, 100 inputs per pump) with 6 late pumps on one shard: the
+// others and generations dropped send rewinds to the store, the memory (inputs, twin copies,
+// pumps) never exceeds the bounds, and every twin ends as in order.
 TEST_F(RewindMemoryTest, MemoryStaysWithinItsBoundsAndTwinsStayExact) {
   const std::vector<std::string> pumps = {"deg-1", "p-2", "p-3", "p-4", "p-5", "p-6"};
   ASSERT_NO_FATAL_FAILURE(Fresh(pumps));
@@ -183,6 +186,8 @@ TEST_F(RewindMemoryTest, MemoryStaysWithinItsBoundsAndTwinsStayExact) {
   EXPECT_TRUE(TwinBytes(pumps) == reference);
   EXPECT_GT(max_inputs_.load(), 0u);
   EXPECT_LE(max_inputs_.load(), 100u);
+  EXPECT_GT(max_twins_.load(), 1u);
+  EXPECT_LE(max_twins_.load(), RecentInputs::kMaxGenerations);
   EXPECT_GT(max_pumps_.load(), 0u);
   EXPECT_LE(max_pumps_.load(), 2u);
   EXPECT_GT(from_memory_.load(), 0);
