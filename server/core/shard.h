@@ -73,8 +73,8 @@ struct ShardOptions {
   // from the store; when all places are taken, the least recently rewound pump makes room
   // if it has not rewound for 4 x that many rewinds of the shard), each holding at most
   // rewind_memory_inputs inputs (~250 bytes per sample) and 16 twin copies
-  // (RecentInputs::kMaxGenerations): about 10 MB per shard with the defaults. A late input older
-  // than those inputs takes the store path.
+  // (RecentInputs::kMaxGenerations, ~0.8 kB each): about 9 MB per shard with the defaults. A late
+  // input older than those inputs takes the store path.
   size_t rewind_memory_pumps = 64;
   size_t rewind_memory_inputs = 512;
   const store::Store* store = nullptr;  // read by rewinds (set by the registry)
