@@ -13,6 +13,7 @@
 #include "server/core/commit_gate.h"
 #include "server/core/convert.h"
 #include "server/core/twin_registry.h"
+#include "server/core/verify.h"
 #include "server/store/group_committer.h"
 #include "server/store/mem_store.h"
 
@@ -141,6 +142,14 @@ class RegistryTest : public ::testing::Test {
   device_link::IngestResult Ingest(uint64_t from, uint64_t to,
                                    const std::vector<std::string>& pumps = {"deg-1"}) {
     return SubmitAndWait(Batch(pumps, Range(from, to)));
+  }
+
+  // The store's fold of every pump from its registration agrees with its twin exactly.
+  void ExpectVerifyExact() {
+    auto report = VerifyStore(store_);
+    ASSERT_TRUE(report.ok()) << report.status();
+    for (const std::string& m : report->mismatches) ADD_FAILURE() << m;
+    EXPECT_EQ(report->exact, report->pumps);
   }
 
   uint64_t LastSeq(const std::string& pump_id = "deg-1") {

@@ -128,13 +128,6 @@ class RewindMemoryTest : public RegistryTest {
     return out;
   }
 
-  void ExpectVerifyExact() {
-    auto report = VerifyStore(store_);
-    ASSERT_TRUE(report.ok()) << report.status();
-    for (const std::string& m : report->mismatches) ADD_FAILURE() << m;
-    EXPECT_EQ(report->exact, report->pumps);
-  }
-
   size_t memory_pumps_ = ShardOptions().rewind_memory_pumps;
   size_t memory_inputs_ = ShardOptions().rewind_memory_inputs;
   mutable std::atomic<int> from_memory_{0}, from_store_{0};
