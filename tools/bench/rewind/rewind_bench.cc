@@ -121,9 +121,10 @@ struct Fixture {
   }
 };
 
+// Destroyed at exit: the store closes and its directory is removed.
 Fixture& Shared() {
-  static Fixture* f = new Fixture();
-  return *f;
+  static Fixture f;
+  return f;
 }
 
 // One rewind for a late clinical record at `late_time`.
