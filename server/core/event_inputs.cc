@@ -166,6 +166,17 @@ absl::Status ApplyStoredInput(const StoredInput& in, twin::Twin& twin,
   return absl::DataLossError("unknown input kind");
 }
 
+void SortAppendedInputs(std::vector<twin::FoldInput>& inputs, size_t sorted_prefix) {
+  auto by_key = [](const twin::FoldInput& a, const twin::FoldInput& b) { return a.key < b.key; };
+  const auto mid = inputs.begin() + static_cast<std::ptrdiff_t>(sorted_prefix);
+  if (sorted_prefix <= inputs.size() && std::is_sorted(inputs.begin(), mid, by_key) &&
+      std::is_sorted(mid, inputs.end(), by_key)) {
+    std::inplace_merge(inputs.begin(), mid, inputs.end(), by_key);  // stable
+    return;
+  }
+  twin::SortInputs(inputs);
+}
+
 std::vector<twin::FoldInput> PumpHistory::FoldInputs(
     std::shared_ptr<const twin::DrugLibrary> library) const {
   std::vector<twin::FoldInput> v;
@@ -187,7 +198,7 @@ std::vector<twin::FoldInput> PumpHistory::FoldInputs(
     };
     v.push_back(std::move(f));
   }
-  twin::SortInputs(v);
+  SortAppendedInputs(v, samples.size());
   return v;
 }
 

@@ -78,6 +78,10 @@ struct PumpHistory {
   std::vector<StoredInput> inputs;
   std::vector<twin::FoldInput> FoldInputs(std::shared_ptr<const twin::DrugLibrary> library) const;
 };
+// Sorts `inputs` whose first `sorted_prefix` and the rest are each sorted already (the
+// common case: stored inputs, then late ones in seq order) by one stable merge, else by
+// twin::SortInputs; the result is the same either way.
+void SortAppendedInputs(std::vector<twin::FoldInput>& inputs, size_t sorted_prefix);
 // `max_seq`: samples above it are left out (0: all).
 absl::Status LoadPumpHistory(const store::Store& store, absl::string_view pump_id, absl::Time from,
                              PumpHistory* out);

@@ -17,6 +17,10 @@ namespace {
 // (~1.8 MB at ~220 bytes per sample).
 constexpr size_t kMaxSpareSamples = 8192;
 
+// A pump that keeps its recent inputs is replaced by a newly late pump only when it has not
+// rewound during the last kRecentKeepRewinds x (pumps kept) rewinds of its shard.
+constexpr uint64_t kRecentKeepRewinds = 4;
+
 }  // namespace
 
 void BatchState::Complete(absl::Status status, std::vector<device_link::ResumePoint> durable,
@@ -221,6 +225,7 @@ void Shard::ApplyPart(device_link::PumpSamples& part, absl::Time server_time,
     return;
   }
   PumpSlot& slot = it->second;
+  RecentInputs* recent = Recent(part.pump_id);
   std::vector<twin::AlertTransition> transitions;
   // Samples from the first one before the model time on (event time: they are applied in
   // their place by a rewind once this part's in-order samples are in the forming group).
@@ -261,6 +266,7 @@ void Shard::ApplyPart(device_link::PumpSamples& part, absl::Time server_time,
     ++slot.since_snapshot;
     ++forming_samples_;
     slot.record_at_model_time = false;
+    if (recent != nullptr) recent->AddSample(sample, server_time);
     return true;
   };
   std::vector<twin::Sample>* forming = nullptr;
@@ -322,6 +328,7 @@ void Shard::ApplyPart(device_link::PumpSamples& part, absl::Time server_time,
     if (!refill_logs.empty()) {
       ReconcileRefillLogs(part.pump_id, slot, refill_logs, server_time, gateway_id);
     }
+    if (RecentInputs* r = Recent(part.pump_id)) MaintainRecent(*r, slot);
     durable.push_back({part.pump_id, slot.seq.applied_seq()});
     return;
   }
@@ -342,6 +349,7 @@ void Shard::ApplyPart(device_link::PumpSamples& part, absl::Time server_time,
   if (!refill_logs.empty()) {
     ReconcileRefillLogs(part.pump_id, slot, refill_logs, server_time, gateway_id);
   }
+  if (RecentInputs* r = Recent(part.pump_id)) MaintainRecent(*r, slot);
   durable.push_back({part.pump_id, slot.seq.applied_seq()});
 }
 
@@ -355,10 +363,11 @@ void Shard::Mutate(const std::string& pump_id, MutateFn fn,
   PumpSlot& slot = it->second;
   // Work on a copy: a failing call leaves the live twin untouched.
   twin::Twin before = slot.twin;
+  int inputs_applied = 0;  // through ctx.apply_input
   MutationContext ctx;
   ctx.server_time = options_.now();
-  ctx.apply_input = [this, &pump_id, &slot, &ctx](const StoredInput& record,
-                                                  twin::RefillResult* refill) -> absl::Status {
+  ctx.apply_input = [this, &pump_id, &slot, &ctx, &inputs_applied](
+                        const StoredInput& record, twin::RefillResult* refill) -> absl::Status {
     // Arrival order among records stated at the same time: a strictly increasing tie.
     StoredInput in = record;
     in.key.tie = std::max(in.key.tie, last_record_tie_ + 1);
@@ -398,6 +407,7 @@ void Shard::Mutate(const std::string& pump_id, MutateFn fn,
       }
       absl::Status st = ApplyStoredInput(in, slot.twin, library, &ctx.transitions, refill);
       if (!st.ok()) return st;
+      if (RecentInputs* recent = Recent(pump_id)) recent->AddRecord(in);
     } else {
       if (in.key.time < model - options_.history_window) {
         return absl::FailedPreconditionError(absl::StrCat(
@@ -421,7 +431,8 @@ void Shard::Mutate(const std::string& pump_id, MutateFn fn,
                            : absl::StrCat("a back-dated clinical record at ",
                                           absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", in.key.time,
                                                            absl::UTCTimeZone()));
-      auto r = Rewind(pump_id, slot, std::move(fresh), ctx.correction, ctx.extra, ctx.transitions);
+      auto r = Rewind(pump_id, slot, std::move(fresh), ctx.correction, ctx.extra, ctx.transitions,
+                      std::nullopt, &in);
       if (!r.ok()) return r.status();
       if (!r->refused.empty()) return r->refused.front().second;
       if (options_.on_late_input) options_.on_late_input("rewind");
@@ -437,13 +448,21 @@ void Shard::Mutate(const std::string& pump_id, MutateFn fn,
     }
     slot.record_at_model_time = true;
     last_record_tie_ = in.key.tie;
+    ++inputs_applied;
     return absl::OkStatus();
   };
   absl::Status st = fn(slot.twin, ctx);
   if (!st.ok()) {
     slot.twin = std::move(before);
+    // Inputs that were taken (or a rewind) are undone with the twin.
+    if (RecentInputs* recent = Recent(pump_id)) recent->Reset(slot.twin);
     done(st);
     return;
+  }
+  if (RecentInputs* recent = Recent(pump_id)) {
+    // A call that changed the twin without an input starts the recent inputs again there.
+    if (inputs_applied == 0) recent->Reset(slot.twin);
+    MaintainRecent(*recent, slot);
   }
   AddTransitions(pump_id, ctx.server_time, ctx.transitions, ctx.correction);
   AddSnapshot(pump_id, slot, ctx.server_time);
@@ -505,6 +524,10 @@ void Shard::TickAll(absl::Time server_time, absl::Time received_before) {
     // so every replay applies it in the same place.
     StoredInput tick = MakeTickInput(slot.twin.device_time(), server_time);
     forming_.group.meta.emplace_back(InputMetaKey(id, tick.key), InputValue(tick));
+    if (RecentInputs* recent = Recent(id)) {
+      recent->AddRecord(tick);
+      MaintainRecent(*recent, slot);
+    }
     slot.record_at_model_time = true;
     AddTransitions(id, server_time, transitions);
     AddSnapshot(id, slot, server_time);
@@ -514,6 +537,7 @@ void Shard::TickAll(absl::Time server_time, absl::Time received_before) {
 
 void Shard::ResetState() {
   slots_.clear();
+  recent_.clear();
   forming_ = PendingGroup();
   forming_pumps_.clear();
   spare_vectors_.clear();
@@ -633,39 +657,54 @@ void Shard::AddCheckpoint(const std::string& pump_id, const twin::Twin& twin, ab
   group.meta_erase_ranges.push_back(CheckpointRangeBefore(pump_id, keep));
 }
 
+RecentInputs* Shard::Recent(const std::string& pump_id) {
+  if (recent_.empty()) return nullptr;
+  auto it = recent_.find(pump_id);
+  return it == recent_.end() ? nullptr : &it->second.inputs;
+}
+
+RecentInputs* Shard::TrackRecent(const std::string& pump_id, const twin::Twin& base,
+                                 const twin::InputKey& last_key, absl::Time last_sample_time) {
+  if (options_.rewind_memory_pumps == 0) return nullptr;
+  auto it = recent_.find(pump_id);
+  if (it != recent_.end()) {
+    it->second.inputs = RecentInputs(base, last_key, last_sample_time);
+    return &it->second.inputs;
+  }
+  if (recent_.size() >= options_.rewind_memory_pumps) {
+    auto oldest = recent_.begin();
+    for (auto r = recent_.begin(); r != recent_.end(); ++r) {
+      if (r->second.last_rewind < oldest->second.last_rewind) oldest = r;
+    }
+    // Pumps that rewound lately keep their place: more late pumps than places would
+    // otherwise take turns evicting each other and none would rewind from memory.
+    if (rewinds_ - oldest->second.last_rewind < kRecentKeepRewinds * recent_.size()) {
+      return nullptr;
+    }
+    recent_.erase(oldest);
+  }
+  return &recent_.try_emplace(pump_id, RecentEntry{RecentInputs(base, last_key, last_sample_time)})
+              .first->second.inputs;
+}
+
+void Shard::MaintainRecent(RecentInputs& recent, const PumpSlot& slot) {
+  recent.Maintain(slot.twin, options_.rewind_memory_inputs);
+  if (options_.on_recent_inputs)
+    options_.on_recent_inputs(recent.size(), recent.generations(), recent_.size());
+}
+
 absl::StatusOr<twin::FoldResult> Shard::Rewind(const std::string& pump_id, PumpSlot& slot,
                                                std::vector<twin::FoldInput> fresh,
                                                const std::string& why, store::WriteGroup& group,
                                                std::vector<twin::AlertTransition>& corrections,
-                                               std::optional<twin::InputKey> replaced) {
-  if (options_.store == nullptr) {
-    return absl::FailedPreconditionError("this shard has no store to rewind from");
-  }
-  // Everything applied so far must be readable from the store.
-  if (!Drain()) return absl::UnavailableError("the store failed; nothing was stored");
-  absl::Time earliest = replaced ? replaced->time : absl::InfiniteFuture();
-  for (const twin::FoldInput& f : fresh) earliest = std::min(earliest, f.key.time);
-  // The latest checkpoint at or before the earliest fresh input, else the registration.
-  absl::Time from = absl::InfinitePast();
-  std::string start_bytes;
-  bool beyond_window = false;
-  auto ckpt = FindCheckpoint(*options_.store, pump_id, earliest);
-  if (ckpt.ok()) {
-    from = ckpt->first;
-    start_bytes = std::move(ckpt->second);
-  } else if (absl::IsNotFound(ckpt.status())) {
-    auto genesis = options_.store->GetMeta(store::keys::GenesisMetaKey(pump_id));
-    if (!genesis.ok()) return genesis.status();
-    start_bytes = *std::move(genesis);
-    beyond_window = earliest < slot.twin.device_time() - options_.history_window;
-  } else {
-    return ckpt.status();
-  }
-  auto start = twin::Twin::Deserialize(start_bytes);
-  if (!start.ok()) return start.status();
-  PumpHistory history;
-  if (absl::Status s = LoadPumpHistory(*options_.store, pump_id, from, &history); !s.ok()) {
-    return s;
+                                               std::optional<twin::InputKey> replaced,
+                                               const StoredInput* fresh_record) {
+  twin::InputKey earliest{absl::InfiniteFuture(), twin::InputRank::kTick, ~uint64_t{0}};
+  if (replaced) earliest = *replaced;
+  bool describable = !replaced.has_value();  // every fresh input can join the recent inputs
+  for (const twin::FoldInput& f : fresh) {
+    earliest = std::min(earliest, f.key);
+    if (f.sample == nullptr && fresh_record == nullptr) describable = false;
   }
   std::shared_ptr<const twin::DrugLibrary> library;
   {
@@ -674,14 +713,60 @@ absl::StatusOr<twin::FoldResult> Shard::Rewind(const std::string& pump_id, PumpS
     library = hold ? std::shared_ptr<const twin::DrugLibrary>(hold, &hold->library)
                    : std::shared_ptr<const twin::DrugLibrary>(std::shared_ptr<void>(), &lib);
   }
-  std::vector<twin::FoldInput> inputs = history.FoldInputs(library);
+  RecentInputs* recent = Recent(pump_id);
+  const bool from_memory = recent != nullptr && describable &&
+                           earliest.time >= slot.twin.device_time() - options_.history_window &&
+                           recent->Covers(earliest);
+  // The latest checkpoint at or before the earliest fresh input, else the registration.
+  absl::Time from = absl::InfinitePast();
+  std::optional<twin::Twin> start;
+  bool beyond_window = false;
+  PumpHistory history;
+  std::vector<twin::FoldInput> inputs;
+  absl::Time last_stored_sample = absl::InfinitePast();
+  if (from_memory) {
+    RecentInputs::Start s = recent->From(earliest, library);
+    from = s.twin.device_time();
+    start.emplace(std::move(s.twin));
+    inputs = std::move(s.inputs);
+  } else {
+    if (options_.store == nullptr) {
+      return absl::FailedPreconditionError("this shard has no store to rewind from");
+    }
+    // Everything applied so far must be readable from the store.
+    if (!Drain()) return absl::UnavailableError("the store failed; nothing was stored");
+    std::string start_bytes;
+    auto ckpt = FindCheckpoint(*options_.store, pump_id, earliest.time);
+    if (ckpt.ok()) {
+      from = ckpt->first;
+      start_bytes = std::move(ckpt->second);
+    } else if (absl::IsNotFound(ckpt.status())) {
+      auto genesis = options_.store->GetMeta(store::keys::GenesisMetaKey(pump_id));
+      if (!genesis.ok()) return genesis.status();
+      start_bytes = *std::move(genesis);
+      beyond_window = earliest.time < slot.twin.device_time() - options_.history_window;
+    } else {
+      return ckpt.status();
+    }
+    auto decoded = twin::Twin::Deserialize(start_bytes);
+    if (!decoded.ok()) return decoded.status();
+    start.emplace(*std::move(decoded));
+    if (absl::Status s = LoadPumpHistory(*options_.store, pump_id, from, &history); !s.ok()) {
+      return s;
+    }
+    if (auto head = options_.store->GetPumpHead(pump_id); head.ok()) {
+      last_stored_sample = head->last_device_time;
+    }
+    inputs = history.FoldInputs(library);
+  }
   if (replaced) {
     std::erase_if(inputs, [&](const twin::FoldInput& f) {
       return f.sample == nullptr && f.key == *replaced;
     });
   }
+  const size_t stored = inputs.size();
   for (twin::FoldInput& f : fresh) inputs.push_back(std::move(f));
-  twin::SortInputs(inputs);
+  SortAppendedInputs(inputs, stored);
   twin::FoldOptions fo;
   fo.checkpoint_every = options_.checkpoint_every;
   fo.on_checkpoint = [&](absl::Time boundary, const twin::Twin& t) {
@@ -689,8 +774,28 @@ absl::StatusOr<twin::FoldResult> Shard::Rewind(const std::string& pump_id, PumpS
   };
   std::vector<twin::AlertTransition> replayed;
   twin::Twin rewound = *std::move(start);
-  auto result = twin::Fold(rewound, inputs, fo, &replayed);
+  // The fold stops before the earliest fresh input to keep the twin there: the recent inputs
+  // go on from it, so the next late input after this one (the rest of a backlog, frames
+  // still in flight behind a record) replays only from here and needs no store read.
+  const size_t split =
+      !describable ? 0
+                   : static_cast<size_t>(
+                         std::lower_bound(inputs.begin(), inputs.end(), earliest,
+                                          [](const twin::FoldInput& f, const twin::InputKey& k) {
+                                            return f.key < k;
+                                          }) -
+                         inputs.begin());
+  const absl::Span<const twin::FoldInput> all(inputs);
+  auto result = twin::Fold(rewound, all.first(split), fo, &replayed);
   if (!result.ok()) return result.status();
+  std::optional<twin::Twin> base;
+  twin::InputKey base_key{from - absl::Nanoseconds(1), twin::InputRank::kTick, ~uint64_t{0}};
+  if (split > 0) base_key = inputs[split - 1].key;
+  if (describable && (split > 0 || !from_memory)) base.emplace(rewound);
+  auto rest = twin::Fold(rewound, all.subspan(split), fo, &replayed);
+  if (!rest.ok()) return rest.status();
+  result->applied += rest->applied;
+  for (auto& r : rest->refused) result->refused.push_back(std::move(r));
   // Alert corrections: what the replay changed in the set of active alerts.
   for (int i = 1; i < twin::kNumAlertTypes; ++i) {
     const auto type = static_cast<twin::AlertType>(i);
@@ -731,11 +836,55 @@ absl::StatusOr<twin::FoldResult> Shard::Rewind(const std::string& pump_id, PumpS
       slot.record_at_model_time = true;
     }
   }
+  ++rewinds_;
+  // The pump's recent inputs take the accepted fresh inputs (from memory), or start again
+  // at `base` with the inputs after it (from the store).
+  auto accepted = [&](const twin::FoldInput& f) {
+    for (const auto& [key, status] : result->refused) {
+      if (key == f.key) return false;
+    }
+    return true;
+  };
+  if (from_memory) {
+    recent->Rebase(earliest, base ? &*base : nullptr, base_key);
+    for (const twin::FoldInput& f : inputs) {  // the fresh ones reference no recent input
+      if (!f.fresh || !accepted(f)) continue;
+      if (f.sample != nullptr) {
+        recent->AddSample(*f.sample, f.server_time);
+      } else {
+        recent->AddRecord(*fresh_record);
+      }
+    }
+  } else if (base.has_value()) {
+    recent = TrackRecent(pump_id, *base, base_key, last_stored_sample);
+    for (size_t i = split; recent != nullptr && i < inputs.size(); ++i) {
+      const twin::FoldInput& f = inputs[i];
+      if (f.fresh && !accepted(f)) continue;
+      if (f.sample != nullptr) {
+        recent->AddSample(*f.sample, f.server_time);
+      } else if (f.fresh) {
+        recent->AddRecord(*fresh_record);
+      } else {
+        for (const StoredInput& in : history.inputs) {
+          if (in.key == f.key) recent->AddRecord(in);
+        }
+      }
+    }
+  } else {
+    // A re-keyed record: the recent inputs start at the rewound twin.
+    recent = TrackRecent(pump_id, slot.twin, inputs.back().key, last_stored_sample);
+  }
+  inputs.clear();
+  if (recent != nullptr) {
+    recent_.find(pump_id)->second.last_rewind = rewinds_;
+    MaintainRecent(*recent, slot);
+  }
+  if (options_.on_rewind) options_.on_rewind(from_memory);
   if (beyond_window) {
     Log(LogLevel::kWarning, "late_input_beyond_history_window",
         {{"pump", pump_id},
          {"seq", slot.twin.last_seq()},
-         {"event_time", absl::FormatTime(earliest)},
+         {"event_time", absl::FormatTime(earliest.time)},
          {"rule", "replayed from the registration"}});
     if (options_.on_late_input) options_.on_late_input("beyond_window");
   }
@@ -829,11 +978,16 @@ void Shard::ApplyLateSamples(const std::string& pump_id, PumpSlot& slot,
   // A pump clock that goes back between its own samples is a defect of the data, not a
   // late arrival: such a sample is refused as before. Everything applied so far must be
   // in the store to compare with (and for the rewind).
-  if (!Drain()) return;  // the registry degrades; nothing of this frame is acked
+  // A pump that keeps its recent inputs knows its latest sample without the store.
   absl::Time previous = absl::InfinitePast();
-  if (options_.store != nullptr) {
-    auto head = options_.store->GetPumpHead(pump_id);
-    if (head.ok()) previous = head->last_device_time;
+  if (RecentInputs* recent = Recent(pump_id)) {
+    previous = recent->last_sample_time();
+  } else {
+    if (!Drain()) return;  // the registry degrades; nothing of this frame is acked
+    if (options_.store != nullptr) {
+      auto head = options_.store->GetPumpHead(pump_id);
+      if (head.ok()) previous = head->last_device_time;
+    }
   }
   {
     std::vector<twin::Sample> in_order;
@@ -881,8 +1035,9 @@ void Shard::ApplyLateSamples(const std::string& pump_id, PumpSlot& slot,
     return;
   }
   // Refused late samples are nacked for what they are (as in order: a bad field, or a
-  // time before the twin's start); the others are stored with this group (the rewind
-  // committed everything before them, so seq order holds).
+  // time before the twin's start); the others are stored with this group (a rewind from
+  // the store committed everything before them, and the pump's samples already in the
+  // forming group all have lower seqs, so seq order holds).
   absl::flat_hash_map<uint64_t, const absl::Status*> refused;
   for (const auto& [key, status] : result->refused) refused[key.tie] = &status;
   std::vector<twin::Sample> kept;

@@ -36,6 +36,7 @@
 #include "server/core/drug_library_holder.h"
 #include "server/core/event_inputs.h"
 #include "server/core/pump_directory.h"
+#include "server/core/recent_inputs.h"
 #include "twin/event_fold.h"
 #include "twin/twin.h"
 
@@ -66,6 +67,16 @@ struct ShardOptions {
   // checkpoint_every the inputs cross and kept for history_window behind the model time.
   absl::Duration history_window = absl::Hours(24 * 7);
   absl::Duration checkpoint_every = absl::Hours(24);
+  // Rewinds from memory (RecentInputs): a pump whose input arrived late keeps its latest
+  // inputs in memory, so the next late ones are applied without waiting for the shard's
+  // commits and reading the store. At most rewind_memory_pumps pumps per shard (0: always
+  // from the store; when all places are taken, the least recently rewound pump makes room
+  // if it has not rewound for 4 x that many rewinds of the shard), each holding at most
+  // rewind_memory_inputs inputs (~250 bytes per sample) and 16 twin copies
+  // (RecentInputs::kMaxGenerations, ~0.8 kB each): about 9 MB per shard with the defaults. A late
+  // input older than those inputs takes the store path.
+  size_t rewind_memory_pumps = 64;
+  size_t rewind_memory_inputs = 512;
   const store::Store* store = nullptr;  // read by rewinds (set by the registry)
   // The drug library replays re-check records against (null or returning null: built-in).
   std::function<std::shared_ptr<const DrugLibrarySnapshot>()> drugs;
@@ -84,6 +95,13 @@ struct ShardOptions {
   std::function<void(double)> on_alert_latency;
   // Called on the shard thread once per completed commit that answered ingest frames.
   std::function<void(const IngestStageTimes&)> on_ingest_stages;
+  // Called on the shard thread after every rewind: from_memory says whether it was served
+  // by the pump's recent inputs (RecentInputs) or read the store.
+  std::function<void(bool from_memory)> on_rewind;
+  // Called on the shard thread after a pump's recent inputs changed: the inputs and twin
+  // copies it holds now and the number of pumps of this shard that keep some (the memory
+  // bound in tests).
+  std::function<void(size_t inputs, size_t twins, size_t pumps)> on_recent_inputs;
   // Called on the shard thread after a pump's twin changed (samples, mutation, tick);
   // must be cheap and never block (WatchTwin's hub only marks the pump dirty).
   std::function<void(const std::string& pump_id, const twin::Twin& twin)> on_twin_changed;
@@ -145,7 +163,9 @@ struct MutationContext {
 class Shard {
  public:
   using Task = std::function<void()>;
-  // A clinical change of one pump: gets its twin (and nothing else of the slot).
+  // A clinical change of one pump: gets its twin (and nothing else of the slot). A call that
+  // changes the twin other than through ctx.apply_input must not call apply_input (the
+  // pump's recent inputs then start again at the changed twin).
   using MutateFn = std::function<absl::Status(twin::Twin& twin, MutationContext& ctx)>;
 
   Shard(int index, CommitGate* gate, PumpDirectory* directory, ShardOptions options);
@@ -218,11 +238,24 @@ class Shard {
   // `replaced`: a stored input one of `fresh` replaces (a re-keyed record): left out of the
   // fold, which starts at or before it too; the caller erases it in the group that stores
   // its replacement.
+  // From the pump's recent inputs (RecentInputs, no drain, no store read) when they reach
+  // back to the earliest fresh input, it is inside the history window and every fresh input
+  // is a sample or `fresh_record` (the record behind a fresh closure); else from the store.
+  // Accepted fresh inputs join the recent inputs.
   absl::StatusOr<twin::FoldResult> Rewind(const std::string& pump_id, PumpSlot& slot,
                                           std::vector<twin::FoldInput> fresh,
                                           const std::string& why, store::WriteGroup& group,
                                           std::vector<twin::AlertTransition>& corrections,
-                                          std::optional<twin::InputKey> replaced = std::nullopt);
+                                          std::optional<twin::InputKey> replaced = std::nullopt,
+                                          const StoredInput* fresh_record = nullptr);
+  // The pump's recent inputs, or null when it keeps none.
+  RecentInputs* Recent(const std::string& pump_id);
+  // Keeps recent inputs for the pump from `base` on (after a rewind from the store), making
+  // room by dropping the least recently rewound pump's. Null when none are kept.
+  RecentInputs* TrackRecent(const std::string& pump_id, const twin::Twin& base,
+                            const twin::InputKey& last_key, absl::Time last_sample_time);
+  // Maintain + the on_recent_inputs report.
+  void MaintainRecent(RecentInputs& recent, const PumpSlot& slot);
   // The pump's refill log entries of samples just applied (docs/model.md "Approximate
   // clinical times"): each re-keys the nearest approximate refill record within
   // kRefillLogTolerance to its exact time (rewinding the twin), or is kept for a record
@@ -296,6 +329,14 @@ class Shard {
   // Tie of the last clinical record applied on this shard (InputKey.tie, kept increasing).
   uint64_t last_record_tie_ = 0;
   Waiting forming_waiting_;
+  // Pumps that keep their recent inputs (at most options_.rewind_memory_pumps), with the
+  // shard's rewind count when they last rewound (least recently rewound goes first).
+  struct RecentEntry {
+    RecentInputs inputs;
+    uint64_t last_rewind = 0;
+  };
+  absl::node_hash_map<std::string, RecentEntry> recent_;
+  uint64_t rewinds_ = 0;
   int in_flight_ = 0;  // groups submitted and not yet completed (shard thread)
   std::thread thread_;
 };

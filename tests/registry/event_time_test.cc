@@ -130,13 +130,6 @@ class EventTimeTest : public RegistryTest {
     }
     return out;
   }
-
-  void ExpectVerifyExact() {
-    auto report = VerifyStore(store_);
-    ASSERT_TRUE(report.ok()) << report.status();
-    for (const std::string& m : report->mismatches) ADD_FAILURE() << m;
-    EXPECT_EQ(report->exact, report->pumps);
-  }
 };
 
 // Reference: everything delivered in event-time order (frames of 60 samples, each record

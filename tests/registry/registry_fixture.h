@@ -13,6 +13,7 @@
 #include "server/core/commit_gate.h"
 #include "server/core/convert.h"
 #include "server/core/twin_registry.h"
+#include "server/core/verify.h"
 #include "server/store/group_committer.h"
 #include "server/store/mem_store.h"
 
@@ -46,7 +47,7 @@ class RegistryTest : public ::testing::Test {
   void SetUp() override {
     committer_ = std::make_unique<store::GroupCommitter>(&store_, store::GroupCommitterOptions());
     gate_ = std::make_unique<CommitGate>(&store_, committer_.get());
-    registry_ = std::make_unique<TwinRegistry>(&store_, gate_.get(), Options());
+    registry_ = std::make_unique<TwinRegistry>(&store_, gate_.get(), MakeOptions());
     ASSERT_TRUE(registry_->Recover().ok());
     absl::Status st = Register(TestPump());
     ASSERT_TRUE(st.ok()) << st;
@@ -59,10 +60,13 @@ class RegistryTest : public ::testing::Test {
     return o;
   }
 
+  // The options SetUp and Restart use (a fixture may change them).
+  virtual RegistryOptions MakeOptions() const { return Options(); }
+
   // A clean restart over the same store: a new registry recovers every twin.
   absl::StatusOr<RecoveryStats> Restart() {
     registry_->Stop();
-    registry_ = std::make_unique<TwinRegistry>(&store_, gate_.get(), Options());
+    registry_ = std::make_unique<TwinRegistry>(&store_, gate_.get(), MakeOptions());
     return registry_->Recover();
   }
 
@@ -138,6 +142,14 @@ class RegistryTest : public ::testing::Test {
   device_link::IngestResult Ingest(uint64_t from, uint64_t to,
                                    const std::vector<std::string>& pumps = {"deg-1"}) {
     return SubmitAndWait(Batch(pumps, Range(from, to)));
+  }
+
+  // The store's fold of every pump from its registration agrees with its twin exactly.
+  void ExpectVerifyExact() {
+    auto report = VerifyStore(store_);
+    ASSERT_TRUE(report.ok()) << report.status();
+    for (const std::string& m : report->mismatches) ADD_FAILURE() << m;
+    EXPECT_EQ(report->exact, report->pumps);
   }
 
   uint64_t LastSeq(const std::string& pump_id = "deg-1") {
