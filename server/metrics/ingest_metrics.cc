@@ -75,6 +75,15 @@ IngestMetrics::IngestMetrics(prometheus::Registry& r) : registry_(r) {
                    .Register(r);
   late_rewind_ = &late.Add({{"path", "rewind"}});
   late_beyond_window_ = &late.Add({{"path", "beyond_window"}});
+  auto& rewinds = BuildCounter()
+                      .Name("pumptwin_rewinds_total")
+                      .Help(
+                          "Event-time rewinds, by where the replay started: memory (the "
+                          "pump's recent inputs) or store (a checkpoint and the inputs after "
+                          "it read back).")
+                      .Register(r);
+  rewind_memory_ = &rewinds.Add({{"source", "memory"}});
+  rewind_store_ = &rewinds.Add({{"source", "store"}});
   auto& stages = BuildCounter()
                      .Name("pumptwin_ingest_stage_seconds_total")
                      .Help(

@@ -40,6 +40,11 @@ class IngestMetrics : public AlertListener {
   void CountLateInput(absl::string_view path) {
     (path == "beyond_window" ? late_beyond_window_ : late_rewind_)->Increment();
   }
+  // A rewind was done (ShardOptions::on_rewind): from the pump's recent inputs in memory, or
+  // from a checkpoint read back from the store.
+  void CountRewind(bool from_memory) {
+    (from_memory ? rewind_memory_ : rewind_store_)->Increment();
+  }
   // Adds one completion's ingest stage times (ShardOptions::on_ingest_stages).
   void AddIngestStages(const IngestStageTimes& t);
   void SetRecovery(absl::Duration d, size_t twins);
@@ -64,6 +69,8 @@ class IngestMetrics : public AlertListener {
   prometheus::Histogram* alert_latency_;
   prometheus::Counter* late_rewind_;
   prometheus::Counter* late_beyond_window_;
+  prometheus::Counter* rewind_memory_;
+  prometheus::Counter* rewind_store_;
   prometheus::Counter* stage_parts_;
   prometheus::Counter* stage_shard_queue_;
   prometheus::Counter* stage_group_wait_;

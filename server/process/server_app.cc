@@ -397,6 +397,7 @@ absl::Status ServerApp::OpenStoreAndRecover() {
   ro.shard.on_alert_latency = [im](double s) { im->ObserveAlertLatency(s); };
   ro.shard.on_ingest_stages = [im](const IngestStageTimes& t) { im->AddIngestStages(t); };
   ro.shard.on_late_input = [im](absl::string_view path) { im->CountLateInput(path); };
+  ro.shard.on_rewind = [im](bool from_memory) { im->CountRewind(from_memory); };
   ro.shard.history_window = options_.history_window;
   ro.shard.drugs = [this]() -> std::shared_ptr<const DrugLibrarySnapshot> {
     return drugs_ != nullptr ? drugs_->Get() : nullptr;

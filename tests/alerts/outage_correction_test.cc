@@ -226,6 +226,14 @@ TEST(OutageCorrectionTest, BackfillAfterA36HourOutageWithdrawsTheAlertThroughWat
     EXPECT_TRUE(refill);
   }
 
+  // The backlog behind the refill was applied in its place: rewinds, counted by source.
+  auto metrics = testing::HttpGet(srv.proc.metrics_port(), "/metrics");
+  ASSERT_TRUE(metrics.ok()) << metrics.status();
+  EXPECT_THAT(*metrics,
+              ::testing::ContainsRegex("pumptwin_late_inputs_total\\{path=\"rewind\"\\} [1-9]"));
+  EXPECT_THAT(*metrics, ::testing::ContainsRegex(
+                            "pumptwin_rewinds_total\\{source=\"(memory|store)\"\\} [1-9]"));
+
   // The stored inputs fold to the live twin.
   auto stopped = srv.proc.Stop(SIGTERM);
   ASSERT_TRUE(stopped.ok()) << stopped.status();
