@@ -434,6 +434,7 @@ void ServerApp::RunTicker() {
   constexpr absl::Duration kTrimEvery = absl::Minutes(1);
   absl::Time last_trim = absl::Now();
   IdleFlushPolicy idle_flush(options_.store_idle_flush, /*min_bytes=*/1 << 20);
+  absl::Time last_data_tick = absl::InfinitePast();
   absl::MutexLock lock(&ticker_mu_);
   for (;;) {
     auto stop = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(ticker_mu_) { return ticker_stop_; };
@@ -447,10 +448,14 @@ void ServerApp::RunTicker() {
     }
     if (options_.tick_clock == ServerOptions::TickClock::kWall) {
       registry_->Tick(now);
-    } else if (std::optional<absl::Time> data = registry_->NewestModelTime()) {
+    } else if (std::optional<absl::Time> data = registry_->NewestModelTime();
+               data && *data > last_data_tick) {
       // Silence on the data clock needs a pump quiet on the wall clock too: in a replay
       // faster than real time one shard's data runs hours ahead of another's within
-      // milliseconds (Twin::Tick measures the silence itself on the data clock).
+      // milliseconds (Twin::Tick measures the silence itself on the data clock). The data
+      // clock only ticks while data moves it: when a replay ends, pumps whose clocks run
+      // behind the fleet's fastest one are not silent.
+      last_data_tick = *data;
       registry_->Tick(std::min(*data, now), now - 2 * options_.tick_interval);
     }
     ingest_metrics_->RefreshFleet(*registry_, *gate_, now);
