@@ -6,7 +6,6 @@
 #include <cstdint>
 #include <memory>
 #include <string>
-#include <tuple>
 #include <vector>
 
 #include "absl/strings/numbers.h"
@@ -17,6 +16,7 @@
 #include "server/api/twin_service.h"
 #include "server/api/twin_service_common.h"
 #include "server/core/convert.h"
+#include "server/core/pump_list.h"
 #include "server/core/pump_registration.h"
 
 namespace pumptwin::server {
@@ -24,28 +24,6 @@ namespace {
 
 constexpr int kDefaultPumpPage = 100;
 constexpr int kMaxPumpPage = 1000;
-
-// Sort key of a listed pump; urgency: higher severity first, then the soonest known due
-// date (refill or battery ERI; unknown last), then id. Id order uses the id only.
-struct ListKey {
-  int neg_severity = 0;
-  int64_t due_ms = INT64_MAX;
-  std::string id;
-  bool operator<(const ListKey& o) const {
-    return std::tie(neg_severity, due_ms, id) < std::tie(o.neg_severity, o.due_ms, o.id);
-  }
-};
-
-ListKey KeyOf(const std::string& id, const PumpEntry& e, bool urgency) {
-  ListKey k;
-  k.id = id;
-  if (!urgency) return k;
-  k.neg_severity = -static_cast<int>(e.summary.worst_severity);
-  for (int64_t d : {e.summary.next_refill_due_ms, e.summary.battery_eri_ms}) {
-    if (d > 0) k.due_ms = std::min(k.due_ms, d);
-  }
-  return k;
-}
 
 // Filters and order hashed into the token, so a token is only valid for the same query.
 std::string QueryFingerprint(const v1::ListPumpsRequest& r) {
@@ -75,26 +53,6 @@ absl::Status ValidateList(const v1::ListPumpsRequest& r) {
                      " must be >= 0 (0: no filter)"));
   }
   return absl::OkStatus();
-}
-
-bool Matches(const v1::ListPumpsRequest& r, const PumpEntry& e, const std::string& clinic) {
-  if (!r.include_decommissioned() && e.lifecycle == v1::PUMP_LIFECYCLE_DECOMMISSIONED) {
-    return false;
-  }
-  if (!r.clinic().empty() && clinic != r.clinic()) return false;
-  if (r.alerting_only() && e.summary.worst_severity == 0) return false;
-  if (r.min_severity() > 0 && e.summary.worst_severity < r.min_severity()) return false;
-  if (r.stale_only() && !e.summary.silent) return false;
-  if (r.refill_due_before_ms() > 0 && (e.summary.next_refill_due_ms <= 0 ||
-                                       e.summary.next_refill_due_ms >= r.refill_due_before_ms())) {
-    return false;
-  }
-  if (r.battery_replacement_due_before_ms() > 0 &&
-      (e.summary.battery_eri_ms <= 0 ||
-       e.summary.battery_eri_ms >= r.battery_replacement_due_before_ms())) {
-    return false;
-  }
-  return true;
 }
 
 // Token payload: fingerprint \x1f neg_severity \x1f due_ms \x1f id (of the last pump).
@@ -188,7 +146,6 @@ grpc::ServerUnaryReactor* TwinServiceImpl::ListPumps(grpc::CallbackServerContext
   if (absl::Status s = ValidateList(*req); !s.ok()) return fail(s);
   auto page_size = PageSize(req->page_size(), kDefaultPumpPage, kMaxPumpPage);
   if (!page_size.ok()) return fail(page_size.status());
-  const bool urgency = req->order() == v1::PUMP_ORDER_URGENCY;
   const std::string fingerprint = QueryFingerprint(*req);
   std::optional<ListKey> after;
   if (!req->page_token().empty()) {
@@ -197,22 +154,10 @@ grpc::ServerUnaryReactor* TwinServiceImpl::ListPumps(grpc::CallbackServerContext
     after = *std::move(k);
   }
 
-  PumpDirectory& dir = deps_.registry->directory();
-  // Clinic names are interned: resolve ids once instead of per entry.
-  std::vector<ListKey> keys;
-  absl::flat_hash_map<uint32_t, std::string> clinics;
-  std::vector<std::pair<std::string, PumpEntry>> entries;
-  dir.ForEach([&](const std::string& id, const PumpEntry& e) { entries.emplace_back(id, e); });
-  for (const auto& [id, e] : entries) {
-    auto it = clinics.find(e.clinic_id);
-    if (it == clinics.end()) it = clinics.emplace(e.clinic_id, dir.ClinicName(e.clinic_id)).first;
-    if (!Matches(*req, e, it->second)) continue;
-    ListKey k = KeyOf(id, e, urgency);
-    if (after.has_value() && !(*after < k)) continue;
-    keys.push_back(std::move(k));
-  }
-  const size_t n = std::min<size_t>(keys.size(), static_cast<size_t>(*page_size));
-  std::partial_sort(keys.begin(), keys.begin() + n, keys.end());
+  const PumpPage page =
+      SelectPumps(deps_.registry->directory(), *req, after, static_cast<size_t>(*page_size));
+  const std::vector<ListKey>& keys = page.keys;
+  const size_t n = keys.size();
   for (size_t i = 0; i < n; ++i) {
     auto bytes = deps_.store->GetPump(keys[i].id);
     if (!bytes.ok()) {
@@ -224,7 +169,7 @@ grpc::ServerUnaryReactor* TwinServiceImpl::ListPumps(grpc::CallbackServerContext
           absl::StrCat("registration of pump '", keys[i].id, "' does not parse")));
     }
   }
-  if (keys.size() > n) resp->set_next_page_token(KeyToken(keys[n - 1], fingerprint));
+  if (page.more && n > 0) resp->set_next_page_token(KeyToken(keys[n - 1], fingerprint));
   reactor->Finish(grpc::Status::OK);
   return reactor;
 }

@@ -84,6 +84,13 @@ std::vector<size_t> PumpDirectory::ShardLoads() const {
   return placed_;
 }
 
+std::optional<uint32_t> PumpDirectory::FindClinic(absl::string_view clinic) const {
+  absl::MutexLock lock(&clinic_mu_);
+  auto it = clinic_ids_.find(clinic);
+  if (it == clinic_ids_.end()) return std::nullopt;
+  return it->second;
+}
+
 std::string PumpDirectory::ClinicName(uint32_t id) const {
   absl::MutexLock lock(&clinic_mu_);
   return id < clinic_names_.size() ? clinic_names_[id] : "";

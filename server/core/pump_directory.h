@@ -102,6 +102,8 @@ class PumpDirectory {
   void ForEach(const std::function<void(const std::string&, const PumpEntry&)>& fn) const;
 
   std::string ClinicName(uint32_t id) const;
+  // The interned id of a clinic name; nullopt when no pump was ever registered in it.
+  std::optional<uint32_t> FindClinic(absl::string_view clinic) const;
   size_t size() const;
 
  private:

@@ -5,6 +5,7 @@
 #include "server/core/pump_directory.h"
 
 #include <algorithm>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -12,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "pumptwin/v1/resources.pb.h"
+#include "server/core/pump_list.h"
 
 namespace pumptwin::server {
 namespace {
@@ -153,6 +155,91 @@ TEST(PumpDirectoryGateways, PumpsWithTheSameBindingsShareOneInternedSetInOrder) 
 // A directory node is the pump id (32 bytes) plus the entry: 48 bytes keep it in glibc's
 // 96-byte chunk (docs/benchmarks.md, fleet memory).
 TEST(PumpDirectoryGateways, AnEntryFitsItsAllocationChunk) { EXPECT_LE(sizeof(PumpEntry), 48u); }
+
+// ListPumps' selection: every page sequence, for random filters, orders and page sizes,
+// concatenates to the matching pumps sorted by the order's key (the reference is a full
+// sort of the directory), and a query for an unknown clinic lists nothing.
+TEST(PumpList, PagesConcatenateToTheSortedMatchingPumps) {
+  PumpDirectory dir(4);
+  std::mt19937_64 rng(11);
+  const std::vector<std::string> clinics = {"north", "south", "east"};
+  struct Ref {
+    std::string id, clinic;
+    PumpEntry e;
+  };
+  std::vector<Ref> ref;
+  for (int i = 0; i < 400; ++i) {
+    v1::Pump p;
+    p.set_pump_id(absl::StrCat("p", rng() % 100000, "-", i));
+    p.set_clinic(clinics[rng() % clinics.size()]);
+    p.set_lifecycle(rng() % 10 == 0 ? v1::PUMP_LIFECYCLE_DECOMMISSIONED
+                                    : v1::PUMP_LIFECYCLE_IMPLANTED);
+    p.add_gateway_ids("gw");
+    dir.Put(p);
+    PumpSummary sum;
+    sum.worst_severity = static_cast<uint8_t>(rng() % 4);
+    sum.silent = rng() % 5 == 0;
+    sum.next_refill_due_ms = rng() % 3 == 0 ? 0 : static_cast<int64_t>(rng() % 1000);
+    sum.battery_eri_ms = rng() % 2 == 0 ? 0 : static_cast<int64_t>(rng() % 1000);
+    dir.UpdateSummary(p.pump_id(), sum);
+    ref.push_back({p.pump_id(), p.clinic(), *dir.Get(p.pump_id())});
+  }
+  for (int q = 0; q < 60; ++q) {
+    v1::ListPumpsRequest req;
+    if (q % 3 == 0) req.set_clinic(clinics[rng() % clinics.size()]);
+    req.set_order(q % 2 == 0 ? v1::PUMP_ORDER_URGENCY : v1::PUMP_ORDER_UNSPECIFIED);
+    req.set_include_decommissioned(q % 4 == 0);
+    req.set_alerting_only(q % 5 == 0);
+    if (q % 7 == 0) req.set_min_severity(v1::SEVERITY_WARNING);
+    req.set_stale_only(q % 11 == 0);
+    if (q % 6 == 0) req.set_refill_due_before_ms(500);
+    if (q % 9 == 0) req.set_battery_replacement_due_before_ms(700);
+    const bool urgency = req.order() == v1::PUMP_ORDER_URGENCY;
+    std::vector<ListKey> want;
+    for (const Ref& r : ref) {
+      const PumpSummary& m = r.e.summary;
+      if (!req.include_decommissioned() && r.e.lifecycle == v1::PUMP_LIFECYCLE_DECOMMISSIONED)
+        continue;
+      if (!req.clinic().empty() && r.clinic != req.clinic()) continue;
+      if (req.alerting_only() && m.worst_severity == 0) continue;
+      if (req.min_severity() > 0 && m.worst_severity < req.min_severity()) continue;
+      if (req.stale_only() && !m.silent) continue;
+      if (req.refill_due_before_ms() > 0 &&
+          (m.next_refill_due_ms <= 0 || m.next_refill_due_ms >= req.refill_due_before_ms()))
+        continue;
+      if (req.battery_replacement_due_before_ms() > 0 &&
+          (m.battery_eri_ms <= 0 || m.battery_eri_ms >= req.battery_replacement_due_before_ms()))
+        continue;
+      ListKey k;
+      k.id = r.id;
+      if (urgency) {
+        k.neg_severity = -static_cast<int>(m.worst_severity);
+        for (int64_t d : {m.next_refill_due_ms, m.battery_eri_ms}) {
+          if (d > 0) k.due_ms = std::min(k.due_ms, d);
+        }
+      }
+      want.push_back(k);
+    }
+    std::sort(want.begin(), want.end());
+    const size_t page_size = 1 + rng() % 40;
+    std::vector<std::string> got;
+    std::optional<ListKey> after;
+    for (int pages = 0; pages < 1000; ++pages) {
+      const PumpPage page = SelectPumps(dir, req, after, page_size);
+      ASSERT_LE(page.keys.size(), page_size);
+      for (const ListKey& k : page.keys) got.push_back(k.id);
+      if (!page.more) break;
+      ASSERT_EQ(page.keys.size(), page_size);
+      after = page.keys.back();
+    }
+    std::vector<std::string> want_ids;
+    for (const ListKey& k : want) want_ids.push_back(k.id);
+    EXPECT_EQ(got, want_ids) << "query " << q << " page size " << page_size;
+  }
+  v1::ListPumpsRequest unknown;
+  unknown.set_clinic("nowhere");
+  EXPECT_TRUE(SelectPumps(dir, unknown, std::nullopt, 10).keys.empty());
+}
 
 }  // namespace
 }  // namespace pumptwin::server
