@@ -117,7 +117,10 @@ int PumpDirectory::Put(const v1::Pump& pump) {
     return it->second.shard;
   }
   e.shard = Place(e, pump.pump_id());
-  return s.pumps.emplace(pump.pump_id(), std::move(e)).first->second.shard;
+  auto placed = s.pumps.emplace(pump.pump_id(), std::move(e)).first;
+  s.by_urgency.insert(KeyOf(*placed));
+  s.by_id.insert(&*placed);
+  return placed->second.shard;
 }
 
 absl::StatusOr<int> PumpDirectory::Insert(const v1::Pump& pump) {
@@ -129,7 +132,10 @@ absl::StatusOr<int> PumpDirectory::Insert(const v1::Pump& pump) {
         absl::StrCat("pump '", pump.pump_id(), "' is already registered"));
   }
   e.shard = Place(e, pump.pump_id());
-  return s.pumps.emplace(pump.pump_id(), std::move(e)).first->second.shard;
+  auto placed = s.pumps.emplace(pump.pump_id(), std::move(e)).first;
+  s.by_urgency.insert(KeyOf(*placed));
+  s.by_id.insert(&*placed);
+  return placed->second.shard;
 }
 
 void PumpDirectory::Erase(absl::string_view pump_id) {
@@ -141,6 +147,8 @@ void PumpDirectory::Erase(absl::string_view pump_id) {
     absl::MutexLock placement(&clinic_mu_);
     --placed_[it->second.shard];
   }
+  s.by_urgency.erase(KeyOf(*it));
+  s.by_id.erase(&*it);
   s.pumps.erase(it);
 }
 
@@ -154,6 +162,8 @@ int PumpDirectory::ShardOf(absl::string_view pump_id) const {
 void PumpDirectory::Clear() {
   for (auto& stripe : stripes_) {
     absl::MutexLock lock(&stripe->mu);
+    stripe->by_urgency.clear();
+    stripe->by_id.clear();
     stripe->pumps.clear();
   }
   absl::MutexLock lock(&clinic_mu_);
@@ -186,7 +196,55 @@ void PumpDirectory::UpdateSummary(absl::string_view pump_id, const PumpSummary& 
   Stripe& s = *stripes_[StripeOf(pump_id)];
   absl::MutexLock lock(&s.mu);
   auto it = s.pumps.find(pump_id);
-  if (it != s.pumps.end()) it->second.summary = summary;
+  if (it == s.pumps.end()) return;
+  const UrgencyKey before = KeyOf(*it);
+  it->second.summary = summary;
+  const UrgencyKey after = KeyOf(*it);
+  if (before.neg_severity != after.neg_severity || before.due_ms != after.due_ms) {
+    s.by_urgency.erase(before);
+    s.by_urgency.insert(after);
+  }
+}
+
+PumpDirectory::UrgencyPos PumpDirectory::UrgencyOf(absl::string_view id, const PumpSummary& s) {
+  UrgencyPos p;
+  p.id = id;
+  p.neg_severity = -static_cast<int>(s.worst_severity);
+  for (int64_t d : {s.next_refill_due_ms, s.battery_eri_ms}) {
+    if (d > 0) p.due_ms = std::min(p.due_ms, d);
+  }
+  return p;
+}
+
+PumpDirectory::UrgencyKey PumpDirectory::KeyOf(const Node& node) {
+  const UrgencyPos p = UrgencyOf(node.first, node.second.summary);
+  return UrgencyKey{p.neg_severity, p.due_ms, &node};
+}
+
+void PumpDirectory::WalkById(
+    const std::optional<absl::string_view>& after,
+    const std::function<bool(int, const std::string&, const PumpEntry&)>& fn) const {
+  for (size_t i = 0; i < stripes_.size(); ++i) {
+    const Stripe& s = *stripes_[i];
+    absl::MutexLock lock(&s.mu);
+    auto it = after.has_value() ? s.by_id.upper_bound(*after) : s.by_id.begin();
+    for (; it != s.by_id.end(); ++it) {
+      if (!fn(static_cast<int>(i), (*it)->first, (*it)->second)) break;
+    }
+  }
+}
+
+void PumpDirectory::WalkByUrgency(
+    const std::optional<UrgencyPos>& after,
+    const std::function<bool(int, const std::string&, const PumpEntry&)>& fn) const {
+  for (size_t i = 0; i < stripes_.size(); ++i) {
+    const Stripe& s = *stripes_[i];
+    absl::MutexLock lock(&s.mu);
+    auto it = after.has_value() ? s.by_urgency.upper_bound(*after) : s.by_urgency.begin();
+    for (; it != s.by_urgency.end(); ++it) {
+      if (!fn(static_cast<int>(i), it->node->first, it->node->second)) break;
+    }
+  }
 }
 
 absl::Status PumpDirectory::Authorize(absl::string_view gateway_id,

@@ -25,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/btree_set.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/node_hash_map.h"
 #include "absl/container/node_hash_set.h"
@@ -101,17 +102,67 @@ class PumpDirectory {
   // Calls fn for every entry (under the stripe lock: keep fn short). Order unspecified.
   void ForEach(const std::function<void(const std::string&, const PumpEntry&)>& fn) const;
 
+  // A position in urgency order (ListPumps' worklist order): higher severity first, then
+  // the soonest known due date (refill or battery ERI; unknown: INT64_MAX), then id.
+  struct UrgencyPos {
+    int neg_severity = 0;
+    int64_t due_ms = INT64_MAX;
+    absl::string_view id;
+  };
+  static UrgencyPos UrgencyOf(absl::string_view id, const PumpSummary& s);
+  // Walks each stripe's pumps in urgency order (an index kept by Put, Insert, Erase and
+  // UpdateSummary), from the first after `after` (nullopt: from the start), calling
+  // fn(stripe, id, entry) under the stripe lock until it returns false, then the next stripe.
+  void WalkByUrgency(
+      const std::optional<UrgencyPos>& after,
+      const std::function<bool(int, const std::string&, const PumpEntry&)>& fn) const;
+  // The same in id order, from the first id after `after` (nullopt: from the start).
+  void WalkById(const std::optional<absl::string_view>& after,
+                const std::function<bool(int, const std::string&, const PumpEntry&)>& fn) const;
+
   std::string ClinicName(uint32_t id) const;
   // The interned id of a clinic name; nullopt when no pump was ever registered in it.
   std::optional<uint32_t> FindClinic(absl::string_view clinic) const;
   size_t size() const;
 
  private:
+  using Node = std::pair<const std::string, PumpEntry>;
+  // An entry of the urgency index: the key's fields copied, the node (stable in a
+  // node-based map) for its id and entry.
+  struct UrgencyKey {
+    int neg_severity = 0;
+    int64_t due_ms = INT64_MAX;
+    const Node* node = nullptr;
+  };
+  struct UrgencyLess {
+    using is_transparent = void;
+    static UrgencyPos Pos(const UrgencyKey& k) { return {k.neg_severity, k.due_ms, k.node->first}; }
+    static const UrgencyPos& Pos(const UrgencyPos& p) { return p; }
+    template <typename A, typename B>
+    bool operator()(const A& a, const B& b) const {
+      const UrgencyPos x = Pos(a), y = Pos(b);
+      if (x.neg_severity != y.neg_severity) return x.neg_severity < y.neg_severity;
+      if (x.due_ms != y.due_ms) return x.due_ms < y.due_ms;
+      return x.id < y.id;
+    }
+  };
+  static UrgencyKey KeyOf(const Node& node);
+  struct IdLess {
+    using is_transparent = void;
+    static absl::string_view Id(const Node* n) { return n->first; }
+    static absl::string_view Id(absl::string_view id) { return id; }
+    template <typename A, typename B>
+    bool operator()(const A& a, const B& b) const {
+      return Id(a) < Id(b);
+    }
+  };
   struct Stripe {
     mutable absl::Mutex mu;
     // Node-based: a flat table's power-of-two capacity would hold up to twice the
     // entries' bytes in empty slots (a million pumps: ~100 B per pump more).
     absl::node_hash_map<std::string, PumpEntry> pumps ABSL_GUARDED_BY(mu);
+    absl::btree_set<UrgencyKey, UrgencyLess> by_urgency ABSL_GUARDED_BY(mu);
+    absl::btree_set<const Node*, IdLess> by_id ABSL_GUARDED_BY(mu);
   };
   uint32_t InternClinic(const std::string& clinic);
   // The interned set of these gateways (ids interned too), under one lock.

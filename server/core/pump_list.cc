@@ -1,39 +1,12 @@
 #include "server/core/pump_list.h"
 
 #include <algorithm>
-#include <queue>
 #include <tuple>
 
 #include "absl/strings/string_view.h"
 
 namespace pumptwin::server {
 namespace {
-
-struct KeyView {
-  int neg_severity = 0;
-  int64_t due_ms = INT64_MAX;
-  absl::string_view id;
-};
-
-KeyView ViewOf(const std::string& id, const PumpEntry& e, bool urgency) {
-  KeyView k;
-  k.id = id;
-  if (!urgency) return k;
-  k.neg_severity = -static_cast<int>(e.summary.worst_severity);
-  for (int64_t d : {e.summary.next_refill_due_ms, e.summary.battery_eri_ms}) {
-    if (d > 0) k.due_ms = std::min(k.due_ms, d);
-  }
-  return k;
-}
-
-bool Less(const KeyView& a, const ListKey& b) {
-  return std::tie(a.neg_severity, a.due_ms, a.id) <
-         std::tie(b.neg_severity, b.due_ms, static_cast<const std::string&>(b.id));
-}
-bool Less(const ListKey& a, const KeyView& b) {
-  return std::tie(a.neg_severity, a.due_ms, static_cast<const std::string&>(a.id)) <
-         std::tie(b.neg_severity, b.due_ms, b.id);
-}
 
 bool Matches(const v1::ListPumpsRequest& r, const PumpEntry& e,
              const std::optional<uint32_t>& clinic) {
@@ -70,26 +43,36 @@ PumpPage SelectPumps(const PumpDirectory& dir, const v1::ListPumpsRequest& req,
     clinic = dir.FindClinic(req.clinic());
     if (!clinic.has_value()) return page;  // no pump was ever registered in it
   }
-  const bool urgency = req.order() == v1::PUMP_ORDER_URGENCY;
-  const size_t cap = page_size + 1;   // one more than the page: is there a next page?
-  std::priority_queue<ListKey> best;  // the largest kept key on top
-  dir.ForEach([&](const std::string& id, const PumpEntry& e) {
-    if (!Matches(req, e, clinic)) return;
-    const KeyView k = ViewOf(id, e, urgency);
-    if (after.has_value() && !Less(*after, k)) return;
-    if (best.size() == cap) {
-      if (!Less(k, best.top())) return;
-      best.pop();
+  const size_t cap = page_size + 1;  // one more than the page: is there a next page?
+  // Each stripe's index in the order asked: its first `cap` matches after `after`, then the
+  // page out of all stripes' (at most stripes x cap keys).
+  std::vector<ListKey> found;
+  std::vector<size_t> per_stripe(static_cast<size_t>(dir.stripes()), 0);
+  auto take = [&](int stripe, ListKey k) {
+    found.push_back(std::move(k));
+    return ++per_stripe[static_cast<size_t>(stripe)] < cap;
+  };
+  if (req.order() == v1::PUMP_ORDER_URGENCY) {
+    std::optional<PumpDirectory::UrgencyPos> from;
+    if (after.has_value()) {
+      from = PumpDirectory::UrgencyPos{after->neg_severity, after->due_ms, after->id};
     }
-    best.push(ListKey{k.neg_severity, k.due_ms, std::string(k.id)});
-  });
-  page.more = best.size() > page_size;
-  if (page.more) best.pop();
-  page.keys.resize(best.size());
-  for (size_t i = best.size(); i-- > 0;) {
-    page.keys[i] = best.top();
-    best.pop();
+    dir.WalkByUrgency(from, [&](int stripe, const std::string& id, const PumpEntry& e) {
+      if (!Matches(req, e, clinic)) return true;
+      const PumpDirectory::UrgencyPos p = PumpDirectory::UrgencyOf(id, e.summary);
+      return take(stripe, ListKey{p.neg_severity, p.due_ms, id});
+    });
+  } else {
+    std::optional<absl::string_view> from;
+    if (after.has_value()) from = after->id;
+    dir.WalkById(from, [&](int stripe, const std::string& id, const PumpEntry& e) {
+      return !Matches(req, e, clinic) || take(stripe, ListKey{0, INT64_MAX, id});
+    });
   }
+  std::sort(found.begin(), found.end());
+  page.more = found.size() > page_size;
+  if (page.more) found.resize(page_size);
+  page.keys = std::move(found);
   return page;
 }
 

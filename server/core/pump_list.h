@@ -1,7 +1,8 @@
 // The selection behind ListPumps: which registered pumps match a request's filters and
 // which of them make the next page, in id or urgency order, from the directory alone.
-// One pass over the directory with a bounded heap of the page (memory and sorting in the
-// page size, not in the fleet: a first page of a million pumps copies page_size + 1 ids).
+// It walks the directory's ordered indexes (urgency, id), each stripe from the position after
+// the page token until page_size + 1 matches, and merges the stripes: a page costs its size
+// times the stripes, not the fleet (unless the filters reject almost every pump).
 #ifndef PUMPTWIN_SERVER_CORE_PUMP_LIST_H_
 #define PUMPTWIN_SERVER_CORE_PUMP_LIST_H_
 

@@ -184,6 +184,29 @@ TEST(PumpList, PagesConcatenateToTheSortedMatchingPumps) {
     dir.UpdateSummary(p.pump_id(), sum);
     ref.push_back({p.pump_id(), p.clinic(), *dir.Get(p.pump_id())});
   }
+  // The urgency index follows changes: new summaries, a changed registration, erased pumps.
+  for (size_t i = 0; i < ref.size(); ++i) {
+    if (rng() % 3 == 0) {
+      PumpSummary sum = ref[i].e.summary;
+      sum.worst_severity = static_cast<uint8_t>(rng() % 4);
+      sum.next_refill_due_ms = static_cast<int64_t>(rng() % 1000);
+      dir.UpdateSummary(ref[i].id, sum);
+    } else if (rng() % 10 == 0) {
+      v1::Pump p;
+      p.set_pump_id(ref[i].id);
+      p.set_clinic(ref[i].clinic);
+      p.set_lifecycle(v1::PUMP_LIFECYCLE_DECOMMISSIONED);
+      p.add_gateway_ids("gw");
+      dir.Put(p);
+    }
+    ref[i].e = *dir.Get(ref[i].id);
+  }
+  for (size_t i = ref.size(); i-- > 0;) {
+    if (rng() % 20 == 0) {
+      dir.Erase(ref[i].id);
+      ref.erase(ref.begin() + static_cast<std::ptrdiff_t>(i));
+    }
+  }
   for (int q = 0; q < 60; ++q) {
     v1::ListPumpsRequest req;
     if (q % 3 == 0) req.set_clinic(clinics[rng() % clinics.size()]);
