@@ -3,6 +3,7 @@
 // recovered twins, which `pumptwind --verify --store=postgres` finds equal to a replay of the
 // stored inputs. Also: the bad combinations of the store flags exit 2, and the DSN is logged
 // with its password hidden. A private PostgreSQL on 127.0.0.1 (postgres_test_server.h).
+#include <chrono>
 #include <map>
 #include <memory>
 #include <string>
@@ -28,6 +29,24 @@ constexpr int kFrames = 30;
 
 std::string PumpName(int i) { return absl::StrCat("pg-p", i); }
 
+// Every stored sample of `pump` (one page: the test stores fewer than page_size).
+absl::StatusOr<v1::GetTelemetryResponse> AllTelemetry(v1::TwinService::Stub& stub,
+                                                      const std::string& pump) {
+  v1::GetTelemetryRequest req;
+  req.set_name("pumps/" + pump);
+  req.set_start_device_time_ms(0);
+  req.set_end_device_time_ms(kStartMs + int64_t{1000} * 24 * 3600 * 1000);
+  req.set_page_size(10000);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+  v1::GetTelemetryResponse out;
+  grpc::Status st = stub.GetTelemetry(&ctx, req, &out);
+  if (!st.ok()) {
+    return absl::Status(static_cast<absl::StatusCode>(st.error_code()), st.error_message());
+  }
+  return out;
+}
+
 std::vector<std::string> PostgresArgs(const PostgresTestServer& pg, const std::string& schema) {
   return {"--store=postgres", "--postgres_dsn=" + pg.Dsn(), "--postgres_schema=" + schema,
           "--snapshot_every_samples=50"};
@@ -41,6 +60,7 @@ TEST(PostgresServerTest, KillNineAndRestartOnTheSameDatabaseLosesNothingAcknowle
   ServerProcessOptions options{.data_dir = dir.path() + "/unused",
                                .extra_args = PostgresArgs(**pg, schema)};
   std::map<std::string, v1::TwinState> before;
+  std::map<std::string, std::string> telemetry_before;  // serialised GetTelemetry answers
   std::map<std::string, uint64_t> acked;
   {
     ServerProcess server(options);
@@ -69,6 +89,11 @@ TEST(PostgresServerTest, KillNineAndRestartOnTheSameDatabaseLosesNothingAcknowle
       auto twin = GetTwin(*stub, PumpName(i));
       ASSERT_TRUE(twin.ok()) << twin.status();
       before[PumpName(i)] = *twin;
+      auto telemetry = AllTelemetry(*stub, PumpName(i));
+      ASSERT_TRUE(telemetry.ok()) << telemetry.status();
+      EXPECT_EQ(static_cast<uint64_t>(telemetry->samples_size()), acked[PumpName(i)]);
+      EXPECT_TRUE(telemetry->next_page_token().empty());
+      telemetry_before[PumpName(i)] = telemetry->SerializeAsString();
     }
     client->Stop();
     server.Kill();  // SIGKILL: no flush, no final snapshot
@@ -84,6 +109,10 @@ TEST(PostgresServerTest, KillNineAndRestartOnTheSameDatabaseLosesNothingAcknowle
       EXPECT_EQ(twin->last_seq(), acked[PumpName(i)])
           << "acknowledged samples of " << PumpName(i) << " were lost";
       EXPECT_EQ(twin->last_seq(), before[PumpName(i)].last_seq());
+      auto telemetry = AllTelemetry(*stub, PumpName(i));
+      ASSERT_TRUE(telemetry.ok()) << telemetry.status();
+      EXPECT_EQ(telemetry->SerializeAsString(), telemetry_before[PumpName(i)])
+          << "the stored telemetry of " << PumpName(i) << " changed across the restart";
     }
     server.Kill();
   }
