@@ -30,6 +30,16 @@ ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
 ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9464",
           "Prometheus /metrics HTTP listen address host:port (port 0 = ephemeral).");
 ABSL_FLAG(std::string, data_dir, "./data", "Directory of the embedded store (created if missing).");
+ABSL_FLAG(std::string, store, "rocksdb",
+          "Where twins, telemetry, alerts and audit are kept: \"rocksdb\" (embedded, in "
+          "--data_dir) or \"postgres\" (a PostgreSQL database, --postgres_dsn; "
+          "docs/scaling.md). PostgreSQL takes no --backup_dir and applies no --retention.");
+ABSL_FLAG(std::string, postgres_dsn, "",
+          "libpq connection string of the database for --store=postgres (key=value or "
+          "postgresql:// URI; connect_timeout, sslmode... go here). Logged with the password "
+          "hidden; prefer a ~/.pgpass file or PGPASSWORD to a password in it.");
+ABSL_FLAG(std::string, postgres_schema, "pumptwin",
+          "PostgreSQL schema of the tables for --store=postgres (created when missing).");
 ABSL_FLAG(std::string, config, "",
           "Optional config file: one --flag=value per line (absl flagfile format); "
           "flags on the command line override it.");
@@ -85,7 +95,8 @@ ABSL_FLAG(uint32_t, gateway_window_frames, 32,
 ABSL_FLAG(uint32_t, reorder_window, 64,
           "Per-pump reorder window in seqs; a gap beyond it is refused (OUT_OF_ORDER).");
 ABSL_FLAG(bool, verify, false,
-          "Check --data_dir offline and exit: every twin recovery would build must equal the "
+          "Check the store (--data_dir, or --store=postgres) offline and exit: every twin recovery "
+          "would build must equal the "
           "twin rebuilt from its registration and all stored telemetry. Exit 0 if all match, "
           "3 on a mismatch, 1 if the store cannot be read. The server must not be running.");
 ABSL_FLAG(std::string, drug_library, "",
@@ -159,8 +170,23 @@ int main(int argc, char** argv) {
   std::vector<char*> args = ExpandConfig(argc, argv, &storage);
   pumptwin::tools::ParseFlagsOrExit(static_cast<int>(args.size()), args.data());
 
-  if (absl::GetFlag(FLAGS_verify))
+  using pumptwin::server::Log;
+  using pumptwin::server::LogLevel;
+  pumptwin::server::ServerOptions options;
+  if (auto store = pumptwin::server::ParseStoreKind(absl::GetFlag(FLAGS_store)); store.ok()) {
+    options.store = *store;
+  } else {
+    Log(LogLevel::kError, "startup_failed",
+        {{"code", "INVALID_ARGUMENT"}, {"error", std::string(store.status().message())}});
+    return 2;
+  }
+  options.postgres_dsn = absl::GetFlag(FLAGS_postgres_dsn);
+  options.postgres_schema = absl::GetFlag(FLAGS_postgres_schema);
+  if (absl::GetFlag(FLAGS_verify)) {
+    if (options.store == pumptwin::server::ServerOptions::StoreKind::kPostgres)
+      return pumptwin::server::RunVerifyPostgres(options);
     return pumptwin::server::RunVerify(absl::GetFlag(FLAGS_data_dir));
+  }
   RaiseOpenFileLimit();
 
   // Block the shutdown signals in every thread; main waits for them with sigwait.
@@ -171,9 +197,6 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  using pumptwin::server::Log;
-  using pumptwin::server::LogLevel;
-  pumptwin::server::ServerOptions options;
   options.listen = absl::GetFlag(FLAGS_listen);
   options.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
   options.data_dir = absl::GetFlag(FLAGS_data_dir);

@@ -6,6 +6,7 @@
 #include <openssl/x509.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -14,6 +15,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "common/logging.h"
@@ -32,9 +34,13 @@
 #include "server/core/commit_gate.h"
 #include "server/core/idle_flush.h"
 #include "server/core/twin_registry.h"
+#include "server/core/verify.h"
 #include "server/metrics/ingest_metrics.h"
 #include "server/store/group_committer.h"
 #include "server/store/rocksdb_store.h"
+#ifdef PUMPTWIN_HAVE_POSTGRES
+#include "server/store/postgres_store.h"
+#endif
 
 #ifndef PUMPTWIN_VERSION
 #define PUMPTWIN_VERSION "dev"
@@ -110,7 +116,135 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeCredentials(const S
   return grpc::SslServerCredentials(ssl);
 }
 
+// Key=value connection string: every `password` value becomes "***" (quoted values may hold
+// spaces and backslash escapes, libpq's rules).
+std::string RedactKeyValueDsn(const std::string& dsn) {
+  std::string out;
+  size_t i = 0;
+  const size_t n = dsn.size();
+  auto is_space = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; };
+  while (i < n) {
+    if (is_space(dsn[i])) {
+      out += dsn[i++];
+      continue;
+    }
+    size_t key_begin = i;
+    while (i < n && dsn[i] != '=' && !is_space(dsn[i])) ++i;
+    std::string key = dsn.substr(key_begin, i - key_begin);
+    while (i < n && is_space(dsn[i])) ++i;
+    if (i >= n || dsn[i] != '=') {  // malformed: libpq refuses it; log it as it is
+      out += dsn.substr(key_begin, i - key_begin);
+      continue;
+    }
+    ++i;  // '='
+    while (i < n && is_space(dsn[i])) ++i;
+    size_t value_begin = i;
+    if (i < n && dsn[i] == '\'') {
+      ++i;
+      while (i < n && dsn[i] != '\'') i += (dsn[i] == '\\' && i + 1 < n) ? 2 : 1;
+      if (i < n) ++i;  // closing quote
+    } else {
+      while (i < n && !is_space(dsn[i])) i += (dsn[i] == '\\' && i + 1 < n) ? 2 : 1;
+    }
+    out += key;
+    out += '=';
+    out += key == "password" ? std::string("***") : dsn.substr(value_begin, i - value_begin);
+  }
+  return out;
+}
+
+// URI connection string: the password of the user info and a `password` query parameter.
+std::string RedactUriDsn(const std::string& dsn) {
+  const size_t scheme_end = dsn.find("://") + 3;
+  const size_t authority_end = std::min(dsn.find('/', scheme_end), dsn.find('?', scheme_end));
+  std::string authority =
+      dsn.substr(scheme_end, authority_end == std::string::npos ? std::string::npos
+                                                                : authority_end - scheme_end);
+  if (size_t at = authority.rfind('@'); at != std::string::npos) {
+    if (size_t colon = authority.find(':'); colon < at) {
+      authority = authority.substr(0, colon + 1) + "***" + authority.substr(at);
+    }
+  }
+  std::string out = dsn.substr(0, scheme_end) + authority;
+  if (authority_end == std::string::npos) return out;
+  std::string rest = dsn.substr(authority_end);
+  size_t q = rest.find('?');
+  if (q == std::string::npos) return out + rest;
+  out += rest.substr(0, q + 1);
+  std::vector<std::string> params = absl::StrSplit(rest.substr(q + 1), '&');
+  for (std::string& p : params) {
+    if (absl::StartsWith(p, "password=")) p = "password=***";
+  }
+  return out + absl::StrJoin(params, "&");
+}
+
 }  // namespace
+
+absl::StatusOr<ServerOptions::StoreKind> ParseStoreKind(const std::string& value) {
+  if (value == "rocksdb") return ServerOptions::StoreKind::kRocksDb;
+  if (value == "postgres") {
+#ifdef PUMPTWIN_HAVE_POSTGRES
+    return ServerOptions::StoreKind::kPostgres;
+#else
+    return absl::InvalidArgumentError(
+        "--store=postgres: this pumptwind was built without libpq (Debian libpq-dev); "
+        "rebuild with it or use --store=rocksdb");
+#endif
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("--store must be \"rocksdb\" or \"postgres\", not \"", value, "\""));
+}
+
+std::string RedactDsn(const std::string& dsn) {
+  if (absl::StartsWith(dsn, "postgresql://") || absl::StartsWith(dsn, "postgres://")) {
+    return RedactUriDsn(dsn);
+  }
+  return RedactKeyValueDsn(dsn);
+}
+
+int RunVerifyPostgres(const ServerOptions& o) {
+#ifdef PUMPTWIN_HAVE_POSTGRES
+  if (o.postgres_dsn.empty()) {
+    std::fprintf(stderr, "verify: --store=postgres needs --postgres_dsn\n");
+    return 2;
+  }
+  store::PostgresStoreOptions po;
+  po.dsn = o.postgres_dsn;
+  po.schema = o.postgres_schema;
+  auto st = store::PostgresStore::Open(std::move(po));
+  if (!st.ok()) {
+    std::fprintf(stderr, "verify: cannot open the PostgreSQL store (%s, schema %s): %s\n",
+                 RedactDsn(o.postgres_dsn).c_str(), o.postgres_schema.c_str(),
+                 std::string(st.status().message()).c_str());
+    return 1;
+  }
+  auto report = VerifyStore(**st);
+  if (!report.ok()) {
+    std::fprintf(stderr, "verify: %s\n", std::string(report.status().message()).c_str());
+    return 1;
+  }
+  for (const std::string& m : report->mismatches) std::printf("MISMATCH %s\n", m.c_str());
+  std::printf("verify: pumps=%zu exact=%zu mismatches=%zu samples=%zu records=%zu\n", report->pumps,
+              report->exact, report->mismatches.size(), report->samples, report->records);
+  return report->mismatches.empty() ? 0 : 3;
+#else
+  (void)o;
+  std::fprintf(stderr, "verify: this pumptwind was built without the PostgreSQL store\n");
+  return 2;
+#endif
+}
+
+std::vector<std::string> StoreOptionWarnings(const ServerOptions& o) {
+  std::vector<std::string> warnings;
+  if (o.store == ServerOptions::StoreKind::kPostgres &&
+      o.telemetry_retention != absl::InfiniteDuration()) {
+    warnings.push_back(absl::StrCat(
+        "--retention=", absl::FormatDuration(o.telemetry_retention),
+        " is not applied with --store=postgres: telemetry is kept until deleted in the "
+        "database (docs/scaling.md)"));
+  }
+  return warnings;
+}
 
 bool IsLoopbackHost(const std::string& host) {
   std::string h = host;
@@ -161,6 +295,23 @@ absl::Status ValidateOptions(const ServerOptions& o) {
   }
   if (o.store_memtable_bytes < (size_t{8} << 20)) {
     return absl::InvalidArgumentError("--store_memtable_mb must be at least 8 (MiB)");
+  }
+  if (o.store == ServerOptions::StoreKind::kPostgres) {
+    if (o.postgres_dsn.empty()) {
+      return absl::InvalidArgumentError(
+          "--store=postgres needs --postgres_dsn, a libpq connection string (e.g. "
+          "\"host=db.example port=5432 dbname=pumptwin user=pumptwin\")");
+    }
+    if (!o.backup_dir.empty()) {
+      return absl::InvalidArgumentError(
+          "--backup_dir writes RocksDB checkpoints and cannot back up --store=postgres: back "
+          "up the database with pg_basebackup (or your PostgreSQL operator's backups) and "
+          "leave --backup_dir empty");
+    }
+  } else if (!o.postgres_dsn.empty()) {
+    return absl::InvalidArgumentError(
+        "--postgres_dsn is only used with --store=postgres (the store is RocksDB in "
+        "--data_dir)");
   }
   if (!o.backup_dir.empty() && o.backup_interval < absl::Milliseconds(100)) {
     return absl::InvalidArgumentError("--backup_interval must be at least 100ms");
@@ -352,8 +503,31 @@ absl::Status ServerApp::WritePortFile() const {
   return absl::OkStatus();
 }
 
-absl::Status ServerApp::OpenStoreAndRecover() {
-  absl::Time t0 = absl::Now();
+absl::Status ServerApp::OpenStore() {
+  if (options_.store == ServerOptions::StoreKind::kPostgres) {
+#ifdef PUMPTWIN_HAVE_POSTGRES
+    const std::string dsn = RedactDsn(options_.postgres_dsn);
+    for (const std::string& w : StoreOptionWarnings(options_)) {
+      Log(LogLevel::kWarning, "store_option_not_applied", {{"detail", w}});
+    }
+    store::PostgresStoreOptions po;
+    po.dsn = options_.postgres_dsn;
+    po.schema = options_.postgres_schema;
+    auto store = store::PostgresStore::Open(std::move(po));
+    if (!store.ok()) {
+      return absl::Status(store.status().code(),
+                          absl::StrCat("cannot open the PostgreSQL store (--postgres_dsn=", dsn,
+                                       " --postgres_schema=", options_.postgres_schema,
+                                       "): ", store.status().message()));
+    }
+    store_ = *std::move(store);
+    Log(LogLevel::kInfo, "store_opened",
+        {{"store", "postgres"}, {"dsn", dsn}, {"schema", options_.postgres_schema}});
+    return absl::OkStatus();
+#else
+    return absl::InvalidArgumentError("this pumptwind was built without the PostgreSQL store");
+#endif
+  }
   std::error_code ec;
   std::filesystem::create_directories(options_.data_dir, ec);
   if (ec) {
@@ -373,6 +547,12 @@ absl::Status ServerApp::OpenStoreAndRecover() {
                                      ": ", store.status().message()));
   }
   store_ = *std::move(store);
+  return absl::OkStatus();
+}
+
+absl::Status ServerApp::OpenStoreAndRecover() {
+  absl::Time t0 = absl::Now();
+  if (absl::Status s = OpenStore(); !s.ok()) return s;
   store::GroupCommitterOptions co;
   co.metrics = ingest_metrics_->CommitHooks();
   committer_ = std::make_unique<store::GroupCommitter>(store_.get(), co);

@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -31,6 +32,14 @@ struct ServerOptions {
   std::string listen = "127.0.0.1:50051";         // gRPC address; port 0 = ephemeral
   std::string metrics_listen = "127.0.0.1:9464";  // Prometheus /metrics; port 0 = ephemeral
   std::string data_dir = "./data";
+  // Where twins, telemetry, alerts and audit are stored: the embedded RocksDB store in
+  // `data_dir`, or a PostgreSQL database (libpq connection string `postgres_dsn`, tables in
+  // `postgres_schema`; docs/scaling.md). PostgreSQL has no checkpoints (no backup_dir) and
+  // applies no telemetry_retention.
+  enum class StoreKind { kRocksDb, kPostgres };
+  StoreKind store = StoreKind::kRocksDb;
+  std::string postgres_dsn;
+  std::string postgres_schema = "pumptwin";
   std::string tls_cert_file;       // PEM server certificate chain; empty = no TLS
   std::string tls_key_file;        // PEM private key
   std::string tls_client_ca_file;  // PEM CA that signs gateway client certificates (mTLS)
@@ -78,6 +87,23 @@ struct ServerOptions {
   absl::Duration backup_interval = absl::Hours(6);
   int backup_keep = 3;
 };
+
+// Parses --store: "rocksdb" or "postgres"; INVALID_ARGUMENT otherwise, or "postgres" in a
+// build without the PostgreSQL store.
+absl::StatusOr<ServerOptions::StoreKind> ParseStoreKind(const std::string& value);
+
+// A libpq connection string fit for logs: the value of every password (key=value form
+// `password=...`, URI user info `user:secret@`, URI query `password=`) reads "***".
+std::string RedactDsn(const std::string& dsn);
+
+// Warnings to log at start-up about options the chosen store does not apply (e.g. telemetry
+// retention on PostgreSQL); empty when there are none.
+std::vector<std::string> StoreOptionWarnings(const ServerOptions& options);
+
+// `pumptwind --verify --store=postgres`: like RunVerify (server/core/verify_main.h) on the
+// PostgreSQL store of `options` (postgres_dsn, postgres_schema); same report and exit codes
+// (0 all exact, 3 a mismatch, 1 the store cannot be read, 2 bad options).
+int RunVerifyPostgres(const ServerOptions& options);
 
 // Returns true for "localhost", 127.0.0.0/8 and ::1 (with or without brackets).
 bool IsLoopbackHost(const std::string& host);
@@ -139,6 +165,7 @@ class ServerApp {
   absl::Status WritePortFile() const;
 
   ServerOptions options_;
+  absl::Status OpenStore();  // store_ per options_.store
   absl::Status OpenStoreAndRecover();
   void RunTicker();
   void RunBackups();
