@@ -16,16 +16,22 @@ void RecentInputs::Note(const twin::InputKey& key) {
   if (last_key_ < key) last_key_ = key;
 }
 
+PumpHistory& RecentInputs::InputsFor(const twin::InputKey& key) {
+  const int g = GenerationFor(key);
+  return gens_[std::max(g, 0)].inputs;
+}
+
 void RecentInputs::AddSample(const twin::Sample& sample, absl::Time server_time) {
-  PumpHistory& h = gens_.back().inputs;
+  const twin::InputKey key{sample.device_time, twin::InputRank::kSample, sample.seq};
+  PumpHistory& h = InputsFor(key);
   h.samples.push_back(sample);
   h.sample_server_times.push_back(server_time);
-  Note({sample.device_time, twin::InputRank::kSample, sample.seq});
+  Note(key);
   last_sample_time_ = std::max(last_sample_time_, sample.device_time);
 }
 
 void RecentInputs::AddRecord(const StoredInput& input) {
-  gens_.back().inputs.inputs.push_back(input);
+  InputsFor(input.key).inputs.push_back(input);
   Note(input.key);
 }
 
@@ -53,7 +59,8 @@ RecentInputs::Start RecentInputs::From(
 }
 
 void RecentInputs::Rebase(const twin::InputKey& earliest, const twin::Twin* before,
-                          const twin::InputKey& before_key) {
+                          const twin::InputKey& before_key, const twin::Twin* after,
+                          const twin::InputKey& after_key) {
   const int first = GenerationFor(earliest);
   if (first < 0) return;
   Generation next{before != nullptr ? *before : std::move(gens_[first].base),
@@ -78,7 +85,30 @@ void RecentInputs::Rebase(const twin::InputKey& earliest, const twin::Twin* befo
     from = std::move(kept);
   }
   gens_.erase(gens_.begin() + first + (before != nullptr ? 1 : 0), gens_.end());
+  if (after == nullptr) {
+    gens_.push_back(std::move(next));
+    return;
+  }
+  Generation last{*after, after_key, {}};
+  PumpHistory& mid = next.inputs;
+  PumpHistory kept;
+  for (size_t i = 0; i < mid.samples.size(); ++i) {
+    const bool stays = !(after_key < twin::InputKey{mid.samples[i].device_time,
+                                                    twin::InputRank::kSample, mid.samples[i].seq});
+    PumpHistory& into = stays ? kept : last.inputs;
+    into.samples.push_back(std::move(mid.samples[i]));
+    into.sample_server_times.push_back(mid.sample_server_times[i]);
+  }
+  for (StoredInput& in : mid.inputs) {
+    (after_key < in.key ? last.inputs : kept).inputs.push_back(std::move(in));
+  }
+  mid = std::move(kept);
   gens_.push_back(std::move(next));
+  gens_.push_back(std::move(last));
+}
+
+void RecentInputs::StartGeneration(const twin::Twin& live) {
+  if (gens_.back().size() > 0) gens_.push_back({live, last_key_, {}});
 }
 
 void RecentInputs::Reset(const twin::Twin& live) {
@@ -95,10 +125,11 @@ void RecentInputs::Maintain(const twin::Twin& live, size_t max_inputs) {
     held -= gens_.front().size();
     gens_.pop_front();
   }
-  // Rewinds add generations: the two adjacent ones with the fewest inputs become one.
+  // Rewinds add generations: the two adjacent ones with the fewest inputs become one, the
+  // newest excepted (the copy the next late input most likely starts from).
   while (gens_.size() > kMaxGenerations) {
     size_t best = 0;
-    for (size_t g = 1; g + 1 < gens_.size(); ++g) {
+    for (size_t g = 1; g + 2 < gens_.size(); ++g) {
       if (gens_[g].size() + gens_[g + 1].size() < gens_[best].size() + gens_[best + 1].size()) {
         best = g;
       }

@@ -37,7 +37,8 @@ class RecentInputs {
   // samples).
   RecentInputs(const twin::Twin& live, const twin::InputKey& last_key, absl::Time last_sample_time);
 
-  // An input applied to the live twin (in order, or accepted by a rewind from here).
+  // An input applied to the live twin (in order, or accepted by a rewind from here); it
+  // joins the newest generation whose base precedes it.
   void AddSample(const twin::Sample& sample, absl::Time server_time);
   void AddRecord(const StoredInput& input);
 
@@ -58,16 +59,25 @@ class RecentInputs {
   // `earliest`, after `before_key`; null when it had none before (the generation it
   // started from takes every input). The generation it started from keeps its inputs before
   // `earliest`, a new one starts at `before` with those at and after it, so the next late
-  // input after this one replays only from here. Add the accepted late inputs after this.
+  // input after this one replays only from here. `after` (optional): the twin that fold had
+  // after its last late input, at `after_key`, before the inputs stored after it (the record
+  // a late frame arrived behind): it starts one more generation with those, so a later late
+  // part before them (a frame still in flight behind the same record) replays only them.
+  // Add the accepted late inputs after this.
   void Rebase(const twin::InputKey& earliest, const twin::Twin* before,
-              const twin::InputKey& before_key);
+              const twin::InputKey& before_key, const twin::Twin* after = nullptr,
+              const twin::InputKey& after_key = {});
+  // Starts a new generation at `live` (unless the newest holds no input yet): before an
+  // input that telemetry still in flight may precede, such as a clinical record stated
+  // ahead of it, so the rewinds of that telemetry fold again only from here.
+  void StartGeneration(const twin::Twin& live);
   // Drops everything and starts again at `live` (a change the inputs do not describe).
   void Reset(const twin::Twin& live);
   // Starts a new generation at `live` once the newest holds max_inputs /
   // kGenerationsPerBound inputs, drops the oldest generations while more than `max_inputs`
-  // are held and joins adjacent ones beyond kMaxGenerations: afterwards size() <=
-  // max_inputs and generations() <= kMaxGenerations, and the inputs of at least the newest
-  // generation are kept.
+  // are held and joins adjacent ones beyond kMaxGenerations (never into the newest): afterwards
+  // size() <= max_inputs and generations() <= kMaxGenerations, and the inputs of at least the
+  // newest generation are kept.
   void Maintain(const twin::Twin& live, size_t max_inputs);
 
   size_t size() const;  // inputs held (samples and records)
@@ -83,6 +93,9 @@ class RecentInputs {
   };
   // Index of the newest generation whose base precedes `earliest` (-1: none).
   int GenerationFor(const twin::InputKey& earliest) const;
+  // The generation an input at `key` joins (the newest whose base precedes it; the oldest
+  // when none does).
+  PumpHistory& InputsFor(const twin::InputKey& key);
   void Note(const twin::InputKey& key);
 
   std::deque<Generation> gens_;  // oldest first, never empty

@@ -405,9 +405,13 @@ void Shard::Mutate(const std::string& pump_id, MutateFn fn,
                       twin::CheckpointBoundaryAtOrBefore(in.key.time, options_.checkpoint_every),
                       ctx.extra);
       }
+      // A record stated ahead of the pump's telemetry makes the frames still in flight late:
+      // their rewinds start from the twin before the record and fold again only the record.
+      RecentInputs* recent = Recent(pump_id);
+      if (recent != nullptr) recent->StartGeneration(slot.twin);
       absl::Status st = ApplyStoredInput(in, slot.twin, library, &ctx.transitions, refill);
       if (!st.ok()) return st;
-      if (RecentInputs* recent = Recent(pump_id)) recent->AddRecord(in);
+      if (recent != nullptr) recent->AddRecord(in);
     } else {
       if (in.key.time < model - options_.history_window) {
         return absl::FailedPreconditionError(absl::StrCat(
@@ -792,7 +796,24 @@ absl::StatusOr<twin::FoldResult> Shard::Rewind(const std::string& pump_id, PumpS
   twin::InputKey base_key{from - absl::Nanoseconds(1), twin::InputRank::kTick, ~uint64_t{0}};
   if (split > 0) base_key = inputs[split - 1].key;
   if (describable && (split > 0 || !from_memory)) base.emplace(rewound);
-  auto rest = twin::Fold(rewound, all.subspan(split), fo, &replayed);
+  // From memory, the twin after the last fresh input is kept too when stored inputs follow
+  // it (the record a late frame arrived behind): the next late part before them (a frame of
+  // the same pump still in flight behind that record) replays only them, not this part again.
+  size_t after_fresh = inputs.size();
+  if (from_memory) {
+    while (after_fresh > split && !inputs[after_fresh - 1].fresh) --after_fresh;
+  }
+  std::optional<twin::Twin> after;
+  if (after_fresh > split && after_fresh < inputs.size()) {
+    auto fresh_part = twin::Fold(rewound, all.subspan(split, after_fresh - split), fo, &replayed);
+    if (!fresh_part.ok()) return fresh_part.status();
+    result->applied += fresh_part->applied;
+    for (auto& r : fresh_part->refused) result->refused.push_back(std::move(r));
+    after.emplace(rewound);
+  } else {
+    after_fresh = split;
+  }
+  auto rest = twin::Fold(rewound, all.subspan(after_fresh), fo, &replayed);
   if (!rest.ok()) return rest.status();
   result->applied += rest->applied;
   for (auto& r : rest->refused) result->refused.push_back(std::move(r));
@@ -846,7 +867,8 @@ absl::StatusOr<twin::FoldResult> Shard::Rewind(const std::string& pump_id, PumpS
     return true;
   };
   if (from_memory) {
-    recent->Rebase(earliest, base ? &*base : nullptr, base_key);
+    recent->Rebase(earliest, base ? &*base : nullptr, base_key, after ? &*after : nullptr,
+                   after ? inputs[after_fresh - 1].key : twin::InputKey{});
     for (const twin::FoldInput& f : inputs) {  // the fresh ones reference no recent input
       if (!f.fresh || !accepted(f)) continue;
       if (f.sample != nullptr) {
@@ -880,6 +902,7 @@ absl::StatusOr<twin::FoldResult> Shard::Rewind(const std::string& pump_id, PumpS
     MaintainRecent(*recent, slot);
   }
   if (options_.on_rewind) options_.on_rewind(from_memory);
+  if (options_.on_rewind_replayed) options_.on_rewind_replayed(stored);
   if (beyond_window) {
     Log(LogLevel::kWarning, "late_input_beyond_history_window",
         {{"pump", pump_id},

@@ -98,6 +98,9 @@ struct ShardOptions {
   // Called on the shard thread after every rewind: from_memory says whether it was served
   // by the pump's recent inputs (RecentInputs) or read the store.
   std::function<void(bool from_memory)> on_rewind;
+  // Called on the shard thread after every rewind with the number of inputs it folded
+  // again (already applied before: the work a rewind does beyond in-order delivery).
+  std::function<void(size_t replayed)> on_rewind_replayed;
   // Called on the shard thread after a pump's recent inputs changed: the inputs and twin
   // copies it holds now and the number of pumps of this shard that keep some (the memory
   // bound in tests).

@@ -32,6 +32,9 @@ class RewindMemoryTest : public RegistryTest {
     o.shard.on_rewind = [this](bool from_memory) {
       (from_memory ? from_memory_ : from_store_).fetch_add(1);
     };
+    o.shard.on_rewind_replayed = [this](size_t replayed) {
+      if (replayed == 1) only_record_replayed_.fetch_add(1);
+    };
     o.shard.on_recent_inputs = [this](size_t inputs, size_t twins, size_t pumps) {
       auto raise = [](std::atomic<size_t>& max, size_t v) {
         size_t seen = max.load();
@@ -53,6 +56,7 @@ class RewindMemoryTest : public RegistryTest {
     new (&store_) store::MemStore();
     from_memory_ = 0;
     from_store_ = 0;
+    only_record_replayed_ = 0;
     max_inputs_ = 0;
     max_twins_ = 0;
     max_pumps_ = 0;
@@ -131,6 +135,8 @@ class RewindMemoryTest : public RegistryTest {
   size_t memory_pumps_ = ShardOptions().rewind_memory_pumps;
   size_t memory_inputs_ = ShardOptions().rewind_memory_inputs;
   mutable std::atomic<int> from_memory_{0}, from_store_{0};
+  // Rewinds that folded again only one input (the record the late frame arrived behind).
+  mutable std::atomic<int> only_record_replayed_{0};
   mutable std::atomic<size_t> max_inputs_{0}, max_twins_{0}, max_pumps_{0};
 };
 
@@ -161,6 +167,30 @@ TEST_F(RewindMemoryTest, LateTelemetryBehindRecordsRewindsFromMemoryAsInOrder) {
   EXPECT_EQ(from_memory_.load(), 0);
   EXPECT_GT(from_store_.load(), 1);
   ExpectVerifyExact();
+}
+
+// Records stated three frames ahead: three frames of each pump arrive behind its record.
+// The pump keeps its twin from just before a record and, after a rewind, from just after
+// its late frame, so every late frame behind the same record folds again only that record
+// (not the samples before it, nor the frames rewound before it); the twin ends as in order.
+TEST_F(RewindMemoryTest, LateFramesBehindOneRecordReplayOnlyTheRecord) {
+  const std::vector<std::string> pumps = {"deg-1"};
+  ASSERT_NO_FATAL_FAILURE(Deliver(pumps, 0));
+  const auto reference = TwinBytes(pumps);
+
+  ASSERT_NO_FATAL_FAILURE(Fresh(pumps));
+  ASSERT_NO_FATAL_FAILURE(Deliver(pumps, 3));
+  EXPECT_TRUE(TwinBytes(pumps) == reference);
+  const int records = static_cast<int>((kSamples - 1) / kRecordEvery);
+  EXPECT_EQ(from_memory_.load() + from_store_.load(), 3 * records);
+  // Every rewind but the first two (the first read the store, which keeps no twin before
+  // the record or after the frame): the pump keeps its twin from before each record and
+  // after each late frame.
+  EXPECT_GE(only_record_replayed_.load(), 3 * records - 2);
+  ExpectVerifyExact();
+  auto stats = Restart();
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_TRUE(TwinBytes(pumps) == reference);
 }
 
 // Tight bounds (2 pumps per shard, 100 inputs per pump) with 6 late pumps on one shard: the
