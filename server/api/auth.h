@@ -1,5 +1,6 @@
-// Authorization of TwinService calls: who is calling (actor) and with which role.
-// Authorizer is the seam; the token-file implementation maps bearer tokens to roles.
+// Authorization of TwinService calls: who is calling (actor), with which role, and which
+// clinic's pumps they may see. Authorizer is the seam; the token-file implementation maps
+// bearer tokens to roles and clinics.
 // OpenAuthorizer (no tokens configured: loopback demo and tests) lets everyone act as
 // admin under the actor name "anonymous" and is refused on non-loopback listeners.
 // Implementations are thread-safe.
@@ -19,6 +20,13 @@ enum class Role : int { kViewer = 1, kClinician = 2, kAdmin = 3 };
 struct Principal {
   std::string actor;  // e.g. token name "dr.smith" or "anonymous"
   Role role = Role::kViewer;
+  // The one clinic whose pumps, alerts and twins this principal may see and change; empty:
+  // every clinic (admins, and viewer/clinician tokens given to fleet-wide systems).
+  std::string clinic;
+
+  bool SeesClinic(const std::string& pump_clinic) const {
+    return clinic.empty() || clinic == pump_clinic;
+  }
 };
 
 class Authorizer {

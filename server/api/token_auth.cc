@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "absl/time/time.h"
 #include "server/api/token_name.h"
 
 namespace pumptwin::server {
@@ -40,6 +41,44 @@ absl::Status Unauthenticated(absl::string_view why) {
       absl::StrCat(why,
                    ": send metadata 'authorization: Bearer <token>' with a token from "
                    "the server's --auth_tokens_file (see docs/security.md)"));
+}
+
+// The optional key=value fields after the digest: clinic= and expires=.
+absl::Status ParseOptions(const std::vector<absl::string_view>& fields, const std::string& where,
+                          TokenEntry* entry) {
+  bool seen_clinic = false, seen_expires = false;
+  for (size_t i = 3; i < fields.size(); ++i) {
+    absl::string_view f = fields[i];
+    if (absl::ConsumePrefix(&f, "clinic=")) {
+      if (seen_clinic)
+        return absl::InvalidArgumentError(absl::StrCat(where, "clinic= given twice"));
+      seen_clinic = true;
+      if (f.empty() || f.size() > 128) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(where, "clinic= needs the clinic's name (1-128 characters)"));
+      }
+      if (entry->role == Role::kAdmin) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            where, "admin '", entry->name,
+            "' has clinic=: admins see every clinic; give the person a clinician token instead"));
+      }
+      entry->clinic = std::string(f);
+    } else if (absl::ConsumePrefix(&f, "expires=")) {
+      if (seen_expires) {
+        return absl::InvalidArgumentError(absl::StrCat(where, "expires= given twice"));
+      }
+      seen_expires = true;
+      std::string err;
+      if (!absl::ParseTime(absl::RFC3339_full, f, &entry->expires, &err)) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            where, "expires='", f, "' is not an RFC 3339 time (e.g. 2027-03-31T00:00:00Z)"));
+      }
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat(where, "unknown field '", f.substr(0, 32),
+                                                     "' (clinic=<clinic> or expires=<time>)"));
+    }
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -77,9 +116,10 @@ absl::StatusOr<std::vector<TokenEntry>> ParseTokenFile(absl::string_view content
     auto where = [&] { return absl::StrCat(source, ":", line_no, ": "); };
     std::vector<absl::string_view> f =
         absl::StrSplit(line, absl::ByAnyChar(" \t"), absl::SkipEmpty());
-    if (f.size() != 3) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(where(), "expected '<name> <role> <sha256hex>', got ", f.size(), " fields"));
+    if (f.size() < 3 || f.size() > 5) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          where(), "expected '<name> <role> <sha256hex> [clinic=<clinic>] [expires=<time>]', got ",
+          f.size(), " fields"));
     }
     if (!IsValidTokenName(f[0])) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -102,7 +142,9 @@ absl::StatusOr<std::vector<TokenEntry>> ParseTokenFile(absl::string_view content
       return absl::InvalidArgumentError(
           absl::StrCat(where(), "duplicate digest (the same token for two names)"));
     }
-    out.push_back(TokenEntry{std::string(f[0]), *role, *digest});
+    TokenEntry entry{std::string(f[0]), *role, *digest};
+    if (absl::Status s = ParseOptions(f, where(), &entry); !s.ok()) return s;
+    out.push_back(std::move(entry));
   }
   return out;
 }
@@ -125,11 +167,13 @@ absl::StatusOr<std::vector<TokenEntry>> ReadTokenFile(const std::string& path) {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<TokenAuthorizer>> TokenAuthorizer::Load(std::string path) {
+absl::StatusOr<std::unique_ptr<TokenAuthorizer>> TokenAuthorizer::Load(
+    std::string path, std::function<absl::Time()> now) {
   auto entries = ReadTokenFile(path);
   if (!entries.ok()) return entries.status();
   auto table = std::make_shared<const Table>(*std::move(entries));
-  return std::unique_ptr<TokenAuthorizer>(new TokenAuthorizer(std::move(path), std::move(table)));
+  return std::unique_ptr<TokenAuthorizer>(
+      new TokenAuthorizer(std::move(path), std::move(now), std::move(table)));
 }
 
 absl::Status TokenAuthorizer::Reload() {
@@ -183,12 +227,18 @@ absl::StatusOr<Principal> TokenAuthorizer::CheckAuthorization(
     if (equal) match = &e;
   }
   if (match == nullptr) return Unauthenticated("unknown bearer token");
+  if (now_() >= match->expires) {
+    return Unauthenticated(
+        absl::StrCat("the token of '", match->name, "' expired at ",
+                     absl::FormatTime(absl::RFC3339_sec, match->expires, absl::UTCTimeZone()),
+                     "; ask an admin for a new one"));
+  }
   if (static_cast<int>(match->role) < static_cast<int>(required)) {
     return absl::PermissionDeniedError(
         absl::StrCat("'", match->name, "' has role ", RoleName(match->role),
                      "; this method requires role ", RoleName(required), " or higher"));
   }
-  return Principal{match->name, match->role};
+  return Principal{match->name, match->role, match->clinic};
 }
 
 }  // namespace pumptwin::server

@@ -1,9 +1,13 @@
 // TokenAuthorizer: bearer tokens from a token file mapped to roles (docs/security.md).
 //
 // The file (--auth_tokens_file) holds one principal per line:
-//     <name> <role> <sha256hex>
+//     <name> <role> <sha256hex> [clinic=<clinic>] [expires=<RFC 3339 time>]
 // where <role> is viewer|clinician|admin and <sha256hex> is the lowercase or uppercase
 // hex SHA-256 of the token bytes exactly as the client sends them after "Bearer ".
+// clinic= scopes a viewer or clinician to the pumps, alerts and twins of that clinic (the
+// Pump's `clinic` field); without it the token sees every clinic. Admins are global: an
+// admin line with clinic= is refused. expires= (e.g. 2027-03-31T00:00:00Z) ends the
+// token's validity: later calls are UNAUTHENTICATED with the time in the message.
 // '#' starts a comment; blank lines are ignored. Names and digests are unique. Tokens
 // themselves are never stored: `pumptwin-token new` prints a fresh token and its line.
 //
@@ -19,6 +23,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -28,6 +33,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "server/api/auth.h"
 
 namespace pumptwin::server {
@@ -38,6 +44,8 @@ struct TokenEntry {
   std::string name;
   Role role = Role::kViewer;
   TokenDigest digest{};
+  std::string clinic;                           // empty: every clinic
+  absl::Time expires = absl::InfiniteFuture();  // after it the token is refused
 };
 
 // SHA-256 of `token` (OpenSSL).
@@ -56,8 +64,9 @@ absl::StatusOr<std::vector<TokenEntry>> ParseTokenFile(absl::string_view content
 class TokenAuthorizer final : public Authorizer {
  public:
   // Reads and parses `path`; fails (and returns no authorizer) if it is unreadable or
-  // malformed.
-  static absl::StatusOr<std::unique_ptr<TokenAuthorizer>> Load(std::string path);
+  // malformed. `now` is the clock expiry is checked against (tests inject one).
+  static absl::StatusOr<std::unique_ptr<TokenAuthorizer>> Load(
+      std::string path, std::function<absl::Time()> now = [] { return absl::Now(); });
 
   // Re-reads the file. On success the new table is used by every later Check; on
   // failure the previous table stays in force and the error is returned.
@@ -76,11 +85,13 @@ class TokenAuthorizer final : public Authorizer {
 
  private:
   using Table = std::vector<TokenEntry>;
-  TokenAuthorizer(std::string path, std::shared_ptr<const Table> table)
-      : path_(std::move(path)), table_(std::move(table)) {}
+  TokenAuthorizer(std::string path, std::function<absl::Time()> now,
+                  std::shared_ptr<const Table> table)
+      : path_(std::move(path)), now_(std::move(now)), table_(std::move(table)) {}
   std::shared_ptr<const Table> table() const;
 
   const std::string path_;
+  const std::function<absl::Time()> now_;
   mutable absl::Mutex mu_;
   std::shared_ptr<const Table> table_ ABSL_GUARDED_BY(mu_);
 };

@@ -202,7 +202,7 @@ grpc::ServerUnaryReactor* TwinServiceImpl::RegisterPump(grpc::CallbackServerCont
 grpc::ServerUnaryReactor* TwinServiceImpl::GetPump(grpc::CallbackServerContext* ctx,
                                                    const v1::GetPumpRequest* req, v1::Pump* resp) {
   auto* reactor = ctx->DefaultReactor();
-  auto id = AuthorizedPumpId(*deps_.auth, *ctx, Role::kViewer, req->name());
+  auto id = AuthorizedPumpId(deps_, *ctx, Role::kViewer, req->name());
   if (!id.ok()) return FinishWith(reactor, id.status());
   auto bytes = deps_.store->GetPump(*id);
   if (!bytes.ok()) {
@@ -223,7 +223,7 @@ grpc::ServerUnaryReactor* TwinServiceImpl::GetTwin(grpc::CallbackServerContext* 
                                                    const v1::GetTwinRequest* req,
                                                    v1::TwinState* resp) {
   auto* reactor = ctx->DefaultReactor();
-  auto id = AuthorizedPumpId(*deps_.auth, *ctx, Role::kViewer, req->name());
+  auto id = AuthorizedPumpId(deps_, *ctx, Role::kViewer, req->name());
   if (!id.ok()) return FinishWith(reactor, id.status());
   deps_.registry->Read(*id, [reactor, resp](const twin::Twin* twin, absl::Status s) {
     if (twin != nullptr) *resp = FromTwin(*twin);

@@ -88,7 +88,23 @@ grpc::ServerUnaryReactor* TwinServiceImpl::ListAlerts(grpc::CallbackServerContex
                                                       v1::ListAlertsResponse* resp) {
   auto* reactor = ctx->DefaultReactor();
   auto fail = [reactor](const absl::Status& s) { return FinishWith(reactor, s); };
-  if (auto p = deps_.auth->Check(*ctx, Role::kViewer); !p.ok()) return fail(p.status());
+  auto principal = deps_.auth->Check(*ctx, Role::kViewer);
+  if (!principal.ok()) return fail(principal.status());
+  // A caller scoped to a clinic lists that clinic's alerts only.
+  auto clinic = ScopedClinic(*principal, req->clinic());
+  if (!clinic.ok()) return fail(clinic.status());
+  if (!req->pump_id().empty()) {
+    if (absl::Status s = CheckPumpInScope(deps_.registry->directory(), *principal, req->pump_id());
+        !s.ok()) {
+      return fail(s);
+    }
+  }
+  v1::ListAlertsRequest scoped;
+  if (*clinic != req->clinic()) {
+    scoped = *req;
+    scoped.set_clinic(*clinic);
+    req = &scoped;
+  }
   if (req->page_size() < 0 || req->page_size() > kMaxPageSize) {
     return fail(absl::InvalidArgumentError(absl::StrCat("page_size=", req->page_size(),
                                                         " must be 0 (default ", kDefaultPageSize,
@@ -137,6 +153,10 @@ grpc::ServerUnaryReactor* TwinServiceImpl::AcknowledgeAlert(grpc::CallbackServer
   if (!principal.ok()) return FinishWith(reactor, principal.status());
   auto name = ParseAlertName(req->name());
   if (!name.ok()) return FinishWith(reactor, name.status());
+  if (absl::Status s = CheckPumpInScope(deps_.registry->directory(), *principal, name->pump_id);
+      !s.ok()) {
+    return FinishWith(reactor, s);
+  }
   if (req->comment().size() > 4096) {
     return FinishWith(
         reactor, absl::InvalidArgumentError(absl::StrCat("comment is ", req->comment().size(),

@@ -14,22 +14,45 @@
 
 namespace pumptwin::server {
 
-absl::StatusOr<PumpCaller> AuthorizePumpCall(const Authorizer& auth,
+absl::StatusOr<PumpCaller> AuthorizePumpCall(const TwinServiceDeps& deps,
                                              const grpc::CallbackServerContext& ctx, Role role,
                                              const std::string& name) {
-  auto principal = auth.Check(ctx, role);
+  auto principal = deps.auth->Check(ctx, role);
   if (!principal.ok()) return principal.status();
   auto id = PumpIdFromName(name);
   if (!id.ok()) return id.status();
+  if (absl::Status s = CheckPumpInScope(deps.registry->directory(), *principal, *id); !s.ok()) {
+    return s;
+  }
   return PumpCaller{*std::move(principal), *std::move(id)};
 }
 
-absl::StatusOr<std::string> AuthorizedPumpId(const Authorizer& auth,
+absl::StatusOr<std::string> AuthorizedPumpId(const TwinServiceDeps& deps,
                                              const grpc::CallbackServerContext& ctx, Role role,
                                              const std::string& name) {
-  auto caller = AuthorizePumpCall(auth, ctx, role, name);
+  auto caller = AuthorizePumpCall(deps, ctx, role, name);
   if (!caller.ok()) return caller.status();
   return std::move(caller->pump_id);
+}
+
+absl::Status CheckPumpInScope(const PumpDirectory& dir, const Principal& who,
+                              const std::string& pump_id) {
+  if (who.clinic.empty()) return absl::OkStatus();
+  std::optional<PumpEntry> entry = dir.Get(pump_id);
+  if (!entry.has_value()) return absl::OkStatus();
+  std::string clinic = dir.ClinicName(entry->clinic_id);
+  if (who.SeesClinic(clinic)) return absl::OkStatus();
+  return absl::PermissionDeniedError(absl::StrCat("pump '", pump_id, "' is not a pump of clinic '",
+                                                  who.clinic, "', the only clinic '", who.actor,
+                                                  "' may see"));
+}
+
+absl::StatusOr<std::string> ScopedClinic(const Principal& who, const std::string& requested) {
+  if (who.clinic.empty()) return requested;
+  if (requested.empty() || requested == who.clinic) return who.clinic;
+  return absl::PermissionDeniedError(absl::StrCat("clinic='", device_link::Echo(requested), "': '",
+                                                  who.actor, "' may see clinic '", who.clinic,
+                                                  "' only"));
 }
 
 std::string MessageJson(const google::protobuf::Message& m) {
@@ -169,7 +192,7 @@ void PumpChangeScope::AuditAlso(std::string resource, ChangeJson json) {
 PumpChange::PumpChange(const TwinServiceDeps& deps, RegistrationOverlay* overlay,
                        grpc::CallbackServerContext* ctx, Role role, const std::string& name)
     : deps_(deps), overlay_(overlay), reactor_(ctx->DefaultReactor()) {
-  auto caller = AuthorizePumpCall(*deps.auth, *ctx, role, name);
+  auto caller = AuthorizePumpCall(deps, *ctx, role, name);
   if (!caller.ok()) {
     status_ = caller.status();
     return;

@@ -37,15 +37,26 @@ struct PumpCaller {
   std::string pump_id;
 };
 
-// The start of a pump-scoped call: the caller must hold `role`, and `name` must be a pump
-// resource name. Returns the caller and the pump id, or the status to finish the call with.
-absl::StatusOr<PumpCaller> AuthorizePumpCall(const Authorizer& auth,
+// The start of a pump-scoped call: the caller must hold `role`, `name` must be a pump
+// resource name, and a caller scoped to a clinic must name a pump of that clinic
+// (CheckPumpInScope). Returns the caller and the pump id, or the status to finish with.
+absl::StatusOr<PumpCaller> AuthorizePumpCall(const TwinServiceDeps& deps,
                                              const grpc::CallbackServerContext& ctx, Role role,
                                              const std::string& name);
 // The same when only the pump id is needed (the read calls).
-absl::StatusOr<std::string> AuthorizedPumpId(const Authorizer& auth,
+absl::StatusOr<std::string> AuthorizedPumpId(const TwinServiceDeps& deps,
                                              const grpc::CallbackServerContext& ctx, Role role,
                                              const std::string& name);
+
+// PERMISSION_DENIED when `who` is scoped to a clinic and `pump_id` is registered in
+// another one (an unregistered pump passes: the call then answers NOT_FOUND itself).
+absl::Status CheckPumpInScope(const PumpDirectory& dir, const Principal& who,
+                              const std::string& pump_id);
+
+// The clinic filter of a list or a stream for `who`: `requested` when the caller may see it
+// (empty: every clinic), the caller's own clinic when it is scoped and asked for none, and
+// PERMISSION_DENIED when a scoped caller asks for another clinic.
+absl::StatusOr<std::string> ScopedClinic(const Principal& who, const std::string& requested);
 
 AuditDraft MakeAudit(const Principal& who, absl::Time now, const char* method,
                      const std::string& resource, std::string before_json, std::string after_json,

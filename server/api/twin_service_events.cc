@@ -216,7 +216,7 @@ grpc::ServerUnaryReactor* TwinServiceImpl::GetTelemetry(grpc::CallbackServerCont
                                                         v1::GetTelemetryResponse* resp) {
   auto* reactor = ctx->DefaultReactor();
   auto fail = [reactor](const absl::Status& s) { return FinishWith(reactor, s); };
-  auto id = AuthorizedPumpId(*deps_.auth, *ctx, Role::kViewer, req->name());
+  auto id = AuthorizedPumpId(deps_, *ctx, Role::kViewer, req->name());
   if (!id.ok()) return fail(id.status());
   if (req->start_device_time_ms() < 0) {
     return fail(absl::InvalidArgumentError(

@@ -142,8 +142,18 @@ grpc::ServerUnaryReactor* TwinServiceImpl::ListPumps(grpc::CallbackServerContext
                                                      v1::ListPumpsResponse* resp) {
   auto* reactor = ctx->DefaultReactor();
   auto fail = [reactor](const absl::Status& s) { return FinishWith(reactor, s); };
-  if (auto p = deps_.auth->Check(*ctx, Role::kViewer); !p.ok()) return fail(p.status());
+  auto principal = deps_.auth->Check(*ctx, Role::kViewer);
+  if (!principal.ok()) return fail(principal.status());
   if (absl::Status s = ValidateList(*req); !s.ok()) return fail(s);
+  // A caller scoped to a clinic lists that clinic's pumps only.
+  auto clinic = ScopedClinic(*principal, req->clinic());
+  if (!clinic.ok()) return fail(clinic.status());
+  v1::ListPumpsRequest scoped;
+  if (*clinic != req->clinic()) {
+    scoped = *req;
+    scoped.set_clinic(*clinic);
+    req = &scoped;
+  }
   auto page_size = PageSize(req->page_size(), kDefaultPumpPage, kMaxPumpPage);
   if (!page_size.ok()) return fail(page_size.status());
   const std::string fingerprint = QueryFingerprint(*req);

@@ -179,7 +179,7 @@ grpc::ServerUnaryReactor* TwinServiceImpl::GetPrescriptionHistory(
     v1::GetPrescriptionHistoryResponse* resp) {
   auto* reactor = ctx->DefaultReactor();
   auto fail = [reactor](const absl::Status& s) { return FinishWith(reactor, s); };
-  auto id = AuthorizedPumpId(*deps_.auth, *ctx, Role::kViewer, req->name());
+  auto id = AuthorizedPumpId(deps_, *ctx, Role::kViewer, req->name());
   if (!id.ok()) return fail(id.status());
   auto page_size = PageSize(req->page_size(), kDefaultHistoryPage, kMaxHistoryPage);
   if (!page_size.ok()) return fail(page_size.status());
@@ -229,7 +229,7 @@ grpc::ServerUnaryReactor* TwinServiceImpl::ReplayTwin(grpc::CallbackServerContex
                                                       v1::ReplayTwinResponse* resp) {
   auto* reactor = ctx->DefaultReactor();
   auto fail = [reactor](const absl::Status& s) { return FinishWith(reactor, s); };
-  auto id = AuthorizedPumpId(*deps_.auth, *ctx, Role::kViewer, req->name());
+  auto id = AuthorizedPumpId(deps_, *ctx, Role::kViewer, req->name());
   if (!id.ok()) return fail(id.status());
   const int64_t horizon_ms = req->horizon_ms() == 0 ? kDefaultHorizonMs : req->horizon_ms();
   if (horizon_ms < 0 || horizon_ms > kMaxHorizonMs) {

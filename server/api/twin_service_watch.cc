@@ -275,9 +275,11 @@ class WatchTwinReactor final : public grpc::ServerWriteReactor<v1::TwinState> {
 
 grpc::ServerWriteReactor<v1::AlertEvent>* TwinServiceImpl::WatchAlerts(
     grpc::CallbackServerContext* ctx, const v1::WatchAlertsRequest* req) {
-  if (auto p = deps_.auth->Check(*ctx, Role::kViewer); !p.ok()) {
-    return new FailedWriter<v1::AlertEvent>(p.status());
-  }
+  auto principal = deps_.auth->Check(*ctx, Role::kViewer);
+  if (!principal.ok()) return new FailedWriter<v1::AlertEvent>(principal.status());
+  // A caller scoped to a clinic receives that clinic's alerts only.
+  auto clinic = ScopedClinic(*principal, req->clinic());
+  if (!clinic.ok()) return new FailedWriter<v1::AlertEvent>(clinic.status());
   if (deps_.alert_hub == nullptr) {
     return new FailedWriter<v1::AlertEvent>(
         absl::UnimplementedError("WatchAlerts: no alert hub in this server"));
@@ -286,7 +288,9 @@ grpc::ServerWriteReactor<v1::AlertEvent>* TwinServiceImpl::WatchAlerts(
     return new FailedWriter<v1::AlertEvent>(absl::InvalidArgumentError(
         absl::StrCat("min_severity=", req->min_severity(), " is not a Severity value")));
   }
-  auto* reactor = new WatchAlertsReactor(deps_.store, deps_.alert_hub, *req);
+  v1::WatchAlertsRequest scoped = *req;
+  scoped.set_clinic(*clinic);
+  auto* reactor = new WatchAlertsReactor(deps_.store, deps_.alert_hub, scoped);
   reactor->Start();
   return reactor;
 }
@@ -294,7 +298,8 @@ grpc::ServerWriteReactor<v1::AlertEvent>* TwinServiceImpl::WatchAlerts(
 grpc::ServerWriteReactor<v1::TwinState>* TwinServiceImpl::WatchTwin(
     grpc::CallbackServerContext* ctx, const v1::WatchTwinRequest* req) {
   using Fail = FailedWriter<v1::TwinState>;
-  if (auto p = deps_.auth->Check(*ctx, Role::kViewer); !p.ok()) return new Fail(p.status());
+  auto principal = deps_.auth->Check(*ctx, Role::kViewer);
+  if (!principal.ok()) return new Fail(principal.status());
   if (deps_.twin_watch_hub == nullptr) {
     return new Fail(absl::UnimplementedError("WatchTwin: no twin watch hub in this server"));
   }
@@ -311,6 +316,9 @@ grpc::ServerWriteReactor<v1::TwinState>* TwinServiceImpl::WatchTwin(
     auto id = PumpIdFromName(name);
     if (!id.ok()) return new Fail(id.status());
     if (std::find(ids.begin(), ids.end(), *id) != ids.end()) continue;
+    if (absl::Status s = CheckPumpInScope(deps_.registry->directory(), *principal, *id); !s.ok()) {
+      return new Fail(s);
+    }
     if (auto reg = deps_.store->GetPump(*id); !reg.ok()) {
       return new Fail(absl::IsNotFound(reg.status())
                           ? absl::NotFoundError(absl::StrCat("pump '", *id, "' is not registered"))

@@ -34,8 +34,9 @@ inline absl::Time Implant() {
   return t;
 }
 
-inline grpc::Status RegisterMotorPump(v1::TwinService::Stub& stub, const std::string& id,
-                                      const std::string& clinic) {
+// The registration of a programmable peristaltic pump implanted at Implant(), bound to
+// kGateway.
+inline v1::RegisterPumpRequest MotorPumpRequest(const std::string& id, const std::string& clinic) {
   v1::RegisterPumpRequest req;
   v1::Pump* p = req.mutable_pump();
   p->set_pump_id(id);
@@ -53,6 +54,12 @@ inline grpc::Status RegisterMotorPump(v1::TwinService::Stub& stub, const std::st
   rx->set_mode(v1::THERAPY_MODE_SIMPLE_CONTINUOUS);
   rx->set_rate_ul_per_day(500);
   req.set_reason("alerts test");
+  return req;
+}
+
+inline grpc::Status RegisterMotorPump(v1::TwinService::Stub& stub, const std::string& id,
+                                      const std::string& clinic) {
+  v1::RegisterPumpRequest req = MotorPumpRequest(id, clinic);
   grpc::ClientContext ctx;
   ctx.set_deadline(In(30));
   ctx.set_wait_for_ready(true);

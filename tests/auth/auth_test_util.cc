@@ -17,9 +17,10 @@
 
 namespace pumptwin::testing {
 
-absl::StatusOr<IssuedToken> IssueToken(const std::string& name, const std::string& role) {
-  std::string cmd =
-      absl::StrCat(PUMPTWIN_TOKEN_BINARY, " new --quiet --name ", name, " --role ", role);
+absl::StatusOr<IssuedToken> IssueToken(const std::string& name, const std::string& role,
+                                       const std::string& extra_args) {
+  std::string cmd = absl::StrCat(PUMPTWIN_TOKEN_BINARY, " new --quiet --name ", name, " --role ",
+                                 role, " ", extra_args);
   FILE* p = popen(cmd.c_str(), "r");
   if (p == nullptr) return absl::InternalError(absl::StrCat("cannot run ", cmd));
   std::string out;
@@ -56,6 +57,12 @@ absl::StatusOr<std::string> ReadTextFile(const std::string& path) {
 
 GenericResult CallEmpty(const std::shared_ptr<grpc::Channel>& channel, const std::string& method,
                         const std::string& token, absl::Duration deadline) {
+  return CallBytes(channel, method, token, "", deadline);
+}
+
+GenericResult CallBytes(const std::shared_ptr<grpc::Channel>& channel, const std::string& method,
+                        const std::string& token, const std::string& request_bytes,
+                        absl::Duration deadline) {
   grpc::GenericStub stub(channel);
   grpc::ClientContext ctx;
   if (!token.empty()) ctx.AddMetadata("authorization", "Bearer " + token);
@@ -75,8 +82,8 @@ GenericResult CallEmpty(const std::shared_ptr<grpc::Channel>& channel, const std
   };
   call->StartCall(&tags[0]);
   if (wait(&tags[0])) {
-    grpc::Slice empty("");
-    grpc::ByteBuffer request(&empty, 1);  // an empty message: every field at its default
+    grpc::Slice body(request_bytes);  // empty: every field at its default
+    grpc::ByteBuffer request(&body, 1);
     call->WriteLast(request, grpc::WriteOptions(), &tags[1]);
     wait(&tags[1]);  // fails when the server already finished the call: fine
     grpc::ByteBuffer response;

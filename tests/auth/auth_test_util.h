@@ -23,8 +23,10 @@ struct IssuedToken {
   std::string line;   // "<name> <role> <sha256hex>" for the token file
 };
 
-// Runs `pumptwin-token new --quiet --name NAME --role ROLE`.
-absl::StatusOr<IssuedToken> IssueToken(const std::string& name, const std::string& role);
+// Runs `pumptwin-token new --quiet --name NAME --role ROLE [extra_args]` (extra_args e.g.
+// "--clinic north --expires 2027-01-01T00:00:00Z").
+absl::StatusOr<IssuedToken> IssueToken(const std::string& name, const std::string& role,
+                                       const std::string& extra_args = "");
 
 absl::Status WriteTextFile(const std::string& path, const std::string& content);
 absl::StatusOr<std::string> ReadTextFile(const std::string& path);
@@ -39,6 +41,10 @@ struct GenericResult {
 // after the first one (status CANCELLED, got_message true).
 GenericResult CallEmpty(const std::shared_ptr<grpc::Channel>& channel, const std::string& method,
                         const std::string& token, absl::Duration deadline);
+// The same with `request` (a serialized request message) as the request.
+GenericResult CallBytes(const std::shared_ptr<grpc::Channel>& channel, const std::string& method,
+                        const std::string& token, const std::string& request,
+                        absl::Duration deadline);
 
 // The pid of this process's child whose command name is "pumptwind" (the one
 // ServerProcess started), or -1.

@@ -58,11 +58,23 @@ TEST(TokenFile, RejectsBadLinesNamingTheLine) {
     std::string content;
     std::string error;
   } cases[] = {
-      {"a viewer\n", "f:1: expected '<name> <role> <sha256hex>', got 2 fields"},
+      {"a viewer\n",
+       "f:1: expected '<name> <role> <sha256hex> [clinic=<clinic>] "
+       "[expires=<time>]', got 2 fields"},
       {absl::StrCat("\n", Line("a", "root", "x")), "f:2: unknown role 'root'"},
       {"a viewer deadbeef\n", "is not a SHA-256 hex digest"},
       {absl::StrCat("a viewer ", std::string(64, 'g'), "\n"), "is not a SHA-256 hex digest"},
-      {Line("a b", "viewer", "x"), "got 4 fields"},
+      {Line("a b", "viewer", "x"), "unknown role 'b'"},
+      {absl::StrCat("a viewer ", DigestHex(HashToken("x")), " clinic=n x=1 y=2\n"), "got 6 fields"},
+      {absl::StrCat("a admin ", DigestHex(HashToken("x")), " clinic=north\n"),
+       "f:1: admin 'a' has clinic=: admins see every clinic"},
+      {absl::StrCat("a viewer ", DigestHex(HashToken("x")), " clinic=\n"), "clinic= needs"},
+      {absl::StrCat("a viewer ", DigestHex(HashToken("x")), " clinic=n clinic=s\n"),
+       "clinic= given twice"},
+      {absl::StrCat("a viewer ", DigestHex(HashToken("x")), " expires=tomorrow\n"),
+       "expires='tomorrow' is not an RFC 3339 time"},
+      {absl::StrCat("a viewer ", DigestHex(HashToken("x")), " site=n\n"),
+       "unknown field 'site=n' (clinic=<clinic> or expires=<time>)"},
       {Line("a/b", "viewer", "x"), "name 'a/b'"},
       {absl::StrCat(Line("a", "viewer", "x"), Line("a", "admin", "y")), "f:2: duplicate name 'a'"},
       {absl::StrCat(Line("a", "viewer", "x"), Line("b", "admin", "x")), "f:2: duplicate digest"},
@@ -104,6 +116,46 @@ TEST(TokenAuthorizer, ChecksTokensAndRoles) {
   auto admin = (*auth)->CheckAuthorization("Bearer ta", Role::kAdmin);
   ASSERT_TRUE(admin.ok());
   EXPECT_EQ(admin->actor, "a");
+  std::remove(path.c_str());
+}
+
+TEST(TokenFile, ParsesClinicAndExpiry) {
+  auto e = ParseTokenFile(absl::StrCat("n.c clinician ", DigestHex(HashToken("t1")),
+                                       " expires=2027-03-31T00:00:00Z clinic=north  # scoped\n",
+                                       Line("fleet", "viewer", "t2")),
+                          "f");
+  ASSERT_TRUE(e.ok()) << e.status();
+  ASSERT_EQ(e->size(), 2u);
+  EXPECT_EQ((*e)[0].clinic, "north");
+  EXPECT_EQ((*e)[0].expires, absl::FromCivil(absl::CivilSecond(2027, 3, 31), absl::UTCTimeZone()));
+  EXPECT_EQ((*e)[1].clinic, "");
+  EXPECT_EQ((*e)[1].expires, absl::InfiniteFuture());
+}
+
+TEST(TokenAuthorizer, ScopedPrincipalCarriesItsClinicAndExpires) {
+  std::string path = TempPath("scoped");
+  Write(path,
+        absl::StrCat("n viewer ", DigestHex(HashToken("tn")),
+                     " clinic=north expires=2027-01-01T00:00:00Z\n", Line("a", "admin", "ta")));
+  absl::Time now =
+      absl::FromCivil(absl::CivilSecond(2026, 12, 31, 23, 59, 59), absl::UTCTimeZone());
+  auto auth = TokenAuthorizer::Load(path, [&now] { return now; });
+  ASSERT_TRUE(auth.ok()) << auth.status();
+  auto p = (*auth)->CheckAuthorization("Bearer tn", Role::kViewer);
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(p->clinic, "north");
+  EXPECT_TRUE(p->SeesClinic("north"));
+  EXPECT_FALSE(p->SeesClinic("south"));
+  auto admin = (*auth)->CheckAuthorization("Bearer ta", Role::kAdmin);
+  ASSERT_TRUE(admin.ok());
+  EXPECT_TRUE(admin->SeesClinic("south"));
+
+  now += absl::Seconds(1);  // the expiry instant itself is refused
+  auto expired = (*auth)->CheckAuthorization("Bearer tn", Role::kViewer);
+  EXPECT_EQ(expired.status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_THAT(expired.status().message(),
+              HasSubstr("the token of 'n' expired at 2027-01-01T00:00:00+00:00"));
+  EXPECT_TRUE((*auth)->CheckAuthorization("Bearer ta", Role::kAdmin).ok());
   std::remove(path.c_str());
 }
 
