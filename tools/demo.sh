@@ -33,7 +33,7 @@ cleanup() {
 trap cleanup INT TERM EXIT
 
 "$BIN/pumptwind" --data_dir="$DATA/store" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 \
-  --port_file="$DATA/ports" --clock=data --tick_interval=500ms 2>"$DATA/pumptwind.log" &
+  --http_listen="127.0.0.1:${PUMPTWIN_HTTP_PORT:-0}" --port_file="$DATA/ports" --clock=data --tick_interval=500ms 2>"$DATA/pumptwind.log" &
 pids+=($!)
 for _ in $(seq 1 300); do
   [ -s "$DATA/ports" ] && break
@@ -42,10 +42,12 @@ for _ in $(seq 1 300); do
 done
 GRPC_PORT=$(sed -n 's/^grpc_port=//p' "$DATA/ports")
 METRICS_PORT=$(sed -n 's/^metrics_port=//p' "$DATA/ports")
+HTTP_PORT=$(sed -n 's/^http_port=//p' "$DATA/ports")
 TARGET="127.0.0.1:$GRPC_PORT"
 cat <<INFO
 == pumptwin demo ==
 server   : $TARGET  (metrics: http://127.0.0.1:$METRICS_PORT/metrics)
+http api : http://127.0.0.1:$HTTP_PORT/v1/pumps  (OpenAPI: http://127.0.0.1:$HTTP_PORT/v1/openapi.json)
 logs     : data-demo/pumptwind.log, data-demo/pumpsim.log
 fleet    : $PUMPS simulated pumps, $DAYS days at ${SPEED}x, faults of tools/sim/scenarios/default.json
 try      : build/bin/pumptwinctl --server $TARGET pumps list --order urgency

@@ -23,6 +23,10 @@ namespace pumptwin::server {
 class AlertHub;
 class TwinWatchHub;
 
+// Initial metadata key of a server stream that was accepted (WatchAlerts, WatchTwin): a
+// proxy can tell an open stream from a refused one before the first message.
+inline constexpr char kStreamOpenMetadata[] = "pumptwin-stream-open";
+
 struct TwinServiceDeps {
   TwinRegistry* registry = nullptr;
   CommitGate* gate = nullptr;

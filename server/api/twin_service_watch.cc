@@ -288,6 +288,8 @@ grpc::ServerWriteReactor<v1::AlertEvent>* TwinServiceImpl::WatchAlerts(
     return new FailedWriter<v1::AlertEvent>(absl::InvalidArgumentError(
         absl::StrCat("min_severity=", req->min_severity(), " is not a Severity value")));
   }
+  // Tells a proxy (the HTTP gateway) that the stream is open, before any event.
+  ctx->AddInitialMetadata(std::string(kStreamOpenMetadata), "1");
   v1::WatchAlertsRequest scoped = *req;
   scoped.set_clinic(*clinic);
   auto* reactor = new WatchAlertsReactor(deps_.store, deps_.alert_hub, scoped);
@@ -326,6 +328,7 @@ grpc::ServerWriteReactor<v1::TwinState>* TwinServiceImpl::WatchTwin(
     }
     ids.push_back(*std::move(id));
   }
+  ctx->AddInitialMetadata(std::string(kStreamOpenMetadata), "1");
   auto* reactor = new WatchTwinReactor(deps_.twin_watch_hub);
   reactor->Start(std::move(ids),
                  absl::Milliseconds(req->min_interval_ms() == 0 ? 1000 : req->min_interval_ms()));

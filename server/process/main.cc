@@ -16,6 +16,7 @@
 #include "common/logging.h"
 #include "device_link/process_tuning.h"
 #include "server/core/verify_main.h"
+#include "server/http/http_gateway.h"
 #include "server/process/server_app.h"
 
 #ifndef PUMPTWIN_VERSION
@@ -29,6 +30,16 @@ ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
           "non-loopback address unless TLS is configured or --insecure is given.");
 ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9464",
           "Prometheus /metrics HTTP listen address host:port (port 0 = ephemeral).");
+ABSL_FLAG(std::string, http_listen, "127.0.0.1:8480",
+          "HTTP/JSON API listen address host:port (port 0 = ephemeral; empty = off): every "
+          "TwinService method as JSON, Server-Sent Events for the streams, the OpenAPI "
+          "document at /v1/openapi.json (docs/http_api.md). HTTPS with --tls_cert_file; "
+          "plaintext is refused off loopback unless --insecure.");
+ABSL_FLAG(int, http_max_streams, 1000,
+          "Open HTTP event streams (alerts, twins) at most; more are refused 429.");
+ABSL_FLAG(bool, print_openapi, false,
+          "Print the OpenAPI document of the HTTP/JSON API (generated from the protos) and "
+          "exit.");
 ABSL_FLAG(std::string, data_dir, "./data", "Directory of the embedded store (created if missing).");
 ABSL_FLAG(std::string, store, "rocksdb",
           "Where twins, telemetry, alerts and audit are kept: \"rocksdb\" (embedded, in "
@@ -182,6 +193,15 @@ int main(int argc, char** argv) {
   }
   options.postgres_dsn = absl::GetFlag(FLAGS_postgres_dsn);
   options.postgres_schema = absl::GetFlag(FLAGS_postgres_schema);
+  if (absl::GetFlag(FLAGS_print_openapi)) {
+    auto doc = pumptwin::server::http::HttpGateway::OpenApi(PUMPTWIN_VERSION);
+    if (!doc.ok()) {
+      std::cerr << "pumptwind: " << doc.status().message() << "\n";
+      return 1;
+    }
+    std::cout << *doc << "\n";
+    return 0;
+  }
   if (absl::GetFlag(FLAGS_verify)) {
     if (options.store == pumptwin::server::ServerOptions::StoreKind::kPostgres)
       return pumptwin::server::RunVerifyPostgres(options);
@@ -199,6 +219,8 @@ int main(int argc, char** argv) {
 
   options.listen = absl::GetFlag(FLAGS_listen);
   options.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
+  options.http_listen = absl::GetFlag(FLAGS_http_listen);
+  options.http_max_streams = absl::GetFlag(FLAGS_http_max_streams);
   options.data_dir = absl::GetFlag(FLAGS_data_dir);
   options.tls_cert_file = absl::GetFlag(FLAGS_tls_cert_file);
   options.tls_key_file = absl::GetFlag(FLAGS_tls_key_file);

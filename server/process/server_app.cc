@@ -35,6 +35,7 @@
 #include "server/core/idle_flush.h"
 #include "server/core/twin_registry.h"
 #include "server/core/verify.h"
+#include "server/http/http_gateway.h"
 #include "server/metrics/ingest_metrics.h"
 #include "server/store/group_committer.h"
 #include "server/store/rocksdb_store.h"
@@ -440,9 +441,24 @@ absl::Status ServerApp::Start() {
   }
   // Not serving until recovery has finished.
   server_->GetHealthCheckService()->SetServingStatus(false);
+  if (!options_.http_listen.empty()) {
+    http::HttpGatewayOptions ho;
+    ho.listen = options_.http_listen;
+    ho.tls_cert_file = options_.tls_cert_file;
+    ho.tls_key_file = options_.tls_key_file;
+    ho.tls_pem_dir = options_.data_dir;
+    ho.insecure = options_.insecure;
+    ho.max_streams = options_.http_max_streams;
+    ho.version = PUMPTWIN_VERSION;
+    http_ = std::make_unique<http::HttpGateway>(
+        ho, server_->InProcessChannel(grpc::ChannelArguments()));
+    if (absl::Status s = http_->Start(); !s.ok()) return s;
+    http_port_ = http_->port();
+  }
   Log(LogLevel::kInfo, "listening",
       {{"grpc_port", grpc_port_},
        {"metrics_port", metrics_port_},
+       {"http_port", http_port_},
        {"listen", options_.listen},
        {"tls", options_.tls_cert_file.empty() ? "off" : "on"}});
 
@@ -494,7 +510,8 @@ absl::Status ServerApp::WritePortFile() const {
   std::string tmp = options_.port_file + ".tmp";
   {
     std::ofstream out(tmp, std::ios::trunc);
-    out << "grpc_port=" << grpc_port_ << "\nmetrics_port=" << metrics_port_ << "\n";
+    out << "grpc_port=" << grpc_port_ << "\nmetrics_port=" << metrics_port_
+        << "\nhttp_port=" << http_port_ << "\n";
     if (!out) return absl::UnavailableError(absl::StrCat("cannot write --port_file ", tmp));
   }
   if (std::rename(tmp.c_str(), options_.port_file.c_str()) != 0) {
@@ -738,6 +755,8 @@ void ServerApp::Shutdown(absl::Duration grace) {
   // Streams end now with UNAVAILABLE ("resume from cursor N") instead of at the deadline.
   if (alert_hub_ != nullptr) alert_hub_->Shutdown();
   if (twin_watch_hub_ != nullptr) twin_watch_hub_->Shutdown();
+  // HTTP first: its calls run over the in-process channel of the gRPC server.
+  if (http_ != nullptr) http_->Stop();
   server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
   server_->Wait();
   // Flush: dirty twins are snapshotted, the last groups commit, the store closes.

@@ -28,9 +28,16 @@ class GatewayService;
 
 namespace pumptwin::server {
 
+namespace http {
+class HttpGateway;
+}  // namespace http
+
 struct ServerOptions {
   std::string listen = "127.0.0.1:50051";         // gRPC address; port 0 = ephemeral
   std::string metrics_listen = "127.0.0.1:9464";  // Prometheus /metrics; port 0 = ephemeral
+  // HTTP/JSON API (server/http, docs/http_api.md); port 0 = ephemeral; empty = off.
+  std::string http_listen = "127.0.0.1:8480";
+  int http_max_streams = 1000;  // open Server-Sent Event streams
   std::string data_dir = "./data";
   // Where twins, telemetry, alerts and audit are stored: the embedded RocksDB store in
   // `data_dir`, or a PostgreSQL database (libpq connection string `postgres_dsn`, tables in
@@ -50,7 +57,7 @@ struct ServerOptions {
   // Bearer-token file (server/token_auth.h). Empty: everyone is admin "anonymous"
   // (OpenAuthorizer), refused on a non-loopback address unless `insecure`.
   std::string auth_tokens_file;
-  std::string port_file;  // if set, "grpc_port=N\nmetrics_port=M\n" is written here
+  std::string port_file;  // if set, "grpc_port=N\nmetrics_port=M\nhttp_port=H\n" is written here
   int shards = 0;         // 0: one per core
   uint32_t snapshot_every_samples = 256;
   absl::Duration snapshot_interval = absl::Hours(1);    // see ShardOptions
@@ -160,6 +167,7 @@ class ServerApp {
     return registry_.get();
   }
   int metrics_port() const { return metrics_port_; }
+  int http_port() const { return http_port_; }
 
  private:
   absl::Status WritePortFile() const;
@@ -189,8 +197,10 @@ class ServerApp {
   absl::Mutex ticker_mu_;
   bool ticker_stop_ ABSL_GUARDED_BY(ticker_mu_) = false;
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<http::HttpGateway> http_;
   int grpc_port_ = 0;
   int metrics_port_ = 0;
+  int http_port_ = 0;
   bool shut_down_ = false;
 };
 

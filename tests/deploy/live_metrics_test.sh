@@ -22,7 +22,7 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-"$server" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 --data_dir="$work/data" \
+"$server" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 --http_listen=127.0.0.1:0 --data_dir="$work/data" \
   --port_file="$work/ports" --shutdown_grace=1s 2>"$work/server.log" &
 pid=$!
 for _ in $(seq 1 300); do

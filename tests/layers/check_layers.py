@@ -29,8 +29,10 @@ RULES = {
                                 "grpcpp/", "grpc/", "prometheus/", "openssl/",
                                 "common/grpc_status.h", "tools/"),
                      "forbid_suffix": (".grpc.pb.h",)},
-    "server/metrics/": {"forbid": ("server/api/", "server/process/", "tools/")},
-    "server/api/": {"forbid": ("server/process/", "tools/")},
+    "server/metrics/": {"forbid": ("server/api/", "server/http/", "server/process/", "tools/")},
+    "server/api/": {"forbid": ("server/http/", "server/process/", "tools/")},
+    # The HTTP listener sits on the API (calls it over gRPC in-process), below the process.
+    "server/http/": {"forbid": ("server/process/", "tools/")},
     "server/process/": {"forbid": ("tools/",)},
     # The CLI talks gRPC to the server: it links no server library.
     "tools/ctl/": {"forbid": ("server/", "twin/")},

@@ -30,7 +30,7 @@ mapfile -t admin < <("$token_tool" new --quiet --name py.admin --role admin)
 mapfile -t viewer < <("$token_tool" new --quiet --name py.viewer --role viewer)
 printf '%s\n%s\n' "${admin[1]}" "${viewer[1]}" > "$work/tokens"
 
-"$pumptwind" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 --data_dir="$work/data" \
+"$pumptwind" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 --http_listen=127.0.0.1:0 --data_dir="$work/data" \
   --port_file="$work/ports" --auth_tokens_file="$work/tokens" --shutdown_grace=1s \
   >"$work/server.log" 2>&1 &
 server_pid=$!

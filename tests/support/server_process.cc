@@ -48,9 +48,12 @@ ServerProcess::~ServerProcess() { Kill(); }
 absl::Status ServerProcess::Start() {
   if (pid_ > 0) return absl::FailedPreconditionError("server already running");
   std::filesystem::remove(port_file_);
-  std::vector<std::string> args = {options_.binary, "--listen=127.0.0.1:0",
+  std::vector<std::string> args = {options_.binary,
+                                   "--listen=127.0.0.1:0",
                                    "--metrics_listen=127.0.0.1:0",
-                                   "--data_dir=" + options_.data_dir, "--port_file=" + port_file_};
+                                   "--http_listen=127.0.0.1:0",
+                                   "--data_dir=" + options_.data_dir,
+                                   "--port_file=" + port_file_};
   args.insert(args.end(), options_.extra_args.begin(), options_.extra_args.end());
   pid_ = ::fork();
   if (pid_ < 0) return absl::InternalError("fork failed");
@@ -83,6 +86,7 @@ absl::Status ServerProcess::Start() {
         if (kv.size() != 2) continue;
         if (kv[0] == "grpc_port") (void)absl::SimpleAtoi(kv[1], &grpc_port_);
         if (kv[0] == "metrics_port") (void)absl::SimpleAtoi(kv[1], &metrics_port_);
+        if (kv[0] == "http_port") (void)absl::SimpleAtoi(kv[1], &http_port_);
       }
       if (grpc_port_ > 0 && metrics_port_ > 0) return absl::OkStatus();
     }

@@ -54,6 +54,7 @@ class ServerProcess {
   pid_t pid() const { return pid_; }
   int grpc_port() const { return grpc_port_; }
   int metrics_port() const { return metrics_port_; }
+  int http_port() const { return http_port_; }  // 0 when the server was given --http_listen=
   std::string grpc_target() const { return "127.0.0.1:" + std::to_string(grpc_port_); }
   const std::string& log_path() const { return log_path_; }
   std::string ReadLog() const;
@@ -63,6 +64,7 @@ class ServerProcess {
   pid_t pid_ = -1;
   int grpc_port_ = 0;
   int metrics_port_ = 0;
+  int http_port_ = 0;
   std::string port_file_;
   std::string log_path_;
 };

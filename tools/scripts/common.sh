@@ -7,6 +7,8 @@ PUMPTWIN_BUILD="${PUMPTWIN_BUILD:-$PUMPTWIN_ROOT/build}"
 
 # Everything the build, the tests and the tools need (Debian 12 names). PostgreSQL: libpq
 # for the PostgreSQL store, the server binaries for its tests (they start their own server).
+# golang-github-gogo-googleapis-dev: only for its google/api/{http,annotations}.proto (the
+# HTTP rules of the API); libcivetweb-dev: the HTTP/JSON listener (prometheus-cpp uses it too).
 PUMPTWIN_PACKAGES=(
   build-essential cmake pkg-config ccache
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
@@ -15,6 +17,7 @@ PUMPTWIN_PACKAGES=(
   clang-format
   tzdata
   postgresql libpq-dev
+  golang-github-gogo-googleapis-dev libcivetweb-dev
 )
 
 # The fuzz stage of the suite (libFuzzer needs clang and its runtime).

@@ -22,7 +22,7 @@ source "$ROOT/tools/bench/scripts/bench_common.sh"  # wait_port
 
 run() {  # subscribers -> one result line
   rm -rf "$WORK/data" "$WORK/ports"
-  "$BIN/pumptwind" --data_dir="$WORK/data" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 \
+  "$BIN/pumptwind" --data_dir="$WORK/data" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 --http_listen=127.0.0.1:0 \
     --port_file="$WORK/ports" ${SERVER_ARGS:-} 2>"$WORK/server.log" &
   SRV=$!
   local gp; gp=$(wait_port "$WORK/ports" grpc_port)

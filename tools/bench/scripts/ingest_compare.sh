@@ -33,7 +33,7 @@ run_null() {
 # One load-tool run against pumptwind on a fresh store; the summary line plus commit counts.
 run_twin() {
   rm -rf "$WORK/data" "$WORK/ports"
-  "$BIN/pumptwind" --data_dir="$WORK/data" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 \
+  "$BIN/pumptwind" --data_dir="$WORK/data" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 --http_listen=127.0.0.1:0 \
     --port_file="$WORK/ports" --gateway_window_frames=$WINDOW 2>"$WORK/server.log" &
   local srv=$!
   local gp mp; gp=$(wait_port "$WORK/ports" grpc_port); mp=$(wait_port "$WORK/ports" metrics_port)
@@ -110,7 +110,7 @@ echo "== (c) fleet: $FLEET registered twins, on a fresh server and store =="
 # A fresh server: its idle memory is the baseline (after an ingest run the heap already
 # holds freed ingest buffers that the twins would reuse, which would flatter the figure).
 rm -rf "$WORK/data" "$WORK/ports"
-"$BIN/pumptwind" --data_dir="$WORK/data" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 \
+"$BIN/pumptwind" --data_dir="$WORK/data" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 --http_listen=127.0.0.1:0 \
   --port_file="$WORK/ports" 2>"$WORK/server.log" &
 SRV=$!
 GP=$(wait_port "$WORK/ports" grpc_port); MP=$(wait_port "$WORK/ports" metrics_port)
@@ -126,7 +126,7 @@ kill -TERM $SRV; wait $SRV || true
 echo "clean stop: $(grep -o 'event=stopped.*' "$WORK/server.log")"
 rm -f "$WORK/ports"
 t0=$(date +%s.%N)
-"$BIN/pumptwind" --data_dir="$WORK/data" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 \
+"$BIN/pumptwind" --data_dir="$WORK/data" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 --http_listen=127.0.0.1:0 \
   --port_file="$WORK/ports" 2>"$WORK/server2.log" &
 SRV=$!
 GP=$(wait_port "$WORK/ports" grpc_port); MP=$(wait_port "$WORK/ports" metrics_port)

@@ -46,7 +46,7 @@ echo "== $STREAMS streams, $SPC per connection ($CONNECTIONS connections), held 
      "load $(cut -d' ' -f1-3 /proc/loadavg) =="
 
 (exec "$BIN/pumptwind" --data_dir="$WORK/data" --listen=127.0.0.1:0 \
-   --metrics_listen=127.0.0.1:0 --port_file="$WORK/ports" 2>"$WORK/server.log") &
+   --metrics_listen=127.0.0.1:0 --http_listen=127.0.0.1:0 --port_file="$WORK/ports" 2>"$WORK/server.log") &
 SRV=$!
 GP=$(wait_port "$WORK/ports" grpc_port); MP=$(wait_port "$WORK/ports" metrics_port)
 grep -o 'event=fd_limit.*' "$WORK/server.log" || true

@@ -33,7 +33,7 @@ start_server() {  # $1: seed; sets TARGET
   local dir="$OUT/server-$1"
   rm -rf "$dir"
   mkdir -p "$dir"
-  "$BIN/pumptwind" --data_dir="$dir/data" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 \
+  "$BIN/pumptwind" --data_dir="$dir/data" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 --http_listen=127.0.0.1:0 \
     --port_file="$dir/ports" --clock=data --tick_interval=500ms 2>"$dir/pumptwind.log" &
   local pid=$!
   SERVERS+=("$pid")

@@ -1,0 +1,470 @@
+#include "server/http/http_gateway.h"
+
+#include <civetweb.h>
+#include <sys/stat.h>
+
+#include <fstream>
+#include <sstream>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/synchronization/notification.h"
+#include "google/protobuf/descriptor.h"
+#include "google/protobuf/message.h"
+#include "google/protobuf/struct.pb.h"
+#include "google/protobuf/util/json_util.h"
+#include "grpcpp/generic/generic_stub.h"
+#include "pumptwin/v1/twin_service.grpc.pb.h"
+#include "server/api/twin_service.h"
+#include "server/http/openapi.h"
+
+namespace pumptwin::server::http {
+namespace {
+
+constexpr char kOpenApiPath[] = "/v1/openapi.json";
+
+const char* StatusName(grpc::StatusCode code) {
+  static const char* kNames[] = {"OK",
+                                 "CANCELLED",
+                                 "UNKNOWN",
+                                 "INVALID_ARGUMENT",
+                                 "DEADLINE_EXCEEDED",
+                                 "NOT_FOUND",
+                                 "ALREADY_EXISTS",
+                                 "PERMISSION_DENIED",
+                                 "RESOURCE_EXHAUSTED",
+                                 "FAILED_PRECONDITION",
+                                 "ABORTED",
+                                 "OUT_OF_RANGE",
+                                 "UNIMPLEMENTED",
+                                 "INTERNAL",
+                                 "UNAVAILABLE",
+                                 "DATA_LOSS",
+                                 "UNAUTHENTICATED"};
+  int i = static_cast<int>(code);
+  return i >= 0 && i <= 16 ? kNames[i] : "UNKNOWN";
+}
+
+// Headers on every answer: nothing cached, no sniffing, no framing, no referrer; the API
+// serves JSON only, so its CSP allows nothing.
+constexpr char kCommonHeaders[] =
+    "Cache-Control: no-store\r\n"
+    "X-Content-Type-Options: nosniff\r\n"
+    "X-Frame-Options: DENY\r\n"
+    "Referrer-Policy: no-referrer\r\n"
+    "Content-Security-Policy: default-src 'none'; frame-ancestors 'none'\r\n";
+
+void Reply(mg_connection* conn, int code, const std::string& body,
+           const std::string& extra_headers = "", const char* content_type = "application/json") {
+  std::string head =
+      absl::StrCat("HTTP/1.1 ", code, " ", mg_get_response_code_text(conn, code),
+                   "\r\nContent-Type: ", content_type, "\r\nContent-Length: ", body.size(), "\r\n",
+                   kCommonHeaders, extra_headers, "\r\n");
+  mg_write(conn, head.data(), head.size());
+  mg_write(conn, body.data(), body.size());
+}
+
+void ReplyStatus(mg_connection* conn, grpc::StatusCode code, const std::string& message,
+                 const std::string& extra_headers = "", int http_code = 0) {
+  Reply(conn, http_code != 0 ? http_code : HttpCodeOf(code), ErrorJson(code, message),
+        extra_headers);
+}
+
+bool IsLoopbackListen(const std::string& listen) {
+  std::string host = listen.substr(0, listen.rfind(':'));
+  return absl::StartsWith(host, "127.") || host == "localhost" || host == "[::1]" || host == "::1";
+}
+
+std::string ToJson(const google::protobuf::Message& m) {
+  std::string out;
+  (void)google::protobuf::util::MessageToJsonString(m, &out);
+  return out;
+}
+
+std::string Flatten(const grpc::ByteBuffer& buffer) {
+  std::vector<grpc::Slice> slices;
+  (void)buffer.Dump(&slices);
+  std::string out;
+  for (const grpc::Slice& s : slices) {
+    out.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  }
+  return out;
+}
+
+std::unique_ptr<google::protobuf::Message> NewMessage(const google::protobuf::Descriptor* d) {
+  const google::protobuf::Message* proto =
+      google::protobuf::MessageFactory::generated_factory()->GetPrototype(d);
+  return std::unique_ptr<google::protobuf::Message>(proto->New());
+}
+
+const google::protobuf::ServiceDescriptor* TwinServiceDescriptor() {
+  return google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(
+      v1::TwinService::service_full_name());
+}
+
+// Waits for `tag` on `cq` (the calls here have one operation outstanding at a time).
+bool Await(grpc::CompletionQueue& cq, void* tag) {
+  void* got = nullptr;
+  bool ok = false;
+  while (cq.Next(&got, &ok)) {
+    if (got == tag) return ok;
+  }
+  return false;
+}
+
+}  // namespace
+
+int HttpCodeOf(grpc::StatusCode code) {
+  switch (code) {
+    case grpc::StatusCode::OK:
+      return 200;
+    case grpc::StatusCode::CANCELLED:
+      return 499;
+    case grpc::StatusCode::INVALID_ARGUMENT:
+    case grpc::StatusCode::FAILED_PRECONDITION:
+    case grpc::StatusCode::OUT_OF_RANGE:
+      return 400;
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+      return 504;
+    case grpc::StatusCode::NOT_FOUND:
+      return 404;
+    case grpc::StatusCode::ALREADY_EXISTS:
+    case grpc::StatusCode::ABORTED:
+      return 409;
+    case grpc::StatusCode::PERMISSION_DENIED:
+      return 403;
+    case grpc::StatusCode::UNAUTHENTICATED:
+      return 401;
+    case grpc::StatusCode::RESOURCE_EXHAUSTED:
+      return 429;
+    case grpc::StatusCode::UNIMPLEMENTED:
+      return 501;
+    case grpc::StatusCode::UNAVAILABLE:
+      return 503;
+    default:
+      return 500;
+  }
+}
+
+std::string ErrorJson(grpc::StatusCode code, const std::string& message) {
+  google::protobuf::Struct s;
+  (*s.mutable_fields())["code"].set_number_value(static_cast<int>(code));
+  (*s.mutable_fields())["status"].set_string_value(StatusName(code));
+  (*s.mutable_fields())["message"].set_string_value(message);
+  return ToJson(s);
+}
+
+HttpGateway::HttpGateway(HttpGatewayOptions options, std::shared_ptr<grpc::Channel> in_process)
+    : options_(std::move(options)), channel_(std::move(in_process)) {}
+
+HttpGateway::~HttpGateway() { Stop(); }
+
+absl::StatusOr<std::string> HttpGateway::OpenApi(const std::string& version) {
+  auto routes = RouteTable::ForService(TwinServiceDescriptor());
+  if (!routes.ok()) return routes.status();
+  return OpenApiDocument(TwinServiceDescriptor(), *routes, version);
+}
+
+absl::Status HttpGateway::Start() {
+  auto routes = RouteTable::ForService(TwinServiceDescriptor());
+  if (!routes.ok()) return routes.status();
+  routes_ = *std::move(routes);
+  openapi_ = OpenApiDocument(TwinServiceDescriptor(), routes_, options_.version);
+
+  const bool tls = !options_.tls_cert_file.empty();
+  if (!tls && !options_.insecure && !IsLoopbackListen(options_.listen)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--http_listen=", options_.listen,
+                     " is not a loopback address: give --tls_cert_file/--tls_key_file (HTTPS), or "
+                     "--insecure on an isolated test network"));
+  }
+  std::string ports = options_.listen;
+  std::string pem;
+  if (tls) {
+    // CivetWeb takes the key and the certificate chain in one PEM file.
+    pem = options_.tls_pem_dir + "/http_tls.pem";
+    std::ifstream key(options_.tls_key_file), cert(options_.tls_cert_file);
+    if (!key || !cert) {
+      return absl::InvalidArgumentError("cannot read --tls_key_file or --tls_cert_file");
+    }
+    std::stringstream joined;
+    joined << key.rdbuf() << "\n" << cert.rdbuf();
+    std::ofstream out(pem, std::ios::trunc);
+    out << joined.str();
+    if (!out) return absl::UnavailableError(absl::StrCat("cannot write ", pem));
+    out.close();
+    ::chmod(pem.c_str(), 0600);
+    ports += "s";
+  }
+  const std::string threads = absl::StrCat(options_.max_streams + options_.workers);
+  std::vector<const char*> opts = {
+      "listening_ports",   ports.c_str(), "num_threads",        threads.c_str(),
+      "enable_keep_alive", "yes",         "request_timeout_ms", "30000"};
+  if (tls) {
+    opts.push_back("ssl_certificate");
+    opts.push_back(pem.c_str());
+    opts.push_back("ssl_protocol_version");
+    opts.push_back("4");  // TLS 1.2 and later
+  }
+  opts.push_back(nullptr);
+  mg_init_library(tls ? MG_FEATURES_TLS : 0);
+  mg_callbacks callbacks{};
+  ctx_ = mg_start(&callbacks, this, opts.data());
+  if (ctx_ == nullptr) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on --http_listen=", options_.listen, " (address in use?)"));
+  }
+  mg_set_request_handler(ctx_, "/", &HttpGateway::Handle, this);
+  mg_server_port server_ports[4];
+  int n = mg_get_server_ports(ctx_, 4, server_ports);
+  port_ = n > 0 ? server_ports[0].port : 0;
+  return absl::OkStatus();
+}
+
+void HttpGateway::Stop() {
+  if (ctx_ == nullptr) return;
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+    for (grpc::ClientContext* c : stream_calls_) c->TryCancel();
+  }
+  mg_stop(ctx_);
+  ctx_ = nullptr;
+}
+
+int HttpGateway::Handle(mg_connection* conn, void* self) {
+  return static_cast<HttpGateway*>(self)->Serve(conn);
+}
+
+int HttpGateway::Serve(mg_connection* conn) {
+  const mg_request_info* ri = mg_get_request_info(conn);
+  const std::string method = ri->request_method != nullptr ? ri->request_method : "";
+  const std::string path = ri->local_uri != nullptr ? ri->local_uri : "";
+  if (path == kOpenApiPath) {
+    if (method != "GET") {
+      ReplyStatus(conn, grpc::StatusCode::UNIMPLEMENTED,
+                  absl::StrCat(method, " ", path, ": only GET"), "Allow: GET\r\n", 405);
+      return 405;
+    }
+    Reply(conn, 200, openapi_);
+    return 200;
+  }
+  std::vector<std::string> allowed;
+  std::optional<RouteTable::Match> match = routes_.Find(method, path, &allowed);
+  if (!match.has_value()) {
+    if (!allowed.empty()) {
+      std::string allow = absl::StrJoin(allowed, ", ");
+      ReplyStatus(conn, grpc::StatusCode::UNIMPLEMENTED,
+                  absl::StrCat(method, " ", path, " is not an API method; this path takes ", allow),
+                  absl::StrCat("Allow: ", allow, "\r\n"), 405);
+      return 405;
+    }
+    ReplyStatus(conn, grpc::StatusCode::NOT_FOUND,
+                absl::StrCat("no API method at ", method, " ", path.substr(0, 200),
+                             " (the API is described at ", kOpenApiPath, ")"));
+    return 404;
+  }
+  const Route& route = *match->route;
+
+  // The body, bounded before it is read whole.
+  std::string body;
+  if (ri->content_length > static_cast<long long>(options_.max_body_bytes)) {
+    ReplyStatus(conn, grpc::StatusCode::RESOURCE_EXHAUSTED,
+                absl::StrCat("request body of ", ri->content_length, " bytes; at most ",
+                             options_.max_body_bytes, " are accepted"),
+                "", 413);
+    return 413;
+  }
+  char buf[16384];
+  for (;;) {
+    int n = mg_read(conn, buf, sizeof buf);
+    if (n <= 0) break;
+    body.append(buf, static_cast<size_t>(n));
+    if (body.size() > options_.max_body_bytes) {
+      ReplyStatus(conn, grpc::StatusCode::RESOURCE_EXHAUSTED,
+                  absl::StrCat("request body over ", options_.max_body_bytes, " bytes"), "", 413);
+      return 413;
+    }
+  }
+
+  auto query = ParseQuery(ri->query_string != nullptr ? ri->query_string : "");
+  if (!query.ok()) {
+    ReplyStatus(conn, grpc::StatusCode::INVALID_ARGUMENT, std::string(query.status().message()));
+    return 400;
+  }
+  std::unique_ptr<google::protobuf::Message> request = NewMessage(route.method->input_type());
+  if (absl::Status s = BuildRequest(route, match->variable_value, *query, body, request.get());
+      !s.ok()) {
+    ReplyStatus(conn, grpc::StatusCode::INVALID_ARGUMENT, std::string(s.message()));
+    return 400;
+  }
+  // An event stream resumes after the Last-Event-ID a browser sends on reconnect.
+  const auto* from = route.method->input_type()->FindFieldByName("from_cursor");
+  if (const char* last = mg_get_header(conn, "Last-Event-ID");
+      last != nullptr && from != nullptr && route.method->server_streaming()) {
+    uint64_t cursor = 0;
+    if (!absl::SimpleAtoi(last, &cursor)) {
+      ReplyStatus(conn, grpc::StatusCode::INVALID_ARGUMENT,
+                  absl::StrCat("Last-Event-ID: '", std::string(last).substr(0, 32),
+                               "' is not an event id of this stream"));
+      return 400;
+    }
+    request->GetReflection()->SetUInt64(request.get(), from, cursor);
+  }
+  const char* auth = mg_get_header(conn, "Authorization");
+  std::string authorization = auth != nullptr ? auth : "";
+  std::string bytes = request->SerializeAsString();
+  return route.method->server_streaming() ? ServeStream(conn, route, bytes, authorization)
+                                          : ServeUnary(conn, route, bytes, authorization);
+}
+
+int HttpGateway::ServeUnary(mg_connection* conn, const Route& route, const std::string& request,
+                            const std::string& authorization) {
+  grpc::GenericStub stub(channel_);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + options_.call_deadline));
+  if (!authorization.empty()) ctx.AddMetadata("authorization", authorization);
+  grpc::Slice slice(request);
+  grpc::ByteBuffer req(&slice, 1);
+  grpc::ByteBuffer resp;
+  grpc::Status status;
+  absl::Notification done;
+  stub.UnaryCall(&ctx,
+                 absl::StrCat("/", route.method->service()->full_name(), "/", route.method->name()),
+                 grpc::StubOptions(), &req, &resp, [&](grpc::Status s) {
+                   status = std::move(s);
+                   done.Notify();
+                 });
+  done.WaitForNotification();
+  if (!status.ok()) {
+    ReplyStatus(conn, status.error_code(), status.error_message());
+    return HttpCodeOf(status.error_code());
+  }
+  std::unique_ptr<google::protobuf::Message> out = NewMessage(route.method->output_type());
+  if (!out->ParseFromString(Flatten(resp))) {
+    ReplyStatus(conn, grpc::StatusCode::INTERNAL, "the response does not parse");
+    return 500;
+  }
+  Reply(conn, 200, ToJson(*out));
+  return 200;
+}
+
+int HttpGateway::ServeStream(mg_connection* conn, const Route& route, const std::string& request,
+                             const std::string& authorization) {
+  grpc::ClientContext ctx;
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_) {
+      ReplyStatus(conn, grpc::StatusCode::UNAVAILABLE, "the server is stopping; reconnect");
+      return 503;
+    }
+    if (open_streams_ >= options_.max_streams) {
+      ReplyStatus(conn, grpc::StatusCode::RESOURCE_EXHAUSTED,
+                  absl::StrCat(open_streams_,
+                               " event streams are open, the maximum of this "
+                               "server; retry later"),
+                  "Retry-After: 5\r\n");
+      return 429;
+    }
+    ++open_streams_;
+    stream_calls_.insert(&ctx);
+  }
+  if (!authorization.empty()) ctx.AddMetadata("authorization", authorization);
+  grpc::GenericStub stub(channel_);
+  grpc::CompletionQueue cq;
+  auto call = stub.PrepareCall(
+      &ctx, absl::StrCat("/", route.method->service()->full_name(), "/", route.method->name()),
+      &cq);
+  int tags[5];
+  int code = 200;
+  bool headers_sent = false;
+  call->StartCall(&tags[0]);
+  bool ok = Await(cq, &tags[0]);
+  if (ok) {
+    grpc::Slice slice(request);
+    grpc::ByteBuffer req(&slice, 1);
+    call->WriteLast(req, grpc::WriteOptions(), &tags[1]);
+    ok = Await(cq, &tags[1]);
+  }
+  if (ok) {
+    // An accepted stream says so in its initial metadata; a refused one ends at once.
+    call->ReadInitialMetadata(&tags[2]);
+    ok = Await(cq, &tags[2]) && ctx.GetServerInitialMetadata().count(kStreamOpenMetadata) > 0;
+  }
+  const bool has_cursor = route.method->output_type()->FindFieldByName("cursor") != nullptr;
+  if (ok) {
+    // Accepted: from here the answer is an event stream; its end carries the status.
+    std::string head = absl::StrCat(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n", kCommonHeaders,
+        "X-Accel-Buffering: no\r\nConnection: close\r\n\r\n: ", route.method->name(), "\n\n");
+    headers_sent = mg_write(conn, head.data(), head.size()) > 0;
+    bool client_gone = !headers_sent;
+    if (client_gone) ctx.TryCancel();
+    grpc::ByteBuffer buffer;
+    call->Read(&buffer, &tags[3]);
+    std::unique_ptr<google::protobuf::Message> msg = NewMessage(route.method->output_type());
+    for (;;) {
+      void* got = nullptr;
+      bool read_ok = false;
+      auto next =
+          cq.AsyncNext(&got, &read_ok, absl::ToChronoTime(absl::Now() + options_.keepalive));
+      if (next == grpc::CompletionQueue::SHUTDOWN) break;
+      if (next == grpc::CompletionQueue::TIMEOUT) {
+        // An idle stream: a comment line keeps proxies open and finds a closed client.
+        if (!client_gone && mg_write(conn, ": keepalive\n\n", 13) <= 0) {
+          client_gone = true;
+          ctx.TryCancel();
+        }
+        continue;
+      }
+      if (got != &tags[3]) continue;
+      if (!read_ok) break;
+      msg->Clear();
+      if (!client_gone && msg->ParseFromString(Flatten(buffer))) {
+        std::string event;
+        if (has_cursor) {
+          const auto* f = msg->GetDescriptor()->FindFieldByName("cursor");
+          absl::StrAppend(&event, "id: ", msg->GetReflection()->GetUInt64(*msg, f), "\n");
+        }
+        absl::StrAppend(&event, "event: ", route.method->output_type()->name(),
+                        "\ndata: ", ToJson(*msg), "\n\n");
+        if (mg_write(conn, event.data(), event.size()) <= 0) {
+          client_gone = true;
+          ctx.TryCancel();
+        }
+      }
+      call->Read(&buffer, &tags[3]);
+    }
+    grpc::Status status;
+    call->Finish(&status, &tags[4]);
+    Await(cq, &tags[4]);
+    if (!client_gone) {
+      std::string end = absl::StrCat(
+          "event: end\ndata: ", ErrorJson(status.error_code(), status.error_message()), "\n\n");
+      mg_write(conn, end.data(), end.size());
+    }
+  } else {
+    grpc::Status status;
+    call->Finish(&status, &tags[4]);
+    Await(cq, &tags[4]);
+    code = status.ok() ? 200 : HttpCodeOf(status.error_code());
+    ReplyStatus(conn, status.error_code(), status.error_message());
+  }
+  cq.Shutdown();
+  void* tag;
+  bool ignored;
+  while (cq.Next(&tag, &ignored)) {
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    --open_streams_;
+    stream_calls_.erase(&ctx);
+  }
+  return code;
+}
+
+}  // namespace pumptwin::server::http
