@@ -127,8 +127,9 @@ TEST(PostgresServerTest, KillNineAndRestartOnTheSameDatabaseLosesNothingAcknowle
 
 TEST(PostgresServerTest, BadStoreFlagCombinationsExitTwo) {
   TempDir dir;
-  const std::string base = absl::StrCat(PUMPTWIND_BINARY, " --data_dir=", dir.path(),
-                                        " --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 --http_listen=127.0.0.1:0 ");
+  const std::string base =
+      absl::StrCat(PUMPTWIND_BINARY, " --data_dir=", dir.path(),
+                   " --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 --http_listen=127.0.0.1:0 ");
   struct Case {
     std::string args;
     std::string message;
