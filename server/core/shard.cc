@@ -878,8 +878,23 @@ absl::StatusOr<twin::FoldResult> Shard::Rewind(const std::string& pump_id, PumpS
       }
     }
   } else if (base.has_value()) {
-    recent = TrackRecent(pump_id, *base, base_key, last_stored_sample);
-    for (size_t i = split; recent != nullptr && i < inputs.size(); ++i) {
+    // More inputs after `base` than the recent inputs keep: MaintainRecent below would drop
+    // them all with the generation at `base` and keep an empty one at the live twin (a late
+    // input a week old: ~10 000 samples copied only to be freed). Start there at once.
+    size_t kept = 0;
+    twin::InputKey last_key = base_key;
+    absl::Time last_sample = last_stored_sample;
+    for (size_t i = split; i < inputs.size(); ++i) {
+      const twin::FoldInput& f = inputs[i];
+      if (f.fresh && !accepted(f)) continue;
+      ++kept;
+      last_key = std::max(last_key, f.key);
+      if (f.sample != nullptr) last_sample = std::max(last_sample, f.sample->device_time);
+    }
+    const bool all_dropped = kept > options_.rewind_memory_inputs;
+    recent = all_dropped ? TrackRecent(pump_id, slot.twin, last_key, last_sample)
+                         : TrackRecent(pump_id, *base, base_key, last_stored_sample);
+    for (size_t i = split; recent != nullptr && !all_dropped && i < inputs.size(); ++i) {
       const twin::FoldInput& f = inputs[i];
       if (f.fresh && !accepted(f)) continue;
       if (f.sample != nullptr) {

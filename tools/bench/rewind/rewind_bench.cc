@@ -9,11 +9,15 @@
 //   BM_RewindFromRecentInputs: what the shard does instead when the pump keeps its recent
 //     inputs in memory (RecentInputs, ShardOptions::rewind_memory_inputs = 512 by default):
 //     the late sample is as old as the oldest of them; no store read, no decoding.
-// Counters: median_ms and p99_ms over the iterations.
+// Counters: first_ms (the first iteration, which reads the store's blocks from disk), and
+// median_ms and p99_ms over all iterations. REWIND_BENCH_DUMP=<file> appends every
+// iteration's time (ms, in run order) to <file>, one line per benchmark. The process runs
+// with pumptwind's malloc settings (device_link::TuneProcessForStreaming).
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <memory>
 #include <string>
@@ -21,6 +25,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "benchmark/benchmark.h"
+#include "device_link/process_tuning.h"
 #include "server/core/event_inputs.h"
 #include "server/core/recent_inputs.h"
 #include "server/core/shard.h"
@@ -159,8 +164,11 @@ size_t RewindOnce(const store::Store& store, absl::Time late_time) {
     return ApplyStoredInput(late, t, twin::DrugLibrary::Default(), out);
   };
   f.fresh = true;
+  // As the shard does (Shard::Rewind): the stored inputs are in order, the late one is
+  // merged in.
+  const size_t stored = inputs.size();
   inputs.push_back(std::move(f));
-  twin::SortInputs(inputs);
+  SortAppendedInputs(inputs, stored);
   twin::FoldOptions fo;
   fo.on_checkpoint = [](absl::Time, const twin::Twin& t) {
     benchmark::DoNotOptimize(t.Serialize());
@@ -173,7 +181,7 @@ size_t RewindOnce(const store::Store& store, absl::Time late_time) {
 // Runs `rewind` (returns the inputs it folded) once per iteration; counters: inputs, and the
 // median and p99 wall time in ms.
 template <typename Fn>
-void Measure(benchmark::State& state, Fn rewind) {
+void Measure(benchmark::State& state, const char* name, Fn rewind) {
   std::vector<double> ms;
   size_t inputs = 0;
   for (auto _ : state) {
@@ -182,25 +190,35 @@ void Measure(benchmark::State& state, Fn rewind) {
     auto t1 = std::chrono::steady_clock::now();
     ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
   }
+  if (const char* dump = std::getenv("REWIND_BENCH_DUMP")) {
+    FILE* f = std::fopen(dump, "a");
+    if (f != nullptr) {
+      std::fprintf(f, "%s", name);
+      for (double v : ms) std::fprintf(f, " %.3f", v);
+      std::fprintf(f, "\n");
+      std::fclose(f);
+    }
+  }
+  state.counters["first_ms"] = ms.front();
   std::sort(ms.begin(), ms.end());
   state.counters["inputs"] = static_cast<double>(inputs);
   state.counters["median_ms"] = ms[ms.size() / 2];
   state.counters["p99_ms"] = ms[std::min(ms.size() - 1, ms.size() * 99 / 100)];
 }
 
-void Run(benchmark::State& state, absl::Time late_time) {
+void Run(benchmark::State& state, const char* name, absl::Time late_time) {
   const store::Store& store = *Shared().store;
-  Measure(state, [&] { return RewindOnce(store, late_time); });
+  Measure(state, name, [&] { return RewindOnce(store, late_time); });
 }
 
 void BM_RewindWholeWindow(benchmark::State& state) {
   // Just after the first sample: everything of the 7 days is replayed.
-  Run(state, SampleAt(1).device_time + absl::Seconds(1));
+  Run(state, "whole_window", SampleAt(1).device_time + absl::Seconds(1));
 }
 BENCHMARK(BM_RewindWholeWindow)->Unit(benchmark::kMillisecond)->Iterations(200);
 
 void BM_RewindLastDay(benchmark::State& state) {
-  Run(state, SampleAt(kSamples).device_time - absl::Hours(1));
+  Run(state, "last_day", SampleAt(kSamples).device_time - absl::Hours(1));
 }
 BENCHMARK(BM_RewindLastDay)->Unit(benchmark::kMillisecond)->Iterations(500);
 
@@ -234,7 +252,7 @@ void BM_RewindFromRecentInputs(benchmark::State& state) {
                                                          &twin::DrugLibrary::Default());
   twin::Sample late = SampleAt(kSamples + 1);
   late.device_time = SampleAt(r->first).device_time + absl::Seconds(1);
-  Measure(state, [&] {
+  Measure(state, "recent_inputs", [&] {
     twin::FoldInput f;
     f.key = {late.device_time, twin::InputRank::kSample, late.seq};
     f.server_time = absl::FromUnixMillis(kStartMs) + absl::Hours(24 * 8);
@@ -259,4 +277,15 @@ BENCHMARK(BM_RewindFromRecentInputs)->Unit(benchmark::kMillisecond)->Iterations(
 }  // namespace
 }  // namespace pumptwin::server
 
-BENCHMARK_MAIN();
+// The process settings pumptwind makes first thing (glibc keeps freed buffers instead of
+// returning them to the kernel): without them, whether a rewind's few MB of buffers were
+// page-faulted in again on every iteration depended on the heap's layout, and about one
+// process in three ran the whole-window rewind at 18-20 ms instead of 2-3 ms.
+int main(int argc, char** argv) {
+  pumptwin::device_link::TuneProcessForStreaming();
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
