@@ -560,7 +560,13 @@ void Shard::SnapshotAll() {
 }
 
 absl::Status Shard::MaybeFlush() {
-  if (in_flight_ >= std::max(1, options_.max_groups_in_flight) ||
+  // A group that answers clinical or admin calls takes one more place: the caller waits
+  // for its commit (a record ahead of telemetry holds its sender back until then), and
+  // queued behind the group in flight it joins that group's commit instead of waiting for a
+  // place first and then for a commit of its own.
+  const int limit =
+      std::max(1, options_.max_groups_in_flight) + (forming_waiting_.done.empty() ? 0 : 1);
+  if (in_flight_ >= limit ||
       (forming_.empty() && forming_pumps_.empty() && forming_waiting_.empty())) {
     return absl::OkStatus();  // a completion ends the wait for room: Run flushes after it
   }
