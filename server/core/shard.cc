@@ -112,7 +112,12 @@ void Shard::Run() {
     // freed in-flight slots let the flush below submit.
     for (Completion& c : completions) Complete(c);
     completions.clear();
-    for (Task& t : batch) t();
+    for (Task& t : batch) {
+      t();
+      // A clinical or admin call waits for its commit (a record ahead of telemetry holds its
+      // sender back until then): its group goes now, not after the frames queued behind it.
+      if (!forming_waiting_.done.empty()) MaybeFlush().IgnoreError();
+    }
     batch.clear();
     MaybeFlush().IgnoreError();  // a failed group was answered and reported
   }
