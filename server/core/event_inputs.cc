@@ -217,27 +217,24 @@ absl::Status LoadPumpHistory(const store::Store& store, absl::string_view pump_i
   // returned them.
   const absl::StatusOr<store::PumpHead> head = store.GetPumpHead(pump_id);
   bool reserved = false;
-  absl::Status scan = store.ScanTelemetry(pump_id, from, absl::InfiniteFuture(),
-                                          [&](const store::TelemetryChunk& c) {
-                                            if (!reserved && head.ok() &&
-                                                head->last_seq >= c.first_seq) {
-                                              const uint64_t n = std::min<uint64_t>(
-                                                  head->last_seq - c.first_seq + 1,
-                                                  kMaxReservedSamples);
-                                              out->samples.reserve(out->samples.size() + n);
-                                              out->sample_server_times.reserve(
-                                                  out->sample_server_times.size() + n);
-                                            }
-                                            reserved = true;
-                                            inner = store::DecodeSamples(c.encoded, &decoded);
-                                            if (!inner.ok()) return false;
-                                            for (twin::Sample& s : decoded) {
-                                              if (s.device_time < from) continue;
-                                              out->samples.push_back(std::move(s));
-                                              out->sample_server_times.push_back(c.server_time);
-                                            }
-                                            return true;
-                                          });
+  absl::Status scan = store.ScanTelemetry(
+      pump_id, from, absl::InfiniteFuture(), [&](const store::TelemetryChunk& c) {
+        if (!reserved && head.ok() && head->last_seq >= c.first_seq) {
+          const uint64_t n =
+              std::min<uint64_t>(head->last_seq - c.first_seq + 1, kMaxReservedSamples);
+          out->samples.reserve(out->samples.size() + n);
+          out->sample_server_times.reserve(out->sample_server_times.size() + n);
+        }
+        reserved = true;
+        inner = store::DecodeSamples(c.encoded, &decoded);
+        if (!inner.ok()) return false;
+        for (twin::Sample& s : decoded) {
+          if (s.device_time < from) continue;
+          out->samples.push_back(std::move(s));
+          out->sample_server_times.push_back(c.server_time);
+        }
+        return true;
+      });
   if (!scan.ok()) return scan;
   if (!inner.ok()) return inner;
   const std::string begin = InputMetaKey(pump_id, {from, twin::InputRank::kSample, 0});

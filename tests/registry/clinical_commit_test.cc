@@ -30,9 +30,8 @@ class ClinicalCommitTest : public RegistryTest {
       commits_.push_back(stats.groups);
       if (index < release_below_) return;
       waiting_ = index;
-      auto released = [this, index]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return index < release_below_;
-      };
+      auto released = [this, index]()
+                          ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return index < release_below_; };
       mu_.Await(absl::Condition(&released));
       waiting_.reset();
     };
@@ -42,6 +41,11 @@ class ClinicalCommitTest : public RegistryTest {
     ASSERT_TRUE(registry_->Recover().ok());
     absl::Status st = Register(TestPump());
     ASSERT_TRUE(st.ok()) << st;
+  }
+
+  void TearDown() override {
+    ReleaseAll();  // a failed assertion must not leave the committer waiting
+    RegistryTest::TearDown();
   }
 
   // The next commit (and every later one) waits until released.
