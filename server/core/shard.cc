@@ -112,7 +112,12 @@ void Shard::Run() {
     // freed in-flight slots let the flush below submit.
     for (Completion& c : completions) Complete(c);
     completions.clear();
-    for (Task& t : batch) t();
+    for (Task& t : batch) {
+      t();
+      // A clinical or admin call waits for its commit (a record ahead of telemetry holds its
+      // sender back until then): its group goes now, not after the frames queued behind it.
+      if (!forming_waiting_.done.empty()) MaybeFlush().IgnoreError();
+    }
     batch.clear();
     MaybeFlush().IgnoreError();  // a failed group was answered and reported
   }
@@ -560,7 +565,13 @@ void Shard::SnapshotAll() {
 }
 
 absl::Status Shard::MaybeFlush() {
-  if (in_flight_ >= std::max(1, options_.max_groups_in_flight) ||
+  // A group that answers clinical or admin calls takes one more place: the caller waits
+  // for its commit (a record ahead of telemetry holds its sender back until then), and
+  // queued behind the group in flight it joins that group's commit instead of waiting for a
+  // place first and then for a commit of its own.
+  const int limit =
+      std::max(1, options_.max_groups_in_flight) + (forming_waiting_.done.empty() ? 0 : 1);
+  if (in_flight_ >= limit ||
       (forming_.empty() && forming_pumps_.empty() && forming_waiting_.empty())) {
     return absl::OkStatus();  // a completion ends the wait for room: Run flushes after it
   }
@@ -878,8 +889,23 @@ absl::StatusOr<twin::FoldResult> Shard::Rewind(const std::string& pump_id, PumpS
       }
     }
   } else if (base.has_value()) {
-    recent = TrackRecent(pump_id, *base, base_key, last_stored_sample);
-    for (size_t i = split; recent != nullptr && i < inputs.size(); ++i) {
+    // More inputs after `base` than the recent inputs keep: MaintainRecent below would drop
+    // them all with the generation at `base` and keep an empty one at the live twin (a late
+    // input a week old: ~10 000 samples copied only to be freed). Start there at once.
+    size_t kept = 0;
+    twin::InputKey last_key = base_key;
+    absl::Time last_sample = last_stored_sample;
+    for (size_t i = split; i < inputs.size(); ++i) {
+      const twin::FoldInput& f = inputs[i];
+      if (f.fresh && !accepted(f)) continue;
+      ++kept;
+      last_key = std::max(last_key, f.key);
+      if (f.sample != nullptr) last_sample = std::max(last_sample, f.sample->device_time);
+    }
+    const bool all_dropped = kept > options_.rewind_memory_inputs;
+    recent = all_dropped ? TrackRecent(pump_id, slot.twin, last_key, last_sample)
+                         : TrackRecent(pump_id, *base, base_key, last_stored_sample);
+    for (size_t i = split; recent != nullptr && !all_dropped && i < inputs.size(); ++i) {
       const twin::FoldInput& f = inputs[i];
       if (f.fresh && !accepted(f)) continue;
       if (f.sample != nullptr) {

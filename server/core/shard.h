@@ -60,7 +60,9 @@ struct ShardOptions {
   // for slowly reporting pumps (hourly telemetry would take 10 days to reach 256 samples).
   absl::Duration snapshot_interval = absl::Hours(1);
   size_t max_group_samples = 100000;  // flush the forming group beyond this
-  int max_groups_in_flight = 2;       // submitted, not yet completed (>= 1)
+  // Submitted, not yet completed (>= 1); a group that answers clinical or admin calls may
+  // take one place more (its caller waits for the commit).
+  int max_groups_in_flight = 2;
   device_link::SequencerConfig sequencer;
   // Event time (docs/model.md "Event time"): a late input is applied in its place by a
   // rewind to the latest checkpoint before it. Checkpoints are taken at every multiple of

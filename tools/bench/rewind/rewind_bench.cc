@@ -9,11 +9,17 @@
 //   BM_RewindFromRecentInputs: what the shard does instead when the pump keeps its recent
 //     inputs in memory (RecentInputs, ShardOptions::rewind_memory_inputs = 512 by default):
 //     the late sample is as old as the oldest of them; no store read, no decoding.
-// Counters: median_ms and p99_ms over the iterations.
+// Counters: first_ms (one untimed rewind before the iterations: the first one reads the
+// store's blocks from disk), median_ms and p99_ms (wall time) over the iterations after it,
+// p99_cpu_ms (the thread's CPU time). REWIND_BENCH_DUMP=<file> appends every
+// iteration's wall/CPU time (ms, in run order) to <file>, one line per benchmark. The process runs
+// with pumptwind's malloc settings (device_link::TuneProcessForStreaming).
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <memory>
 #include <string>
@@ -21,6 +27,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "benchmark/benchmark.h"
+#include "device_link/process_tuning.h"
 #include "server/core/event_inputs.h"
 #include "server/core/recent_inputs.h"
 #include "server/core/shard.h"
@@ -159,8 +166,11 @@ size_t RewindOnce(const store::Store& store, absl::Time late_time) {
     return ApplyStoredInput(late, t, twin::DrugLibrary::Default(), out);
   };
   f.fresh = true;
+  // As the shard does (Shard::Rewind): the stored inputs are in order, the late one is
+  // merged in.
+  const size_t stored = inputs.size();
   inputs.push_back(std::move(f));
-  twin::SortInputs(inputs);
+  SortAppendedInputs(inputs, stored);
   twin::FoldOptions fo;
   fo.on_checkpoint = [](absl::Time, const twin::Twin& t) {
     benchmark::DoNotOptimize(t.Serialize());
@@ -173,34 +183,60 @@ size_t RewindOnce(const store::Store& store, absl::Time late_time) {
 // Runs `rewind` (returns the inputs it folded) once per iteration; counters: inputs, and the
 // median and p99 wall time in ms.
 template <typename Fn>
-void Measure(benchmark::State& state, Fn rewind) {
-  std::vector<double> ms;
+void Measure(benchmark::State& state, const char* name, Fn rewind) {
+  std::vector<double> ms, cpu_ms;
   size_t inputs = 0;
+  auto thread_cpu_ms = [] {
+    timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) * 1e-6;
+  };
+  // One rewind before the timed ones: the first reads the store's blocks from disk (table
+  // and block caches cold after the compaction) and grows the heap; reported as first_ms.
+  const auto f0 = std::chrono::steady_clock::now();
+  inputs = rewind();
+  const double first_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - f0).count();
   for (auto _ : state) {
+    const double c0 = thread_cpu_ms();
     auto t0 = std::chrono::steady_clock::now();
     inputs = rewind();
     auto t1 = std::chrono::steady_clock::now();
+    cpu_ms.push_back(thread_cpu_ms() - c0);
     ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
   }
+  if (const char* dump = std::getenv("REWIND_BENCH_DUMP")) {
+    FILE* f = std::fopen(dump, "a");
+    if (f != nullptr) {
+      std::fprintf(f, "%s", name);
+      for (size_t i = 0; i < ms.size(); ++i) std::fprintf(f, " %.3f/%.3f", ms[i], cpu_ms[i]);
+      std::fprintf(f, "\n");
+      std::fclose(f);
+    }
+  }
+  state.counters["first_ms"] = first_ms;
   std::sort(ms.begin(), ms.end());
   state.counters["inputs"] = static_cast<double>(inputs);
   state.counters["median_ms"] = ms[ms.size() / 2];
   state.counters["p99_ms"] = ms[std::min(ms.size() - 1, ms.size() * 99 / 100)];
+  // The thread's CPU time: without the time the shared machine's other processes ran.
+  std::sort(cpu_ms.begin(), cpu_ms.end());
+  state.counters["p99_cpu_ms"] = cpu_ms[std::min(cpu_ms.size() - 1, cpu_ms.size() * 99 / 100)];
 }
 
-void Run(benchmark::State& state, absl::Time late_time) {
+void Run(benchmark::State& state, const char* name, absl::Time late_time) {
   const store::Store& store = *Shared().store;
-  Measure(state, [&] { return RewindOnce(store, late_time); });
+  Measure(state, name, [&] { return RewindOnce(store, late_time); });
 }
 
 void BM_RewindWholeWindow(benchmark::State& state) {
   // Just after the first sample: everything of the 7 days is replayed.
-  Run(state, SampleAt(1).device_time + absl::Seconds(1));
+  Run(state, "whole_window", SampleAt(1).device_time + absl::Seconds(1));
 }
 BENCHMARK(BM_RewindWholeWindow)->Unit(benchmark::kMillisecond)->Iterations(200);
 
 void BM_RewindLastDay(benchmark::State& state) {
-  Run(state, SampleAt(kSamples).device_time - absl::Hours(1));
+  Run(state, "last_day", SampleAt(kSamples).device_time - absl::Hours(1));
 }
 BENCHMARK(BM_RewindLastDay)->Unit(benchmark::kMillisecond)->Iterations(500);
 
@@ -234,7 +270,7 @@ void BM_RewindFromRecentInputs(benchmark::State& state) {
                                                          &twin::DrugLibrary::Default());
   twin::Sample late = SampleAt(kSamples + 1);
   late.device_time = SampleAt(r->first).device_time + absl::Seconds(1);
-  Measure(state, [&] {
+  Measure(state, "recent_inputs", [&] {
     twin::FoldInput f;
     f.key = {late.device_time, twin::InputRank::kSample, late.seq};
     f.server_time = absl::FromUnixMillis(kStartMs) + absl::Hours(24 * 8);
@@ -259,4 +295,15 @@ BENCHMARK(BM_RewindFromRecentInputs)->Unit(benchmark::kMillisecond)->Iterations(
 }  // namespace
 }  // namespace pumptwin::server
 
-BENCHMARK_MAIN();
+// The process settings pumptwind makes first thing (glibc keeps freed buffers instead of
+// returning them to the kernel): without them, whether a rewind's few MB of buffers were
+// page-faulted in again on every iteration depended on the heap's layout, and about one
+// process in three ran the whole-window rewind at 18-20 ms instead of 2-3 ms.
+int main(int argc, char** argv) {
+  pumptwin::device_link::TuneProcessForStreaming();
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
