@@ -51,9 +51,9 @@ struct ChangeEstimate {
   bool over = false;  // the side: shift_hi (over-infusion) or shift_lo
   double ratio = kNaN;
   double sd = kNaN;
-  double ref = kNaN;     // r̂ when the run began (shift_ref_hi / shift_ref_lo)
-  double ref_sd = kNaN;  // its sd (taken as sd(r̂) now: the filter's sd changes slowly)
-  double volume_ul = 0;  // programmed since the change point
+  double ref = kNaN;      // r̂ when the run began (shift_ref_hi / shift_ref_lo)
+  double ref_sd = kNaN;   // its sd (taken as sd(r̂) now: the filter's sd changes slowly)
+  double volume_ul = 0;   // programmed since the change point
   double pair_sd_ul = 0;  // sd of one segment pair's excess drop (the CUSUMs' unit)
 };
 
@@ -144,8 +144,7 @@ ChangeEstimate EstimateSinceChange(const ModelState& s, const Tuning& tu, const 
   e.ratio = s.cp_sxy / s.cp_sxx;
   const double level_sd = s.cp_level_sd * kCpSdStep;
   const double floor = tu.ratio_obs_sd_floor;
-  e.sd = std::sqrt((g.sd_ul * g.sd_ul + s.cp_n * level_sd * level_sd) / s.cp_sxx +
-                   floor * floor);
+  e.sd = std::sqrt((g.sd_ul * g.sd_ul + s.cp_n * level_sd * level_sd) / s.cp_sxx + floor * floor);
   e.ref = e.over ? s.shift_ref_hi : s.shift_ref_lo;
   e.ref_sd = std::sqrt(s.ratio_var);
   e.volume_ul = s.cp_volume_ul;

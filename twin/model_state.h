@@ -166,16 +166,16 @@ struct ModelState {
   // --- format version 2: measured-reservoir flow (twin/flow_drift.cc). Compact types: the
   // whole twin stays within 512 bytes. Offsets are relative to the previous segment's
   // means (seg_meas_ul, seg_prog_ul), which anchor the current segment.
-  uint16_t seg_hour0 = 0;            // hour_index (mod 2^16) at the segment's first sample
-  uint16_t seg_n = 0;                // samples in the current segment
-  uint8_t cp_n = 0;         // format version 4: segment means in cp_sxy, cp_sxx (saturating)
-  uint8_t cp_level_sd = 0;  // format version 4: sd of cp_level_ul in kCpSdStep (rounded up,
-                            // saturating)
-  float seg_sum_meas = 0;            // sum over the segment of (measured - seg_meas_ul), µL
-  float seg_sum_prog = 0;            // sum of (programmed total - seg_prog_ul), µL
-  float level_off = 0;               // filtered level at seg_prog_ul minus seg_meas_ul, µL
-  float level_var = 0;               // its variance (µL²; 0: the anchor is a single sample)
-  float level_ratio_cov = 0;         // covariance of level and ratio (µL)
+  uint16_t seg_hour0 = 0;     // hour_index (mod 2^16) at the segment's first sample
+  uint16_t seg_n = 0;         // samples in the current segment
+  uint8_t cp_n = 0;           // format version 4: segment means in cp_sxy, cp_sxx (saturating)
+  uint8_t cp_level_sd = 0;    // format version 4: sd of cp_level_ul in kCpSdStep (rounded up,
+                              // saturating)
+  float seg_sum_meas = 0;     // sum over the segment of (measured - seg_meas_ul), µL
+  float seg_sum_prog = 0;     // sum of (programmed total - seg_prog_ul), µL
+  float level_off = 0;        // filtered level at seg_prog_ul minus seg_meas_ul, µL
+  float level_var = 0;        // its variance (µL²; 0: the anchor is a single sample)
+  float level_ratio_cov = 0;  // covariance of level and ratio (µL)
   float shift_hi = 0, shift_lo = 0;  // shift CUSUMs (sd units)
   float shift_ref_lo = 1.0f;         // learned ratio when the current low-side run started
 

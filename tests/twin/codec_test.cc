@@ -210,7 +210,7 @@ TEST(Codec, ChangePointOutOfRangeIsInvalidArgument) {
   ModelState st;
   st.VisitV4([&v4_fields](auto& f) { v4_fields += sizeof(f); });
   ASSERT_EQ(v4_fields, 4 * sizeof(float) + 2);  // ..., cp_sxx, cp_n, cp_level_sd
-  const size_t zone = 4;                         // the (empty) time zone name
+  const size_t zone = 4;                        // the (empty) time zone name
   const size_t sxx_at = bytes.size() - 4 - zone - 2 - sizeof(float);
   std::string body = bytes.substr(0, bytes.size() - 4);
   const float bad = -1.0f;
