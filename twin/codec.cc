@@ -199,6 +199,7 @@ std::string TwinCodec::Encode(const Twin& twin) {
   st.Visit([&w](auto& f) { w.Put(f); });
   st.VisitV2([&w](auto& f) { w.Put(f); });
   st.VisitV3([&w](auto& f) { w.Put(f); });
+  st.VisitV4([&w](auto& f) { w.Put(f); });
   w.PutStr(c.zone.is_utc() ? absl::string_view() : c.zone.name());
   const uint32_t crc = Crc32(w.buf());
   w.Put(crc);
@@ -233,12 +234,15 @@ absl::StatusOr<Twin> TwinCodec::Decode(absl::string_view bytes) {
   }
   ok = ok && r.Get(base) && r.Get(su->titration_base_time) && r.Get(phase);
   ModelState st;
-  if (ok) st.Visit([&r](auto& f) { r.Get(f); });
+  // Versions 1-3 stored the clock-skew and stall counters wider (ModelState::Widened).
+  if (ok) st.Visit([&r](auto& f) { r.Get(f); }, /*legacy=*/version < 4);
   if (ok && version >= 2) st.VisitV2([&r](auto& f) { r.Get(f); });
   // Versions 1-2 lack the learned baselines: they are learnt again from the next samples.
   std::string zone_name;
   if (ok && version >= 3) {
     st.VisitV3([&r](auto& f) { r.Get(f); });
+    // Versions 1-3 hold no change point: a shift run under way finds one at its next segment.
+    if (version >= 4) st.VisitV4([&r](auto& f) { r.Get(f); });
     ok = r.GetStr(zone_name);
   }
   if (ok && version == 1) {  // restart flow segments; shift_ref_hi held the last segment ratio
@@ -270,7 +274,9 @@ absl::StatusOr<Twin> TwinCodec::Decode(absl::string_view bytes) {
     }
   }
   if (st.t < 0 || st.hour_index != FloorDiv(st.t, kNsPerHour) || !std::isfinite(st.calc_ul) ||
-      !std::isfinite(st.est_ul) || !std::isfinite(st.ratio)) {
+      !std::isfinite(st.est_ul) || !std::isfinite(st.ratio) || std::isinf(st.cp_volume_ul) ||
+      st.cp_volume_ul < 0 || !std::isfinite(st.cp_level_ul) || !std::isfinite(st.cp_sxy) ||
+      !(st.cp_sxx >= 0) || std::isinf(st.cp_sxx)) {
     return absl::InvalidArgumentError("twin state: model values out of range");
   }
   DeriveSetup(*su, DefaultTuning());

@@ -1,10 +1,12 @@
 // TwinCodec: the byte format of a Twin (used by Twin::Serialize/Deserialize).
-// Layout (format version 3; versions 1 and 2 lack the VisitV2 / VisitV3 fields and the
-// time zone and still decode: what they lack is learnt again), all integers and IEEE-754
-// doubles/floats little-endian:
+// Layout (format version 4; versions 1-3 lack the VisitV2 / VisitV3 / VisitV4 fields and
+// the time zone and still decode: what they lack is learnt again; their Visit fields
+// skew_cur_ms, skew_prev_ms are doubles and n_stalls, n_mri uint32, narrowed on reading),
+// all integers and IEEE-754 doubles/floats little-endian:
 //   u8 version | setup (config, current plan, optional pending plan, titration base,
-//   phase) | model state fields in ModelState::Visit, VisitV2, VisitV3 order | v3: time
-//   zone name (empty: UTC; resolved through LocalZone's loader) | u32 CRC-32 of all before.
+//   phase) | model state fields in ModelState::Visit, VisitV2, VisitV3, VisitV4 order |
+//   v3+: time zone name (empty: UTC; resolved through LocalZone's loader) | u32 CRC-32 of
+//   all before.
 // Strings are u32 length + bytes. Deterministic: equal twins give equal bytes.
 // Stateless; thread-safe.
 #ifndef PUMPTWIN_TWIN_CODEC_H_
@@ -19,7 +21,7 @@
 
 namespace pumptwin::twin {
 
-inline constexpr uint8_t kTwinFormatVersion = 3;
+inline constexpr uint8_t kTwinFormatVersion = 4;
 
 class TwinCodec {
  public:

@@ -31,7 +31,7 @@ void StartStall(ModelState& s, const Setup& su, AlertSink& sink, const char* how
     s.Set(kFlagStalled, true);
     s.Set(kFlagStallLong, false);
     s.stall_since = s.t;
-    ++s.n_stalls;
+    if (s.n_stalls < UINT16_MAX) ++s.n_stalls;
     // Drive units of this sample may still count strokes made before the stall: the first
     // reading from now on is the reference that resumption is judged against.
     s.Set(kFlagDriveRefPending, true);
@@ -137,7 +137,7 @@ void ApplyDeviceEvent(ModelState& s, const Setup& su, const Tuning& tu, const De
         s.Set(kFlagMriSuspended, true);
         if (s.mri_since == kNoTime) s.mri_since = s.t;
         s.Set(kFlagDriveRefPending, true);  // as for a stall: judge resumption from the scan on
-        ++s.n_mri;
+        if (s.n_mri < UINT8_MAX) ++s.n_mri;
       }
       break;
     case DeviceEventType::kTelemetrySession:
@@ -314,6 +314,7 @@ void ObserveBattery(ModelState& s, const Setup& su, const Tuning& tu, std::optio
 
 double SkewEstimateMs(const ModelState& s) {
   if (std::isnan(s.skew_prev_ms)) return std::isnan(s.skew_cur_ms) ? 0.0 : s.skew_cur_ms;
+  // float ms: a resolution under 1 ms up to 4.6 h of skew (the threshold is 5 min)
   if (std::isnan(s.skew_cur_ms)) return s.skew_prev_ms;
   return std::max(s.skew_cur_ms, s.skew_prev_ms);
 }
@@ -321,7 +322,7 @@ double SkewEstimateMs(const ModelState& s) {
 void ObserveSkew(ModelState& s, const Tuning& tu, TimeNs server_ns, AlertSink& sink) {
   // Transport delays only make device - server smaller, so the windowed maximum is the
   // best estimate of the true offset (buffered, late samples cannot fake a skew).
-  const double sample_ms = static_cast<double>(s.t - server_ns) / 1e6;
+  const float sample_ms = static_cast<float>(static_cast<double>(s.t - server_ns) / 1e6);
   const TimeNs window = absl::ToInt64Nanoseconds(tu.skew_window);
   if (s.skew_window_start == kNoTime) {
     s.skew_window_start = server_ns;

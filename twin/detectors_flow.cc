@@ -179,6 +179,10 @@ void ObserveMeasuredReservoir(ModelState& s, const Setup& su, const Tuning& tu, 
                           su.cfg.reservoir_capacity.value());
   }
 
+  // The needle and syringe of a refill move the reading while the session lasts: readings
+  // within a clinical session's window do not enter the flow segments (a disturbed segment
+  // mean would read as a ratio change, or anchor a change point).
+  if (InSession(s, tu)) return;
   ObserveMeasuredFlow(s, su, tu, measured, drive_advanced, sink);
 }
 
@@ -200,7 +204,7 @@ void ObserveStrokePressure(ModelState& s, const Setup& su, const Tuning& tu, dou
   // such readings neither count toward a blockage or leak nor teach the baseline; only the
   // pump's pressure limit still counts.
   const bool session = InSession(s, tu);
-  if (!session && s.n_pressure < UINT16_MAX) ++s.n_pressure;
+  if (!session && s.n_pressure < UINT8_MAX) ++s.n_pressure;
   const bool warm = s.n_pressure > tu.pressure_warmup_samples;
   const bool blocked = s.active(AlertType::kCatheterBlockage) != Severity::kUnspecified;
   const bool leaking = s.active(AlertType::kCatheterLeak) != Severity::kUnspecified;

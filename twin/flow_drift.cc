@@ -7,7 +7,11 @@
 //    ratio x programmed volume between segment means; it gives the learned ratio r̂;
 //  - two pairs of CUSUMs on the excess drop between consecutive segment means: against the
 //    nominal ratio 1 (absolute, labelled accuracy) and against r̂ at the start of the run
-//    (shift: a change of the pump's own ratio).
+//    (shift: a change of the pump's own ratio);
+//  - while a shift CUSUM runs, the ratio since its change point (where the run began): the
+//    filtered level there minus the latest segment mean, over the programmed volume since.
+//    r̂ follows a change only as fast as its random walk allows (days at low rates); the
+//    estimate since the change point holds no data from before it.
 // Refill withdrawals (all profiles) give one ratio observation each (scalar update).
 #include <algorithm>
 #include <cmath>
@@ -40,6 +44,112 @@ double SegmentMeanSd(const ModelState& s, const PumpSpec& spec, const Tuning& tu
 
 float CusumStep(float c, double z, double cap) {
   return static_cast<float>(std::clamp(c + z, 0.0, cap));
+}
+
+// The ratio since the change point held in cp_* (docs/model.md "Flow drift"), for one side.
+struct ChangeEstimate {
+  bool over = false;  // the side: shift_hi (over-infusion) or shift_lo
+  double ratio = kNaN;
+  double sd = kNaN;
+  double ref = kNaN;      // r̂ when the run began (shift_ref_hi / shift_ref_lo)
+  double ref_sd = kNaN;   // its sd (taken as sd(r̂) now: the filter's sd changes slowly)
+  double volume_ul = 0;   // programmed since the change point
+  double pair_sd_ul = 0;  // sd of one segment pair's excess drop (the CUSUMs' unit)
+};
+
+bool HoldsChangePoint(const ModelState& s) { return !std::isnan(s.cp_volume_ul); }
+
+void ClearChangePoint(ModelState& s) {
+  s.cp_volume_ul = kNaNf;
+  s.cp_level_ul = s.cp_sxy = s.cp_sxx = 0;
+  s.cp_n = s.cp_level_sd = 0;
+  s.Set(kFlagChangeOver, false);
+  s.Set(kFlagChangeMidRun, false);
+}
+
+// Adds segment mean `g`, `dx` programmed after the previous anchor, to the held regression.
+void AddToChange(ModelState& s, const SegmentMean& g, double dx) {
+  if (!HoldsChangePoint(s)) return;
+  const double d = s.cp_volume_ul + dx;
+  s.cp_volume_ul = static_cast<float>(d);
+  s.cp_sxy = static_cast<float>(s.cp_sxy + d * (s.cp_level_ul - g.meas_ul));
+  s.cp_sxx = static_cast<float>(s.cp_sxx + d * d);
+  if (s.cp_n < UINT8_MAX) ++s.cp_n;
+}
+
+// The CUSUM family whose runs give change points: the shift CUSUMs once the ratio is
+// settled (they run only then), before that the absolute ones (a pump whose learned ratio
+// stays uncertain, e.g. a noisy sensor read hourly, has no shift runs).
+bool ChangeFromShift(const ModelState& s, const Tuning& tu) {
+  return s.ratio_var <= tu.shift_ref_max_sd * tu.shift_ref_max_sd;
+}
+float ChangeCusum(const ModelState& s, bool shift, bool over) {
+  return shift ? (over ? s.shift_hi : s.shift_lo) : (over ? s.cusum_hi : s.cusum_lo);
+}
+
+// CUSUM values before a segment pair (both families).
+struct CusumsBefore {
+  float shift_hi, shift_lo, abs_hi, abs_lo;
+  float Get(bool shift, bool over) const {
+    return shift ? (over ? shift_hi : shift_lo) : (over ? abs_hi : abs_lo);
+  }
+};
+
+// Keeps cp_* on the change point of a running CUSUM (ChangeFromShift's family): a run that
+// ends releases it; a run that starts in this pair (its CUSUM was 0 before it) takes the
+// anchor after the pair (the filtered level at this segment mean) if none is held or the
+// holder's CUSUM is no larger (a change of the ratio ends the other side's run within a few
+// pairs); when the held run ends, a run of the other side under way takes it then. Not the
+// anchor before the pair: a run starts where noise favours it, so the mean before its first
+// pair is biased toward the run's side; the one after it is biased against it (a slower
+// alert, never a false one). A run under way takes none otherwise (after a refill, say).
+void TrackChangePoint(ModelState& s, const Tuning& tu, const CusumsBefore& before) {
+  const bool shift = ChangeFromShift(s, tu);
+  bool released = false, released_over = false;
+  if (HoldsChangePoint(s) && ChangeCusum(s, shift, s.Has(kFlagChangeOver)) == 0) {
+    released = true;
+    released_over = s.Has(kFlagChangeOver);
+    ClearChangePoint(s);
+  }
+  const bool hi_started = before.Get(shift, true) == 0 && ChangeCusum(s, shift, true) > 0;
+  const bool lo_started = before.Get(shift, false) == 0 && ChangeCusum(s, shift, false) > 0;
+  bool over = hi_started, mid_run = false;
+  if (!hi_started && !lo_started) {
+    // The held run ended: a run of the other side under way takes the anchor now (after its
+    // change point, so its estimate holds no data from before it).
+    if (!released || ChangeCusum(s, shift, !released_over) == 0) return;
+    over = !released_over;
+    mid_run = true;
+  } else if (HoldsChangePoint(s) &&
+             ChangeCusum(s, shift, s.Has(kFlagChangeOver)) > ChangeCusum(s, shift, over)) {
+    return;
+  }
+  ClearChangePoint(s);
+  s.Set(kFlagChangeOver, over);
+  s.Set(kFlagChangeMidRun, mid_run);
+  s.cp_volume_ul = 0;
+  s.cp_level_ul = static_cast<float>(s.seg_meas_ul + s.level_off);
+  const double steps = std::ceil(std::sqrt(std::max(0.0f, s.level_var)) / kCpSdStep);
+  s.cp_level_sd = static_cast<uint8_t>(std::min(steps, 255.0));
+}
+
+// The ratio since the held change point: the regression through its level, r = Σ d·y / Σ d²
+// (y: the drop to each mean since, d: the volume programmed to it). Its variance is
+// (Σ d² s² + var(level) (Σ d)²) / (Σ d²)², bounded with Σ d ≤ √(n Σ d²) and each mean's s²
+// taken as that of `g`, the latest; plus the unmodelled error of one ratio observation.
+ChangeEstimate EstimateSinceChange(const ModelState& s, const Tuning& tu, const SegmentMean& g) {
+  ChangeEstimate e;
+  if (!HoldsChangePoint(s) || s.cp_n == 0 || !(s.cp_sxx > 0)) return e;
+  e.over = s.Has(kFlagChangeOver);
+  e.ratio = s.cp_sxy / s.cp_sxx;
+  const double level_sd = s.cp_level_sd * kCpSdStep;
+  const double floor = tu.ratio_obs_sd_floor;
+  e.sd = std::sqrt((g.sd_ul * g.sd_ul + s.cp_n * level_sd * level_sd) / s.cp_sxx + floor * floor);
+  e.ref = e.over ? s.shift_ref_hi : s.shift_ref_lo;
+  e.ref_sd = std::sqrt(s.ratio_var);
+  e.volume_ul = s.cp_volume_ul;
+  e.pair_sd_ul = std::sqrt(2.0) * g.sd_ul;
+  return e;
 }
 
 // Adds one measured sample to the current segment; true (and `out`) when it closed it.
@@ -120,9 +230,10 @@ void StepCusums(ModelState& s, const Tuning& tu, double drop_ul, double dx, doub
 }
 
 std::vector<Evidence> DriftEvidence(const ModelState& s, const Tuning& tu, double threshold,
-                                    bool over, double ratio, double sd, const char* source) {
+                                    bool over, double ratio, double sd, const char* source,
+                                    const ChangeEstimate* cp) {
   const double ref = over ? s.shift_ref_hi : s.shift_ref_lo;
-  return {
+  std::vector<Evidence> ev = {
       Ev("delivery_ratio", s.ratio, 1.0, threshold, "ratio",
          absl::StrFormat("learned true/programmed, sd %.3f", std::sqrt(s.ratio_var))),
       Ev("flow_cusum", over ? s.cusum_hi : s.cusum_lo, 0.0, tu.cusum_threshold, "sd",
@@ -134,11 +245,57 @@ std::vector<Evidence> DriftEvidence(const ModelState& s, const Tuning& tu, doubl
       Ev("observed_ratio", ratio, 1.0, sd, "ratio",
          absl::StrCat("last observation (", source, "), threshold column = its sd")),
   };
+  if (cp != nullptr && cp->over == over && !std::isnan(cp->ratio)) {
+    ev.push_back(Ev("ratio_since_change", cp->ratio, cp->ref,
+                    cp->ref * (over ? 1.0 + tu.drift_warning_band : 1.0 - tu.drift_warning_band),
+                    "ratio",
+                    absl::StrFormat("reservoir drop against the %.0f uL programmed since the "
+                                    "shift run began (regression), sd %.3f; predicted = ratio "
+                                    "there (sd %.3f)",
+                                    cp->volume_ul, cp->sd, cp->ref_sd)));
+  }
+  return ev;
 }
 
-// Raise / escalate / resolve over- and under-infusion from the CUSUMs and r̂.
+// Whether the run whose change point cp holds has crossed h (its CUSUM holds only excess
+// from the change point on) and the ratio since then lies beyond the warning band on
+// `over`'s side by drift_band_z of its sd: against the nominal 1, or (a shift run) relative
+// to the ratio where the run began (a change of the pump's own ratio by more than the band;
+// the reference's sd counts too).
+bool ChangeBeyondBand(const ModelState& s, const Tuning& tu, const ChangeEstimate* cp, bool over) {
+  if (cp == nullptr || std::isnan(cp->ratio) || cp->over != over) return false;
+  const bool shift = ChangeFromShift(s, tu);
+  const double h = tu.cusum_threshold, w = tu.drift_warning_band, z = tu.drift_band_z;
+  if (ChangeCusum(s, shift, over) <= h) return false;
+  const double sign = over ? 1.0 : -1.0;
+  // A run's CUSUM holds the excess since the run began. An anchor taken later (the other
+  // side's run ended) is judged on its own data: its excess drop over (reference ± k) x the
+  // volume since must reach h pair sd as well, never counting excess from before it.
+  const double c = (shift ? cp->ref : 1.0) + sign * tu.cusum_slack;
+  if (s.Has(kFlagChangeMidRun) && sign * (cp->ratio - c) * cp->volume_ul < h * cp->pair_sd_ul) {
+    return false;
+  }
+  if (sign * (cp->ratio - 1.0) > w + z * cp->sd) return true;
+  if (!shift) return false;
+  const double bound = cp->ref * (1.0 + sign * w);
+  const double shift_sd = std::hypot(cp->sd, (1.0 + sign * w) * cp->ref_sd);
+  return sign * (cp->ratio - bound) > z * shift_sd;
+}
+
+// Whether the ratio since a change point held on `over`'s side is still beyond the resolve
+// band: an alert raised on it does not resolve while r̂ has yet to follow.
+bool ChangeHolds(const ModelState& s, const Tuning& tu, bool over) {
+  if (!HoldsChangePoint(s) || s.cp_n == 0 || !(s.cp_sxx > 0) || s.Has(kFlagChangeOver) != over) {
+    return false;
+  }
+  const double r = s.cp_sxy / s.cp_sxx;
+  return over ? r > 1.0 + tu.drift_resolve_band : r < 1.0 - tu.drift_resolve_band;
+}
+
+// Raise / escalate / resolve over- and under-infusion from the CUSUMs and r̂, or from the
+// ratio since the change point `cp` (measured reservoir; nullptr: none).
 void DecideDrift(ModelState& s, const Tuning& tu, double ratio, double sd, const char* source,
-                 AlertSink& sink) {
+                 AlertSink& sink, const ChangeEstimate* cp = nullptr) {
   if (s.n_ratio_obs < tu.drift_warmup_observations) return;
   const double h = tu.cusum_threshold, w = tu.drift_warning_band;
   // The learned ratio must also be beyond the band by z of its sd, against the nominal 1
@@ -147,19 +304,30 @@ void DecideDrift(ModelState& s, const Tuning& tu, double ratio, double sd, const
   const double margin = w + tu.drift_band_z * std::sqrt(s.ratio_var);
   const double shift_margin = w + tu.drift_band_z * std::sqrt(2.0 * s.ratio_var);
   const bool over = (s.cusum_hi > h && s.ratio - 1.0 > margin) ||
-                    (s.shift_hi > h && s.ratio - s.shift_ref_hi > shift_margin);
+                    (s.shift_hi > h && s.ratio - s.shift_ref_hi > shift_margin) ||
+                    ChangeBeyondBand(s, tu, cp, true);
   const bool under = (s.cusum_lo > h && 1.0 - s.ratio > margin) ||
-                     (s.shift_lo > h && s.shift_ref_lo - s.ratio > shift_margin);
+                     (s.shift_lo > h && s.shift_ref_lo - s.ratio > shift_margin) ||
+                     ChangeBeyondBand(s, tu, cp, false);
+  // The delivery figure: r̂, or the ratio since the change point where that is further out.
+  const auto delivered = [&](bool side) {
+    if (cp == nullptr || std::isnan(cp->ratio) || cp->over != side) return s.ratio;
+    return side ? std::max(s.ratio, cp->ratio) : std::min(s.ratio, cp->ratio);
+  };
   if (over) {
-    const bool crit = s.ratio > 1.0 + tu.drift_critical_band;
+    const double lower = cp != nullptr && cp->over && !std::isnan(cp->ratio)
+                             ? cp->ratio - tu.drift_band_z * cp->sd
+                             : s.ratio;
+    const bool crit = std::max(s.ratio, lower) > 1.0 + tu.drift_critical_band;
     const Severity sev = crit ? Severity::kCritical : Severity::kWarning;
     const double days = static_cast<double>(s.t - s.refill_time) / kNsPerDayD;
     if (s.active(AlertType::kFlowDriftOver) < sev)
       sink.Raise(  // strings only on a change
           AlertType::kFlowDriftOver, sev,
-          DriftEvidence(s, tu, 1.0 + (crit ? tu.drift_critical_band : w), true, ratio, sd, source),
+          DriftEvidence(s, tu, 1.0 + (crit ? tu.drift_critical_band : w), true, ratio, sd, source,
+                        cp),
           absl::StrFormat("over-infusion: pump delivers %.0f %% of programmed volume",
-                          100.0 * s.ratio),
+                          100.0 * delivered(true)),
           Diagnosis{"over-infusion (the pump moves more per stroke than programmed)",
                     {Alt("septum or reservoir leak",
                          absl::StrFormat("the reservoir also drops faster, but the drug does not "
@@ -172,24 +340,26 @@ void DecideDrift(ModelState& s, const Tuning& tu, double ratio, double sd, const
                          "faster drop; the pocket-fill check covers the first 24 h",
                          days > absl::ToDoubleHours(tu.pocket_fill_window) / 24.0)}});
   } else if (s.active(AlertType::kFlowDriftOver) != Severity::kUnspecified &&
-             s.ratio < 1.0 + tu.drift_resolve_band && s.cusum_hi < h && s.shift_hi < h) {
+             s.ratio < 1.0 + tu.drift_resolve_band && s.cusum_hi < h && s.shift_hi < h &&
+             !ChangeHolds(s, tu, true)) {
     sink.Resolve(AlertType::kFlowDriftOver, "delivery ratio back within band",
-                 DriftEvidence(s, tu, 1.0 + tu.drift_resolve_band, true, ratio, sd, source));
+                 DriftEvidence(s, tu, 1.0 + tu.drift_resolve_band, true, ratio, sd, source, cp));
   }
   if (under && s.active(AlertType::kFlowDriftUnder) == Severity::kUnspecified) {
     sink.Raise(AlertType::kFlowDriftUnder, Severity::kWarning,
-               DriftEvidence(s, tu, 1.0 - w, false, ratio, sd, source),
+               DriftEvidence(s, tu, 1.0 - w, false, ratio, sd, source, cp),
                absl::StrFormat("under-infusion: pump delivers %.0f %% of programmed volume",
-                               100.0 * s.ratio));
+                               100.0 * delivered(false)));
   } else if (s.active(AlertType::kFlowDriftUnder) != Severity::kUnspecified &&
-             s.ratio > 1.0 - tu.drift_resolve_band && s.cusum_lo < h && s.shift_lo < h) {
+             s.ratio > 1.0 - tu.drift_resolve_band && s.cusum_lo < h && s.shift_lo < h &&
+             !ChangeHolds(s, tu, false)) {
     sink.Resolve(AlertType::kFlowDriftUnder, "delivery ratio back within band",
-                 DriftEvidence(s, tu, 1.0 - tu.drift_resolve_band, false, ratio, sd, source));
+                 DriftEvidence(s, tu, 1.0 - tu.drift_resolve_band, false, ratio, sd, source, cp));
   }
 }
 
 void CountObservation(ModelState& s) {
-  if (s.n_ratio_obs < UINT16_MAX) ++s.n_ratio_obs;
+  if (s.n_ratio_obs < UINT8_MAX) ++s.n_ratio_obs;
 }
 
 // The reservoir reads empty while the drive advances: the pump delivers nothing. Critical:
@@ -292,18 +462,24 @@ void ObserveMeasuredFlow(ModelState& s, const Setup& su, const Tuning& tu, doubl
     s.level_var = static_cast<float>(g.sd_ul * g.sd_ul);
     s.level_ratio_cov = 0;
     Reanchor(s, g, g.meas_ul);
+    ClearChangePoint(s);
     return;
   }
   if (!pair || !FilterLevelAndRatio(s, tu, g, dx)) {  // first segment, or re-anchor
     s.level_var = static_cast<float>(g.sd_ul * g.sd_ul);
     s.level_ratio_cov = 0;
     Reanchor(s, g, g.meas_ul);
+    ClearChangePoint(s);
     return;
   }
   CountObservation(s);
+  const CusumsBefore before{s.shift_hi, s.shift_lo, s.cusum_hi, s.cusum_lo};
   StepCusums(s, tu, drop, dx, sd, ratio_before);
+  AddToChange(s, g, dx);
+  TrackChangePoint(s, tu, before);
   const double r = dx > 0 ? drop / dx : 1.0;
-  DecideDrift(s, tu, r, dx > 0 ? sd / dx : 0.0, "measured reservoir", sink);
+  const ChangeEstimate cp = EstimateSinceChange(s, tu, g);
+  DecideDrift(s, tu, r, dx > 0 ? sd / dx : 0.0, "measured reservoir", sink, &cp);
   CheckNoFlow(s, su, tu, g, drop, dx, sd, drive_advanced, sink);
 }
 
@@ -330,6 +506,7 @@ void LearnMeasuredNoise(ModelState& s, const PumpSpec& spec, const Tuning& tu, d
 void RestartFlowSegments(ModelState& s) {
   s.seg_meas_ul = s.seg_prog_ul = kNaN;
   s.seg_n = 0;
+  ClearChangePoint(s);
 }
 
 }  // namespace pumptwin::twin

@@ -7,11 +7,13 @@
 #ifndef PUMPTWIN_TWIN_MODEL_STATE_H_
 #define PUMPTWIN_TWIN_MODEL_STATE_H_
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
 #include <memory>
 #include <optional>
+#include <type_traits>
 #include <vector>
 
 #include "twin/alert_types.h"
@@ -97,9 +99,16 @@ enum StateFlags : uint32_t {
   // cur_base holds this pump's mean drain since implant, learned from the battery indicator
   // at enrolment (pumps that report no current, or before their first current reading).
   kFlagDrainFromHistory = 1u << 18,
+  // Format version 4: the change point held in cp_* is that of the over-infusion side
+  // (shift_hi); clear: of the under-infusion side (shift_lo).
+  kFlagChangeOver = 1u << 19,
+  // Format version 4: the change point was taken while its run was under way (the other
+  // side's run ended), not where the run began.
+  kFlagChangeMidRun = 1u << 20,
 };
 
 inline constexpr float kNaNf = std::numeric_limits<float>::quiet_NaN();
+inline constexpr double kCpSdStep = 0.25;  // µL, ModelState::cp_level_sd
 inline constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 struct ModelState {
@@ -122,8 +131,8 @@ struct ModelState {
   double ratio_var = 0;
   double seg_meas_ul = kNaN;   // previous measured segment: mean measured reservoir
   double seg_prog_ul = kNaN;   //                            mean programmed total
-  double skew_cur_ms = kNaN;   // max(device - server) in the current window
-  double skew_prev_ms = kNaN;  // ... in the previous window
+  float skew_cur_ms = kNaNf;   // max(device - server) in the current window (double before
+  float skew_prev_ms = kNaNf;  // ... in the previous window              format version 4)
   TimeNs skew_window_start = kNoTime;
   uint64_t last_drive_units = kNoDriveUnits;
   TimeNs stall_since = kNoTime;
@@ -141,11 +150,15 @@ struct ModelState {
   float last_voltage = kNaNf;
   float shift_ref_hi = 1.0f;      // learned ratio when the current high-side run started
   uint16_t ptm_grants[kPtmRing];  // PtmStamp of granted activations (kPtmEmpty: none)
-  uint32_t n_grants = 0, n_denials = 0, n_stalls = 0, n_mri = 0;
-  uint16_t n_ratio_obs = 0, n_pressure = 0, n_current = 0;
-  uint16_t high_run = 0, low_run = 0, pocket_run = 0;  // pocket_run outside a refill's
-                                                       // window: readings held as a refill
-                                                       // not yet recorded
+  uint32_t n_grants = 0, n_denials = 0;
+  // Format version 4 narrowed the counters below (saturating; uint32_t n_stalls and n_mri,
+  // uint16_t the others before): a count only ever gates a warm-up, a run length of a few
+  // samples or a lifetime statistic.
+  uint16_t n_stalls = 0, n_current = 0;
+  uint8_t n_mri = 0, n_ratio_obs = 0, n_pressure = 0;
+  uint8_t high_run = 0, low_run = 0, pocket_run = 0;  // pocket_run outside a refill's
+                                                      // window: readings held as a refill
+                                                      // not yet recorded
   uint16_t flags = 0;
   uint8_t alert[kNumAlertTypes] = {};  // active severity per AlertType (0: none)
   uint8_t flags_hi = 0;  // StateFlags bits 16-23 (format version 3; fills padding here)
@@ -153,13 +166,16 @@ struct ModelState {
   // --- format version 2: measured-reservoir flow (twin/flow_drift.cc). Compact types: the
   // whole twin stays within 512 bytes. Offsets are relative to the previous segment's
   // means (seg_meas_ul, seg_prog_ul), which anchor the current segment.
-  uint16_t seg_hour0 = 0;            // hour_index (mod 2^16) at the segment's first sample
-  uint16_t seg_n = 0;                // samples in the current segment
-  float seg_sum_meas = 0;            // sum over the segment of (measured - seg_meas_ul), µL
-  float seg_sum_prog = 0;            // sum of (programmed total - seg_prog_ul), µL
-  float level_off = 0;               // filtered level at seg_prog_ul minus seg_meas_ul, µL
-  float level_var = 0;               // its variance (µL²; 0: the anchor is a single sample)
-  float level_ratio_cov = 0;         // covariance of level and ratio (µL)
+  uint16_t seg_hour0 = 0;     // hour_index (mod 2^16) at the segment's first sample
+  uint16_t seg_n = 0;         // samples in the current segment
+  uint8_t cp_n = 0;           // format version 4: segment means in cp_sxy, cp_sxx (saturating)
+  uint8_t cp_level_sd = 0;    // format version 4: sd of cp_level_ul in kCpSdStep (rounded up,
+                              // saturating)
+  float seg_sum_meas = 0;     // sum over the segment of (measured - seg_meas_ul), µL
+  float seg_sum_prog = 0;     // sum of (programmed total - seg_prog_ul), µL
+  float level_off = 0;        // filtered level at seg_prog_ul minus seg_meas_ul, µL
+  float level_var = 0;        // its variance (µL²; 0: the anchor is a single sample)
+  float level_ratio_cov = 0;  // covariance of level and ratio (µL)
   float shift_hi = 0, shift_lo = 0;  // shift CUSUMs (sd units)
   float shift_ref_lo = 1.0f;         // learned ratio when the current low-side run started
 
@@ -173,6 +189,17 @@ struct ModelState {
   uint16_t meas_sd_dul = 0;     // learned measured-reservoir noise sd, 0.1 µL (0: prior)
   uint16_t session_min = 0;     // PtmStamp of the last clinical session (kFlagSession)
   uint16_t drive_adv_hour = 0;  // hour_index (mod 2^16) of the last drive advance
+
+  // --- format version 4: the ratio since the change point (twin/flow_drift.cc). While a shift
+  // CUSUM runs (kFlagChangeOver tells the side), a regression through the filtered reservoir
+  // level where its run began over the segment means since: drop d_i·r against programmed
+  // volume d_i. The bytes come from narrower skew fields and counters: the twin keeps its size.
+  float cp_volume_ul = kNaNf;  // programmed from the change point to the segment anchor
+                               // (seg_prog_ul); NaN: none held
+  float cp_level_ul = 0;       // filtered level at the change point, µL
+  float cp_sxy = 0;            // sum of d_i x (cp_level_ul - mean_i), µL²
+  float cp_sxx = 0;            // sum of d_i², µL²
+  // cp_n, cp_level_sd: declared after seg_n (they fill its padding).
 
   ModelState() {
     for (uint16_t& g : ptm_grants) g = kPtmEmpty;
@@ -195,9 +222,10 @@ struct ModelState {
   }
   Severity active(AlertType a) const { return static_cast<Severity>(alert[static_cast<int>(a)]); }
 
-  // Calls v(field) for every field, in serialisation order.
+  // Calls v(field) for every field, in serialisation order. `legacy`: the field widths of
+  // format versions 1-3 (read into a wider temporary, then narrowed).
   template <typename V>
-  void Visit(V&& v) {
+  void Visit(V&& v, bool legacy = false) {
     v(t);
     v(last_server);
     v(last_seq);
@@ -216,8 +244,8 @@ struct ModelState {
     v(ratio_var);
     v(seg_meas_ul);
     v(seg_prog_ul);
-    v(skew_cur_ms);
-    v(skew_prev_ms);
+    Widened<double>(v, skew_cur_ms, legacy);
+    Widened<double>(v, skew_prev_ms, legacy);
     v(skew_window_start);
     v(last_drive_units);
     v(stall_since);
@@ -241,14 +269,14 @@ struct ModelState {
     for (uint16_t& g : ptm_grants) v(g);
     v(n_grants);
     v(n_denials);
-    v(n_stalls);
-    v(n_mri);
-    v(n_ratio_obs);
-    v(n_pressure);
+    Widened<uint32_t>(v, n_stalls, legacy);
+    Widened<uint32_t>(v, n_mri, legacy);
+    Widened<uint16_t>(v, n_ratio_obs, legacy);
+    Widened<uint16_t>(v, n_pressure, legacy);
     v(n_current);
-    v(high_run);
-    v(low_run);
-    v(pocket_run);
+    Widened<uint16_t>(v, high_run, legacy);
+    Widened<uint16_t>(v, low_run, legacy);
+    Widened<uint16_t>(v, pocket_run, legacy);
     v(flags);
     for (uint8_t& a : alert) v(a);
   }
@@ -276,6 +304,32 @@ struct ModelState {
     v(session_min);
     v(drive_adv_hour);
     v(flags_hi);
+  }
+  // Fields added in format version 4, serialised after VisitV3's.
+  template <typename V>
+  void VisitV4(V&& v) {
+    v(cp_volume_ul);
+    v(cp_level_ul);
+    v(cp_sxy);
+    v(cp_sxx);
+    v(cp_n);
+    v(cp_level_sd);
+  }
+  // v(field) on a temporary of type `Wide` (an older format's width): writing widens, reading
+  // narrows (saturating for integers; NaN stays NaN).
+  template <typename Wide, typename T, typename V>
+  static void Widened(V& v, T& f, bool wide) {
+    if (!wide) {
+      v(f);
+      return;
+    }
+    Wide w = static_cast<Wide>(f);
+    v(w);
+    if constexpr (std::is_integral_v<T>) {
+      f = static_cast<T>(std::min<Wide>(w, std::numeric_limits<T>::max()));
+    } else {
+      f = static_cast<T>(w);
+    }
   }
   // Hours (mod 2^16) from the hour stamp `h0` to the model's current hour.
   uint16_t HoursSince(uint16_t h0) const { return static_cast<uint16_t>(hour_index - h0); }
