@@ -16,31 +16,28 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
+#include "server/store/postgres_internal.h"
 #include "server/store/store_keys.h"
 
 namespace pumptwin::store {
 namespace {
 
+using postgres_internal::ConnectionMessage;
+using postgres_internal::PgError;
+using postgres_internal::Result;
+
 constexpr const char* kTableNames[] = {"pumps",  "state", "heads", "telemetry",
                                        "alerts", "audit", "meta"};
-// PostgreSQL type oids (pg_type.dat): bytea, int8, bytea[].
+// PostgreSQL type oids (pg_type.dat): bytea, int8, text, bytea[].
 constexpr Oid kByteaOid = 17;
 constexpr Oid kInt8Oid = 20;
+constexpr Oid kTextOid = 25;
 constexpr Oid kByteaArrayOid = 1001;
 constexpr int kBinary = 1;
 constexpr size_t kMaxFetchRows = 1024;
 
-struct ResultDeleter {
-  void operator()(PGresult* r) const { PQclear(r); }
-};
-using Result = std::unique_ptr<PGresult, ResultDeleter>;
-
 void PutBigEndian32(std::string* dst, uint32_t v) {
   for (int shift = 24; shift >= 0; shift -= 8) dst->push_back(static_cast<char>(v >> shift));
-}
-
-std::string ConnectionMessage(PGconn* c) {
-  return std::string(absl::StripTrailingAsciiWhitespace(PQerrorMessage(c)));
 }
 
 bool ValidSchemaName(absl::string_view name) {
@@ -50,29 +47,33 @@ bool ValidSchemaName(absl::string_view name) {
   });
 }
 
-// The status of a failed statement: connection-level and server-side transient failures are
-// UNAVAILABLE (retry later), corruption DATA_LOSS, the rest INTERNAL.
-absl::Status PgError(PGconn* c, const PGresult* r, absl::string_view context) {
-  const char* state = r != nullptr ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : nullptr;
-  std::string message =
-      r != nullptr ? std::string(absl::StripTrailingAsciiWhitespace(PQresultErrorMessage(r))) : "";
-  if (message.empty()) message = ConnectionMessage(c);
-  if (message.empty()) message = "no result from the server";
-  const std::string text = absl::StrCat(context, ": ", message);
-  if (state == nullptr || PQstatus(c) == CONNECTION_BAD) {
-    return absl::UnavailableError(absl::StrCat(text, " (connection to PostgreSQL lost)"));
-  }
-  const absl::string_view code(state);
-  const absl::string_view cls = code.substr(0, 2);
-  if (code == "25006") {
-    return absl::UnavailableError(absl::StrCat(text, " (read-only server: a standby?)"));
-  }
-  if (cls == "08" || cls == "53" || cls == "57" || cls == "58" || code == "40001" ||
-      code == "40P01") {
-    return absl::UnavailableError(text);
-  }
-  if (code == "XX001" || code == "XX002") return absl::DataLossError(text);
-  return absl::InternalError(absl::StrCat(text, " (SQLSTATE ", code, ")"));
+// The lease table and the fence check of cluster mode (postgres_store.h, ShardLease). The
+// check share-locks the rows of the shards written, so a takeover (an UPDATE of the row)
+// waits until the commit that checked them ends.
+std::string LeaseDdl(absl::string_view schema) {
+  const std::string s = absl::StrCat("\"", schema, "\"");
+  return absl::StrCat(
+      " CREATE TABLE IF NOT EXISTS ", s,
+      ".shard_leases (shard integer PRIMARY KEY, owner text NOT NULL DEFAULT '', "
+      "epoch bigint NOT NULL DEFAULT 0, expires_at timestamptz NOT NULL DEFAULT '-infinity');"
+      " CREATE OR REPLACE FUNCTION ",
+      s,
+      ".check_fence(who text, shards integer[], epochs bigint[]) RETURNS void "
+      "LANGUAGE plpgsql AS $fence$ DECLARE bad record; BEGIN "
+      "PERFORM 1 FROM ",
+      s,
+      ".shard_leases l WHERE l.shard = ANY(shards) ORDER BY l.shard FOR SHARE; "
+      "SELECT f.shard, f.epoch, l.owner AS held_by, l.epoch AS held_epoch INTO bad "
+      "FROM unnest(shards, epochs) AS f(shard, epoch) LEFT JOIN ",
+      s,
+      ".shard_leases l ON l.shard = f.shard WHERE l.shard IS NULL OR l.owner <> who OR "
+      "l.epoch <> f.epoch OR l.expires_at <= clock_timestamp() LIMIT 1; "
+      "IF FOUND THEN RAISE EXCEPTION USING ERRCODE = '",
+      postgres_internal::kLeaseLostSqlState,
+      "', MESSAGE = format('lease of virtual shard %s lost: replica \"%s\" wrote under epoch "
+      "%s, the lease is at epoch %s held by \"%s\" (taken over, released or expired)', "
+      "bad.shard, who, bad.epoch, coalesce(bad.held_epoch, 0), coalesce(bad.held_by, '')); "
+      "END IF; END $fence$;");
 }
 
 // Keeps the last put of every key (a later put in one group wins), in any order: one
@@ -112,6 +113,7 @@ void ReceiveNotice(void* /*arg*/, const PGresult* notice) {
 class PostgresStore::Params {
  public:
   void Bytea(absl::string_view bytes) { Add(std::string(bytes), kByteaOid); }
+  void Text(absl::string_view text) { Add(std::string(text), kTextOid); }
   void Int8(int64_t v) {
     std::string b;
     keys::PutBigEndian64(&b, static_cast<uint64_t>(v));
@@ -172,26 +174,14 @@ class PostgresStore::Params {
   std::vector<Oid> types_;
 };
 
-class PostgresStore::Lease {
- public:
-  Lease(const PostgresStore* store, PGconn* conn) : store_(store), conn_(conn) {}
-  Lease(Lease&& other) noexcept
-      : store_(other.store_), conn_(std::exchange(other.conn_, nullptr)) {}
-  Lease& operator=(Lease&&) = delete;
-  ~Lease() {
-    if (conn_ != nullptr) store_->Release(conn_);
-  }
-  PGconn* conn() const { return conn_; }
-  // Closes the connection instead of returning it to the pool.
-  void Discard() {
-    PQfinish(conn_);
-    conn_ = nullptr;
-  }
+PostgresStore::PooledConnection::~PooledConnection() {
+  if (conn_ != nullptr) store_->Release(conn_);
+}
 
- private:
-  const PostgresStore* store_;
-  PGconn* conn_;
-};
+void PostgresStore::PooledConnection::Discard() {
+  PQfinish(conn_);
+  conn_ = nullptr;
+}
 
 PostgresStore::PostgresStore(PostgresStoreOptions options) : options_(std::move(options)) {
   for (const char* name : kTableNames) {
@@ -232,7 +222,7 @@ absl::StatusOr<std::unique_ptr<PostgresStore>> PostgresStore::Open(PostgresStore
 }
 
 absl::Status PostgresStore::PrepareSchema() {
-  absl::StatusOr<Lease> lease = Acquire();
+  absl::StatusOr<PooledConnection> lease = Acquire();
   if (!lease.ok()) return lease.status();
   PGconn* c = lease->conn();
   // Durability: an acknowledged commit must be on disk (and on the synchronous standbys).
@@ -258,7 +248,7 @@ absl::Status PostgresStore::PrepareSchema() {
     absl::StrAppend(&ddl, " CREATE TABLE IF NOT EXISTS ", t,
                     " (k bytea PRIMARY KEY, v bytea NOT NULL);");
   }
-  absl::StrAppend(&ddl, " COMMIT;");
+  absl::StrAppend(&ddl, LeaseDdl(options_.schema), " COMMIT;");
   Result r(PQexec(c, ddl.c_str()));
   if (PQresultStatus(r.get()) != PGRES_COMMAND_OK) {
     absl::Status s = PgError(c, r.get(), absl::StrCat("creating schema ", options_.schema));
@@ -268,7 +258,7 @@ absl::Status PostgresStore::PrepareSchema() {
   return absl::OkStatus();
 }
 
-absl::StatusOr<PostgresStore::Lease> PostgresStore::Acquire() const {
+absl::StatusOr<PostgresStore::PooledConnection> PostgresStore::Acquire() const {
   while (true) {
     PGconn* c = nullptr;
     {
@@ -280,7 +270,7 @@ absl::StatusOr<PostgresStore::Lease> PostgresStore::Acquire() const {
     // An idle connection has nothing to read unless the server hung up (restart, crash,
     // idle timeout) or sent a notice: a readable socket at rest means "replace it".
     pollfd pfd{PQsocket(c), POLLIN, 0};
-    if (PQstatus(c) == CONNECTION_OK && ::poll(&pfd, 1, 0) == 0) return Lease(this, c);
+    if (PQstatus(c) == CONNECTION_OK && ::poll(&pfd, 1, 0) == 0) return PooledConnection(this, c);
     PQfinish(c);
   }
   const char* keywords[] = {"dbname", "fallback_application_name", nullptr};
@@ -294,7 +284,7 @@ absl::StatusOr<PostgresStore::Lease> PostgresStore::Acquire() const {
   }
   PQsetNoticeReceiver(c, &ReceiveNotice, nullptr);
   connections_opened_.fetch_add(1);
-  return Lease(this, c);
+  return PooledConnection(this, c);
 }
 
 void PostgresStore::Release(PGconn* c) const {
@@ -310,7 +300,13 @@ void PostgresStore::Release(PGconn* c) const {
   PQfinish(c);
 }
 
-absl::Status PostgresStore::Commit(const WriteGroup& group) {
+absl::Status PostgresStore::Commit(const WriteGroup& group) { return CommitGroup(group, nullptr); }
+
+absl::Status PostgresStore::CommitFenced(const WriteGroup& group, const LeaseFence& fence) {
+  return CommitGroup(group, &fence);
+}
+
+absl::Status PostgresStore::CommitGroup(const WriteGroup& group, const LeaseFence* fence) {
   if (group.empty()) return absl::OkStatus();
   if (absl::Status s = ValidateWriteGroup(group); !s.ok()) return s;
   std::vector<std::pair<std::string, std::string>> puts[kTableCount];
@@ -332,6 +328,23 @@ absl::Status PostgresStore::Commit(const WriteGroup& group) {
   // BEGIN, the meta range erases, one upsert per table, COMMIT: one pipeline, one round trip.
   std::vector<std::pair<std::string, Params>> statements;
   statements.emplace_back("BEGIN", Params());
+  if (fence != nullptr) {
+    if (fence->owner.empty() || fence->shards.empty()) {
+      return absl::InvalidArgumentError("a fenced commit needs an owner and at least one shard");
+    }
+    std::vector<std::string> shards, epochs;
+    for (const auto& [shard, epoch] : fence->shards) {
+      shards.push_back(absl::StrCat(shard));
+      epochs.push_back(absl::StrCat(epoch));
+    }
+    Params p;
+    p.Text(fence->owner);
+    p.Text(absl::StrCat("{", absl::StrJoin(shards, ","), "}"));
+    p.Text(absl::StrCat("{", absl::StrJoin(epochs, ","), "}"));
+    statements.emplace_back(absl::StrCat("SELECT \"", options_.schema,
+                                         "\".check_fence($1, $2::integer[], $3::bigint[])"),
+                            std::move(p));
+  }
   for (const auto& [b, e] : group.meta_erase_ranges) {
     if (!(b < e)) continue;
     Params p;
@@ -353,7 +366,7 @@ absl::Status PostgresStore::Commit(const WriteGroup& group) {
   }
   statements.emplace_back("COMMIT", Params());
 
-  absl::StatusOr<Lease> lease = Acquire();
+  absl::StatusOr<PooledConnection> lease = Acquire();
   if (!lease.ok()) return lease.status();
   PGconn* c = lease->conn();
   replication_warning.clear();
@@ -374,7 +387,7 @@ absl::Status PostgresStore::Commit(const WriteGroup& group) {
         break;
       }
       const ExecStatusType st = PQresultStatus(r.get());
-      if (st != PGRES_COMMAND_OK) {
+      if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {  // the fence check is a SELECT
         status = PgError(c, r.get(), "committing write group");
         break;
       }
@@ -413,7 +426,7 @@ absl::Status PostgresStore::ScanRows(
     const std::string& select, const Params& params, size_t first_fetch,
     absl::FunctionRef<bool(absl::string_view, absl::string_view)> row,
     absl::string_view what) const {
-  absl::StatusOr<Lease> lease = Acquire();
+  absl::StatusOr<PooledConnection> lease = Acquire();
   if (!lease.ok()) return lease.status();
   PGconn* c = lease->conn();
   const std::string context = absl::StrCat("scanning ", what);
@@ -452,7 +465,7 @@ absl::Status PostgresStore::ScanRows(
 
 absl::StatusOr<std::string> PostgresStore::Get(Table t, absl::string_view key,
                                                absl::string_view what) const {
-  absl::StatusOr<Lease> lease = Acquire();
+  absl::StatusOr<PooledConnection> lease = Acquire();
   if (!lease.ok()) return lease.status();
   Params p;
   p.Bytea(key);
@@ -559,7 +572,7 @@ absl::StatusOr<std::vector<std::pair<uint64_t, std::string>>> PostgresStore::Sca
     Table t, uint64_t after, size_t limit) const {
   std::vector<std::pair<uint64_t, std::string>> out;
   if (after == std::numeric_limits<uint64_t>::max() || limit == 0) return out;
-  absl::StatusOr<Lease> lease = Acquire();
+  absl::StatusOr<PooledConnection> lease = Acquire();
   if (!lease.ok()) return lease.status();
   Params p;
   p.Bytea(keys::CursorKey(after + 1));
@@ -591,7 +604,7 @@ absl::StatusOr<std::vector<std::pair<uint64_t, std::string>>> PostgresStore::Sca
 }
 
 absl::StatusOr<uint64_t> PostgresStore::LastCursor(Table t) const {
-  absl::StatusOr<Lease> lease = Acquire();
+  absl::StatusOr<PooledConnection> lease = Acquire();
   if (!lease.ok()) return lease.status();
   Result r(PQexecParams(
       lease->conn(), absl::StrCat("SELECT k FROM ", table(t), " ORDER BY k DESC LIMIT 1").c_str(),
@@ -607,7 +620,7 @@ absl::StatusOr<uint64_t> PostgresStore::LastAlertCursor() const { return LastCur
 absl::StatusOr<uint64_t> PostgresStore::LastAuditSeq() const { return LastCursor(kAudit); }
 
 absl::StatusOr<Store::Sizes> PostgresStore::ApproximateSizes() const {
-  absl::StatusOr<Lease> lease = Acquire();
+  absl::StatusOr<PooledConnection> lease = Acquire();
   if (!lease.ok()) return lease.status();
   const char* values[] = {options_.schema.c_str()};
   Result r(PQexecParams(lease->conn(),

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -23,6 +24,8 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
 #include "server/store/store.h"
 
 typedef struct pg_conn PGconn;  // libpq stays out of this header
@@ -40,6 +43,30 @@ struct PostgresStoreOptions {
   // Connections kept open between calls; more are opened when calls overlap.
   size_t max_idle_connections = 4;
 };
+
+// Cluster mode (docs/scaling.md "Leases and fencing"): pumps hash into a fixed number of
+// virtual shards; a replica writes a shard's pumps only under that shard's lease, a row
+// (shard, owner, epoch, expires_at) timed by the database's clock. A replica takes expired
+// leases with epoch + 1 and renews its own; every fenced commit checks, inside its
+// transaction, that each shard it writes is still leased to it at the epoch it holds, and
+// keeps that lease row share-locked until COMMIT, so a takeover waits for the commit in
+// progress and a replica that lost a lease (paused, partitioned) never writes after it.
+struct ShardLease {
+  uint32_t shard = 0;
+  std::string owner;                          // "" while no replica ever took it
+  int64_t epoch = 0;                          // + 1 at every takeover
+  absl::Time expires = absl::InfinitePast();  // by the database's clock
+};
+
+// What a fenced commit writes under: the replica and, per shard, the epoch of its lease.
+struct LeaseFence {
+  std::string owner;
+  std::vector<std::pair<uint32_t, int64_t>> shards;  // shard -> epoch
+};
+
+// The virtual shard of a pump: FNV-1a (32 bit) of its id modulo `shard_count` (> 0). Part of
+// the stored format: every replica and every release must agree on it.
+uint32_t VirtualShardOf(absl::string_view pump_id, uint32_t shard_count);
 
 class PostgresStore final : public Store {
  public:
@@ -77,18 +104,64 @@ class PostgresStore final : public Store {
   // live_data_bytes: pg_total_relation_size of the tables (indexes and TOAST included).
   absl::StatusOr<Sizes> ApproximateSizes() const override;
 
+  // Cluster mode: the lease rows of shards 0..shard_count-1, created when missing.
+  // FAILED_PRECONDITION when the database already has leases for another shard count (every
+  // replica must use the same).
+  absl::Status EnsureShardLeases(uint32_t shard_count);
+  // Takes up to `max_shards` leases that have expired (or were never taken or were released):
+  // owner, epoch + 1, expiry now + ttl by the database's clock. Leases another replica is
+  // taking or committing under at that moment are skipped (taken at a later call).
+  absl::StatusOr<std::vector<ShardLease>> TakeExpiredLeases(absl::string_view owner,
+                                                            absl::Duration ttl, size_t max_shards);
+  // Extends the leases of `held` still this owner's at their epoch and not yet expired;
+  // returns those (with the new expiry). A lease of `held` missing from the answer is lost.
+  absl::StatusOr<std::vector<ShardLease>> RenewLeases(absl::string_view owner,
+                                                      absl::Span<const ShardLease> held,
+                                                      absl::Duration ttl);
+  // Gives up the leases of `held` still this owner's (at their epoch): they expire now, so
+  // another replica takes them at its next call. Returns how many were released.
+  absl::StatusOr<size_t> ReleaseLeases(absl::string_view owner, absl::Span<const ShardLease> held);
+  // Every lease row, by shard (routing, status).
+  absl::StatusOr<std::vector<ShardLease>> ListLeases() const;
+  // Commit under `fence`: FAILED_PRECONDITION, with nothing of the group written, when one
+  // of its shards is no longer leased to fence.owner at that epoch (taken over, released,
+  // expired). Other failures as Commit.
+  absl::Status CommitFenced(const WriteGroup& group, const LeaseFence& fence);
+
   // Connections opened so far, the first one included (tests: reconnects).
   int64_t connections_opened() const { return connections_opened_.load(); }
 
  private:
   enum Table { kPumps, kState, kHeads, kTelemetry, kAlerts, kAudit, kMeta, kTableCount };
   class Params;
-  class Lease;  // one pooled connection, held for one call
+  // One pooled connection, held for one call: back to the pool when destroyed.
+  class PooledConnection {
+   public:
+    PooledConnection(const PostgresStore* store, PGconn* conn) : store_(store), conn_(conn) {}
+    PooledConnection(PooledConnection&& other) noexcept
+        : store_(other.store_), conn_(std::exchange(other.conn_, nullptr)) {}
+    PooledConnection& operator=(PooledConnection&&) = delete;
+    ~PooledConnection();
+    PGconn* conn() const { return conn_; }
+    // Closes the connection instead of returning it to the pool.
+    void Discard();
+
+   private:
+    const PostgresStore* store_;
+    PGconn* conn_;
+  };
 
   explicit PostgresStore(PostgresStoreOptions options);
-  absl::StatusOr<Lease> Acquire() const;
+  absl::StatusOr<PooledConnection> Acquire() const;
   void Release(PGconn* conn) const;
   absl::Status PrepareSchema();
+  absl::Status CommitGroup(const WriteGroup& group, const LeaseFence* fence);
+  // Runs one lease statement (text parameters) returning rows (shard, owner, epoch,
+  // expires in Unix ms).
+  absl::StatusOr<std::vector<ShardLease>> LeaseQuery(const std::string& sql,
+                                                     const std::vector<std::string>& params,
+                                                     absl::string_view what) const;
+  std::string leases_table() const;
   // Runs `select` (columns k, v) as a cursor in one read-only transaction (one snapshot)
   // and calls `row` per row, fetching in growing batches from `first_fetch` rows.
   absl::Status ScanRows(const std::string& select, const Params& params, size_t first_fetch,

@@ -13,6 +13,7 @@
 #include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
 #include "server/core/event_inputs.h"
+#include "server/store/telemetry_codec.h"
 #include "tests/registry/registry_fixture.h"
 
 namespace pumptwin::server {
@@ -46,6 +47,24 @@ class ClinicalCommitTest : public RegistryTest {
   void TearDown() override {
     ReleaseAll();  // a failed assertion must not leave the committer waiting
     RegistryTest::TearDown();
+  }
+
+  // Every chunk encoded (on submission of its group) adds its first and last seq.
+  RegistryOptions MakeOptions() const override {
+    RegistryOptions o = RegistryTest::MakeOptions();
+    o.shard.make_chunk = [this](const std::string& id, const std::vector<twin::Sample>& samples) {
+      {
+        absl::MutexLock lock(&chunk_mu_);
+        chunked_.push_back(samples.front().seq);
+        chunked_.push_back(samples.back().seq);
+      }
+      return store::MakeChunk(id, samples);
+    };
+    return o;
+  }
+  std::vector<uint64_t> ChunkedSeqs() {
+    absl::MutexLock lock(&chunk_mu_);
+    return chunked_;
   }
 
   // The next commit (and every later one) waits until released.
@@ -106,6 +125,8 @@ class ClinicalCommitTest : public RegistryTest {
   size_t release_below_ ABSL_GUARDED_BY(mu_) = SIZE_MAX;
   std::optional<size_t> waiting_ ABSL_GUARDED_BY(mu_);  // the commit held now
   std::vector<size_t> commits_ ABSL_GUARDED_BY(mu_);    // groups merged, per commit
+  mutable absl::Mutex chunk_mu_;
+  mutable std::vector<uint64_t> chunked_ ABSL_GUARDED_BY(chunk_mu_);
 };
 
 // The record arrives while the shard has its two groups in flight (A committed and held
@@ -149,17 +170,16 @@ TEST_F(ClinicalCommitTest, ARecordJoinsTheQueuedIngestGroupWhileTheShardHasNoFre
 }
 
 // Frames queued on the shard behind a clinical record do not delay the record's commit: its
-// group is submitted as soon as the record is applied, without them.
-// Disabled: racy on a loaded machine. Once A is released, the frame's group takes the freed
-// place and the committer may merge it into the record's commit (by design) before the
-// commit after A is taken, so last_seq 20 there does not prove the record waited. It needs
-// a hook that shows the record's group itself (not its commit) without samples 11-20.
-TEST_F(ClinicalCommitTest, DISABLED_FramesQueuedBehindARecordAreNotInItsCommit) {
+// group is submitted as soon as the record is applied, without them. Telemetry is encoded
+// into chunks when its group is submitted, so while A's commit is held (the frame's group
+// then has no place) the chunks made so far show exactly what the record's group holds.
+TEST_F(ClinicalCommitTest, FramesQueuedBehindARecordAreNotInItsGroup) {
   HoldFromNext();
   absl::Notification acked1, acked2, recorded;
   absl::Status record_status = absl::UnknownError("not answered");
   IngestAsync(1, 10, [&](device_link::IngestResult) { acked1.Notify(); });
-  const size_t a = WaitHeld();  // group A (samples 1-10)
+  WaitHeld();  // group A (samples 1-10), committed and held
+  ASSERT_EQ(ChunkedSeqs(), (std::vector<uint64_t>{1, 10}));
   // The shard is kept busy while a record and then a frame (samples 11-20) queue behind it.
   absl::Notification busy, go_on;
   registry_->Read("deg-1", [&](const twin::Twin*, absl::Status) {
@@ -174,17 +194,19 @@ TEST_F(ClinicalCommitTest, DISABLED_FramesQueuedBehindARecordAreNotInItsCommit) 
   IngestAsync(11, 20, [&](device_link::IngestResult) { acked2.Notify(); });
   go_on.Notify();
   ShardBarrier();
-  // A goes on; the commit after it is the record's, without samples 11-20.
-  ReleaseOne(a);
-  WaitHeld(a);
-  absl::StatusOr<store::PumpHead> head = store_.GetPumpHead("deg-1");
-  ASSERT_TRUE(head.ok()) << head.status();
-  EXPECT_EQ(head->last_seq, 10u) << "the frame behind the record went into its commit";
+  // The record's group C is queued behind A; the frame applied after it formed a group of
+  // its own that waits for a place (A and C hold both), so none of 11-20 was encoded yet.
+  EXPECT_EQ(committer_->queued_groups(), 1u) << "the record's group was not submitted at once";
+  EXPECT_EQ(ChunkedSeqs(), (std::vector<uint64_t>{1, 10}))
+      << "samples 11-20 went into the record's group";
+  EXPECT_FALSE(recorded.HasBeenNotified());
+  EXPECT_FALSE(acked2.HasBeenNotified());
   ReleaseAll();
   acked1.WaitForNotification();
   recorded.WaitForNotification();
   acked2.WaitForNotification();
   EXPECT_TRUE(record_status.ok()) << record_status;
+  EXPECT_EQ(ChunkedSeqs(), (std::vector<uint64_t>{1, 10, 11, 20}));
   EXPECT_EQ(LastSeq(), 20u);
   ExpectVerifyExact();
 }
