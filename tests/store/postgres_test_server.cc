@@ -165,6 +165,57 @@ int WaitExit(pid_t pid, absl::Duration timeout) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<PostgresTestServer>> PostgresTestServer::Start() {
+  absl::StatusOr<std::unique_ptr<PostgresTestServer>> server = Prepare();
+  if (!server.ok()) return server.status();
+  if (absl::Status s = (*server)->InitDb(); !s.ok()) return s;
+  if (absl::Status s = (*server)->LaunchOnFreePort(); !s.ok()) return s;
+  return server;
+}
+
+absl::StatusOr<std::unique_ptr<PostgresTestServer>> PostgresTestServer::StartStandby(
+    const PostgresTestServer& primary, absl::string_view name) {
+  absl::StatusOr<std::unique_ptr<PostgresTestServer>> standby = Prepare();
+  if (!standby.ok()) return standby.status();
+  PostgresTestServer& s = **standby;
+  // A copy of the running primary, with standby.signal (-R); WAL streamed during the copy.
+  absl::Status copied = s.RunToCompletion(
+      {s.bin_dir_ + "/pg_basebackup", "-h", "127.0.0.1", "-p", absl::StrCat(primary.port_), "-U",
+       "postgres", "-D", s.dir_ + "/data", "-X", "stream", "-R", "--no-sync",
+       "--checkpoint=fast"},
+      s.dir_ + "/basebackup.log");
+  if (!copied.ok()) return copied;
+  s.extra_args_ = PrimaryConnInfo(primary, name);
+  if (absl::Status l = s.LaunchOnFreePort(); !l.ok()) return l;
+  return standby;
+}
+
+std::vector<std::string> PostgresTestServer::PrimaryConnInfo(const PostgresTestServer& primary,
+                                                             absl::string_view name) {
+  return {"-c", absl::StrCat("primary_conninfo=host=127.0.0.1 port=", primary.port_,
+                             " user=postgres application_name=", name)};
+}
+
+absl::Status PostgresTestServer::Follow(const PostgresTestServer& primary,
+                                        absl::string_view name) {
+  if (pid_ > 0) {
+    if (absl::Status s = Stop(); !s.ok()) return s;
+  }
+  extra_args_ = PrimaryConnInfo(primary, name);
+  return Launch();
+}
+
+absl::Status PostgresTestServer::LaunchOnFreePort() {
+  // A port found free can be taken before postgres binds it: try a few.
+  absl::Status launched;
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    port_ = FreeLoopbackPort();
+    launched = Launch();
+    if (launched.ok() || !absl::StrContains(launched.message(), "could not bind")) break;
+  }
+  return launched;
+}
+
+absl::StatusOr<std::unique_ptr<PostgresTestServer>> PostgresTestServer::Prepare() {
   auto server = std::unique_ptr<PostgresTestServer>(new PostgresTestServer());
   server->bin_dir_ = FindBinDir();
   if (server->bin_dir_.empty()) {
@@ -208,15 +259,6 @@ absl::StatusOr<std::unique_ptr<PostgresTestServer>> PostgresTestServer::Start() 
   if (server->switch_user_ && ::chown(server->dir_.c_str(), server->uid_, server->gid_) != 0) {
     return absl::InternalError(absl::StrCat("cannot chown ", server->dir_, " to postgres"));
   }
-  if (absl::Status s = server->InitDb(); !s.ok()) return s;
-  // A port found free can be taken before postgres binds it: try a few.
-  absl::Status launched;
-  for (int attempt = 0; attempt < 5; ++attempt) {
-    server->port_ = FreeLoopbackPort();
-    launched = server->Launch();
-    if (launched.ok() || !absl::StrContains(launched.message(), "could not bind")) break;
-  }
-  if (!launched.ok()) return launched;
   return server;
 }
 
@@ -288,6 +330,7 @@ absl::Status PostgresTestServer::Launch() {
       .gid = gid_,
       .death_signal = SIGQUIT,  // immediate shutdown: postgres stops its backends too
   };
+  spec.args.insert(spec.args.end(), extra_args_.begin(), extra_args_.end());
   const std::string log_before = Log();
   absl::StatusOr<pid_t> pid = Spawn(spec);
   if (!pid.ok()) return pid.status();
@@ -337,6 +380,36 @@ absl::Status PostgresTestServer::Signal(int sig, absl::Duration timeout) {
 
 absl::Status PostgresTestServer::Stop() { return Signal(SIGINT, absl::Seconds(30)); }
 absl::Status PostgresTestServer::Crash() { return Signal(SIGQUIT, absl::Seconds(30)); }
+
+absl::Status PostgresTestServer::Kill() { return Signal(SIGKILL, absl::Seconds(30)); }
+
+absl::StatusOr<std::string> PostgresTestServer::Query(absl::string_view sql) const {
+  PGconn* c = PQconnectdb(Dsn().c_str());
+  absl::StatusOr<std::string> out;
+  if (PQstatus(c) != CONNECTION_OK) {
+    out = absl::UnavailableError(PQerrorMessage(c));
+  } else {
+    PGresult* r = PQexec(c, std::string(sql).c_str());
+    const ExecStatusType st = PQresultStatus(r);
+    if (st == PGRES_TUPLES_OK && PQntuples(r) > 0) {
+      out = std::string(PQgetvalue(r, 0, 0));
+    } else if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
+      out = std::string();
+    } else {
+      out = absl::InternalError(absl::StrCat(sql, ": ", PQresultErrorMessage(r)));
+    }
+    PQclear(r);
+  }
+  PQfinish(c);
+  return out;
+}
+
+absl::Status PostgresTestServer::Promote() {
+  absl::StatusOr<std::string> done = Query("SELECT pg_promote(true, 60)");
+  if (!done.ok()) return done.status();
+  if (*done != "t") return absl::InternalError("pg_promote did not finish within 60 s");
+  return absl::OkStatus();
+}
 
 absl::Status PostgresTestServer::Restart() {
   if (pid_ > 0) return absl::FailedPreconditionError("postgres is still running");

@@ -29,6 +29,11 @@ class PostgresTestServer {
   // FAILED_PRECONDITION (message names the Debian package to install) when the server
   // binaries are missing; INTERNAL with the server's log when it does not come up.
   static absl::StatusOr<std::unique_ptr<PostgresTestServer>> Start();
+  // A streaming standby of the running `primary` (pg_basebackup, then postgres in standby
+  // mode, hot standby) connecting with application_name `name`, the name
+  // synchronous_standby_names lists. Its own directory and port.
+  static absl::StatusOr<std::unique_ptr<PostgresTestServer>> StartStandby(
+      const PostgresTestServer& primary, absl::string_view name);
   ~PostgresTestServer();
   PostgresTestServer(const PostgresTestServer&) = delete;
   PostgresTestServer& operator=(const PostgresTestServer&) = delete;
@@ -43,6 +48,16 @@ class PostgresTestServer {
   // Immediate shutdown (SIGQUIT): no checkpoint, the next start replays the WAL like after a
   // power cut of the database host.
   absl::Status Crash();
+  // SIGKILL of the postmaster: what kill -9 of the database server does (no shutdown at all;
+  // its backends exit when they notice).
+  absl::Status Kill();
+  // Promotes this standby to a primary (pg_promote, waiting until it is done).
+  absl::Status Promote();
+  // Runs `sql` as the superuser: the first column of the first row ("" when none).
+  absl::StatusOr<std::string> Query(absl::string_view sql) const;
+  // A standby (stopped or running) follows `primary` from its next start: a promoted standby
+  // after a failover. Restarts it when running.
+  absl::Status Follow(const PostgresTestServer& primary, absl::string_view name);
   // Starts the stopped server again on the same directory and port; waits until ready.
   absl::Status Restart();
   // Everything the server wrote to its log so far.
@@ -53,6 +68,11 @@ class PostgresTestServer {
 
  private:
   PostgresTestServer() = default;
+  // The binaries, the user to run as, a fresh temporary directory; nothing started.
+  static absl::StatusOr<std::unique_ptr<PostgresTestServer>> Prepare();
+  absl::Status LaunchOnFreePort();
+  static std::vector<std::string> PrimaryConnInfo(const PostgresTestServer& primary,
+                                                  absl::string_view name);
   absl::Status InitDb();
   // Runs a program (as the server's user) to completion, bounded; output to `log`.
   absl::Status RunToCompletion(std::vector<std::string> args, const std::string& log);
@@ -66,6 +86,7 @@ class PostgresTestServer {
   bool switch_user_ = false;
   int port_ = 0;
   pid_t pid_ = -1;
+  std::vector<std::string> extra_args_;  // more postgres arguments (a standby's primary)
 };
 
 // One server for every test of this process, started on first use and stopped at exit;

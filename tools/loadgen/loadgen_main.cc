@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <deque>
 #include <memory>
 #include <string>
 #include <thread>
@@ -17,6 +18,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "common/help_flags.h"
 #include "device_link/gateway_client.h"
@@ -54,9 +56,16 @@ ABSL_FLAG(double, late_percent, 0,
 ABSL_FLAG(double, late_record_percent, 0,
           "percent of samples made late for the twin by a clinical record ahead of them: before "
           "every M-th frame of a stream (M = 50 / percent), an access-port aspiration is recorded "
-          "(TwinService.RecordEvent, waited for) at the device time of that frame's middle "
-          "sample, so the frame's first half arrives after a record stated later and the server "
-          "applies it by an event-time rewind. Needs --register_pumps; 0: none");
+          "(TwinService.RecordEvent) at the device time of that frame's middle sample. The "
+          "frame is sent at once, the record as soon as the pump's earlier frames are "
+          "acknowledged: whichever of the two reaches the pump's shard second is late for the "
+          "twin (the frame's first half behind a record stated later, or the record behind "
+          "the half after it), and the server applies it by an event-time rewind. Needs "
+          "--register_pumps; 0: none");
+ABSL_FLAG(bool, late_record_wait, false,
+          "with --late_record_percent: the stream waits for each record's answer before "
+          "sending the frame (every record ahead of its frame; the stream idles for a record "
+          "round trip each time)");
 ABSL_FLAG(int, watch_alerts, 0,
           "TwinService.WatchAlerts subscribers held open during the run (from a fresh server)");
 ABSL_FLAG(int, watch_alerts_stalled, -1, "of them, how many never read (a stuck client); -1: half");
@@ -213,6 +222,10 @@ int main(int argc, char** argv) {
   std::atomic<int64_t> send_errors{0};
   std::atomic<int64_t> late_sent{0};
   std::atomic<int64_t> late_records{0}, late_record_errors{0};
+  const bool late_record_wait = absl::GetFlag(FLAGS_late_record_wait);
+  // Records not waited for: answered on gRPC's threads, all awaited (bounded) at the end.
+  absl::Mutex records_mu;
+  int64_t records_pending = 0;  // guarded by records_mu
   const double late_record_percent = std::max(0.0, absl::GetFlag(FLAGS_late_record_percent));
   if (late_record_percent > 0 && !absl::GetFlag(FLAGS_register_pumps)) {
     std::fprintf(stderr, "--late_record_percent needs --register_pumps\n");
@@ -244,6 +257,65 @@ int main(int argc, char** argv) {
       std::vector<double> late_owed(pumps, 0.0);
       std::unique_ptr<pumptwin::v1::TwinService::Stub> records;
       if (record_channel != nullptr) records = pumptwin::v1::TwinService::NewStub(record_channel);
+      const int64_t late_half = batch / 2;
+      auto send_record = [&](pumptwin::v1::RecordEventRequest req, bool wait) {
+        auto answered = [&late_records, &late_record_errors, &late_sent,
+                         late_half](const grpc::Status& st) {
+          if (st.ok()) {
+            ++late_records;
+            late_sent += late_half;
+          } else {
+            ++late_record_errors;
+          }
+        };
+        if (wait) {
+          grpc::ClientContext ctx;
+          ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+          pumptwin::v1::RecordEventResponse resp;
+          answered(records->RecordEvent(&ctx, req, &resp));
+          return;
+        }
+        struct Call {
+          grpc::ClientContext ctx;
+          pumptwin::v1::RecordEventRequest req;
+          pumptwin::v1::RecordEventResponse resp;
+        };
+        auto* call = new Call;
+        call->req = std::move(req);
+        call->ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+        {
+          absl::MutexLock l(&records_mu);
+          ++records_pending;
+        }
+        records->async()->RecordEvent(
+            &call->ctx, &call->req, &call->resp,
+            [call, answered, &records_mu, &records_pending](grpc::Status st) {
+              answered(st);
+              delete call;
+              absl::MutexLock l(&records_mu);
+              --records_pending;
+            });
+      };
+      struct HeldRecord {
+        std::string pump;
+        uint64_t first_seq;  // of the frame it is stated inside
+        pumptwin::v1::RecordEventRequest req;
+      };
+      std::deque<HeldRecord> held;
+      // Sends the held records whose pump has every frame before theirs acknowledged (all
+      // of them, waiting for those acks within the run's deadline, when `all`).
+      auto release_held = [&](bool all) {
+        while (!held.empty()) {
+          HeldRecord& h = held.front();
+          if (clients[i]->acked_seq(h.pump) + 1 < h.first_seq) {
+            if (!all || absl::Now() >= deadline) return;
+            absl::SleepFor(absl::Milliseconds(1));  // the load tool polls the acks
+            continue;
+          }
+          send_record(std::move(h.req), /*wait=*/false);
+          held.pop_front();
+        }
+      };
       for (int64_t f = 0; f < frames && absl::Now() < deadline; ++f) {
         const int p = static_cast<int>(f % pumps);
         std::vector<TelemetrySample> samples(batch, templates[p]);
@@ -267,24 +339,30 @@ int main(int argc, char** argv) {
           req.set_device_time_ms(samples[samples.size() / 2].device_time_ms());
           req.set_outcome("load test: clear fluid");
           req.set_reason("load test: a record ahead of the telemetry");
-          grpc::ClientContext ctx;
-          ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-          pumptwin::v1::RecordEventResponse resp;
-          if (records->RecordEvent(&ctx, req, &resp).ok()) {
-            ++late_records;
-            late_sent += static_cast<int64_t>(samples.size() / 2);
+          if (late_record_wait) {
+            send_record(std::move(req), /*wait=*/true);
           } else {
-            ++late_record_errors;
+            // Sent once the pump's frames before this one are acknowledged: then exactly
+            // this frame's first half and the record are out of order, whichever is applied
+            // first (frames of the pump still in flight would be late too).
+            held.push_back({pump_name(i, p), samples.front().seq(), std::move(req)});
           }
         }
+        release_held(false);
         if (!clients[i]->Send(std::move(samples)).ok()) {
           ++send_errors;
           break;
         }
       }
+      release_held(true);
     });
   }
   for (auto& t : producers) t.join();
+  {
+    absl::MutexLock l(&records_mu);
+    auto none = [&] { return records_pending == 0; };
+    records_mu.AwaitWithDeadline(absl::Condition(&none), deadline + absl::Seconds(10));
+  }
   for (auto& c : clients)
     c->WaitUntilAllDone(std::max(absl::ZeroDuration(), deadline - absl::Now()));
   const absl::Duration elapsed = absl::Now() - start;
