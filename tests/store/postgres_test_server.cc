@@ -180,8 +180,7 @@ absl::StatusOr<std::unique_ptr<PostgresTestServer>> PostgresTestServer::StartSta
   // A copy of the running primary, with standby.signal (-R); WAL streamed during the copy.
   absl::Status copied = s.RunToCompletion(
       {s.bin_dir_ + "/pg_basebackup", "-h", "127.0.0.1", "-p", absl::StrCat(primary.port_), "-U",
-       "postgres", "-D", s.dir_ + "/data", "-X", "stream", "-R", "--no-sync",
-       "--checkpoint=fast"},
+       "postgres", "-D", s.dir_ + "/data", "-X", "stream", "-R", "--no-sync", "--checkpoint=fast"},
       s.dir_ + "/basebackup.log");
   if (!copied.ok()) return copied;
   s.extra_args_ = PrimaryConnInfo(primary, name);
@@ -195,8 +194,7 @@ std::vector<std::string> PostgresTestServer::PrimaryConnInfo(const PostgresTestS
                              " user=postgres application_name=", name)};
 }
 
-absl::Status PostgresTestServer::Follow(const PostgresTestServer& primary,
-                                        absl::string_view name) {
+absl::Status PostgresTestServer::Follow(const PostgresTestServer& primary, absl::string_view name) {
   if (pid_ > 0) {
     if (absl::Status s = Stop(); !s.ok()) return s;
   }
