@@ -161,6 +161,16 @@ std::string IdentityJson(const Session& s) {
   return ToJson(out);
 }
 
+// A completion queue whose waiting thread does not poll for I/O: the calls on it go over the
+// in-process channel, which needs no poller, and a thousand open event streams each
+// waiting on a polling queue would each join gRPC's pollers.
+class NonPollingQueue : public grpc::CompletionQueue {
+ public:
+  NonPollingQueue()
+      : grpc::CompletionQueue(grpc_completion_queue_attributes{
+            GRPC_CQ_CURRENT_VERSION, GRPC_CQ_NEXT, GRPC_CQ_NON_POLLING, nullptr}) {}
+};
+
 }  // namespace
 
 int HttpCodeOf(grpc::StatusCode code) {
@@ -599,7 +609,7 @@ int HttpGateway::ServeStream(mg_connection* conn, const Route& route, const std:
   }
   if (!authorization.empty()) ctx.AddMetadata("authorization", authorization);
   grpc::GenericStub stub(channel_);
-  grpc::CompletionQueue cq;
+  NonPollingQueue cq;
   auto call = stub.PrepareCall(
       &ctx, absl::StrCat("/", route.method->service()->full_name(), "/", route.method->name()),
       &cq);

@@ -42,8 +42,13 @@ run() {
   fi
   local threads; threads=$(ls /proc/$SRV/task | wc -l)
   local out; out=$("$BIN/pumptwin_loadgen" --target=127.0.0.1:$gp $LOAD --register_pumps | tail -n 1)
-  echo "$out event_streams=$1 server_threads=$threads"
-  if [ "$1" -gt 0 ]; then exec 7>&-; wait $HOLD || true; HOLD=""; rm -f "$WORK/hold.in"; fi
+  local alerts; alerts=$(curl -s "127.0.0.1:$(sed -n 's/^metrics_port=//p' "$WORK/ports")/metrics" | awk '$1 ~ /^pumptwin_alert_transitions_total/ {s+=$2} END {print s+0}')
+  local held=""
+  if [ "$1" -gt 0 ]; then
+    exec 7>&-; wait $HOLD || true; HOLD=""; rm -f "$WORK/hold.in"
+    held=" holder: $(tail -n 1 "$WORK/hold.out")"
+  fi
+  echo "$out event_streams=$1 server_threads=$threads alert_transitions=$alerts$held"
   kill -TERM $SRV; wait $SRV || true; SRV=""
 }
 rate() { grep -o 'samples_per_s=[0-9]*' | cut -d= -f2; }
