@@ -20,7 +20,7 @@ import path from 'node:path';
 const require = createRequire(path.join(path.resolve(process.env.PUMPTWIN_WEB_NODE_MODULES || '.'), 'package.json'));
 const { chromium } = require('playwright-core');
 
-const WAIT = 15000;  // bound of every DOM wait
+const WAIT = 30000;  // bound of every DOM wait (generous: the suite runs tests in parallel)
 const shots = process.env.PUMPTWIN_WEB_SCREENSHOTS || '';
 if (shots) mkdirSync(shots, { recursive: true });
 
@@ -207,6 +207,8 @@ test('a clinician logs in, sees the worklist of the clinic, alerts live, acknowl
 
   // Acknowledge the raised alert with a comment (keyboard: type, then Enter on the button).
   const item = page.locator('#inbox li.alert[data-pump="PN-2"][data-type="ALERT_TYPE_MOTOR_STALL"][data-state="ALERT_STATE_RAISED"]');
+  await item.locator('summary').press('Enter');  // evidence and alternatives open by keyboard
+  await page.waitForSelector('#inbox li.alert details[open] table', { timeout: WAIT });
   await item.locator('textarea').fill('called the patient; programmer check booked');
   await shot(page, 'inbox');
   await item.locator('button.ack-button').focus();
