@@ -193,7 +193,8 @@ export async function renderPump(main, id) {
     items.push({ t: num(e.deviceTimeMs), what: label(e.type, 'DEVICE_EVENT_'), detail: e.valueUl !== undefined ? fmtMl(e.valueUl, 3) : '' });
   }
   for (const r of rxs) {
-    items.push({ t: num(r.effectiveTimeMs), what: `prescription v${r.version}`,
+    // The first prescription applies from the implant (its effective time is 0: "now" then).
+    items.push({ t: num(r.effectiveTimeMs) || num(pump.implantTimeMs), what: `prescription v${r.version}`,
       detail: `${r.drug} ${fmtConc(r.concentrationUgPerMl, r.drug)}, ${label(r.mode, 'THERAPY_MODE_')}` +
         (num(r.rateUlPerDay) ? `, ${fmtDose(num(r.rateUlPerDay) * num(r.concentrationUgPerMl) / 1000, r.drug)}/day` : '') +
         ` (by ${r.setBy || '—'}${r.reason ? ': ' + r.reason : ''})` });

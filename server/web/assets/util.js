@@ -77,7 +77,8 @@ export function fmtDuration(s) {
   if (s < 90) return `${s} s`;
   if (s < 5400) return `${Math.round(s / 60)} min`;
   if (s < 172800) return `${Math.round(s / 3600)} h`;
-  return `${Math.round(s / 86400)} d`;
+  if (s < 2 * 365 * 86400) return `${Math.round(s / 86400)} d`;
+  return `${(s / (365.25 * 86400)).toFixed(1)} years`;
 }
 
 // A wall-clock time typed in the patient's zone ("2026-03-01T14:30") -> epoch ms.
