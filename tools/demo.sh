@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The demo: pumptwind on a fresh store (./data-demo) + a simulated fleet with injected
-# faults (pumpsim) + a live view of the alerts arriving (pumptwinctl alerts watch).
+# faults (pumpsim) + a live view of the alerts arriving (pumptwinctl alerts watch) + the web
+# app on the HTTP listener (its URL and a login are printed).
 # It stops by itself after the detection report (KEEP=1: the server keeps running until
 # Ctrl-C). Lines are cut to the terminal width (at most 120 columns). Run through
 # `tools/run.sh --demo` (which builds first).
@@ -47,6 +48,8 @@ TARGET="127.0.0.1:$GRPC_PORT"
 cat <<INFO
 == pumptwin demo ==
 server   : $TARGET  (metrics: http://127.0.0.1:$METRICS_PORT/metrics)
+web app  : http://127.0.0.1:$HTTP_PORT/  log in with the token "demo" (any token: the demo runs
+           without a token file, so everyone is admin "anonymous"; KEEP=1 keeps the server up)
 http api : http://127.0.0.1:$HTTP_PORT/v1/pumps  (OpenAPI: http://127.0.0.1:$HTTP_PORT/v1/openapi.json)
 logs     : data-demo/pumptwind.log, data-demo/pumpsim.log
 fleet    : $PUMPS simulated pumps, $DAYS days at ${SPEED}x, faults of tools/sim/scenarios/default.json

@@ -80,6 +80,10 @@ class TokenAuthorizer final : public Authorizer {
   absl::StatusOr<Principal> CheckAuthorization(std::optional<absl::string_view> authorization,
                                                Role required) const;
 
+  // The table's entry of `token` (a browser login), refused as CheckAuthorization refuses:
+  // UNAUTHENTICATED for an empty, unknown or expired token.
+  absl::StatusOr<TokenEntry> Identify(absl::string_view token) const;
+
   size_t size() const;  // principals in the current table
   const std::string& path() const { return path_; }
 

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <utility>
 #include <vector>
@@ -21,11 +22,15 @@
 #include "pumptwin/v1/twin_service.grpc.pb.h"
 #include "server/api/twin_service.h"
 #include "server/http/openapi.h"
+#include "server/web/web_assets.h"
 
 namespace pumptwin::server::http {
 namespace {
 
 constexpr char kOpenApiPath[] = "/v1/openapi.json";
+constexpr char kSessionPath[] = "/session";
+constexpr char kAppPrefix[] = "/app/";
+constexpr size_t kMaxLoginBodyBytes = 8192;
 
 const char* StatusName(grpc::StatusCode code) {
   static const char* kNames[] = {"OK",
@@ -116,6 +121,56 @@ bool Await(grpc::CompletionQueue& cq, void* tag) {
   return false;
 }
 
+// The web app's files: the strict CSP of the app, revalidated on every load.
+void ReplyAsset(mg_connection* conn, const web::WebAsset& asset, bool head_only) {
+  std::string head =
+      absl::StrCat("HTTP/1.1 200 OK\r\nContent-Type: ",
+                   absl::string_view(asset.content_type.data(), asset.content_type.size()),
+                   "\r\nContent-Length: ", asset.data.size(),
+                   "\r\nCache-Control: no-cache\r\nX-Content-Type-Options: nosniff\r\n"
+                   "X-Frame-Options: DENY\r\nReferrer-Policy: no-referrer\r\n"
+                   "Cross-Origin-Opener-Policy: same-origin\r\nContent-Security-Policy: ",
+                   kWebAppCsp, "\r\n\r\n");
+  mg_write(conn, head.data(), head.size());
+  if (!head_only) mg_write(conn, asset.data.data(), asset.data.size());
+}
+
+void Redirect(mg_connection* conn, const char* location) {
+  Reply(conn, 302, "", absl::StrCat("Location: ", location, "\r\n"), "text/plain");
+}
+
+// Reads the whole body, at most `limit` bytes; false when it is longer.
+bool ReadBody(mg_connection* conn, size_t limit, std::string* body) {
+  char buf[4096];
+  for (;;) {
+    int n = mg_read(conn, buf, sizeof buf);
+    if (n <= 0) return true;
+    body->append(buf, static_cast<size_t>(n));
+    if (body->size() > limit) return false;
+  }
+}
+
+std::string IdentityJson(const Session& s) {
+  google::protobuf::Struct out;
+  auto& f = *out.mutable_fields();
+  f["actor"].set_string_value(s.who.actor);
+  f["role"].set_string_value(s.who.role);
+  f["clinic"].set_string_value(s.who.clinic);
+  f["expiresTimeMs"].set_number_value(static_cast<double>(absl::ToUnixMillis(s.expires)));
+  f["csrfToken"].set_string_value(s.csrf);
+  return ToJson(out);
+}
+
+// A completion queue whose waiting thread does not poll for I/O: the calls on it go over the
+// in-process channel, which needs no poller, and a thousand open event streams each
+// waiting on a polling queue would each join gRPC's pollers.
+class NonPollingQueue : public grpc::CompletionQueue {
+ public:
+  NonPollingQueue()
+      : grpc::CompletionQueue(grpc_completion_queue_attributes{
+            GRPC_CQ_CURRENT_VERSION, GRPC_CQ_NEXT, GRPC_CQ_NON_POLLING, nullptr}) {}
+};
+
 }  // namespace
 
 int HttpCodeOf(grpc::StatusCode code) {
@@ -173,9 +228,11 @@ absl::Status HttpGateway::Start() {
   auto routes = RouteTable::ForService(TwinServiceDescriptor());
   if (!routes.ok()) return routes.status();
   routes_ = *std::move(routes);
+  sessions_ = std::make_unique<SessionStore>(options_.sessions, options_.now);
   openapi_ = OpenApiDocument(TwinServiceDescriptor(), routes_, options_.version);
 
   const bool tls = !options_.tls_cert_file.empty();
+  tls_ = tls;
   if (!tls && !options_.insecure && !IsLoopbackListen(options_.listen)) {
     return absl::InvalidArgumentError(
         absl::StrCat("--http_listen=", options_.listen,
@@ -244,6 +301,12 @@ int HttpGateway::Serve(mg_connection* conn) {
   const mg_request_info* ri = mg_get_request_info(conn);
   const std::string method = ri->request_method != nullptr ? ri->request_method : "";
   const std::string path = ri->local_uri != nullptr ? ri->local_uri : "";
+  if (path == "/") {
+    Redirect(conn, kAppPrefix);
+    return 302;
+  }
+  if (path == "/app" || absl::StartsWith(path, kAppPrefix)) return ServeAsset(conn, method, path);
+  if (path == kSessionPath) return ServeSession(conn, method);
   if (path == kOpenApiPath) {
     if (method != "GET") {
       ReplyStatus(conn, grpc::StatusCode::UNIMPLEMENTED,
@@ -269,6 +332,38 @@ int HttpGateway::Serve(mg_connection* conn) {
     return 404;
   }
   const Route& route = *match->route;
+
+  // The caller: a bearer token, else the session of the cookie (its token), whose changes
+  // need the session's CSRF token.
+  const char* auth = mg_get_header(conn, "Authorization");
+  std::string authorization = auth != nullptr ? auth : "";
+  std::string session_id;
+  absl::Time deadline = absl::InfiniteFuture();
+  if (const char* cookie = mg_get_header(conn, "Cookie");
+      authorization.empty() && cookie != nullptr) {
+    if (std::optional<std::string> id = CookieValue(cookie, CookieName()); id.has_value()) {
+      std::optional<Session> session = sessions_->Use(*id);
+      if (!session.has_value()) {
+        ReplyStatus(conn, grpc::StatusCode::UNAUTHENTICATED,
+                    "the session has ended (logged out, idle too long or expired): log in again",
+                    SessionCookie("", 0));
+        return 401;
+      }
+      if (method != "GET" && method != "HEAD") {
+        const char* csrf = mg_get_header(conn, "X-CSRF-Token");
+        if (csrf == nullptr || !SecretEquals(csrf, session->csrf)) {
+          ReplyStatus(conn, grpc::StatusCode::PERMISSION_DENIED,
+                      absl::StrCat(method, " ", path.substr(0, 200),
+                                   " with the session cookie needs the session's X-CSRF-Token "
+                                   "header (GET /session tells it)"));
+          return 403;
+        }
+      }
+      authorization = absl::StrCat("Bearer ", session->token);
+      session_id = *std::move(id);
+      deadline = session->expires;
+    }
+  }
 
   // The body, bounded before it is read whole.
   std::string body;
@@ -315,15 +410,147 @@ int HttpGateway::Serve(mg_connection* conn) {
     }
     request->GetReflection()->SetUInt64(request.get(), from, cursor);
   }
-  const char* auth = mg_get_header(conn, "Authorization");
-  std::string authorization = auth != nullptr ? auth : "";
   std::string bytes = request->SerializeAsString();
-  return route.method->server_streaming() ? ServeStream(conn, route, bytes, authorization)
-                                          : ServeUnary(conn, route, bytes, authorization);
+  return route.method->server_streaming()
+             ? ServeStream(conn, route, bytes, authorization, deadline)
+             : ServeUnary(conn, route, bytes, authorization, session_id);
+}
+
+std::string HttpGateway::CookieName() const {
+  // Over TLS the __Host- prefix: Secure, Path=/, no Domain, so no other host sets it.
+  return tls_ ? "__Host-pt_session" : "pt_session";
+}
+
+std::string HttpGateway::SessionCookie(const std::string& id, int64_t max_age_s) const {
+  return absl::StrCat("Set-Cookie: ", CookieName(), "=", id, "; Path=/; Max-Age=", max_age_s,
+                      "; HttpOnly; SameSite=Strict", tls_ ? "; Secure" : "", "\r\n");
+}
+
+int HttpGateway::ServeAsset(mg_connection* conn, const std::string& method,
+                            const std::string& path) {
+  if (method != "GET" && method != "HEAD") {
+    ReplyStatus(conn, grpc::StatusCode::UNIMPLEMENTED,
+                absl::StrCat(method, " ", path.substr(0, 200), ": the web app's files take GET"),
+                "Allow: GET, HEAD\r\n", 405);
+    return 405;
+  }
+  if (path == "/app") {
+    Redirect(conn, kAppPrefix);
+    return 302;
+  }
+  std::string name = path.substr(sizeof(kAppPrefix) - 1);
+  if (name.empty()) name = "index.html";
+  const web::WebAsset* asset = web::FindWebAsset(name);
+  if (asset == nullptr) {
+    ReplyStatus(conn, grpc::StatusCode::NOT_FOUND,
+                absl::StrCat("no file of the web app at ", path.substr(0, 200)));
+    return 404;
+  }
+  ReplyAsset(conn, *asset, method == "HEAD");
+  return 200;
+}
+
+int HttpGateway::ServeSession(mg_connection* conn, const std::string& method) {
+  const char* cookie = mg_get_header(conn, "Cookie");
+  std::optional<std::string> id =
+      cookie != nullptr ? CookieValue(cookie, CookieName()) : std::nullopt;
+  if (method == "GET") {
+    std::optional<Session> s = id.has_value() ? sessions_->Use(*id) : std::nullopt;
+    if (!s.has_value()) {
+      ReplyStatus(conn, grpc::StatusCode::UNAUTHENTICATED, "not logged in",
+                  id.has_value() ? SessionCookie("", 0) : "");
+      return 401;
+    }
+    Reply(conn, 200, IdentityJson(*s));
+    return 200;
+  }
+  if (method == "DELETE") {
+    std::optional<Session> s = id.has_value() ? sessions_->Use(*id) : std::nullopt;
+    if (s.has_value()) {
+      const char* csrf = mg_get_header(conn, "X-CSRF-Token");
+      if (csrf == nullptr || !SecretEquals(csrf, s->csrf)) {
+        ReplyStatus(conn, grpc::StatusCode::PERMISSION_DENIED,
+                    "logging out needs the session's X-CSRF-Token header");
+        return 403;
+      }
+      sessions_->End(*id);
+    }
+    Reply(conn, 200, "{}", SessionCookie("", 0));
+    return 200;
+  }
+  if (method != "POST") {
+    ReplyStatus(conn, grpc::StatusCode::UNIMPLEMENTED,
+                absl::StrCat(method, " /session: POST logs in, GET tells who, DELETE logs out"),
+                "Allow: GET, POST, DELETE\r\n", 405);
+    return 405;
+  }
+  // A login comes from the app's own page: JSON (a cross-site form cannot send it without
+  // a CORS preflight, which this server never grants) and, when the browser says where it
+  // comes from, from this origin.
+  const char* type = mg_get_header(conn, "Content-Type");
+  if (type == nullptr || !absl::StartsWithIgnoreCase(type, "application/json")) {
+    ReplyStatus(conn, grpc::StatusCode::INVALID_ARGUMENT,
+                "a login is a JSON body {\"token\": \"...\"} with Content-Type: application/json",
+                "", 415);
+    return 415;
+  }
+  const char* origin = mg_get_header(conn, "Origin");
+  const char* host = mg_get_header(conn, "Host");
+  if (origin != nullptr &&
+      (host == nullptr ||
+       std::string(origin) != absl::StrCat(tls_ ? "https://" : "http://", host))) {
+    ReplyStatus(conn, grpc::StatusCode::PERMISSION_DENIED,
+                absl::StrCat("a login from origin '", std::string(origin).substr(0, 200),
+                             "' is refused: log in from this server's own page"));
+    return 403;
+  }
+  std::string body;
+  if (!ReadBody(conn, kMaxLoginBodyBytes, &body)) {
+    ReplyStatus(conn, grpc::StatusCode::RESOURCE_EXHAUSTED,
+                absl::StrCat("a login body holds at most ", kMaxLoginBodyBytes, " bytes"), "", 413);
+    return 413;
+  }
+  google::protobuf::Struct login;
+  if (!google::protobuf::util::JsonStringToMessage(body, &login).ok() ||
+      !login.fields().contains("token") || !login.fields().at("token").has_string_value() ||
+      login.fields().at("token").string_value().empty()) {
+    ReplyStatus(conn, grpc::StatusCode::INVALID_ARGUMENT,
+                "a login is a JSON body {\"token\": \"...\"} (optionally \"name\" too)");
+    return 400;
+  }
+  if (!options_.identify) {
+    ReplyStatus(conn, grpc::StatusCode::UNIMPLEMENTED,
+                "this server takes no browser logins; use a bearer token");
+    return 501;
+  }
+  std::string token = login.fields().at("token").string_value();
+  absl::StatusOr<SessionIdentity> who = options_.identify(token);
+  if (!who.ok()) {
+    auto code = static_cast<grpc::StatusCode>(who.status().code());
+    // The token check's advice is about gRPC metadata; a person at the login page needs
+    // only the reason.
+    std::string why(who.status().message());
+    if (size_t cut = why.find(": send metadata"); cut != std::string::npos) why.resize(cut);
+    ReplyStatus(conn, code, why);
+    return HttpCodeOf(code);
+  }
+  if (login.fields().contains("name") && !login.fields().at("name").string_value().empty() &&
+      login.fields().at("name").string_value() != who->actor) {
+    ReplyStatus(conn, grpc::StatusCode::UNAUTHENTICATED, "the name and the token do not match");
+    return 401;
+  }
+  std::string new_id = sessions_->Create(std::move(token), *std::move(who));
+  std::optional<Session> s = sessions_->Use(new_id);
+  if (!s.has_value()) {  // the token expires this instant
+    ReplyStatus(conn, grpc::StatusCode::UNAUTHENTICATED, "the token has expired");
+    return 401;
+  }
+  Reply(conn, 200, IdentityJson(*s), SessionCookie(new_id, sessions_->MaxAgeSeconds(*s)));
+  return 200;
 }
 
 int HttpGateway::ServeUnary(mg_connection* conn, const Route& route, const std::string& request,
-                            const std::string& authorization) {
+                            const std::string& authorization, const std::string& session_id) {
   grpc::GenericStub stub(channel_);
   grpc::ClientContext ctx;
   ctx.set_deadline(absl::ToChronoTime(absl::Now() + options_.call_deadline));
@@ -341,7 +568,12 @@ int HttpGateway::ServeUnary(mg_connection* conn, const Route& route, const std::
                  });
   done.WaitForNotification();
   if (!status.ok()) {
-    ReplyStatus(conn, status.error_code(), status.error_message());
+    // A session whose token is refused (revoked, expired) ends with it.
+    const bool end_session =
+        !session_id.empty() && status.error_code() == grpc::StatusCode::UNAUTHENTICATED;
+    if (end_session) sessions_->End(session_id);
+    ReplyStatus(conn, status.error_code(), status.error_message(),
+                end_session ? SessionCookie("", 0) : "");
     return HttpCodeOf(status.error_code());
   }
   std::unique_ptr<google::protobuf::Message> out = NewMessage(route.method->output_type());
@@ -354,8 +586,10 @@ int HttpGateway::ServeUnary(mg_connection* conn, const Route& route, const std::
 }
 
 int HttpGateway::ServeStream(mg_connection* conn, const Route& route, const std::string& request,
-                             const std::string& authorization) {
+                             const std::string& authorization, absl::Time deadline) {
   grpc::ClientContext ctx;
+  // A session's stream ends when the session does (the browser reconnects and logs in).
+  if (deadline != absl::InfiniteFuture()) ctx.set_deadline(absl::ToChronoTime(deadline));
   {
     absl::MutexLock lock(&mu_);
     if (stopping_) {
@@ -375,7 +609,7 @@ int HttpGateway::ServeStream(mg_connection* conn, const Route& route, const std:
   }
   if (!authorization.empty()) ctx.AddMetadata("authorization", authorization);
   grpc::GenericStub stub(channel_);
-  grpc::CompletionQueue cq;
+  NonPollingQueue cq;
   auto call = stub.PrepareCall(
       &ctx, absl::StrCat("/", route.method->service()->full_name(), "/", route.method->name()),
       &cq);

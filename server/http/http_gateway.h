@@ -10,6 +10,13 @@
 // duplicate, as the gRPC stream does after from_cursor. GET /v1/openapi.json serves the
 // OpenAPI document generated from the same rules.
 //
+// The same listener serves the web app (docs/web.md): `/` redirects to `/app/`, whose files
+// are embedded in the binary (server/web), under a strict Content-Security-Policy; and
+// browser sessions at `/session` (POST: log in with a token, GET: who am I, DELETE: log
+// out; web_session.h). A request with the session cookie and no Authorization header is
+// made with the session's token; a cookie request that changes something (any method but
+// GET) must carry the session's `X-CSRF-Token`.
+//
 // Threads: CivetWeb's worker pool (one worker per request; an open event stream holds its
 // worker): `max_streams` streams plus `workers` for the other requests. Start/Stop from one
 // thread; Stop cancels open streams and returns once every worker has finished.
@@ -17,6 +24,7 @@
 #define PUMPTWIN_SERVER_HTTP_HTTP_GATEWAY_H_
 
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <set>
 #include <string>
@@ -27,6 +35,7 @@
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
 #include "server/http/http_rules.h"
+#include "server/http/web_session.h"
 
 struct mg_context;
 struct mg_connection;
@@ -47,7 +56,19 @@ struct HttpGatewayOptions {
   absl::Duration call_deadline = absl::Seconds(60);
   absl::Duration keepalive = absl::Seconds(15);  // comment line on an idle event stream
   std::string version;                           // in the OpenAPI document
+  // Browser sessions: who a token is (a login asks it); unset: logins are refused
+  // (UNIMPLEMENTED) and only bearer tokens work.
+  IdentifyFn identify;
+  SessionOptions sessions;
+  std::function<absl::Time()> now = [] { return absl::Now(); };
 };
+
+// The Content-Security-Policy of the web app's pages: its own origin only, no inline
+// script or style, no framing.
+inline constexpr char kWebAppCsp[] =
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'";
 
 // The HTTP code of a gRPC status code (the mapping of google.rpc.Code, as grpc-gateway).
 int HttpCodeOf(grpc::StatusCode code);
@@ -73,10 +94,14 @@ class HttpGateway {
  private:
   static int Handle(mg_connection* conn, void* self);
   int Serve(mg_connection* conn);
+  int ServeAsset(mg_connection* conn, const std::string& method, const std::string& path);
+  int ServeSession(mg_connection* conn, const std::string& method);
   int ServeUnary(mg_connection* conn, const Route& route, const std::string& request,
-                 const std::string& authorization);
+                 const std::string& authorization, const std::string& session_id);
   int ServeStream(mg_connection* conn, const Route& route, const std::string& request,
-                  const std::string& authorization);
+                  const std::string& authorization, absl::Time deadline);
+  std::string CookieName() const;
+  std::string SessionCookie(const std::string& id, int64_t max_age_s) const;
 
   HttpGatewayOptions options_;
   std::shared_ptr<grpc::Channel> channel_;
@@ -84,6 +109,8 @@ class HttpGateway {
   std::string openapi_;
   mg_context* ctx_ = nullptr;
   int port_ = 0;
+  bool tls_ = false;
+  std::unique_ptr<SessionStore> sessions_;
 
   absl::Mutex mu_;
   int open_streams_ ABSL_GUARDED_BY(mu_) = 0;

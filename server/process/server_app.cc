@@ -450,6 +450,14 @@ absl::Status ServerApp::Start() {
     ho.insecure = options_.insecure;
     ho.max_streams = options_.http_max_streams;
     ho.version = PUMPTWIN_VERSION;
+    // Browser logins: the token file's entry; without a token file everyone is admin
+    // "anonymous", as on gRPC, and any token logs in as that.
+    ho.identify = [this](absl::string_view token) -> absl::StatusOr<http::SessionIdentity> {
+      if (token_auth_ == nullptr) return http::SessionIdentity{"anonymous", "admin", ""};
+      absl::StatusOr<TokenEntry> e = token_auth_->Identify(token);
+      if (!e.ok()) return e.status();
+      return http::SessionIdentity{e->name, RoleName(e->role), e->clinic, e->expires};
+    };
     http_ = std::make_unique<http::HttpGateway>(
         ho, server_->InProcessChannel(grpc::ChannelArguments()));
     if (absl::Status s = http_->Start(); !s.ok()) return s;

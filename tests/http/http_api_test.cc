@@ -2,7 +2,9 @@
 // TwinService method answers at its route with the gRPC handler's own status (same auth,
 // same validation), JSON round trips equal the gRPC answers, the alert event stream resumes
 // after Last-Event-ID with no gap and no duplicate across a reconnect, request bodies are
-// bounded, and the served OpenAPI document is the one checked in as docs/openapi.json.
+// bounded, the served OpenAPI document is the one checked in as docs/openapi.json, a browser
+// session acts as its token and needs its CSRF token for changes, and the web app's files
+// are served under a strict CSP.
 #include <map>
 #include <set>
 #include <string>
@@ -303,6 +305,100 @@ TEST_F(HttpApiTest, RefusedStreamAnswersWithTheStatusNotAnEmptyStream) {
       SseStream::Open(server_->http_port(), "/v1/twins:watch?names=pumps/X", {}, absl::Seconds(20));
   ASSERT_TRUE(anon.ok());
   EXPECT_EQ((*anon)->status(), 401);
+}
+
+TEST_F(HttpApiTest, BrowserSessionActsAsItsTokenAndNeedsCsrfForChanges) {
+  ASSERT_NO_FATAL_FAILURE(Register("PN", "north"));
+  ASSERT_NO_FATAL_FAILURE(Register("PS", "south"));
+  const int port = server_->http_port();
+  const std::vector<std::string> json = {"Content-Type: application/json"};
+  auto login = HttpCall(port, "POST", "/session", json,
+                        absl::StrCat(R"({"token": ")", tokens_["nurse"], R"("})"));
+  ASSERT_TRUE(login.ok()) << login.status();
+  ASSERT_EQ(login->status, 200) << login->body;
+  const std::string cookie = login->headers["set-cookie"];
+  EXPECT_THAT(cookie, HasSubstr("; HttpOnly"));
+  EXPECT_THAT(cookie, HasSubstr("; SameSite=Strict"));
+  EXPECT_THAT(cookie, HasSubstr("; Path=/"));
+  EXPECT_THAT(cookie, ::testing::Not(HasSubstr("Secure")));  // plaintext loopback
+  ASSERT_TRUE(absl::StartsWith(cookie, "pt_session="));
+  const std::string jar = "Cookie: " + cookie.substr(0, cookie.find(';'));
+  google::protobuf::Struct who = ParseJson(login->body);
+  EXPECT_EQ(who.fields().at("actor").string_value(), "nurse");
+  EXPECT_EQ(who.fields().at("clinic").string_value(), "north");
+  const std::string csrf = who.fields().at("csrfToken").string_value();
+  EXPECT_EQ(csrf.size(), 43u);
+  EXPECT_THAT(login->body, ::testing::Not(HasSubstr(tokens_["nurse"])));
+
+  // Reads as the token: its clinic only.
+  auto own = HttpCall(port, "GET", "/v1/pumps/PN/twin", {jar});
+  ASSERT_TRUE(own.ok());
+  EXPECT_EQ(own->status, 200) << own->body;
+  auto other = HttpCall(port, "GET", "/v1/pumps/PS/twin", {jar});
+  ASSERT_TRUE(other.ok());
+  EXPECT_EQ(other->status, 403);
+  // Changes: refused without the CSRF token, made (and audited as the token) with it.
+  const std::string mri = R"({"type": "CLINICAL_EVENT_MRI", "reason": "session test"})";
+  auto no_csrf = HttpCall(port, "POST", "/v1/pumps/PN/events", {jar, json[0]}, mri);
+  ASSERT_TRUE(no_csrf.ok());
+  EXPECT_EQ(no_csrf->status, 403);
+  EXPECT_THAT(no_csrf->body, HasSubstr("X-CSRF-Token"));
+  auto with_csrf =
+      HttpCall(port, "POST", "/v1/pumps/PN/events", {jar, json[0], "X-CSRF-Token: " + csrf}, mri);
+  ASSERT_TRUE(with_csrf.ok());
+  EXPECT_NE(with_csrf->status, 403) << with_csrf->body;
+  EXPECT_NE(with_csrf->status, 401) << with_csrf->body;
+
+  // Logins: JSON only, own origin only, known tokens only.
+  auto form =
+      HttpCall(port, "POST", "/session", {"Content-Type: application/x-www-form-urlencoded"},
+               "token=" + tokens_["nurse"]);
+  ASSERT_TRUE(form.ok());
+  EXPECT_EQ(form->status, 415);
+  auto foreign = HttpCall(port, "POST", "/session", {json[0], "Origin: http://evil.example"},
+                          absl::StrCat(R"({"token": ")", tokens_["nurse"], R"("})"));
+  ASSERT_TRUE(foreign.ok());
+  EXPECT_EQ(foreign->status, 403);
+  auto unknown = HttpCall(port, "POST", "/session", json, R"({"token": "ptw_unknown"})");
+  ASSERT_TRUE(unknown.ok());
+  EXPECT_EQ(unknown->status, 401);
+
+  // Logout needs the CSRF token, then the cookie is worth nothing.
+  auto bare_logout = HttpCall(port, "DELETE", "/session", {jar});
+  ASSERT_TRUE(bare_logout.ok());
+  EXPECT_EQ(bare_logout->status, 403);
+  auto logout = HttpCall(port, "DELETE", "/session", {jar, "X-CSRF-Token: " + csrf});
+  ASSERT_TRUE(logout.ok());
+  EXPECT_EQ(logout->status, 200);
+  EXPECT_THAT(logout->headers["set-cookie"], HasSubstr("Max-Age=0"));
+  auto after = HttpCall(port, "GET", "/v1/pumps/PN/twin", {jar});
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(after->status, 401);
+}
+
+TEST_F(HttpApiTest, WebAppIsServedUnderAStrictCsp) {
+  auto root = HttpCall(server_->http_port(), "GET", "/");
+  ASSERT_TRUE(root.ok());
+  EXPECT_EQ(root->status, 302);
+  EXPECT_EQ(root->headers["location"], "/app/");
+  auto index = HttpCall(server_->http_port(), "GET", "/app/");
+  ASSERT_TRUE(index.ok());
+  ASSERT_EQ(index->status, 200);
+  EXPECT_THAT(index->headers["content-type"], HasSubstr("text/html"));
+  EXPECT_EQ(index->headers["content-security-policy"], server::http::kWebAppCsp);
+  EXPECT_THAT(index->body, HasSubstr("app.js"));
+  for (const char* asset : {"/app/app.js", "/app/vendor/uPlot.iife.min.js", "/app/style.css"}) {
+    auto r = HttpCall(server_->http_port(), "GET", asset);
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->status, 200) << asset;
+    EXPECT_GT(r->body.size(), 100u) << asset;
+  }
+  auto missing = HttpCall(server_->http_port(), "GET", "/app/nothing.js");
+  ASSERT_TRUE(missing.ok());
+  EXPECT_EQ(missing->status, 404);
+  auto post = HttpCall(server_->http_port(), "POST", "/app/", {}, "x");
+  ASSERT_TRUE(post.ok());
+  EXPECT_EQ(post->status, 405);
 }
 
 TEST_F(HttpApiTest, ServedOpenApiIsTheCheckedInDocument) {

@@ -18,7 +18,11 @@ PUMPTWIN_PACKAGES=(
   tzdata
   postgresql libpq-dev
   golang-github-gogo-googleapis-dev libcivetweb-dev
+  chromium chromium-driver
 )
+# chromium: the browser of the web app's test (tests/web, driven by playwright-core from npm).
+# Node.js and npm install the web app's charting library and the test's driver at configure
+# time (server/web/package.json): Debian's nodejs + npm when no node is installed.
 
 # The fuzz stage of the suite (libFuzzer needs clang and its runtime).
 PUMPTWIN_FUZZ_PACKAGES=(clang libclang-rt-14-dev)
@@ -31,6 +35,7 @@ ensure_packages() {
   local wanted=("$@")
   if [ ${#wanted[@]} -eq 0 ]; then wanted=("${PUMPTWIN_PACKAGES[@]}"); fi
   local missing=()
+  if [ $# -eq 0 ] && ! command -v npm >/dev/null 2>&1; then missing+=(nodejs npm); fi
   for p in "${wanted[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
