@@ -196,6 +196,31 @@ absl::StatusOr<size_t> PostgresStore::ReleaseLeases(absl::string_view owner,
   return released->size();
 }
 
+absl::StatusOr<std::vector<std::string>> PostgresStore::HeartbeatReplica(absl::string_view owner,
+                                                                         absl::Duration ttl) {
+  if (absl::Status s = CheckOwner(owner); !s.ok()) return s;
+  if (absl::Status s = CheckTtl(ttl); !s.ok()) return s;
+  absl::StatusOr<PooledConnection> lease = Acquire();
+  if (!lease.ok()) return lease.status();
+  PGconn* c = lease->conn();
+  const std::string table = absl::StrCat("\"", options_.schema, "\".replicas");
+  const std::string sql = absl::StrCat(
+      "WITH beat AS (INSERT INTO ", table,
+      " (owner, expires_at) VALUES ($1, clock_timestamp() + make_interval(secs => "
+      "$2::double precision)) ON CONFLICT (owner) DO UPDATE SET expires_at = "
+      "EXCLUDED.expires_at RETURNING owner) SELECT owner FROM ",
+      table, " WHERE expires_at > clock_timestamp() UNION SELECT owner FROM beat ORDER BY 1");
+  const std::string name(owner), seconds = Seconds(ttl);
+  const char* values[] = {name.c_str(), seconds.c_str()};
+  Result r(PQexecParams(c, sql.c_str(), 2, nullptr, values, nullptr, nullptr, 0));
+  if (PQresultStatus(r.get()) != PGRES_TUPLES_OK) {
+    return PgError(c, r.get(), "marking this replica alive");
+  }
+  std::vector<std::string> live;
+  for (int row = 0; row < PQntuples(r.get()); ++row) live.emplace_back(PQgetvalue(r.get(), row, 0));
+  return live;
+}
+
 absl::StatusOr<std::vector<ShardLease>> PostgresStore::ListLeases() const {
   return LeaseQuery(
       absl::StrCat("SELECT shard, owner, epoch, CASE WHEN expires_at = '-infinity' THEN 0 "

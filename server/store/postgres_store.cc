@@ -56,6 +56,9 @@ std::string LeaseDdl(absl::string_view schema) {
       " CREATE TABLE IF NOT EXISTS ", s,
       ".shard_leases (shard integer PRIMARY KEY, owner text NOT NULL DEFAULT '', "
       "epoch bigint NOT NULL DEFAULT 0, expires_at timestamptz NOT NULL DEFAULT '-infinity');"
+      " CREATE TABLE IF NOT EXISTS ",
+      s,
+      ".replicas (owner text PRIMARY KEY, expires_at timestamptz NOT NULL);"
       " CREATE OR REPLACE FUNCTION ",
       s,
       ".check_fence(who text, shards integer[], epochs bigint[]) RETURNS void "

@@ -121,6 +121,11 @@ class PostgresStore final : public Store {
   // Gives up the leases of `held` still this owner's (at their epoch): they expire now, so
   // another replica takes them at its next call. Returns how many were released.
   absl::StatusOr<size_t> ReleaseLeases(absl::string_view owner, absl::Span<const ShardLease> held);
+  // Cluster membership: marks `owner` alive until now + ttl (database clock) and returns the
+  // replicas alive now, `owner` included, sorted: what a fair share of the shards is
+  // computed from.
+  absl::StatusOr<std::vector<std::string>> HeartbeatReplica(absl::string_view owner,
+                                                            absl::Duration ttl);
   // Every lease row, by shard (routing, status).
   absl::StatusOr<std::vector<ShardLease>> ListLeases() const;
   // Commit under `fence`: FAILED_PRECONDITION, with nothing of the group written, when one

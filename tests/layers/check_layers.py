@@ -29,6 +29,10 @@ RULES = {
                                 "grpcpp/", "grpc/", "prometheus/", "openssl/",
                                 "common/grpc_status.h", "tools/"),
                      "forbid_suffix": (".grpc.pb.h",)},
+    # Cluster mode's replica side: on the store, below everything that serves.
+    "server/cluster/": {"forbid": ("server/core/", "server/metrics/", "server/api/",
+                                   "server/http/", "server/process/", "grpcpp/", "grpc/",
+                                   "prometheus/", "tools/")},
     "server/metrics/": {"forbid": ("server/api/", "server/http/", "server/process/", "tools/")},
     "server/api/": {"forbid": ("server/http/", "server/process/", "tools/")},
     # The HTTP listener sits on the API (calls it over gRPC in-process), below the process.
@@ -41,6 +45,7 @@ RULES = {
     # Tests of a lower layer use no tool code.
     "tests/twin/": {"forbid": ("tools/", "server/", "device_link/")},
     "tests/store/": {"forbid": ("tools/",)},
+    "tests/cluster/": {"forbid": ("tools/",)},
     "tests/registry/": {"forbid": ("tools/",)},
     "tests/device_link/": {"forbid": ("tools/", "server/")},
 }
@@ -113,6 +118,7 @@ def self_test():
         "server/core/w.cc": '#include "server/api/twin_service.h"',
         "server/core/v.cc": '#include "common/grpc_status.h"',
         "server/core/u.cc": "#include <openssl/sha.h>",
+        "server/cluster/x.cc": '#include "server/core/shard.h"',
         "server/metrics/x.cc": '#include "server/api/alert_hub.h"',
         "server/api/x.cc": '#include "server/process/server_app.h"',
         "tools/ctl/x.cc": '#include "server/core/convert.h"',
@@ -125,6 +131,7 @@ def self_test():
         "twin/ok.h": '#include <vector>\n#include "absl/time/time.h"\n#include "twin/sample.h"',
         "server/core/ok.cc": '#include "server/store/store.h"\n#include "common/logging.h"',
         "server/api/ok.cc": '#include "server/core/shard.h"\n#include "grpcpp/server.h"',
+        "server/cluster/ok.cc": '#include "server/store/postgres_store.h"',
     }
     failures = []
     for path, text in bad.items():
