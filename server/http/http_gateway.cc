@@ -22,6 +22,7 @@
 #include "pumptwin/v1/twin_service.grpc.pb.h"
 #include "server/api/twin_service.h"
 #include "server/http/openapi.h"
+#include "server/http/tls_terminator.h"
 #include "server/web/web_assets.h"
 
 namespace pumptwin::server::http {
@@ -239,36 +240,15 @@ absl::Status HttpGateway::Start() {
                      " is not a loopback address: give --tls_cert_file/--tls_key_file (HTTPS), or "
                      "--insecure on an isolated test network"));
   }
-  std::string ports = options_.listen;
-  std::string pem;
-  if (tls) {
-    // CivetWeb takes the key and the certificate chain in one PEM file.
-    pem = options_.tls_pem_dir + "/http_tls.pem";
-    std::ifstream key(options_.tls_key_file), cert(options_.tls_cert_file);
-    if (!key || !cert) {
-      return absl::InvalidArgumentError("cannot read --tls_key_file or --tls_cert_file");
-    }
-    std::stringstream joined;
-    joined << key.rdbuf() << "\n" << cert.rdbuf();
-    std::ofstream out(pem, std::ios::trunc);
-    out << joined.str();
-    if (!out) return absl::UnavailableError(absl::StrCat("cannot write ", pem));
-    out.close();
-    ::chmod(pem.c_str(), 0600);
-    ports += "s";
-  }
+  // Over TLS CivetWeb listens in plaintext on loopback behind the TLS terminator
+  // (tls_terminator.h says why).
+  std::string ports = tls ? "127.0.0.1:0" : options_.listen;
   const std::string threads = absl::StrCat(options_.max_streams + options_.workers);
   std::vector<const char*> opts = {
       "listening_ports",   ports.c_str(), "num_threads",        threads.c_str(),
       "enable_keep_alive", "yes",         "request_timeout_ms", "30000"};
-  if (tls) {
-    opts.push_back("ssl_certificate");
-    opts.push_back(pem.c_str());
-    opts.push_back("ssl_protocol_version");
-    opts.push_back("4");  // TLS 1.2 and later
-  }
   opts.push_back(nullptr);
-  mg_init_library(tls ? MG_FEATURES_TLS : 0);
+  mg_init_library(0);
   mg_callbacks callbacks{};
   ctx_ = mg_start(&callbacks, this, opts.data());
   if (ctx_ == nullptr) {
@@ -279,11 +259,28 @@ absl::Status HttpGateway::Start() {
   mg_server_port server_ports[4];
   int n = mg_get_server_ports(ctx_, 4, server_ports);
   port_ = n > 0 ? server_ports[0].port : 0;
+  if (tls) {
+    auto terminator = TlsTerminator::Start({
+        .listen = options_.listen,
+        .cert_file = options_.tls_cert_file,
+        .key_file = options_.tls_key_file,
+        .backend_port = port_,
+        .max_connections = options_.max_streams + options_.workers,
+    });
+    if (!terminator.ok()) {
+      mg_stop(ctx_);
+      ctx_ = nullptr;
+      return terminator.status();
+    }
+    tls_terminator_ = *std::move(terminator);
+    port_ = tls_terminator_->port();
+  }
   return absl::OkStatus();
 }
 
 void HttpGateway::Stop() {
   if (ctx_ == nullptr) return;
+  if (tls_terminator_ != nullptr) tls_terminator_->Stop();  // no new HTTPS requests
   {
     absl::MutexLock lock(&mu_);
     stopping_ = true;

@@ -42,13 +42,14 @@ struct mg_connection;
 
 namespace pumptwin::server::http {
 
+class TlsTerminator;
+
 struct HttpGatewayOptions {
   std::string listen = "127.0.0.1:8480";  // host:port; port 0 = ephemeral
   // PEM files: when set the listener speaks HTTPS only (required off loopback unless
-  // `insecure`). The key and certificate are joined into `tls_pem_dir`/http_tls.pem (0600).
+  // `insecure`), terminated by TlsTerminator in front of CivetWeb on loopback.
   std::string tls_cert_file;
   std::string tls_key_file;
-  std::string tls_pem_dir;
   bool insecure = false;
   size_t max_body_bytes = 1 << 20;  // larger bodies: 413
   int max_streams = 1000;           // open event streams; beyond: 429
@@ -108,6 +109,7 @@ class HttpGateway {
   RouteTable routes_;
   std::string openapi_;
   mg_context* ctx_ = nullptr;
+  std::unique_ptr<TlsTerminator> tls_terminator_;  // over TLS
   int port_ = 0;
   bool tls_ = false;
   std::unique_ptr<SessionStore> sessions_;

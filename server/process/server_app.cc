@@ -446,7 +446,6 @@ absl::Status ServerApp::Start() {
     ho.listen = options_.http_listen;
     ho.tls_cert_file = options_.tls_cert_file;
     ho.tls_key_file = options_.tls_key_file;
-    ho.tls_pem_dir = options_.data_dir;
     ho.insecure = options_.insecure;
     ho.max_streams = options_.http_max_streams;
     ho.version = PUMPTWIN_VERSION;

@@ -4,9 +4,17 @@
 // --auth_tokens_file on a non-loopback address is a configuration error (exit 2) with a
 // clear message (even with TLS), unless --insecure (checked without binding); a malformed
 // token file refuses to start.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <memory>
 #include <string>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -30,6 +38,44 @@ grpc::Status GetPump(const std::shared_ptr<grpc::Channel>& channel, const std::s
   req.set_name("pumps/p1");
   v1::Pump pump;
   return stub->GetPump(&ctx, req, &pump);
+}
+
+// One HTTP/1.1 request over TLS to 127.0.0.1:`port`, verifying the server certificate
+// against `ca_file` for the name "localhost"; the whole response ("" when the connection or
+// the handshake failed).
+std::string HttpsCall(int port, const std::string& ca_file, const std::string& request) {
+  std::string response;
+  SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
+  if (ctx == nullptr || SSL_CTX_load_verify_locations(ctx, ca_file.c_str(), nullptr) != 1) {
+    SSL_CTX_free(ctx);
+    return response;
+  }
+  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  timeval tv{10, 0};  // every read and write bounded
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+  SSL* ssl = nullptr;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
+    ssl = SSL_new(ctx);
+    SSL_set_fd(ssl, fd);
+    SSL_set_tlsext_host_name(ssl, "localhost");
+    SSL_set1_host(ssl, "localhost");
+    if (SSL_connect(ssl) == 1 &&
+        SSL_write(ssl, request.data(), static_cast<int>(request.size())) > 0) {
+      char buf[4096];
+      int n;
+      while ((n = SSL_read(ssl, buf, sizeof(buf))) > 0) response.append(buf, n);
+    }
+  }
+  if (ssl != nullptr) SSL_free(ssl);
+  ::close(fd);
+  SSL_CTX_free(ctx);
+  return response;
 }
 
 class TlsTest : public ::testing::Test {
@@ -83,6 +129,54 @@ TEST_F(TlsTest, ClientTrustingTheCaConnectsPlaintextAndUntrustingClientsFail) {
   grpc::Status w = GetPump(wrong, viewer_.token, absl::Seconds(3));
   EXPECT_FALSE(w.ok());
   EXPECT_NE(w.error_code(), grpc::StatusCode::NOT_FOUND) << "untrusted CA reached the service";
+}
+
+// Over HTTPS a browser session's cookie is __Host- prefixed and Secure (besides HttpOnly,
+// SameSite=Strict, Path=/) and authorises the session's requests; plaintext HTTP on the
+// same listener gets no HTTP answer.
+TEST_F(TlsTest, BrowserSessionsOverHttpsUseSecureHostCookies) {
+  std::vector<std::string> args = TlsArgs();
+  args.push_back("--auth_tokens_file=" + dir_.path() + "/tokens");
+  args.push_back("--shutdown_grace=1s");
+  testing::ServerProcess server({.data_dir = dir_.path() + "/data", .extra_args = args});
+  ASSERT_TRUE(server.Start().ok()) << server.ReadLog();
+  const int port = server.http_port();
+  ASSERT_GT(port, 0);
+  const std::string ca = dir_.path() + "/ca.pem";
+  const std::string body = absl::StrCat(R"({"token": ")", viewer_.token, R"("})");
+  const std::string login =
+      HttpsCall(port, ca,
+                absl::StrCat("POST /session HTTP/1.1\r\nHost: localhost:", port,
+                             "\r\nOrigin: https://localhost:", port,
+                             "\r\nContent-Type: application/json\r\nContent-Length: ", body.size(),
+                             "\r\nConnection: close\r\n\r\n", body));
+  ASSERT_THAT(login, HasSubstr("HTTP/1.1 200"));
+  const size_t at = login.find("Set-Cookie: __Host-pt_session=");
+  ASSERT_NE(at, std::string::npos) << login;
+  const std::string cookie = login.substr(at, login.find("\r\n", at) - at);
+  EXPECT_THAT(cookie, HasSubstr("; Secure"));
+  EXPECT_THAT(cookie, HasSubstr("; HttpOnly"));
+  EXPECT_THAT(cookie, HasSubstr("; SameSite=Strict"));
+  EXPECT_THAT(cookie, HasSubstr("; Path=/"));
+  EXPECT_THAT(cookie, ::testing::Not(HasSubstr("Domain=")));
+  const std::string value = cookie.substr(12, cookie.find(';') - 12);  // after "Set-Cookie: "
+
+  // The session reads as its token: a pump that does not exist is NOT_FOUND (404), not 401.
+  const std::string read =
+      HttpsCall(port, ca,
+                absl::StrCat("GET /v1/pumps/p1 HTTP/1.1\r\nHost: localhost:", port,
+                             "\r\nCookie: ", value, "\r\nConnection: close\r\n\r\n"));
+  EXPECT_THAT(read, HasSubstr("HTTP/1.1 404")) << read;
+  const std::string anonymous =
+      HttpsCall(port, ca,
+                absl::StrCat("GET /v1/pumps/p1 HTTP/1.1\r\nHost: localhost:", port,
+                             "\r\nConnection: close\r\n\r\n"));
+  EXPECT_THAT(anonymous, HasSubstr("HTTP/1.1 401")) << anonymous;
+
+  // Plaintext on the HTTPS listener: no HTTP answer.
+  auto plain = testing::HttpGet(port, "/v1/pumps/p1");
+  EXPECT_TRUE(!plain.ok() || !absl::StrContains(*plain, "UNAUTHENTICATED"))
+      << "plaintext HTTP was answered: " << *plain;
 }
 
 // Start-up refusals on a public address are configuration checks: nothing binds (tests
