@@ -538,14 +538,15 @@ DriftObservability FlowDriftObservability(const ModelState& s, const Setup& su, 
   const double k = tu.cusum_slack, h = tu.cusum_threshold, w = tu.drift_warning_band;
   const double z = tu.drift_band_z, zp = tu.drift_observable_z, fl = tu.ratio_obs_sd_floor;
   // The smallest drift the rule sees in m segment pairs after a change, with probability
-  // Φ(zp). Its anchor is the level after the run's first pair, so m - 1 pairs of data lie
-  // after it (d_i = i dx, Σd² and Σd over them). That data must carry h pair sd of excess
-  // over (reference + k), and the ratio since the change point must lie beyond the band by z
-  // of the sd the rule computes for it (a bound, with the per-observation floor); the
-  // estimate itself scatters with its true sd (regression through the anchor:
+  // Φ(zp). Its anchor is the level after the run's first pair; the pair that straddles the
+  // change carries only part of the excess, so the run often starts a pair later: j = m - 1.5
+  // pairs after the anchor on average (d_i = i dx, Σd² and Σd over them). That data must carry
+  // h pair sd of excess over (reference + k), and the ratio since the change point must lie
+  // beyond the band by z of the sd the rule computes for it (a bound, with the per-observation
+  // floor); the estimate itself scatters with its true sd (regression through the anchor:
   // s²/Σd² + s₀² (Σd)² / (Σd²)²), hence + zp of that in both.
   const auto smallest = [&](double m) {
-    const double n = m - 1;  // pairs after the anchor
+    const double n = m - tu.drift_observable_pairs_lost;  // pairs after the anchor (mean)
     if (n < 1) return std::numeric_limits<double>::infinity();
     const double sxx = dx * dx * n * (n + 1) * (2 * n + 1) / 6.0;
     const double sum_d = dx * n * (n + 1) / 2.0;

@@ -59,6 +59,10 @@ struct Tuning {
   absl::Duration drift_observable_window = absl::Hours(72);  // the clinical goal (practice)
   double drift_observable_size = 0.15;                       // the goal's drift (practice)
   double drift_observable_z = 1.645;                         // found 95 % of the time (assumed)
+  // Segment pairs after a change that carry no data after the change point's anchor, on
+  // average: the run's first pair and half the one that straddles the change (docs/model.md;
+  // checked against the rule on the unit-test pump).
+  double drift_observable_pairs_lost = 1.5;
 
   // --- catheter blockage / leak (stroke pressure) ---
   double pressure_learning_rate = 0.02;  // EWMA of baseline mean and variance (assumed)
