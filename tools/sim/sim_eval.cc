@@ -536,23 +536,20 @@ absl::Status Evaluate(const EvalOptions& o) {
     l.met = l.measurable && recall >= kGoalRecall;
     goals.push_back(l);
   }
-  time_goal("drift_15pct_sensorized", drift, kGoalDriftHours);
   {
-    // The pairs reported apart, and all pairs, for comparison (not goals).
-    std::string measured = goals.back().measured;
-    const std::string name = goals.back().name;
-    goals.pop_back();
-    time_goal("apart", drift_apart, kGoalDriftHours);
-    const std::string apart = goals.back().measured;
-    goals.pop_back();
-    time_goal("all", drift_all, kGoalDriftHours);
-    const std::string all = goals.back().measured;
-    goals.pop_back();
-    time_goal(name, drift, kGoalDriftHours);
+    // The drifts reported apart, and all of them, for comparison (summaries, not goals).
+    const auto summary = [&](const TimeGoal& g) {
+      time_goal("", g, kGoalDriftHours);
+      const std::string m = goals.back().measured;
+      goals.pop_back();
+      return m;
+    };
+    const std::string apart = summary(drift_apart), all = summary(drift_all);
+    time_goal("drift_15pct_sensorized", drift, kGoalDriftHours);
     goals.back().measured = absl::StrFormat(
         "%s (observable within %.0f h by the twin's own bound); %zu apart, smaller than the "
         "twin's bound: %s; all %zu: %s",
-        measured, kGoalDriftHours, drift_apart.late_h.size(),
+        goals.back().measured, kGoalDriftHours, drift_apart.late_h.size(),
         drift_apart.late_h.empty() ? "none" : apart, drift_all.late_h.size(), all);
   }
   time_goal("complete_occlusion_sensorized", occl_sensorized, kGoalOcclusionSensorizedHours);
