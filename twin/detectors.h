@@ -76,6 +76,24 @@ double MeasuredReservoirSd(const ModelState& s, const PumpSpec& spec);
 void LearnMeasuredNoise(ModelState& s, const PumpSpec& spec, const Tuning& tu, double residual_ul);
 // After a refill: the next measured sample starts a new chain of segments.
 void RestartFlowSegments(ModelState& s);
+// What this pump's measured reservoir can show of a flow drift (docs/model.md "What a pump's
+// readings can show within 72 h"): from its learned sensor noise, its reporting interval
+// and its programmed rate, the smallest relative drift the change-point rule finds within
+// Tuning::drift_observable_window (with the probability of drift_observable_z), and the
+// time it needs for a drift of drift_observable_size. `known` is false for pumps without a
+// measured reservoir, a reporting interval or a programmed rate.
+struct DriftObservability {
+  bool known = false;
+  double detectable = 0;      // fraction (0.15 = 15 %); infinity: none within the window
+  double hours_for_size = 0;  // infinity: not within a year
+  double noise_ul = 0;        // learned reservoir-sensor sd
+  double readings = 0;        // per segment
+  double segment_hours = 0;
+  double rate_ul_per_day = 0;
+};
+DriftObservability FlowDriftObservability(const ModelState& s, const Setup& su, const Tuning& tu);
+// "detectable within 72 h: drifts >= 23 % ..." (the figures of `o`, for detector details).
+std::string DriftObservabilityText(const DriftObservability& o, const Tuning& tu);
 
 // --- pocket fill & catheter (detectors_flow.cc) ---
 // `drive_advanced`: drive units advanced in this sample (beyond a stall's reference).

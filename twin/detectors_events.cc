@@ -617,11 +617,21 @@ const char* WhenKnown(AlertType type, const PumpSpec& spec) {
 DetectorState ComputeDetectorState(AlertType type, const ModelState& s, const Setup& su,
                                    const Tuning& tu, std::string* detail) {
   const PumpSpec& spec = *su.spec;
+  const bool measured = (spec.signals & kSigMeasuredReservoir) != 0;
+  // Flow drift on a measured reservoir: what this pump's readings can show within the goal's
+  // window is part of every state's detail; a goal-sized drift they cannot show in time makes
+  // the detector "not observable" for it, never "ok".
+  const bool drift = type == AlertType::kFlowDriftOver || type == AlertType::kFlowDriftUnder;
+  const DriftObservability obs =
+      drift && measured ? FlowDriftObservability(s, su, tu) : DriftObservability{};
+  const std::string obs_text = DriftObservabilityText(obs, tu);
+  const auto with_obs = [&](std::string d) {
+    return obs_text.empty() ? d : d.empty() ? obs_text : absl::StrCat(d, "; ", obs_text);
+  };
   if (s.active(type) != Severity::kUnspecified) {
-    *detail = absl::StrCat("alert active (", SeverityName(s.active(type)), ")");
+    *detail = with_obs(absl::StrCat("alert active (", SeverityName(s.active(type)), ")"));
     return DetectorState::kAlerting;
   }
-  const bool measured = (spec.signals & kSigMeasuredReservoir) != 0;
   // Conditions this profile sees only at a refill (or through the pump's own alarms): not
   // observable between them, and the detail says when the twin will know.
   const bool refill_only =
@@ -642,15 +652,23 @@ DetectorState ComputeDetectorState(AlertType type, const ModelState& s, const Se
     return DetectorState::kNotObservable;
   }
   if (s.Has(kFlagSilent) && type != AlertType::kSilentPump) {
-    *detail = "pump silent: no recent data";
+    *detail = with_obs("pump silent: no recent data");
     return DetectorState::kUnknown;
   }
   switch (type) {
     case AlertType::kFlowDriftOver:
     case AlertType::kFlowDriftUnder:
       if (s.n_ratio_obs < std::max(1, tu.drift_warmup_observations)) {
-        *detail = absl::StrCat("learning: ", s.n_ratio_obs, " delivery-ratio observations so far");
+        *detail = with_obs(
+            absl::StrCat("learning: ", s.n_ratio_obs, " delivery-ratio observations so far"));
         return DetectorState::kWarmingUp;
+      }
+      if (obs.known && !(obs.detectable <= tu.drift_observable_size)) {
+        *detail = absl::StrFormat(
+            "flow drift of %.0f %% not observable within %.0f h at this pump's noise; %s",
+            100 * tu.drift_observable_size, absl::ToDoubleHours(tu.drift_observable_window),
+            obs_text);
+        return DetectorState::kNotObservable;
       }
       break;
     case AlertType::kRunsDryBeforeAlarm:
@@ -686,7 +704,7 @@ DetectorState ComputeDetectorState(AlertType type, const ModelState& s, const Se
     default:
       break;
   }
-  detail->clear();
+  *detail = obs_text;
   return DetectorState::kOk;
 }
 

@@ -15,6 +15,8 @@
 // Refill withdrawals (all profiles) give one ratio observation each (scalar update).
 #include <algorithm>
 #include <cmath>
+#include <limits>
+#include <string>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -268,13 +270,14 @@ bool ChangeBeyondBand(const ModelState& s, const Tuning& tu, const ChangeEstimat
   const double h = tu.cusum_threshold, w = tu.drift_warning_band, z = tu.drift_band_z;
   if (ChangeCusum(s, shift, over) <= h) return false;
   const double sign = over ? 1.0 : -1.0;
-  // A run's CUSUM holds the excess since the run began. An anchor taken later (the other
-  // side's run ended) is judged on its own data: its excess drop over (reference ± k) x the
-  // volume since must reach h pair sd as well, never counting excess from before it.
+  // A run's CUSUM holds the excess since the run began, including the pair before the anchor
+  // (the anchor is the level after the run's first pair) or, for an anchor taken later (the
+  // other side's run ended), everything before it. Every anchor is judged on its own data: its
+  // excess drop over (reference ± k) x the volume since must reach h pair sd as well. Without
+  // this a single low segment mean after the anchor, checked against an r_cp made of that one
+  // mean, raised a critical over-infusion on a healthy pump.
   const double c = (shift ? cp->ref : 1.0) + sign * tu.cusum_slack;
-  if (s.Has(kFlagChangeMidRun) && sign * (cp->ratio - c) * cp->volume_ul < h * cp->pair_sd_ul) {
-    return false;
-  }
+  if (sign * (cp->ratio - c) * cp->volume_ul < h * cp->pair_sd_ul) return false;
   if (sign * (cp->ratio - 1.0) > w + z * cp->sd) return true;
   if (!shift) return false;
   const double bound = cp->ref * (1.0 + sign * w);
@@ -507,6 +510,84 @@ void RestartFlowSegments(ModelState& s) {
   s.seg_meas_ul = s.seg_prog_ul = kNaN;
   s.seg_n = 0;
   ClearChangePoint(s);
+}
+
+DriftObservability FlowDriftObservability(const ModelState& s, const Setup& su, const Tuning& tu) {
+  DriftObservability o;
+  const PumpSpec& spec = *su.spec;
+  const double rate = su.current->mean_daily_rate.value();
+  const double interval_h = absl::ToDoubleHours(su.cfg.reporting_interval);
+  if ((spec.signals & kSigMeasuredReservoir) == 0 || !(rate > 0) || !(interval_h > 0)) return o;
+  o.known = true;
+  o.rate_ul_per_day = rate;
+  o.noise_ul = MeasuredReservoirSd(s, spec);
+  // A segment closes at the first reading ratio_segment_time or ratio_segment after the one
+  // that opened it; the next one opens a reporting interval later.
+  const double span_h = std::min(absl::ToDoubleHours(tu.ratio_segment_time),
+                                 tu.ratio_segment.value() / rate * kHoursPerDay);
+  o.readings = std::floor(span_h / interval_h) + 1;
+  o.segment_hours = o.readings * interval_h;
+  const double step = spec.measured_reservoir_step.value();
+  const double seg_sd =
+      std::max(tu.segment_mean_sd_floor.value(),
+               std::sqrt((o.noise_ul * o.noise_ul + step * step / 12.0) / o.readings));
+  const double dx = rate * o.segment_hours / kHoursPerDay;  // programmed per segment
+  const double pair_sd = std::max(std::sqrt(2.0) * seg_sd, tu.ratio_obs_sd_floor * dx);
+  // The filtered level where a run begins (its sd: the filter's, else one segment mean's).
+  const double level_sd = s.level_var > 0 ? std::sqrt(static_cast<double>(s.level_var)) : seg_sd;
+  const double k = tu.cusum_slack, h = tu.cusum_threshold, w = tu.drift_warning_band;
+  const double z = tu.drift_band_z, zp = tu.drift_observable_z, fl = tu.ratio_obs_sd_floor;
+  // The smallest drift the rule sees in m segment pairs after a change, with probability
+  // Φ(zp). Its anchor is the level after the run's first pair; the pair that straddles the
+  // change carries only part of the excess, so the run often starts a pair later: j = m - 1.5
+  // pairs after the anchor on average (d_i = i dx, Σd² and Σd over them). That data must carry
+  // h pair sd of excess over (reference + k), and the ratio since the change point must lie
+  // beyond the band by z of the sd the rule computes for it (a bound, with the per-observation
+  // floor); the estimate itself scatters with its true sd (regression through the anchor:
+  // s²/Σd² + s₀² (Σd)² / (Σd²)²), hence + zp of that in both.
+  const auto smallest = [&](double m) {
+    const double n = m - tu.drift_observable_pairs_lost;  // pairs after the anchor (mean)
+    if (n < 1) return std::numeric_limits<double>::infinity();
+    const double sxx = dx * dx * n * (n + 1) * (2 * n + 1) / 6.0;
+    const double sum_d = dx * n * (n + 1) / 2.0;
+    const double s2 = seg_sd * seg_sd, l2 = level_sd * level_sd;
+    const double sd_rule = std::sqrt((s2 + n * l2) / sxx + fl * fl);
+    const double sd_est = std::sqrt(s2 / sxx + l2 * sum_d * sum_d / (sxx * sxx));
+    return std::max(k + h * pair_sd / (n * dx), w + z * sd_rule) + zp * sd_est;
+  };
+  o.detectable =
+      smallest(std::floor(absl::ToDoubleHours(tu.drift_observable_window) / o.segment_hours));
+  // Pairs needed for drift_observable_size: smallest() falls with m; bisection within a year.
+  double lo = 0, hi = std::ceil(365 * kHoursPerDay / o.segment_hours);
+  if (smallest(hi) > tu.drift_observable_size) {
+    o.hours_for_size = std::numeric_limits<double>::infinity();
+  } else {
+    while (hi - lo > 1) {
+      const double mid = std::floor((lo + hi) / 2);
+      (smallest(mid) <= tu.drift_observable_size ? hi : lo) = mid;
+    }
+    o.hours_for_size = hi * o.segment_hours;
+  }
+  return o;
+}
+
+std::string DriftObservabilityText(const DriftObservability& o, const Tuning& tu) {
+  if (!o.known) return "";
+  const double window_h = absl::ToDoubleHours(tu.drift_observable_window);
+  const std::string size = absl::StrFormat("%.0f %%", 100 * tu.drift_observable_size);
+  std::string when = "not within a year";
+  if (std::isfinite(o.hours_for_size)) {
+    when = o.hours_for_size < 48 ? absl::StrFormat("in about %.0f h", o.hours_for_size)
+                                 : absl::StrFormat("in about %.1f days", o.hours_for_size / 24);
+  }
+  const std::string smallest = std::isfinite(o.detectable) && o.detectable < 10
+                                   ? absl::StrFormat("%.1f %%", 100 * o.detectable)
+                                   : std::string("1000.0 %");
+  return absl::StrFormat(
+      "detectable within %.0f h: >= %s (%.0f %% of the time); %s %s; this pump: reservoir sd "
+      "%.0f uL, %.0f readings per %.1f h segment, %.0f uL/day",
+      window_h, smallest, 100 * (0.5 * std::erfc(-tu.drift_observable_z / std::sqrt(2.0))), size,
+      when, o.noise_ul, o.readings, o.segment_hours, o.rate_ul_per_day);
 }
 
 }  // namespace pumptwin::twin

@@ -51,6 +51,18 @@ struct Tuning {
   double drift_band_z = 2.0;          // (assumed)
   double shift_ref_max_sd = 0.03;     // no shift run before the ratio's sd is below (assumed)
   int drift_warmup_observations = 2;  // (assumed)
+  // Observability of a drift on this pump (docs/model.md "What a pump's readings can show
+  // within 72 h"): the flow-drift detector states the smallest drift it finds within
+  // drift_observable_window with the one-sided probability of drift_observable_z, from the
+  // pump's own learned sensor noise, reporting interval and rate; a drift of
+  // drift_observable_size that it cannot find in that window is "not observable" there.
+  absl::Duration drift_observable_window = absl::Hours(72);  // the clinical goal (practice)
+  double drift_observable_size = 0.15;                       // the goal's drift (practice)
+  double drift_observable_z = 1.645;                         // found 95 % of the time (assumed)
+  // Segment pairs after a change that carry no data after the change point's anchor, on
+  // average: the run's first pair and half the one that straddles the change (docs/model.md;
+  // checked against the rule on the unit-test pump).
+  double drift_observable_pairs_lost = 1.5;
 
   // --- catheter blockage / leak (stroke pressure) ---
   double pressure_learning_rate = 0.02;  // EWMA of baseline mean and variance (assumed)

@@ -6,6 +6,7 @@
 // (eval_goals.h) each with met / not met. Markdown on stdout, JSON with --json_out.
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -191,6 +192,23 @@ struct PumpInfo {
   int64_t battery_eri_ms = 0;  // the pump's true ERI (device time); 0: no battery
 };
 
+// The twin's own statement of what a pump's readings can show of a flow drift within the
+// goal's window: its flow-drift detector's detail "detectable within 72 h: >= X %"
+// (docs/detection.md, "How it is scored"), as a fraction; NaN when it states none.
+double TwinDriftBound(const v1::TwinState& t) {
+  const std::string key = absl::StrFormat("detectable within %.0f h: >= ", kGoalDriftHours);
+  for (const auto& d : t.detectors()) {
+    if (d.type() != v1::ALERT_TYPE_FLOW_DRIFT_OVER) continue;
+    const size_t at = d.detail().find(key);
+    double percent = 0;
+    if (at != std::string::npos &&
+        std::sscanf(d.detail().c_str() + at + key.size(), "%lf", &percent) == 1) {
+      return percent / 100.0;
+    }
+  }
+  return std::nan("");
+}
+
 }  // namespace
 
 absl::Status Evaluate(const EvalOptions& o) {
@@ -262,6 +280,26 @@ absl::Status Evaluate(const EvalOptions& o) {
     }
     ctx.TryCancel();
     reader_thread.join();
+  }
+
+  // The twin's bound for each sensorized pump with a flow drift, read after the run (the
+  // pump's own noise, reporting interval and programmed rate; docs/detection.md).
+  std::map<std::string, double> drift_bound;
+  for (const auto& f : faults) {
+    if (f.profile() != "sensorized" || !StartsWith(f.kind(), "flow_drift")) continue;
+    for (const std::string& target : targets) {
+      auto stub =
+          v1::TwinService::NewStub(grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+      v1::GetTwinRequest req;
+      req.set_name("pumps/" + f.pump_id());
+      v1::TwinState t;
+      if (stub->GetTwin(&ctx, req, &t).ok()) {
+        drift_bound[f.pump_id()] = TwinDriftBound(t);
+        break;
+      }
+    }
   }
 
   std::map<std::string, const GroundTruth*> fault_of;
@@ -354,7 +392,10 @@ absl::Status Evaluate(const EvalOptions& o) {
     std::vector<double>
         late_h;  // detection time minus the goal's reference, kNotDetected if missed
   };
-  TimeGoal drift, occl_sensorized, occl_own_stall, battery, mri;
+  // drift: the goal's pairs; drift_apart: drifts smaller than what the twin states its
+  // readings can show within the window (reported apart); drift_all: both.
+  TimeGoal drift, drift_apart, drift_all, occl_sensorized, occl_own_stall, battery, mri;
+  std::string apart_lines, apart_md;
   int observable_injected = 0, observable_detected = 0;
   std::string fault_lines;
   int after_run = 0;
@@ -408,7 +449,24 @@ absl::Status Evaluate(const EvalOptions& o) {
     };
     if (f.profile() == "sensorized" && StartsWith(kind, "flow_drift") && !within_label &&
         f.reached_15pct_device_ms() > 0 && f.reached_15pct_device_ms() < run_end) {
-      drift.late_h.push_back(late(f.reached_15pct_device_ms()));
+      const double reached = late(f.reached_15pct_device_ms());
+      auto b = drift_bound.find(f.pump_id());
+      const double bound = b == drift_bound.end() ? std::nan("") : b->second;
+      drift_all.late_h.push_back(reached);
+      if (std::abs(f.magnitude()) < bound) {  // NaN (no statement): counted in the goal
+        drift_apart.late_h.push_back(reached);
+        apart_lines += absl::StrFormat(
+            "EVAL_DRIFT_APART %s %s magnitude=%.3f twin_bound=%.3f after_15pct_h=%.1f\n",
+            f.pump_id(), kind, f.magnitude(), bound, reached == kNotDetected ? -1 : reached);
+        apart_md +=
+            absl::StrFormat("%s%s %s %.0f %% (bound %.0f %%): %s", apart_md.empty() ? "" : "; ",
+                            f.pump_id(), kind, 100 * f.magnitude(), 100 * bound,
+                            reached == kNotDetected
+                                ? std::string("not found")
+                                : absl::StrCat("found ", Hours(reached), " after reaching 15 %"));
+      } else {
+        drift.late_h.push_back(reached);
+      }
     }
     if (kind == "occlusion_complete" && f.profile() == "sensorized") {
       occl_sensorized.late_h.push_back(late(f.start_device_ms()));
@@ -422,9 +480,12 @@ absl::Status Evaluate(const EvalOptions& o) {
     if (kind == "mri_no_resumption" && f.expected_resume_device_ms() > 0) {
       mri.late_h.push_back(late(f.expected_resume_device_ms()));
     }
+    auto b = drift_bound.find(f.pump_id());
     fault_lines += absl::StrFormat(
-        "EVAL_FAULT %s %s %s magnitude=%.3f ttd_h=%.1f by=%s (%s)\n", f.pump_id(), kind,
-        f.profile(), f.magnitude(), found ? ttd_h : -1,
+        "EVAL_FAULT %s %s %s magnitude=%.3f%s ttd_h=%.1f by=%s (%s)\n", f.pump_id(), kind,
+        f.profile(), f.magnitude(),
+        b == drift_bound.end() ? "" : absl::StrFormat(" twin_bound_72h=%.3f", b->second),
+        found ? ttd_h : -1,
         found ? v1::AlertType_Name(static_cast<v1::AlertType>(it->second.type)) : "none",
         found ? it->second.summary : "");
   }
@@ -475,7 +536,22 @@ absl::Status Evaluate(const EvalOptions& o) {
     l.met = l.measurable && recall >= kGoalRecall;
     goals.push_back(l);
   }
-  time_goal("drift_15pct_sensorized", drift, kGoalDriftHours);
+  {
+    // The drifts reported apart, and all of them, for comparison (summaries, not goals).
+    const auto summary = [&](const TimeGoal& g) {
+      time_goal("", g, kGoalDriftHours);
+      const std::string m = goals.back().measured;
+      goals.pop_back();
+      return m;
+    };
+    const std::string apart = summary(drift_apart), all = summary(drift_all);
+    time_goal("drift_15pct_sensorized", drift, kGoalDriftHours);
+    goals.back().measured = absl::StrFormat(
+        "%s (observable within %.0f h by the twin's own bound); %zu apart, smaller than the "
+        "twin's bound: %s; all %zu: %s",
+        goals.back().measured, kGoalDriftHours, drift_apart.late_h.size(),
+        drift_apart.late_h.empty() ? "none" : apart, drift_all.late_h.size(), all);
+  }
   time_goal("complete_occlusion_sensorized", occl_sensorized, kGoalOcclusionSensorizedHours);
   time_goal("complete_occlusion_after_own_stall", occl_own_stall, kGoalOcclusionOwnStallHours);
   time_goal("battery_1_5x_current_reported", battery, kGoalBatteryHours);
@@ -541,6 +617,11 @@ absl::Status Evaluate(const EvalOptions& o) {
   md += absl::StrFormat("\nNot observable pairs (the twin should say so, not \"ok\"): %s.\n",
                         not_observable.empty() ? "none injected" : not_observable);
   md += absl::StrFormat(
+      "\nFlow drifts on sensorized pumps smaller than what the twin states the pump's readings "
+      "can show within %.0f h (its flow-drift detector's own bound; reported apart from that "
+      "goal): %s.\n",
+      kGoalDriftHours, apart_md.empty() ? "none" : apart_md);
+  md += absl::StrFormat(
       "\nFalse alerts on fault-free pumps: %d over %.1f pump-years = **%.3f per pump-year**.\n",
       false_alerts, fault_free_years, false_rate);
   for (const auto& [type, n] : false_by_type) {
@@ -579,6 +660,7 @@ absl::Status Evaluate(const EvalOptions& o) {
   std::printf("%s", md.c_str());
   std::printf("%s", fault_lines.c_str());
   std::printf("%s", false_lines.c_str());
+  std::printf("%s", apart_lines.c_str());
   for (const auto& [key, r] : rows) {
     std::printf("EVAL_PAIR %s %s injected=%d detected=%d\n", key.first.c_str(), key.second.c_str(),
                 r.injected, r.detected);
