@@ -41,7 +41,8 @@ ABSL_FLAG(bool, register_pumps, false,
           "ALREADY_EXISTS is fine, so a rerun continues their sequences)");
 ABSL_FLAG(int, register_concurrency, 64, "RegisterPump calls in flight (group commit merges them)");
 ABSL_FLAG(int64_t, register_only, 0,
-          "register this many extra idle pumps (ids <prefix>idle<N>) and exit: fleet-size runs");
+          "register this many extra idle pumps (ids <prefix>idle<N>; implanted and filled an "
+          "hour before, so no alert is raised) and exit: fleet-size runs");
 ABSL_FLAG(bool, distinct_prescriptions, false,
           "--register_only: give every pump its own basal rate (no two twins share a therapy "
           "plan: the memory worst case); default: all pumps on the same prescription");
@@ -115,9 +116,11 @@ int main(int argc, char** argv) {
     ids.reserve(n);
     for (int64_t i = 0; i < n; ++i) ids.push_back({absl::StrCat(prefix, "idle", i), "loadgw-idle"});
     const absl::Time t0 = absl::Now();
+    // Implanted an hour ago and just filled: twins at rest, with no alert to hold (an implant
+    // years back, never refilled, would raise a drug-stability alert on every pump).
     grpc::Status st = pumptwin::loadgen::RegisterPumps(
         *stub, ids,
-        RegistrationTemplate{.implant_time_ms = start_ms,
+        RegistrationTemplate{.implant_time_ms = absl::ToUnixMillis(absl::Now() - absl::Hours(1)),
                              .distinct_rates = absl::GetFlag(FLAGS_distinct_prescriptions)},
         absl::GetFlag(FLAGS_register_concurrency));
     const double secs = absl::ToDoubleSeconds(absl::Now() - t0);
