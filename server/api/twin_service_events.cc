@@ -266,10 +266,15 @@ grpc::ServerUnaryReactor* TwinServiceImpl::GetTelemetry(grpc::CallbackServerCont
         const int64_t t_ms = absl::ToUnixMillis(s.device_time);
         if (t_ms == from_ms && s.seq <= after_seq) return true;
         if (interval > 0) {
+          // The first sample of each bucket, and every sample that carries pump event-log
+          // entries (a refill, MRI or bolus must not vanish from a chart's timeline).
           const int64_t bucket = (t_ms - start_ms) / interval;
-          if (bucket == last_bucket) return true;
+          const bool taken = bucket == last_bucket;
+          if (taken && s.events.empty()) return true;
           if (static_cast<size_t>(resp->samples_size()) == limit) {
-            next_token = EncodePageToken("tm", absl::StrCat(start_ms + bucket * interval, ",0"));
+            next_token = EncodePageToken(
+                "tm", taken ? absl::StrCat(t_ms, ",", s.seq - 1)  // resume at this sample
+                            : absl::StrCat(start_ms + bucket * interval, ",0"));
             return false;
           }
           last_bucket = bucket;

@@ -276,7 +276,14 @@ TEST_F(PumpsTest, TelemetryRangeDownsampleAndPaging) {
   ASSERT_TRUE(RegisterPump(twin(), "tm-1", "clinic-tm").ok());
   const int64_t t0 = (NowMs() - 3600 * 1000) / 1000 * 1000;
   std::vector<v1::TelemetrySample> samples;
-  for (int i = 1; i <= 60; ++i) samples.push_back(MakeSample("tm-1", i, t0 + i * 10000));
+  for (int i = 1; i <= 60; ++i) {
+    samples.push_back(MakeSample("tm-1", i, t0 + i * 10000));
+    if (i == 9 || i == 20 || i == 21) {  // pump event-log entries: kept when downsampled
+      v1::DeviceEvent* e = samples.back().add_events();
+      e->set_type(v1::DEVICE_EVENT_TELEMETRY_SESSION);
+      e->set_device_time_ms(t0 + i * 10000 - 1000);
+    }
+  }
   std::vector<v1::Nack> nacks;
   ASSERT_TRUE(Ingest(*server_->gateway, samples, &nacks));
   ASSERT_TRUE(nacks.empty()) << nacks[0].message();
@@ -316,7 +323,9 @@ TEST_F(PumpsTest, TelemetryRangeDownsampleAndPaging) {
     if (resp.next_page_token().empty()) break;
     req.set_page_token(resp.next_page_token());
   }
-  EXPECT_THAT(seqs, ::testing::ElementsAre(1, 6, 12, 18, 24, 30, 36, 42, 48, 54, 60));
+  // Samples 9, 20 and 21 carry event-log entries: kept although their minutes are taken;
+  // a page ending on 20 resumes at 21, inside the same minute.
+  EXPECT_THAT(seqs, ::testing::ElementsAre(1, 6, 9, 12, 18, 20, 21, 24, 30, 36, 42, 48, 54, 60));
 
   auto bad = [&](auto mutate, const char* needle, grpc::StatusCode code) {
     v1::GetTelemetryRequest r;

@@ -204,7 +204,7 @@ export async function renderPump(main, id) {
     timeline.append(h('li', {}, h('time', {}, fmtTime(it.t, zone)), ' ', h('strong', {}, it.what), it.detail ? ' · ' + it.detail : ''));
   }
   if (!items.length) timeline.append(h('li', { class: 'muted' }, 'Nothing in this period.'));
-  timeline.append(h('li', { class: 'muted small' }, `The pump's log of the last ${HISTORY_DAYS} days as downsampled for the charts (one sample per ${Math.round(interval / 60e3)} min), and every prescription.`));
+  timeline.append(h('li', { class: 'muted small' }, `The pump's event log of the last ${HISTORY_DAYS} days (every entry: the server keeps the samples that carry one when it downsamples) and every prescription.`));
 
   // What-if of a proposed daily dose.
   const wi = main.querySelector('.whatif');
