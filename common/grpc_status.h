@@ -29,6 +29,13 @@ inline grpc::Status ToGrpc(const absl::Status& s) {
                                    kMaxStatusMessageBytes, " of ", message.size(), " bytes)"));
 }
 
+// The canonical name of a gRPC status code ("INVALID_ARGUMENT"; gRPC and absl share codes
+// and names), "UNKNOWN" for a value outside them: metric labels and JSON error bodies.
+inline std::string GrpcCodeName(int code) {
+  std::string name = absl::StatusCodeToString(static_cast<absl::StatusCode>(code));
+  return name.empty() ? "UNKNOWN" : name;
+}
+
 // Finishes a unary call with `s` and returns its reactor: `return FinishWith(reactor, s);`.
 inline grpc::ServerUnaryReactor* FinishWith(grpc::ServerUnaryReactor* reactor,
                                             const absl::Status& s) {

@@ -11,33 +11,12 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "common/grpc_status.h"
 #include "google/protobuf/descriptor.h"
 #include "grpcpp/support/status.h"
 
 namespace pumptwin::server {
 namespace {
-
-const char* CodeName(int code) {
-  static const char* const kNames[] = {"OK",
-                                       "CANCELLED",
-                                       "UNKNOWN",
-                                       "INVALID_ARGUMENT",
-                                       "DEADLINE_EXCEEDED",
-                                       "NOT_FOUND",
-                                       "ALREADY_EXISTS",
-                                       "PERMISSION_DENIED",
-                                       "RESOURCE_EXHAUSTED",
-                                       "FAILED_PRECONDITION",
-                                       "ABORTED",
-                                       "OUT_OF_RANGE",
-                                       "UNIMPLEMENTED",
-                                       "INTERNAL",
-                                       "UNAVAILABLE",
-                                       "DATA_LOSS",
-                                       "UNAUTHENTICATED"};
-  if (code < 0 || code > 16) return "UNKNOWN";
-  return kNames[code];
-}
 
 // Process metrics read from /proc at scrape time (prometheus-cpp 1.0 has no process
 // collector). Names follow the Prometheus client conventions.
@@ -258,7 +237,7 @@ absl::StatusOr<int> ServerMetrics::StartExposer(const std::string& listen) {
 
 void ServerMetrics::RecordRpc(const std::string& full_method, int grpc_code, double seconds) {
   std::string method = MethodLabel(full_method);
-  rpc_total_->Add({{"method", method}, {"code", CodeName(grpc_code)}}).Increment();
+  rpc_total_->Add({{"method", method}, {"code", common::GrpcCodeName(grpc_code)}}).Increment();
   rpc_seconds_->Add({{"method", method}}, LatencyBucketsSeconds()).Observe(seconds);
 }
 

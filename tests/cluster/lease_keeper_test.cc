@@ -10,6 +10,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -85,6 +86,18 @@ class LeaseKeeperTest : public ::testing::Test {
     PQfinish(c);
   }
 
+  // Replicas "a" and "b" after the rounds that settle them on half of the shards each.
+  std::pair<std::unique_ptr<Replica>, std::unique_ptr<Replica>> TwoSettledReplicas() {
+    auto a = Join("a");
+    auto b = Join("b");
+    if (a == nullptr || b == nullptr) return {nullptr, nullptr};
+    for (int round = 0; round < 2; ++round) {
+      RoundOk(*a);
+      RoundOk(*b);
+    }
+    return {std::move(a), std::move(b)};
+  }
+
   static std::set<uint32_t> Shards(const Replica& r) {
     std::set<uint32_t> out;
     for (const store::ShardLease& l : r.keeper->Held()) out.insert(l.shard);
@@ -124,14 +137,9 @@ TEST_F(LeaseKeeperTest, AJoiningReplicaGetsItsFairShareAndNoShardHasTwoOwners) {
 }
 
 TEST_F(LeaseKeeperTest, AReplicaThatStopsLosesItsShardsAndItsFence) {
-  auto a = Join("a");
-  auto b = Join("b");
+  auto [a, b] = TwoSettledReplicas();
   ASSERT_NE(a, nullptr);
   ASSERT_NE(b, nullptr);
-  RoundOk(*a);
-  RoundOk(*b);
-  RoundOk(*a);
-  RoundOk(*b);
   const std::set<uint32_t> of_a = Shards(*a);
   ASSERT_EQ(of_a.size(), kShards / 2);
   const uint32_t one_of_a = *of_a.begin();
@@ -161,14 +169,9 @@ TEST_F(LeaseKeeperTest, AReplicaThatStopsLosesItsShardsAndItsFence) {
 }
 
 TEST_F(LeaseKeeperTest, ACleanShutdownHandsTheShardsOverAtOnce) {
-  auto a = Join("a");
-  auto b = Join("b");
+  auto [a, b] = TwoSettledReplicas();
   ASSERT_NE(a, nullptr);
   ASSERT_NE(b, nullptr);
-  RoundOk(*a);
-  RoundOk(*b);
-  RoundOk(*a);
-  RoundOk(*b);
   ASSERT_TRUE(a->keeper->ReleaseAll().ok());
   EXPECT_TRUE(a->serving.empty());
   Lapse("a");  // its heartbeat ends with the process
