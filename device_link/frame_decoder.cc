@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 
 namespace pumptwin::device_link {
@@ -20,7 +21,20 @@ v1::Nack MakeNack(uint64_t frame_id, absl::string_view pump_id, uint64_t seq, v1
   return n;
 }
 
+absl::Status MovedError(absl::string_view pump_id, absl::string_view owner_replica,
+                        absl::string_view owner_address) {
+  absl::Status s = absl::UnavailableError(
+      owner_address.empty()
+          ? absl::StrCat("pump ", pump_id,
+                         " is being taken over by another replica; resend in a few seconds")
+          : absl::StrCat("pump ", pump_id, " is served by replica ", owner_replica, " at ",
+                         owner_address, "; send its telemetry there"));
+  s.SetPayload(kMovedPayloadUrl, absl::Cord(owner_address));
+  return s;
+}
+
 v1::NackReason AuthorizeStatusToNackReason(const absl::Status& status) {
+  if (status.GetPayload(kMovedPayloadUrl).has_value()) return v1::NACK_REASON_MOVED;
   switch (status.code()) {
     case absl::StatusCode::kNotFound:
       return v1::NACK_REASON_UNKNOWN_PUMP;
@@ -57,6 +71,7 @@ absl::Status DecodeFrame(const v1::TelemetryFrame& frame, absl::string_view gate
     int index = -1;
     v1::NackReason reason = v1::NACK_REASON_UNSPECIFIED;
     std::string message;
+    std::string owner_address;  // NACK_REASON_MOVED
   };
   absl::flat_hash_map<absl::string_view, PumpSlot> slots;  // keys point into `frame`
   PumpSlot* last_slot = nullptr;
@@ -89,10 +104,13 @@ absl::Status DecodeFrame(const v1::TelemetryFrame& frame, absl::string_view gate
       } else {
         slot.reason = AuthorizeStatusToNackReason(auth);
         slot.message = absl::StrCat("samples[", i, "].pump_id=", s.pump_id(), ": ", auth.message());
+        if (auto owner = auth.GetPayload(kMovedPayloadUrl))
+          slot.owner_address = std::string(*owner);
       }
     }
     if (slot.index < 0) {
       out->nacks.push_back(MakeNack(frame_id, s.pump_id(), s.seq(), slot.reason, slot.message));
+      if (!slot.owner_address.empty()) out->nacks.back().set_owner_address(slot.owner_address);
       continue;
     }
     PumpSamples& ps = out->batch.pumps[slot.index];

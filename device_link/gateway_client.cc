@@ -28,7 +28,11 @@ GatewayClientOptions Normalize(GatewayClientOptions o) {
 }
 
 // Permanent refusals: the sample is dropped from the buffer. STORE_UNAVAILABLE is transient.
-bool IsPermanent(v1::NackReason r) { return r != v1::NACK_REASON_STORE_UNAVAILABLE; }
+// MOVED (cluster mode) is transient too: the sample stays buffered; a gateway whose target is
+// a set of replicas (or a load balancer) reaches the serving one at a later session.
+bool IsPermanent(v1::NackReason r) {
+  return r != v1::NACK_REASON_STORE_UNAVAILABLE && r != v1::NACK_REASON_MOVED;
+}
 
 }  // namespace
 

@@ -291,6 +291,13 @@ class GatewayStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
     w->set_max_samples_per_frame(opts_.frame_limits.max_samples_per_frame);
     w->set_max_unacked_frames(opts_.max_unacked_frames);
     for (const ResumePoint& p : *points) {
+      if (p.moved) {
+        v1::PumpRoute* r = w->add_moved();
+        r->set_pump_id(p.pump_id);
+        r->set_replica(p.owner_replica);
+        r->set_address(p.owner_address);
+        continue;
+      }
       v1::PumpResumePoint* rp = w->add_resume_points();
       rp->set_pump_id(p.pump_id);
       rp->set_highest_durable_seq(p.highest_durable_seq);

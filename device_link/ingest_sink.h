@@ -48,7 +48,16 @@ struct SinkNack {
 struct ResumePoint {
   std::string pump_id;
   uint64_t highest_durable_seq = 0;  // 0: nothing stored yet
+  // Cluster mode: another replica serves the pump (Welcome.moved); the seq is then unknown.
+  bool moved = false;
+  std::string owner_replica, owner_address;  // "" while no replica holds it
 };
+
+// Cluster mode: Authorize's answer for a pump another replica serves is UNAVAILABLE with this
+// payload (the owner's address, "" while none holds it); it becomes NACK_REASON_MOVED.
+inline constexpr char kMovedPayloadUrl[] = "type.pumptwin.dev/moved";
+absl::Status MovedError(absl::string_view pump_id, absl::string_view owner_replica,
+                        absl::string_view owner_address);
 
 struct IngestResult {
   // Non-OK: nothing of the batch is durable (e.g. UNAVAILABLE on disk full / I/O error).
@@ -76,7 +85,8 @@ class IngestSink {
       absl::string_view gateway_id, const std::vector<std::string>& pump_ids) = 0;
 
   // May `gateway_id` report for `pump_id`? OK, or NOT_FOUND (unregistered pump),
-  // PERMISSION_DENIED (not bound to this gateway), FAILED_PRECONDITION (decommissioned).
+  // PERMISSION_DENIED (not bound to this gateway), FAILED_PRECONDITION (decommissioned),
+  // MovedError (cluster mode: another replica serves it).
   // Called for each distinct pump of each frame on a gRPC thread: must be cheap.
   virtual absl::Status Authorize(absl::string_view gateway_id, absl::string_view pump_id) = 0;
 };

@@ -96,6 +96,7 @@ absl::StatusCode NackReasonToCode(NackReason reason) {
     case v1::NACK_REASON_DECOMMISSIONED:
       return absl::StatusCode::kFailedPrecondition;
     case v1::NACK_REASON_STORE_UNAVAILABLE:
+    case v1::NACK_REASON_MOVED:
       return absl::StatusCode::kUnavailable;
     default:
       return absl::StatusCode::kUnknown;

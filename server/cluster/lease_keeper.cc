@@ -14,7 +14,7 @@ absl::Status LeaseKeeper::Start() { return store_->EnsureShardLeases(options_.sh
 
 absl::StatusOr<RoundResult> LeaseKeeper::Round() {
   RoundResult result;
-  auto live = store_->HeartbeatReplica(options_.replica, options_.ttl);
+  auto live = store_->HeartbeatReplica(options_.replica, options_.ttl, options_.address);
   if (!live.ok()) return live.status();
   std::vector<store::ShardLease> held = Held();
   auto renewed = store_->RenewLeases(options_.replica, held, options_.ttl);

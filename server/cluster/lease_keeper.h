@@ -30,6 +30,7 @@ struct LeaseKeeperOptions {
   std::string replica;  // this replica's name: unique in the cluster, stable across restarts
   uint32_t shard_count = 256;
   absl::Duration ttl = absl::Seconds(15);
+  std::string address;  // announced with the heartbeat (routing); may be empty
   // Called from Round() with the shards just gained (serve them: load their twins first) and
   // just lost (stop serving them at once: their commits would be refused).
   std::function<void(const std::vector<uint32_t>&)> on_gained;

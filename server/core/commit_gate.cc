@@ -95,10 +95,69 @@ absl::Status CommitGate::Load() {
   }
   absl::MutexLock lock(&mu_);
   active_ = std::move(active);
-  next_cursor_ = std::max(next_cursor_, after + 1);
-  next_audit_seq_ = std::max(next_audit_seq_, *last_audit + 1);
+  // Exactly what is stored: numbers given to groups that failed were never published.
+  next_cursor_ = after + 1;
+  next_audit_seq_ = *last_audit + 1;
   last_audit_hash_ = last_hash;
+  followed_cursor_ = after;
+  followed_audit_ = *last_audit;
   return absl::OkStatus();
+}
+
+absl::StatusOr<size_t> CommitGate::Follow(size_t limit) {
+  absl::MutexLock follow(&follow_mu_);
+  uint64_t after_cursor, after_audit;
+  {
+    absl::MutexLock lock(&mu_);
+    after_cursor = followed_cursor_;
+    after_audit = followed_audit_;
+  }
+  auto alerts = store_->ScanAlertsAfter(after_cursor, limit);
+  if (!alerts.ok()) return alerts.status();
+  auto audit = store_->ScanAuditAfter(after_audit, limit);
+  if (!audit.ok()) return audit.status();
+  std::vector<v1::AlertEvent> events;
+  events.reserve(alerts->size());
+  for (const auto& [cursor, bytes] : *alerts) {
+    v1::AlertEvent ev;
+    if (!ev.ParseFromString(bytes)) {
+      return absl::DataLossError(absl::StrCat("alert event at cursor ", cursor, " does not parse"));
+    }
+    ev.set_cursor(cursor);
+    events.push_back(std::move(ev));
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    for (const v1::AlertEvent& ev : events) {
+      // The book of a pump this replica serves is its own (BuildEvent keeps it); the
+      // others' follows the log.
+      if (!serves_ || !serves_(ev.alert().pump_id())) {
+        Key key{ev.alert().pump_id(), ev.alert().type()};
+        if (ev.alert().state() == v1::ALERT_STATE_RESOLVED) {
+          active_.erase(key);
+        } else {
+          active_[key] = ev.alert();
+        }
+      }
+      next_cursor_ = std::max(next_cursor_, ev.cursor() + 1);
+      followed_cursor_ = std::max(followed_cursor_, ev.cursor());
+    }
+    for (const auto& [seq, bytes] : *audit) {
+      v1::AuditRecord r;
+      if (!r.ParseFromString(bytes)) {
+        return absl::DataLossError(absl::StrCat("audit record ", seq, " does not parse"));
+      }
+      if (seq >= next_audit_seq_) {
+        next_audit_seq_ = seq + 1;
+        last_audit_hash_ = r.hash_hex();
+      }
+      followed_audit_ = std::max(followed_audit_, seq);
+    }
+  }
+  if (!events.empty()) {
+    for (AlertListener* l : listeners_) l->OnAlertEvents(events);
+  }
+  return events.size() + audit->size();
 }
 
 v1::AlertEvent CommitGate::BuildEvent(const AlertDraft& d, uint64_t cursor) {
@@ -169,6 +228,14 @@ v1::AlertEvent CommitGate::BuildEvent(const AlertDraft& d, uint64_t cursor) {
 }
 
 absl::Status CommitGate::Submit(PendingGroup pending, DoneFn done) {
+  if (shared_log_ && (!pending.alerts.empty() || !pending.audit.empty())) {
+    // Number after what the other replicas appended so far: the fenced commit refuses a
+    // group that does not continue the stored log (then the replica reloads).
+    absl::StatusOr<size_t> n;
+    do {
+      n = Follow(1000);
+    } while (n.ok() && *n >= 1000);
+  }
   std::vector<v1::AlertEvent> events;
   absl::Status status;
   {
@@ -189,7 +256,7 @@ absl::Status CommitGate::Submit(PendingGroup pending, DoneFn done) {
     }
     // Queue while still holding the lock: queue order == cursor order.
     auto on_commit = [this, events = std::move(events), done = std::move(done)](absl::Status s) {
-      if (s.ok() && !events.empty()) {
+      if (s.ok() && !events.empty() && !shared_log_) {
         for (AlertListener* l : listeners_) l->OnAlertEvents(events);
       }
       if (done) done(s);

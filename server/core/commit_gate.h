@@ -15,6 +15,8 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "pumptwin/v1/resources.pb.h"
@@ -91,6 +93,20 @@ class CommitGate {
   // Rebuilds the active-alert book and the cursor/audit counters from the store.
   absl::Status Load();
 
+  // Cluster mode: several replicas append to the one alert log and audit chain (their
+  // fenced commits check they append right after the last stored entry). Alert events then
+  // reach the listeners only through Follow, in cursor order and once each whoever
+  // committed them; `serves` tells the pumps whose alert book this replica keeps itself.
+  // Call before Load.
+  void ShareLog(std::function<bool(absl::string_view pump_id)> serves) {
+    shared_log_ = true;
+    serves_ = std::move(serves);
+  }
+  // Reads the alert events and audit records stored after the last ones followed (up to
+  // `limit` of each): the book of the pumps not served here and the numbering follow them,
+  // and the alert events go to the listeners. Returns how many entries were read.
+  absl::StatusOr<size_t> Follow(size_t limit);
+
   // Listeners get every durable alert event; add them all before the first Submit.
   void add_listener(AlertListener* listener) { listeners_.push_back(listener); }
 
@@ -137,6 +153,11 @@ class CommitGate {
   mutable absl::Mutex mu_;
   uint64_t next_cursor_ ABSL_GUARDED_BY(mu_) = 1;
   uint64_t next_audit_seq_ ABSL_GUARDED_BY(mu_) = 1;
+  bool shared_log_ = false;
+  std::function<bool(absl::string_view)> serves_;
+  absl::Mutex follow_mu_;  // one Follow at a time
+  uint64_t followed_cursor_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t followed_audit_ ABSL_GUARDED_BY(mu_) = 0;
   std::string last_audit_hash_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<Key, v1::Alert> active_ ABSL_GUARDED_BY(mu_);
 };

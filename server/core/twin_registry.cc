@@ -88,6 +88,7 @@ absl::Status TwinRegistry::LoadAll(RecoveryStats* stats) {
   }
   absl::Status parse_error;
   absl::Status status = store_->ScanPumps([&](absl::string_view id, absl::string_view bytes) {
+    if (!Holds(id)) return true;
     v1::Pump pump;
     if (!pump.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
       parse_error =
@@ -167,6 +168,7 @@ absl::Status TwinRegistry::LoadAll(RecoveryStats* stats) {
     }
   };
   status = store_->ScanAllSnapshots([&](absl::string_view id, absl::string_view bytes) {
+    if (!Holds(id)) return true;
     const size_t s = static_cast<size_t>(ShardIndexOf(id));
     pending[s].emplace_back(std::string(id), std::string(bytes));
     if (pending[s].size() >= kBatch) {
@@ -241,6 +243,10 @@ absl::StatusOr<std::vector<device_link::ResumePoint>> TwinRegistry::ResumePoints
   std::vector<device_link::ResumePoint> out;
   out.reserve(ids.size());
   for (const std::string& id : ids) {
+    if (!CheckServed(id).ok()) {
+      out.push_back(options_.cluster.moved_route(id));
+      continue;
+    }
     if (!directory_.Authorize(gateway_id, id).ok()) continue;
     auto head = store_->GetPumpHead(id);
     if (absl::IsNotFound(head.status())) {
@@ -254,6 +260,7 @@ absl::StatusOr<std::vector<device_link::ResumePoint>> TwinRegistry::ResumePoints
 }
 
 absl::Status TwinRegistry::Authorize(absl::string_view gateway_id, absl::string_view pump_id) {
+  if (absl::Status s = CheckServed(pump_id); !s.ok()) return s;
   return directory_.Authorize(gateway_id, pump_id);
 }
 
@@ -261,6 +268,10 @@ void TwinRegistry::Register(v1::Pump pump, twin::Twin twin, std::vector<AuditDra
                             std::function<void(absl::Status)> done) {
   if (degraded_.load()) {
     done(absl::UnavailableError("the store is not accepting writes; nothing was changed"));
+    return;
+  }
+  if (absl::Status s = CheckServed(pump.pump_id()); !s.ok()) {
+    done(absl::FailedPreconditionError(s.message()));
     return;
   }
   // The directory entry is the atomic "one twin per id" check and places the pump. It is
@@ -316,6 +327,10 @@ void TwinRegistry::Mutate(const std::string& pump_id, Shard::MutateFn fn,
     done(absl::UnavailableError("the store is not accepting writes; nothing was changed"));
     return;
   }
+  if (absl::Status s = CheckServed(pump_id); !s.ok()) {
+    done(absl::FailedPreconditionError(s.message()));
+    return;
+  }
   Shard* sh = &ShardOf(pump_id);
   auto shared_done = std::make_shared<std::function<void(absl::Status)>>(std::move(done));
   const bool posted = sh->Post(
@@ -333,6 +348,10 @@ void TwinRegistry::Mutate(const std::string& pump_id, Shard::MutateFn fn,
 
 void TwinRegistry::Read(const std::string& pump_id,
                         std::function<void(const twin::Twin*, absl::Status)> fn) {
+  if (absl::Status s = CheckServed(pump_id); !s.ok()) {
+    fn(nullptr, absl::FailedPreconditionError(s.message()));
+    return;
+  }
   Shard* sh = &ShardOf(pump_id);
   bool posted = sh->Post([sh, pump_id, fn]() {
     auto it = sh->slots().find(pump_id);
@@ -360,6 +379,15 @@ std::optional<absl::Time> TwinRegistry::NewestModelTime() const {
     if (auto t = shard->newest_model_time(); t && (!newest || *t > *newest)) newest = t;
   }
   return newest;
+}
+
+absl::Status TwinRegistry::Reload(absl::string_view why) {
+  Log(LogLevel::kInfo, "cluster_reload", {{"reason", std::string(why)}});
+  absl::Status reason = absl::UnavailableError(
+      absl::StrCat("this replica is reloading its twins (", why, "); resend in a moment"));
+  degraded_.store(true);
+  gate_->LatchStoreFailure(reason);
+  return TryRevive();
 }
 
 absl::Status TwinRegistry::TryRevive() {

@@ -29,9 +29,22 @@
 
 namespace pumptwin::server {
 
+// Cluster mode (docs/scaling.md "Replicas"): which pumps this replica loads and serves.
+struct ClusterView {
+  // Pumps whose virtual shard this replica holds: recovery and Reload load only these.
+  std::function<bool(absl::string_view pump_id)> holds;
+  // Pumps served now (held and loaded); the others are refused with `not_served`.
+  std::function<bool(absl::string_view pump_id)> serves;
+  // The refusal for a pump another replica serves: device_link::MovedError for gateways...
+  std::function<absl::Status(absl::string_view pump_id)> not_served;
+  // ...and the route of a Welcome.
+  std::function<device_link::ResumePoint(absl::string_view pump_id)> moved_route;
+};
+
 struct RegistryOptions {
   int shards = 0;  // 0: one per core
   ShardOptions shard;
+  ClusterView cluster;  // empty functions: a single server serving every pump
 };
 
 struct RecoveryStats {
@@ -89,6 +102,9 @@ class TwinRegistry : public device_link::IngestSink {
   // Tries a probe write; when it succeeds, reloads every twin from the store and serves
   // again. Returns OK when not degraded (any more).
   absl::Status TryRevive();
+  // Cluster mode, after the shards held changed: refuses writes, drops every twin and loads
+  // those of the pumps held now (TryRevive's path; ingest answers UNAVAILABLE meanwhile).
+  absl::Status Reload(absl::string_view why);
 
  private:
   // The pump's shard; an unknown id goes by its hash (that shard answers NOT_FOUND).
@@ -98,6 +114,14 @@ class TwinRegistry : public device_link::IngestSink {
   }
   Shard& ShardOf(absl::string_view pump_id) { return *shards_[ShardIndexOf(pump_id)]; }
   absl::Status LoadAll(RecoveryStats* stats);
+  bool Holds(absl::string_view pump_id) const {
+    return !options_.cluster.holds || options_.cluster.holds(pump_id);
+  }
+  // OK when this replica serves the pump (always, outside cluster mode).
+  absl::Status CheckServed(absl::string_view pump_id) const {
+    if (!options_.cluster.serves || options_.cluster.serves(pump_id)) return absl::OkStatus();
+    return options_.cluster.not_served(pump_id);
+  }
   void OnStoreError(const absl::Status& status);
 
   store::Store* const store_;

@@ -155,6 +155,23 @@ IngestMetrics::IngestMetrics(prometheus::Registry& r) : registry_(r) {
                            .Help("Duration of the last start-up recovery.")
                            .Register(r)
                            .Add({});
+  shards_owned_ = &BuildGauge()
+                       .Name("pumptwin_shards_owned")
+                       .Help("Cluster mode: virtual shards this replica serves (0 outside it).")
+                       .Register(r)
+                       .Add({});
+  takeover_seconds_ = &BuildGauge()
+                           .Name("pumptwin_cluster_takeover_seconds")
+                           .Help(
+                               "Cluster mode: duration of the last takeover (lease change "
+                               "to twins served).")
+                           .Register(r)
+                           .Add({});
+  takeovers_ = &prometheus::BuildCounter()
+                    .Name("pumptwin_cluster_takeovers_total")
+                    .Help("Cluster mode: takeovers (changes of the shards served) so far.")
+                    .Register(r)
+                    .Add({});
   recovered_twins_ = &BuildGauge()
                           .Name("pumptwin_recovered_twins")
                           .Help("Twins loaded at the last start-up.")

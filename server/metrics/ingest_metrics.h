@@ -48,6 +48,12 @@ class IngestMetrics : public AlertListener {
   // Adds one completion's ingest stage times (ShardOptions::on_ingest_stages).
   void AddIngestStages(const IngestStageTimes& t);
   void SetRecovery(absl::Duration d, size_t twins);
+  // Cluster mode: virtual shards served now; a takeover (lease change -> twins loaded) took d.
+  void SetShardsOwned(size_t shards) { shards_owned_->Set(static_cast<double>(shards)); }
+  void ObserveTakeover(absl::Duration d) {
+    takeover_seconds_->Set(absl::ToDoubleSeconds(d));
+    takeovers_->Increment();
+  }
   // RocksDB size estimates (Store::ApproximateSizes), refreshed with the fleet gauges.
   void SetStoreSizes(const store::Store::Sizes& sizes);
   // Recomputes the fleet gauges (twins by state/profile, active alerts, silent pumps,
@@ -87,6 +93,9 @@ class IngestMetrics : public AlertListener {
   prometheus::Gauge* memtable_bytes_;
   prometheus::Gauge* pending_compaction_bytes_;
   prometheus::Gauge* recovery_seconds_;
+  prometheus::Gauge* shards_owned_;
+  prometheus::Gauge* takeover_seconds_;
+  prometheus::Counter* takeovers_;
   prometheus::Gauge* recovered_twins_;
   prometheus::Family<prometheus::Gauge>* twins_;
   prometheus::Gauge* silent_;

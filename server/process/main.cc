@@ -51,6 +51,18 @@ ABSL_FLAG(std::string, postgres_dsn, "",
           "hidden; prefer a ~/.pgpass file or PGPASSWORD to a password in it.");
 ABSL_FLAG(std::string, postgres_schema, "pumptwin",
           "PostgreSQL schema of the tables for --store=postgres (created when missing).");
+ABSL_FLAG(std::string, cluster_replica, "",
+          "Cluster mode (docs/scaling.md): this replica's name, unique in the cluster and "
+          "stable across restarts (e.g. the pod name). Needs --store=postgres and "
+          "--cluster_advertise. Empty: a single server.");
+ABSL_FLAG(std::string, cluster_advertise, "",
+          "Cluster mode: host:port of this replica's gRPC listener as gateways and the other "
+          "replicas reach it (Welcome.moved, NACK_REASON_MOVED).");
+ABSL_FLAG(uint32_t, cluster_shards, 256,
+          "Cluster mode: virtual shards the pumps hash into; the same on every replica.");
+ABSL_FLAG(DurationFlag, cluster_lease_ttl, absl::Seconds(15),
+          "Cluster mode: lease time of a virtual shard, renewed every third of it; a replica "
+          "that stops renewing loses its shards to the others after this long.");
 ABSL_FLAG(std::string, config, "",
           "Optional config file: one --flag=value per line (absl flagfile format); "
           "flags on the command line override it.");
@@ -193,6 +205,10 @@ int main(int argc, char** argv) {
   }
   options.postgres_dsn = absl::GetFlag(FLAGS_postgres_dsn);
   options.postgres_schema = absl::GetFlag(FLAGS_postgres_schema);
+  options.cluster.replica = absl::GetFlag(FLAGS_cluster_replica);
+  options.cluster.address = absl::GetFlag(FLAGS_cluster_advertise);
+  options.cluster.shard_count = absl::GetFlag(FLAGS_cluster_shards);
+  options.cluster.lease_ttl = absl::GetFlag(FLAGS_cluster_lease_ttl).value;
   if (absl::GetFlag(FLAGS_print_openapi)) {
     auto doc = pumptwin::server::http::HttpGateway::OpenApi(PUMPTWIN_VERSION);
     if (!doc.ok()) {

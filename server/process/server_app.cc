@@ -314,6 +314,17 @@ absl::Status ValidateOptions(const ServerOptions& o) {
         "--postgres_dsn is only used with --store=postgres (the store is RocksDB in "
         "--data_dir)");
   }
+#ifdef PUMPTWIN_HAVE_POSTGRES
+  if (absl::Status s =
+          ValidateClusterOptions(o.cluster, o.store == ServerOptions::StoreKind::kPostgres);
+      !s.ok()) {
+    return s;
+  }
+#else
+  if (!o.cluster.replica.empty()) {
+    return absl::InvalidArgumentError("--cluster_replica: this pumptwind was built without libpq");
+  }
+#endif
   if (!o.backup_dir.empty() && o.backup_interval < absl::Milliseconds(100)) {
     return absl::InvalidArgumentError("--backup_interval must be at least 100ms");
   }
@@ -367,7 +378,17 @@ int StartFailureExitCode(const absl::Status& s) {
 
 ServerApp::ServerApp(ServerOptions options) : options_(std::move(options)) {}
 
-ServerApp::~ServerApp() { Shutdown(absl::ZeroDuration()); }
+ServerApp::~ServerApp() {
+  Shutdown(absl::ZeroDuration());
+#ifdef PUMPTWIN_HAVE_POSTGRES
+  if (cluster_ != nullptr) {  // a start that failed after cluster mode began
+    cluster_->Quiesce();
+    if (registry_ != nullptr) registry_->Stop();
+    if (committer_ != nullptr) committer_->Shutdown();
+    cluster_.reset();
+  }
+#endif
+}
 
 absl::Status ServerApp::Start() {
   if (absl::Status s = ValidateOptions(options_); !s.ok()) return s;
@@ -579,8 +600,19 @@ absl::Status ServerApp::OpenStoreAndRecover() {
   if (absl::Status s = OpenStore(); !s.ok()) return s;
   store::GroupCommitterOptions co;
   co.metrics = ingest_metrics_->CommitHooks();
+#ifdef PUMPTWIN_HAVE_POSTGRES
+  if (!options_.cluster.replica.empty()) {
+    auto cluster = ClusterMode::Create(store_.get(), options_.cluster);
+    if (!cluster.ok()) return cluster.status();
+    cluster_ = *std::move(cluster);
+    co.commit = cluster_->commit_hook();
+  }
+#endif
   committer_ = std::make_unique<store::GroupCommitter>(store_.get(), co);
   gate_ = std::make_unique<CommitGate>(store_.get(), committer_.get());
+#ifdef PUMPTWIN_HAVE_POSTGRES
+  if (cluster_ != nullptr) cluster_->ShareLog(gate_.get());
+#endif
   gate_->add_listener(ingest_metrics_.get());
   auto last_cursor = store_->LastAlertCursor();
   if (!last_cursor.ok()) return last_cursor.status();
@@ -611,12 +643,26 @@ absl::Status ServerApp::OpenStoreAndRecover() {
   ro.shard.on_twin_changed = [watch_hub](const std::string& id, const twin::Twin&) {
     watch_hub->OnTwinChanged(id);
   };
+#ifdef PUMPTWIN_HAVE_POSTGRES
+  if (cluster_ != nullptr) ro.cluster = cluster_->view();
+#endif
   registry_ = std::make_unique<TwinRegistry>(store_.get(), gate_.get(), ro);
   auto stats = registry_->Recover();
   if (!stats.ok()) {
     return absl::Status(stats.status().code(),
                         absl::StrCat("recovery failed: ", stats.status().message()));
   }
+#ifdef PUMPTWIN_HAVE_POSTGRES
+  if (cluster_ != nullptr) {
+    // Recovery loaded nothing (no shard held yet): the first round takes this replica's
+    // share and loads it.
+    if (absl::Status s = cluster_->Start(registry_.get(), gate_.get(), ingest_metrics_.get());
+        !s.ok()) {
+      return s;
+    }
+    stats->twins = registry_->directory().size();
+  }
+#endif
   ingest_metrics_->SetRecovery(absl::Now() - t0, stats->twins);
   // Recovery's transient buffers (snapshot batches, decode scratch) lie between the twins
   // it kept: hand those free pages back (glibc; main.cc keeps the trim threshold high).
@@ -767,8 +813,14 @@ void ServerApp::Shutdown(absl::Duration grace) {
   server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
   server_->Wait();
   // Flush: dirty twins are snapshotted, the last groups commit, the store closes.
+#ifdef PUMPTWIN_HAVE_POSTGRES
+  if (cluster_ != nullptr) cluster_->Quiesce();
+#endif
   registry_->Stop();
   committer_->Shutdown();
+#ifdef PUMPTWIN_HAVE_POSTGRES
+  if (cluster_ != nullptr) cluster_->Stop();  // hands the shards over
+#endif
   Log(LogLevel::kInfo, "stopped", {{"shutdown_ms", absl::ToInt64Milliseconds(absl::Now() - t0)}});
 }
 

@@ -17,6 +17,7 @@
 #include "absl/time/time.h"
 #include "grpcpp/server.h"
 #include "server/metrics/metrics.h"
+#include "server/process/cluster_mode.h"
 
 namespace pumptwin::store {
 class Store;
@@ -47,6 +48,9 @@ struct ServerOptions {
   StoreKind store = StoreKind::kRocksDb;
   std::string postgres_dsn;
   std::string postgres_schema = "pumptwin";
+  // Cluster mode (docs/scaling.md "Replicas"): several replicas on one PostgreSQL store;
+  // cluster.replica empty = a single server.
+  ClusterModeOptions cluster;
   std::string tls_cert_file;       // PEM server certificate chain; empty = no TLS
   std::string tls_key_file;        // PEM private key
   std::string tls_client_ca_file;  // PEM CA that signs gateway client certificates (mTLS)
@@ -198,6 +202,8 @@ class ServerApp {
   bool ticker_stop_ ABSL_GUARDED_BY(ticker_mu_) = false;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<http::HttpGateway> http_;
+  // Last: its threads call into the registry and the committer commits through it.
+  std::unique_ptr<ClusterMode> cluster_;
   int grpc_port_ = 0;
   int metrics_port_ = 0;
   int http_port_ = 0;

@@ -121,7 +121,7 @@ void GroupCommitter::Run() {
       merged.Append(std::move(p.group));
     }
     const absl::Time start = options_.now();
-    stats.status = store_->Commit(merged);
+    stats.status = options_.commit ? options_.commit(merged) : store_->Commit(merged);
     const absl::Time end = options_.now();
     if (!stats.status.ok()) {
       absl::MutexLock lock(&mu_);

@@ -52,6 +52,8 @@ struct GroupCommitterOptions {
   size_t max_commit_bytes = size_t{64} << 20;
   GroupCommitMetrics metrics;
   std::function<absl::Time()> now = [] { return absl::Now(); };  // for latency metrics only
+  // Commits a merged group instead of Store::Commit (cluster mode: a fenced commit).
+  std::function<absl::Status(const WriteGroup&)> commit;
 };
 
 class GroupCommitter {

@@ -26,6 +26,11 @@ absl::Status PgError(PGconn* c, const PGresult* r, absl::string_view context) {
     return absl::FailedPreconditionError(absl::StrCat(
         context, ": ", primary != nullptr ? primary : "lease lost", "; nothing of it was written"));
   }
+  if (code == kLogMovedSqlState) {
+    const char* primary = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+    return absl::AbortedError(absl::StrCat(
+        context, ": ", primary != nullptr ? primary : "log moved", "; nothing of it was written"));
+  }
   if (code == "25006") {
     return absl::UnavailableError(absl::StrCat(text, " (read-only server: a standby?)"));
   }

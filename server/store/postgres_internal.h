@@ -21,12 +21,16 @@ using Result = std::unique_ptr<PGresult, ResultDeleter>;
 // SQLSTATE raised by the fence check (check_fence) when a shard's lease is no longer this
 // replica's at the epoch it wrote under.
 inline constexpr absl::string_view kLeaseLostSqlState = "PTF01";
+// SQLSTATE raised by check_log when another replica appended to the alert or audit log
+// after the entry this commit continues.
+inline constexpr absl::string_view kLogMovedSqlState = "PTL01";
 
 // The connection's last error message, without the trailing newline.
 std::string ConnectionMessage(PGconn* c);
 
 // The status of a failed statement: connection-level and server-side transient failures are
-// UNAVAILABLE (retry later), a lost lease FAILED_PRECONDITION, corruption DATA_LOSS, the
+// UNAVAILABLE (retry later), a lost lease FAILED_PRECONDITION, a moved log ABORTED
+// (renumber and retry), corruption DATA_LOSS, the
 // rest INTERNAL.
 absl::Status PgError(PGconn* c, const PGresult* r, absl::string_view context);
 

@@ -196,8 +196,8 @@ absl::StatusOr<size_t> PostgresStore::ReleaseLeases(absl::string_view owner,
   return released->size();
 }
 
-absl::StatusOr<std::vector<std::string>> PostgresStore::HeartbeatReplica(absl::string_view owner,
-                                                                         absl::Duration ttl) {
+absl::StatusOr<std::vector<std::string>> PostgresStore::HeartbeatReplica(
+    absl::string_view owner, absl::Duration ttl, absl::string_view address) {
   if (absl::Status s = CheckOwner(owner); !s.ok()) return s;
   if (absl::Status s = CheckTtl(ttl); !s.ok()) return s;
   absl::StatusOr<PooledConnection> lease = Acquire();
@@ -206,19 +206,35 @@ absl::StatusOr<std::vector<std::string>> PostgresStore::HeartbeatReplica(absl::s
   const std::string table = absl::StrCat("\"", options_.schema, "\".replicas");
   const std::string sql = absl::StrCat(
       "WITH beat AS (INSERT INTO ", table,
-      " (owner, expires_at) VALUES ($1, clock_timestamp() + make_interval(secs => "
-      "$2::double precision)) ON CONFLICT (owner) DO UPDATE SET expires_at = "
-      "EXCLUDED.expires_at RETURNING owner) SELECT owner FROM ",
+      " (owner, expires_at, address) VALUES ($1, clock_timestamp() + make_interval(secs => "
+      "$2::double precision), $3) ON CONFLICT (owner) DO UPDATE SET expires_at = "
+      "EXCLUDED.expires_at, address = EXCLUDED.address RETURNING owner) SELECT owner FROM ",
       table, " WHERE expires_at > clock_timestamp() UNION SELECT owner FROM beat ORDER BY 1");
-  const std::string name(owner), seconds = Seconds(ttl);
-  const char* values[] = {name.c_str(), seconds.c_str()};
-  Result r(PQexecParams(c, sql.c_str(), 2, nullptr, values, nullptr, nullptr, 0));
+  const std::string name(owner), seconds = Seconds(ttl), where(address);
+  const char* values[] = {name.c_str(), seconds.c_str(), where.c_str()};
+  Result r(PQexecParams(c, sql.c_str(), 3, nullptr, values, nullptr, nullptr, 0));
   if (PQresultStatus(r.get()) != PGRES_TUPLES_OK) {
     return PgError(c, r.get(), "marking this replica alive");
   }
   std::vector<std::string> live;
   for (int row = 0; row < PQntuples(r.get()); ++row) live.emplace_back(PQgetvalue(r.get(), row, 0));
   return live;
+}
+
+absl::StatusOr<std::vector<ReplicaInfo>> PostgresStore::ListReplicas() const {
+  absl::StatusOr<PooledConnection> lease = Acquire();
+  if (!lease.ok()) return lease.status();
+  PGconn* c = lease->conn();
+  Result r(PQexec(c, absl::StrCat("SELECT owner, address, expires_at > clock_timestamp() FROM \"",
+                                  options_.schema, "\".replicas ORDER BY owner")
+                         .c_str()));
+  if (PQresultStatus(r.get()) != PGRES_TUPLES_OK) return PgError(c, r.get(), "listing replicas");
+  std::vector<ReplicaInfo> out;
+  for (int row = 0; row < PQntuples(r.get()); ++row) {
+    out.push_back({PQgetvalue(r.get(), row, 0), PQgetvalue(r.get(), row, 1),
+                   absl::string_view(PQgetvalue(r.get(), row, 2)) == "t"});
+  }
+  return out;
 }
 
 absl::StatusOr<std::vector<ShardLease>> PostgresStore::ListLeases() const {

@@ -59,6 +59,9 @@ std::string LeaseDdl(absl::string_view schema) {
       " CREATE TABLE IF NOT EXISTS ",
       s,
       ".replicas (owner text PRIMARY KEY, expires_at timestamptz NOT NULL);"
+      " ALTER TABLE ",
+      s,
+      ".replicas ADD COLUMN IF NOT EXISTS address text NOT NULL DEFAULT '';"
       " CREATE OR REPLACE FUNCTION ",
       s,
       ".check_fence(who text, shards integer[], epochs bigint[]) RETURNS void "
@@ -76,7 +79,34 @@ std::string LeaseDdl(absl::string_view schema) {
       "', MESSAGE = format('lease of virtual shard %s lost: replica \"%s\" wrote under epoch "
       "%s, the lease is at epoch %s held by \"%s\" (taken over, released or expired)', "
       "bad.shard, who, bad.epoch, coalesce(bad.held_epoch, 0), coalesce(bad.held_by, '')); "
-      "END IF; END $fence$;");
+      "END IF; END $fence$;"
+      // The alert and audit logs are one per cluster: a fenced commit that appends to them
+      // row-locks log_lock (replicas append one after the other, so cursor order is commit
+      // order) and checks it appends right after the last entry stored.
+      " CREATE TABLE IF NOT EXISTS ",
+      s, ".log_lock (id integer PRIMARY KEY); INSERT INTO ", s,
+      ".log_lock VALUES (1) ON CONFLICT DO NOTHING;"
+      " CREATE OR REPLACE FUNCTION ",
+      s,
+      ".check_log(check_alerts bigint, alerts_after bytea, check_audit bigint, audit_after bytea) "
+      "RETURNS void "
+      "LANGUAGE plpgsql AS $log$ DECLARE a bytea; b bytea; BEGIN "
+      "PERFORM 1 FROM ",
+      s,
+      ".log_lock WHERE id = 1 FOR UPDATE; "
+      "IF check_alerts <> 0 THEN a := coalesce((SELECT k FROM ",
+      s,
+      ".\"alerts\" ORDER BY k DESC LIMIT 1), ''::bytea); IF a <> alerts_after THEN RAISE EXCEPTION "
+      "USING ERRCODE = '",
+      postgres_internal::kLogMovedSqlState,
+      "', MESSAGE = 'the alert log moved on (another replica appended)'; END IF; END IF; "
+      "IF check_audit <> 0 THEN b := coalesce((SELECT k FROM ",
+      s,
+      ".\"audit\" ORDER BY k DESC LIMIT 1), ''::bytea); IF b <> audit_after THEN RAISE EXCEPTION "
+      "USING ERRCODE = '",
+      postgres_internal::kLogMovedSqlState,
+      "', MESSAGE = 'the audit chain moved on (another replica appended)'; END IF; END IF; "
+      "END $log$;");
 }
 
 // Keeps the last put of every key (a later put in one group wins), in any order: one
@@ -332,9 +362,9 @@ absl::Status PostgresStore::CommitGroup(const WriteGroup& group, const LeaseFenc
   std::vector<std::pair<std::string, Params>> statements;
   statements.emplace_back("BEGIN", Params());
   if (fence != nullptr) {
-    if (fence->owner.empty() || fence->shards.empty()) {
-      return absl::InvalidArgumentError("a fenced commit needs an owner and at least one shard");
-    }
+    if (fence->owner.empty()) return absl::InvalidArgumentError("a fenced commit needs an owner");
+  }
+  if (fence != nullptr && !fence->shards.empty()) {
     std::vector<std::string> shards, epochs;
     for (const auto& [shard, epoch] : fence->shards) {
       shards.push_back(absl::StrCat(shard));
@@ -347,6 +377,21 @@ absl::Status PostgresStore::CommitGroup(const WriteGroup& group, const LeaseFenc
     statements.emplace_back(absl::StrCat("SELECT \"", options_.schema,
                                          "\".check_fence($1, $2::integer[], $3::bigint[])"),
                             std::move(p));
+  }
+  if (fence != nullptr && (!group.alerts.empty() || !group.audit.empty())) {
+    // The key of the entry before the first one appended ("" = the log is empty).
+    auto after = [](const std::vector<std::pair<uint64_t, std::string>>& log) {
+      return log.front().first > 1 ? keys::CursorKey(log.front().first - 1) : std::string();
+    };
+    Params log;
+    log.Int8(group.alerts.empty() ? 0 : 1);
+    log.Bytea(group.alerts.empty() ? std::string() : after(group.alerts));
+    log.Int8(group.audit.empty() ? 0 : 1);
+    log.Bytea(group.audit.empty() ? std::string() : after(group.audit));
+    statements.emplace_back(
+        absl::StrCat("SELECT \"", options_.schema,
+                     "\".check_log($1::bigint, $2::bytea, $3::bigint, $4::bytea)"),
+        std::move(log));
   }
   for (const auto& [b, e] : group.meta_erase_ranges) {
     if (!(b < e)) continue;

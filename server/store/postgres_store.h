@@ -59,6 +59,15 @@ struct ShardLease {
 };
 
 // What a fenced commit writes under: the replica and, per shard, the epoch of its lease.
+struct ReplicaInfo {
+  std::string name;
+  std::string address;  // its gRPC address as it announced it ("" when none)
+  bool alive = false;   // heartbeat not expired
+};
+
+// A fenced commit that appends alert events or audit records also checks that they follow
+// the last ones stored (check_log): the cluster keeps one alert log and one audit chain, and
+// a commit continuing a stale view of them fails ABORTED with nothing written.
 struct LeaseFence {
   std::string owner;
   std::vector<std::pair<uint32_t, int64_t>> shards;  // shard -> epoch
@@ -124,13 +133,18 @@ class PostgresStore final : public Store {
   // Cluster membership: marks `owner` alive until now + ttl (database clock) and returns the
   // replicas alive now, `owner` included, sorted: what a fair share of the shards is
   // computed from.
+  // `address`: the replica's gRPC address, for routing (ListReplicas).
   absl::StatusOr<std::vector<std::string>> HeartbeatReplica(absl::string_view owner,
-                                                            absl::Duration ttl);
+                                                            absl::Duration ttl,
+                                                            absl::string_view address = "");
+  // Every replica that ever beat, by name, with its address and whether it is alive.
+  absl::StatusOr<std::vector<ReplicaInfo>> ListReplicas() const;
   // Every lease row, by shard (routing, status).
   absl::StatusOr<std::vector<ShardLease>> ListLeases() const;
   // Commit under `fence`: FAILED_PRECONDITION, with nothing of the group written, when one
   // of its shards is no longer leased to fence.owner at that epoch (taken over, released,
-  // expired). Other failures as Commit.
+  // expired); ABORTED when it appends alert events or audit records that do not follow the
+  // last stored ones (another replica appended first). Other failures as Commit.
   absl::Status CommitFenced(const WriteGroup& group, const LeaseFence& fence);
 
   // Connections opened so far, the first one included (tests: reconnects).

@@ -2,8 +2,10 @@
 #include "server/store/store_keys.h"
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/strip.h"
 
 namespace pumptwin::store::keys {
 namespace {
@@ -185,6 +187,19 @@ std::string RefillLogMetaKey(absl::string_view pump_id, int64_t device_unix_ns) 
   std::string k = PumpMetaPrefix(kRefillLogMetaSpace, pump_id);
   PutOrderedTime(&k, device_unix_ns);
   return k;
+}
+
+absl::string_view PumpOfMetaKey(absl::string_view key) {
+  for (absl::string_view space : {kInputMetaSpace, kCheckpointMetaSpace, kRefillLogMetaSpace}) {
+    if (!absl::StartsWith(key, space) || key.size() <= space.size()) continue;
+    const size_t len = static_cast<uint8_t>(key[space.size()]);
+    return key.substr(space.size() + 1, len);  // clipped when the key is shorter
+  }
+  if (absl::ConsumePrefix(&key, "genesis/")) return key;
+  if (absl::ConsumePrefix(&key, "rx_history/") && key.size() > 21) {
+    return key.substr(0, key.size() - 21);  // "/<version, 20 digits>"
+  }
+  return absl::string_view();
 }
 
 void ForEachTelemetryPut(

@@ -115,6 +115,9 @@ std::string InputMetaKey(absl::string_view pump_id, int64_t unix_ns, uint8_t ran
 std::string CheckpointMetaKey(absl::string_view pump_id, int64_t boundary_unix_ns);
 // "rlog/" u8 len | pump id | ordered device time ns: one unmatched refill-log entry.
 std::string RefillLogMetaKey(absl::string_view pump_id, int64_t device_unix_ns);
+// The pump a meta key (or a per-pump key prefix) belongs to; "" for the store-wide keys
+// (format version, probe).
+absl::string_view PumpOfMetaKey(absl::string_view key);
 
 }  // namespace pumptwin::store::keys
 

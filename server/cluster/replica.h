@@ -1,0 +1,114 @@
+// Replica: pumptwind's side of cluster mode (docs/scaling.md "Replicas"). Every pump belongs
+// to a virtual shard (VirtualShardOf); a replica serves the pumps of the shards it leases
+// (LeaseKeeper) once their twins are loaded, and every commit it makes is fenced by the
+// leases of the pumps it writes, so a replica that lost a shard (paused, partitioned, slow)
+// cannot write for it any more.
+//
+// Ownership changes are crash-only: the owner of the twins (TwinRegistry) drops everything
+// and reloads the pumps of the shards held now (`reload`), then the replica serves them.
+// Routing: Route() names the replica serving a pump, from the lease table and the replicas'
+// announced addresses (refreshed every round).
+// Thread-safety: every method may be called from any thread; rounds run on the replica's own
+// thread (Start) or, in tests, by calling RunRound().
+#ifndef PUMPTWIN_SERVER_CLUSTER_REPLICA_H_
+#define PUMPTWIN_SERVER_CLUSTER_REPLICA_H_
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "server/cluster/lease_keeper.h"
+#include "server/store/postgres_store.h"
+
+namespace pumptwin::cluster {
+
+struct ReplicaOptions {
+  std::string name;     // unique in the cluster, stable across restarts
+  std::string address;  // host:port gateways and other replicas reach this replica at
+  uint32_t shard_count = 256;
+  absl::Duration ttl = absl::Seconds(15);
+};
+
+struct Route {
+  std::string replica;  // "" while no live replica holds the pump's shard
+  std::string address;
+};
+
+class Replica {
+ public:
+  Replica(store::PostgresStore* store, ReplicaOptions options);
+  ~Replica();  // Stop()
+  Replica(const Replica&) = delete;
+  Replica& operator=(const Replica&) = delete;
+
+  // Set before Start. `reload` drops every twin and loads those of the pumps whose shard
+  // Holds() during the call; it runs on the round thread. An error leaves the replica
+  // serving nothing until the next round retries.
+  void set_reload(std::function<absl::Status()> reload) { reload_ = std::move(reload); }
+  // After every round (metrics, logs): shards served, and how long the takeover (lease
+  // change to twins served) took when this round made one (zero otherwise).
+  void set_on_round(std::function<void(size_t shards_served, absl::Duration takeover)> f) {
+    on_round_ = std::move(f);
+  }
+
+  // Creates the lease rows, runs the first round (taking this replica's share of the free
+  // shards and loading them) and starts the round thread (every ttl / 3).
+  absl::Status Start();
+  // Stops the rounds (the leases held stay valid until their expiry: the last commits can
+  // still be made). Idempotent.
+  void StopRounds();
+  // Stops the rounds and releases every lease (a clean hand-over: the others take them at
+  // their next round). Call after the last commit. Idempotent.
+  void Stop();
+  // One round, on the caller's thread (Start's thread calls it on a timer).
+  absl::Status RunRound();
+
+  // The commit of a merged write group (GroupCommitter's hook): fenced by the virtual
+  // shards of every pump it writes; FAILED_PRECONDITION when one is not held.
+  absl::Status Commit(const store::WriteGroup& group);
+
+  // Does this replica hold the lease of the virtual shard (loaded or not)?
+  bool Holds(uint32_t shard) const { return keeper_.Owns(shard); }
+  // Is this replica serving the pump now (its shard held and its twins loaded)?
+  bool Serves(absl::string_view pump_id) const;
+  // Which replica serves the pump, as of the last round.
+  Route RouteOf(absl::string_view pump_id) const;
+  // "pump P is served by replica R at A; call it there" (or being taken over).
+  std::string MovedMessage(absl::string_view pump_id) const;
+
+  const std::string& name() const { return options_.name; }
+  uint32_t shard_count() const { return options_.shard_count; }
+  size_t shards_served() const;
+
+ private:
+  absl::Status RefreshRoutes();
+
+  store::PostgresStore* const store_;
+  const ReplicaOptions options_;
+  LeaseKeeper keeper_;
+  std::function<absl::Status()> reload_;
+  std::function<void(size_t, absl::Duration)> on_round_;
+  absl::Mutex round_mu_;  // one round at a time
+  // Per virtual shard: served (held and loaded).
+  std::unique_ptr<std::atomic<bool>[]> serving_;
+  mutable absl::Mutex routes_mu_;
+  std::vector<Route> routes_ ABSL_GUARDED_BY(routes_mu_);  // per virtual shard
+  absl::Notification stop_;
+  absl::Mutex join_mu_;
+  std::atomic<bool> stopped_{false};
+  std::thread rounds_;
+};
+
+}  // namespace pumptwin::cluster
+
+#endif  // PUMPTWIN_SERVER_CLUSTER_REPLICA_H_
