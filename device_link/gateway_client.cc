@@ -402,6 +402,7 @@ void GatewayClient::OnAckLocked(const v1::Ack& a,
 
 void GatewayClient::HandleServerMessage(const ServerMessage& m) {
   std::vector<std::pair<uint64_t, absl::Duration>> done;
+  std::vector<v1::TelemetrySample> moved;
   {
     absl::MutexLock l(&mu_);
     switch (m.kind_case()) {
@@ -418,7 +419,22 @@ void GatewayClient::HandleServerMessage(const ServerMessage& m) {
         const v1::Nack& n = m.nack();
         ++stats_.samples_nacked;
         ++stats_.nacks_by_reason[n.reason()];
-        if (!IsPermanent(n.reason())) {
+        if (n.reason() == v1::NACK_REASON_MOVED && opts_.on_moved) {
+          // Settled here; the hook sends it to the replica serving the pump.
+          if (auto it = frames_.find(n.frame_id()); it != frames_.end()) {
+            auto& nacked = it->second.nacked;
+            const auto key = std::make_pair(n.pump_id(), n.seq());
+            if (std::find(nacked.begin(), nacked.end(), key) == nacked.end()) {
+              for (const v1::TelemetrySample& s : it->second.msg->frame().samples()) {
+                if (s.pump_id() == n.pump_id() && s.seq() == n.seq()) {
+                  moved.push_back(s);
+                  nacked.push_back(key);
+                  break;
+                }
+              }
+            }
+          }
+        } else if (!IsPermanent(n.reason())) {
           want_reconnect_ = true;  // transient store failure: resend after backoff
         } else if (auto it = frames_.find(n.frame_id()); it != frames_.end()) {
           it->second.nacked.emplace_back(n.pump_id(), n.seq());
@@ -438,6 +454,7 @@ void GatewayClient::HandleServerMessage(const ServerMessage& m) {
     }
   }
   if (m.has_nack() && opts_.on_nack) opts_.on_nack(m.nack());
+  for (v1::TelemetrySample& s : moved) opts_.on_moved(m.nack(), std::move(s));
   if (opts_.on_frame_done) {
     for (const auto& [id, latency] : done) opts_.on_frame_done(id, latency);
   }
@@ -454,6 +471,44 @@ bool GatewayClient::WaitUntilWelcomed(uint64_t n, absl::Duration timeout) {
   auto cond = [this, n]()
                   ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stats_.sessions_welcomed >= n; };
   return mu_.AwaitWithTimeout(absl::Condition(&cond), timeout);
+}
+
+std::vector<v1::TelemetrySample> GatewayClient::TakeUnsettled() {
+  absl::MutexLock l(&mu_);
+  std::vector<v1::TelemetrySample> out;
+  for (auto& [id, f] : frames_) {
+    if (SettleLocked(f, /*rebuild=*/true) == 0) continue;
+    for (const v1::TelemetrySample& s : f.msg->frame().samples()) {
+      auto it = acked_.find(s.pump_id());
+      if (it != acked_.end() && s.seq() <= it->second) continue;
+      if (std::find(f.nacked.begin(), f.nacked.end(), std::make_pair(s.pump_id(), s.seq())) !=
+          f.nacked.end()) {
+        continue;
+      }
+      out.push_back(s);
+    }
+  }
+  frames_.clear();
+  send_queue_.clear();
+  in_flight_ = 0;
+  return out;
+}
+
+std::vector<v1::TelemetrySample> GatewayClient::TakeUnsettled(absl::string_view pump_id) {
+  absl::MutexLock l(&mu_);
+  std::vector<v1::TelemetrySample> out;
+  auto acked = acked_.find(pump_id);
+  const uint64_t durable = acked == acked_.end() ? 0 : acked->second;
+  for (auto& [id, f] : frames_) {
+    for (const v1::TelemetrySample& s : f.msg->frame().samples()) {
+      if (s.pump_id() != pump_id || s.seq() <= durable) continue;
+      const auto key = std::make_pair(s.pump_id(), s.seq());
+      if (std::find(f.nacked.begin(), f.nacked.end(), key) != f.nacked.end()) continue;
+      f.nacked.push_back(key);
+      out.push_back(s);
+    }
+  }
+  return out;
 }
 
 GatewayClientStats GatewayClient::stats() const {

@@ -63,6 +63,10 @@ struct GatewayClientOptions {
   std::shared_ptr<Sleeper> sleeper;   // default RealSleeper
 
   std::function<void(const pumptwin::v1::Nack&)> on_nack;
+  // Cluster mode: set, a NACK_REASON_MOVED sample leaves this client's buffer and is handed
+  // here (with the nack naming its replica) to be sent there (ClusterGatewayClient does).
+  // Unset, it stays buffered and is resent at the next session.
+  std::function<void(const pumptwin::v1::Nack&, pumptwin::v1::TelemetrySample)> on_moved;
   // A frame left the buffer: every sample acked or permanently nacked. Latency is measured
   // from its (last) write to the Ack.
   std::function<void(uint64_t frame_id, absl::Duration latency)> on_frame_done;
@@ -110,6 +114,14 @@ class GatewayClient {
   bool WaitUntilAllDone(absl::Duration timeout);
   // Blocks until a session has been welcomed (stats().sessions_welcomed >= n).
   bool WaitUntilWelcomed(uint64_t n, absl::Duration timeout);
+
+  // After Stop: removes every sample not yet settled from the buffer and returns them in
+  // buffer order (to be sent through another session: a replica that died).
+  std::vector<pumptwin::v1::TelemetrySample> TakeUnsettled();
+  // Live: every sample of `pump_id` not yet settled is settled here (not resent, no longer
+  // awaited) and returned in buffer order, to be sent through another session (the pump
+  // moved to another replica).
+  std::vector<pumptwin::v1::TelemetrySample> TakeUnsettled(absl::string_view pump_id);
 
   GatewayClientStats stats() const;
   // Highest seq the server reported durable for a pump (0 if unknown).

@@ -116,10 +116,13 @@ absl::Status ClusterMode::Start(TwinRegistry* registry, CommitGate* gate, Ingest
   if (absl::Status s = replica_->Start(); !s.ok()) {
     return absl::Status(s.code(), absl::StrCat("cluster mode: ", s.message()));
   }
-  follower_ = std::thread([this, gate] {
+  follower_ = std::thread([this, gate, registry] {
     NameThisThread("pt-follow");
     absl::Status last;
     while (!stop_.WaitForNotificationWithTimeout(options_.follow_interval)) {
+      // A commit refused by the fence or the log check latched the committer: reload now
+      // rather than at the next tick (the ticker retries too).
+      if (registry->degraded()) registry->TryRevive().IgnoreError();
       // Read until caught up, then wait for the next interval.
       absl::StatusOr<size_t> n;
       do {

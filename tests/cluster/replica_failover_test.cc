@@ -29,6 +29,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "device_link/cluster_gateway_client.h"
 #include "device_link/gateway_client.h"
 #include "gtest/gtest.h"
 #include "server/store/postgres_store.h"
@@ -394,6 +395,65 @@ TEST_F(ClusterFailoverTest, PausedReplicaCannotWriteAfterItsLeaseIsTaken) {
     EXPECT_EQ(head->last_seq, 60u) << pump;
   }
   ASSERT_TRUE(WaitAllServed(absl::Seconds(30)));
+  StopAllAndVerify();
+}
+
+// One gateway client for the whole cluster, seeded with every replica: each pump's samples
+// find their replica through "moved" answers, and when a replica dies mid-stream its
+// unacknowledged samples go to the pumps' new replica; everything ends acknowledged.
+TEST_F(ClusterFailoverTest, GatewayClientFollowsItsPumpsAcrossAFailover) {
+  ASSERT_NO_FATAL_FAILURE(RegisterAll());
+  device_link::ClusterGatewayClientOptions o;
+  o.session.credentials = grpc::InsecureChannelCredentials();
+  o.session.gateway_id = kGateway;
+  o.session.when_full = device_link::GatewayClientOptions::WhenFull::kBlock;
+  o.session.block_timeout = absl::Seconds(30);
+  for (int i = 0; i < kReplicas; ++i) o.seeds.push_back(absl::StrCat("127.0.0.1:", ports_[i]));
+  device_link::ClusterGatewayClient client(o);
+  client.Start();
+  constexpr uint64_t kLast = 300;
+  auto send = [&](uint64_t from, uint64_t to) {
+    for (uint64_t s = from; s <= to; s += 10) {
+      std::vector<v1::TelemetrySample> frame;
+      for (int i = 0; i < kPumps; ++i) {
+        for (uint64_t q = s; q <= std::min(to, s + 9); ++q) {
+          frame.push_back(HealthySample(PumpId(i), q, kT0 + static_cast<int64_t>(q) * kStepMs,
+                                        static_cast<double>(q) * 500.0 / 24));
+        }
+      }
+      ASSERT_TRUE(client.Send(std::move(frame)).ok());
+    }
+  };
+  auto describe = [&] {
+    auto st = client.stats();
+    std::string out = absl::StrCat("moved=", st.samples_moved, " rerouted=", st.samples_rerouted,
+                                   " given_up=", st.sessions_given_up, " routes=", st.routes);
+    for (const auto& [addr, s] : st.sessions) {
+      absl::StrAppend(&out, "\n  ", addr, ": connected=", s.connected,
+                      " buffered=", s.buffered_frames, " acked=", s.samples_acked,
+                      " nacked=", s.samples_nacked, " last=", s.last_stream_status.ToString());
+      for (const auto& [reason, n] : s.nacks_by_reason) absl::StrAppend(&out, " r", reason, "=", n);
+    }
+    return out;
+  };
+  ASSERT_NO_FATAL_FAILURE(send(1, 100));
+  ASSERT_TRUE(client.WaitUntilAllDone(absl::Seconds(60))) << describe();
+  const uint64_t moved_before = client.stats().samples_moved;
+  EXPECT_GT(moved_before, 0u);  // the first samples of most pumps went to a seed first
+  ASSERT_NO_FATAL_FAILURE(send(101, 200));
+  procs_[0]->Kill();
+  ASSERT_NO_FATAL_FAILURE(send(201, kLast));
+  ASSERT_TRUE(client.WaitUntilAllDone(absl::Seconds(90))) << describe();
+  for (int i = 0; i < kPumps; ++i) EXPECT_EQ(client.acked_seq(PumpId(i)), kLast) << PumpId(i);
+  auto st = client.stats();
+  std::printf("gateway failover: %llu samples moved, %llu rerouted from %llu session(s) given up\n",
+              static_cast<unsigned long long>(st.samples_moved),
+              static_cast<unsigned long long>(st.samples_rerouted),
+              static_cast<unsigned long long>(st.sessions_given_up));
+  client.Stop();
+  std::map<std::string, uint64_t> all;
+  for (int i = 0; i < kPumps; ++i) all[PumpId(i)] = kLast;
+  ExpectStoredAtLeast(all);
   StopAllAndVerify();
 }
 
