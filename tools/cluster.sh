@@ -495,36 +495,39 @@ cmd_status() {
     echo "no cluster in $DIR"
     return 3
   fi
-  local ok=0 n pid port role state sync primary_port
-  primary_port="$(node_port primary)"
+  local ok=0 n pid port role state sync primary_port=""
+  declare -A pids roles
+  for n in "${NODES[@]}"; do
+    pids[$n]="$(node_pid "$n")"
+    roles[$n]=down
+    [ -n "${pids[$n]}" ] || continue
+    case "$(psql_at "$(node_port "$n")" postgres "SELECT pg_is_in_recovery()" 2>/dev/null || true)" in
+      t) roles[$n]=standby ;;
+      f) roles[$n]=primary; primary_port="${primary_port:-$(node_port "$n")}" ;;
+      *) roles[$n]=unreachable ;;
+    esac
+  done
   echo "state directory: $DIR"
   echo "DSN: $DSN"
   echo
-  printf '%-8s %-9s %-8s %-8s %-10s %-10s\n' NODE ROLE PID PORT STATE SYNC_STATE
+  printf '%-8s %-11s %-8s %-8s %-13s %-10s\n' NODE ROLE PID PORT STATE SYNC_STATE
   for n in "${NODES[@]}"; do
-    pid="$(node_pid "$n")"
-    port="$(node_port "$n")"
-    role=down state=- sync=-
-    if [ -n "$pid" ]; then
-      case "$(psql_at "$port" postgres "SELECT pg_is_in_recovery()" 2>/dev/null || true)" in
-        t) role=standby ;;
-        f) role=primary ;;
-        *) role=unreachable; ok=1 ;;
-      esac
-      if [ "$role" = standby ]; then
-        # As the primary sees it: the walsender of this standby's application_name.
-        read -r state sync <<<"$(psql_at "$primary_port" postgres "SELECT state, sync_state FROM
-          pg_stat_replication WHERE application_name = '$n'" 2>/dev/null | tr '|' ' ' || true)"
+    pid="${pids[$n]}" role="${roles[$n]}" port="$(node_port "$n")" state=- sync=-
+    case "$role" in
+      standby)
+        # As the current primary sees it: the walsender of this standby's application_name.
+        if [ -n "$primary_port" ]; then
+          read -r state sync <<<"$(psql_at "$primary_port" postgres "SELECT state, sync_state FROM
+            pg_stat_replication WHERE application_name = '$n'" 2>/dev/null | tr '|' ' ' || true)"
+        fi
         state="${state:-not-streaming}" sync="${sync:--}"
-        [ "$state" = streaming ] || ok=1
-      elif [ "$role" = primary ]; then
+        [ "$state" = streaming ] || ok=1 ;;
+      primary)
         state=running
-        [ "$n" = primary ] || state=promoted
-      fi
-    else
-      ok=1
-    fi
-    printf '%-8s %-9s %-8s %-8s %-10s %-10s\n' "$n" "$role" "${pid:--}" "${port:--}" "$state" "$sync"
+        [ "$n" = primary ] || state=promoted ;;
+      *) ok=1 ;;
+    esac
+    printf '%-8s %-11s %-8s %-8s %-13s %-10s\n' "$n" "$role" "${pid:--}" "${port:--}" "$state" "$sync"
   done
 
   local replicas=()
