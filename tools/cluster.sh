@@ -293,7 +293,7 @@ wait_replica_bound() {
   while [ ! -s "$rd/ports" ]; do
     if ! kill -0 "$pid" 2>/dev/null; then
       wait "$pid" 2>/dev/null && code=0 || code=$?
-      if tail -n 20 "$rd/log" | grep -q -i "address already in use\|failed to bind\|could not bind"; then
+      if tail -n 20 "$rd/log" | grep -q -i -E "event=startup_failed .*(address (already )?in use|binding to port)"; then
         return 10
       fi
       tail -n 20 "$rd/log" >&2
@@ -484,7 +484,8 @@ is not in its --help): build a version with it, or use --replicas 0 for the data
   for ((i = 1; i <= REPLICAS; i++)); do
     launch_replica "r$i"
   done
-  # A restart after `down --keep` with fewer replicas than before: the others stay stopped.
+  # A restart after `down --keep` with fewer replicas than before: the others stay stopped
+  # (and status no longer lists them).
   trap - EXIT
   log "cluster up: $REPLICAS replica(s); tools/cluster.sh status --dir $DIR"
   log "DSN: $(dsn)"
@@ -530,8 +531,8 @@ cmd_status() {
     printf '%-8s %-11s %-8s %-8s %-13s %-10s\n' "$n" "$role" "${pid:--}" "${port:--}" "$state" "$sync"
   done
 
-  local replicas=()
-  for r in "$DIR"/replicas/*/; do [ -d "$r" ] && replicas+=("$(basename "$r")"); done
+  local replicas=() i
+  for ((i = 1; i <= ${STARTED_REPLICAS:-0}; i++)); do replicas+=("r$i"); done
   [ ${#replicas[@]} -gt 0 ] || { echo; echo "replicas: none (database only)"; return "$ok"; }
 
   # Shards per owner from the lease table (unexpired leases only); empty before the first
