@@ -1,12 +1,14 @@
 #!/usr/bin/python3
-"""Schema-free structural check of deploy/: Kubernetes manifests, Grafana dashboard, flag
-files, systemd unit, Containerfile.
+"""Schema-free structural check of deploy/: Kubernetes manifests (single node and the cluster
+overlay with its CloudNativePG database), Grafana dashboard, flag files, systemd unit,
+Containerfile, the Patroni example.
 
 No schema download: it checks that files parse and that the fields pumptwin depends on are
 present and refer to each other consistently (selectors match pod labels, probes and mounts
 name real ports and volumes, every flag exists in server/*.cc...). Needs python3-yaml.
 Prints "N passed, M failed"; exit 1 on any failure.
 """
+import copy
 import json
 import pathlib
 import re
@@ -20,6 +22,8 @@ import yaml
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 K8S = DEPLOY / "kubernetes"
+K8S_CLUSTER = DEPLOY / "kubernetes-cluster"
+PATRONI = DEPLOY / "patroni"
 
 results = []  # (ok, message)
 
@@ -238,6 +242,312 @@ def check_k8s(known_flags):
                 check(ep.get("path", "/metrics") == "/metrics", "ServiceMonitor path /metrics")
 
 
+# ------------------------------------------------------------------------------ cluster mode
+CLUSTER_FLAGS = {"cluster_replica", "cluster_advertise", "cluster_shards", "cluster_lease_ttl"}
+# Flags that do not apply to --store=postgres (refused, exit 2, or ignored there).
+NOT_WITH_POSTGRES = {"data_dir", "backup_dir", "backup_interval", "backup_keep", "store_memtable_mb",
+                     "store_block_cache_mb", "store_idle_flush"}
+
+
+def cluster_known_flags(known):
+    """The flags the cluster examples may use. A server without cluster mode (none of the four
+    --cluster_* flags) accepts them as pending; once any exists, each must exist."""
+    if CLUSTER_FLAGS & known:
+        return known
+    print("note: this server has no --cluster_* flags yet; the cluster examples' "
+          + ", ".join("--" + f for f in sorted(CLUSTER_FLAGS)) + " are not checked against it")
+    return known | CLUSTER_FLAGS
+
+
+def load_yaml_docs(path, where):
+    try:
+        docs = [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d is not None]
+    except (yaml.YAMLError, OSError) as e:
+        check(False, f"{where}: YAML parses ({e})")
+        return []
+    check(True, f"{where}: YAML parses")
+    return docs
+
+
+def strategic_merge(base, patch):
+    """The strategic merge patch subset the overlay uses: maps merge, lists of maps merge by
+    `name` (containers, env, volumes) or `mountPath` (volumeMounts), other lists replace."""
+    if isinstance(base, dict) and isinstance(patch, dict):
+        out = dict(base)
+        for k, v in patch.items():
+            out[k] = strategic_merge(base[k], v) if k in base else v
+        return out
+    if isinstance(base, list) and isinstance(patch, list) and patch and all(isinstance(x, dict) for x in base + patch):
+        key = next((k for k in ("name", "mountPath") if all(k in x for x in base + patch)), None)
+        if key:
+            out = list(patch)  # patch items first, as kustomize orders them
+            seen = {x[key] for x in patch}
+            merged = {x[key]: x for x in base}
+            out = [strategic_merge(merged[x[key]], x) if x[key] in merged else x for x in patch]
+            out += [x for x in base if x[key] not in seen]
+            return out
+    return patch
+
+
+def json_patch(obj, ops, where):
+    """RFC 6902 add/remove/replace on a copy of obj; each path must resolve."""
+    obj = copy.deepcopy(obj)
+    for op in ops:
+        parts = [p.replace("~1", "/").replace("~0", "~") for p in op["path"].split("/")[1:]]
+        parent = obj
+        for p in parts[:-1]:
+            parent = parent[int(p)] if isinstance(parent, list) else parent.get(p)
+            if parent is None:
+                break
+        last = parts[-1]
+        exists = parent is not None and (last in parent if isinstance(parent, dict) else int(last) < len(parent))
+        if op["op"] in ("remove", "replace"):
+            if not check(exists, f"{where}: {op['op']} {op['path']}: the path exists in the base"):
+                continue
+        elif not check(parent is not None, f"{where}: add {op['path']}: the parent exists in the base"):
+            continue
+        if op["op"] == "remove":
+            del parent[last if isinstance(parent, dict) else int(last)]
+        else:
+            parent[last if isinstance(parent, dict) else int(last)] = op["value"]
+    return obj
+
+
+def render_cluster_overlay():
+    """The overlay's objects {(kind, name): obj}: kubectl kustomize when installed, else the
+    base with the overlay's patches applied here."""
+    kust_path = K8S_CLUSTER / "kustomization.yaml"
+    kust = (load_yaml_docs(kust_path, "kubernetes-cluster/kustomization.yaml") or [{}])[0]
+    check(kust.get("kind") == "Kustomization", "kubernetes-cluster: a Kustomization")
+    resources = kust.get("resources", [])
+    for res in resources:
+        target = (K8S_CLUSTER / res).resolve()
+        check(target.is_file() or (target / "kustomization.yaml").is_file(),
+              f"kubernetes-cluster: resource {res} exists")
+    check(resources == ["../kubernetes"], "kubernetes-cluster: an overlay of deploy/kubernetes")
+    listed = {p.get("path") for p in kust.get("patches", []) if p.get("path")} | set(resources)
+    for path in K8S_CLUSTER.glob("*.yaml"):
+        if path.name != "kustomization.yaml":
+            check(path.name in listed, f"kubernetes-cluster: kustomization uses {path.name}")
+    base = {}
+    for path in sorted(K8S.glob("*.yaml")):
+        for d in yaml.safe_load_all(path.read_text(encoding="utf-8")):
+            if d and d.get("kind") != "Kustomization":
+                base[(d["kind"], d["metadata"]["name"])] = d
+    objs = copy.deepcopy(base)
+    for i, p in enumerate(kust.get("patches", [])):
+        if p.get("path"):
+            ppath = K8S_CLUSTER / p["path"]
+            if not check(ppath.is_file(), f"kubernetes-cluster: patch {p['path']} exists"):
+                continue
+            for d in load_yaml_docs(ppath, f"kubernetes-cluster/{p['path']}"):
+                key = (d.get("kind"), d.get("metadata", {}).get("name"))
+                if check(key in objs, f"kubernetes-cluster/{p['path']}: patches {key[0]} {key[1]} of the base"):
+                    objs[key] = strategic_merge(objs[key], d)
+        else:
+            t = p.get("target", {})
+            key = (t.get("kind"), t.get("name"))
+            if check(key in objs, f"kubernetes-cluster: patch {i} targets {key[0]} {key[1]} of the base"):
+                objs[key] = json_patch(objs[key], yaml.safe_load(p["patch"]), f"kubernetes-cluster patch {i}")
+    kubectl = shutil.which("kubectl")
+    if kubectl:
+        r = subprocess.run([kubectl, "kustomize", str(K8S_CLUSTER)], capture_output=True, text=True)
+        if check(r.returncode == 0, f"kubectl kustomize deploy/kubernetes-cluster renders {r.stderr.strip()[:300]}"):
+            rendered = {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(r.stdout) if d}
+            check(set(rendered) == set(objs), "kubectl renders the same objects as the patches applied here")
+            return rendered
+    else:
+        print("note: kubectl not installed; the cluster overlay is checked with its patches applied here")
+    return objs
+
+
+def dsn_fields(dsn):
+    return dict(re.findall(r"([a-z_]+)=(\S+)", dsn))
+
+
+def check_k8s_cluster(known):
+    objs = render_cluster_overlay()
+    sts = objs.get(("StatefulSet", "pumptwin"))
+    if not check(sts, "kubernetes-cluster: the StatefulSet pumptwin"):
+        return
+    spec = sts["spec"]
+    pod = spec["template"]["spec"]
+    check(spec.get("replicas", 1) >= 3, "kubernetes-cluster: at least 3 replicas")
+    check(spec.get("podManagementPolicy") == "Parallel", "kubernetes-cluster: replicas start in parallel")
+    check("volumeClaimTemplates" not in spec, "kubernetes-cluster: no persistent volume per pod")
+    headless = objs.get(("Service", spec.get("serviceName")), {})
+    check(headless.get("spec", {}).get("clusterIP") == "None", "kubernetes-cluster: serviceName is a headless Service")
+    c = pod["containers"][0]
+    ports = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
+    env = {e["name"]: e for e in c.get("env", [])}
+    args = c.get("args", [])
+    arg_flags = {}
+    for a in args:
+        m = re.fullmatch(r"--([a-z0-9_]+)=(.*)", a)
+        if check(m, f"kubernetes-cluster: arg {a!r} is --flag=value"):
+            arg_flags[m.group(1)] = m.group(2)
+    for var in re.findall(r"\$\(([A-Z_]+)\)", " ".join(args)):
+        check(var in env, f"kubernetes-cluster: $({var}) in the args is an env variable of the container")
+
+    def field_ref(name):
+        return env.get(name, {}).get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
+
+    def secret_ref(name):
+        return env.get(name, {}).get("valueFrom", {}).get("secretKeyRef", {})
+
+    replica = re.fullmatch(r"\$\(([A-Z_]+)\)", arg_flags.get("cluster_replica", ""))
+    check(replica and field_ref(replica.group(1)) == "metadata.name",
+          "kubernetes-cluster: --cluster_replica is the pod name (downward API)")
+    adv = re.fullmatch(r"\$\(([A-Z_]+)\)\.([a-z0-9-]+)\.\$\(([A-Z_]+)\)\.svc\.[a-z0-9.-]+:(\d+)",
+                       arg_flags.get("cluster_advertise", ""))
+    check(adv and field_ref(adv.group(1)) == "metadata.name" and adv.group(2) == spec.get("serviceName")
+          and field_ref(adv.group(3)) == "metadata.namespace" and int(adv.group(4)) == ports.get("grpc"),
+          "kubernetes-cluster: --cluster_advertise is <pod>.<headless service>.<namespace>.svc...:<grpc port>")
+    dsn = re.fullmatch(r"\$\(([A-Z_]+)\)", arg_flags.get("postgres_dsn", ""))
+    check(dsn and secret_ref(dsn.group(1)).get("name") and secret_ref(dsn.group(1)).get("key"),
+          "kubernetes-cluster: --postgres_dsn comes from a Secret")
+    check(secret_ref("PGPASSWORD").get("name") and secret_ref("PGPASSWORD").get("key"),
+          "kubernetes-cluster: PGPASSWORD comes from a Secret")
+    cm = objs.get(("ConfigMap", "pumptwin-config"), {}).get("data", {}).get("pumptwind.flags", "")
+    cluster_known = cluster_known_flags(known)
+    file_flags = check_flag_text("kubernetes-cluster pumptwind.flags", cm, cluster_known)
+    for f in arg_flags:
+        check(f in cluster_known, f"kubernetes-cluster args: --{f} is a pumptwind flag")
+    values = {**flag_values(cm), **arg_flags}
+    check(not set(file_flags) & set(arg_flags), "kubernetes-cluster: no flag both in the file and the args")
+    check(values.get("store") == "postgres", "kubernetes-cluster: --store=postgres")
+    for f in ("postgres_schema", "cluster_shards", "cluster_lease_ttl", "listen", "metrics_listen"):
+        check(f in values, f"kubernetes-cluster: --{f} is set")
+    for f in sorted(NOT_WITH_POSTGRES & set(values)):
+        check(False, f"kubernetes-cluster: --{f} does not apply to --store=postgres")
+    if "listen" in values:
+        check(values["listen"].rsplit(":", 1)[1] == str(ports.get("grpc")), "kubernetes-cluster: --listen port == grpc")
+    volumes = {v["name"]: v for v in pod.get("volumes", [])}
+    mounts = {m["mountPath"]: m["name"] for m in c.get("volumeMounts", [])}
+    for path, name in mounts.items():
+        check(name in volumes, f"kubernetes-cluster: volumeMount {path} has a volume {name}")
+    for f in PATH_FLAGS:
+        if f in values:
+            check(any(values[f].startswith(p.rstrip("/") + "/") for p in mounts),
+                  f"kubernetes-cluster: --{f}={values[f]} lies under a volume mount")
+    pdb = objs.get(("PodDisruptionBudget", "pumptwin"), {}).get("spec", {})
+    check(pdb.get("maxUnavailable") == 1 and "minAvailable" not in pdb,
+          "kubernetes-cluster: the PodDisruptionBudget lets one replica go at a time")
+    # The Secrets the pods use are the ones the CloudNativePG example creates or documents.
+    cnpg_dir = K8S_CLUSTER / "cloudnativepg"
+    ck = (load_yaml_docs(cnpg_dir / "kustomization.yaml", "cloudnativepg/kustomization.yaml") or [{}])[0]
+    for res in ck.get("resources", []):
+        check((cnpg_dir / res).is_file(), f"cloudnativepg: resource {res} exists")
+    for path in cnpg_dir.glob("*.yaml"):
+        if path.name != "kustomization.yaml":
+            check(path.name in ck.get("resources", []), f"cloudnativepg: kustomization lists {path.name}")
+    clusters = [d for d in load_yaml_docs(cnpg_dir / "cluster.yaml", "cloudnativepg/cluster.yaml")
+                if d.get("kind") == "Cluster"]
+    if not check(len(clusters) == 1, "cloudnativepg: one Cluster"):
+        return
+    cl = clusters[0]
+    name = cl["metadata"]["name"]
+    cspec = cl["spec"]
+    check(cl.get("apiVersion") == "postgresql.cnpg.io/v1", "cloudnativepg: apiVersion postgresql.cnpg.io/v1")
+    check(cspec.get("instances") == 3, "cloudnativepg: 3 instances")
+    sync = cspec.get("postgresql", {}).get("synchronous", {})
+    check(sync.get("method") == "any" and sync.get("number") == 1,
+          "cloudnativepg: quorum commit, ANY 1 (synchronous method any, number 1)")
+    check(sync.get("dataDurability", "required") == "required",
+          "cloudnativepg: dataDurability required (no fallback to the primary alone)")
+    params = cspec.get("postgresql", {}).get("parameters", {})
+    check(params.get("synchronous_commit", "on") == "on" and params.get("fsync", "on") == "on",
+          "cloudnativepg: synchronous_commit and fsync on")
+    initdb = cspec.get("bootstrap", {}).get("initdb", {})
+    check(secret_ref("PGPASSWORD").get("name") == f"{name}-app" and secret_ref("PGPASSWORD").get("key") == "password",
+          f"kubernetes-cluster: PGPASSWORD from CloudNativePG's {name}-app Secret, key password")
+    ca = volumes.get("postgres-ca", {}).get("secret", {})
+    check(ca.get("secretName") == f"{name}-ca" and [i["key"] for i in ca.get("items", [])] == ["ca.crt"],
+          f"kubernetes-cluster: the database CA from {name}-ca, ca.crt only")
+    # The documented DSN Secret: host <cluster>-rw, the bootstrap database and owner, the CA
+    # under its mount, no password.
+    text = (cnpg_dir / "cluster.yaml").read_text(encoding="utf-8")
+    m = re.search(r"--from-literal=dsn='([^']*)'", re.sub(r"\n#\s+", " ", text))
+    if check(m, "cloudnativepg: the comment shows how to create the DSN Secret"):
+        f = dsn_fields(m.group(1))
+        check(f.get("host") == f"{name}-rw", f"cloudnativepg: the DSN's host is the Service {name}-rw")
+        check(f.get("dbname") == initdb.get("database") and f.get("user") == initdb.get("owner"),
+              "cloudnativepg: the DSN's dbname and user are the bootstrap database and owner")
+        check("password" not in f, "cloudnativepg: no password in the DSN")
+        check(f.get("sslmode") == "verify-full" and any(f.get("sslrootcert", "").startswith(p + "/")
+              for p, n in mounts.items() if n == "postgres-ca"),
+              "cloudnativepg: the DSN verifies the server against the mounted CA")
+    dsn_secret = secret_ref(dsn.group(1)).get("name") if dsn else None
+    check(dsn_secret and f"secret generic {dsn_secret} " in text,
+          "cloudnativepg: the comment creates the DSN Secret the pods read")
+
+
+def check_patroni(known):
+    cfg = (load_yaml_docs(PATRONI / "patroni.yml", "patroni/patroni.yml") or [{}])[0]
+    dcs = cfg.get("bootstrap", {}).get("dcs", {})
+    check(dcs.get("synchronous_mode") == "quorum" and dcs.get("synchronous_node_count") == 1,
+          "patroni: quorum commit, ANY 1 (synchronous_mode quorum, synchronous_node_count 1)")
+    check(dcs.get("synchronous_mode_strict") is True, "patroni: synchronous_mode_strict (no fallback to async)")
+    params = dcs.get("postgresql", {}).get("parameters", {})
+    check(str(params.get("synchronous_commit")) == "on" and str(params.get("fsync", "on")) == "on",
+          "patroni: synchronous_commit and fsync on")
+    check(len(cfg.get("etcd3", {}).get("hosts", [])) == 3, "patroni: three etcd members")
+    pg = cfg.get("postgresql", {})
+    check("/15/" in pg.get("bin_dir", "") and pg.get("data_dir"), "patroni: PostgreSQL 15 binaries and a data_dir")
+    check(all(k in pg.get("authentication", {}) for k in ("superuser", "replication")),
+          "patroni: superuser and replication credentials")
+    node_port = pg.get("connect_address", ":").rsplit(":", 1)[1]
+    cluster_known = cluster_known_flags(known)
+    flags_text = (PATRONI / "pumptwind-cluster.flags").read_text(encoding="utf-8")
+    check_flag_text("deploy/patroni/pumptwind-cluster.flags", flags_text, cluster_known)
+    values = flag_values(flags_text)
+    check(values.get("store") == "postgres", "patroni flags: --store=postgres")
+    for f in ("postgres_schema", "cluster_shards", "cluster_lease_ttl"):
+        check(f in values, f"patroni flags: --{f} is set")
+    for f in sorted(NOT_WITH_POSTGRES & set(values)):
+        check(False, f"patroni flags: --{f} does not apply to --store=postgres")
+    dropin = (PATRONI / "pumptwind.service.d/cluster.conf").read_text(encoding="utf-8")
+    exec_start = re.search(r"^ExecStart=(/.*?)(?<!\\)$", dropin, re.M | re.S)
+    check(re.search(r"^ExecStart=$", dropin, re.M) and exec_start,
+          "patroni drop-in: clears and replaces ExecStart")
+    cmd = exec_start.group(1).replace("\\\n", " ") if exec_start else ""
+    flags = dict(re.findall(r'"?--([a-z0-9_]+)=([^"\s]*(?:[^"\n]*")?)', cmd))
+    flags = {k: v.rstrip('"') for k, v in flags.items()}
+    for f in flags:
+        check(f in cluster_known, f"patroni drop-in: --{f} is a pumptwind flag")
+    for f in ("config", "postgres_dsn", "cluster_replica", "cluster_advertise"):
+        check(f in flags, f"patroni drop-in: --{f} is set")
+    dsn_m = re.search(r'"--postgres_dsn=([^"]*)"', cmd)
+    f = dsn_fields(dsn_m.group(1)) if dsn_m else {}
+    check(len(f.get("host", "").split(",")) == 3 and f.get("target_session_attrs") in ("read-write", "primary"),
+          "patroni drop-in: the DSN lists the 3 database nodes and asks for the writable one")
+    check(f.get("port") == node_port, "patroni drop-in: the DSN's port is the nodes' PostgreSQL port")
+    check("password" not in f, "patroni drop-in: no password in the DSN")
+    check(re.search(r"^Environment=PGPASSFILE=%d/(\S+)$", dropin, re.M)
+          and re.search(r"^LoadCredential=" + re.escape(re.search(r"PGPASSFILE=%d/(\S+)", dropin).group(1)) + ":", dropin, re.M),
+          "patroni drop-in: PGPASSFILE is a credential the unit loads")
+    if f.get("sslrootcert", "").startswith("%d/"):
+        cred = f["sslrootcert"][3:]
+        check(re.search(r"^LoadCredential=" + re.escape(cred) + ":", dropin, re.M),
+              f"patroni drop-in: sslrootcert {cred} is a credential the unit loads")
+    port = flags.get("cluster_advertise", ":").rsplit(":", 1)[1]
+    check(port == values.get("listen", ":").rsplit(":", 1)[1], "patroni drop-in: --cluster_advertise port == --listen port")
+    analyze = shutil.which("systemd-analyze")
+    if analyze:
+        with tempfile.TemporaryDirectory() as d:
+            unit = (DEPLOY / "systemd/pumptwind.service").read_text(encoding="utf-8")
+            (pathlib.Path(d) / "pumptwind.service").write_text(unit.replace("/usr/bin/pumptwind", "/bin/true"))
+            (pathlib.Path(d) / "pumptwind.service.d").mkdir()
+            (pathlib.Path(d) / "pumptwind.service.d/cluster.conf").write_text(dropin.replace("/usr/bin/pumptwind", "/bin/true"))
+            r = subprocess.run([analyze, "verify", str(pathlib.Path(d) / "pumptwind.service")],
+                               capture_output=True, text=True)
+            check(r.returncode == 0, f"systemd-analyze verify accepts the unit with the cluster drop-in {r.stderr.strip()}")
+    # Every file of the README's table exists.
+    readme = (PATRONI / "README.md").read_text(encoding="utf-8")
+    for name in re.findall(r"^\| `([^`]+)` \|", readme, re.M):
+        check((PATRONI / name).is_file(), f"patroni/README.md: {name} exists")
+
+
 # ------------------------------------------------------------------------------ Grafana
 def check_grafana():
     path = DEPLOY / "grafana/pumptwin-dashboard.json"
@@ -361,6 +671,8 @@ def main():
     known = server_flags()
     check(len(known) >= 8, f"found the pumptwind flags in server/*.cc ({len(known)})")
     check_k8s(known)
+    check_k8s_cluster(known)
+    check_patroni(known)
     check_grafana()
     check_host_files(known)
     failed = [m for ok, m in results if not ok]
