@@ -129,15 +129,19 @@ Route Replica::RouteOf(absl::string_view pump_id) const {
   return routes_[shard];
 }
 
-std::string Replica::MovedMessage(absl::string_view pump_id) const {
-  Route r = RouteOf(pump_id);
-  if (r.replica.empty() || r.replica == options_.name) {
-    return absl::StrCat(
-        "pump ", pump_id, " (virtual shard ", store::VirtualShardOf(pump_id, options_.shard_count),
-        ") is being taken over by a replica of the cluster; retry in a few seconds");
+Route Replica::CurrentRouteOf(absl::string_view pump_id) {
+  auto usable = [&](const Route& r) { return !r.replica.empty() && r.replica != options_.name; };
+  Route route = RouteOf(pump_id);
+  if (usable(route)) return route;
+  {
+    absl::MutexLock lock(&refresh_mu_);
+    if (absl::Now() - last_refresh_ >= kRouteRefreshInterval) {
+      last_refresh_ = absl::Now();
+      RefreshRoutes().IgnoreError();  // the next round retries; the answer says "retry"
+    }
   }
-  return absl::StrCat("pump ", pump_id, " is served by replica ", r.replica, " at ", r.address,
-                      "; call it there");
+  route = RouteOf(pump_id);
+  return usable(route) ? route : Route();
 }
 
 size_t Replica::shards_served() const {

@@ -83,8 +83,13 @@ class Replica {
   bool Serves(absl::string_view pump_id) const;
   // Which replica serves the pump, as of the last round.
   Route RouteOf(absl::string_view pump_id) const;
-  // "pump P is served by replica R at A; call it there" (or being taken over).
-  std::string MovedMessage(absl::string_view pump_id) const;
+  // The route of a pump this replica does not serve, for an answer to a caller: when the
+  // last round's route is unknown or names this replica, the routes are read again from the
+  // lease table first (at most once per kRouteRefreshInterval), so a caller is not sent
+  // away without an owner just because another replica took the shard since the last round.
+  // An empty route: nobody serves it now (a takeover in progress).
+  Route CurrentRouteOf(absl::string_view pump_id);
+  static constexpr absl::Duration kRouteRefreshInterval = absl::Milliseconds(200);
 
   const std::string& name() const { return options_.name; }
   uint32_t shard_count() const { return options_.shard_count; }
@@ -103,6 +108,8 @@ class Replica {
   std::unique_ptr<std::atomic<bool>[]> serving_;
   mutable absl::Mutex routes_mu_;
   std::vector<Route> routes_ ABSL_GUARDED_BY(routes_mu_);  // per virtual shard
+  absl::Mutex refresh_mu_;                                 // one on-demand refresh at a time
+  absl::Time last_refresh_ ABSL_GUARDED_BY(refresh_mu_) = absl::InfinitePast();
   absl::Notification stop_;
   absl::Mutex join_mu_;
   std::atomic<bool> stopped_{false};

@@ -75,14 +75,12 @@ ClusterView ClusterMode::view() {
   };
   v.serves = [r](absl::string_view pump) { return r->Serves(pump); };
   v.not_served = [r](absl::string_view pump) {
-    cluster::Route route = r->RouteOf(pump);
-    if (route.replica == r->name()) route = cluster::Route();  // held, still loading
+    const cluster::Route route = r->CurrentRouteOf(pump);
     absl::Status moved = device_link::MovedError(pump, route.replica, route.address);
     return moved;
   };
   v.moved_route = [r](absl::string_view pump) {
-    cluster::Route route = r->RouteOf(pump);
-    if (route.replica == r->name()) route = cluster::Route();
+    const cluster::Route route = r->CurrentRouteOf(pump);
     device_link::ResumePoint p;
     p.pump_id = std::string(pump);
     p.moved = true;

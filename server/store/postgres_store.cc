@@ -363,6 +363,16 @@ absl::Status PostgresStore::CommitGroup(const WriteGroup& group, const LeaseFenc
   statements.emplace_back("BEGIN", Params());
   if (fence != nullptr) {
     if (fence->owner.empty()) return absl::InvalidArgumentError("a fenced commit needs an owner");
+    // Pump data is written only under the lease of its shard (the replica fences every shard
+    // its group touches); a group with none is one of the shared log alone.
+    const std::string* pump = !group.telemetry.empty()   ? &group.telemetry.front().pump_id
+                              : !group.snapshots.empty() ? &group.snapshots.front().first
+                              : !group.pumps.empty()     ? &group.pumps.front().first
+                                                         : nullptr;
+    if (fence->shards.empty() && pump != nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat("a fenced commit writing pump ", *pump,
+                                                     " needs the lease of its virtual shard"));
+    }
   }
   if (fence != nullptr && !fence->shards.empty()) {
     std::vector<std::string> shards, epochs;

@@ -6,6 +6,7 @@
 #include <libpq-fe.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -78,6 +79,15 @@ class ShardLeasesTest : public ::testing::Test {
 
   static LeaseFence FenceOf(const std::string& owner, const ShardLease& lease) {
     return LeaseFence{owner, {{lease.shard, lease.epoch}}};
+  }
+
+  // `group` with its alert and audit entries renumbered from `cursor` on: the next entries of
+  // the one cluster-wide log (a fenced commit must append right after its last entry).
+  static WriteGroup AppendingAt(WriteGroup group, uint64_t cursor) {
+    for (auto& [c, bytes] : group.alerts) c = cursor++;
+    cursor -= group.alerts.size();
+    for (auto& [c, bytes] : group.audit) c = cursor++;
+    return group;
   }
 
   static ShardLease LeaseOf(const std::vector<ShardLease>& leases, uint32_t shard) {
@@ -165,7 +175,8 @@ TEST_F(ShardLeasesTest, AReplicaThatLostTheLeaseWritesNothing) {
   EXPECT_EQ(*a_->LastAlertCursor(), 1u);
 
   // The new owner writes under its epoch; the old epoch stays refused.
-  ASSERT_TRUE(b_->CommitFenced(NumberedGroup(3), FenceOf("b", (*took)[0])).ok());
+  absl::Status next = b_->CommitFenced(AppendingAt(NumberedGroup(3), 2), FenceOf("b", (*took)[0]));
+  ASSERT_TRUE(next.ok()) << next;
   EXPECT_EQ(b_->GetPumpHead("p0")->last_seq, 20u);
   EXPECT_EQ(b_->CommitFenced(NumberedGroup(6), FenceOf("a", mine)).code(),
             absl::StatusCode::kFailedPrecondition);
@@ -204,6 +215,51 @@ TEST_F(ShardLeasesTest, ATakeoverWaitsForTheFencedCommitInProgress) {
   EXPECT_EQ((*after)[0].epoch, mine.epoch + 1);
 }
 
+// Alerts and audit entries form one log across replicas: a fenced commit appends right after
+// the log's last entry or writes nothing (ABORTED, retried by the replica after reading the
+// log), so two replicas never write the same cursor and the log has no gap.
+TEST_F(ShardLeasesTest, TwoReplicasNeverWriteTheSameAlertCursor) {
+  auto taken = a_->TakeExpiredLeases("a", kTtl, kShards / 2);
+  ASSERT_TRUE(taken.ok()) << taken.status();
+  auto rest = b_->TakeExpiredLeases("b", kTtl, kShards);
+  ASSERT_TRUE(rest.ok()) << rest.status();
+  auto fence_for = [&](const std::string& owner, const std::vector<ShardLease>& held,
+                       const std::string& pump) -> std::optional<LeaseFence> {
+    const uint32_t shard = VirtualShardOf(pump, kShards);
+    for (const ShardLease& l : held) {
+      if (l.shard == shard) return FenceOf(owner, l);
+    }
+    return std::nullopt;
+  };
+  // One pump leased to each replica.
+  std::string pa, pb;
+  for (int i = 0; i < 64 && (pa.empty() || pb.empty()); ++i) {
+    const std::string p = absl::StrCat("p", i);
+    if (pa.empty() && fence_for("a", *taken, p)) pa = p;
+    if (pb.empty() && fence_for("b", *rest, p)) pb = p;
+  }
+  ASSERT_FALSE(pa.empty() || pb.empty());
+  auto group_of = [](const std::string& pump, uint64_t cursor) {
+    WriteGroup g = NumberedGroup(0);
+    g.telemetry[0].pump_id = pump;
+    g.snapshots[0].first = pump;
+    return AppendingAt(std::move(g), cursor);
+  };
+  ASSERT_TRUE(a_->CommitFenced(group_of(pa, 1), *fence_for("a", *taken, pa)).ok());
+  // b had not read entry 1: its entry 1 is refused and nothing of its group is written.
+  absl::Status same = b_->CommitFenced(group_of(pb, 1), *fence_for("b", *rest, pb));
+  EXPECT_EQ(same.code(), absl::StatusCode::kAborted) << same;
+  EXPECT_EQ(b_->GetPumpHead(pb).status().code(), absl::StatusCode::kNotFound);
+  // A gap (entry 3 after 1) is refused the same way.
+  absl::Status gap = b_->CommitFenced(group_of(pb, 3), *fence_for("b", *rest, pb));
+  EXPECT_EQ(gap.code(), absl::StatusCode::kAborted) << gap;
+  // Appending after the last entry succeeds.
+  absl::Status next = b_->CommitFenced(group_of(pb, 2), *fence_for("b", *rest, pb));
+  ASSERT_TRUE(next.ok()) << next;
+  EXPECT_EQ(b_->GetPumpHead(pb)->last_seq, 10u);
+  EXPECT_EQ(*a_->LastAlertCursor(), 2u);
+}
+
 TEST_F(ShardLeasesTest, BadArgumentsAndAnotherShardCountAreRefused) {
   EXPECT_EQ(a_->TakeExpiredLeases("", kTtl, 1).status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(a_->TakeExpiredLeases("a", absl::ZeroDuration(), 1).status().code(),
@@ -214,8 +270,9 @@ TEST_F(ShardLeasesTest, BadArgumentsAndAnotherShardCountAreRefused) {
   absl::Status other = b_->EnsureShardLeases(kShards * 2);
   EXPECT_EQ(other.code(), absl::StatusCode::kFailedPrecondition) << other;
   EXPECT_TRUE(absl::StrContains(other.message(), "same count")) << other;
-  EXPECT_EQ(a_->CommitFenced(NumberedGroup(0), LeaseFence{"a", {}}).code(),
-            absl::StatusCode::kInvalidArgument);
+  absl::Status unfenced = a_->CommitFenced(NumberedGroup(0), LeaseFence{"a", {}});
+  EXPECT_EQ(unfenced.code(), absl::StatusCode::kInvalidArgument) << unfenced;
+  EXPECT_TRUE(absl::StrContains(unfenced.message(), "p0")) << unfenced;
   EXPECT_EQ(a_->GetPump("p0").status().code(), absl::StatusCode::kNotFound);
 }
 
