@@ -99,7 +99,11 @@ absl::Status CommitGate::Load() {
   next_cursor_ = after + 1;
   next_audit_seq_ = *last_audit + 1;
   last_audit_hash_ = last_hash;
-  followed_cursor_ = after;
+  // The first load starts following after what is stored (the listeners' initial position);
+  // a reload (takeover, a conflicting commit) leaves what was not yet followed to Follow,
+  // which publishes it: a subscriber of this replica misses nothing another one appended.
+  if (!loaded_ || !shared_log_) followed_cursor_ = after;
+  loaded_ = true;
   followed_audit_ = *last_audit;
   return absl::OkStatus();
 }

@@ -156,7 +156,10 @@ class CommitGate {
   bool shared_log_ = false;
   std::function<bool(absl::string_view)> serves_;
   absl::Mutex follow_mu_;  // one Follow at a time
+  // The last alert event published to the listeners in shared-log mode (Follow); a reload
+  // never moves it forward, so events appended meanwhile are still published, in order.
   uint64_t followed_cursor_ ABSL_GUARDED_BY(mu_) = 0;
+  bool loaded_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t followed_audit_ ABSL_GUARDED_BY(mu_) = 0;
   std::string last_audit_hash_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<Key, v1::Alert> active_ ABSL_GUARDED_BY(mu_);
