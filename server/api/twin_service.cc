@@ -1,6 +1,7 @@
 #include "server/api/twin_service.h"
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <type_traits>
 
@@ -10,6 +11,7 @@
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/unknown_field_set.h"
 #include "grpcpp/impl/codegen/server_callback_handlers.h"
+#include "server/api/call_forwarder.h"
 #include "server/api/twin_service_common.h"
 #include "server/core/convert.h"
 #include "server/core/pump_registration.h"
@@ -88,9 +90,17 @@ void TwinServiceImpl::TolerateUnparseable(const char* method,
                                           grpc::ServerUnaryReactor* (TwinServiceImpl::*fn)(
                                               grpc::CallbackServerContext*, const Req*, Resp*)) {
   using Inner = grpc::internal::CallbackUnaryHandler<Req, Resp>;
-  auto* inner = new Inner([this, fn](grpc::CallbackServerContext* ctx, const Req* req,
-                                     Resp* resp) -> grpc::ServerUnaryReactor* {
+  const std::string path = absl::StrCat("/pumptwin.v1.TwinService/", method);
+  auto* inner = new Inner([this, fn, path](grpc::CallbackServerContext* ctx, const Req* req,
+                                           Resp* resp) -> grpc::ServerUnaryReactor* {
     if (IsUnparseable(*req)) return FinishWith(ctx->DefaultReactor(), Unparseable(*req));
+    if (deps_.forwarder != nullptr) {
+      if (std::optional<std::string> owner = deps_.forwarder->Destination(*ctx, *req)) {
+        grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+        deps_.forwarder->Forward(ctx, reactor, *owner, path, req, resp);
+        return reactor;
+      }
+    }
     return (this->*fn)(ctx, req, resp);
   });
   MarkMethodCallback(MethodIndex(method), new ParseTolerantHandler<Req, Resp, Inner>(inner));

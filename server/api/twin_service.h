@@ -21,6 +21,7 @@
 namespace pumptwin::server {
 
 class AlertHub;
+class CallForwarder;
 class TwinWatchHub;
 
 // Initial metadata key of a server stream that was accepted (WatchAlerts, WatchTwin): a
@@ -38,6 +39,8 @@ struct TwinServiceDeps {
   std::function<absl::Time()> now = [] { return absl::Now(); };
   // Implant, interrogation and refill times of a registration may be at most this far
   // ahead of the server time: the bound telemetry device times have.
+  // Cluster mode: calls about a pump another replica serves go there (nullptr: none).
+  CallForwarder* forwarder = nullptr;
   absl::Duration max_device_time_in_future =
       device_link::ValidationLimits().max_device_time_in_future;
 };

@@ -172,6 +172,13 @@ IngestMetrics::IngestMetrics(prometheus::Registry& r) : registry_(r) {
                     .Help("Cluster mode: takeovers (changes of the shards served) so far.")
                     .Register(r)
                     .Add({});
+  forwarded_calls_ = &prometheus::BuildCounter()
+                          .Name("pumptwin_cluster_forwarded_calls_total")
+                          .Help(
+                              "Cluster mode: TwinService calls about a pump this replica does "
+                              "not serve, forwarded to the replica that does.")
+                          .Register(r)
+                          .Add({});
   recovered_twins_ = &BuildGauge()
                           .Name("pumptwin_recovered_twins")
                           .Help("Twins loaded at the last start-up.")

@@ -50,6 +50,8 @@ class IngestMetrics : public AlertListener {
   void SetRecovery(absl::Duration d, size_t twins);
   // Cluster mode: virtual shards served now; a takeover (lease change -> twins loaded) took d.
   void SetShardsOwned(size_t shards) { shards_owned_->Set(static_cast<double>(shards)); }
+  // Cluster mode: a TwinService call forwarded to the replica serving its pump.
+  void CountForwardedCall() { forwarded_calls_->Increment(); }
   void ObserveTakeover(absl::Duration d) {
     takeover_seconds_->Set(absl::ToDoubleSeconds(d));
     takeovers_->Increment();
@@ -96,6 +98,7 @@ class IngestMetrics : public AlertListener {
   prometheus::Gauge* shards_owned_;
   prometheus::Gauge* takeover_seconds_;
   prometheus::Counter* takeovers_;
+  prometheus::Counter* forwarded_calls_;
   prometheus::Gauge* recovered_twins_;
   prometheus::Family<prometheus::Gauge>* twins_;
   prometheus::Gauge* silent_;

@@ -91,6 +91,16 @@ ClusterView ClusterMode::view() {
   return v;
 }
 
+std::function<std::optional<std::string>(absl::string_view)> ClusterMode::owner_address() {
+  cluster::Replica* r = replica_.get();
+  return [r](absl::string_view pump) -> std::optional<std::string> {
+    if (r->Serves(pump)) return std::nullopt;
+    const cluster::Route route = r->CurrentRouteOf(pump);
+    if (route.address.empty()) return std::nullopt;
+    return route.address;
+  };
+}
+
 void ClusterMode::ShareLog(CommitGate* gate) {
   cluster::Replica* r = replica_.get();
   gate->ShareLog([r](absl::string_view pump) { return r->Serves(pump); });

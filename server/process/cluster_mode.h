@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -55,6 +56,10 @@ class ClusterMode {
   std::function<absl::Status(const store::WriteGroup&)> commit_hook();
   // For RegistryOptions::cluster.
   ClusterView view();
+  // The address of the replica serving a pump this one does not serve (known route), for
+  // forwarding TwinService calls; nullopt: serve it here (or answer that nobody does now).
+  std::function<std::optional<std::string>(absl::string_view pump_id)> owner_address();
+  const std::string& replica_name() const { return options_.replica; }
   // Makes the gate a follower of the cluster's one alert log and audit chain (before Load).
   void ShareLog(CommitGate* gate);
 

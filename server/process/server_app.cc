@@ -117,6 +117,19 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeCredentials(const S
   return grpc::SslServerCredentials(ssl);
 }
 
+// The transport to the other replicas for forwarded TwinService calls: plaintext when this
+// server listens without TLS; else TLS trusting the certificate chain of --tls_cert_file
+// (the replicas of one deployment share it, as one Kubernetes Secret does).
+absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> ForwardingCredentials(
+    const ServerOptions& o) {
+  if (o.tls_cert_file.empty()) return grpc::InsecureChannelCredentials();
+  auto cert = ReadFile(o.tls_cert_file, "--tls_cert_file");
+  if (!cert.ok()) return cert.status();
+  grpc::SslCredentialsOptions ssl;
+  ssl.pem_root_certs = *cert;
+  return grpc::SslCredentials(ssl);
+}
+
 // Key=value connection string: every `password` value becomes "***" (quoted values may hold
 // spaces and backslash escapes, libpq's rules).
 std::string RedactKeyValueDsn(const std::string& dsn) {
@@ -448,6 +461,16 @@ absl::Status ServerApp::Start() {
   deps.drugs = drugs_.get();
   deps.alert_hub = alert_hub_.get();
   deps.twin_watch_hub = twin_watch_hub_.get();
+  if (cluster_ != nullptr) {
+    auto peers = ForwardingCredentials(options_);
+    if (!peers.ok()) return peers.status();
+    forwarder_ = std::make_unique<CallForwarder>(CallForwarderOptions{
+        .replica = cluster_->replica_name(),
+        .owner_address = cluster_->owner_address(),
+        .credentials = *peers,
+        .on_forward = [m = ingest_metrics_.get()] { m->CountForwardedCall(); }});
+    deps.forwarder = forwarder_.get();
+  }
   twin_service_ = std::make_unique<TwinServiceImpl>(std::move(deps));
   builder.RegisterService(twin_service_.get());
   builder.RegisterService(gateway_service_.get());

@@ -16,6 +16,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "grpcpp/server.h"
+#include "server/api/call_forwarder.h"
 #include "server/metrics/metrics.h"
 #include "server/process/cluster_mode.h"
 
@@ -204,6 +205,7 @@ class ServerApp {
   std::unique_ptr<http::HttpGateway> http_;
   // Last: its threads call into the registry and the committer commits through it.
   std::unique_ptr<ClusterMode> cluster_;
+  std::unique_ptr<CallForwarder> forwarder_;  // cluster mode: TwinService calls to owners
   int grpc_port_ = 0;
   int metrics_port_ = 0;
   int http_port_ = 0;

@@ -119,18 +119,26 @@ class ClusterTest : public ::testing::Test {
     return out;
   }
 
+  // The value of an unlabelled metric on replica i's /metrics (-1: absent or unreadable).
+  double MetricOf(int i, absl::string_view name) {
+    auto body = testing::HttpGet(procs_[i]->metrics_port(), "/metrics");
+    if (!body.ok()) return -1;
+    for (absl::string_view line : absl::StrSplit(*body, '\n')) {
+      if (!absl::ConsumePrefix(&line, name) || !absl::ConsumePrefix(&line, " ")) continue;
+      double v = 0;
+      if (absl::SimpleAtod(line, &v)) return v;
+    }
+    return -1;
+  }
+
   // Shards served, summed over the running replicas' pumptwin_shards_owned.
   int ShardsServed() {
     int total = 0;
-    for (const auto& p : procs_) {
-      if (p == nullptr || !p->running()) continue;
-      auto body = testing::HttpGet(p->metrics_port(), "/metrics");
-      if (!body.ok()) return -1;
-      for (absl::string_view line : absl::StrSplit(*body, '\n')) {
-        if (!absl::ConsumePrefix(&line, "pumptwin_shards_owned ")) continue;
-        double v = 0;
-        if (absl::SimpleAtod(line, &v)) total += static_cast<int>(v);
-      }
+    for (size_t i = 0; i < procs_.size(); ++i) {
+      if (procs_[i] == nullptr || !procs_[i]->running()) continue;
+      const double v = MetricOf(static_cast<int>(i), "pumptwin_shards_owned");
+      if (v < 0) return -1;
+      total += static_cast<int>(v);
     }
     return total;
   }

@@ -48,16 +48,40 @@ TEST_F(ClusterFailoverTest, ANonOwnerAnswersWithTheRoute) {
     if (absl::StrCat("127.0.0.1:", ports_[i]) != owner) other = i;
   }
   ASSERT_GE(other, 0);
-  // TwinService: FAILED_PRECONDITION naming the owner.
+  // TwinService: the call is forwarded to the owner, whose answer the caller gets.
   auto stub = v1::TwinService::NewStub(
       grpc::CreateChannel(procs_[other]->grpc_target(), grpc::InsecureChannelCredentials()));
-  grpc::ClientContext ctx;
-  v1::GetTwinRequest req;
-  req.set_name("pumps/" + pump);
-  v1::TwinState out;
-  grpc::Status st = stub->GetTwin(&ctx, req, &out);
-  EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << st.error_message();
-  EXPECT_NE(st.error_message().find(owner), std::string::npos) << st.error_message();
+  {
+    grpc::ClientContext ctx;
+    v1::GetTwinRequest req;
+    req.set_name("pumps/" + pump);
+    v1::TwinState out;
+    grpc::Status st = stub->GetTwin(&ctx, req, &out);
+    ASSERT_TRUE(st.ok()) << st.error_message();
+    EXPECT_EQ(out.pump_id(), pump);
+  }
+  // A registration through a replica that does not serve the new pump lands at its owner.
+  std::string newcomer;
+  for (int i = 100; newcomer.empty() && i < 200; ++i) {
+    if (OwnerAddress(PumpId(i)) != absl::StrCat("127.0.0.1:", ports_[other])) newcomer = PumpId(i);
+  }
+  ASSERT_TRUE(
+      testing::RegisterHealthyPump(*stub, newcomer, kGateway, "clinic-a", kT0 - kStepMs, kStepMs)
+          .ok());
+  EXPECT_TRUE(view_->GetPump(newcomer).ok()) << newcomer;
+  EXPECT_GE(MetricOf(other, "pumptwin_cluster_forwarded_calls_total"), 2.0);
+  // One hop only: a call already forwarded once is answered FAILED_PRECONDITION naming the
+  // owner.
+  {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("pumptwin-forwarded-by", "elsewhere");
+    v1::GetTwinRequest req;
+    req.set_name("pumps/" + pump);
+    v1::TwinState out;
+    grpc::Status st = stub->GetTwin(&ctx, req, &out);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << st.error_message();
+    EXPECT_NE(st.error_message().find(owner), std::string::npos) << st.error_message();
+  }
   // DeviceGateway: the sample is nacked MOVED with the owner's address, and not dropped by
   // the client (it stays buffered).
   device_link::GatewayClientOptions o;

@@ -1,0 +1,76 @@
+// CallForwarder: in cluster mode, a TwinService call about one pump that reaches a replica
+// not serving that pump is forwarded to the replica that does, and the owner's answer
+// (response or status) is the caller's. So a dashboard, the web app or a hospital system
+// may call any replica. One hop only: a forwarded call carries the `pumptwin-forwarded-by`
+// metadata, and a replica never forwards such a call again (it answers it itself:
+// FAILED_PRECONDITION naming the owner, or UNAVAILABLE while the pump is being taken over).
+// The caller's `authorization` metadata and deadline go with the call: the owner
+// authenticates, authorises, validates and audits it as if called directly.
+// Server-streaming calls (WatchTwin) are not forwarded.
+#ifndef PUMPTWIN_SERVER_API_CALL_FORWARDER_H_
+#define PUMPTWIN_SERVER_API_CALL_FORWARDER_H_
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "google/protobuf/message.h"
+#include "grpcpp/generic/generic_stub.h"
+#include "grpcpp/grpcpp.h"
+
+namespace pumptwin::server {
+
+inline constexpr char kForwardedByHeader[] = "pumptwin-forwarded-by";
+
+struct CallForwarderOptions {
+  std::string replica;  // this replica's name (the forwarded-by value)
+  // The address of the replica serving `pump_id` when it is not this one and is known;
+  // nullopt: serve the call here (this replica serves it, or nobody does right now).
+  std::function<std::optional<std::string>(absl::string_view pump_id)> owner_address;
+  // Transport to the other replicas (insecure, or TLS as configured).
+  std::shared_ptr<grpc::ChannelCredentials> credentials;
+  std::function<void()> on_forward;  // counts forwarded calls (metrics); may be empty
+};
+
+class CallForwarder {
+ public:
+  explicit CallForwarder(CallForwarderOptions options) : options_(std::move(options)) {}
+
+  // The pump a request is about: RegisterPumpRequest.pump.pump_id, else the id in its
+  // `name` ("pumps/{id}" or "pumps/{id}/alerts/{alert}"); empty when it has neither.
+  static std::string PumpOf(const google::protobuf::Message& request);
+
+  // Where to send the call, or nullopt to serve it here.
+  std::optional<std::string> Destination(const grpc::CallbackServerContext& ctx,
+                                         const google::protobuf::Message& request) const;
+
+  // Forwards `request` as `method` ("/pumptwin.v1.TwinService/GetTwin") to `address`; the
+  // reactor finishes with the owner's status once it answers (`response` filled).
+  template <typename Req, typename Resp>
+  void Forward(grpc::CallbackServerContext* ctx, grpc::ServerUnaryReactor* reactor,
+               const std::string& address, const std::string& method, const Req* request,
+               Resp* response) {
+    auto call = std::make_shared<grpc::ClientContext>();
+    Prepare(*ctx, call.get());
+    auto stub = std::make_shared<grpc::TemplatedGenericStub<Req, Resp>>(ChannelTo(address));
+    if (options_.on_forward) options_.on_forward();
+    stub->UnaryCall(call.get(), method, grpc::StubOptions(), request, response,
+                    [call, stub, reactor](grpc::Status s) { reactor->Finish(s); });
+  }
+
+ private:
+  void Prepare(const grpc::CallbackServerContext& in, grpc::ClientContext* out) const;
+  std::shared_ptr<grpc::Channel> ChannelTo(const std::string& address);
+
+  const CallForwarderOptions options_;
+  absl::Mutex mu_;
+  std::map<std::string, std::shared_ptr<grpc::Channel>> channels_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace pumptwin::server
+
+#endif  // PUMPTWIN_SERVER_API_CALL_FORWARDER_H_
