@@ -34,7 +34,7 @@ std::string CallForwarder::PumpOf(const google::protobuf::Message& request) {
 std::optional<std::string> CallForwarder::Destination(
     const grpc::CallbackServerContext& ctx, const google::protobuf::Message& request) const {
   if (!options_.owner_address) return std::nullopt;
-  if (ctx.client_metadata().count(kForwardedByHeader) > 0) return std::nullopt;  // one hop
+  if (IsForwarded(ctx)) return std::nullopt;  // one hop
   const std::string pump = PumpOf(request);
   if (pump.empty()) return std::nullopt;
   return options_.owner_address(pump);

@@ -7,14 +7,18 @@
 // The caller's `authorization` metadata and deadline go with the call: the owner
 // authenticates, authorises, validates and audits it as if called directly.
 // Server-streaming calls (WatchTwin) are not forwarded.
+// Fleet reads that each replica answers for its own pumps (ListPumps) ask every other live
+// replica with FanOut, the same way (one hop, the caller's credentials), and merge.
 #ifndef PUMPTWIN_SERVER_API_CALL_FORWARDER_H_
 #define PUMPTWIN_SERVER_API_CALL_FORWARDER_H_
 
+#include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
@@ -31,6 +35,8 @@ struct CallForwarderOptions {
   // The address of the replica serving `pump_id` when it is not this one and is known;
   // nullopt: serve the call here (this replica serves it, or nobody does right now).
   std::function<std::optional<std::string>(absl::string_view pump_id)> owner_address;
+  // The addresses of the other live replicas (fleet reads ask each of them).
+  std::function<std::vector<std::string>()> peers;
   // Transport to the other replicas (insecure, or TLS as configured).
   std::shared_ptr<grpc::ChannelCredentials> credentials;
   std::function<void()> on_forward;  // counts forwarded calls (metrics); may be empty
@@ -47,6 +53,64 @@ class CallForwarder {
   // Where to send the call, or nullopt to serve it here.
   std::optional<std::string> Destination(const grpc::CallbackServerContext& ctx,
                                          const google::protobuf::Message& request) const;
+
+  // Was this call forwarded by another replica (answer it here, for this replica's pumps)?
+  static bool IsForwarded(const grpc::CallbackServerContext& ctx) {
+    return ctx.client_metadata().count(kForwardedByHeader) > 0;
+  }
+
+  // The other live replicas a fleet read asks; empty outside cluster mode and for a call
+  // that was itself forwarded.
+  std::vector<std::string> FanOutTargets(const grpc::CallbackServerContext& ctx) const {
+    if (!options_.peers || IsForwarded(ctx)) return {};
+    return options_.peers();
+  }
+
+  // One answer of a fan-out: the replica's address, its status and response.
+  template <typename Resp>
+  struct PeerAnswer {
+    std::string address;
+    grpc::Status status;
+    Resp response;
+  };
+
+  // Calls `method` with `request` on every address in `targets` at once; `done` runs once,
+  // on the thread of the last answer, with every answer (in the order of `targets`).
+  template <typename Req, typename Resp>
+  void FanOut(const grpc::CallbackServerContext& ctx, const std::vector<std::string>& targets,
+              const std::string& method, const Req& request,
+              std::function<void(std::vector<PeerAnswer<Resp>>)> done) {
+    struct State {
+      Req request;
+      std::vector<PeerAnswer<Resp>> answers;
+      std::vector<std::unique_ptr<grpc::ClientContext>> calls;
+      std::vector<std::unique_ptr<grpc::TemplatedGenericStub<Req, Resp>>> stubs;
+      std::atomic<size_t> pending{0};
+      std::function<void(std::vector<PeerAnswer<Resp>>)> done;
+    };
+    auto state = std::make_shared<State>();
+    state->request = request;
+    state->answers.resize(targets.size());
+    state->done = std::move(done);
+    state->pending = targets.size();
+    for (size_t i = 0; i < targets.size(); ++i) {
+      state->answers[i].address = targets[i];
+      state->calls.push_back(std::make_unique<grpc::ClientContext>());
+      Prepare(ctx, state->calls.back().get());
+      state->stubs.push_back(
+          std::make_unique<grpc::TemplatedGenericStub<Req, Resp>>(ChannelTo(targets[i])));
+    }
+    for (size_t i = 0; i < targets.size(); ++i) {
+      state->stubs[i]->UnaryCall(state->calls[i].get(), method, grpc::StubOptions(),
+                                 &state->request, &state->answers[i].response,
+                                 [state, i](grpc::Status s) {
+                                   state->answers[i].status = std::move(s);
+                                   if (state->pending.fetch_sub(1) == 1) {
+                                     state->done(std::move(state->answers));
+                                   }
+                                 });
+    }
+  }
 
   // Forwards `request` as `method` ("/pumptwin.v1.TwinService/GetTwin") to `address`; the
   // reactor finishes with the owner's status once it answers (`response` filled).

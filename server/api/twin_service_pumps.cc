@@ -13,6 +13,7 @@
 #include "absl/strings/str_split.h"
 #include "common/grpc_status.h"
 #include "device_link/input_limits.h"
+#include "server/api/call_forwarder.h"
 #include "server/api/twin_service.h"
 #include "server/api/twin_service_common.h"
 #include "server/core/convert.h"
@@ -166,21 +167,81 @@ grpc::ServerUnaryReactor* TwinServiceImpl::ListPumps(grpc::CallbackServerContext
 
   const PumpPage page =
       SelectPumps(deps_.registry->directory(), *req, after, static_cast<size_t>(*page_size));
-  const std::vector<ListKey>& keys = page.keys;
-  const size_t n = keys.size();
-  for (size_t i = 0; i < n; ++i) {
-    auto bytes = deps_.store->GetPump(keys[i].id);
+  const bool for_a_replica = CallForwarder::IsForwarded(*ctx);
+  std::vector<ListKey> keys;
+  for (const ListKey& key : page.keys) {
+    auto bytes = deps_.store->GetPump(key.id);
     if (!bytes.ok()) {
       if (absl::IsNotFound(bytes.status())) continue;  // registration raced: skip
       return fail(bytes.status());
     }
     if (!resp->add_pumps()->ParseFromString(*bytes)) {
-      return fail(absl::DataLossError(
-          absl::StrCat("registration of pump '", keys[i].id, "' does not parse")));
+      return fail(
+          absl::DataLossError(absl::StrCat("registration of pump '", key.id, "' does not parse")));
     }
+    if (for_a_replica) resp->add_page_keys(KeyToken(key, fingerprint));
+    keys.push_back(key);
   }
-  if (page.more && n > 0) resp->set_next_page_token(KeyToken(keys[n - 1], fingerprint));
-  reactor->Finish(grpc::Status::OK);
+  if (page.more && !page.keys.empty()) {
+    resp->set_next_page_token(KeyToken(page.keys.back(), fingerprint));
+  }
+  const std::vector<std::string> peers = deps_.forwarder != nullptr
+                                             ? deps_.forwarder->FanOutTargets(*ctx)
+                                             : std::vector<std::string>();
+  if (peers.empty()) {
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
+  }
+  // Cluster mode: every replica lists the pumps it serves; the page is the first page_size
+  // of all their pages merged by position (the same keys on every replica).
+  deps_.forwarder->FanOut<v1::ListPumpsRequest, v1::ListPumpsResponse>(
+      *ctx, peers, "/pumptwin.v1.TwinService/ListPumps", *req,
+      [reactor, resp, keys = std::move(keys), more = page.more, fingerprint,
+       size = static_cast<size_t>(*page_size)](
+          std::vector<CallForwarder::PeerAnswer<v1::ListPumpsResponse>> answers) mutable {
+        std::vector<std::pair<ListKey, v1::Pump>> all;
+        for (size_t i = 0; i < keys.size(); ++i) {
+          all.emplace_back(keys[i], std::move(*resp->mutable_pumps(static_cast<int>(i))));
+        }
+        for (auto& a : answers) {
+          if (!a.status.ok()) {
+            reactor->Finish(grpc::Status(
+                a.status.error_code() == grpc::StatusCode::PERMISSION_DENIED ||
+                        a.status.error_code() == grpc::StatusCode::UNAUTHENTICATED
+                    ? a.status.error_code()
+                    : grpc::StatusCode::UNAVAILABLE,
+                absl::StrCat("the replica at ", a.address,
+                             " did not answer for its pumps: ", a.status.error_message(),
+                             "; retry (a replica that stopped is replaced within the lease TTL)")));
+            return;
+          }
+          if (a.response.page_keys_size() != a.response.pumps_size()) {
+            reactor->Finish(grpc::Status(
+                grpc::StatusCode::INTERNAL,
+                absl::StrCat("the replica at ", a.address, " answered without page positions")));
+            return;
+          }
+          more = more || !a.response.next_page_token().empty();
+          for (int k = 0; k < a.response.pumps_size(); ++k) {
+            auto key = KeyFromToken(a.response.page_keys(k), fingerprint);
+            if (!key.ok()) {
+              reactor->Finish(ToGrpc(key.status()));
+              return;
+            }
+            all.emplace_back(*std::move(key), std::move(*a.response.mutable_pumps(k)));
+          }
+        }
+        std::sort(all.begin(), all.end(),
+                  [](const auto& a, const auto& b) { return a.first < b.first; });
+        more = more || all.size() > size;
+        if (all.size() > size) all.resize(size);
+        resp->Clear();
+        for (auto& [key, pump] : all) *resp->add_pumps() = std::move(pump);
+        if (more && !all.empty()) {
+          resp->set_next_page_token(KeyToken(all.back().first, fingerprint));
+        }
+        reactor->Finish(grpc::Status::OK);
+      });
   return reactor;
 }
 

@@ -93,8 +93,13 @@ absl::Status Replica::RefreshRoutes() {
     if (it == by_name.end() || !it->second->alive) continue;
     routes[l.shard] = Route{l.owner, it->second->address};
   }
+  std::vector<std::string> peers;
+  for (const store::ReplicaInfo& r : *replicas) {
+    if (r.alive && r.name != options_.name && !r.address.empty()) peers.push_back(r.address);
+  }
   absl::MutexLock lock(&routes_mu_);
   routes_ = std::move(routes);
+  peers_ = std::move(peers);
   return absl::OkStatus();
 }
 
@@ -127,6 +132,11 @@ Route Replica::RouteOf(absl::string_view pump_id) const {
   const uint32_t shard = store::VirtualShardOf(pump_id, options_.shard_count);
   absl::MutexLock lock(&routes_mu_);
   return routes_[shard];
+}
+
+std::vector<std::string> Replica::PeerAddresses() const {
+  absl::MutexLock lock(&routes_mu_);
+  return peers_;
 }
 
 Route Replica::CurrentRouteOf(absl::string_view pump_id) {

@@ -83,6 +83,8 @@ class Replica {
   bool Serves(absl::string_view pump_id) const;
   // Which replica serves the pump, as of the last round.
   Route RouteOf(absl::string_view pump_id) const;
+  // The addresses of the other live replicas, as of the last round.
+  std::vector<std::string> PeerAddresses() const;
   // The route of a pump this replica does not serve, for an answer to a caller: when the
   // last round's route is unknown or names this replica, the routes are read again from the
   // lease table first (at most once per kRouteRefreshInterval), so a caller is not sent
@@ -107,8 +109,9 @@ class Replica {
   // Per virtual shard: served (held and loaded).
   std::unique_ptr<std::atomic<bool>[]> serving_;
   mutable absl::Mutex routes_mu_;
-  std::vector<Route> routes_ ABSL_GUARDED_BY(routes_mu_);  // per virtual shard
-  absl::Mutex refresh_mu_;                                 // one on-demand refresh at a time
+  std::vector<Route> routes_ ABSL_GUARDED_BY(routes_mu_);       // per virtual shard
+  std::vector<std::string> peers_ ABSL_GUARDED_BY(routes_mu_);  // the other live replicas
+  absl::Mutex refresh_mu_;                                      // one on-demand refresh at a time
   absl::Time last_refresh_ ABSL_GUARDED_BY(refresh_mu_) = absl::InfinitePast();
   absl::Notification stop_;
   absl::Mutex join_mu_;

@@ -101,6 +101,11 @@ std::function<std::optional<std::string>(absl::string_view)> ClusterMode::owner_
   };
 }
 
+std::function<std::vector<std::string>()> ClusterMode::peers() {
+  cluster::Replica* r = replica_.get();
+  return [r] { return r->PeerAddresses(); };
+}
+
 void ClusterMode::ShareLog(CommitGate* gate) {
   cluster::Replica* r = replica_.get();
   gate->ShareLog([r](absl::string_view pump) { return r->Serves(pump); });

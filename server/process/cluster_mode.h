@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -59,6 +60,8 @@ class ClusterMode {
   // The address of the replica serving a pump this one does not serve (known route), for
   // forwarding TwinService calls; nullopt: serve it here (or answer that nobody does now).
   std::function<std::optional<std::string>(absl::string_view pump_id)> owner_address();
+  // The addresses of the other live replicas (for fleet reads that ask every replica).
+  std::function<std::vector<std::string>()> peers();
   const std::string& replica_name() const { return options_.replica; }
   // Makes the gate a follower of the cluster's one alert log and audit chain (before Load).
   void ShareLog(CommitGate* gate);

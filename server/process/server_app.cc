@@ -462,12 +462,13 @@ absl::Status ServerApp::Start() {
   deps.alert_hub = alert_hub_.get();
   deps.twin_watch_hub = twin_watch_hub_.get();
   if (cluster_ != nullptr) {
-    auto peers = ForwardingCredentials(options_);
-    if (!peers.ok()) return peers.status();
+    auto transport = ForwardingCredentials(options_);
+    if (!transport.ok()) return transport.status();
     forwarder_ = std::make_unique<CallForwarder>(CallForwarderOptions{
         .replica = cluster_->replica_name(),
         .owner_address = cluster_->owner_address(),
-        .credentials = *peers,
+        .peers = cluster_->peers(),
+        .credentials = *transport,
         .on_forward = [m = ingest_metrics_.get()] { m->CountForwardedCall(); }});
     deps.forwarder = forwarder_.get();
   }
