@@ -325,7 +325,8 @@ launch_replica() {  # launch_replica NAME: fresh ports (retried when taken) unle
   die "replica $name could not bind free ports; log: $rd/log"
 }
 
-has_cluster_mode() { "$PUMPTWIND" --help 2>&1 | grep -q -- "--cluster_replica"; }
+# The whole --help is read first (grep -q quitting early would SIGPIPE the writer under pipefail).
+has_cluster_mode() { grep -q -- "--cluster_replica" <<<"$("$PUMPTWIND" --help 2>&1)"; }
 
 # ------------------------------------------------------------------------------ state
 write_env() {

@@ -54,7 +54,7 @@ cmd = cmd.replace("%d", "/run/credentials/pumptwind.service").replace("%H", "hos
 flags = [m.strip('"') for m in re.findall(r'"--[^"]*"|--\S+', cmd) if not m.startswith("--config=")]
 open(f"{work}/patroni.flags", "w").write(text + "\n" + "\n".join(flags) + "\n")
 PY
-if "$server" --help 2>&1 | grep -q -- "--cluster_replica"; then
+if grep -q -- "--cluster_replica" <<<"$("$server" --help 2>&1)"; then
   check_flags "deploy/kubernetes-cluster (flag file and args)" "$work/k8s-cluster.flags"
   check_flags "deploy/patroni (flag file and drop-in)" "$work/patroni.flags"
 else

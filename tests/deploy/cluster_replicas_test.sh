@@ -11,7 +11,9 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 cluster="$root/tools/cluster.sh"
 server="${1:?usage: $0 PUMPTWIND}"
-if ! "$server" --help 2>&1 | grep -q -- "--cluster_replica"; then
+# (the whole --help read first: `grep -q` quitting early would SIGPIPE the writer, and
+# pipefail would read that as "no cluster mode")
+if ! grep -q -- "--cluster_replica" <<<"$("$server" --help 2>&1)"; then
   echo "SKIP: $server has no cluster mode (--cluster_replica is not in its --help)"
   exit 77
 fi

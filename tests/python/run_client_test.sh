@@ -43,7 +43,7 @@ done
 port=$(sed -n 's/^grpc_port=//p' "$work/ports")
 target=127.0.0.1:$port
 
-"$py" "$client" --help | grep -q -- '--max-events' || fail "--help does not document --max-events"
+grep -q -- '--max-events' <<<"$("$py" "$client" --help)" || fail "--help does not document --max-events"
 
 # 1. The full flow as admin.
 set +e
