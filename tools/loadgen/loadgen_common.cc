@@ -6,7 +6,9 @@
 #include <algorithm>
 #include <chrono>
 #include <fstream>
+#include <functional>
 #include <iterator>
+#include <map>
 #include <memory>
 
 #include "absl/strings/match.h"
@@ -39,11 +41,12 @@ void FillRegistration(const PumpBinding& b, const RegistrationTemplate& t, int64
   req->set_reason("loadgen");
 }
 
-}  // namespace
-
-grpc::Status RegisterPumps(pumptwin::v1::TwinService::Stub& stub,
-                           const std::vector<PumpBinding>& pumps, const RegistrationTemplate& tmpl,
-                           int concurrency) {
+// Registers pumps[k] for every k in `which` (index `which[k]` into the template's rates) with
+// at most `concurrency` calls in flight and hands each answer to `done(k, status)` (under a
+// lock: one at a time). Stops issuing calls once `done` returns false.
+void RegisterEach(pumptwin::v1::TwinService::Stub& stub, const std::vector<PumpBinding>& pumps,
+                  const std::vector<size_t>& which, const RegistrationTemplate& tmpl,
+                  int concurrency, const std::function<bool(size_t, const grpc::Status&)>& done) {
   concurrency = std::max(1, concurrency);
   struct Call {
     grpc::ClientContext ctx;
@@ -58,38 +61,125 @@ grpc::Status RegisterPumps(pumptwin::v1::TwinService::Stub& stub,
   absl::Mutex mu;
   std::vector<int> free_slots;
   for (int i = concurrency - 1; i >= 0; --i) free_slots.push_back(i);
-  grpc::Status first_error;
-  int64_t index = 0;
-  for (const PumpBinding& b : pumps) {
+  bool go_on = true;
+  for (size_t k : which) {
     int slot;
     {
       absl::MutexLock l(&mu);
       auto room = [&] { return !free_slots.empty(); };
       mu.Await(absl::Condition(&room));
-      if (!first_error.ok()) break;
+      if (!go_on) break;
       slot = free_slots.back();
       free_slots.pop_back();
     }
     slots[slot] = std::make_unique<Call>();
     Call* call = slots[slot].get();
-    FillRegistration(b, tmpl, index++, &call->req);
+    FillRegistration(pumps[k], tmpl, static_cast<int64_t>(k), &call->req);
     call->ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
-    stub.async()->RegisterPump(
-        &call->ctx, &call->req, &call->resp,
-        [&mu, &free_slots, &first_error, call, slot](grpc::Status st) {
-          absl::MutexLock l(&mu);
-          if (!st.ok() && st.error_code() != grpc::StatusCode::ALREADY_EXISTS && first_error.ok()) {
-            first_error = grpc::Status(
-                st.error_code(), absl::StrCat("RegisterPump ", call->req.pump().pump_id(), ": ",
-                                              st.error_message()));
-          }
-          free_slots.push_back(slot);
-        });
+    stub.async()->RegisterPump(&call->ctx, &call->req, &call->resp,
+                               [&mu, &free_slots, &go_on, &done, k, slot](grpc::Status st) {
+                                 absl::MutexLock l(&mu);
+                                 if (!done(k, st)) go_on = false;
+                                 free_slots.push_back(slot);
+                               });
   }
   absl::MutexLock l(&mu);
   auto idle = [&] { return free_slots.size() == slots.size(); };
   mu.Await(absl::Condition(&idle));
+}
+
+grpc::Status Named(const PumpBinding& b, const grpc::Status& st) {
+  return grpc::Status(st.error_code(),
+                      absl::StrCat("RegisterPump ", b.pump_id, ": ", st.error_message()));
+}
+
+}  // namespace
+
+grpc::Status RegisterPumps(pumptwin::v1::TwinService::Stub& stub,
+                           const std::vector<PumpBinding>& pumps, const RegistrationTemplate& tmpl,
+                           int concurrency) {
+  std::vector<size_t> all(pumps.size());
+  for (size_t k = 0; k < pumps.size(); ++k) all[k] = k;
+  grpc::Status first_error;
+  RegisterEach(stub, pumps, all, tmpl, concurrency, [&](size_t k, const grpc::Status& st) {
+    if (!st.ok() && st.error_code() != grpc::StatusCode::ALREADY_EXISTS && first_error.ok()) {
+      first_error = Named(pumps[k], st);
+    }
+    return first_error.ok();
+  });
   return first_error;
+}
+
+std::string OwnerAddressInMessage(absl::string_view message) {
+  // "pump P is served by replica R at 127.0.0.1:50052; send its telemetry there"
+  const size_t by = message.find(" served by replica ");
+  if (by == absl::string_view::npos) return "";
+  const size_t at = message.find(" at ", by);
+  if (at == absl::string_view::npos) return "";
+  absl::string_view rest = message.substr(at + 4);
+  return std::string(rest.substr(0, rest.find_first_of("; ")));
+}
+
+grpc::Status RegisterPumpsAtOwners(const std::vector<std::string>& replicas,
+                                   const std::vector<PumpBinding>& pumps,
+                                   const RegistrationTemplate& tmpl, int concurrency,
+                                   absl::Duration timeout, int max_rounds, int64_t* redirected) {
+  if (replicas.empty()) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "no replicas");
+  const absl::Time deadline = absl::Now() + timeout;
+  std::map<std::string, std::unique_ptr<pumptwin::v1::TwinService::Stub>> stubs;
+  // Per address, the pumps to ask there this round.
+  std::map<std::string, std::vector<size_t>> ask;
+  for (size_t k = 0; k < pumps.size(); ++k) ask[replicas[k % replicas.size()]].push_back(k);
+  int64_t moved = 0;
+  for (int round = 0; !ask.empty(); ++round) {
+    if (round >= max_rounds || absl::Now() >= deadline) {
+      const size_t k = ask.begin()->second.front();
+      return grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
+                          absl::StrCat("RegisterPump ", pumps[k].pump_id, ": not registered after ",
+                                       round, " rounds (its shard without an owner?)"));
+    }
+    std::map<std::string, std::vector<size_t>> next;
+    size_t retry_later = 0;
+    grpc::Status first_error;
+    for (const auto& [address, which] : ask) {
+      auto& stub = stubs[address];
+      if (stub == nullptr) {
+        stub = pumptwin::v1::TwinService::NewStub(
+            grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+      }
+      RegisterEach(*stub, pumps, which, tmpl, concurrency, [&](size_t k, const grpc::Status& st) {
+        if (st.ok() || st.error_code() == grpc::StatusCode::ALREADY_EXISTS) return true;
+        const std::string owner = OwnerAddressInMessage(st.error_message());
+        if (!owner.empty() && owner != address) {
+          next[owner].push_back(k);
+          ++moved;
+        } else if (absl::StrContains(st.error_message(), "being taken over")) {
+          next[address].push_back(k);  // no owner yet: ask again a moment later
+          ++retry_later;
+        } else if (st.error_code() == grpc::StatusCode::UNAVAILABLE ||
+                   st.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
+          // The replica is down (or starting): ask the next one, a moment later.
+          auto it = std::find(replicas.begin(), replicas.end(), address);
+          const size_t at = it == replicas.end() ? 0 : (it - replicas.begin() + 1);
+          next[replicas[at % replicas.size()]].push_back(k);
+          ++retry_later;
+        } else if (first_error.ok()) {
+          first_error = Named(pumps[k], st);
+        }
+        return first_error.ok();
+      });
+      if (!first_error.ok()) break;
+    }
+    if (!first_error.ok()) {
+      if (redirected != nullptr) *redirected = moved;
+      return first_error;
+    }
+    // A shard without an owner gets one within the lease TTL: ask again a moment later.
+    if (retry_later > 0) absl::SleepFor(std::min(absl::Milliseconds(200), deadline - absl::Now()));
+    ask = std::move(next);
+  }
+  if (redirected != nullptr) *redirected = moved;
+  return grpc::Status::OK;
 }
 
 pumptwin::v1::TelemetrySample SampleTemplate(const std::string& pump) {

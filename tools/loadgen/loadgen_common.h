@@ -42,6 +42,24 @@ grpc::Status RegisterPumps(pumptwin::v1::TwinService::Stub& stub,
                            const std::vector<PumpBinding>& pumps, const RegistrationTemplate& tmpl,
                            int concurrency);
 
+// Cluster mode (docs/scaling.md): registers every pump at the replica serving it. Each pump is
+// first asked at one of `replicas` (round-robin). A replica that does not serve it either forwards
+// the call to the owner (the answer is the owner's) or refuses it with FAILED_PRECONDITION "...
+// served by replica R at <address>; ...", and then the pump is asked again there; "being taken
+// over" is asked again a moment later, and a pump whose replica cannot be reached (UNAVAILABLE,
+// DEADLINE_EXCEEDED) is asked at the next one in the list. At most `max_rounds` rounds and
+// `timeout` in all. ALREADY_EXISTS counts as success. `redirected` (optional) counts the pumps
+// asked again at their owner. Returns the first other error, or DEADLINE_EXCEEDED naming a pump
+// still unregistered.
+grpc::Status RegisterPumpsAtOwners(const std::vector<std::string>& replicas,
+                                   const std::vector<PumpBinding>& pumps,
+                                   const RegistrationTemplate& tmpl, int concurrency,
+                                   absl::Duration timeout, int max_rounds = 20,
+                                   int64_t* redirected = nullptr);
+
+// The replica address a "not served here" answer names ("... at <address>; ..."), or "".
+std::string OwnerAddressInMessage(absl::string_view message);
+
 // A plausible sample of `pump` (seq and device time left for the caller to set).
 pumptwin::v1::TelemetrySample SampleTemplate(const std::string& pump);
 

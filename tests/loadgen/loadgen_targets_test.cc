@@ -1,0 +1,92 @@
+// pumptwin_loadgen --targets (cluster mode's load path: a ClusterGatewayClient per stream, each
+// pump registered at its owner) against one real pumptwind on 127.0.0.1: every sample
+// durable, the flags it refuses; and the owner address read from a replica's refusal. A
+// cluster of replicas needs PostgreSQL: tools/loadgen/cluster_bench.sh runs the tool there.
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "device_link/ingest_sink.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/support/server_process.h"
+#include "tools/loadgen/loadgen_common.h"
+
+namespace pumptwin {
+namespace {
+
+using ::testing::HasSubstr;
+
+struct ToolRun {
+  int exit_code = -1;
+  std::string output;                          // stdout + stderr
+  std::map<std::string, std::string> summary;  // key=value pairs of every line
+  int64_t Int(const std::string& key) const {
+    int64_t v = -1;
+    auto it = summary.find(key);
+    if (it == summary.end() || !absl::SimpleAtoi(it->second, &v)) return -1;
+    return v;
+  }
+};
+
+ToolRun RunLoadgen(const std::vector<std::string>& args) {
+  ToolRun run;
+  std::tie(run.exit_code, run.output) =
+      testing::RunCommand(absl::StrCat(LOADGEN_BINARY, " ", absl::StrJoin(args, " "), " 2>&1"));
+  for (absl::string_view line : absl::StrSplit(run.output, '\n')) {
+    for (absl::string_view kv : absl::StrSplit(line, ' ', absl::SkipEmpty())) {
+      std::pair<std::string, std::string> p = absl::StrSplit(kv, absl::MaxSplits('=', 1));
+      run.summary[p.first] = p.second;
+    }
+  }
+  return run;
+}
+
+TEST(LoadgenTargetsTest, EverySampleDurableThroughTheClusterClient) {
+  testing::TempDir dir;
+  testing::ServerProcess server(testing::ServerProcessOptions{
+      .data_dir = dir.path() + "/data", .extra_args = {"--shutdown_grace=1s"}});
+  ASSERT_TRUE(server.Start().ok());
+  ToolRun run = RunLoadgen({"--targets=" + server.grpc_target(), "--register_pumps", "--streams=2",
+                            "--pumps_per_stream=3", "--batch=10", "--frames_per_stream=30",
+                            "--duration_s=60"});
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_EQ(run.Int("registered"), 6) << run.output;
+  EXPECT_EQ(run.Int("replicas"), 1);
+  // One routing frame per pump first (10 samples each), then 2 x 30 frames of 10.
+  EXPECT_EQ(run.Int("warmup_samples"), 60);
+  EXPECT_EQ(run.Int("samples_acked"), 600) << run.output;
+  EXPECT_EQ(run.Int("durable_samples"), 600) << run.output;
+  EXPECT_EQ(run.Int("samples_moved"), 0);
+  EXPECT_EQ(run.Int("unfinished_frames"), 0);
+  EXPECT_EQ(run.summary["nacks_by_reason"], "-");
+}
+
+TEST(LoadgenTargetsTest, RefusesWhatItCannotDoAgainstACluster) {
+  ToolRun both = RunLoadgen({"--target=127.0.0.1:1", "--targets=127.0.0.1:2"});
+  EXPECT_EQ(both.exit_code, 2) << both.output;
+  EXPECT_THAT(both.output, HasSubstr("not both"));
+  ToolRun remote = RunLoadgen({"--targets=127.0.0.1:1,192.0.2.1:50051"});
+  EXPECT_EQ(remote.exit_code, 2) << remote.output;
+  EXPECT_THAT(remote.output, HasSubstr("192.0.2.1:50051 is not a loopback address"));
+  ToolRun watch = RunLoadgen({"--targets=127.0.0.1:1", "--watch_alerts=1"});
+  EXPECT_EQ(watch.exit_code, 2) << watch.output;
+  ToolRun none = RunLoadgen({});
+  EXPECT_EQ(none.exit_code, 2) << none.output;
+}
+
+TEST(OwnerAddressInMessageTest, ReadsTheReplicaARefusalNames) {
+  EXPECT_EQ(loadgen::OwnerAddressInMessage(
+                device_link::MovedError("p1", "r2", "127.0.0.1:50061").message()),
+            "127.0.0.1:50061");
+  // Being taken over: no owner yet.
+  EXPECT_EQ(loadgen::OwnerAddressInMessage(device_link::MovedError("p1", "", "").message()), "");
+  EXPECT_EQ(loadgen::OwnerAddressInMessage("pump p1 is not registered"), "");
+}
+
+}  // namespace
+}  // namespace pumptwin
