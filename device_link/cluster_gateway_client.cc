@@ -24,18 +24,23 @@ void ClusterGatewayClient::Start() {
 }
 
 void ClusterGatewayClient::Stop() {
-  std::map<std::string, Session> sessions;
+  auto stop_sessions = [this] {
+    std::map<std::string, Session> sessions;
+    {
+      absl::MutexLock l(&mu_);
+      sessions = sessions_;  // shared: the map keeps them for stats() and acked_seq()
+    }
+    for (auto& [address, s] : sessions) s.client->Stop();  // outside mu_: hooks take it
+  };
   {
     absl::MutexLock l(&mu_);
     if (stopping_) return;
     stopping_ = true;
   }
+  // First the sessions: a supervisor blocked in a full session's Send returns at once.
+  stop_sessions();
   if (supervisor_.joinable()) supervisor_.join();
-  {
-    absl::MutexLock l(&mu_);
-    sessions = sessions_;  // shared: the map keeps them for stats() and acked_seq()
-  }
-  for (auto& [address, s] : sessions) s.client->Stop();  // outside mu_: hooks take it
+  stop_sessions();  // any the supervisor made meanwhile (never started)
 }
 
 std::shared_ptr<GatewayClient> ClusterGatewayClient::SessionLocked(const std::string& address) {
@@ -44,6 +49,7 @@ std::shared_ptr<GatewayClient> ClusterGatewayClient::SessionLocked(const std::st
   GatewayClientOptions o = opts_.session;
   o.target = address;
   o.hello_pump_ids.clear();
+  o.hand_back_out_of_order = true;
   o.on_moved = [this, address](const v1::Nack& n, v1::TelemetrySample s) {
     OnMoved(address, n, std::move(s));
   };
@@ -109,6 +115,7 @@ absl::Status ClusterGatewayClient::Route(std::vector<v1::TelemetrySample> sample
       if (address.empty()) address = SeedLocked(s.pump_id(), avoid);
       by_address[address].push_back(std::move(s));
     }
+    if (stopping_) return absl::FailedPreconditionError("the client is stopping");
     for (const auto& [address, group] : by_address) clients[address] = SessionLocked(address);
   }
   const size_t per_frame = std::max<uint32_t>(1, opts_.session.max_samples_per_frame);
@@ -140,8 +147,14 @@ void ClusterGatewayClient::OnMoved(const std::string& from, const v1::Nack& nack
   std::stable_sort(rest.begin(), rest.end(),
                    [](const auto& a, const auto& b) { return a.seq() < b.seq(); });
   absl::MutexLock l(&mu_);
-  counts_.samples_moved += rest.size();
   const absl::Time now = absl::Now();
+  if (nack.reason() == v1::NACK_REASON_OUT_OF_ORDER) {
+    // The same replica, once the earlier seqs (parked, or in another session) are there.
+    counts_.samples_resent_out_of_order += rest.size();
+    for (v1::TelemetrySample& s : rest) ParkLocked(std::move(s), "", now + opts_.retry_every);
+    return;
+  }
+  counts_.samples_moved += rest.size();
   const std::string& pump = rest.front().pump_id();
   const bool known = !nack.owner_address().empty() && nack.owner_address() != from;
   if (known) {
@@ -216,6 +229,10 @@ void ClusterGatewayClient::Supervise() {
       for (v1::TelemetrySample& s : left) ParkLocked(std::move(s), address, absl::Now());
     }
     for (auto& [avoid, samples] : ready) {
+      // Each pump's samples in seq order (parked at different moments, for different reasons).
+      std::stable_sort(samples.begin(), samples.end(), [](const auto& a, const auto& b) {
+        return a.pump_id() != b.pump_id() ? a.pump_id() < b.pump_id() : a.seq() < b.seq();
+      });
       std::vector<v1::TelemetrySample> copy = samples;
       if (!Route(std::move(samples), avoid, /*parked=*/true).ok()) {
         // A session is full: try again at the next round (nothing is dropped; a sample

@@ -46,6 +46,9 @@ struct ClusterGatewayClientOptions {
 struct ClusterGatewayStats {
   uint64_t samples_moved = 0;     // handed from one replica to another (NACK_REASON_MOVED)
   uint64_t samples_rerouted = 0;  // taken from a session given up, sent through another
+  // Nacked OUT_OF_ORDER (a session delivered them before earlier seqs still on their way
+  // through another one): sent again a moment later, not dropped.
+  uint64_t samples_resent_out_of_order = 0;
   uint64_t sessions_given_up = 0;
   uint64_t routes = 0;                                 // pumps with a known replica
   std::map<std::string, GatewayClientStats> sessions;  // by replica address

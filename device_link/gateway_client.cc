@@ -419,7 +419,10 @@ void GatewayClient::HandleServerMessage(const ServerMessage& m) {
         const v1::Nack& n = m.nack();
         ++stats_.samples_nacked;
         ++stats_.nacks_by_reason[n.reason()];
-        if (n.reason() == v1::NACK_REASON_MOVED && opts_.on_moved) {
+        const bool hand_back =
+            n.reason() == v1::NACK_REASON_MOVED ||
+            (n.reason() == v1::NACK_REASON_OUT_OF_ORDER && opts_.hand_back_out_of_order);
+        if (hand_back && opts_.on_moved) {
           // Settled here; the hook sends it to the replica serving the pump.
           if (auto it = frames_.find(n.frame_id()); it != frames_.end()) {
             auto& nacked = it->second.nacked;

@@ -67,6 +67,10 @@ struct GatewayClientOptions {
   // here (with the nack naming its replica) to be sent there (ClusterGatewayClient does).
   // Unset, it stays buffered and is resent at the next session.
   std::function<void(const pumptwin::v1::Nack&, pumptwin::v1::TelemetrySample)> on_moved;
+  // With on_moved: a sample nacked OUT_OF_ORDER (its pump's earlier seqs are still on their
+  // way, through another session) is handed to on_moved too, to be sent again once they
+  // arrived, instead of being dropped as a permanent refusal.
+  bool hand_back_out_of_order = false;
   // A frame left the buffer: every sample acked or permanently nacked. Latency is measured
   // from its (last) write to the Ack.
   std::function<void(uint64_t frame_id, absl::Duration latency)> on_frame_done;
