@@ -553,8 +553,9 @@ cmd_status() {
     held="$(awk -v o="$name" '$1 == o {print $2}' <<<"$leases")"
     gauge=- healthz=- grpc_health=-
     if [ -n "$pid" ]; then
-      gauge="$(curl -s -m 3 "http://127.0.0.1:$metrics/metrics" 2>/dev/null |
-        awk '/^pumptwin_shards_owned[ {]/ {printf "%d", $NF; exit}')"
+      # The whole page is read first: awk exiting early would make curl fail (23) under pipefail.
+      gauge="$(awk '/^pumptwin_shards_owned[ {]/ {printf "%d", $NF; exit}' \
+        <<<"$(curl -s -m 3 "http://127.0.0.1:$metrics/metrics" 2>/dev/null || true)")"
       healthz="$(curl -s -m 3 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$http/healthz" 2>/dev/null || true)"
       [ "$healthz" != 000 ] || healthz=-
       if [ -x "$PUMPTWINCTL" ]; then
