@@ -112,7 +112,13 @@ absl::Status ClusterGatewayClient::Route(std::vector<v1::TelemetrySample> sample
         auto dead = dead_until_.find(route->second);
         if (dead == dead_until_.end() || dead->second <= now) address = route->second;
       }
-      if (address.empty()) address = SeedLocked(s.pump_id(), avoid);
+      if (address.empty()) {
+        // Assume the seed serves the pump until told otherwise (a "moved" answer corrects
+        // the route; a seed given up loses it).
+        address = SeedLocked(s.pump_id(), avoid);
+        routes_[s.pump_id()] = address;
+        guessed_[s.pump_id()] = s.seq();
+      }
       by_address[address].push_back(std::move(s));
     }
     if (stopping_) return absl::FailedPreconditionError("the client is stopping");
@@ -156,7 +162,12 @@ void ClusterGatewayClient::OnMoved(const std::string& from, const v1::Nack& nack
   }
   counts_.samples_moved += rest.size();
   const std::string& pump = rest.front().pump_id();
-  const bool known = !nack.owner_address().empty() && nack.owner_address() != from;
+  // An owner this client gave up (its lease not yet expired in the cluster's table) is no
+  // route: going there would bounce the samples between the other replicas and it.
+  auto dead = dead_until_.find(nack.owner_address());
+  const bool known = !nack.owner_address().empty() && nack.owner_address() != from &&
+                     (dead == dead_until_.end() || dead->second <= now);
+  guessed_.erase(pump);
   if (known) {
     routes_[pump] = nack.owner_address();
   } else {
@@ -205,16 +216,44 @@ void ClusterGatewayClient::Supervise() {
         }
         ++it;
       }
-      in_transit_ = given_up.size();
-      for (auto it = parked_.begin(); it != parked_.end();) {
-        if (it->not_before <= now) {
-          ++in_transit_;
-          ready_pumps.push_back(it->sample.pump_id());
-          ready[it->avoid].push_back(std::move(it->sample));
-          it = parked_.erase(it);
+      for (auto g = guessed_.begin(); g != guessed_.end();) {
+        auto route = routes_.find(g->first);
+        auto session = route == routes_.end() ? sessions_.end() : sessions_.find(route->second);
+        if (route == routes_.end() || (session != sessions_.end() &&
+                                       session->second.client->acked_seq(g->first) >= g->second)) {
+          guessed_.erase(g++);  // confirmed (or gone)
         } else {
-          ++it;
+          ++g;
         }
+      }
+      in_transit_ = given_up.size();
+      // A pump with no known replica (being taken over, or its replica given up) is probed
+      // with its earliest sample; the rest wait for the route the answer gives (sending them
+      // all would only bring them back, one "moved" nack each).
+      // The probe of each such pump: its lowest parked seq (the next it needs).
+      absl::flat_hash_map<std::string, uint64_t> probe;
+      for (const Parked& p : parked_) {
+        const std::string& pump = p.sample.pump_id();
+        if (p.not_before > now || (routes_.contains(pump) && !guessed_.contains(pump))) continue;
+        auto [at, fresh] = probe.try_emplace(pump, p.sample.seq());
+        if (!fresh) at->second = std::min(at->second, p.sample.seq());
+      }
+      for (auto it = parked_.begin(); it != parked_.end();) {
+        if (it->not_before > now) {
+          ++it;
+          continue;
+        }
+        auto probed = probe.find(it->sample.pump_id());
+        if (probed != probe.end() && probed->second != it->sample.seq()) {
+          it->not_before = now + opts_.retry_every;  // after the probe's answer
+          ++it;
+          continue;
+        }
+        if (probed != probe.end()) probe.erase(probed);  // one probe (a duplicate seq waits)
+        ++in_transit_;
+        ready_pumps.push_back(it->sample.pump_id());
+        ready[it->avoid].push_back(std::move(it->sample));
+        it = parked_.erase(it);
       }
     }
     for (auto& [address, client] : given_up) {

@@ -106,6 +106,9 @@ class ClusterGatewayClient {
   mutable absl::Mutex mu_;
   std::map<std::string, Session> sessions_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, std::string> routes_ ABSL_GUARDED_BY(mu_);
+  // Routes that are a guess (a seed, for a pump with no known replica) until the replica
+  // acknowledges the pump's seq given here, or a "moved" answer names the owner.
+  absl::flat_hash_map<std::string, uint64_t> guessed_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, uint64_t> acked_ ABSL_GUARDED_BY(mu_);  // of sessions given up
   std::vector<Parked> parked_ ABSL_GUARDED_BY(mu_);
   size_t in_transit_ ABSL_GUARDED_BY(mu_) = 0;  // taken by the supervisor, not yet routed

@@ -153,8 +153,11 @@ grpc::Status RegisterPumpsAtOwners(const std::vector<std::string>& replicas,
         if (!owner.empty() && owner != address) {
           next[owner].push_back(k);
           ++moved;
-        } else if (absl::StrContains(st.error_message(), "being taken over")) {
-          next[address].push_back(k);  // no owner yet: ask again a moment later
+        } else if (absl::StrContains(st.error_message(), "being taken over") ||
+                   st.error_code() == grpc::StatusCode::ABORTED) {
+          // No owner yet, or the commit lost a race for the cluster's shared audit chain
+          // (ABORTED: nothing was written, retry): ask again a moment later.
+          next[address].push_back(k);
           ++retry_later;
         } else if (st.error_code() == grpc::StatusCode::UNAVAILABLE ||
                    st.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
