@@ -1,9 +1,6 @@
 #include "server/process/server_app.h"
 
 #include <malloc.h>
-#include <openssl/err.h>
-#include <openssl/pem.h>
-#include <openssl/x509.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -37,6 +34,7 @@
 #include "server/core/verify.h"
 #include "server/http/http_gateway.h"
 #include "server/metrics/ingest_metrics.h"
+#include "server/process/transport_credentials.h"
 #include "server/store/group_committer.h"
 #include "server/store/rocksdb_store.h"
 #ifdef PUMPTWIN_HAVE_POSTGRES
@@ -57,78 +55,6 @@ ABSL_FLAG(uint32_t, watch_alerts_max_subscribers, 1000,
 
 namespace pumptwin::server {
 namespace {
-
-absl::StatusOr<std::string> ReadFile(const std::string& path, const char* what) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in)
-    return absl::InvalidArgumentError(absl::StrCat("cannot read ", what, " file '", path, "'"));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-// A malformed PEM file is a configuration error found before binding (gRPC would only
-// report a failed bind, not which file is wrong).
-absl::Status CheckPem(const std::string& pem, const char* flag, const std::string& path,
-                      bool private_key) {
-  std::unique_ptr<BIO, decltype(&BIO_free)> bio(
-      BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), &BIO_free);
-  bool ok = false;
-  if (bio != nullptr && private_key) {
-    EVP_PKEY* k = PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr);
-    ok = k != nullptr;
-    EVP_PKEY_free(k);
-  } else if (bio != nullptr) {
-    X509* c = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr);
-    ok = c != nullptr;
-    X509_free(c);
-  }
-  ERR_clear_error();
-  if (ok) return absl::OkStatus();
-  return absl::InvalidArgumentError(absl::StrCat(flag, " '", path, "' holds no PEM ",
-                                                 private_key ? "private key" : "certificate"));
-}
-
-absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeCredentials(const ServerOptions& o) {
-  if (o.tls_cert_file.empty()) return grpc::InsecureServerCredentials();
-  auto cert = ReadFile(o.tls_cert_file, "--tls_cert_file");
-  if (!cert.ok()) return cert.status();
-  auto key = ReadFile(o.tls_key_file, "--tls_key_file");
-  if (!key.ok()) return key.status();
-  if (absl::Status s = CheckPem(*cert, "--tls_cert_file", o.tls_cert_file, false); !s.ok()) {
-    return s;
-  }
-  if (absl::Status s = CheckPem(*key, "--tls_key_file", o.tls_key_file, true); !s.ok()) return s;
-  grpc::SslServerCredentialsOptions ssl;
-  ssl.pem_key_cert_pairs.push_back({*key, *cert});
-  if (!o.tls_client_ca_file.empty()) {
-    auto ca = ReadFile(o.tls_client_ca_file, "--tls_client_ca_file");
-    if (!ca.ok()) return ca.status();
-    if (absl::Status s = CheckPem(*ca, "--tls_client_ca_file", o.tls_client_ca_file, false);
-        !s.ok()) {
-      return s;
-    }
-    ssl.pem_root_certs = *ca;
-    // Gateways present certificates (verified against the CA); dashboards use bearer
-    // tokens over plain TLS, so a certificate is requested but not required here: the
-    // DeviceGateway service refuses a session without one.
-    ssl.client_certificate_request = GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY;
-  }
-  return grpc::SslServerCredentials(ssl);
-}
-
-// The transport to the other replicas for forwarded TwinService calls: plaintext when this
-// server listens without TLS; else TLS trusting the certificate chain of --tls_cert_file
-// (the replicas of one deployment share it, as one Kubernetes Secret does).
-absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> ForwardingCredentials(
-    const ServerOptions& o) {
-  if (o.tls_cert_file.empty()) return grpc::InsecureChannelCredentials();
-  auto cert = ReadFile(o.tls_cert_file, "--tls_cert_file");
-  if (!cert.ok()) return cert.status();
-  grpc::SslCredentialsOptions ssl;
-  ssl.pem_root_certs = *cert;
-  return grpc::SslCredentials(ssl);
-}
 
 // Key=value connection string: every `password` value becomes "***" (quoted values may hold
 // spaces and backslash escapes, libpq's rules).
@@ -411,7 +337,8 @@ absl::Status ServerApp::Start() {
   if (!metrics_port.ok()) return metrics_port.status();
   metrics_port_ = *metrics_port;
 
-  auto creds = MakeCredentials(options_);
+  auto creds = ServerTransportCredentials(options_.tls_cert_file, options_.tls_key_file,
+                                          options_.tls_client_ca_file);
   if (!creds.ok()) return creds.status();
 
   ingest_metrics_ = std::make_unique<IngestMetrics>(metrics_->registry());
@@ -462,7 +389,7 @@ absl::Status ServerApp::Start() {
   deps.alert_hub = alert_hub_.get();
   deps.twin_watch_hub = twin_watch_hub_.get();
   if (cluster_ != nullptr) {
-    auto transport = ForwardingCredentials(options_);
+    auto transport = PeerTransportCredentials(options_.tls_cert_file);
     if (!transport.ok()) return transport.status();
     forwarder_ = std::make_unique<CallForwarder>(CallForwarderOptions{
         .replica = cluster_->replica_name(),
