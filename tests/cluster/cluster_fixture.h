@@ -5,10 +5,7 @@
 #ifndef PUMPTWIN_TESTS_CLUSTER_CLUSTER_FIXTURE_H_
 #define PUMPTWIN_TESTS_CLUSTER_CLUSTER_FIXTURE_H_
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -32,6 +29,7 @@
 
 namespace pumptwin::cluster_test {
 
+using testing::FreeLoopbackPort;
 using testing::HealthySample;
 using testing::PostgresTestServer;
 using testing::ServerProcess;
@@ -45,22 +43,6 @@ inline constexpr char kGateway[] = "gw-cluster";
 inline constexpr absl::Duration kTtl = absl::Seconds(2);
 inline constexpr int64_t kT0 = 1767225600000;    // 2026-01-01
 inline constexpr int64_t kStepMs = 3600 * 1000;  // hourly samples
-
-inline int FreeLoopbackPort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  socklen_t len = sizeof(a);
-  int port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
-    port = ntohs(a.sin_port);
-  }
-  close(fd);
-  return port;
-}
 
 inline std::string PumpId(int i) { return absl::StrCat("CL-", i); }
 

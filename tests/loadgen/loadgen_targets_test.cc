@@ -13,6 +13,7 @@
 #include "device_link/ingest_sink.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/loadgen/tool_run.h"
 #include "tests/support/server_process.h"
 #include "tools/loadgen/loadgen_common.h"
 
@@ -21,29 +22,10 @@ namespace {
 
 using ::testing::HasSubstr;
 
-struct ToolRun {
-  int exit_code = -1;
-  std::string output;                          // stdout + stderr
-  std::map<std::string, std::string> summary;  // key=value pairs of every line
-  int64_t Int(const std::string& key) const {
-    int64_t v = -1;
-    auto it = summary.find(key);
-    if (it == summary.end() || !absl::SimpleAtoi(it->second, &v)) return -1;
-    return v;
-  }
-};
+using testing::ToolRun;
 
 ToolRun RunLoadgen(const std::vector<std::string>& args) {
-  ToolRun run;
-  std::tie(run.exit_code, run.output) =
-      testing::RunCommand(absl::StrCat(LOADGEN_BINARY, " ", absl::StrJoin(args, " "), " 2>&1"));
-  for (absl::string_view line : absl::StrSplit(run.output, '\n')) {
-    for (absl::string_view kv : absl::StrSplit(line, ' ', absl::SkipEmpty())) {
-      std::pair<std::string, std::string> p = absl::StrSplit(kv, absl::MaxSplits('=', 1));
-      run.summary[p.first] = p.second;
-    }
-  }
-  return run;
+  return testing::RunTool(LOADGEN_BINARY, args, "");
 }
 
 TEST(LoadgenTargetsTest, EverySampleDurableThroughTheClusterClient) {

@@ -16,6 +16,7 @@
 #include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/loadgen/tool_run.h"
 #include "tests/support/server_process.h"
 
 namespace pumptwin {
@@ -23,30 +24,10 @@ namespace {
 
 using ::testing::HasSubstr;
 
-struct ToolRun {
-  int exit_code = -1;
-  std::string output;                          // stdout + stderr
-  std::map<std::string, std::string> summary;  // key=value pairs of the summary line
-  int64_t Int(const std::string& key) const {
-    int64_t v = -1;
-    auto it = summary.find(key);
-    if (it == summary.end() || !absl::SimpleAtoi(it->second, &v)) return -1;
-    return v;
-  }
-};
+using testing::ToolRun;
 
 ToolRun RunStreamHold(const std::vector<std::string>& args) {
-  ToolRun run;
-  std::tie(run.exit_code, run.output) =
-      testing::RunCommand(absl::StrCat(STREAMHOLD_BINARY, " ", absl::StrJoin(args, " "), " 2>&1"));
-  for (absl::string_view line : absl::StrSplit(run.output, '\n')) {
-    if (!absl::StartsWith(line, "requested=")) continue;
-    for (absl::string_view kv : absl::StrSplit(line, ' ', absl::SkipEmpty())) {
-      std::pair<std::string, std::string> p = absl::StrSplit(kv, absl::MaxSplits('=', 1));
-      run.summary[p.first] = p.second;
-    }
-  }
-  return run;
+  return testing::RunTool(STREAMHOLD_BINARY, args, "requested=");
 }
 
 // The line of a Prometheus exposition that starts with `prefix` ("" if none).

@@ -93,6 +93,9 @@ class PostgresTestServer {
 // tests that share it keep apart with a schema each (NextTestSchema). The start error, every
 // time, when it could not start.
 absl::StatusOr<PostgresTestServer*> SharedPostgresTestServer();
+
+// A TCP port on 127.0.0.1 free at the time of the call (0 if none could be bound).
+int FreeLoopbackPort();
 // "test_1", "test_2", ...: a schema name no other test of this process uses.
 std::string NextTestSchema();
 
