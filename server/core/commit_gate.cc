@@ -1,5 +1,6 @@
 #include "server/core/commit_gate.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -231,43 +232,79 @@ v1::AlertEvent CommitGate::BuildEvent(const AlertDraft& d, uint64_t cursor) {
   return ev;
 }
 
+void CommitGate::Number(const std::vector<AlertDraft>& alerts, std::vector<AuditDraft>& audit,
+                        LogPosition& at, store::WriteGroup& out,
+                        std::vector<v1::AlertEvent>* events) {
+  for (const AlertDraft& d : alerts) {
+    const uint64_t cursor = ++at.last_cursor;
+    v1::AlertEvent ev = BuildEvent(d, cursor);
+    out.alerts.emplace_back(cursor, ev.SerializeAsString());
+    if (events != nullptr) events->push_back(std::move(ev));
+  }
+  for (AuditDraft& a : audit) {
+    a.record.set_sequence(++at.last_audit_seq);
+    a.record.set_previous_hash_hex(at.last_audit_hash.empty() ? audit::kGenesisPreviousHashHex
+                                                              : at.last_audit_hash);
+    a.record.set_hash_hex(AuditHash(a.record));
+    at.last_audit_hash = a.record.hash_hex();
+    out.audit.emplace_back(a.record.sequence(), a.record.SerializeAsString());
+  }
+  next_cursor_ = std::max(next_cursor_, at.last_cursor + 1);
+  if (at.last_audit_seq + 1 > next_audit_seq_) {
+    next_audit_seq_ = at.last_audit_seq + 1;
+    last_audit_hash_ = at.last_audit_hash;
+  }
+}
+
+absl::Status CommitGate::AppendToSharedLog(const std::vector<AlertDraft>& alerts,
+                                           std::vector<AuditDraft>& audit, store::LogTail& tail,
+                                           store::WriteGroup& out) {
+  LogPosition at{tail.last_cursor, tail.last_audit_seq, ""};
+  if (!audit.empty() && tail.last_audit_seq > 0) {
+    v1::AuditRecord last;
+    if (!last.ParseFromString(tail.last_audit_record)) {
+      return absl::DataLossError(absl::StrCat("audit record ", tail.last_audit_seq,
+                                              " does not parse; the store is damaged"));
+    }
+    at.last_audit_hash = last.hash_hex();
+  }
+  absl::MutexLock lock(&mu_);
+  Number(alerts, audit, at, out, nullptr);
+  tail.last_cursor = at.last_cursor;
+  if (!audit.empty()) {
+    tail.last_audit_seq = at.last_audit_seq;
+    tail.last_audit_record = out.audit.back().second;
+  }
+  return absl::OkStatus();
+}
+
 absl::Status CommitGate::Submit(PendingGroup pending, DoneFn done) {
-  if (shared_log_ && (!pending.alerts.empty() || !pending.audit.empty())) {
-    // Number after what the other replicas appended so far: the fenced commit refuses a
-    // group that does not continue the stored log (then the replica reloads).
-    absl::StatusOr<size_t> n;
-    do {
-      n = Follow(1000);
-    } while (n.ok() && *n >= 1000);
+  if (shared_log_) {
+    // Several replicas append to the one log: the entries are numbered when the group is
+    // committed, under the store's log lock, right after what is stored then. They reach
+    // the listeners through Follow.
+    if (!pending.alerts.empty() || !pending.audit.empty()) {
+      pending.group.log_appends.push_back(
+          [this, alerts = std::move(pending.alerts), audit = std::move(pending.audit)](
+              store::LogTail& tail, store::WriteGroup& out) mutable {
+            return AppendToSharedLog(alerts, audit, tail, out);
+          });
+    }
+    return committer_->SubmitBlocking(std::move(pending.group), std::move(done));
   }
   std::vector<v1::AlertEvent> events;
-  absl::Status status;
-  {
-    absl::MutexLock lock(&mu_);
-    events.reserve(pending.alerts.size());
-    for (const AlertDraft& d : pending.alerts) {
-      uint64_t cursor = next_cursor_++;
-      events.push_back(BuildEvent(d, cursor));
-      pending.group.alerts.emplace_back(cursor, events.back().SerializeAsString());
+  absl::MutexLock lock(&mu_);
+  events.reserve(pending.alerts.size());
+  LogPosition at{next_cursor_ - 1, next_audit_seq_ - 1, last_audit_hash_};
+  Number(pending.alerts, pending.audit, at, pending.group, &events);
+  // Queue while still holding the lock: queue order == cursor order.
+  auto on_commit = [this, events = std::move(events), done = std::move(done)](absl::Status s) {
+    if (s.ok() && !events.empty()) {
+      for (AlertListener* l : listeners_) l->OnAlertEvents(events);
     }
-    for (AuditDraft& a : pending.audit) {
-      a.record.set_sequence(next_audit_seq_++);
-      a.record.set_previous_hash_hex(last_audit_hash_.empty() ? audit::kGenesisPreviousHashHex
-                                                              : last_audit_hash_);
-      a.record.set_hash_hex(AuditHash(a.record));
-      last_audit_hash_ = a.record.hash_hex();
-      pending.group.audit.emplace_back(a.record.sequence(), a.record.SerializeAsString());
-    }
-    // Queue while still holding the lock: queue order == cursor order.
-    auto on_commit = [this, events = std::move(events), done = std::move(done)](absl::Status s) {
-      if (s.ok() && !events.empty() && !shared_log_) {
-        for (AlertListener* l : listeners_) l->OnAlertEvents(events);
-      }
-      if (done) done(s);
-    };
-    status = committer_->SubmitBlocking(std::move(pending.group), std::move(on_commit));
-  }
-  return status;
+    if (done) done(s);
+  };
+  return committer_->SubmitBlocking(std::move(pending.group), std::move(on_commit));
 }
 
 std::vector<v1::Alert> CommitGate::ActiveAlerts(const std::string& pump_id) const {

@@ -93,8 +93,9 @@ class CommitGate {
   // Rebuilds the active-alert book and the cursor/audit counters from the store.
   absl::Status Load();
 
-  // Cluster mode: several replicas append to the one alert log and audit chain (their
-  // fenced commits check they append right after the last stored entry). Alert events then
+  // Cluster mode: several replicas append to the one alert log and audit chain. Their
+  // entries are then numbered at commit time, under the store's log lock, right after the
+  // last stored ones (store::LogAppendFn), so no replica's commit conflicts. Alert events then
   // reach the listeners only through Follow, in cursor order and once each whoever
   // committed them; `serves` tells the pumps whose alert book this replica keeps itself.
   // Call before Load.
@@ -146,6 +147,23 @@ class CommitGate {
   };
   v1::AlertEvent BuildEvent(const AlertDraft& d, uint64_t cursor)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Where the next log entries go: after this cursor, this audit record and its hash.
+  struct LogPosition {
+    uint64_t last_cursor = 0;
+    uint64_t last_audit_seq = 0;
+    std::string last_audit_hash;  // "" before the first record
+  };
+  // Numbers the drafts right after `at` (alert cursors, audit sequence and hash chain),
+  // appends them to `out` and moves `at` and the counters past them; the built events go to
+  // `events` when set.
+  void Number(const std::vector<AlertDraft>& alerts, std::vector<AuditDraft>& audit,
+              LogPosition& at, store::WriteGroup& out, std::vector<v1::AlertEvent>* events)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Shared-log mode, at commit time under the store's log lock: Number after `tail` (the
+  // stored log's end). DATA_LOSS when the last audit record does not parse.
+  absl::Status AppendToSharedLog(const std::vector<AlertDraft>& alerts,
+                                 std::vector<AuditDraft>& audit, store::LogTail& tail,
+                                 store::WriteGroup& out);
 
   store::Store* const store_;
   store::GroupCommitter* const committer_;

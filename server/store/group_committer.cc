@@ -121,7 +121,12 @@ void GroupCommitter::Run() {
       merged.Append(std::move(p.group));
     }
     const absl::Time start = options_.now();
-    stats.status = options_.commit ? options_.commit(merged) : store_->Commit(merged);
+    if (options_.commit) {
+      stats.status = options_.commit(merged);  // numbers log_appends under the log's lock
+    } else {
+      stats.status = ResolveLogAppends(*store_, merged);
+      if (stats.status.ok()) stats.status = store_->Commit(merged);
+    }
     const absl::Time end = options_.now();
     if (!stats.status.ok()) {
       absl::MutexLock lock(&mu_);

@@ -52,7 +52,9 @@ struct GroupCommitterOptions {
   size_t max_commit_bytes = size_t{64} << 20;
   GroupCommitMetrics metrics;
   std::function<absl::Time()> now = [] { return absl::Now(); };  // for latency metrics only
-  // Commits a merged group instead of Store::Commit (cluster mode: a fenced commit).
+  // Commits a merged group instead of Store::Commit (cluster mode: a fenced commit). It runs
+  // the group's log_appends itself, under the store's log lock; without it the committer
+  // runs them against the store's tail (ResolveLogAppends) before Store::Commit.
   std::function<absl::Status(const WriteGroup&)> commit;
 };
 

@@ -106,7 +106,19 @@ std::string LeaseDdl(absl::string_view schema) {
       "USING ERRCODE = '",
       postgres_internal::kLogMovedSqlState,
       "', MESSAGE = 'the audit chain moved on (another replica appended)'; END IF; END IF; "
-      "END $log$;");
+      "END $log$;"
+      // Entries numbered at commit time: lock, then read the tail (each statement of a
+      // volatile function sees what the lock's previous holder committed).
+      " CREATE OR REPLACE FUNCTION ",
+      s,
+      ".lock_log(OUT alert_key bytea, OUT audit_key bytea, OUT audit_value bytea) "
+      "LANGUAGE plpgsql AS $lock$ BEGIN PERFORM 1 FROM ",
+      s,
+      ".log_lock WHERE id = 1 FOR UPDATE; SELECT k INTO alert_key FROM ",
+      s,
+      ".\"alerts\" ORDER BY k DESC LIMIT 1; SELECT k, v INTO audit_key, audit_value FROM ",
+      s,
+      ".\"audit\" ORDER BY k DESC LIMIT 1; END $lock$;");
 }
 
 // Keeps the last put of every key (a later put in one group wins), in any order: one
@@ -339,6 +351,33 @@ absl::Status PostgresStore::CommitFenced(const WriteGroup& group, const LeaseFen
   return CommitGroup(group, &fence);
 }
 
+namespace {
+
+// The row of lock_log(): the key of the last alert event, the key and bytes of the last audit
+// record (NULL when there is none).
+absl::Status ReadLogTail(const PGresult* r, LogTail* tail) {
+  if (PQntuples(r) != 1 || PQnfields(r) != 3) {
+    return absl::InternalError("locking the log: lock_log() did not answer one row");
+  }
+  auto cursor_of = [&](int column, uint64_t* out) -> absl::Status {
+    if (PQgetisnull(r, 0, column)) {
+      *out = 0;
+      return absl::OkStatus();
+    }
+    absl::StatusOr<uint64_t> c = keys::ParseCursorKey(
+        absl::string_view(PQgetvalue(r, 0, column), PQgetlength(r, 0, column)));
+    if (!c.ok()) return absl::DataLossError(absl::StrCat("the log's last key: ", c.status().message()));
+    *out = *c;
+    return absl::OkStatus();
+  };
+  if (absl::Status s = cursor_of(0, &tail->last_cursor); !s.ok()) return s;
+  if (absl::Status s = cursor_of(1, &tail->last_audit_seq); !s.ok()) return s;
+  tail->last_audit_record.assign(PQgetvalue(r, 0, 2), PQgetlength(r, 0, 2));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::Status PostgresStore::CommitGroup(const WriteGroup& group, const LeaseFence* fence) {
   if (group.empty()) return absl::OkStatus();
   if (absl::Status s = ValidateWriteGroup(group); !s.ok()) return s;
@@ -358,9 +397,13 @@ absl::Status PostgresStore::CommitGroup(const WriteGroup& group, const LeaseFenc
   for (const auto& [k, v] : group.audit) puts[kAudit].emplace_back(keys::CursorKey(k), v);
   for (const auto& [k, v] : group.meta) puts[kMeta].emplace_back(k, v);
 
-  // BEGIN, the meta range erases, one upsert per table, COMMIT: one pipeline, one round trip.
+  // BEGIN, the checks, the meta range erases, one upsert per table, COMMIT: one pipeline, one
+  // round trip. A group with log_appends takes two: the first ends by locking the log and
+  // reading its tail, the appends number their entries after it, the second writes them and
+  // commits (the lock is held for that round trip and the commit only).
+  const bool appends = !group.log_appends.empty();
   std::vector<std::pair<std::string, Params>> statements;
-  statements.emplace_back("BEGIN", Params());
+  statements.emplace_back(appends ? "BEGIN ISOLATION LEVEL READ COMMITTED" : "BEGIN", Params());
   if (fence != nullptr) {
     if (fence->owner.empty()) return absl::InvalidArgumentError("a fenced commit needs an owner");
     // Pump data is written only under the lease of its shard (the replica fences every shard
@@ -403,70 +446,58 @@ absl::Status PostgresStore::CommitGroup(const WriteGroup& group, const LeaseFenc
                      "\".check_log($1::bigint, $2::bytea, $3::bigint, $4::bytea)"),
         std::move(log));
   }
-  for (const auto& [b, e] : group.meta_erase_ranges) {
-    if (!(b < e)) continue;
-    Params p;
-    p.Bytea(b);
-    p.Bytea(e);
-    statements.emplace_back(absl::StrCat("DELETE FROM ", table(kMeta), " WHERE k >= $1 AND k < $2"),
-                            std::move(p));
+  auto add_erases_and_upserts = [&](std::vector<std::pair<std::string, std::string>>* tables) {
+    for (const auto& [b, e] : group.meta_erase_ranges) {
+      if (!(b < e) || tables != puts) continue;
+      Params p;
+      p.Bytea(b);
+      p.Bytea(e);
+      statements.emplace_back(
+          absl::StrCat("DELETE FROM ", table(kMeta), " WHERE k >= $1 AND k < $2"), std::move(p));
+    }
+    for (int t = 0; t < kTableCount; ++t) {
+      if (tables[t].empty()) continue;
+      KeepLastPutPerKey(tables[t]);
+      Params p;
+      p.ByteaArray(tables[t], [](const auto& kv) { return absl::string_view(kv.first); });
+      p.ByteaArray(tables[t], [](const auto& kv) { return absl::string_view(kv.second); });
+      statements.emplace_back(
+          absl::StrCat("INSERT INTO ", table(static_cast<Table>(t)),
+                       " (k, v) SELECT * FROM unnest($1::bytea[], $2::bytea[]) "
+                       "ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v"),
+          std::move(p));
+    }
+  };
+  add_erases_and_upserts(puts);
+  if (appends) {
+    statements.emplace_back(
+        absl::StrCat("SELECT alert_key, audit_key, audit_value FROM \"", options_.schema,
+                     "\".lock_log()"),
+        Params());
+  } else {
+    statements.emplace_back("COMMIT", Params());
   }
-  for (int t = 0; t < kTableCount; ++t) {
-    if (puts[t].empty()) continue;
-    KeepLastPutPerKey(puts[t]);
-    Params p;
-    p.ByteaArray(puts[t], [](const auto& kv) { return absl::string_view(kv.first); });
-    p.ByteaArray(puts[t], [](const auto& kv) { return absl::string_view(kv.second); });
-    statements.emplace_back(absl::StrCat("INSERT INTO ", table(static_cast<Table>(t)),
-                                         " (k, v) SELECT * FROM unnest($1::bytea[], $2::bytea[]) "
-                                         "ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v"),
-                            std::move(p));
-  }
-  statements.emplace_back("COMMIT", Params());
 
   absl::StatusOr<PooledConnection> lease = Acquire();
   if (!lease.ok()) return lease.status();
   PGconn* c = lease->conn();
   replication_warning.clear();
   if (PQenterPipelineMode(c) != 1) return PgError(c, nullptr, "entering pipeline mode");
-  size_t sent = 0;
-  for (const auto& [sql, params] : statements) {
-    if (params.Send(c, sql) != 1) break;
-    ++sent;
-  }
-  absl::Status status;
-  if (sent < statements.size() || PQpipelineSync(c) != 1) {
-    status = PgError(c, nullptr, "sending the write group");
-  } else {
-    for (size_t i = 0; i < sent && status.ok(); ++i) {
-      Result r(PQgetResult(c));
-      if (r == nullptr) {
-        status = PgError(c, nullptr, "committing write group");
-        break;
-      }
-      const ExecStatusType st = PQresultStatus(r.get());
-      if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {  // the fence check is a SELECT
-        status = PgError(c, r.get(), "committing write group");
-        break;
-      }
-      // COMMIT of a transaction that failed answers "ROLLBACK": never acknowledge that.
-      if (i + 1 == sent && absl::string_view(PQcmdStatus(r.get())) != "COMMIT") {
-        status = absl::InternalError(absl::StrCat("committing write group: the server answered ",
-                                                  PQcmdStatus(r.get()), " to COMMIT"));
-      }
-      Result end(PQgetResult(c));  // each statement's results end with a null result
+  LogTail tail;
+  absl::Status status = RunPipeline(c, statements, /*commits=*/!appends, appends ? &tail : nullptr);
+  if (status.ok() && appends) {
+    WriteGroup log;
+    for (const LogAppendFn& append : group.log_appends) {
+      if (status = append(tail, log); !status.ok()) break;
     }
-    if (status.ok() && !replication_warning.empty()) {
-      status = absl::UnavailableError(
-          absl::StrCat("committing write group: committed on the primary but not confirmed by its "
-                       "synchronous standbys (",
-                       replication_warning, ")"));
-    }
+    std::vector<std::pair<std::string, std::string>> log_puts[kTableCount];
+    for (const auto& [k, v] : log.alerts) log_puts[kAlerts].emplace_back(keys::CursorKey(k), v);
+    for (const auto& [k, v] : log.audit) log_puts[kAudit].emplace_back(keys::CursorKey(k), v);
     if (status.ok()) {
-      Result sync(PQgetResult(c));
-      if (PQresultStatus(sync.get()) != PGRES_PIPELINE_SYNC) {
-        status = PgError(c, sync.get(), "committing write group");
-      }
+      statements.clear();
+      add_erases_and_upserts(log_puts);
+      statements.emplace_back("COMMIT", Params());
+      status = RunPipeline(c, statements, /*commits=*/true, nullptr);
     }
   }
   if (!status.ok()) {
@@ -478,6 +509,53 @@ absl::Status PostgresStore::CommitGroup(const WriteGroup& group, const LeaseFenc
   }
   PQexitPipelineMode(c);
   return absl::OkStatus();
+}
+
+absl::Status PostgresStore::RunPipeline(PGconn* c,
+                                        const std::vector<std::pair<std::string, Params>>& statements,
+                                        bool commits, LogTail* tail) const {
+  size_t sent = 0;
+  for (const auto& [sql, params] : statements) {
+    if (params.Send(c, sql) != 1) break;
+    ++sent;
+  }
+  if (sent < statements.size() || PQpipelineSync(c) != 1) {
+    return PgError(c, nullptr, "sending the write group");
+  }
+  absl::Status status;
+  for (size_t i = 0; i < sent && status.ok(); ++i) {
+    Result r(PQgetResult(c));
+    if (r == nullptr) {
+      status = PgError(c, nullptr, "committing write group");
+      break;
+    }
+    const ExecStatusType st = PQresultStatus(r.get());
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {  // the checks are SELECTs
+      status = PgError(c, r.get(), "committing write group");
+      break;
+    }
+    const bool last = i + 1 == sent;
+    // COMMIT of a transaction that failed answers "ROLLBACK": never acknowledge that.
+    if (last && commits && absl::string_view(PQcmdStatus(r.get())) != "COMMIT") {
+      status = absl::InternalError(absl::StrCat("committing write group: the server answered ",
+                                                PQcmdStatus(r.get()), " to COMMIT"));
+    }
+    if (last && tail != nullptr && status.ok()) status = ReadLogTail(r.get(), tail);
+    Result end(PQgetResult(c));  // each statement's results end with a null result
+  }
+  if (status.ok() && commits && !replication_warning.empty()) {
+    status = absl::UnavailableError(
+        absl::StrCat("committing write group: committed on the primary but not confirmed by its "
+                     "synchronous standbys (",
+                     replication_warning, ")"));
+  }
+  if (status.ok()) {
+    Result sync(PQgetResult(c));
+    if (PQresultStatus(sync.get()) != PGRES_PIPELINE_SYNC) {
+      status = PgError(c, sync.get(), "committing write group");
+    }
+  }
+  return status;
 }
 
 absl::Status PostgresStore::ScanRows(

@@ -143,8 +143,10 @@ class PostgresStore final : public Store {
   absl::StatusOr<std::vector<ShardLease>> ListLeases() const;
   // Commit under `fence`: FAILED_PRECONDITION, with nothing of the group written, when one
   // of its shards is no longer leased to fence.owner at that epoch (taken over, released,
-  // expired); ABORTED when it appends alert events or audit records that do not follow the
-  // last stored ones (another replica appended first). Other failures as Commit.
+  // expired); ABORTED when it appends pre-numbered alert events or audit records that do not
+  // follow the last stored ones (another replica appended first). The group's log_appends
+  // are numbered inside the transaction, under the log's lock, so they always follow.
+  // Other failures as Commit.
   absl::Status CommitFenced(const WriteGroup& group, const LeaseFence& fence);
 
   // Connections opened so far, the first one included (tests: reconnects).
@@ -175,6 +177,11 @@ class PostgresStore final : public Store {
   void Release(PGconn* conn) const;
   absl::Status PrepareSchema();
   absl::Status CommitGroup(const WriteGroup& group, const LeaseFence* fence);
+  // Sends `statements` as one pipeline and reads every result: `commits` when the last one is
+  // COMMIT (checked, with the standbys' confirmation), `tail` filled from the last one's row
+  // when set (lock_log()). The connection must then be discarded on error.
+  absl::Status RunPipeline(PGconn* c, const std::vector<std::pair<std::string, Params>>& statements,
+                           bool commits, LogTail* tail) const;
   // Runs one lease statement (text parameters) returning rows (shard, owner, epoch,
   // expires in Unix ms).
   absl::StatusOr<std::vector<ShardLease>> LeaseQuery(const std::string& sql,

@@ -31,7 +31,7 @@ absl::Status CheckPumpId(absl::string_view what, absl::string_view pump_id) {
 
 bool WriteGroup::empty() const {
   return telemetry.empty() && snapshots.empty() && pumps.empty() && alerts.empty() &&
-         audit.empty() && meta.empty() && meta_erase_ranges.empty();
+         audit.empty() && meta.empty() && meta_erase_ranges.empty() && log_appends.empty();
 }
 
 size_t WriteGroup::ByteSize() const {
@@ -54,6 +54,30 @@ void WriteGroup::Append(WriteGroup&& other) {
   MoveAppend(audit, other.audit);
   MoveAppend(meta, other.meta);
   MoveAppend(meta_erase_ranges, other.meta_erase_ranges);
+  MoveAppend(log_appends, other.log_appends);
+}
+
+absl::Status ResolveLogAppends(const Store& store, WriteGroup& group) {
+  if (group.log_appends.empty()) return absl::OkStatus();
+  LogTail tail;
+  absl::StatusOr<uint64_t> cursor = store.LastAlertCursor();
+  if (!cursor.ok()) return cursor.status();
+  absl::StatusOr<uint64_t> seq = store.LastAuditSeq();
+  if (!seq.ok()) return seq.status();
+  tail.last_cursor = *cursor;
+  tail.last_audit_seq = *seq;
+  if (*seq > 0) {
+    auto last = store.ScanAuditAfter(*seq - 1, 1);
+    if (!last.ok()) return last.status();
+    if (last->empty()) return absl::DataLossError("the last audit record is missing");
+    tail.last_audit_record = std::move(last->front().second);
+  }
+  std::vector<LogAppendFn> appends = std::move(group.log_appends);
+  group.log_appends.clear();
+  for (const LogAppendFn& append : appends) {
+    if (absl::Status s = append(tail, group); !s.ok()) return s;
+  }
+  return absl::OkStatus();
 }
 
 absl::Status ValidateWriteGroup(const WriteGroup& group) {

@@ -48,6 +48,20 @@ struct PumpHead {
   bool operator==(const PumpHead&) const = default;
 };
 
+struct WriteGroup;
+
+// The tail of the alert log and the audit chain as the committing transaction sees it.
+struct LogTail {
+  uint64_t last_cursor = 0;        // 0: no alert event yet
+  uint64_t last_audit_seq = 0;     // 0: no audit record yet
+  std::string last_audit_record;   // its stored bytes ("" when none)
+};
+// Appends alert events and audit records to `out`, numbered right after `tail`, and moves
+// `tail` past them. Runs on the committing thread, in submission order, once the store holds
+// the log's lock (several writers append to one log: cluster mode). An error (the tail cannot
+// be read: a damaged store) fails the commit, nothing of it written.
+using LogAppendFn = std::function<absl::Status(LogTail& tail, WriteGroup& out)>;
+
 // Everything that must become durable together. Applied in order: a later put of the same key
 // wins. Telemetry chunks of one pump must be in seq order (also across groups).
 struct WriteGroup {
@@ -60,6 +74,8 @@ struct WriteGroup {
   // Meta key ranges [begin, end) erased before this group's meta puts (pruning of old
   // twin checkpoints; docs/storage.md "Event-time inputs and checkpoints").
   std::vector<std::pair<std::string, std::string>> meta_erase_ranges;
+  // Log entries numbered at commit time (see LogAppendFn), written after `alerts`/`audit`.
+  std::vector<LogAppendFn> log_appends;
 
   bool empty() const;
   // Payload bytes (keys + values), for queue bounds and metrics.
@@ -142,6 +158,11 @@ class Store {
     return absl::UnimplementedError(absl::StrCat("this store cannot checkpoint to ", dir));
   }
 };
+
+// Runs the group's log_appends against the store's current tail (read here, outside any
+// transaction: right only while this is the store's one writer) and moves their entries into
+// `alerts`/`audit`. The backends without a log lock of their own commit through this.
+absl::Status ResolveLogAppends(const Store& store, WriteGroup& group);
 
 // Writes the store format version (store_keys.h) into a new store, or checks the one of an
 // existing store: FAILED_PRECONDITION when it is another. `where` names the store in messages.

@@ -18,10 +18,12 @@
 #include <map>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "device_link/cluster_gateway_client.h"
+#include "proto/audit_hash.h"
 #include "tests/cluster/cluster_fixture.h"
 
 namespace pumptwin::cluster_test {
@@ -107,6 +109,39 @@ TEST_F(ClusterFailoverTest, ANonOwnerAnswersWithTheRoute) {
   }
   EXPECT_EQ(c.stats().buffered_frames, 1u);
   c.Stop();
+}
+
+// Every replica appending to the one audit chain at once (registrations through all three,
+// each written by its pump's owner): every call succeeds, no commit fails on the log, and
+// the chain stays one unbroken sequence.
+TEST_F(ClusterFailoverTest, RegistrationsThroughEveryReplicaAtOnceAllSucceed) {
+  constexpr int kEach = 15;
+  std::vector<std::thread> callers;
+  std::vector<std::vector<grpc::Status>> results(kReplicas);
+  for (int r = 0; r < kReplicas; ++r) {
+    callers.emplace_back([&, r] {
+      auto stub = v1::TwinService::NewStub(
+          grpc::CreateChannel(procs_[r]->grpc_target(), grpc::InsecureChannelCredentials()));
+      for (int i = 0; i < kEach; ++i) {
+        results[r].push_back(testing::RegisterHealthyPump(
+            *stub, PumpId(100 + r * kEach + i), kGateway, "clinic-a", kT0 - kStepMs, kStepMs));
+      }
+    });
+  }
+  for (auto& t : callers) t.join();
+  for (int r = 0; r < kReplicas; ++r) {
+    for (const grpc::Status& st : results[r]) EXPECT_TRUE(st.ok()) << r << ": " << st.error_message();
+    EXPECT_LE(MetricOf(r, "pumptwin_store_errors_total{op=\"commit\"}"), 0.0)
+        << "replica " << r << " had a commit fail";
+  }
+  auto stored = view_->ScanAuditAfter(0, 10000);
+  ASSERT_TRUE(stored.ok()) << stored.status();
+  std::vector<v1::AuditRecord> chain(stored->size());
+  for (size_t i = 0; i < stored->size(); ++i) ASSERT_TRUE(chain[i].ParseFromString((*stored)[i].second));
+  EXPECT_GE(chain.size(), static_cast<size_t>(kReplicas * kEach));
+  const audit::ChainVerdict verdict = audit::VerifyAuditChain(chain);
+  EXPECT_TRUE(verdict.ok) << verdict.problem << " at sequence " << verdict.first_bad_sequence;
+  ASSERT_NO_FATAL_FAILURE(StopAllAndVerify(kReplicas * kEach));
 }
 
 // ListPumps from any replica lists the whole cluster's pumps: each replica lists the pumps

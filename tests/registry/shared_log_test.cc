@@ -79,8 +79,9 @@ class SharedLogTest : public ::testing::Test {
 TEST_F(SharedLogTest, AlertsArePublishedOnlyOnceFollowedInCursorOrder) {
   ASSERT_TRUE(a_.Raise("pa").ok());
   EXPECT_TRUE(a_.seen.cursors().empty()) << "published before it was read back from the log";
-  ASSERT_TRUE(b_.Raise("pb").ok());  // follows (publishes) a's entry first: numbered 2
-  ASSERT_EQ(*b_.gate.Follow(100), 1u);
+  ASSERT_TRUE(b_.Raise("pb").ok());  // numbered at commit time, after a's entry: 2
+  EXPECT_TRUE(b_.seen.cursors().empty());
+  ASSERT_EQ(*b_.gate.Follow(100), 2u);
   EXPECT_EQ(b_.seen.cursors(), (std::vector<uint64_t>{1, 2}));
   ASSERT_EQ(*a_.gate.Follow(100), 2u);
   EXPECT_EQ(a_.seen.cursors(), (std::vector<uint64_t>{1, 2}));

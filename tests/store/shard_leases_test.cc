@@ -7,7 +7,9 @@
 
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -258,6 +260,63 @@ TEST_F(ShardLeasesTest, TwoReplicasNeverWriteTheSameAlertCursor) {
   ASSERT_TRUE(next.ok()) << next;
   EXPECT_EQ(b_->GetPumpHead(pb)->last_seq, 10u);
   EXPECT_EQ(*a_->LastAlertCursor(), 2u);
+}
+
+// Entries numbered at commit time (WriteGroup::log_appends) are numbered under the log's
+// lock, after what the other replica committed: two replicas appending at once never
+// conflict, the cursors have no gap and no duplicate, and each append saw the true tail.
+TEST_F(ShardLeasesTest, AppendsNumberedAtCommitTimeNeverConflict) {
+  auto taken = a_->TakeExpiredLeases("a", kTtl, kShards / 2);
+  ASSERT_TRUE(taken.ok()) << taken.status();
+  auto rest = b_->TakeExpiredLeases("b", kTtl, kShards);
+  ASSERT_TRUE(rest.ok()) << rest.status();
+  ASSERT_FALSE(taken->empty() || rest->empty());
+  constexpr int kEach = 60;
+  // Each entry names itself ("a:7") and the entry it was numbered after ("|b:3").
+  auto run = [&](PostgresStore* store, const std::string& owner, const ShardLease& lease,
+                 std::vector<absl::Status>* statuses) {
+    std::string pump;
+    for (int i = 0; pump.empty(); ++i) {
+      const std::string p = absl::StrCat(owner, "-pump-", i);
+      if (VirtualShardOf(p, kShards) == lease.shard) pump = p;
+    }
+    for (int i = 0; i < kEach; ++i) {
+      WriteGroup g;
+      g.snapshots.emplace_back(pump, absl::StrCat("state ", i));
+      const std::string name = absl::StrCat(owner, ":", i);
+      g.log_appends.push_back([name](LogTail& tail, WriteGroup& out) {
+        const std::string after = tail.last_audit_record.substr(0, tail.last_audit_record.find('|'));
+        out.alerts.emplace_back(++tail.last_cursor, name);
+        tail.last_audit_record = absl::StrCat(name, "|", after);
+        out.audit.emplace_back(++tail.last_audit_seq, tail.last_audit_record);
+        return absl::OkStatus();
+      });
+      statuses->push_back(store->CommitFenced(g, FenceOf(owner, lease)));
+    }
+  };
+  std::vector<absl::Status> of_a, of_b;
+  std::thread ta(run, a_.get(), "a", taken->front(), &of_a);
+  std::thread tb(run, b_.get(), "b", rest->front(), &of_b);
+  ta.join();
+  tb.join();
+  for (const auto& s : of_a) EXPECT_TRUE(s.ok()) << s;
+  for (const auto& s : of_b) EXPECT_TRUE(s.ok()) << s;
+  auto alerts = a_->ScanAlertsAfter(0, 1000);
+  auto audit = b_->ScanAuditAfter(0, 1000);
+  ASSERT_TRUE(alerts.ok() && audit.ok());
+  ASSERT_EQ(alerts->size(), 2u * kEach);
+  ASSERT_EQ(audit->size(), 2u * kEach);
+  std::set<std::string> names;
+  for (size_t i = 0; i < alerts->size(); ++i) {
+    EXPECT_EQ((*alerts)[i].first, i + 1);
+    EXPECT_EQ((*audit)[i].first, i + 1);
+    names.insert((*alerts)[i].second);
+    const std::string& record = (*audit)[i].second;
+    EXPECT_EQ(record.substr(0, record.find('|')), (*alerts)[i].second);
+    const std::string previous = i == 0 ? "" : (*alerts)[i - 1].second;
+    EXPECT_EQ(record.substr(record.find('|') + 1), previous) << "entry " << i + 1;
+  }
+  EXPECT_EQ(names.size(), 2u * kEach);  // every append once
 }
 
 TEST_F(ShardLeasesTest, BadArgumentsAndAnotherShardCountAreRefused) {
