@@ -56,19 +56,30 @@ absl::Status Replica::RunRound() {
   if (round.ok()) {
     for (uint32_t s : round->lost) serving_[s].store(false);
     for (uint32_t s : round->released) serving_[s].store(false);
-    bool unserved_held = false;
+    std::vector<uint32_t> unserved;  // held, not served yet (gained, or a load that failed)
     for (const store::ShardLease& l : keeper_.Held()) {
-      unserved_held = unserved_held || !serving_[l.shard].load();
+      if (!serving_[l.shard].load()) unserved.push_back(l.shard);
     }
-    if (!round->gained.empty() || !round->lost.empty() || !round->released.empty() ||
-        unserved_held) {
+    const bool gave_up = !round->lost.empty() || !round->released.empty();
+    if (gave_up || !unserved.empty()) {
       const absl::Time t0 = absl::Now();
-      absl::Status loaded = reload_ ? reload_() : absl::OkStatus();
-      if (!loaded.ok()) {
-        for (uint32_t s = 0; s < options_.shard_count; ++s) serving_[s].store(false);
-        return loaded;
+      if (!gave_up && load_gained_) {
+        // Only gained: load those shards' twins while the others keep being served.
+        absl::Status loaded = load_gained_(unserved);
+        if (!loaded.ok()) {
+          RefreshRoutes().IgnoreError();
+          if (on_round_) on_round_(shards_served(), absl::ZeroDuration());
+          return loaded;  // the next round retries what is still unserved
+        }
+        for (uint32_t s : unserved) serving_[s].store(keeper_.Owns(s));
+      } else {
+        absl::Status loaded = reload_ ? reload_() : absl::OkStatus();
+        if (!loaded.ok()) {
+          for (uint32_t s = 0; s < options_.shard_count; ++s) serving_[s].store(false);
+          return loaded;
+        }
+        for (uint32_t s = 0; s < options_.shard_count; ++s) serving_[s].store(keeper_.Owns(s));
       }
-      for (uint32_t s = 0; s < options_.shard_count; ++s) serving_[s].store(keeper_.Owns(s));
       takeover = absl::Now() - t0;
     }
   }

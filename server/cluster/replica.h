@@ -4,8 +4,10 @@
 // leases of the pumps it writes, so a replica that lost a shard (paused, partitioned, slow)
 // cannot write for it any more.
 //
-// Ownership changes are crash-only: the owner of the twins (TwinRegistry) drops everything
-// and reloads the pumps of the shards held now (`reload`), then the replica serves them.
+// Ownership changes: a replica that only gained shards loads their twins (`load_gained`)
+// while it keeps serving the rest; one that lost or released a shard is crash-only: the owner
+// of the twins (TwinRegistry) drops everything and reloads the pumps of the shards held now
+// (`reload`). The replica serves a shard once its twins are loaded.
 // Routing: Route() names the replica serving a pump, from the lease table and the replicas'
 // announced addresses (refreshed every round).
 // Thread-safety: every method may be called from any thread; rounds run on the replica's own
@@ -55,6 +57,13 @@ class Replica {
   // Holds() during the call; it runs on the round thread. An error leaves the replica
   // serving nothing until the next round retries.
   void set_reload(std::function<absl::Status()> reload) { reload_ = std::move(reload); }
+  // Set before Start (optional). After a round that only gained shards, `load_gained`
+  // loads the twins of those shards (held, not served yet) while the others keep being
+  // served; without it, or when a shard was lost or released, `reload` runs. An error
+  // leaves those shards unserved until the next round retries.
+  void set_load_gained(std::function<absl::Status(const std::vector<uint32_t>& shards)> load) {
+    load_gained_ = std::move(load);
+  }
   // After every round (metrics, logs): shards served, and how long the takeover (lease
   // change to twins served) took when this round made one (zero otherwise).
   void set_on_round(std::function<void(size_t shards_served, absl::Duration takeover)> f) {
@@ -104,6 +113,7 @@ class Replica {
   const ReplicaOptions options_;
   LeaseKeeper keeper_;
   std::function<absl::Status()> reload_;
+  std::function<absl::Status(const std::vector<uint32_t>&)> load_gained_;
   std::function<void(size_t, absl::Duration)> on_round_;
   absl::Mutex round_mu_;  // one round at a time
   // Per virtual shard: served (held and loaded).

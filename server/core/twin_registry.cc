@@ -65,16 +65,21 @@ absl::StatusOr<RecoveryStats> TwinRegistry::Recover() {
   return stats;
 }
 
-absl::Status TwinRegistry::LoadAll(RecoveryStats* stats) {
+absl::Status TwinRegistry::LoadAll(RecoveryStats* stats,
+                                   const std::function<bool(absl::string_view)>& which,
+                                   bool fresh) {
+  auto selected = [&](absl::string_view id) { return which ? which(id) : Holds(id); };
   // Count first, then size every map once: loading a million twins without rehashing.
   size_t registered = 0;
-  absl::Status counted = store_->ScanPumps([&](absl::string_view, absl::string_view) {
-    ++registered;
-    return true;
-  });
-  if (!counted.ok()) return counted;
-  directory_.Reserve(registered);
-  {
+  if (fresh) {
+    absl::Status counted = store_->ScanPumps([&](absl::string_view, absl::string_view) {
+      ++registered;
+      return true;
+    });
+    if (!counted.ok()) return counted;
+    directory_.Reserve(registered);
+  }
+  if (fresh) {
     absl::BlockingCounter reserved(static_cast<int>(shards_.size()));
     const size_t per_shard = registered / shards_.size() + 1;
     for (auto& shard : shards_) {
@@ -88,7 +93,7 @@ absl::Status TwinRegistry::LoadAll(RecoveryStats* stats) {
   }
   absl::Status parse_error;
   absl::Status status = store_->ScanPumps([&](absl::string_view id, absl::string_view bytes) {
-    if (!Holds(id)) return true;
+    if (!selected(id)) return true;
     v1::Pump pump;
     if (!pump.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
       parse_error =
@@ -168,7 +173,7 @@ absl::Status TwinRegistry::LoadAll(RecoveryStats* stats) {
     }
   };
   status = store_->ScanAllSnapshots([&](absl::string_view id, absl::string_view bytes) {
-    if (!Holds(id)) return true;
+    if (!selected(id)) return true;
     const size_t s = static_cast<size_t>(ShardIndexOf(id));
     pending[s].emplace_back(std::string(id), std::string(bytes));
     if (pending[s].size() >= kBatch) {
@@ -388,6 +393,30 @@ absl::Status TwinRegistry::Reload(absl::string_view why) {
   degraded_.store(true);
   gate_->LatchStoreFailure(reason);
   return TryRevive();
+}
+
+absl::Status TwinRegistry::LoadGained(const std::function<bool(absl::string_view)>& gained,
+                                      absl::string_view why) {
+  absl::MutexLock lock(&revive_mu_);
+  if (degraded_.load()) {
+    return absl::UnavailableError("the registry is reloading every twin after a store failure");
+  }
+  const absl::Time t0 = absl::Now();
+  RecoveryStats stats;
+  if (absl::Status s = LoadAll(&stats, gained, /*fresh=*/false); !s.ok()) return s;
+  // The former owner can no longer append for these pumps (its fence fails): once followed
+  // to the end, their alert book is what the log says.
+  absl::StatusOr<size_t> n;
+  do {
+    n = gate_->Follow(1000);
+  } while (n.ok() && *n > 0);
+  if (!n.ok()) return n.status();
+  Log(LogLevel::kInfo, "cluster_loaded_gained",
+      {{"reason", std::string(why)},
+       {"twins", stats.twins},
+       {"replayed_samples", stats.replayed_samples},
+       {"ms", absl::ToInt64Milliseconds(absl::Now() - t0)}});
+  return absl::OkStatus();
 }
 
 absl::Status TwinRegistry::TryRevive() {

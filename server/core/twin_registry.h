@@ -105,6 +105,12 @@ class TwinRegistry : public device_link::IngestSink {
   // Cluster mode, after the shards held changed: refuses writes, drops every twin and loads
   // those of the pumps held now (TryRevive's path; ingest answers UNAVAILABLE meanwhile).
   absl::Status Reload(absl::string_view why);
+  // Cluster mode, after shards were only gained: loads the twins of the pumps `gained`
+  // selects while every other twin keeps being served (nothing is reset), then follows the
+  // alert log to its end so their alert book is current before they are served.
+  // UNAVAILABLE while the registry is degraded (its revival loads every held pump).
+  absl::Status LoadGained(const std::function<bool(absl::string_view)>& gained,
+                          absl::string_view why);
 
  private:
   // The pump's shard; an unknown id goes by its hash (that shard answers NOT_FOUND).
@@ -113,7 +119,11 @@ class TwinRegistry : public device_link::IngestSink {
     return shard >= 0 ? shard : directory_.StripeOf(pump_id);
   }
   Shard& ShardOf(absl::string_view pump_id) { return *shards_[ShardIndexOf(pump_id)]; }
-  absl::Status LoadAll(RecoveryStats* stats);
+  // Loads the registrations and twins of the pumps `which` selects (every held pump when
+  // empty). `fresh`: the registry is empty (sizes every map once for them).
+  absl::Status LoadAll(RecoveryStats* stats,
+                       const std::function<bool(absl::string_view)>& which = nullptr,
+                       bool fresh = true);
   bool Holds(absl::string_view pump_id) const {
     return !options_.cluster.holds || options_.cluster.holds(pump_id);
   }

@@ -116,6 +116,16 @@ absl::Status ClusterMode::Start(TwinRegistry* registry, CommitGate* gate, Ingest
     return registry->Reload(
         absl::StrCat("the virtual shards held by replica ", options_.replica, " changed"));
   });
+  replica_->set_load_gained([registry, this](const std::vector<uint32_t>& shards) {
+    std::vector<bool> gained(options_.shard_count);
+    for (uint32_t s : shards) gained[s] = true;
+    const uint32_t count = options_.shard_count;
+    return registry->LoadGained(
+        [&gained, count](absl::string_view pump) {
+          return gained[store::VirtualShardOf(pump, count)];
+        },
+        absl::StrCat("replica ", options_.replica, " took ", shards.size(), " virtual shards"));
+  });
   replica_->set_on_round([metrics, this](size_t served, absl::Duration takeover) {
     metrics->SetShardsOwned(served);
     if (takeover > absl::ZeroDuration()) {

@@ -183,6 +183,14 @@ TEST_F(ClusterFailoverTest, KillOneReplicaMidStream) {
   std::map<std::string, uint64_t> during;
   std::thread streaming([&] { during = Stream(41, 400, absl::Seconds(5)); });
   absl::SleepFor(absl::Milliseconds(300));  // let some of it flow (load shape, not a sync)
+  auto count = [&](int replica, const std::string& event) {
+    const std::string log = procs_[replica]->ReadLog();
+    size_t n = 0;
+    for (size_t at = log.find(event); at != std::string::npos; at = log.find(event, at + 1)) ++n;
+    return n;
+  };
+  const size_t reloads_before = count(1, "cluster_reload") + count(2, "cluster_reload");
+  const size_t gains_before = count(1, "cluster_loaded_gained") + count(2, "cluster_loaded_gained");
   procs_[0]->Kill();
   const absl::Time killed = absl::Now();
   streaming.join();
@@ -194,6 +202,10 @@ TEST_F(ClusterFailoverTest, KillOneReplicaMidStream) {
               absl::ToDoubleSeconds(failover), absl::ToDoubleSeconds(kTtl));
   EXPECT_LT(failover, kTtl + absl::Seconds(10));
   for (const auto& [shard, owner] : Routes()) EXPECT_NE(owner.first, "r0") << shard;
+  // The survivors only gained shards: they loaded those twins and kept serving their own
+  // (no reload of everything).
+  EXPECT_EQ(count(1, "cluster_reload") + count(2, "cluster_reload"), reloads_before);
+  EXPECT_GT(count(1, "cluster_loaded_gained") + count(2, "cluster_loaded_gained"), gains_before);
 
   // Everything, resent to the new owners: the Welcome drops what is stored.
   auto after = Stream(1, 400);
