@@ -53,6 +53,7 @@ absl::Status Replica::RunRound() {
   absl::MutexLock lock(&round_mu_);
   absl::StatusOr<RoundResult> round = keeper_.Round();
   absl::Duration takeover;
+  bool reloaded_all = false;
   if (round.ok()) {
     for (uint32_t s : round->lost) serving_[s].store(false);
     for (uint32_t s : round->released) serving_[s].store(false);
@@ -68,11 +69,12 @@ absl::Status Replica::RunRound() {
         absl::Status loaded = load_gained_(unserved);
         if (!loaded.ok()) {
           RefreshRoutes().IgnoreError();
-          if (on_round_) on_round_(shards_served(), absl::ZeroDuration());
+          if (on_round_) on_round_(shards_served(), absl::ZeroDuration(), false);
           return loaded;  // the next round retries what is still unserved
         }
         for (uint32_t s : unserved) serving_[s].store(keeper_.Owns(s));
       } else {
+        reloaded_all = true;
         absl::Status loaded = reload_ ? reload_() : absl::OkStatus();
         if (!loaded.ok()) {
           for (uint32_t s = 0; s < options_.shard_count; ++s) serving_[s].store(false);
@@ -84,7 +86,7 @@ absl::Status Replica::RunRound() {
     }
   }
   absl::Status routes = RefreshRoutes();
-  if (on_round_) on_round_(shards_served(), takeover);
+  if (on_round_) on_round_(shards_served(), takeover, reloaded_all);
   if (!round.ok()) return round.status();
   return routes;
 }

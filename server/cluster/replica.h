@@ -64,9 +64,11 @@ class Replica {
   void set_load_gained(std::function<absl::Status(const std::vector<uint32_t>& shards)> load) {
     load_gained_ = std::move(load);
   }
-  // After every round (metrics, logs): shards served, and how long the takeover (lease
-  // change to twins served) took when this round made one (zero otherwise).
-  void set_on_round(std::function<void(size_t shards_served, absl::Duration takeover)> f) {
+  // After every round (metrics, logs): shards served, how long the takeover (lease change
+  // to twins served) took when this round made one (zero otherwise), and whether it reloaded
+  // every twin (a shard lost or released) rather than loading only the gained shards.
+  void set_on_round(
+      std::function<void(size_t shards_served, absl::Duration takeover, bool reloaded_all)> f) {
     on_round_ = std::move(f);
   }
 
@@ -114,7 +116,7 @@ class Replica {
   LeaseKeeper keeper_;
   std::function<absl::Status()> reload_;
   std::function<absl::Status(const std::vector<uint32_t>&)> load_gained_;
-  std::function<void(size_t, absl::Duration)> on_round_;
+  std::function<void(size_t, absl::Duration, bool)> on_round_;
   absl::Mutex round_mu_;  // one round at a time
   // Per virtual shard: served (held and loaded).
   std::unique_ptr<std::atomic<bool>[]> serving_;

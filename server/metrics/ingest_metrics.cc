@@ -160,13 +160,19 @@ IngestMetrics::IngestMetrics(prometheus::Registry& r) : registry_(r) {
                        .Help("Cluster mode: virtual shards this replica serves (0 outside it).")
                        .Register(r)
                        .Add({});
-  takeover_seconds_ = &BuildGauge()
-                           .Name("pumptwin_cluster_takeover_seconds")
-                           .Help(
-                               "Cluster mode: duration of the last takeover (lease change "
-                               "to twins served).")
-                           .Register(r)
-                           .Add({});
+  {
+    auto& takeover = BuildHistogram()
+                         .Name("pumptwin_cluster_takeover_seconds")
+                         .Help(
+                             "Cluster mode: takeovers (lease change to twins served), by kind: "
+                             "gained = only the gained shards loaded, reload = every twin "
+                             "reloaded after a shard was lost or released.")
+                         .Register(r);
+    const prometheus::Histogram::BucketBoundaries bounds{0.05, 0.1, 0.25, 0.5, 1,  2.5,
+                                                         5,    10,  30,   60,  120};
+    takeover_gained_ = &takeover.Add({{"kind", "gained"}}, bounds);
+    takeover_reload_ = &takeover.Add({{"kind", "reload"}}, bounds);
+  }
   takeovers_ = &prometheus::BuildCounter()
                     .Name("pumptwin_cluster_takeovers_total")
                     .Help("Cluster mode: takeovers (changes of the shards served) so far.")

@@ -52,8 +52,9 @@ class IngestMetrics : public AlertListener {
   void SetShardsOwned(size_t shards) { shards_owned_->Set(static_cast<double>(shards)); }
   // Cluster mode: a TwinService call forwarded to the replica serving its pump.
   void CountForwardedCall() { forwarded_calls_->Increment(); }
-  void ObserveTakeover(absl::Duration d) {
-    takeover_seconds_->Set(absl::ToDoubleSeconds(d));
+  // `reloaded_all`: every twin reloaded (a shard lost or released), else the gained ones.
+  void ObserveTakeover(absl::Duration d, bool reloaded_all) {
+    (reloaded_all ? takeover_reload_ : takeover_gained_)->Observe(absl::ToDoubleSeconds(d));
     takeovers_->Increment();
   }
   // RocksDB size estimates (Store::ApproximateSizes), refreshed with the fleet gauges.
@@ -96,7 +97,8 @@ class IngestMetrics : public AlertListener {
   prometheus::Gauge* pending_compaction_bytes_;
   prometheus::Gauge* recovery_seconds_;
   prometheus::Gauge* shards_owned_;
-  prometheus::Gauge* takeover_seconds_;
+  prometheus::Histogram* takeover_gained_;
+  prometheus::Histogram* takeover_reload_;
   prometheus::Counter* takeovers_;
   prometheus::Counter* forwarded_calls_;
   prometheus::Gauge* recovered_twins_;

@@ -126,16 +126,18 @@ absl::Status ClusterMode::Start(TwinRegistry* registry, CommitGate* gate, Ingest
         },
         absl::StrCat("replica ", options_.replica, " took ", shards.size(), " virtual shards"));
   });
-  replica_->set_on_round([metrics, this](size_t served, absl::Duration takeover) {
-    metrics->SetShardsOwned(served);
-    if (takeover > absl::ZeroDuration()) {
-      metrics->ObserveTakeover(takeover);
-      Log(LogLevel::kInfo, "cluster_takeover",
-          {{"replica", options_.replica},
-           {"shards_served", served},
-           {"takeover_ms", absl::ToInt64Milliseconds(takeover)}});
-    }
-  });
+  replica_->set_on_round(
+      [metrics, this](size_t served, absl::Duration takeover, bool reloaded_all) {
+        metrics->SetShardsOwned(served);
+        if (takeover > absl::ZeroDuration()) {
+          metrics->ObserveTakeover(takeover, reloaded_all);
+          Log(LogLevel::kInfo, "cluster_takeover",
+              {{"replica", options_.replica},
+               {"shards_served", served},
+               {"kind", reloaded_all ? "reload" : "gained"},
+               {"takeover_ms", absl::ToInt64Milliseconds(takeover)}});
+        }
+      });
   if (absl::Status s = replica_->Start(); !s.ok()) {
     return absl::Status(s.code(), absl::StrCat("cluster mode: ", s.message()));
   }

@@ -113,11 +113,8 @@ std::string LeaseDdl(absl::string_view schema) {
       s,
       ".lock_log(OUT alert_key bytea, OUT audit_key bytea, OUT audit_value bytea) "
       "LANGUAGE plpgsql AS $lock$ BEGIN PERFORM 1 FROM ",
-      s,
-      ".log_lock WHERE id = 1 FOR UPDATE; SELECT k INTO alert_key FROM ",
-      s,
-      ".\"alerts\" ORDER BY k DESC LIMIT 1; SELECT k, v INTO audit_key, audit_value FROM ",
-      s,
+      s, ".log_lock WHERE id = 1 FOR UPDATE; SELECT k INTO alert_key FROM ", s,
+      ".\"alerts\" ORDER BY k DESC LIMIT 1; SELECT k, v INTO audit_key, audit_value FROM ", s,
       ".\"audit\" ORDER BY k DESC LIMIT 1; END $lock$;");
 }
 
@@ -366,7 +363,8 @@ absl::Status ReadLogTail(const PGresult* r, LogTail* tail) {
     }
     absl::StatusOr<uint64_t> c = keys::ParseCursorKey(
         absl::string_view(PQgetvalue(r, 0, column), PQgetlength(r, 0, column)));
-    if (!c.ok()) return absl::DataLossError(absl::StrCat("the log's last key: ", c.status().message()));
+    if (!c.ok())
+      return absl::DataLossError(absl::StrCat("the log's last key: ", c.status().message()));
     *out = *c;
     return absl::OkStatus();
   };
@@ -461,19 +459,17 @@ absl::Status PostgresStore::CommitGroup(const WriteGroup& group, const LeaseFenc
       Params p;
       p.ByteaArray(tables[t], [](const auto& kv) { return absl::string_view(kv.first); });
       p.ByteaArray(tables[t], [](const auto& kv) { return absl::string_view(kv.second); });
-      statements.emplace_back(
-          absl::StrCat("INSERT INTO ", table(static_cast<Table>(t)),
-                       " (k, v) SELECT * FROM unnest($1::bytea[], $2::bytea[]) "
-                       "ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v"),
-          std::move(p));
+      statements.emplace_back(absl::StrCat("INSERT INTO ", table(static_cast<Table>(t)),
+                                           " (k, v) SELECT * FROM unnest($1::bytea[], $2::bytea[]) "
+                                           "ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v"),
+                              std::move(p));
     }
   };
   add_erases_and_upserts(puts);
   if (appends) {
-    statements.emplace_back(
-        absl::StrCat("SELECT alert_key, audit_key, audit_value FROM \"", options_.schema,
-                     "\".lock_log()"),
-        Params());
+    statements.emplace_back(absl::StrCat("SELECT alert_key, audit_key, audit_value FROM \"",
+                                         options_.schema, "\".lock_log()"),
+                            Params());
   } else {
     statements.emplace_back("COMMIT", Params());
   }
@@ -511,9 +507,9 @@ absl::Status PostgresStore::CommitGroup(const WriteGroup& group, const LeaseFenc
   return absl::OkStatus();
 }
 
-absl::Status PostgresStore::RunPipeline(PGconn* c,
-                                        const std::vector<std::pair<std::string, Params>>& statements,
-                                        bool commits, LogTail* tail) const {
+absl::Status PostgresStore::RunPipeline(
+    PGconn* c, const std::vector<std::pair<std::string, Params>>& statements, bool commits,
+    LogTail* tail) const {
   size_t sent = 0;
   for (const auto& [sql, params] : statements) {
     if (params.Send(c, sql) != 1) break;

@@ -52,9 +52,9 @@ struct WriteGroup;
 
 // The tail of the alert log and the audit chain as the committing transaction sees it.
 struct LogTail {
-  uint64_t last_cursor = 0;        // 0: no alert event yet
-  uint64_t last_audit_seq = 0;     // 0: no audit record yet
-  std::string last_audit_record;   // its stored bytes ("" when none)
+  uint64_t last_cursor = 0;       // 0: no alert event yet
+  uint64_t last_audit_seq = 0;    // 0: no audit record yet
+  std::string last_audit_record;  // its stored bytes ("" when none)
 };
 // Appends alert events and audit records to `out`, numbered right after `tail`, and moves
 // `tail` past them. Runs on the committing thread, in submission order, once the store holds

@@ -130,14 +130,16 @@ TEST_F(ClusterFailoverTest, RegistrationsThroughEveryReplicaAtOnceAllSucceed) {
   }
   for (auto& t : callers) t.join();
   for (int r = 0; r < kReplicas; ++r) {
-    for (const grpc::Status& st : results[r]) EXPECT_TRUE(st.ok()) << r << ": " << st.error_message();
+    for (const grpc::Status& st : results[r])
+      EXPECT_TRUE(st.ok()) << r << ": " << st.error_message();
     EXPECT_LE(MetricOf(r, "pumptwin_store_errors_total{op=\"commit\"}"), 0.0)
         << "replica " << r << " had a commit fail";
   }
   auto stored = view_->ScanAuditAfter(0, 10000);
   ASSERT_TRUE(stored.ok()) << stored.status();
   std::vector<v1::AuditRecord> chain(stored->size());
-  for (size_t i = 0; i < stored->size(); ++i) ASSERT_TRUE(chain[i].ParseFromString((*stored)[i].second));
+  for (size_t i = 0; i < stored->size(); ++i)
+    ASSERT_TRUE(chain[i].ParseFromString((*stored)[i].second));
   EXPECT_GE(chain.size(), static_cast<size_t>(kReplicas * kEach));
   const audit::ChainVerdict verdict = audit::VerifyAuditChain(chain);
   EXPECT_TRUE(verdict.ok) << verdict.problem << " at sequence " << verdict.first_bad_sequence;

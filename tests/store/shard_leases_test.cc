@@ -285,7 +285,8 @@ TEST_F(ShardLeasesTest, AppendsNumberedAtCommitTimeNeverConflict) {
       g.snapshots.emplace_back(pump, absl::StrCat("state ", i));
       const std::string name = absl::StrCat(owner, ":", i);
       g.log_appends.push_back([name](LogTail& tail, WriteGroup& out) {
-        const std::string after = tail.last_audit_record.substr(0, tail.last_audit_record.find('|'));
+        const std::string after =
+            tail.last_audit_record.substr(0, tail.last_audit_record.find('|'));
         out.alerts.emplace_back(++tail.last_cursor, name);
         tail.last_audit_record = absl::StrCat(name, "|", after);
         out.audit.emplace_back(++tail.last_audit_seq, tail.last_audit_record);

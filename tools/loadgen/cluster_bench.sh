@@ -15,9 +15,8 @@
 #       the load tool's summary says whether every sample still became durable.
 #   tools/loadgen/cluster_bench.sh [--dir DIR] takeover [PUMPS]
 #       registers PUMPS (default 10000) pumps with 300 samples each (a snapshot each), kill -9
-#       of the last replica, then the survivors' cluster_takeover / store_revived log lines,
-#       pumptwin_cluster_takeover_seconds (the last takeover) and pumptwin_cluster_takeovers_total
-#       once the shards are all served again.
+#       of the last replica, then the survivors' cluster_takeover / cluster_loaded_gained log lines
+#       and pumptwin_cluster_takeovers_total once the shards are all served again.
 #   tools/loadgen/cluster_bench.sh [--dir DIR] db-failover
 #       kill -9 of the PostgreSQL primary, pg_promote() of s1, s2 re-pointed at s1 (reload),
 #       then a probe (register + one frame per pump, every replica's shards) until the ingest
@@ -163,9 +162,9 @@ takeover)
   echo "shards all served again after $(echo "$(now) - $t0" | bc) s"
   for r in $(live_replicas); do
     mp=$(port_of "$r" metrics_port)
-    echo "$r: pumptwin_cluster_takeover_seconds (the last takeover) $(metric "$mp" pumptwin_cluster_takeover_seconds)," \
-      "takeovers +$(echo "$(metric "$mp" pumptwin_cluster_takeovers_total) - ${cnt0[$r]}" | bc)"
-    tail -n +$(($(cat "$WORK/$r.lines") + 1)) "$DIR/replicas/$r/log" | grep -E 'cluster_takeover|store_revived|recovered' || true
+    echo "$r: takeovers +$(echo "$(metric "$mp" pumptwin_cluster_takeovers_total) - ${cnt0[$r]}" | bc)" \
+      "(pumptwin_cluster_takeover_seconds by kind; times in the log lines)"
+    tail -n +$(($(cat "$WORK/$r.lines") + 1)) "$DIR/replicas/$r/log" | grep -E 'cluster_takeover|cluster_loaded_gained|store_revived|recovered' || true
   done
   ;;
 db-failover)
