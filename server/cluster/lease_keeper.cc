@@ -27,23 +27,39 @@ absl::StatusOr<RoundResult> LeaseKeeper::Round() {
 
   result.live_replicas = std::max<size_t>(1, live->size());
   result.fair_share = (options_.shard_count + result.live_replicas - 1) / result.live_replicas;
-  if (now.size() > result.fair_share) {
-    // Beyond the share: the highest shards go back, for a replica that joined.
-    std::vector<store::ShardLease> surplus;
-    for (auto it = now.rbegin();
-         it != now.rend() && now.size() - surplus.size() > result.fair_share; ++it) {
-      surplus.push_back(it->second);
+  std::set<uint32_t> draining;
+  {
+    absl::MutexLock lock(&mu_);
+    for (uint32_t s : draining_) {
+      if (now.contains(s)) draining.insert(s);  // a lost one is gone already
     }
-    auto released = store_->ReleaseLeases(options_.replica, surplus);
+  }
+  // Drained for a round: the commits made under these leases have landed; give them back.
+  if (!draining.empty()) {
+    std::vector<store::ShardLease> back;
+    for (uint32_t s : draining) back.push_back(now.at(s));
+    auto released = store_->ReleaseLeases(options_.replica, back);
     if (released.ok()) {
-      for (const store::ShardLease& l : surplus) {
-        now.erase(l.shard);
-        result.released.push_back(l.shard);
+      for (uint32_t s : draining) {
+        now.erase(s);
+        result.released.push_back(s);
+      }
+      draining.clear();
+    }
+  }
+  const size_t serving = now.size() - draining.size();
+  if (serving > result.fair_share) {
+    // Beyond the share: the highest shards drain, then go back, for a replica that joined.
+    size_t more = serving - result.fair_share;
+    for (auto it = now.rbegin(); it != now.rend() && more > 0; ++it) {
+      if (draining.insert(it->first).second) {
+        result.draining.push_back(it->first);
+        --more;
       }
     }
-  } else if (now.size() < result.fair_share) {
+  } else if (serving < result.fair_share && draining.empty()) {
     auto taken =
-        store_->TakeExpiredLeases(options_.replica, options_.ttl, result.fair_share - now.size());
+        store_->TakeExpiredLeases(options_.replica, options_.ttl, result.fair_share - serving);
     if (taken.ok()) {
       for (store::ShardLease& l : *taken) {
         result.gained.push_back(l.shard);
@@ -51,13 +67,16 @@ absl::StatusOr<RoundResult> LeaseKeeper::Round() {
       }
     }
   }
+  std::sort(result.draining.begin(), result.draining.end());
   std::sort(result.released.begin(), result.released.end());
   result.held = now.size();
   {
     absl::MutexLock lock(&mu_);
     held_ = std::move(now);
+    draining_ = std::move(draining);
   }
   if (!result.lost.empty() && options_.on_lost) options_.on_lost(result.lost);
+  if (!result.draining.empty() && options_.on_lost) options_.on_lost(result.draining);
   if (!result.released.empty() && options_.on_lost) options_.on_lost(result.released);
   if (!result.gained.empty() && options_.on_gained) options_.on_gained(result.gained);
   return result;
@@ -70,6 +89,7 @@ absl::Status LeaseKeeper::ReleaseAll() {
   {
     absl::MutexLock lock(&mu_);
     held_.clear();
+    draining_.clear();
   }
   std::vector<uint32_t> shards;
   for (const store::ShardLease& l : held) shards.push_back(l.shard);
@@ -95,7 +115,7 @@ absl::StatusOr<store::LeaseFence> LeaseKeeper::FenceFor(absl::Span<const uint32_
 
 bool LeaseKeeper::Owns(uint32_t shard) const {
   absl::MutexLock lock(&mu_);
-  return held_.contains(shard);
+  return held_.contains(shard) && !draining_.contains(shard);
 }
 
 std::vector<store::ShardLease> LeaseKeeper::Held() const {

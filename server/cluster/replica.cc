@@ -57,9 +57,10 @@ absl::Status Replica::RunRound() {
   if (round.ok()) {
     for (uint32_t s : round->lost) serving_[s].store(false);
     for (uint32_t s : round->released) serving_[s].store(false);
+    for (uint32_t s : round->draining) serving_[s].store(false);
     std::vector<uint32_t> unserved;  // held, not served yet (gained, or a load that failed)
     for (const store::ShardLease& l : keeper_.Held()) {
-      if (!serving_[l.shard].load()) unserved.push_back(l.shard);
+      if (!serving_[l.shard].load() && keeper_.Owns(l.shard)) unserved.push_back(l.shard);
     }
     const bool gave_up = !round->lost.empty() || !round->released.empty();
     if (gave_up || !unserved.empty()) {

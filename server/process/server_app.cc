@@ -26,6 +26,7 @@
 #include "server/api/alert_hub.h"
 #include "server/api/auth.h"
 #include "server/api/token_auth.h"
+#include "server/api/transport_auth.h"
 #include "server/api/twin_service.h"
 #include "server/api/twin_watch_hub.h"
 #include "server/core/commit_gate.h"
@@ -356,16 +357,6 @@ absl::Status ServerApp::Start() {
   // gRPC's built-in health service has no protobuf descriptors of its own: link the
   // generated grpc.health.v1 code so that reflection can describe it.
   (void)grpc::health::v1::HealthCheckRequest::descriptor();
-  grpc::ServerBuilder builder;
-  builder.AddListeningPort(options_.listen, *creds, &grpc_port_);
-  // One limit for the whole server (gRPC has no per-service receive limit): the larger of
-  // a full gateway frame and the largest API request; anything bigger is refused
-  // RESOURCE_EXHAUSTED instead of being parsed.
-  builder.SetMaxReceiveMessageSize(static_cast<int>(
-      std::max(device_link::MaxGatewayMessageBytes(gw.frame_limits), kApiMaxReceiveBytes)));
-  if (std::string warning = GatewayAuthWarning(options_); !warning.empty()) {
-    Log(LogLevel::kWarning, "gateway_auth_none", {{"detail", warning}});
-  }
   if (options_.auth_tokens_file.empty()) {
     auth_ = std::make_unique<OpenAuthorizer>();
     Log(LogLevel::kInfo, "auth_open",
@@ -377,6 +368,21 @@ absl::Status ServerApp::Start() {
     auth_ = *std::move(token_auth);
     Log(LogLevel::kInfo, "auth_tokens_loaded",
         {{"file", options_.auth_tokens_file}, {"principals", token_auth_->size()}});
+  }
+  if (!options_.tls_cert_file.empty()) {
+    // Strangers are refused when a call's headers arrive, before its message is received.
+    (*creds)->SetAuthMetadataProcessor(
+        std::make_shared<TransportAuthGate>(token_auth_, gw.require_peer_identity));
+  }
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(options_.listen, *creds, &grpc_port_);
+  // One limit for the whole server (gRPC has no per-service receive limit): the larger of
+  // a full gateway frame and the largest API request; anything bigger is refused
+  // RESOURCE_EXHAUSTED instead of being parsed.
+  builder.SetMaxReceiveMessageSize(static_cast<int>(
+      std::max(device_link::MaxGatewayMessageBytes(gw.frame_limits), kApiMaxReceiveBytes)));
+  if (std::string warning = GatewayAuthWarning(options_); !warning.empty()) {
+    Log(LogLevel::kWarning, "gateway_auth_none", {{"detail", warning}});
   }
   drugs_ = std::make_unique<DrugLibraryHolder>();
   if (absl::Status s = drugs_->Load(options_.drug_library_file); !s.ok()) {

@@ -131,6 +131,56 @@ TEST_F(TlsTest, ClientTrustingTheCaConnectsPlaintextAndUntrustingClientsFail) {
   EXPECT_NE(w.error_code(), grpc::StatusCode::NOT_FOUND) << "untrusted CA reached the service";
 }
 
+// The server's peak resident memory (VmHWM), in KiB; -1 when unreadable.
+long PeakResidentKib(pid_t pid) {
+  auto status = testing::ReadTextFile(absl::StrCat("/proc/", pid, "/status"));
+  if (!status.ok()) return -1;
+  const size_t at = status->find("VmHWM:");
+  if (at == std::string::npos) return -1;
+  return std::strtol(status->c_str() + at + 6, nullptr, 10);
+}
+
+// A TwinService call without a valid token is refused when its headers arrive: its message,
+// however large, is never received (gRPC would buffer it whole before its size check). A
+// token holder's oversized message is still refused by the receive limit.
+TEST_F(TlsTest, AStrangersLargeMessageIsRefusedBeforeItIsReceived) {
+  std::vector<std::string> args = TlsArgs();
+  args.push_back("--auth_tokens_file=" + dir_.path() + "/tokens");
+  args.push_back("--shutdown_grace=1s");
+  testing::ServerProcess server({.data_dir = dir_.path() + "/data", .extra_args = args});
+  ASSERT_TRUE(server.Start().ok()) << server.ReadLog();
+  grpc::SslCredentialsOptions trusted;
+  trusted.pem_root_certs = *testing::ReadTextFile(dir_.path() + "/ca.pem");
+  grpc::ChannelArguments unlimited;
+  unlimited.SetMaxSendMessageSize(-1);
+  auto channel = grpc::CreateCustomChannel(absl::StrCat("localhost:", server.grpc_port()),
+                                           grpc::SslCredentials(trusted), unlimited);
+  auto call = [&](const std::string& token, size_t padding) {
+    v1::GetPumpRequest req;
+    req.set_name("pumps/p1");
+    req.GetReflection()->MutableUnknownFields(&req)->AddLengthDelimited(1000,
+                                                                        std::string(padding, 'x'));
+    grpc::ClientContext ctx;
+    if (!token.empty()) ctx.AddMetadata("authorization", "Bearer " + token);
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(60)));
+    v1::Pump pump;
+    return v1::TwinService::NewStub(channel)->GetPump(&ctx, req, &pump);
+  };
+  ASSERT_EQ(call(viewer_.token, 0).error_code(), grpc::StatusCode::NOT_FOUND);  // warmed up
+  const long before = PeakResidentKib(server.pid());
+  ASSERT_GT(before, 0);
+  constexpr size_t kLarge = size_t{64} << 20;
+  grpc::Status stranger = call("", kLarge);
+  EXPECT_EQ(stranger.error_code(), grpc::StatusCode::UNAUTHENTICATED) << stranger.error_message();
+  grpc::Status forged = call("not-a-token", kLarge);
+  EXPECT_EQ(forged.error_code(), grpc::StatusCode::UNAUTHENTICATED) << forged.error_message();
+  const long after = PeakResidentKib(server.pid());
+  // Received whole, one such message costs more than its 64 MiB.
+  EXPECT_LT(after - before, 16 * 1024) << "peak RSS " << before << " -> " << after << " KiB";
+  grpc::Status too_big = call(viewer_.token, size_t{3} << 20);
+  EXPECT_EQ(too_big.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << too_big.error_message();
+}
+
 // Over HTTPS a browser session's cookie is __Host- prefixed and Secure (besides HttpOnly,
 // SameSite=Strict, Path=/) and authorises the session's requests; plaintext HTTP on the
 // same listener gets no HTTP answer.

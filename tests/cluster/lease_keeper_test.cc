@@ -91,11 +91,19 @@ class LeaseKeeperTest : public ::testing::Test {
     auto a = Join("a");
     auto b = Join("b");
     if (a == nullptr || b == nullptr) return {nullptr, nullptr};
-    for (int round = 0; round < 2; ++round) {
+    for (int round = 0; round < 3; ++round) {  // a drains half, releases it, b takes it
       RoundOk(*a);
       RoundOk(*b);
     }
     return {std::move(a), std::move(b)};
+  }
+
+  // A pump id in virtual shard `shard`.
+  static std::string PumpOfShard(uint32_t shard) {
+    for (int i = 0;; ++i) {
+      std::string p = absl::StrCat("p", i);
+      if (store::VirtualShardOf(p, kShards) == shard) return p;
+    }
   }
 
   static std::set<uint32_t> Shards(const Replica& r) {
@@ -121,9 +129,24 @@ TEST_F(LeaseKeeperTest, AJoiningReplicaGetsItsFairShareAndNoShardHasTwoOwners) {
   EXPECT_EQ(b1.live_replicas, 2u);
   EXPECT_TRUE(b1.gained.empty()) << "b took shards a holds";
   RoundResult a2 = RoundOk(*a);
-  EXPECT_EQ(a2.released.size(), kShards / 2) << "a kept more than its share";
+  EXPECT_EQ(a2.draining.size(), kShards / 2) << "a kept more than its share";
+  EXPECT_TRUE(a2.released.empty()) << "released before its commits under way could land";
+  EXPECT_EQ(a->serving.size(), kShards / 2) << "a still serves what drains";
+  // A draining shard is not served, but a commit under its lease still lands.
+  const uint32_t drained = a2.draining.front();
+  EXPECT_FALSE(a->keeper->Owns(drained));
+  auto late = a->keeper->FenceFor({drained});
+  ASSERT_TRUE(late.ok()) << late.status();
+  store::WriteGroup g;
+  g.pumps.emplace_back(PumpOfShard(drained), "registration");
+  EXPECT_TRUE(a->store->CommitFenced(g, *late).ok());
   RoundResult b2 = RoundOk(*b);
-  EXPECT_EQ(b2.gained.size(), kShards / 2);
+  EXPECT_TRUE(b2.gained.empty()) << "b took shards a still drains";
+  RoundResult a3 = RoundOk(*a);
+  EXPECT_EQ(a3.released.size(), kShards / 2);
+  EXPECT_EQ(a->keeper->FenceFor({drained}).status().code(), absl::StatusCode::kFailedPrecondition);
+  RoundResult b3 = RoundOk(*b);
+  EXPECT_EQ(b3.gained.size(), kShards / 2);
 
   const std::set<uint32_t> sa = Shards(*a), sb = Shards(*b);
   EXPECT_EQ(sa.size() + sb.size(), kShards);
@@ -131,9 +154,9 @@ TEST_F(LeaseKeeperTest, AJoiningReplicaGetsItsFairShareAndNoShardHasTwoOwners) {
   EXPECT_EQ(a->serving, sa);
   EXPECT_EQ(b->serving, sb);
   // Steady state: further rounds move nothing.
-  RoundResult a3 = RoundOk(*a), b3 = RoundOk(*b);
-  EXPECT_TRUE(a3.gained.empty() && a3.lost.empty() && a3.released.empty());
-  EXPECT_TRUE(b3.gained.empty() && b3.lost.empty() && b3.released.empty());
+  RoundResult a4 = RoundOk(*a), b4 = RoundOk(*b);
+  EXPECT_TRUE(a4.gained.empty() && a4.lost.empty() && a4.draining.empty() && a4.released.empty());
+  EXPECT_TRUE(b4.gained.empty() && b4.lost.empty() && b4.draining.empty() && b4.released.empty());
 }
 
 TEST_F(LeaseKeeperTest, AReplicaThatStopsLosesItsShardsAndItsFence) {
