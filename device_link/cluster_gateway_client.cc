@@ -6,6 +6,7 @@
 #include "absl/hash/hash.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/virtual_shard.h"
 
 namespace pumptwin::device_link {
 
@@ -53,6 +54,7 @@ std::shared_ptr<GatewayClient> ClusterGatewayClient::SessionLocked(const std::st
   o.on_moved = [this, address](const v1::Nack& n, v1::TelemetrySample s) {
     OnMoved(address, n, std::move(s));
   };
+  o.on_welcome = [this](const v1::Welcome& w) { OnWelcome(w); };
   Session& s = sessions_[address];
   s.client = std::make_shared<GatewayClient>(std::move(o));
   if (!stopping_) s.client->Start();
@@ -113,9 +115,10 @@ absl::Status ClusterGatewayClient::Route(std::vector<v1::TelemetrySample> sample
         if (dead == dead_until_.end() || dead->second <= now) address = route->second;
       }
       if (address.empty()) {
-        // Assume the seed serves the pump until told otherwise (a "moved" answer corrects
-        // the route; a seed given up loses it).
-        address = SeedLocked(s.pump_id(), avoid);
+        // Assume its shard's replica (else a seed) serves the pump until told otherwise (a
+        // "moved" answer corrects the route; a replica given up loses it).
+        address = ShardRouteLocked(s.pump_id(), avoid, now);
+        if (address.empty()) address = SeedLocked(s.pump_id(), avoid);
         routes_[s.pump_id()] = address;
         guessed_[s.pump_id()] = s.seq();
       }
@@ -170,12 +173,41 @@ void ClusterGatewayClient::OnMoved(const std::string& from, const v1::Nack& nack
   guessed_.erase(pump);
   if (known) {
     routes_[pump] = nack.owner_address();
+    LearnShardRouteLocked(pump, nack.owner_address());
   } else {
     routes_.erase(pump);  // being taken over: ask again (another replica) a moment later
   }
   for (v1::TelemetrySample& s : rest) {
     ParkLocked(std::move(s), known ? std::string() : from, known ? now : now + opts_.retry_every);
   }
+}
+
+void ClusterGatewayClient::OnWelcome(const v1::Welcome& welcome) {
+  absl::MutexLock l(&mu_);
+  if (welcome.virtual_shards() == 0 || welcome.virtual_shards() == shard_routes_.size()) return;
+  // First announced (or the cluster's count changed): nothing is known of any shard yet.
+  shard_routes_.assign(welcome.virtual_shards(), std::string());
+  counts_.shard_routes = 0;
+}
+
+std::string ClusterGatewayClient::ShardRouteLocked(absl::string_view pump_id,
+                                                   const std::string& avoid, absl::Time now) const {
+  if (shard_routes_.empty()) return "";
+  const std::string& address =
+      shard_routes_[VirtualShardOf(pump_id, static_cast<uint32_t>(shard_routes_.size()))];
+  if (address.empty() || address == avoid) return "";
+  auto dead = dead_until_.find(address);
+  if (dead != dead_until_.end() && dead->second > now) return "";
+  return address;
+}
+
+void ClusterGatewayClient::LearnShardRouteLocked(absl::string_view pump_id,
+                                                 const std::string& address) {
+  if (shard_routes_.empty()) return;
+  std::string& known =
+      shard_routes_[VirtualShardOf(pump_id, static_cast<uint32_t>(shard_routes_.size()))];
+  if (known.empty()) ++counts_.shard_routes;
+  known = address;
 }
 
 void ClusterGatewayClient::Supervise() {
@@ -221,6 +253,7 @@ void ClusterGatewayClient::Supervise() {
         auto session = route == routes_.end() ? sessions_.end() : sessions_.find(route->second);
         if (route == routes_.end() || (session != sessions_.end() &&
                                        session->second.client->acked_seq(g->first) >= g->second)) {
+          if (route != routes_.end()) LearnShardRouteLocked(g->first, route->second);
           guessed_.erase(g++);  // confirmed (or gone)
         } else {
           ++g;

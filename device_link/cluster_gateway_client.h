@@ -2,9 +2,11 @@
 // Each replica serves the pumps of the virtual shards it leases; this client keeps one
 // GatewayClient session per replica it needs and sends each pump's samples to the replica
 // serving it:
-//  - a pump's first samples go to a seed replica; a replica that does not serve the pump
-//    answers NACK_REASON_MOVED naming the one that does, and the samples follow it there
-//    (the route is kept for the next ones);
+//  - a pump's first samples go to the replica known to serve its virtual shard (the
+//    Welcome announces the shard count; every "moved" answer names a shard's replica), else
+//    to a seed replica; a replica that does not serve the pump answers NACK_REASON_MOVED
+//    naming the one that does, and the samples follow it there (the route is kept for the
+//    next ones, the shard's too);
 //  - "moved" with no address (the pump's shard is being taken over) parks the samples and
 //    retries them through a seed a moment later;
 //  - a session that stays down (its replica died) is stopped after `failover_after`: every
@@ -50,7 +52,8 @@ struct ClusterGatewayStats {
   // through another one): sent again a moment later, not dropped.
   uint64_t samples_resent_out_of_order = 0;
   uint64_t sessions_given_up = 0;
-  uint64_t routes = 0;                                 // pumps with a known replica
+  uint64_t routes = 0;        // pumps with a known replica
+  uint64_t shard_routes = 0;  // virtual shards with a known replica (first samples go there)
   std::map<std::string, GatewayClientStats> sessions;  // by replica address
 };
 
@@ -100,6 +103,13 @@ class ClusterGatewayClient {
                      bool parked);
   void OnMoved(const std::string& from, const pumptwin::v1::Nack& nack,
                pumptwin::v1::TelemetrySample sample);
+  void OnWelcome(const pumptwin::v1::Welcome& welcome);
+  // The replica last known to serve the pump's virtual shard, "" when none is (or it is
+  // `avoid`, or given up).
+  std::string ShardRouteLocked(absl::string_view pump_id, const std::string& avoid,
+                               absl::Time now) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void LearnShardRouteLocked(absl::string_view pump_id, const std::string& address)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Supervise();
 
   const ClusterGatewayClientOptions opts_;
@@ -111,6 +121,9 @@ class ClusterGatewayClient {
   absl::flat_hash_map<std::string, uint64_t> guessed_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, uint64_t> acked_ ABSL_GUARDED_BY(mu_);  // of sessions given up
   std::vector<Parked> parked_ ABSL_GUARDED_BY(mu_);
+  // Per virtual shard (Welcome.virtual_shards of them, none before a Welcome said): the
+  // replica a "moved" answer last named for one of its pumps.
+  std::vector<std::string> shard_routes_ ABSL_GUARDED_BY(mu_);
   size_t in_transit_ ABSL_GUARDED_BY(mu_) = 0;  // taken by the supervisor, not yet routed
   // Per pump: samples parked or being routed by the supervisor, and when its last parked
   // one may go.

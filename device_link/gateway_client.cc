@@ -456,6 +456,7 @@ void GatewayClient::HandleServerMessage(const ServerMessage& m) {
         break;
     }
   }
+  if (m.has_welcome() && opts_.on_welcome) opts_.on_welcome(m.welcome());
   if (m.has_nack() && opts_.on_nack) opts_.on_nack(m.nack());
   for (v1::TelemetrySample& s : moved) opts_.on_moved(m.nack(), std::move(s));
   if (opts_.on_frame_done) {

@@ -63,6 +63,8 @@ struct GatewayClientOptions {
   std::shared_ptr<Sleeper> sleeper;   // default RealSleeper
 
   std::function<void(const pumptwin::v1::Nack&)> on_nack;
+  // Every Welcome (each session's start), after this client applied it.
+  std::function<void(const pumptwin::v1::Welcome&)> on_welcome;
   // Cluster mode: set, a NACK_REASON_MOVED sample leaves this client's buffer and is handed
   // here (with the nack naming its replica) to be sent there (ClusterGatewayClient does).
   // Unset, it stays buffered and is resent at the next session.

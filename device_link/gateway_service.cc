@@ -290,6 +290,7 @@ class GatewayStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
     w->set_server_version(opts_.server_version);
     w->set_max_samples_per_frame(opts_.frame_limits.max_samples_per_frame);
     w->set_max_unacked_frames(opts_.max_unacked_frames);
+    w->set_virtual_shards(opts_.virtual_shards);
     for (const ResumePoint& p : *points) {
       if (p.moved) {
         v1::PumpRoute* r = w->add_moved();

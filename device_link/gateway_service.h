@@ -50,6 +50,8 @@ struct GatewayServiceOptions {
   double rate_burst_samples = 0;  // bucket size; 0 = one second's worth
   // Refuse peers without an authenticated TLS identity (set whenever mTLS is on).
   bool require_peer_identity = false;
+  // Cluster mode: announced in the Welcome (Welcome.virtual_shards); 0 outside it.
+  uint32_t virtual_shards = 0;
   std::string server_version = "pumptwin";
   // Server time for device-time validation and rate limiting. Default: absl::Now.
   std::function<absl::Time()> clock;

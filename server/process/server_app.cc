@@ -350,6 +350,7 @@ absl::Status ServerApp::Start() {
   gw.server_version = absl::StrCat("pumptwind ", PUMPTWIN_VERSION);
   gw.metrics = ingest_metrics_->GatewayHooks();
   if (absl::Status s = OpenStoreAndRecover(); !s.ok()) return s;
+  if (cluster_ != nullptr) gw.virtual_shards = options_.cluster.shard_count;
   gateway_service_ = std::make_unique<device_link::GatewayService>(registry_.get(), gw);
 
   grpc::EnableDefaultHealthCheckService(true);

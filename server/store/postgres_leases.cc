@@ -58,15 +58,6 @@ constexpr absl::string_view kReturning =
 
 }  // namespace
 
-uint32_t VirtualShardOf(absl::string_view pump_id, uint32_t shard_count) {
-  uint32_t h = 2166136261u;  // FNV-1a, 32 bit
-  for (unsigned char ch : pump_id) {
-    h ^= ch;
-    h *= 16777619u;
-  }
-  return shard_count == 0 ? 0 : h % shard_count;
-}
-
 std::string PostgresStore::leases_table() const {
   return absl::StrCat("\"", options_.schema, "\".shard_leases");
 }

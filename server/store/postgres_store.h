@@ -26,6 +26,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
+#include "common/virtual_shard.h"
 #include "server/store/store.h"
 
 typedef struct pg_conn PGconn;  // libpq stays out of this header
@@ -73,9 +74,8 @@ struct LeaseFence {
   std::vector<std::pair<uint32_t, int64_t>> shards;  // shard -> epoch
 };
 
-// The virtual shard of a pump: FNV-1a (32 bit) of its id modulo `shard_count` (> 0). Part of
-// the stored format: every replica and every release must agree on it.
-uint32_t VirtualShardOf(absl::string_view pump_id, uint32_t shard_count);
+// The virtual shard of a pump (common/virtual_shard.h).
+using ::pumptwin::VirtualShardOf;
 
 class PostgresStore final : public Store {
  public:

@@ -146,6 +146,52 @@ TEST_F(ClusterFailoverTest, RegistrationsThroughEveryReplicaAtOnceAllSucceed) {
   ASSERT_NO_FATAL_FAILURE(StopAllAndVerify(kReplicas * kEach));
 }
 
+// The Welcome names the shard count; once a "moved" answer named the replica of one pump's
+// virtual shard, the client sends the shard's other pumps there at once (no "moved" nack).
+TEST_F(ClusterFailoverTest, ThePumpsOfAShardWhoseReplicaIsKnownGoThereDirectly) {
+  const auto routes = Routes();
+  ASSERT_EQ(routes.size(), kShards);
+  const auto& [shard, owner] = *routes.begin();
+  std::string elsewhere;  // a replica that does not serve the shard: the client's only seed
+  for (const auto& [s, o] : routes) {
+    if (o.second != owner.second) elsewhere = o.second;
+  }
+  ASSERT_FALSE(elsewhere.empty());
+  std::vector<std::string> pumps;
+  for (int i = 0; pumps.size() < 2; ++i) {
+    const std::string p = absl::StrCat("SR-", i);
+    if (store::VirtualShardOf(p, kShards) != shard) continue;
+    auto stub = v1::TwinService::NewStub(
+        grpc::CreateChannel(owner.second, grpc::InsecureChannelCredentials()));
+    ASSERT_TRUE(
+        testing::RegisterHealthyPump(*stub, p, kGateway, "clinic-a", kT0 - kStepMs, kStepMs).ok());
+    pumps.push_back(p);
+  }
+  device_link::ClusterGatewayClientOptions o;
+  o.session.credentials = grpc::InsecureChannelCredentials();
+  o.session.gateway_id = kGateway;
+  o.seeds = {elsewhere};
+  device_link::ClusterGatewayClient client(o);
+  client.Start();
+  auto send = [&](const std::string& pump) {
+    std::vector<v1::TelemetrySample> frame;
+    for (uint64_t q = 1; q <= 5; ++q) {
+      frame.push_back(HealthySample(pump, q, kT0 + static_cast<int64_t>(q) * kStepMs, q * 20.8));
+    }
+    ASSERT_TRUE(client.Send(std::move(frame)).ok());
+    ASSERT_TRUE(client.WaitUntilAllDone(absl::Seconds(30)));
+    EXPECT_EQ(client.acked_seq(pump), 5u) << pump;
+  };
+  ASSERT_NO_FATAL_FAILURE(send(pumps[0]));
+  device_link::ClusterGatewayStats st = client.stats();
+  EXPECT_EQ(st.samples_moved, 5u) << "the first pump's samples went to the seed, then moved";
+  EXPECT_GE(st.shard_routes, 1u);
+  ASSERT_NO_FATAL_FAILURE(send(pumps[1]));
+  st = client.stats();
+  EXPECT_EQ(st.samples_moved, 5u) << "the second pump of the shard went to the seed first";
+  client.Stop();
+}
+
 // ListPumps from any replica lists the whole cluster's pumps: each replica lists the pumps
 // it serves, the one asked merges their pages by position; page tokens work across calls.
 TEST_F(ClusterFailoverTest, ListPumpsFromAnyReplicaListsEveryPump) {
