@@ -62,9 +62,16 @@ absl::Status Replica::RunRound() {
     for (const store::ShardLease& l : keeper_.Held()) {
       if (!serving_[l.shard].load() && keeper_.Owns(l.shard)) unserved.push_back(l.shard);
     }
-    const bool gave_up = !round->lost.empty() || !round->released.empty();
+    const absl::Time t0 = absl::Now();
+    // A lost shard may have had commits refused: reload everything. Shards given back
+    // drained for a round: drop their twins only (reload if that fails).
+    bool gave_up = !round->lost.empty();
+    bool dropped = false;
+    if (!gave_up && !round->released.empty()) {
+      gave_up = !drop_given_back_ || !drop_given_back_(round->released).ok();
+      dropped = !gave_up;
+    }
     if (gave_up || !unserved.empty()) {
-      const absl::Time t0 = absl::Now();
       if (!gave_up && load_gained_) {
         // Only gained: load those shards' twins while the others keep being served.
         absl::Status loaded = load_gained_(unserved);
@@ -83,6 +90,8 @@ absl::Status Replica::RunRound() {
         }
         for (uint32_t s = 0; s < options_.shard_count; ++s) serving_[s].store(keeper_.Owns(s));
       }
+      takeover = absl::Now() - t0;
+    } else if (dropped) {
       takeover = absl::Now() - t0;
     }
   }

@@ -4,14 +4,15 @@
 // leases of the pumps it writes, so a replica that lost a shard (paused, partitioned, slow)
 // cannot write for it any more.
 //
-// Ownership changes: a replica that only gained shards loads their twins (`load_gained`)
-// while it keeps serving the rest; one that lost or released a shard is crash-only: the owner
-// of the twins (TwinRegistry) drops everything and reloads the pumps of the shards held now
-// (`reload`). The replica serves a shard once its twins are loaded.
-// Routing: Route() names the replica serving a pump, from the lease table and the replicas'
-// announced addresses (refreshed every round).
-// Thread-safety: every method may be called from any thread; rounds run on the replica's own
-// thread (Start) or, in tests, by calling RunRound().
+// Ownership changes: a replica that gained shards loads their twins (`load_gained`), and one
+// that gave shards back (drained for a round, then released) drops theirs
+// (`drop_given_back`), while it keeps serving the rest; one that lost a shard (its lease
+// taken while it was paused or cut off) is crash-only: the owner of the twins (TwinRegistry)
+// drops everything and reloads the pumps of the shards held now (`reload`). The replica serves a
+// shard once its twins are loaded. Routing: Route() names the replica serving a pump, from the
+// lease table and the replicas' announced addresses (refreshed every round). Thread-safety: every
+// method may be called from any thread; rounds run on the replica's own thread (Start) or, in
+// tests, by calling RunRound().
 #ifndef PUMPTWIN_SERVER_CLUSTER_REPLICA_H_
 #define PUMPTWIN_SERVER_CLUSTER_REPLICA_H_
 
@@ -64,9 +65,15 @@ class Replica {
   void set_load_gained(std::function<absl::Status(const std::vector<uint32_t>& shards)> load) {
     load_gained_ = std::move(load);
   }
+  // Set before Start (optional). After a round that released shards (drained for a round
+  // before), `drop_given_back` drops their twins while the others keep being served; without
+  // it, or when it fails, or when a shard was lost, `reload` runs.
+  void set_drop_given_back(std::function<absl::Status(const std::vector<uint32_t>& shards)> drop) {
+    drop_given_back_ = std::move(drop);
+  }
   // After every round (metrics, logs): shards served, how long the takeover (lease change
   // to twins served) took when this round made one (zero otherwise), and whether it reloaded
-  // every twin (a shard lost or released) rather than loading only the gained shards.
+  // every twin (a shard lost) rather than loading or dropping only the shards that changed.
   void set_on_round(
       std::function<void(size_t shards_served, absl::Duration takeover, bool reloaded_all)> f) {
     on_round_ = std::move(f);
@@ -116,6 +123,7 @@ class Replica {
   LeaseKeeper keeper_;
   std::function<absl::Status()> reload_;
   std::function<absl::Status(const std::vector<uint32_t>&)> load_gained_;
+  std::function<absl::Status(const std::vector<uint32_t>&)> drop_given_back_;
   std::function<void(size_t, absl::Duration, bool)> on_round_;
   absl::Mutex round_mu_;  // one round at a time
   // Per virtual shard: served (held and loaded).

@@ -152,6 +152,29 @@ void PumpDirectory::Erase(absl::string_view pump_id) {
   s.pumps.erase(it);
 }
 
+size_t PumpDirectory::EraseIf(const std::function<bool(absl::string_view)>& which) {
+  size_t erased = 0;
+  for (auto& stripe : stripes_) {
+    Stripe& s = *stripe;
+    absl::MutexLock lock(&s.mu);
+    for (auto it = s.pumps.begin(); it != s.pumps.end();) {
+      if (!which(it->first)) {
+        ++it;
+        continue;
+      }
+      {
+        absl::MutexLock placement(&clinic_mu_);
+        --placed_[it->second.shard];
+      }
+      s.by_urgency.erase(KeyOf(*it));
+      s.by_id.erase(&*it);
+      s.pumps.erase(it++);
+      ++erased;
+    }
+  }
+  return erased;
+}
+
 int PumpDirectory::ShardOf(absl::string_view pump_id) const {
   const Stripe& s = *stripes_[StripeOf(pump_id)];
   absl::MutexLock lock(&s.mu);

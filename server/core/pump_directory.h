@@ -81,6 +81,9 @@ class PumpDirectory {
   absl::StatusOr<int> Insert(const v1::Pump& pump);
   // Undoes Insert (a registration that could not be handed to its shard).
   void Erase(absl::string_view pump_id);
+  // Erases every pump `which` selects (cluster mode: the pumps of shards given back).
+  // Returns how many.
+  size_t EraseIf(const std::function<bool(absl::string_view pump_id)>& which);
   // The shard of a registered pump; -1 when the id is unknown.
   int ShardOf(absl::string_view pump_id) const;
   // Pumps placed on each shard (index = shard).

@@ -558,6 +558,33 @@ void Shard::ResetState() {
   waiting.Answer(absl::UnavailableError("the store failed; nothing was stored"));
 }
 
+bool Shard::DropPumps(const std::function<bool(absl::string_view)>& which) {
+  for (const auto& [id, samples] : forming_pumps_) {
+    if (which(id)) return false;
+  }
+  for (const store::TelemetryChunk& c : forming_.group.telemetry) {
+    if (which(c.pump_id)) return false;
+  }
+  for (const auto& [id, bytes] : forming_.group.snapshots) {
+    if (which(id)) return false;
+  }
+  for (const AlertDraft& a : forming_.alerts) {
+    if (which(a.pump_id)) return false;
+  }
+  auto drop = [&](auto& map) {
+    for (auto it = map.begin(); it != map.end();) {
+      if (which(it->first)) {
+        map.erase(it++);
+      } else {
+        ++it;
+      }
+    }
+  };
+  drop(slots_);
+  drop(recent_);
+  return true;
+}
+
 void Shard::SnapshotAll() {
   for (auto& [id, slot] : slots_) {
     if (slot.since_snapshot > 0) AddSnapshot(id, slot, options_.now());

@@ -210,6 +210,9 @@ class Shard {
   // Drops every twin and the forming group (its callers get UNAVAILABLE): the registry
   // reloads everything from the store after a store failure.
   void ResetState();
+  // Cluster mode, shards given back: drops the twins and recent inputs of the pumps `which`
+  // selects. False, dropping nothing, when one of them has samples in the forming group.
+  bool DropPumps(const std::function<bool(absl::string_view pump_id)>& which);
   // Adds snapshots of every twin with unsnapshotted samples (clean shutdown).
   void SnapshotAll();
   // Publishes the pump's summary (worst alert, due dates) to the directory.

@@ -419,6 +419,36 @@ absl::Status TwinRegistry::LoadGained(const std::function<bool(absl::string_view
   return absl::OkStatus();
 }
 
+absl::Status TwinRegistry::DropGivenBack(const std::function<bool(absl::string_view)>& given_back,
+                                         absl::string_view why) {
+  absl::MutexLock lock(&revive_mu_);
+  if (degraded_.load()) {
+    return absl::UnavailableError("the registry is reloading every twin after a store failure");
+  }
+  std::atomic<bool> all_dropped{true};
+  absl::BlockingCounter dropped(static_cast<int>(shards_.size()));
+  for (auto& shard : shards_) {
+    Shard* sh = shard.get();
+    const bool posted = sh->Post([sh, &given_back, &all_dropped, &dropped] {
+      if (!sh->DropPumps(given_back)) all_dropped.store(false);
+      dropped.DecrementCount();
+    });
+    if (!posted) {
+      all_dropped.store(false);
+      dropped.DecrementCount();
+    }
+  }
+  dropped.Wait();
+  if (!all_dropped.load()) {
+    return absl::FailedPreconditionError(
+        "a pump of a shard given back still has data forming; reload instead");
+  }
+  const size_t pumps = directory_.EraseIf(given_back);
+  Log(LogLevel::kInfo, "cluster_dropped_given_back",
+      {{"reason", std::string(why)}, {"pumps", pumps}});
+  return absl::OkStatus();
+}
+
 absl::Status TwinRegistry::TryRevive() {
   if (!degraded_.load()) return absl::OkStatus();
   absl::MutexLock lock(&revive_mu_);

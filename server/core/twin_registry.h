@@ -111,6 +111,12 @@ class TwinRegistry : public device_link::IngestSink {
   // UNAVAILABLE while the registry is degraded (its revival loads every held pump).
   absl::Status LoadGained(const std::function<bool(absl::string_view)>& gained,
                           absl::string_view why);
+  // Cluster mode, after shards were given back (drained, then released): drops the twins of
+  // the pumps `given_back` selects while the others keep being served. FAILED_PRECONDITION
+  // when one of them still has data forming (then some may be dropped already: the caller
+  // must reload everything); UNAVAILABLE while the registry is degraded.
+  absl::Status DropGivenBack(const std::function<bool(absl::string_view)>& given_back,
+                             absl::string_view why);
 
  private:
   // The pump's shard; an unknown id goes by its hash (that shard answers NOT_FOUND).

@@ -165,12 +165,13 @@ IngestMetrics::IngestMetrics(prometheus::Registry& r) : registry_(r) {
                          .Name("pumptwin_cluster_takeover_seconds")
                          .Help(
                              "Cluster mode: takeovers (lease change to twins served), by kind: "
-                             "gained = only the gained shards loaded, reload = every twin "
-                             "reloaded after a shard was lost or released.")
+                             "incremental = the gained shards' twins loaded and the given-back "
+                             "ones' dropped, reload = every twin reloaded after a shard was "
+                             "lost.")
                          .Register(r);
     const prometheus::Histogram::BucketBoundaries bounds{0.05, 0.1, 0.25, 0.5, 1,  2.5,
                                                          5,    10,  30,   60,  120};
-    takeover_gained_ = &takeover.Add({{"kind", "gained"}}, bounds);
+    takeover_gained_ = &takeover.Add({{"kind", "incremental"}}, bounds);
     takeover_reload_ = &takeover.Add({{"kind", "reload"}}, bounds);
   }
   takeovers_ = &prometheus::BuildCounter()

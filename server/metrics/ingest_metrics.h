@@ -52,7 +52,7 @@ class IngestMetrics : public AlertListener {
   void SetShardsOwned(size_t shards) { shards_owned_->Set(static_cast<double>(shards)); }
   // Cluster mode: a TwinService call forwarded to the replica serving its pump.
   void CountForwardedCall() { forwarded_calls_->Increment(); }
-  // `reloaded_all`: every twin reloaded (a shard lost or released), else the gained ones.
+  // `reloaded_all`: every twin reloaded (a shard lost), else only the shards that changed.
   void ObserveTakeover(absl::Duration d, bool reloaded_all) {
     (reloaded_all ? takeover_reload_ : takeover_gained_)->Observe(absl::ToDoubleSeconds(d));
     takeovers_->Increment();

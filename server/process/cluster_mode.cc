@@ -126,6 +126,17 @@ absl::Status ClusterMode::Start(TwinRegistry* registry, CommitGate* gate, Ingest
         },
         absl::StrCat("replica ", options_.replica, " took ", shards.size(), " virtual shards"));
   });
+  replica_->set_drop_given_back([registry, this](const std::vector<uint32_t>& shards) {
+    std::vector<bool> given_back(options_.shard_count);
+    for (uint32_t s : shards) given_back[s] = true;
+    const uint32_t count = options_.shard_count;
+    return registry->DropGivenBack(
+        [&given_back, count](absl::string_view pump) {
+          return given_back[store::VirtualShardOf(pump, count)];
+        },
+        absl::StrCat("replica ", options_.replica, " gave back ", shards.size(),
+                     " virtual shards"));
+  });
   replica_->set_on_round(
       [metrics, this](size_t served, absl::Duration takeover, bool reloaded_all) {
         metrics->SetShardsOwned(served);
@@ -134,7 +145,7 @@ absl::Status ClusterMode::Start(TwinRegistry* registry, CommitGate* gate, Ingest
           Log(LogLevel::kInfo, "cluster_takeover",
               {{"replica", options_.replica},
                {"shards_served", served},
-               {"kind", reloaded_all ? "reload" : "gained"},
+               {"kind", reloaded_all ? "reload" : "incremental"},
                {"takeover_ms", absl::ToInt64Milliseconds(takeover)}});
         }
       });

@@ -40,6 +40,12 @@ TEST_F(ClusterFailoverTest, EveryShardHasOneServingReplica) {
   for (const auto& [name, n] : per_replica) {
     EXPECT_LE(n, static_cast<int>((kShards + kReplicas - 1) / kReplicas)) << name;
   }
+  // r0 started alone and gave shards back as the others joined: it dropped those twins and
+  // kept serving the rest; no replica reloaded everything.
+  EXPECT_NE(procs_[0]->ReadLog().find("cluster_dropped_given_back"), std::string::npos);
+  for (int r = 0; r < kReplicas; ++r) {
+    EXPECT_EQ(procs_[r]->ReadLog().find("cluster_reload"), std::string::npos) << "replica " << r;
+  }
 }
 
 TEST_F(ClusterFailoverTest, ANonOwnerAnswersWithTheRoute) {
