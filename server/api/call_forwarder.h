@@ -6,7 +6,8 @@
 // FAILED_PRECONDITION naming the owner, or UNAVAILABLE while the pump is being taken over).
 // The caller's `authorization` metadata and deadline go with the call: the owner
 // authenticates, authorises, validates and audits it as if called directly.
-// Server-streaming calls (WatchTwin) are not forwarded.
+// WatchTwin, a stream about up to 1 000 pumps, is relayed: one upstream WatchTwin per
+// replica serving some of them (RelayWatchTwin).
 // Fleet reads that each replica answers for its own pumps (ListPumps) ask every other live
 // replica with FanOut, the same way (one hop, the caller's credentials), and merge.
 #ifndef PUMPTWIN_SERVER_API_CALL_FORWARDER_H_
@@ -25,6 +26,7 @@
 #include "google/protobuf/message.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
+#include "pumptwin/v1/twin_service.pb.h"
 
 namespace pumptwin::server {
 
@@ -40,6 +42,8 @@ struct CallForwarderOptions {
   // Transport to the other replicas (insecure, or TLS as configured).
   std::shared_ptr<grpc::ChannelCredentials> credentials;
   std::function<void()> on_forward;  // counts forwarded calls (metrics); may be empty
+  // This replica's own address (a relayed watch reaches this replica's pumps through it).
+  std::string self_address;
 };
 
 class CallForwarder {
@@ -111,6 +115,29 @@ class CallForwarder {
                                  });
     }
   }
+
+  // Where each pump of a watch is served: its owner's address, or this replica's own
+  // address for the pumps served here (or by nobody right now). Empty outside cluster mode
+  // and for a call that was itself forwarded.
+  std::optional<std::string> WatchDestination(const grpc::CallbackServerContext& ctx,
+                                              const std::string& pump_id) const {
+    if (!options_.owner_address || IsForwarded(ctx)) return std::nullopt;
+    std::optional<std::string> owner = options_.owner_address(pump_id);
+    return owner.has_value() ? owner : std::optional<std::string>(options_.self_address);
+  }
+
+  // Is `address` (from WatchDestination) another replica's?
+  bool IsElsewhere(const std::string& address) const { return address != options_.self_address; }
+
+  // WatchTwin for pumps several replicas (or another one) serve: `names_by_address` (from
+  // WatchDestination) gets one upstream WatchTwin each, with the caller's credentials and
+  // deadline and the request's min_interval_ms; every TwinState is relayed as it comes, with
+  // one in flight per upstream (a slow caller slows the upstreams; nothing piles up here).
+  // The watch ends when every upstream has ended: with the first error (the others are
+  // cancelled), else OK; a caller that goes away cancels them all.
+  grpc::ServerWriteReactor<v1::TwinState>* RelayWatchTwin(
+      grpc::CallbackServerContext* ctx, const v1::WatchTwinRequest& request,
+      const std::map<std::string, std::vector<std::string>>& names_by_address);
 
   // Forwards `request` as `method` ("/pumptwin.v1.TwinService/GetTwin") to `address`; the
   // reactor finishes with the owner's status once it answers (`response` filled).

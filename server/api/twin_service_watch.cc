@@ -6,6 +6,7 @@
 // The store is read (replay) only on gRPC threads, never on the hub's delivery thread.
 #include <algorithm>
 #include <deque>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -13,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/grpc_status.h"
 #include "server/api/alert_hub.h"
+#include "server/api/call_forwarder.h"
 #include "server/api/twin_service.h"
 #include "server/api/twin_watch_hub.h"
 #include "server/core/convert.h"
@@ -312,6 +314,25 @@ grpc::ServerWriteReactor<v1::TwinState>* TwinServiceImpl::WatchTwin(
   if (req->min_interval_ms() < 0 || req->min_interval_ms() > 3600000) {
     return new Fail(absl::InvalidArgumentError(absl::StrCat(
         "min_interval_ms=", req->min_interval_ms(), " must be 0 (default 1000) to 3600000")));
+  }
+  if (deps_.forwarder != nullptr) {
+    // Cluster mode: pumps other replicas serve are watched there, through a relay (each
+    // replica checks the caller's scope and the pumps itself).
+    std::map<std::string, std::vector<std::string>> by_address;
+    bool elsewhere = false;
+    for (const std::string& name : req->names()) {
+      auto id = PumpIdFromName(name);
+      if (!id.ok()) return new Fail(id.status());
+      std::optional<std::string> at = deps_.forwarder->WatchDestination(*ctx, *id);
+      if (!at.has_value()) break;  // a forwarded call: watch here
+      std::vector<std::string>& names = by_address[*at];
+      if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(name);
+      elsewhere = elsewhere || deps_.forwarder->IsElsewhere(*at);
+    }
+    if (elsewhere) {
+      ctx->AddInitialMetadata(std::string(kStreamOpenMetadata), "1");
+      return deps_.forwarder->RelayWatchTwin(ctx, *req, by_address);
+    }
   }
   std::vector<std::string> ids;
   for (const std::string& name : req->names()) {

@@ -335,6 +335,7 @@ void Shard::ApplyPart(device_link::PumpSamples& part, absl::Time server_time,
     }
     if (RecentInputs* r = Recent(part.pump_id)) MaintainRecent(*r, slot);
     durable.push_back({part.pump_id, slot.seq.applied_seq()});
+    if (options_.on_twin_changed) options_.on_twin_changed(part.pump_id, slot.twin);
     return;
   }
   bool alerted = !transitions.empty();
@@ -356,6 +357,9 @@ void Shard::ApplyPart(device_link::PumpSamples& part, absl::Time server_time,
   }
   if (RecentInputs* r = Recent(part.pump_id)) MaintainRecent(*r, slot);
   durable.push_back({part.pump_id, slot.seq.applied_seq()});
+  // Every applied sample changes the twin (WatchTwin); the summary above only when it alerted
+  // or was snapshotted. The hub coalesces repeated notices.
+  if (!alerted && options_.on_twin_changed) options_.on_twin_changed(part.pump_id, slot.twin);
 }
 
 void Shard::Mutate(const std::string& pump_id, MutateFn fn,

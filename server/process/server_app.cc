@@ -398,12 +398,13 @@ absl::Status ServerApp::Start() {
   if (cluster_ != nullptr) {
     auto transport = PeerTransportCredentials(options_.tls_cert_file);
     if (!transport.ok()) return transport.status();
-    forwarder_ = std::make_unique<CallForwarder>(CallForwarderOptions{
-        .replica = cluster_->replica_name(),
-        .owner_address = cluster_->owner_address(),
-        .peers = cluster_->peers(),
-        .credentials = *transport,
-        .on_forward = [m = ingest_metrics_.get()] { m->CountForwardedCall(); }});
+    forwarder_ = std::make_unique<CallForwarder>(
+        CallForwarderOptions{.replica = cluster_->replica_name(),
+                             .owner_address = cluster_->owner_address(),
+                             .peers = cluster_->peers(),
+                             .credentials = *transport,
+                             .on_forward = [m = ingest_metrics_.get()] { m->CountForwardedCall(); },
+                             .self_address = options_.cluster.address});
     deps.forwarder = forwarder_.get();
   }
   twin_service_ = std::make_unique<TwinServiceImpl>(std::move(deps));

@@ -198,6 +198,64 @@ TEST_F(ClusterFailoverTest, ThePumpsOfAShardWhoseReplicaIsKnownGoThereDirectly) 
   client.Stop();
 }
 
+// WatchTwin through any replica: pumps other replicas serve are watched there and their
+// states relayed; an unknown pump ends the whole watch with the owner's NOT_FOUND.
+TEST_F(ClusterFailoverTest, WatchTwinThroughAnyReplicaFollowsPumpsServedElsewhere) {
+  ASSERT_NO_FATAL_FAILURE(RegisterAll());
+  Stream(1, 10);
+  std::vector<std::string> watched;  // one pump per serving replica
+  std::set<std::string> owners;
+  for (int i = 0; i < kPumps; ++i) {
+    const std::string owner = OwnerAddress(PumpId(i));
+    if (owners.insert(owner).second) watched.push_back(PumpId(i));
+  }
+  ASSERT_GE(owners.size(), 2u) << "the pumps are served by one replica only";
+  auto stub = v1::TwinService::NewStub(
+      grpc::CreateChannel(procs_[0]->grpc_target(), grpc::InsecureChannelCredentials()));
+  {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(60)));
+    v1::WatchTwinRequest req;
+    for (const std::string& p : watched) req.add_names("pumps/" + p);
+    req.set_min_interval_ms(10);
+    auto reader = stub->WatchTwin(&ctx, req);
+    std::map<std::string, uint64_t> last;
+    v1::TwinState st;
+    while (last.size() < watched.size() && reader->Read(&st)) last[st.pump_id()] = st.last_seq();
+    ASSERT_EQ(last.size(), watched.size()) << reader->Finish().error_message();
+    for (const auto& [pump, seq] : last) EXPECT_EQ(seq, 10u) << pump;
+    // New samples reach the watcher through the relay.
+    Stream(11, 20);
+    auto all_at_20 = [&] {
+      for (const std::string& p : watched) {
+        if (last[p] < 20) return false;
+      }
+      return true;
+    };
+    while (!all_at_20() && reader->Read(&st)) last[st.pump_id()] = st.last_seq();
+    std::string seen;
+    for (const auto& [pump, seq] : last)
+      absl::StrAppend(&seen, pump, "@", OwnerAddress(pump), "=", seq, " ");
+    EXPECT_TRUE(all_at_20()) << seen;
+    ctx.TryCancel();
+    EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  }
+  EXPECT_GE(MetricOf(0, "pumptwin_cluster_forwarded_calls_total"), 1.0);
+  {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
+    v1::WatchTwinRequest req;
+    for (const std::string& p : watched) req.add_names("pumps/" + p);
+    req.add_names("pumps/NOT-REGISTERED");
+    auto reader = stub->WatchTwin(&ctx, req);
+    v1::TwinState st;
+    while (reader->Read(&st)) {
+    }
+    grpc::Status end = reader->Finish();
+    EXPECT_EQ(end.error_code(), grpc::StatusCode::NOT_FOUND) << end.error_message();
+  }
+}
+
 // ListPumps from any replica lists the whole cluster's pumps: each replica lists the pumps
 // it serves, the one asked merges their pages by position; page tokens work across calls.
 TEST_F(ClusterFailoverTest, ListPumpsFromAnyReplicaListsEveryPump) {
