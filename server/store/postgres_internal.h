@@ -25,6 +25,10 @@ inline constexpr absl::string_view kLeaseLostSqlState = "PTF01";
 // after the entry this commit continues.
 inline constexpr absl::string_view kLogMovedSqlState = "PTL01";
 
+// The DDL of cluster mode in `schema` (quoted): the lease and replica tables, the fence
+// check, the log lock and its functions (check_log, lock_log). Idempotent.
+std::string LeaseDdl(absl::string_view schema);
+
 // The connection's last error message, without the trailing newline.
 std::string ConnectionMessage(PGconn* c);
 

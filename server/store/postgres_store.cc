@@ -23,6 +23,7 @@ namespace pumptwin::store {
 namespace {
 
 using postgres_internal::ConnectionMessage;
+using postgres_internal::LeaseDdl;
 using postgres_internal::PgError;
 using postgres_internal::Result;
 
@@ -45,77 +46,6 @@ bool ValidSchemaName(absl::string_view name) {
   return std::all_of(name.begin(), name.end(), [](char ch) {
     return absl::ascii_islower(ch) || absl::ascii_isdigit(ch) || ch == '_';
   });
-}
-
-// The lease table and the fence check of cluster mode (postgres_store.h, ShardLease). The
-// check share-locks the rows of the shards written, so a takeover (an UPDATE of the row)
-// waits until the commit that checked them ends.
-std::string LeaseDdl(absl::string_view schema) {
-  const std::string s = absl::StrCat("\"", schema, "\"");
-  return absl::StrCat(
-      " CREATE TABLE IF NOT EXISTS ", s,
-      ".shard_leases (shard integer PRIMARY KEY, owner text NOT NULL DEFAULT '', "
-      "epoch bigint NOT NULL DEFAULT 0, expires_at timestamptz NOT NULL DEFAULT '-infinity');"
-      " CREATE TABLE IF NOT EXISTS ",
-      s,
-      ".replicas (owner text PRIMARY KEY, expires_at timestamptz NOT NULL);"
-      " ALTER TABLE ",
-      s,
-      ".replicas ADD COLUMN IF NOT EXISTS address text NOT NULL DEFAULT '';"
-      " CREATE OR REPLACE FUNCTION ",
-      s,
-      ".check_fence(who text, shards integer[], epochs bigint[]) RETURNS void "
-      "LANGUAGE plpgsql AS $fence$ DECLARE bad record; BEGIN "
-      "PERFORM 1 FROM ",
-      s,
-      ".shard_leases l WHERE l.shard = ANY(shards) ORDER BY l.shard FOR SHARE; "
-      "SELECT f.shard, f.epoch, l.owner AS held_by, l.epoch AS held_epoch INTO bad "
-      "FROM unnest(shards, epochs) AS f(shard, epoch) LEFT JOIN ",
-      s,
-      ".shard_leases l ON l.shard = f.shard WHERE l.shard IS NULL OR l.owner <> who OR "
-      "l.epoch <> f.epoch OR l.expires_at <= clock_timestamp() LIMIT 1; "
-      "IF FOUND THEN RAISE EXCEPTION USING ERRCODE = '",
-      postgres_internal::kLeaseLostSqlState,
-      "', MESSAGE = format('lease of virtual shard %s lost: replica \"%s\" wrote under epoch "
-      "%s, the lease is at epoch %s held by \"%s\" (taken over, released or expired)', "
-      "bad.shard, who, bad.epoch, coalesce(bad.held_epoch, 0), coalesce(bad.held_by, '')); "
-      "END IF; END $fence$;"
-      // The alert and audit logs are one per cluster: a fenced commit that appends to them
-      // row-locks log_lock (replicas append one after the other, so cursor order is commit
-      // order) and checks it appends right after the last entry stored.
-      " CREATE TABLE IF NOT EXISTS ",
-      s, ".log_lock (id integer PRIMARY KEY); INSERT INTO ", s,
-      ".log_lock VALUES (1) ON CONFLICT DO NOTHING;"
-      " CREATE OR REPLACE FUNCTION ",
-      s,
-      ".check_log(check_alerts bigint, alerts_after bytea, check_audit bigint, audit_after bytea) "
-      "RETURNS void "
-      "LANGUAGE plpgsql AS $log$ DECLARE a bytea; b bytea; BEGIN "
-      "PERFORM 1 FROM ",
-      s,
-      ".log_lock WHERE id = 1 FOR UPDATE; "
-      "IF check_alerts <> 0 THEN a := coalesce((SELECT k FROM ",
-      s,
-      ".\"alerts\" ORDER BY k DESC LIMIT 1), ''::bytea); IF a <> alerts_after THEN RAISE EXCEPTION "
-      "USING ERRCODE = '",
-      postgres_internal::kLogMovedSqlState,
-      "', MESSAGE = 'the alert log moved on (another replica appended)'; END IF; END IF; "
-      "IF check_audit <> 0 THEN b := coalesce((SELECT k FROM ",
-      s,
-      ".\"audit\" ORDER BY k DESC LIMIT 1), ''::bytea); IF b <> audit_after THEN RAISE EXCEPTION "
-      "USING ERRCODE = '",
-      postgres_internal::kLogMovedSqlState,
-      "', MESSAGE = 'the audit chain moved on (another replica appended)'; END IF; END IF; "
-      "END $log$;"
-      // Entries numbered at commit time: lock, then read the tail (each statement of a
-      // volatile function sees what the lock's previous holder committed).
-      " CREATE OR REPLACE FUNCTION ",
-      s,
-      ".lock_log(OUT alert_key bytea, OUT audit_key bytea, OUT audit_value bytea) "
-      "LANGUAGE plpgsql AS $lock$ BEGIN PERFORM 1 FROM ",
-      s, ".log_lock WHERE id = 1 FOR UPDATE; SELECT k INTO alert_key FROM ", s,
-      ".\"alerts\" ORDER BY k DESC LIMIT 1; SELECT k, v INTO audit_key, audit_value FROM ", s,
-      ".\"audit\" ORDER BY k DESC LIMIT 1; END $lock$;");
 }
 
 // Keeps the last put of every key (a later put in one group wins), in any order: one
