@@ -596,13 +596,12 @@ void Shard::SnapshotAll() {
 }
 
 absl::Status Shard::MaybeFlush() {
-  // A group that answers clinical or admin calls, or carries alert changes, takes one more
-  // place: a caller waits for its commit (a record ahead of telemetry holds its sender back
-  // until then), a clinician waits for the alert, and queued behind the group in flight it
-  // joins the next commit instead of waiting for a place first and then for a commit of its
-  // own.
-  const bool urgent = !forming_waiting_.done.empty() || !forming_.alerts.empty();
-  const int limit = std::max(1, options_.max_groups_in_flight) + (urgent ? 1 : 0);
+  // A group that answers clinical or admin calls takes one more place: the caller waits
+  // for its commit (a record ahead of telemetry holds its sender back until then), and
+  // queued behind the group in flight it joins that group's commit instead of waiting for a
+  // place first and then for a commit of its own.
+  const int limit =
+      std::max(1, options_.max_groups_in_flight) + (forming_waiting_.done.empty() ? 0 : 1);
   if (in_flight_ >= limit ||
       (forming_.empty() && forming_pumps_.empty() && forming_waiting_.empty())) {
     return absl::OkStatus();  // a completion ends the wait for room: Run flushes after it
