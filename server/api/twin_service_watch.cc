@@ -15,6 +15,7 @@
 #include "common/grpc_status.h"
 #include "server/api/alert_hub.h"
 #include "server/api/call_forwarder.h"
+#include "server/api/stream_end.h"
 #include "server/api/twin_service.h"
 #include "server/api/twin_watch_hub.h"
 #include "server/core/convert.h"
@@ -81,17 +82,14 @@ class WatchAlertsReactor final : public grpc::ServerWriteReactor<v1::AlertEvent>
   // (the replay goes on from Start and OnWriteDone, on gRPC threads).
   void Wake() {
     absl::MutexLock lock(&mu_);
-    if (replay_after_ < replay_upto_ && !finish_requested_) return;
+    if (replay_after_ < replay_upto_ && !end_.requested()) return;
     PumpLocked();
   }
 
   // Writes the next event if none is outstanding; ends the stream on a terminal status.
   void PumpLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (finish_requested_) {
-      if (!writing_ && !finished_) {
-        finished_ = true;
-        Finish(final_);
-      }
+    if (end_.requested()) {
+      if (!writing_) end_.AfterWrite(this);
       return;
     }
     if (writing_ || sub_ == nullptr) return;
@@ -158,13 +156,7 @@ class WatchAlertsReactor final : public grpc::ServerWriteReactor<v1::AlertEvent>
   }
 
   void FinishLocked(grpc::Status status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (finish_requested_) return;
-    finish_requested_ = true;
-    final_ = std::move(status);
-    if (!writing_) {
-      finished_ = true;
-      Finish(final_);
-    }
+    end_.Request(this, std::move(status), writing_);
   }
 
   store::Store* const store_;
@@ -178,9 +170,7 @@ class WatchAlertsReactor final : public grpc::ServerWriteReactor<v1::AlertEvent>
   std::deque<v1::AlertEvent> pending_ ABSL_GUARDED_BY(mu_);
   v1::AlertEvent current_ ABSL_GUARDED_BY(mu_);
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
-  bool finish_requested_ ABSL_GUARDED_BY(mu_) = false;
-  bool finished_ ABSL_GUARDED_BY(mu_) = false;
-  grpc::Status final_ ABSL_GUARDED_BY(mu_);
+  StreamEnd end_ ABSL_GUARDED_BY(mu_);
 };
 
 template <typename Resp>
@@ -211,13 +201,7 @@ class WatchTwinReactor final : public grpc::ServerWriteReactor<v1::TwinState> {
     absl::MutexLock lock(&mu_);
     writing_ = false;
     if (!ok) FinishLocked(grpc::Status(grpc::StatusCode::CANCELLED, "client went away"));
-    if (finish_requested_) {
-      if (!finished_) {
-        finished_ = true;
-        Finish(final_);
-      }
-      return;
-    }
+    if (end_.AfterWrite(this)) return;
     WriteNextLocked();
   }
 
@@ -235,14 +219,14 @@ class WatchTwinReactor final : public grpc::ServerWriteReactor<v1::TwinState> {
  private:
   void OnState(const v1::TwinState& state) {
     absl::MutexLock lock(&mu_);
-    if (finish_requested_) return;
+    if (end_.requested()) return;
     auto [it, fresh] = latest_.insert_or_assign(state.pump_id(), state);  // coalesce
     if (fresh) order_.push_back(state.pump_id());
     WriteNextLocked();
   }
 
   void WriteNextLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (writing_ || finish_requested_ || order_.empty()) return;
+    if (writing_ || end_.requested() || order_.empty()) return;
     auto it = latest_.find(order_.front());
     order_.pop_front();
     current_ = std::move(it->second);
@@ -252,13 +236,7 @@ class WatchTwinReactor final : public grpc::ServerWriteReactor<v1::TwinState> {
   }
 
   void FinishLocked(grpc::Status status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (finish_requested_) return;
-    finish_requested_ = true;
-    final_ = std::move(status);
-    if (!writing_) {
-      finished_ = true;
-      Finish(final_);
-    }
+    end_.Request(this, std::move(status), writing_);
   }
 
   TwinWatchHub* const hub_;
@@ -268,9 +246,7 @@ class WatchTwinReactor final : public grpc::ServerWriteReactor<v1::TwinState> {
   std::deque<std::string> order_ ABSL_GUARDED_BY(mu_);
   v1::TwinState current_ ABSL_GUARDED_BY(mu_);
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
-  bool finish_requested_ ABSL_GUARDED_BY(mu_) = false;
-  bool finished_ ABSL_GUARDED_BY(mu_) = false;
-  grpc::Status final_ ABSL_GUARDED_BY(mu_);
+  StreamEnd end_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include "absl/synchronization/mutex.h"
 #include "pumptwin/v1/twin_service.grpc.pb.h"
 #include "server/api/call_forwarder.h"
+#include "server/api/stream_end.h"
 
 namespace pumptwin::server {
 namespace {
@@ -70,13 +71,8 @@ class WatchTwinRelay final : public grpc::ServerWriteReactor<v1::TwinState> {
       written = ready_.front();
       ready_.erase(ready_.begin());
       if (!ok) FinishLocked(grpc::Status(grpc::StatusCode::CANCELLED, "client went away"));
-      read_next = !finish_requested_;
-      if (read_next) {
-        WriteNextLocked();
-      } else if (!finished_) {
-        finished_ = true;
-        Finish(final_);
-      }
+      read_next = !end_.AfterWrite(this);
+      if (read_next) WriteNextLocked();
     }
     if (read_next) {
       written->ReadNext();
@@ -99,7 +95,7 @@ class WatchTwinRelay final : public grpc::ServerWriteReactor<v1::TwinState> {
   void Deliver(Upstream* up) {
     {
       absl::MutexLock lock(&mu_);
-      if (!finish_requested_) {
+      if (!end_.requested()) {
         ready_.push_back(up);
         WriteNextLocked();
         return;
@@ -126,7 +122,7 @@ class WatchTwinRelay final : public grpc::ServerWriteReactor<v1::TwinState> {
         end = true;  // one replica's stream failed: end the whole watch with its status
       }
       if (--live_ == 0) FinishLocked(first_error_);
-      end = end || finish_requested_;
+      end = end || end_.requested();
     }
     if (end) EndUpstreams();
     Unref();
@@ -134,19 +130,13 @@ class WatchTwinRelay final : public grpc::ServerWriteReactor<v1::TwinState> {
 
  private:
   void WriteNextLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (writing_ || finish_requested_ || ready_.empty()) return;
+    if (writing_ || end_.requested() || ready_.empty()) return;
     writing_ = true;
     StartWrite(&ready_.front()->state());
   }
 
   void FinishLocked(grpc::Status status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (finish_requested_) return;
-    finish_requested_ = true;
-    final_ = std::move(status);
-    if (!writing_) {
-      finished_ = true;
-      Finish(final_);
-    }
+    end_.Request(this, std::move(status), writing_);
   }
 
   // The watch is ending: upstreams reading are cancelled (their read fails and releases the
@@ -172,9 +162,7 @@ class WatchTwinRelay final : public grpc::ServerWriteReactor<v1::TwinState> {
   std::vector<Upstream*> ready_ ABSL_GUARDED_BY(mu_);  // read, waiting to be written (front)
   size_t live_ ABSL_GUARDED_BY(mu_) = 0;
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
-  bool finish_requested_ ABSL_GUARDED_BY(mu_) = false;
-  bool finished_ ABSL_GUARDED_BY(mu_) = false;
-  grpc::Status final_ ABSL_GUARDED_BY(mu_);
+  StreamEnd end_ ABSL_GUARDED_BY(mu_);
   grpc::Status first_error_ ABSL_GUARDED_BY(mu_);
 };
 

@@ -1,5 +1,6 @@
 #include "server/process/cluster_mode.h"
 
+#include <memory>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -111,31 +112,28 @@ void ClusterMode::ShareLog(CommitGate* gate) {
   gate->ShareLog([r](absl::string_view pump) { return r->Serves(pump); });
 }
 
+std::function<bool(absl::string_view)> ClusterMode::PumpsOf(
+    const std::vector<uint32_t>& shards) const {
+  auto in = std::make_shared<std::vector<bool>>(options_.shard_count);
+  for (uint32_t s : shards) (*in)[s] = true;
+  const uint32_t count = options_.shard_count;
+  return [in, count](absl::string_view pump) { return (*in)[store::VirtualShardOf(pump, count)]; };
+}
+
 absl::Status ClusterMode::Start(TwinRegistry* registry, CommitGate* gate, IngestMetrics* metrics) {
   replica_->set_reload([registry, this] {
     return registry->Reload(
         absl::StrCat("the virtual shards held by replica ", options_.replica, " changed"));
   });
   replica_->set_load_gained([registry, this](const std::vector<uint32_t>& shards) {
-    std::vector<bool> gained(options_.shard_count);
-    for (uint32_t s : shards) gained[s] = true;
-    const uint32_t count = options_.shard_count;
     return registry->LoadGained(
-        [&gained, count](absl::string_view pump) {
-          return gained[store::VirtualShardOf(pump, count)];
-        },
+        PumpsOf(shards),
         absl::StrCat("replica ", options_.replica, " took ", shards.size(), " virtual shards"));
   });
   replica_->set_drop_given_back([registry, this](const std::vector<uint32_t>& shards) {
-    std::vector<bool> given_back(options_.shard_count);
-    for (uint32_t s : shards) given_back[s] = true;
-    const uint32_t count = options_.shard_count;
     return registry->DropGivenBack(
-        [&given_back, count](absl::string_view pump) {
-          return given_back[store::VirtualShardOf(pump, count)];
-        },
-        absl::StrCat("replica ", options_.replica, " gave back ", shards.size(),
-                     " virtual shards"));
+        PumpsOf(shards), absl::StrCat("replica ", options_.replica, " gave back ", shards.size(),
+                                      " virtual shards"));
   });
   replica_->set_on_round(
       [metrics, this](size_t served, absl::Duration takeover, bool reloaded_all) {

@@ -17,6 +17,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "server/core/twin_registry.h"
@@ -75,6 +76,8 @@ class ClusterMode {
   void Stop();
 
  private:
+  // Selects the pumps of `shards` (virtual shards of this cluster).
+  std::function<bool(absl::string_view pump_id)> PumpsOf(const std::vector<uint32_t>& shards) const;
   ClusterMode(std::unique_ptr<cluster::Replica> replica, ClusterModeOptions options);
 
   const ClusterModeOptions options_;
