@@ -11,12 +11,14 @@
 #include "rocksdb/cache.h"
 #include "rocksdb/convenience.h"
 #include "rocksdb/db.h"
+#include "rocksdb/env.h"
 #include "rocksdb/listener.h"
 #include "rocksdb/options.h"
 #include "rocksdb/slice_transform.h"
 #include "rocksdb/table.h"
 #include "rocksdb/utilities/checkpoint.h"
 #include "rocksdb/write_batch.h"
+#include "server/store/gradual_delete_fs.h"
 #include "server/store/retention_filter.h"
 #include "server/store/store_keys.h"
 
@@ -66,6 +68,7 @@ class ManualRecoveryListener final : public rocksdb::EventListener {
 };
 
 struct RocksDbStore::OpenConfig {
+  std::unique_ptr<rocksdb::Env> own_env;  // db_options.env when the options gave none
   std::string path;
   rocksdb::DBOptions db_options;
   std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
@@ -162,7 +165,13 @@ absl::StatusOr<std::unique_ptr<RocksDbStore>> RocksDbStore::Open(RocksDbStoreOpt
   db_options.listeners.push_back(std::make_shared<ManualRecoveryListener>());
   db_options.keep_log_file_num = 5;
   db_options.db_write_buffer_size = options.memtable_budget_bytes;
-  if (options.env != nullptr) db_options.env = options.env;
+  if (options.env != nullptr) {
+    db_options.env = options.env;
+  } else if (options.delete_step_bytes > 0) {
+    config.own_env = rocksdb::NewCompositeEnv(std::make_shared<GradualDeleteFileSystem>(
+        rocksdb::FileSystem::Default(), options.delete_step_bytes));
+    db_options.env = config.own_env.get();
+  }
 
   rocksdb::BlockBasedTableOptions table;
   table.block_cache = rocksdb::NewLRUCache(options.block_cache_bytes);

@@ -46,6 +46,10 @@ struct RocksDbStoreOptions {
   // hold more, the largest is flushed. Bounds the store's memory whatever the fleet size.
   size_t memtable_budget_bytes = size_t{64} << 20;
   int max_background_jobs = 2;
+  // Obsolete WAL and SST files are truncated this many bytes at a time before they are
+  // unlinked, so that no journal commit (each group commit's fsync waits for one) frees a
+  // whole file at once (GradualDeleteFileSystem). 0: unlinked at once. Only with `env` unset.
+  uint64_t delete_step_bytes = uint64_t{4} << 20;
 };
 
 class RocksDbStore final : public Store {
