@@ -48,6 +48,34 @@ TEST(LoadgenTargetsTest, EverySampleDurableThroughTheClusterClient) {
   EXPECT_EQ(run.summary["nacks_by_reason"], "-");
 }
 
+// The alert probe of the subscriber benchmark (docs/benchmarks.md, "Alert subscribers"): it
+// raises only once the ingest is at full speed, and every reading subscriber times every
+// raise; the stalled ones read nothing and are not dropped.
+TEST(LoadgenAlertProbeTest, EveryRaiseIsTimedByEveryReadingSubscriber) {
+  testing::TempDir dir;
+  testing::ServerProcess server(testing::ServerProcessOptions{
+      .data_dir = dir.path() + "/data", .extra_args = {"--shutdown_grace=1s"}});
+  ASSERT_TRUE(server.Start().ok());
+  // 2 streams x 200 frames, one every 5 ms: ~1 s of ingest, the probe raising every 40 ms
+  // (every other sample) from the 64th acknowledged frame on.
+  ToolRun run = RunLoadgen({"--target=" + server.grpc_target(), "--register_pumps", "--streams=2",
+                            "--pumps_per_stream=2", "--batch=10", "--frames_per_stream=200",
+                            "--frame_interval_ms=5", "--duration_s=60", "--watch_alerts=4",
+                            "--alert_probe_ms=20"});
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_EQ(run.Int("samples_acked"), 4000) << run.output;
+  EXPECT_EQ(run.Int("watchers"), 4);
+  EXPECT_EQ(run.Int("stalled"), 2);
+  EXPECT_EQ(run.Int("watchers_refused"), 0);
+  EXPECT_EQ(run.Int("watchers_ended_early"), 0) << run.output;
+  const int64_t raises = run.Int("probe_raises");
+  EXPECT_GE(raises, 3) << run.output;
+  // Not before the ingest ran: at most the ~0.7 s of it after the steady point, one raise
+  // per 40 ms (with slack for a slow machine stretching the run, never the whole 60 s).
+  EXPECT_LE(raises, 200) << run.output;
+  EXPECT_EQ(run.Int("alert_latencies"), 2 * raises) << run.output;
+}
+
 TEST(LoadgenTargetsTest, RefusesWhatItCannotDoAgainstACluster) {
   ToolRun both = RunLoadgen({"--target=127.0.0.1:1", "--targets=127.0.0.1:2"});
   EXPECT_EQ(both.exit_code, 2) << both.output;

@@ -159,9 +159,11 @@ bool AlertProbe::Start() {
   o.channel_args.SetInt("pumptwin.loadgen.probe", 1);
   client_ = std::make_unique<device_link::GatewayClient>(std::move(o));
   client_->Start();
-  if (!client_->WaitUntilWelcomed(1, absl::Seconds(10))) return false;
-  thread_ = std::thread([this] { Run(); });
-  return true;
+  return client_->WaitUntilWelcomed(1, absl::Seconds(10));
+}
+
+void AlertProbe::Begin() {
+  if (client_ != nullptr && !thread_.joinable()) thread_ = std::thread([this] { Run(); });
 }
 
 void AlertProbe::Stop() {

@@ -98,7 +98,8 @@ class AlertProbe {
   AlertProbe(ProbeOptions options, RaiseLog* raises);
   ~AlertProbe();  // Stop()
   grpc::Status RegisterProbe(pumptwin::v1::TwinService::Stub& stub);
-  bool Start();  // false if the gateway client is not welcomed within 10 s
+  bool Start();  // connects; false if the gateway client is not welcomed within 10 s
+  void Begin();  // starts raising (after Start), one sample every `interval`
   void Stop();
   int64_t raises() const { return raises_sent_.load(); }
 

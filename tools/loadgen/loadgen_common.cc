@@ -206,6 +206,12 @@ void LatencyRecorder::Add(absl::Duration d) {
   ns_.push_back(absl::ToInt64Nanoseconds(d));
 }
 
+bool LatencyRecorder::WaitForCount(size_t n, absl::Time deadline) const {
+  absl::MutexLock l(&mu_);
+  auto enough = [this, n]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return ns_.size() >= n; };
+  return mu_.AwaitWithDeadline(absl::Condition(&enough), deadline);
+}
+
 std::vector<int64_t> LatencyRecorder::SortedNanos() const {
   std::vector<int64_t> out;
   {

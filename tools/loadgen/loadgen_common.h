@@ -67,6 +67,8 @@ pumptwin::v1::TelemetrySample SampleTemplate(const std::string& pump);
 class LatencyRecorder {
  public:
   void Add(absl::Duration d);
+  // Waits until at least `n` latencies were recorded, or until `deadline`; whether they were.
+  bool WaitForCount(size_t n, absl::Time deadline) const;
   // Sorted copy of what was recorded, in nanoseconds.
   std::vector<int64_t> SortedNanos() const;
 

@@ -94,9 +94,12 @@ ABSL_FLAG(int, watch_alerts, 0,
           "TwinService.WatchAlerts subscribers held open during the run (from a fresh server)");
 ABSL_FLAG(int, watch_alerts_stalled, -1, "of them, how many never read (a stuck client); -1: half");
 ABSL_FLAG(int, watch_alerts_per_channel, 100, "WatchAlerts streams per HTTP/2 connection");
-ABSL_FLAG(int, alert_probe_ms, 0,
-          "> 0: a probe pump raises and resolves a motor-stall alert, one sample every this "
-          "many ms, and the reading subscribers time each raise (sample send -> AlertEvent)");
+ABSL_FLAG(
+    int, alert_probe_ms, 0,
+    "> 0: a probe pump raises and resolves a motor-stall alert, one sample every this "
+    "many ms while the ingest runs at full speed (from each stream's second window of acks to "
+    "the last frame sent), and the reading subscribers time each raise (sample send -> "
+    "AlertEvent)");
 
 namespace {
 
@@ -272,6 +275,8 @@ int main(int argc, char** argv) {
   std::unique_ptr<pumptwin::loadgen::AlertWatchers> watchers;
   std::unique_ptr<pumptwin::loadgen::AlertProbe> probe;
   const int n_watch = std::max(0, absl::GetFlag(FLAGS_watch_alerts));
+  const int stalled_flag = absl::GetFlag(FLAGS_watch_alerts_stalled);
+  const int n_stalled = std::clamp(stalled_flag < 0 ? n_watch / 2 : stalled_flag, 0, n_watch);
   const int probe_ms = absl::GetFlag(FLAGS_alert_probe_ms);
   if (n_watch > 0 || probe_ms > 0) {
     if (!pumptwin::loadgen::IsLoopbackTarget(target)) {
@@ -291,12 +296,11 @@ int main(int argc, char** argv) {
     }
   }
   if (n_watch > 0) {
-    const int stalled_flag = absl::GetFlag(FLAGS_watch_alerts_stalled);
     watchers = std::make_unique<pumptwin::loadgen::AlertWatchers>(
         pumptwin::loadgen::WatchOptions{
             .target = target,
             .watchers = n_watch,
-            .stalled = stalled_flag < 0 ? n_watch / 2 : stalled_flag,
+            .stalled = n_stalled,
             .per_channel = absl::GetFlag(FLAGS_watch_alerts_per_channel),
             .probe_pump = "alertprobe",
             .max_total = absl::Seconds(absl::GetFlag(FLAGS_duration_s) + 120)},
@@ -529,7 +533,22 @@ int main(int argc, char** argv) {
       release_held(true);
     });
   }
+  // The probe raises only while the ingest runs at full speed: from the moment every stream
+  // has had its window acknowledged twice (connections up, queues at their steady depth; half
+  // the run's frames for a short run) until the producers have sent their last frame.
+  const size_t steady_after =
+      std::min(2 * static_cast<size_t>(streams) * absl::GetFlag(FLAGS_max_unacked_frames),
+               std::max<size_t>(1, static_cast<size_t>(streams) * frames / 2));
+  if (probe != nullptr && lat.WaitForCount(steady_after, deadline)) probe->Begin();
   for (auto& t : producers) t.join();
+  if (probe != nullptr) {
+    probe->Stop();
+    // Every reading subscriber times every raise: give the last ones a moment to arrive.
+    if (watchers != nullptr && watchers->refused() == 0) {
+      watchers->latency().WaitForCount(static_cast<size_t>(n_watch - n_stalled) * probe->raises(),
+                                       absl::Now() + absl::Seconds(5));
+    }
+  }
   {
     absl::MutexLock l(&records_mu);
     auto none = [&] { return records_pending == 0; };
@@ -538,7 +557,6 @@ int main(int argc, char** argv) {
   for (auto& c : clients)
     c->WaitUntilAllDone(std::max(absl::ZeroDuration(), deadline - absl::Now()));
   const absl::Duration elapsed = absl::Now() - start;
-  if (probe != nullptr) probe->Stop();
 
   // Samples the server reports durable per pump (its highest contiguous seq), over the run.
   uint64_t durable = 0;
@@ -594,13 +612,7 @@ int main(int argc, char** argv) {
         "watchers=%d stalled=%d watchers_refused=%d watchers_ended_early=%d "
         "alert_events_read=%lld probe_raises=%lld "
         "alert_latencies=%zu alert_latency_ms_p50=%.3f p99=%.3f max=%.3f\n",
-        n_watch,
-        watchers != nullptr ? std::clamp(absl::GetFlag(FLAGS_watch_alerts_stalled) < 0
-                                             ? n_watch / 2
-                                             : absl::GetFlag(FLAGS_watch_alerts_stalled),
-                                         0, n_watch)
-                            : 0,
-        watchers != nullptr ? watchers->refused() : 0,
+        n_watch, watchers != nullptr ? n_stalled : 0, watchers != nullptr ? watchers->refused() : 0,
         watchers != nullptr ? watchers->ended_early() : 0,
         static_cast<long long>(watchers != nullptr ? watchers->events_read() : 0),
         static_cast<long long>(probe != nullptr ? probe->raises() : 0), al.size(),
