@@ -20,18 +20,17 @@ bool AlertFilter::Matches(const v1::AlertEvent& event) const {
   return true;
 }
 
-absl::Status AlertSubscription::Take(size_t max, std::vector<v1::AlertEvent>* out) {
+absl::Status AlertSubscription::Take(size_t max, std::vector<AlertEventPtr>* out) {
   absl::MutexLock lock(&mu_);
   if (!status_.ok()) return status_;
   while (max-- > 0 && !buffer_.empty()) {
-    out->push_back(*buffer_.front());
+    out->push_back(std::move(buffer_.front()));
     buffer_.pop_front();
   }
   return absl::OkStatus();
 }
 
-bool AlertSubscription::Push(const std::vector<std::shared_ptr<const v1::AlertEvent>>& events,
-                             bool* overflowed) {
+bool AlertSubscription::Push(const std::vector<AlertEventPtr>& events, bool* overflowed) {
   *overflowed = false;
   absl::MutexLock lock(&mu_);
   if (!status_.ok()) return false;

@@ -33,6 +33,9 @@ namespace pumptwin::server {
 
 class IngestMetrics;
 
+// One durable alert event, shared by every subscriber buffer and write that carries it.
+using AlertEventPtr = std::shared_ptr<const v1::AlertEvent>;
+
 // Which events a subscriber wants (WatchAlertsRequest filters).
 struct AlertFilter {
   std::string clinic;                                    // empty: every clinic
@@ -46,10 +49,10 @@ class AlertSubscription {
   AlertSubscription(AlertFilter filter, size_t capacity, std::function<void()> wake)
       : filter_(std::move(filter)), capacity_(capacity), wake_(std::move(wake)) {}
 
-  // Moves up to `max` buffered events (cursor order) into `out`. Returns the terminal
-  // status once the subscription has ended (RESOURCE_EXHAUSTED overflow, UNAVAILABLE
+  // Moves up to `max` buffered events (cursor order, shared, not copied) into `out`. Returns the
+  // terminal status once the subscription has ended (RESOURCE_EXHAUSTED overflow, UNAVAILABLE
   // shutdown): then nothing more is delivered and the buffer is empty.
-  absl::Status Take(size_t max, std::vector<v1::AlertEvent>* out);
+  absl::Status Take(size_t max, std::vector<AlertEventPtr>* out);
   const AlertFilter& filter() const { return filter_; }
 
  private:
@@ -57,7 +60,7 @@ class AlertSubscription {
   // Appends the matching events. `overflowed`: this push ended the subscription (buffer
   // full). Returns whether the subscriber has anything new to see (events or its end):
   // only then is it woken.
-  bool Push(const std::vector<std::shared_ptr<const v1::AlertEvent>>& events, bool* overflowed);
+  bool Push(const std::vector<AlertEventPtr>& events, bool* overflowed);
   // Ends the subscription with `status`; false if it had ended already.
   bool Close(absl::Status status);
 
@@ -65,7 +68,7 @@ class AlertSubscription {
   const size_t capacity_;
   const std::function<void()> wake_;  // quick, non-blocking; called without mu_ held
   absl::Mutex mu_;
-  std::deque<std::shared_ptr<const v1::AlertEvent>> buffer_ ABSL_GUARDED_BY(mu_);
+  std::deque<AlertEventPtr> buffer_ ABSL_GUARDED_BY(mu_);
   absl::Status status_ ABSL_GUARDED_BY(mu_);
 };
 
@@ -111,7 +114,7 @@ class AlertHub final : public AlertListener {
   size_t buffer_events() const { return options_.buffer_events; }
 
  private:
-  using Batch = std::vector<std::shared_ptr<const v1::AlertEvent>>;
+  using Batch = std::vector<AlertEventPtr>;
   void Run();
   void Deliver(const Batch& events);
   void DropAll(uint64_t last_dropped_cursor);  // the queue overflowed: end every subscription

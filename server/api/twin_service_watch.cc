@@ -52,7 +52,7 @@ class WatchAlertsReactor final : public grpc::ServerWriteReactor<v1::AlertEvent>
     absl::MutexLock lock(&mu_);
     writing_ = false;
     if (ok) {
-      last_sent_ = current_.cursor();
+      last_sent_ = current_->cursor();
     } else {
       FinishLocked(grpc::Status(grpc::StatusCode::CANCELLED, "client went away"));
     }
@@ -101,12 +101,12 @@ class WatchAlertsReactor final : public grpc::ServerWriteReactor<v1::AlertEvent>
         }
         if (pending_.empty()) return;  // caught up: wait for a wake
       }
-      v1::AlertEvent ev = std::move(pending_.front());
+      AlertEventPtr ev = std::move(pending_.front());
       pending_.pop_front();
-      if (ev.cursor() <= last_sent_) continue;  // replay and live overlap: dedupe
-      current_ = std::move(ev);
+      if (ev->cursor() <= last_sent_) continue;  // replay and live overlap: dedupe
+      current_ = std::move(ev);                  // shared with the hub: written, not copied
       writing_ = true;
-      StartWrite(&current_);
+      StartWrite(current_.get());
       return;
     }
   }
@@ -130,16 +130,16 @@ class WatchAlertsReactor final : public grpc::ServerWriteReactor<v1::AlertEvent>
           replay_after_ = replay_upto_;
           break;  // the live buffer has it
         }
-        v1::AlertEvent ev;
-        if (!ev.ParseFromString(bytes)) {
+        auto ev = std::make_shared<v1::AlertEvent>();
+        if (!ev->ParseFromString(bytes)) {
           return absl::DataLossError(
               absl::StrCat("alert event at cursor ", cursor, " does not parse"));
         }
-        if (filter_.Matches(ev)) pending_.push_back(std::move(ev));
+        if (filter_.Matches(*ev)) pending_.push_back(std::move(ev));
       }
       if (!pending_.empty()) return absl::OkStatus();
     }
-    std::vector<v1::AlertEvent> live;
+    std::vector<AlertEventPtr> live;
     absl::Status s = sub_->Take(kReplayBatch, &live);
     if (absl::IsResourceExhausted(s)) {
       return absl::ResourceExhaustedError(absl::StrCat(
@@ -167,8 +167,8 @@ class WatchAlertsReactor final : public grpc::ServerWriteReactor<v1::AlertEvent>
   uint64_t replay_upto_ = 0;  // hub position at subscription (set before mu_ is used)
   uint64_t replay_after_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t last_sent_ ABSL_GUARDED_BY(mu_);
-  std::deque<v1::AlertEvent> pending_ ABSL_GUARDED_BY(mu_);
-  v1::AlertEvent current_ ABSL_GUARDED_BY(mu_);
+  std::deque<AlertEventPtr> pending_ ABSL_GUARDED_BY(mu_);
+  AlertEventPtr current_ ABSL_GUARDED_BY(mu_);  // the event being written
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   StreamEnd end_ ABSL_GUARDED_BY(mu_);
 };

@@ -43,11 +43,11 @@ TEST(AlertHubTest, DeliversEveryEventInCursorOrderAndReportsPosition) {
   hub.WaitDelivered();
   EXPECT_EQ(wakes.load(), 2);
   EXPECT_EQ(hub.position(), 12u);
-  std::vector<v1::AlertEvent> got;
+  std::vector<AlertEventPtr> got;
   ASSERT_TRUE((*sub)->Take(3, &got).ok());
   ASSERT_TRUE((*sub)->Take(100, &got).ok());
   ASSERT_EQ(got.size(), 5u);
-  for (size_t i = 0; i < got.size(); ++i) EXPECT_EQ(got[i].cursor(), 8 + i);
+  for (size_t i = 0; i < got.size(); ++i) EXPECT_EQ(got[i]->cursor(), 8 + i);
   uint64_t pos2 = 0;
   auto late = hub.Subscribe(
       {}, [] {}, &pos2);
@@ -67,15 +67,15 @@ TEST(AlertHubTest, OverflowDropsOnlyTheSlowSubscriber) {
   auto fast = hub.Subscribe(
       {}, [] {}, &pos);
   ASSERT_TRUE(slow.ok() && fast.ok());
-  std::vector<v1::AlertEvent> fast_got;
+  std::vector<AlertEventPtr> fast_got;
   for (uint64_t c = 1; c <= 100; ++c) {
     hub.OnAlertEvents({Ev(c)});  // never blocks, whatever the subscribers do
     hub.WaitDelivered();
     ASSERT_TRUE((*fast)->Take(1000, &fast_got).ok());
   }
   ASSERT_EQ(fast_got.size(), 100u);
-  for (size_t i = 0; i < fast_got.size(); ++i) EXPECT_EQ(fast_got[i].cursor(), i + 1);
-  std::vector<v1::AlertEvent> slow_got;
+  for (size_t i = 0; i < fast_got.size(); ++i) EXPECT_EQ(fast_got[i]->cursor(), i + 1);
+  std::vector<AlertEventPtr> slow_got;
   absl::Status s = (*slow)->Take(1000, &slow_got);
   EXPECT_TRUE(absl::IsResourceExhausted(s)) << s;
   EXPECT_TRUE(slow_got.empty());
@@ -85,7 +85,7 @@ TEST(AlertHubTest, OverflowDropsOnlyTheSlowSubscriber) {
   ASSERT_TRUE(edge.ok());
   hub.OnAlertEvents(Range(101, 110));
   hub.WaitDelivered();
-  std::vector<v1::AlertEvent> edge_got;
+  std::vector<AlertEventPtr> edge_got;
   EXPECT_TRUE((*edge)->Take(1000, &edge_got).ok());
   EXPECT_EQ(edge_got.size(), 10u);
   hub.OnAlertEvents(Range(111, 121));
@@ -107,10 +107,10 @@ TEST(AlertHubTest, FiltersBeforeBuffering) {
   hub.OnAlertEvents(
       {Ev(51, "south", v1::SEVERITY_CRITICAL), Ev(52, "north", v1::SEVERITY_CRITICAL)});
   hub.WaitDelivered();
-  std::vector<v1::AlertEvent> got;
+  std::vector<AlertEventPtr> got;
   ASSERT_TRUE((*sub)->Take(10, &got).ok());
   ASSERT_EQ(got.size(), 1u);
-  EXPECT_EQ(got[0].cursor(), 51u);
+  EXPECT_EQ(got[0]->cursor(), 51u);
 }
 
 TEST(AlertHubTest, WakesOnlySubscribersWithMatchingEvents) {
@@ -157,7 +157,7 @@ TEST(AlertHubTest, RefusesSubscribersBeyondTheMaximumUntilOneLeaves) {
   // The held ones still get every event.
   hub.OnAlertEvents(Range(1, 2));
   hub.WaitDelivered();
-  std::vector<v1::AlertEvent> got;
+  std::vector<AlertEventPtr> got;
   ASSERT_TRUE((*d)->Take(10, &got).ok());
   EXPECT_EQ(got.size(), 2u);
   hub.Unsubscribe(*b);
@@ -188,7 +188,7 @@ TEST(AlertHubTest, ShutdownEndsSubscriptionsAndRefusesNewOnes) {
   hub.WaitDelivered();
   hub.Shutdown();
   EXPECT_EQ(wakes.load(), 2);
-  std::vector<v1::AlertEvent> got;
+  std::vector<AlertEventPtr> got;
   EXPECT_TRUE(absl::IsUnavailable((*sub)->Take(10, &got)));
   EXPECT_TRUE(absl::IsUnavailable(hub.Subscribe(
                                          {}, [] {}, &pos)
@@ -221,10 +221,10 @@ TEST(AlertHubTest, DeliveryRunsOnTheHubsThreadAndAStalledSubscriberNeverBlocksTh
   hub.WaitDelivered();
   EXPECT_FALSE(woke_on_caller.load());
   EXPECT_GE(wakes.load(), 1);
-  std::vector<v1::AlertEvent> got;
+  std::vector<AlertEventPtr> got;
   ASSERT_TRUE((*stalled)->Take(100, &got).ok());
   ASSERT_EQ(got.size(), 20u);
-  for (size_t i = 0; i < got.size(); ++i) EXPECT_EQ(got[i].cursor(), i + 1);
+  for (size_t i = 0; i < got.size(); ++i) EXPECT_EQ(got[i]->cursor(), i + 1);
   hub.Unsubscribe(*stalled);
 }
 
@@ -251,7 +251,7 @@ TEST(AlertHubTest, AnOverflowingDeliveryQueueEndsEverySubscriptionAndMovesThePos
   }
   release.Notify();
   hub.WaitDelivered();
-  std::vector<v1::AlertEvent> got;
+  std::vector<AlertEventPtr> got;
   EXPECT_TRUE(absl::IsResourceExhausted((*sub)->Take(100, &got)));
   uint64_t pos2 = 0;
   auto late = hub.Subscribe(
