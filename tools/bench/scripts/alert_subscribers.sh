@@ -2,9 +2,10 @@
 # Ingest with 0 / 100 / 10 000 WatchAlerts subscribers (half of them never read), and the
 # sample-to-alert latency at full ingest. Per round and subscriber count: a fresh pumptwind
 # on 127.0.0.1 (own data dir), then one pumptwin_loadgen run that opens the subscribers,
-# starts the alert probe (a pump raising and resolving a motor-stall alert every
-# PROBE_MS ms) and drives the usual ingest load (2 gateway streams x 10 pumps, frames of 100
-# samples). The counts rotate within a round so machine drift hits each the same.
+# drives the usual ingest load (2 gateway streams x 10 pumps, frames of 100 samples) and,
+# while that load runs at full speed, the alert probe (a pump raising and resolving a
+# motor-stall alert, one sample every PROBE_MS ms). The counts rotate within a round so
+# machine drift hits each the same.
 # Usage: tools/bench/scripts/alert_subscribers.sh [frames_per_stream] [rounds] [probe_ms]
 # Environment: COUNTS (subscriber counts, default "0 100 10000"), SERVER_ARGS (extra pumptwind
 # flags, e.g. --watch_alerts_max_subscribers=200). Subscribers beyond the server's maximum
@@ -13,7 +14,7 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)"
 BIN="${PUMPTWIN_BUILD:-$ROOT/build}/bin"
-FRAMES="${1:-30000}"; ROUNDS="${2:-3}"; PROBE_MS="${3:-200}"
+FRAMES="${1:-30000}"; ROUNDS="${2:-3}"; PROBE_MS="${3:-100}"
 COUNTS="${COUNTS:-0 100 10000}"
 WORK="$(mktemp -d)"; SRV=""
 trap '[ -n "$SRV" ] && kill "$SRV" 2>/dev/null; rm -rf "$WORK"' EXIT
