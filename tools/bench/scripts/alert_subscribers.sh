@@ -31,7 +31,11 @@ run() {  # subscribers -> one result line
   out=$("$BIN/pumptwin_loadgen" --target=127.0.0.1:$gp --register_pumps --streams=2 --batch=100 \
     --pumps_per_stream=10 --sample_interval_ms=10000 --frames_per_stream="$FRAMES" \
     --duration_s=120 --watch_alerts="$1" --alert_probe_ms="$PROBE_MS" 2>&1) || rc=$?
-  echo "subscribers=$1 exit=$rc $(echo "$out" | tr '\n' ' ')"
+  # The server's own CPU (user + system, from /proc): client and server share the machine,
+  # so the ingest rate alone also counts what the load tool's subscribers cost.
+  local ticks; ticks=$(awk '{print $14 + $15}' "/proc/$SRV/stat")
+  local cpu_s; cpu_s=$(awk -v t="$ticks" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.2f", t / hz}')
+  echo "subscribers=$1 exit=$rc $(echo "$out" | tr '\n' ' ') server_cpu_s=$cpu_s"
   kill -TERM "$SRV"; wait "$SRV" || true; SRV=""
 }
 
