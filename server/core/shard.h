@@ -235,6 +235,8 @@ class Shard {
   // commit failed (the registry degrades).
   bool Drain();
   const twin::DrugLibrary& Library(std::shared_ptr<const DrugLibrarySnapshot>& hold) const;
+
+  // Event time (shard_event_time.cc): inputs that arrive after later ones.
   // Adds the checkpoint at `boundary` (the twin before the first input past it) and
   // prunes those older than the history window.
   void AddCheckpoint(const std::string& pump_id, const twin::Twin& twin, absl::Time boundary,
