@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/blocking_counter.h"
 #include "absl/synchronization/notification.h"
@@ -264,6 +265,16 @@ absl::StatusOr<std::vector<device_link::ResumePoint>> TwinRegistry::ResumePoints
   return out;
 }
 
+absl::Status TwinRegistry::CheckServedForCall(absl::string_view pump_id) const {
+  absl::Status s = CheckServed(pump_id);
+  if (s.ok()) return s;
+  const auto owner = s.GetPayload(device_link::kMovedPayloadUrl);
+  if (!owner.has_value() || owner->empty()) return s;  // UNAVAILABLE: being taken over
+  return absl::UnavailableError(absl::StrCat("pump ", pump_id, " is served by the replica at ",
+                                             std::string(*owner),
+                                             " (its shard changed replicas); retry the call"));
+}
+
 absl::Status TwinRegistry::Authorize(absl::string_view gateway_id, absl::string_view pump_id) {
   if (absl::Status s = CheckServed(pump_id); !s.ok()) return s;
   return directory_.Authorize(gateway_id, pump_id);
@@ -275,8 +286,8 @@ void TwinRegistry::Register(v1::Pump pump, twin::Twin twin, std::vector<AuditDra
     done(absl::UnavailableError("the store is not accepting writes; nothing was changed"));
     return;
   }
-  if (absl::Status s = CheckServed(pump.pump_id()); !s.ok()) {
-    done(absl::FailedPreconditionError(s.message()));
+  if (absl::Status s = CheckServedForCall(pump.pump_id()); !s.ok()) {
+    done(std::move(s));
     return;
   }
   // The directory entry is the atomic "one twin per id" check and places the pump. It is
@@ -332,8 +343,8 @@ void TwinRegistry::Mutate(const std::string& pump_id, Shard::MutateFn fn,
     done(absl::UnavailableError("the store is not accepting writes; nothing was changed"));
     return;
   }
-  if (absl::Status s = CheckServed(pump_id); !s.ok()) {
-    done(absl::FailedPreconditionError(s.message()));
+  if (absl::Status s = CheckServedForCall(pump_id); !s.ok()) {
+    done(std::move(s));
     return;
   }
   Shard* sh = &ShardOf(pump_id);
@@ -353,8 +364,8 @@ void TwinRegistry::Mutate(const std::string& pump_id, Shard::MutateFn fn,
 
 void TwinRegistry::Read(const std::string& pump_id,
                         std::function<void(const twin::Twin*, absl::Status)> fn) {
-  if (absl::Status s = CheckServed(pump_id); !s.ok()) {
-    fn(nullptr, absl::FailedPreconditionError(s.message()));
+  if (absl::Status s = CheckServedForCall(pump_id); !s.ok()) {
+    fn(nullptr, std::move(s));
     return;
   }
   Shard* sh = &ShardOf(pump_id);

@@ -138,6 +138,11 @@ class TwinRegistry : public device_link::IngestSink {
     if (!options_.cluster.serves || options_.cluster.serves(pump_id)) return absl::OkStatus();
     return options_.cluster.not_served(pump_id);
   }
+  // The refusal of an API call about a pump this replica does not serve: a call forwarded
+  // here on a stale route, or one whose pump's shard changed replicas after the call was
+  // routed. UNAVAILABLE (callers retry; the retry is forwarded to the owner), naming the
+  // owner when it is known.
+  absl::Status CheckServedForCall(absl::string_view pump_id) const;
   void OnStoreError(const absl::Status& status);
 
   store::Store* const store_;

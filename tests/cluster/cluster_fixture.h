@@ -146,6 +146,18 @@ class ClusterTest : public ::testing::Test {
     return false;
   }
 
+  // A channel that retries UNAVAILABLE (up to 5 tries, 0.1-1 s apart), as docs/scaling.md
+  // asks of clients: a call that reaches a replica while its pump's shard changes replicas
+  // is answered UNAVAILABLE, and the retry is forwarded to the new owner.
+  static std::shared_ptr<grpc::Channel> RetryingChannel(const std::string& target) {
+    grpc::ChannelArguments args;
+    args.SetServiceConfigJSON(R"({"methodConfig": [{
+        "name": [{"service": "pumptwin.v1.TwinService"}],
+        "retryPolicy": {"maxAttempts": 5, "initialBackoff": "0.1s", "maxBackoff": "1s",
+                        "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]}}]})");
+    return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
+  }
+
   std::string OwnerAddress(const std::string& pump) {
     auto routes = Routes();
     auto it = routes.find(store::VirtualShardOf(pump, kShards));

@@ -79,8 +79,8 @@ TEST_F(ClusterFailoverTest, ANonOwnerAnswersWithTheRoute) {
           .ok());
   EXPECT_TRUE(view_->GetPump(newcomer).ok()) << newcomer;
   EXPECT_GE(MetricOf(other, "pumptwin_cluster_forwarded_calls_total"), 2.0);
-  // One hop only: a call already forwarded once is answered FAILED_PRECONDITION naming the
-  // owner.
+  // One hop only: a call already forwarded once is answered UNAVAILABLE (retry: the route
+  // was stale) naming the owner.
   {
     grpc::ClientContext ctx;
     ctx.AddMetadata("pumptwin-forwarded-by", "elsewhere");
@@ -88,7 +88,7 @@ TEST_F(ClusterFailoverTest, ANonOwnerAnswersWithTheRoute) {
     req.set_name("pumps/" + pump);
     v1::TwinState out;
     grpc::Status st = stub->GetTwin(&ctx, req, &out);
-    EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << st.error_message();
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE) << st.error_message();
     EXPECT_NE(st.error_message().find(owner), std::string::npos) << st.error_message();
   }
   // DeviceGateway: the sample is nacked MOVED with the owner's address, and not dropped by
@@ -119,15 +119,15 @@ TEST_F(ClusterFailoverTest, ANonOwnerAnswersWithTheRoute) {
 
 // Every replica appending to the one audit chain at once (registrations through all three,
 // each written by its pump's owner): every call succeeds, no commit fails on the log, and
-// the chain stays one unbroken sequence.
+// the chain stays one unbroken sequence. The callers retry UNAVAILABLE as docs/scaling.md
+// asks of clients (a shard may change replicas while the test runs on a loaded machine).
 TEST_F(ClusterFailoverTest, RegistrationsThroughEveryReplicaAtOnceAllSucceed) {
   constexpr int kEach = 15;
   std::vector<std::thread> callers;
   std::vector<std::vector<grpc::Status>> results(kReplicas);
   for (int r = 0; r < kReplicas; ++r) {
     callers.emplace_back([&, r] {
-      auto stub = v1::TwinService::NewStub(
-          grpc::CreateChannel(procs_[r]->grpc_target(), grpc::InsecureChannelCredentials()));
+      auto stub = v1::TwinService::NewStub(RetryingChannel(procs_[r]->grpc_target()));
       for (int i = 0; i < kEach; ++i) {
         results[r].push_back(testing::RegisterHealthyPump(
             *stub, PumpId(100 + r * kEach + i), kGateway, "clinic-a", kT0 - kStepMs, kStepMs));
