@@ -636,8 +636,7 @@ absl::Status Shard::MaybeFlush() {
   auto waiting = std::make_shared<Waiting>(std::move(forming_waiting_));
   forming_waiting_ = Waiting();
   if (!encode.ok()) {
-    gate_->LatchStoreFailure(encode);
-    if (options_.on_store_error) options_.on_store_error(encode);
+    StoreFailed(encode);
     waiting->Answer(encode);
     return encode;
   }
@@ -683,6 +682,11 @@ bool Shard::Drain() {
     if (!c.status.ok()) ok = false;
     Complete(c);
   }
+}
+
+void Shard::StoreFailed(const absl::Status& error) {
+  gate_->LatchStoreFailure(error);
+  if (options_.on_store_error) options_.on_store_error(error);
 }
 
 const twin::DrugLibrary& Shard::Library(std::shared_ptr<const DrugLibrarySnapshot>& hold) const {

@@ -235,8 +235,14 @@ class Shard {
   // commit failed (the registry degrades).
   bool Drain();
   const twin::DrugLibrary& Library(std::shared_ptr<const DrugLibrarySnapshot>& hold) const;
+  // Sets the store failure latch (nothing more is committed) and reports `error`.
+  void StoreFailed(const absl::Status& error);
 
   // Event time (shard_event_time.cc): inputs that arrive after later ones.
+  // A rewind of `pump_id` (input `seq`) failed: logs it and StoreFailed("<what><status>");
+  // crash-only, the registry reloads the pump from the store.
+  void RewindFailed(const std::string& pump_id, uint64_t seq, absl::string_view what,
+                    const absl::Status& status);
   // Adds the checkpoint at `boundary` (the twin before the first input past it) and
   // prunes those older than the history window.
   void AddCheckpoint(const std::string& pump_id, const twin::Twin& twin, absl::Time boundary,

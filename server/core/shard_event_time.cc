@@ -31,6 +31,13 @@ void Shard::AddCheckpoint(const std::string& pump_id, const twin::Twin& twin, ab
   group.meta_erase_ranges.push_back(CheckpointRangeBefore(pump_id, keep));
 }
 
+void Shard::RewindFailed(const std::string& pump_id, uint64_t seq, absl::string_view what,
+                         const absl::Status& status) {
+  Log(LogLevel::kError, "rewind_failed",
+      {{"pump", pump_id}, {"seq", seq}, {"error", std::string(status.message())}});
+  StoreFailed(absl::UnavailableError(absl::StrCat(what, status.message())));
+}
+
 RecentInputs* Shard::Recent(const std::string& pump_id) {
   if (recent_.empty()) return nullptr;
   auto it = recent_.find(pump_id);
@@ -347,13 +354,10 @@ void Shard::ReconcileRefillLogs(const std::string& pump_id, PumpSlot& slot,
     auto result = Rewind(pump_id, slot, std::move(fresh), why, group, corrections, old.key);
     if (!result.ok()) {
       // Crash-only: the registry reloads from the store (the record still at its stated time).
-      Log(LogLevel::kError, "rewind_failed",
-          {{"pump", pump_id}, {"seq", e.seq}, {"error", std::string(result.status().message())}});
-      absl::Status err = absl::UnavailableError(
-          absl::StrCat("refill of pump '", pump_id,
-                       "' could not be moved to its logged time: ", result.status().message()));
-      gate_->LatchStoreFailure(err);
-      if (options_.on_store_error) options_.on_store_error(err);
+      RewindFailed(
+          pump_id, e.seq,
+          absl::StrCat("refill of pump '", pump_id, "' could not be moved to its logged time: "),
+          result.status());
       return;
     }
     group.meta_erase_ranges.push_back(SingleKeyRange(InputMetaKey(pump_id, old.key)));
@@ -431,15 +435,10 @@ void Shard::ApplyLateSamples(const std::string& pump_id, PumpSlot& slot,
   if (!result.ok()) {
     // The sequencer has consumed these seqs: crash-only, the registry reloads from the
     // store and the gateway resends (nothing of them is acked).
-    Log(LogLevel::kError, "rewind_failed",
-        {{"pump", pump_id},
-         {"seq", late.front().seq},
-         {"error", std::string(result.status().message())}});
-    absl::Status err = absl::UnavailableError(
-        absl::StrCat("late telemetry of pump '", pump_id,
-                     "' could not be applied in its place: ", result.status().message()));
-    gate_->LatchStoreFailure(err);
-    if (options_.on_store_error) options_.on_store_error(err);
+    RewindFailed(
+        pump_id, late.front().seq,
+        absl::StrCat("late telemetry of pump '", pump_id, "' could not be applied in its place: "),
+        result.status());
     return;
   }
   // Refused late samples are nacked for what they are (as in order: a bad field, or a

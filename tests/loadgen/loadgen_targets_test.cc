@@ -24,14 +24,20 @@ using ::testing::HasSubstr;
 
 using testing::ToolRun;
 
+// One pumptwind on 127.0.0.1 with its own data directory (not started yet).
+struct LocalServer {
+  testing::TempDir dir;
+  testing::ServerProcess process{testing::ServerProcessOptions{
+      .data_dir = dir.path() + "/data", .extra_args = {"--shutdown_grace=1s"}}};
+};
+
 ToolRun RunLoadgen(const std::vector<std::string>& args) {
   return testing::RunTool(LOADGEN_BINARY, args, "");
 }
 
 TEST(LoadgenTargetsTest, EverySampleDurableThroughTheClusterClient) {
-  testing::TempDir dir;
-  testing::ServerProcess server(testing::ServerProcessOptions{
-      .data_dir = dir.path() + "/data", .extra_args = {"--shutdown_grace=1s"}});
+  LocalServer local;
+  testing::ServerProcess& server = local.process;
   ASSERT_TRUE(server.Start().ok());
   ToolRun run = RunLoadgen({"--targets=" + server.grpc_target(), "--register_pumps", "--streams=2",
                             "--pumps_per_stream=3", "--batch=10", "--frames_per_stream=30",
@@ -52,9 +58,8 @@ TEST(LoadgenTargetsTest, EverySampleDurableThroughTheClusterClient) {
 // raises only once the ingest is at full speed, and every reading subscriber times every
 // raise; the stalled ones read nothing and are not dropped.
 TEST(LoadgenAlertProbeTest, EveryRaiseIsTimedByEveryReadingSubscriber) {
-  testing::TempDir dir;
-  testing::ServerProcess server(testing::ServerProcessOptions{
-      .data_dir = dir.path() + "/data", .extra_args = {"--shutdown_grace=1s"}});
+  LocalServer local;
+  testing::ServerProcess& server = local.process;
   ASSERT_TRUE(server.Start().ok());
   // 2 streams x 200 frames, one every 5 ms: ~1 s of ingest, the probe raising every 40 ms
   // (every other sample) from the 64th acknowledged frame on.
