@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Ingest with 0 / 100 / 10 000 WatchAlerts subscribers (half of them never read), and the
+# Ingest with 0 / 100 / 250 / 500 / 10 000 WatchAlerts subscribers (half of them never read), and the
 # sample-to-alert latency at full ingest. Per round and subscriber count: a fresh pumptwind
 # on 127.0.0.1 (own data dir), then one pumptwin_loadgen run that opens the subscribers,
 # drives the usual ingest load (2 gateway streams x 10 pumps, frames of 100 samples) and,
@@ -7,7 +7,7 @@
 # motor-stall alert, one sample every PROBE_MS ms). The counts rotate within a round so
 # machine drift hits each the same.
 # Usage: tools/bench/scripts/alert_subscribers.sh [frames_per_stream] [rounds] [probe_ms]
-# Environment: COUNTS (subscriber counts, default "0 100 10000"), SERVER_ARGS (extra pumptwind
+# Environment: COUNTS (subscriber counts, default "0 100 250 500 10000"), SERVER_ARGS (extra pumptwind
 # flags, e.g. --watch_alerts_max_subscribers=200). Subscribers beyond the server's maximum
 # are refused and reported as watchers_refused.
 # Results: docs/benchmarks.md "Alert subscribers".
@@ -15,7 +15,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)"
 BIN="${PUMPTWIN_BUILD:-$ROOT/build}/bin"
 FRAMES="${1:-30000}"; ROUNDS="${2:-3}"; PROBE_MS="${3:-100}"
-COUNTS="${COUNTS:-0 100 10000}"
+COUNTS="${COUNTS:-0 100 250 500 10000}"
 WORK="$(mktemp -d)"; SRV=""
 trap '[ -n "$SRV" ] && kill "$SRV" 2>/dev/null; rm -rf "$WORK"' EXIT
 
@@ -33,9 +33,16 @@ run() {  # subscribers -> one result line
     --duration_s=120 --watch_alerts="$1" --alert_probe_ms="$PROBE_MS" 2>&1) || rc=$?
   # The server's own CPU (user + system, from /proc): client and server share the machine,
   # so the ingest rate alone also counts what the load tool's subscribers cost.
-  local ticks; ticks=$(awk '{print $14 + $15}' "/proc/$SRV/stat")
-  local cpu_s; cpu_s=$(awk -v t="$ticks" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.2f", t / hz}')
-  echo "subscribers=$1 exit=$rc $(echo "$out" | tr '\n' ' ') server_cpu_s=$cpu_s"
+  # The alert hub's thread alone (pt-alert-hub) is the fan-out's direct cost.
+  local hz; hz=$(getconf CLK_TCK)
+  local cpu_s; cpu_s=$(awk -v hz="$hz" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$SRV/stat")
+  local hub_s=0 t
+  for t in /proc/$SRV/task/*; do
+    if [ "$(cat "$t/comm" 2>/dev/null)" = pt-alert-hub ]; then
+      hub_s=$(awk -v hz="$hz" '{printf "%.2f", ($14 + $15) / hz}' "$t/stat")
+    fi
+  done
+  echo "subscribers=$1 exit=$rc $(echo "$out" | tr '\n' ' ') server_cpu_s=$cpu_s hub_cpu_s=$hub_s"
   kill -TERM "$SRV"; wait "$SRV" || true; SRV=""
 }
 
