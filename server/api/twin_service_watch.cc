@@ -33,17 +33,19 @@ class WatchAlertsReactor final : public grpc::ServerWriteReactor<v1::AlertEvent>
     filter_.min_severity = req.min_severity();
   }
 
-  void Start() {
+  void Start(grpc::CallbackServerContext* ctx) {
     auto sub = hub_->Subscribe(
         filter_, [this] { Wake(); }, &replay_upto_);
     absl::MutexLock lock(&mu_);
     if (!sub.ok()) {
-      FinishLocked(ToGrpc(sub.status()));
+      FinishLocked(ToGrpc(sub.status()));  // refused: no "stream open" marker
       return;
     }
     sub_ = *std::move(sub);
     replay_after_ = last_sent_;
-    // Subscribed: tell the client now (headers), not only with the first event.
+    // Subscribed: tell the client now (headers), not only with the first event, and tell a
+    // proxy (the HTTP gateway) that the stream is open.
+    ctx->AddInitialMetadata(std::string(kStreamOpenMetadata), "1");
     StartSendInitialMetadata();
     PumpLocked();
   }
@@ -266,12 +268,10 @@ grpc::ServerWriteReactor<v1::AlertEvent>* TwinServiceImpl::WatchAlerts(
     return new FailedWriter<v1::AlertEvent>(absl::InvalidArgumentError(
         absl::StrCat("min_severity=", req->min_severity(), " is not a Severity value")));
   }
-  // Tells a proxy (the HTTP gateway) that the stream is open, before any event.
-  ctx->AddInitialMetadata(std::string(kStreamOpenMetadata), "1");
   v1::WatchAlertsRequest scoped = *req;
   scoped.set_clinic(*clinic);
   auto* reactor = new WatchAlertsReactor(deps_.store, deps_.alert_hub, scoped);
-  reactor->Start();
+  reactor->Start(ctx);
   return reactor;
 }
 

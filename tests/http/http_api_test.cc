@@ -6,6 +6,7 @@
 // session acts as its token and needs its CSRF token for changes, and the web app's files
 // are served under a strict CSP.
 #include <map>
+#include <memory>
 #include <set>
 #include <string>
 #include <vector>
@@ -56,6 +57,8 @@ ApiError ErrorOf(const HttpResponse& r) {
   return e;
 }
 
+constexpr int kMaxAlertStreams = 3;  // the test server's --watch_alerts_max_subscribers
+
 class HttpApiTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -76,7 +79,8 @@ class HttpApiTest : public ::testing::Test {
     ASSERT_TRUE(testing::WriteTextFile(dir_.path() + "/tokens", file).ok());
     server_ = std::make_unique<testing::ServerProcess>(testing::ServerProcessOptions{
         .data_dir = dir_.path() + "/data",
-        .extra_args = {"--auth_tokens_file=" + dir_.path() + "/tokens", "--shutdown_grace=1s"}});
+        .extra_args = {"--auth_tokens_file=" + dir_.path() + "/tokens", "--shutdown_grace=1s",
+                       absl::StrCat("--watch_alerts_max_subscribers=", kMaxAlertStreams)}});
     ASSERT_TRUE(server_->Start().ok()) << server_->ReadLog();
     ASSERT_GT(server_->http_port(), 0);
     channel_ = grpc::CreateChannel(server_->grpc_target(), grpc::InsecureChannelCredentials());
@@ -305,6 +309,26 @@ TEST_F(HttpApiTest, RefusedStreamAnswersWithTheStatusNotAnEmptyStream) {
       SseStream::Open(server_->http_port(), "/v1/twins:watch?names=pumps/X", {}, absl::Seconds(20));
   ASSERT_TRUE(anon.ok());
   EXPECT_EQ((*anon)->status(), 401);
+}
+
+// A WatchAlerts stream beyond the server's maximum is an error answer (429 with the status),
+// not a 200 event stream that ends at once: a browser's EventSource retries the latter by
+// itself, and reported "live" for a stream it did not have.
+TEST_F(HttpApiTest, AnAlertStreamBeyondTheMaximumIsRefused429) {
+  std::vector<std::unique_ptr<SseStream>> held;
+  for (int i = 0; i < kMaxAlertStreams; ++i) {
+    auto s =
+        SseStream::Open(server_->http_port(), "/v1/alerts:watch", As("viewer"), absl::Seconds(20));
+    ASSERT_TRUE(s.ok()) << s.status();
+    ASSERT_EQ((*s)->status(), 200) << i;
+    held.push_back(*std::move(s));
+  }
+  auto refused =
+      SseStream::Open(server_->http_port(), "/v1/alerts:watch", As("viewer"), absl::Seconds(20));
+  ASSERT_TRUE(refused.ok()) << refused.status();
+  EXPECT_EQ((*refused)->status(), 429);
+  EXPECT_THAT((*refused)->error_body(), HasSubstr("RESOURCE_EXHAUSTED"));
+  EXPECT_THAT((*refused)->error_body(), HasSubstr("--watch_alerts_max_subscribers"));
 }
 
 TEST_F(HttpApiTest, BrowserSessionActsAsItsTokenAndNeedsCsrfForChanges) {
