@@ -70,7 +70,9 @@ int Run() {
   }
   testing::ServerProcess server(testing::ServerProcessOptions{
       .data_dir = dir.path() + "/data",
-      .extra_args = {"--auth_tokens_file=" + dir.path() + "/tokens", "--shutdown_grace=1s"}});
+      // At most 3 alert streams: web_test.mjs fills them to see a refused tab wait.
+      .extra_args = {"--auth_tokens_file=" + dir.path() + "/tokens", "--shutdown_grace=1s",
+                     "--watch_alerts_max_subscribers=3"}});
   if (absl::Status s = server.Start(); !s.ok()) {
     return Fail(absl::StrCat(s.ToString(), "\n", server.ReadLog()));
   }

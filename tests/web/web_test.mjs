@@ -52,6 +52,14 @@ async function loginPage(context, token, name = '') {
   // Script errors; a refused request the test makes on purpose is logged too, not counted.
   page.on('console', (m) => { if (m.type() === 'error' && !/Failed to load resource/.test(m.text())) errors.push(m.text()); });
   page.on('pageerror', (e) => errors.push(String(e)));
+  // When each alert stream was asked for (a refused tab's retries are timed from these).
+  page.watches = [];
+  page.on('request', (r) => {
+    if (r.url().includes('/v1/alerts:watch')) {
+      page.watches.push(Date.now());
+      if (page.onWatch) page.onWatch();
+    }
+  });
   await page.goto(base + '/');
   await page.waitForSelector('#login-token', { timeout: WAIT });
   if (name) await page.fill('#login-name', name);
@@ -272,4 +280,41 @@ test('an admin sees the audit log', async () => {
   assert.ok(methods.some((m) => /RecordRefill/.test(m)), methods.join(' '));
   await shot(page, 'audit');
   await context.close();
+});
+
+// The fixture's server holds at most 3 alert streams. A tab refused one keeps its worklist,
+// says it is reconnecting and when, and asks again after a growing wait (never at once, as a
+// refused EventSource would let a busy server be hammered); once a stream is free it is live.
+test('a tab refused an alert stream retries after a growing wait, then goes live', async () => {
+  const contexts = [];  // one browser session each
+  const held = [];
+  let refused = null;
+  const statusText = (p) => p.textContent('#live');
+  for (let i = 0; i < 4 && !refused; ++i) {
+    contexts.push(await browser.newContext({ viewport: { width: 1280, height: 900 } }));
+    const page = await loginPage(contexts.at(-1), ready.tokens.nurse, 'nurse');
+    await page.waitForFunction(() => /^(live|reconnecting in)/.test(document.getElementById('live').textContent),
+      null, { timeout: WAIT });
+    if ((await statusText(page)) === 'live') held.push(page); else refused = page;
+  }
+  assert.ok(refused, `every one of ${held.length} tabs got a stream: the server's maximum is 3`);
+  assert.match(await statusText(refused), /^reconnecting in \d+ s$/);
+  assert.ok(await refused.isVisible('#worklist tbody tr'), 'the worklist stays');
+  // Two more tries, each after a wait (1 s, then 2 s, each jittered down to half).
+  await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`only ${refused.watches.length} tries in time`)), WAIT);
+    refused.onWatch = () => { if (refused.watches.length >= 3) { clearTimeout(timer); resolve(); } };
+    refused.onWatch();
+  });
+  const w = refused.watches;
+  assert.ok(w[1] - w[0] >= 450, `second try ${w[1] - w[0]} ms after the first`);
+  assert.ok(w[2] - w[1] >= 950, `third try ${w[2] - w[1]} ms after the second`);
+  // Streams freed (the server notices a closed tab at its next keepalive, within 15 s):
+  // the refused tab goes live on a later try.
+  for (const p of held) await p.close();
+  await refused.waitForFunction(() => document.getElementById('live').textContent === 'live',
+    null, { timeout: 60000 });
+  // (A refused EventSource is reported on the console by the browser itself.)
+  assert.deepEqual(refused.errors.filter((e) => !/EventSource/.test(e)), []);
+  for (const c of contexts) await c.close();
 });

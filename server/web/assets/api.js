@@ -95,10 +95,18 @@ export async function listAll(path, params, field, maxPages = 20) {
 // One alert stream for the whole app (WatchAlerts from the start of the log, then live):
 // the latest state of every alert, and listeners told of each change. EventSource
 // reconnects by itself, sending Last-Event-ID, from which the server resumes with no gap.
+// A refused stream (the server holds its maximum of streams, or the session ended) is not
+// retried by EventSource: the app asks who it is, then opens a new stream after a growing
+// wait (1 s doubling to 15 s, with jitter, reset once a stream opens), so that refused tabs
+// never hammer a busy server.
 export const alerts = new Map();  // alert name -> Alert
 const alertListeners = new Set();
 let source = null;
 let statusEl = null;
+let retryMs = 0;
+let retryTimer = null;
+const RETRY_FIRST_MS = 1000;
+const RETRY_MAX_MS = 15000;
 export function onAlerts(fn) { alertListeners.add(fn); return () => alertListeners.delete(fn); }
 let pending = null;
 function notify(changed) {
@@ -111,11 +119,16 @@ function notify(changed) {
     for (const fn of alertListeners) fn(batch);
   });
 }
+function setStatus(text, on) {
+  if (!statusEl) return;
+  statusEl.textContent = text;
+  statusEl.classList.toggle('on', on);
+}
 export function startAlertStream(statusElement) {
   statusEl = statusElement;
-  if (source) return;
+  if (source || retryTimer) return;
   source = new EventSource('/v1/alerts:watch');
-  source.addEventListener('open', () => { if (statusEl) statusEl.textContent = 'live'; statusEl?.classList.add('on'); });
+  source.addEventListener('open', () => { retryMs = 0; setStatus('live', true); });
   source.addEventListener('AlertEvent', (e) => {
     const ev = JSON.parse(e.data);
     const a = ev.alert || {};
@@ -125,17 +138,22 @@ export function startAlertStream(statusElement) {
   });
   source.addEventListener('end', () => { /* the server ended the stream; EventSource reconnects */ });
   source.addEventListener('error', async () => {
-    if (statusEl) { statusEl.textContent = 'reconnecting'; statusEl.classList.remove('on'); }
-    if (source && source.readyState === EventSource.CLOSED) {
-      // Refused (e.g. 401 after the session ended): ask who we are.
-      stopAlertStream();
-      if (await resume()) startAlertStream(statusEl); else loggedOut();
-    }
+    setStatus('reconnecting', false);
+    if (!source || source.readyState !== EventSource.CLOSED) return;
+    // Refused: was it the session (401) or the server (429, 503)?
+    stopAlertStream();
+    if (!(await resume())) { loggedOut(); return; }
+    retryMs = Math.min(RETRY_MAX_MS, retryMs ? retryMs * 2 : RETRY_FIRST_MS);
+    const wait = Math.round(retryMs * (0.5 + Math.random() / 2));
+    setStatus(`reconnecting in ${Math.ceil(wait / 1000)} s`, false);
+    retryTimer = setTimeout(() => { retryTimer = null; startAlertStream(statusEl); }, wait);
   });
 }
 export function stopAlertStream() {
   if (source) source.close();
   source = null;
+  if (retryTimer) clearTimeout(retryTimer);
+  retryTimer = null;
   alerts.clear();
 }
 
