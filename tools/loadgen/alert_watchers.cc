@@ -6,6 +6,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 
 namespace pumptwin::loadgen {
@@ -198,6 +199,74 @@ void AlertProbe::Run() {
     if (!client_->Send({std::move(s)}).ok()) break;
     absl::SleepFor(opts_.interval);  // the probe's pace, not a synchronisation
   }
+}
+
+absl::Status AlertLoad::Start() {
+  if (options_.watchers <= 0 && options_.probe_interval <= absl::ZeroDuration()) {
+    return absl::OkStatus();
+  }
+  if (!IsLoopbackTarget(options_.target)) {
+    return absl::InvalidArgumentError(
+        "--watch_alerts / --alert_probe_ms: --target must be loopback");
+  }
+  if (options_.probe_interval > absl::ZeroDuration()) {
+    probe_ = std::make_unique<AlertProbe>(
+        ProbeOptions{.target = options_.target, .interval = options_.probe_interval}, &raises_);
+    auto stub = v1::TwinService::NewStub(
+        grpc::CreateChannel(options_.target, grpc::InsecureChannelCredentials()));
+    if (grpc::Status st = probe_->RegisterProbe(*stub); !st.ok()) {
+      return absl::UnavailableError(absl::StrCat("probe registration: ", st.error_message()));
+    }
+  }
+  if (options_.watchers > 0) {
+    watchers_ = std::make_unique<AlertWatchers>(WatchOptions{.target = options_.target,
+                                                             .watchers = options_.watchers,
+                                                             .stalled = options_.stalled,
+                                                             .per_channel = options_.per_channel,
+                                                             .probe_pump = "alertprobe",
+                                                             .max_total = options_.max_total},
+                                                &raises_);
+    if (!watchers_->Start(absl::Seconds(120))) {
+      return absl::DeadlineExceededError(absl::StrCat(
+          "only ", watchers_->started(), " of ", options_.watchers,
+          " WatchAlerts subscribers started (", watchers_->refused(), " refused) within 120 s"));
+    }
+  }
+  if (probe_ != nullptr && !probe_->Start()) {
+    return absl::UnavailableError("alert probe: no Welcome within 10 s");
+  }
+  return absl::OkStatus();
+}
+
+void AlertLoad::Begin() {
+  if (probe_ != nullptr) probe_->Begin();
+}
+
+void AlertLoad::Finish() {
+  if (probe_ == nullptr) return;
+  probe_->Stop();
+  // Every reading subscriber times every raise: give the last ones a moment to arrive.
+  if (watchers_ != nullptr && watchers_->refused() == 0) {
+    watchers_->latency().WaitForCount(
+        static_cast<size_t>(options_.watchers - options_.stalled) * probe_->raises(),
+        absl::Now() + absl::Seconds(5));
+  }
+}
+
+std::string AlertLoad::Summary() const {
+  if (watchers_ == nullptr && probe_ == nullptr) return "";
+  const std::vector<int64_t> al =
+      watchers_ != nullptr ? watchers_->latency().SortedNanos() : std::vector<int64_t>();
+  return absl::StrFormat(
+      "watchers=%d stalled=%d watchers_refused=%d watchers_ended_early=%d "
+      "alert_events_read=%lld probe_raises=%lld "
+      "alert_latencies=%zu alert_latency_ms_p50=%.3f p99=%.3f max=%.3f",
+      options_.watchers, watchers_ != nullptr ? options_.stalled : 0,
+      watchers_ != nullptr ? watchers_->refused() : 0,
+      watchers_ != nullptr ? watchers_->ended_early() : 0,
+      static_cast<long long>(watchers_ != nullptr ? watchers_->events_read() : 0),
+      static_cast<long long>(probe_ != nullptr ? probe_->raises() : 0), al.size(),
+      PercentileMs(al, 0.50), PercentileMs(al, 0.99), al.empty() ? 0.0 : al.back() / 1e6);
 }
 
 }  // namespace pumptwin::loadgen

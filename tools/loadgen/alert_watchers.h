@@ -14,8 +14,10 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "device_link/gateway_client.h"
@@ -113,6 +115,40 @@ class AlertProbe {
   std::atomic<bool> stop_{false};
   std::atomic<int64_t> raises_sent_{0};
   std::thread thread_;
+};
+
+// The alert side of one pumptwin_loadgen run: the subscribers and the probe, set up before
+// any telemetry flows; the probe raising while the ingest runs at full speed; the summary.
+struct AlertLoadOptions {
+  std::string target;  // must be loopback (the probe's send times and the reads share a clock)
+  int watchers = 0;    // WatchAlerts subscribers
+  int stalled = 0;     // of them, how many never read
+  int per_channel = 100;
+  absl::Duration probe_interval = absl::ZeroDuration();  // zero: no probe
+  absl::Duration max_total = absl::Minutes(10);          // every subscriber stream's deadline
+};
+
+class AlertLoad {
+ public:
+  explicit AlertLoad(AlertLoadOptions options) : options_(std::move(options)) {}
+
+  // Registers the probe's pump, opens the subscribers (up to 120 s) and connects the probe.
+  // INVALID_ARGUMENT for a target that is not loopback; another error when a step failed.
+  // Does nothing when there are neither subscribers nor a probe.
+  absl::Status Start();
+  bool probing() const { return probe_ != nullptr; }
+  void Begin();  // the probe starts raising
+  // Stops the probe, then waits (at most 5 s) until every reading subscriber has timed every
+  // raise.
+  void Finish();
+  // The summary line ("watchers=... alert_latency_ms_p50=..."), or "" without alert load.
+  std::string Summary() const;
+
+ private:
+  const AlertLoadOptions options_;
+  RaiseLog raises_;
+  std::unique_ptr<AlertWatchers> watchers_;
+  std::unique_ptr<AlertProbe> probe_;
 };
 
 }  // namespace pumptwin::loadgen

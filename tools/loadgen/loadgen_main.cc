@@ -271,50 +271,18 @@ int main(int argc, char** argv) {
   }
 
   // Alert subscribers and the probe, before any telemetry flows.
-  pumptwin::loadgen::RaiseLog raises;
-  std::unique_ptr<pumptwin::loadgen::AlertWatchers> watchers;
-  std::unique_ptr<pumptwin::loadgen::AlertProbe> probe;
   const int n_watch = std::max(0, absl::GetFlag(FLAGS_watch_alerts));
   const int stalled_flag = absl::GetFlag(FLAGS_watch_alerts_stalled);
-  const int n_stalled = std::clamp(stalled_flag < 0 ? n_watch / 2 : stalled_flag, 0, n_watch);
-  const int probe_ms = absl::GetFlag(FLAGS_alert_probe_ms);
-  if (n_watch > 0 || probe_ms > 0) {
-    if (!pumptwin::loadgen::IsLoopbackTarget(target)) {
-      std::fprintf(stderr, "--watch_alerts / --alert_probe_ms: --target must be loopback\n");
-      return 2;
-    }
-  }
-  if (probe_ms > 0) {
-    probe = std::make_unique<pumptwin::loadgen::AlertProbe>(
-        pumptwin::loadgen::ProbeOptions{.target = target, .interval = absl::Milliseconds(probe_ms)},
-        &raises);
-    auto stub = pumptwin::v1::TwinService::NewStub(
-        grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
-    if (grpc::Status st = probe->RegisterProbe(*stub); !st.ok()) {
-      std::fprintf(stderr, "probe registration: %s\n", st.error_message().c_str());
-      return 1;
-    }
-  }
-  if (n_watch > 0) {
-    watchers = std::make_unique<pumptwin::loadgen::AlertWatchers>(
-        pumptwin::loadgen::WatchOptions{
-            .target = target,
-            .watchers = n_watch,
-            .stalled = n_stalled,
-            .per_channel = absl::GetFlag(FLAGS_watch_alerts_per_channel),
-            .probe_pump = "alertprobe",
-            .max_total = absl::Seconds(absl::GetFlag(FLAGS_duration_s) + 120)},
-        &raises);
-    if (!watchers->Start(absl::Seconds(120))) {
-      std::fprintf(stderr,
-                   "only %d of %d WatchAlerts subscribers started (%d refused) within 120 s\n",
-                   watchers->started(), n_watch, watchers->refused());
-      return 1;
-    }
-  }
-  if (probe != nullptr && !probe->Start()) {
-    std::fprintf(stderr, "alert probe: no Welcome within 10 s\n");
-    return 1;
+  pumptwin::loadgen::AlertLoad alert_load(pumptwin::loadgen::AlertLoadOptions{
+      .target = target,
+      .watchers = n_watch,
+      .stalled = std::clamp(stalled_flag < 0 ? n_watch / 2 : stalled_flag, 0, n_watch),
+      .per_channel = absl::GetFlag(FLAGS_watch_alerts_per_channel),
+      .probe_interval = absl::Milliseconds(std::max(0, absl::GetFlag(FLAGS_alert_probe_ms))),
+      .max_total = absl::Seconds(absl::GetFlag(FLAGS_duration_s) + 120)});
+  if (absl::Status s = alert_load.Start(); !s.ok()) {
+    std::fprintf(stderr, "%s\n", std::string(s.message()).c_str());
+    return absl::IsInvalidArgument(s) ? 2 : 1;
   }
 
   pumptwin::loadgen::LatencyRecorder lat;
@@ -539,16 +507,9 @@ int main(int argc, char** argv) {
   const size_t steady_after =
       std::min(2 * static_cast<size_t>(streams) * absl::GetFlag(FLAGS_max_unacked_frames),
                std::max<size_t>(1, static_cast<size_t>(streams) * frames / 2));
-  if (probe != nullptr && lat.WaitForCount(steady_after, deadline)) probe->Begin();
+  if (alert_load.probing() && lat.WaitForCount(steady_after, deadline)) alert_load.Begin();
   for (auto& t : producers) t.join();
-  if (probe != nullptr) {
-    probe->Stop();
-    // Every reading subscriber times every raise: give the last ones a moment to arrive.
-    if (watchers != nullptr && watchers->refused() == 0) {
-      watchers->latency().WaitForCount(static_cast<size_t>(n_watch - n_stalled) * probe->raises(),
-                                       absl::Now() + absl::Seconds(5));
-    }
-  }
+  alert_load.Finish();
   {
     absl::MutexLock l(&records_mu);
     auto none = [&] { return records_pending == 0; };
@@ -605,18 +566,8 @@ int main(int argc, char** argv) {
             ? "-"
             : absl::StrJoin(totals.nacks_by_reason, ",", absl::PairFormatter(":")).c_str());
   }
-  if (watchers != nullptr || probe != nullptr) {
-    const std::vector<int64_t> al =
-        watchers != nullptr ? watchers->latency().SortedNanos() : std::vector<int64_t>();
-    std::printf(
-        "watchers=%d stalled=%d watchers_refused=%d watchers_ended_early=%d "
-        "alert_events_read=%lld probe_raises=%lld "
-        "alert_latencies=%zu alert_latency_ms_p50=%.3f p99=%.3f max=%.3f\n",
-        n_watch, watchers != nullptr ? n_stalled : 0, watchers != nullptr ? watchers->refused() : 0,
-        watchers != nullptr ? watchers->ended_early() : 0,
-        static_cast<long long>(watchers != nullptr ? watchers->events_read() : 0),
-        static_cast<long long>(probe != nullptr ? probe->raises() : 0), al.size(),
-        PercentileMs(al, 0.50), PercentileMs(al, 0.99), al.empty() ? 0.0 : al.back() / 1e6);
+  if (const std::string alerts = alert_load.Summary(); !alerts.empty()) {
+    std::printf("%s\n", alerts.c_str());
   }
   return buffered == 0 && send_errors.load() == 0 ? 0 : 1;
 }
