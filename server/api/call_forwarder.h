@@ -3,7 +3,7 @@
 // (response or status) is the caller's. So a dashboard, the web app or a hospital system
 // may call any replica. One hop only: a forwarded call carries the `pumptwin-forwarded-by`
 // metadata, and a replica never forwards such a call again (it answers it itself:
-// FAILED_PRECONDITION naming the owner, or UNAVAILABLE while the pump is being taken over).
+// UNAVAILABLE, naming the owner when one is known; the caller retries).
 // The caller's `authorization` metadata and deadline go with the call: the owner
 // authenticates, authorises, validates and audits it as if called directly.
 // WatchTwin, a stream about up to 1 000 pumps, is relayed: one upstream WatchTwin per
