@@ -1,16 +1,22 @@
 // AlertHub: fans durable alert events (CommitGate AlertListener) out to WatchAlerts
 // subscribers. OnAlertEvents (the store's committer thread) only queues the events; the
-// hub's own delivery thread hands them to every subscription and wakes its stream, so no
+// hub's delivery threads hand them to every subscription and wake its stream, so no
 // number of subscribers, slow or stalled, costs the committer more than that append.
-// Each subscription has its own bounded buffer (events are shared between buffers, not
-// copied): one whose buffer overflows is marked RESOURCE_EXHAUSTED, emptied and counted in
-// pumptwin subscribers_dropped{stream="watch_alerts"}; the others are unaffected. Should
-// the delivery queue itself exceed kMaxQueuedEvents, every subscription ends the same way
-// (their clients resume from their cursor) rather than the hub holding unbounded memory.
-// A subscriber is woken only for events its filter matches. At most max_subscribers are
-// held at once: every held stream costs gRPC writes on the threads that also serve ingest.
+// Delivery runs in `delivery_threads` lanes: each lane has its own thread, queue and share
+// of the subscribers (a new one joins the lane with fewest), so one event reaches all of
+// them after 1/N of the writes instead of all, and a stream slow to write delays its lane
+// only. Every lane sees every event, in cursor order.
+// Each subscription has its own bounded buffer (events are shared between buffers and
+// lanes, not copied): one whose buffer overflows is marked RESOURCE_EXHAUSTED, emptied and
+// counted in pumptwin subscribers_dropped{stream="watch_alerts"}; the others are
+// unaffected. Should a lane's delivery queue exceed kMaxQueuedEvents, every subscription of
+// that lane ends the same way (their clients resume from their cursor) rather than the hub
+// holding unbounded memory. A subscriber is woken only for events its filter matches. At
+// most max_subscribers are held at once: every held stream costs gRPC writes on the
+// threads that also serve ingest.
 // Owned by ServerApp; thread-safe (subscriptions come and go on gRPC threads).
-// Lock order: hub mu_ -> Subscription mu_ -> wake callback; queue_mu_ is taken alone.
+// Lock order: hub mu_ -> lane mu -> Subscription mu_ -> wake callback; a lane's queue
+// mutex is taken alone.
 #ifndef PUMPTWIN_SERVER_ALERT_HUB_H_
 #define PUMPTWIN_SERVER_ALERT_HUB_H_
 
@@ -19,10 +25,8 @@
 #include <functional>
 #include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
-#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
@@ -67,6 +71,7 @@ class AlertSubscription {
   const AlertFilter filter_;
   const size_t capacity_;
   const std::function<void()> wake_;  // quick, non-blocking; called without mu_ held
+  size_t lane_ = 0;                   // the delivery lane (set by Subscribe)
   absl::Mutex mu_;
   std::deque<AlertEventPtr> buffer_ ABSL_GUARDED_BY(mu_);
   absl::Status status_ ABSL_GUARDED_BY(mu_);
@@ -75,24 +80,35 @@ class AlertSubscription {
 struct AlertHubOptions {
   size_t buffer_events = 4096;  // per subscriber
   // Subscriptions held at once; Subscribe refuses the next one RESOURCE_EXHAUSTED (counted
-  // in pumptwin_subscribers_refused_total). 0: no limit.
-  size_t max_subscribers = 1000;
+  // in pumptwin_subscribers_refused_total). 0: no limit. The server's default:
+  // DefaultMaxSubscribers.
+  size_t max_subscribers = 100;
+  // Delivery lanes, each with its own thread (at least 1).
+  size_t delivery_threads = 1;
 };
+
+// WatchAlerts streams a server holds by default: kSubscribersPerCore per CPU core (`cores`
+// 0, unknown, counts as 1). Every held stream costs one stream write per alert event on
+// the threads that also serve ingest; with this many, at full ingest and a stress rate of
+// ~11 alert events/s, sample-to-alert p99 stays well under 20 ms and the fan-out takes
+// about 1-2 % of the server's CPU (docs/benchmarks.md, "Alert subscribers").
+inline constexpr size_t kSubscribersPerCore = 50;
+size_t DefaultMaxSubscribers(unsigned cores);
 
 class AlertHub final : public AlertListener {
  public:
-  static constexpr size_t kMaxQueuedEvents = 1 << 16;
+  static constexpr size_t kMaxQueuedEvents = 1 << 16;  // per lane
 
   // `initial_position`: the last durable cursor at start-up (store's LastAlertCursor).
-  // `metrics` may be null (unit tests). Starts the delivery thread.
+  // `metrics` may be null (unit tests). Starts the delivery threads.
   AlertHub(AlertHubOptions options, uint64_t initial_position, IngestMetrics* metrics);
   ~AlertHub() override;  // Shutdown()
   AlertHub(const AlertHub&) = delete;
   AlertHub& operator=(const AlertHub&) = delete;
 
-  // Registers a subscriber. `*position` receives the hub's position at that instant:
+  // Registers a subscriber. `*position` receives its lane's position at that instant:
   // every event with cursor <= position is durable in the store (replay it from there),
-  // every later event goes into the subscription. `wake` is called (delivery thread)
+  // every later event goes into the subscription. `wake` is called (its lane's thread)
   // after events were added or the subscription ended. UNAVAILABLE after Shutdown;
   // RESOURCE_EXHAUSTED when max_subscribers are already subscribed.
   absl::StatusOr<std::shared_ptr<AlertSubscription>> Subscribe(AlertFilter filter,
@@ -101,39 +117,33 @@ class AlertHub final : public AlertListener {
   // After it returns, `wake` of that subscription is never called again.
   void Unsubscribe(const std::shared_ptr<AlertSubscription>& sub);
   // Ends every subscription with UNAVAILABLE (server stopping); refuses new ones; stops
-  // the delivery thread. Idempotent.
+  // the delivery threads. Idempotent.
   void Shutdown();
 
-  // Queues the events for the delivery thread and returns (committer thread).
+  // Queues the events for every lane and returns (committer thread).
   void OnAlertEvents(const std::vector<v1::AlertEvent>& events) override;
   // Returns once every event queued before the call has been delivered (tests).
   void WaitDelivered();
 
+  // The last cursor every lane has delivered.
   uint64_t position() const;
   size_t subscriber_count() const;
+  // Subscribers per lane (tests, and the spread the lanes are meant to keep).
+  std::vector<size_t> lane_subscriber_counts() const;
   size_t buffer_events() const { return options_.buffer_events; }
 
  private:
+  class Lane;
   using Batch = std::vector<AlertEventPtr>;
-  void Run();
-  void Deliver(const Batch& events);
-  void DropAll(uint64_t last_dropped_cursor);  // the queue overflowed: end every subscription
+  void CountDropped() const;  // subscribers_dropped{stream="watch_alerts"}
 
   const AlertHubOptions options_;
   IngestMetrics* const metrics_;
+  std::vector<std::unique_ptr<Lane>> lanes_;  // fixed after construction
   mutable absl::Mutex mu_;
-  uint64_t position_ ABSL_GUARDED_BY(mu_);  // last cursor delivered to the subscriptions
   bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
-  absl::flat_hash_set<std::shared_ptr<AlertSubscription>> subs_ ABSL_GUARDED_BY(mu_);
-
-  absl::Mutex queue_mu_;
-  std::deque<Batch> queue_ ABSL_GUARDED_BY(queue_mu_);
-  size_t queued_events_ ABSL_GUARDED_BY(queue_mu_) = 0;
-  bool overflowed_ ABSL_GUARDED_BY(queue_mu_) = false;
-  uint64_t overflow_cursor_ ABSL_GUARDED_BY(queue_mu_) = 0;  // last cursor dropped
-  bool busy_ ABSL_GUARDED_BY(queue_mu_) = false;             // the thread is delivering a take
-  bool stop_ ABSL_GUARDED_BY(queue_mu_) = false;
-  std::thread thread_;
+  std::vector<size_t> lane_subs_ ABSL_GUARDED_BY(mu_);  // subscribers per lane
+  size_t subs_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace pumptwin::server

@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <optional>
+#include <thread>
 
 #include "absl/flags/flag.h"
 #include "absl/strings/match.h"
@@ -46,9 +48,13 @@
 ABSL_FLAG(uint32_t, watch_alerts_buffer, 4096,
           "Alert events buffered per WatchAlerts subscriber; a subscriber that falls further "
           "behind is ended with RESOURCE_EXHAUSTED and resumes from its last cursor.");
-ABSL_FLAG(uint32_t, watch_alerts_max_subscribers, 1000,
+ABSL_FLAG(std::optional<uint32_t>, watch_alerts_max_subscribers, std::nullopt,
           "WatchAlerts streams served at once; the next is refused with RESOURCE_EXHAUSTED "
-          "(each held stream costs writes on the threads that also serve ingest). 0: no limit.");
+          "(each held stream costs writes on the threads that also serve ingest). Unset: 50 "
+          "per CPU core. 0: no limit.");
+ABSL_FLAG(uint32_t, watch_alerts_threads, 0,
+          "Threads that deliver alert events to WatchAlerts streams, each serving its share of "
+          "the streams. 0: one per CPU core, at most 4.");
 
 namespace pumptwin::server {
 
@@ -347,8 +353,25 @@ absl::Status ServerApp::OpenStoreAndRecover() {
   hub_options.buffer_events = options_.watch_alerts_buffer != 0
                                   ? options_.watch_alerts_buffer
                                   : std::max<uint32_t>(1, absl::GetFlag(FLAGS_watch_alerts_buffer));
+  const std::optional<uint32_t> max_subscribers_flag =
+      absl::GetFlag(FLAGS_watch_alerts_max_subscribers);
   hub_options.max_subscribers = options_.watch_alerts_max_subscribers.value_or(
-      absl::GetFlag(FLAGS_watch_alerts_max_subscribers));
+      max_subscribers_flag.has_value()
+          ? *max_subscribers_flag
+          : DefaultMaxSubscribers(std::thread::hardware_concurrency()));
+  hub_options.delivery_threads = absl::GetFlag(FLAGS_watch_alerts_threads);
+  if (hub_options.delivery_threads > 64) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--watch_alerts_threads=", hub_options.delivery_threads,
+                     " must be 0 (one per CPU core, at most 4) to 64"));
+  }
+  if (hub_options.delivery_threads == 0) {
+    hub_options.delivery_threads = std::clamp<size_t>(std::thread::hardware_concurrency(), 1, 4);
+  }
+  Log(LogLevel::kInfo, "alert_delivery",
+      {{"threads", hub_options.delivery_threads},
+       {"max_subscribers", hub_options.max_subscribers},
+       {"buffer_events", hub_options.buffer_events}});
   alert_hub_ = std::make_unique<AlertHub>(hub_options, *last_cursor, ingest_metrics_.get());
   gate_->add_listener(alert_hub_.get());
   RegistryOptions ro;

@@ -89,7 +89,7 @@ struct ServerOptions {
   // Events buffered per WatchAlerts subscriber; 0: the --watch_alerts_buffer flag (4096).
   size_t watch_alerts_buffer = 0;
   // WatchAlerts streams held at once (0: no limit); unset: the
-  // --watch_alerts_max_subscribers flag (1000).
+  // --watch_alerts_max_subscribers flag (unset: 50 per CPU core).
   std::optional<size_t> watch_alerts_max_subscribers;
   // Online backups (docs/operations.md "Backup and restore"): every `backup_interval` a
   // consistent store checkpoint is written to `backup_dir`/checkpoint-<unix_ms> (the time it

@@ -8,11 +8,13 @@
 // cursors.
 #include <signal.h>
 
+#include <algorithm>
 #include <string>
 #include <thread>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "gmock/gmock.h"
 #include "tests/alerts/alerts_test_util.h"
@@ -232,6 +234,30 @@ TEST(WatchAlertsTest, SubscriberBeyondTheMaximumIsRefusedResourceExhausted) {
   ASSERT_TRUE(metrics.ok());
   EXPECT_THAT(*metrics, HasSubstr("pumptwin_subscribers_refused_total{stream=\"watch_alerts\"} 1"));
   EXPECT_THAT(*metrics, HasSubstr("pumptwin_subscribers{stream=\"watch_alerts\"} 2"));
+}
+
+// Without the flag the maximum follows the machine: 50 streams per CPU core. An empty
+// value is the same as no flag; 0 lifts the limit.
+TEST(WatchAlertsTest, TheDefaultMaximumIsFiftyStreamsPerCore) {
+  const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+  {
+    testing::TempDir dir;
+    Server srv(dir);
+    ASSERT_NO_FATAL_FAILURE(srv.Start());
+    EXPECT_THAT(srv.proc.ReadLog(), HasSubstr(absl::StrCat("max_subscribers=", 50 * cores, " ")));
+  }
+  {
+    testing::TempDir dir;
+    Server srv(dir, {"--watch_alerts_max_subscribers="});
+    ASSERT_NO_FATAL_FAILURE(srv.Start());
+    EXPECT_THAT(srv.proc.ReadLog(), HasSubstr(absl::StrCat("max_subscribers=", 50 * cores, " ")));
+  }
+  {
+    testing::TempDir dir;
+    Server srv(dir, {"--watch_alerts_max_subscribers=0"});
+    ASSERT_NO_FATAL_FAILURE(srv.Start());
+    EXPECT_THAT(srv.proc.ReadLog(), HasSubstr("max_subscribers=0 "));
+  }
 }
 
 TEST(WatchAlertsTest, ServerStopsWithAStalledSubscriberMidWrite) {

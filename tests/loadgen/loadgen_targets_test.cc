@@ -3,6 +3,7 @@
 // durable, the flags it refuses; and the owner address read from a replica's refusal. A
 // cluster of replicas needs PostgreSQL: tools/loadgen/cluster_bench.sh runs the tool there.
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -26,9 +27,13 @@ using testing::ToolRun;
 
 // One pumptwind on 127.0.0.1 with its own data directory (not started yet).
 struct LocalServer {
+  explicit LocalServer(std::vector<std::string> args = {}) {
+    args.push_back("--shutdown_grace=1s");
+    process = std::make_unique<testing::ServerProcess>(testing::ServerProcessOptions{
+        .data_dir = dir.path() + "/data", .extra_args = std::move(args)});
+  }
   testing::TempDir dir;
-  testing::ServerProcess process{testing::ServerProcessOptions{
-      .data_dir = dir.path() + "/data", .extra_args = {"--shutdown_grace=1s"}}};
+  std::unique_ptr<testing::ServerProcess> process;
 };
 
 ToolRun RunLoadgen(const std::vector<std::string>& args) {
@@ -37,7 +42,7 @@ ToolRun RunLoadgen(const std::vector<std::string>& args) {
 
 TEST(LoadgenTargetsTest, EverySampleDurableThroughTheClusterClient) {
   LocalServer local;
-  testing::ServerProcess& server = local.process;
+  testing::ServerProcess& server = *local.process;
   ASSERT_TRUE(server.Start().ok());
   ToolRun run = RunLoadgen({"--targets=" + server.grpc_target(), "--register_pumps", "--streams=2",
                             "--pumps_per_stream=3", "--batch=10", "--frames_per_stream=30",
@@ -59,7 +64,7 @@ TEST(LoadgenTargetsTest, EverySampleDurableThroughTheClusterClient) {
 // raise; the stalled ones read nothing and are not dropped.
 TEST(LoadgenAlertProbeTest, EveryRaiseIsTimedByEveryReadingSubscriber) {
   LocalServer local;
-  testing::ServerProcess& server = local.process;
+  testing::ServerProcess& server = *local.process;
   ASSERT_TRUE(server.Start().ok());
   // 2 streams x 200 frames, one every 5 ms: ~1 s of ingest, the probe raising every 40 ms
   // (every other sample) from the 64th acknowledged frame on.
@@ -72,6 +77,7 @@ TEST(LoadgenAlertProbeTest, EveryRaiseIsTimedByEveryReadingSubscriber) {
   EXPECT_EQ(run.Int("watchers"), 4);
   EXPECT_EQ(run.Int("stalled"), 2);
   EXPECT_EQ(run.Int("watchers_refused"), 0);
+  EXPECT_EQ(run.Int("readers_held"), 2);
   EXPECT_EQ(run.Int("watchers_ended_early"), 0) << run.output;
   const int64_t raises = run.Int("probe_raises");
   EXPECT_GE(raises, 3) << run.output;
@@ -79,6 +85,27 @@ TEST(LoadgenAlertProbeTest, EveryRaiseIsTimedByEveryReadingSubscriber) {
   // per 40 ms (with slack for a slow machine stretching the run, never the whole 60 s).
   EXPECT_LE(raises, 200) << run.output;
   EXPECT_EQ(run.Int("alert_latencies"), 2 * raises) << run.output;
+}
+
+// Beyond the server's subscriber maximum the tool counts which kind was refused, and waits
+// for (and reports) the raises timed by the reading subscribers the server holds. The tool
+// opens one connection's streams at a time, stalled and reading alternately, so the
+// server holds the first fifteen: ten stalled (the first connection), five reading.
+TEST(LoadgenAlertProbeTest, CountsTheReadingSubscribersTheServerHolds) {
+  LocalServer local({"--watch_alerts_max_subscribers=15"});
+  testing::ServerProcess& server = *local.process;
+  ASSERT_TRUE(server.Start().ok());
+  ToolRun run = RunLoadgen({"--target=" + server.grpc_target(), "--register_pumps", "--streams=1",
+                            "--pumps_per_stream=2", "--batch=10", "--frames_per_stream=200",
+                            "--frame_interval_ms=5", "--duration_s=60", "--watch_alerts=4000",
+                            "--watch_alerts_per_channel=10", "--alert_probe_ms=20"});
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_EQ(run.Int("watchers_refused"), 3985) << run.output;
+  const int64_t readers = run.Int("readers_held");
+  EXPECT_EQ(readers, 5) << run.output;
+  const int64_t raises = run.Int("probe_raises");
+  EXPECT_GE(raises, 3) << run.output;
+  EXPECT_EQ(run.Int("alert_latencies"), readers * raises) << run.output;
 }
 
 TEST(LoadgenTargetsTest, RefusesWhatItCannotDoAgainstACluster) {

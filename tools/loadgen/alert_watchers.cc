@@ -52,8 +52,10 @@ class AlertWatchers::Stream final : public grpc::ClientReadReactor<pumptwin::v1:
   }
   void OnDone(const grpc::Status& s) override {
     // The server's subscriber maximum (a trailers-only answer: no events, no headers).
-    owner_->OnDone(!cancelled_.load(), s.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED &&
-                                           absl::StrContains(s.error_message(), "max_subscribers"));
+    owner_->OnDone(!cancelled_.load(),
+                   s.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED &&
+                       absl::StrContains(s.error_message(), "max_subscribers"),
+                   reads_);
   }
 
  private:
@@ -74,11 +76,12 @@ void AlertWatchers::OnStarted() {
   ++started_;
 }
 
-void AlertWatchers::OnDone(bool early, bool refused) {
+void AlertWatchers::OnDone(bool early, bool refused, bool reads) {
   absl::MutexLock l(&mu_);
   ++done_;
   if (refused) {
     ++refused_;
+    if (reads) ++refused_reading_;
   } else if (early) {
     ++ended_early_;
   }
@@ -87,6 +90,11 @@ void AlertWatchers::OnDone(bool early, bool refused) {
 int AlertWatchers::refused() const {
   absl::MutexLock l(&mu_);
   return refused_;
+}
+
+int AlertWatchers::refused_reading() const {
+  absl::MutexLock l(&mu_);
+  return refused_reading_;
 }
 
 int AlertWatchers::started() const {
@@ -101,7 +109,14 @@ int AlertWatchers::ended_early() const {
 
 bool AlertWatchers::Start(absl::Duration timeout) {
   const int per = std::max(1, opts_.per_channel);
-  // Stalled streams first, on their own connections; reading ones on theirs.
+  const absl::Time deadline = absl::Now() + timeout;
+  auto all = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return started_ + done_ >= static_cast<int>(streams_.size());
+  };
+  // Stalled and reading streams on connections of their own, one connection's streams at a
+  // time: each block is answered (held or refused) before the next opens, so a server at
+  // its maximum holds the first blocks in this order, stalled and reading alike, however
+  // the connections' handshakes race.
   auto open = [&](int from, int to, bool reads) {
     for (int i = from; i < to; i += per) {
       grpc::ChannelArguments args;
@@ -112,6 +127,8 @@ bool AlertWatchers::Start(absl::Duration timeout) {
       for (int j = i; j < std::min(to, i + per); ++j) {
         streams_.push_back(std::make_unique<Stream>(this, stubs_.back().get(), reads));
       }
+      absl::MutexLock l(&mu_);
+      mu_.AwaitWithDeadline(absl::Condition(&all), deadline);
     }
   };
   const int stalled = std::clamp(opts_.stalled, 0, opts_.watchers);
@@ -120,10 +137,7 @@ bool AlertWatchers::Start(absl::Duration timeout) {
     if (r < opts_.watchers) open(r, std::min(opts_.watchers, r + per), true);
   }
   absl::MutexLock l(&mu_);
-  auto all = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return started_ + done_ >= static_cast<int>(streams_.size());
-  };
-  mu_.AwaitWithTimeout(absl::Condition(&all), timeout);
+  mu_.AwaitWithDeadline(absl::Condition(&all), deadline);
   return started_ + refused_ >= static_cast<int>(streams_.size());
 }
 
@@ -238,6 +252,12 @@ absl::Status AlertLoad::Start() {
   return absl::OkStatus();
 }
 
+int AlertLoad::held_readers() const {
+  if (watchers_ == nullptr) return 0;
+  return options_.watchers - std::clamp(options_.stalled, 0, options_.watchers) -
+         watchers_->refused_reading();
+}
+
 void AlertLoad::Begin() {
   if (probe_ != nullptr) probe_->Begin();
 }
@@ -245,11 +265,10 @@ void AlertLoad::Begin() {
 void AlertLoad::Finish() {
   if (probe_ == nullptr) return;
   probe_->Stop();
-  // Every reading subscriber times every raise: give the last ones a moment to arrive.
-  if (watchers_ != nullptr && watchers_->refused() == 0) {
-    watchers_->latency().WaitForCount(
-        static_cast<size_t>(options_.watchers - options_.stalled) * probe_->raises(),
-        absl::Now() + absl::Seconds(5));
+  // Every held reading subscriber times every raise: give the last ones a moment to arrive.
+  if (watchers_ != nullptr) {
+    watchers_->latency().WaitForCount(static_cast<size_t>(held_readers()) * probe_->raises(),
+                                      absl::Now() + absl::Seconds(5));
   }
 }
 
@@ -258,11 +277,11 @@ std::string AlertLoad::Summary() const {
   const std::vector<int64_t> al =
       watchers_ != nullptr ? watchers_->latency().SortedNanos() : std::vector<int64_t>();
   return absl::StrFormat(
-      "watchers=%d stalled=%d watchers_refused=%d watchers_ended_early=%d "
+      "watchers=%d stalled=%d watchers_refused=%d readers_held=%d watchers_ended_early=%d "
       "alert_events_read=%lld probe_raises=%lld "
       "alert_latencies=%zu alert_latency_ms_p50=%.3f p99=%.3f max=%.3f",
       options_.watchers, watchers_ != nullptr ? options_.stalled : 0,
-      watchers_ != nullptr ? watchers_->refused() : 0,
+      watchers_ != nullptr ? watchers_->refused() : 0, held_readers(),
       watchers_ != nullptr ? watchers_->ended_early() : 0,
       static_cast<long long>(watchers_ != nullptr ? watchers_->events_read() : 0),
       static_cast<long long>(probe_ != nullptr ? probe_->raises() : 0), al.size(),

@@ -57,11 +57,14 @@ class AlertWatchers {
 
   // Starts every stream; true once each has had its initial metadata (the server has
   // subscribed it) or was refused RESOURCE_EXHAUSTED (the server's subscriber maximum)
-  // within `timeout`. Stalled and reading streams are opened alternately, a connection
-  // of each at a time, so that a maximum holds both kinds.
+  // within `timeout`. Stalled and reading streams are opened alternately, one
+  // connection's streams at a time, each connection's answered before the next opens: a
+  // server at its maximum holds the first streams in that order (with per_channel at most
+  // half the maximum, both kinds).
   bool Start(absl::Duration timeout);
   int started() const;
-  int refused() const;  // refused RESOURCE_EXHAUSTED by the server's subscriber maximum
+  int refused() const;          // refused RESOURCE_EXHAUSTED by the server's subscriber maximum
+  int refused_reading() const;  // of those, reading streams (the rest were stalled ones)
   int64_t events_read() const { return events_.load(); }
   int ended_early() const;  // streams the server ended before the tool cancelled them
   const LatencyRecorder& latency() const { return latency_; }
@@ -70,7 +73,7 @@ class AlertWatchers {
   class Stream;
   friend class Stream;
   void OnStarted();
-  void OnDone(bool early, bool refused);
+  void OnDone(bool early, bool refused, bool reads);
 
   const WatchOptions opts_;
   const RaiseLog* const raises_;
@@ -84,6 +87,7 @@ class AlertWatchers {
   int done_ ABSL_GUARDED_BY(mu_) = 0;
   int ended_early_ ABSL_GUARDED_BY(mu_) = 0;
   int refused_ ABSL_GUARDED_BY(mu_) = 0;
+  int refused_reading_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 struct ProbeOptions {
@@ -145,6 +149,8 @@ class AlertLoad {
   std::string Summary() const;
 
  private:
+  // Reading subscribers the server holds: requested minus stalled minus refused readers.
+  int held_readers() const;
   const AlertLoadOptions options_;
   RaiseLog raises_;
   std::unique_ptr<AlertWatchers> watchers_;
